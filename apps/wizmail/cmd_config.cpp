@@ -1,0 +1,4 @@
+#include "commands.hpp"
+namespace wizmail::cli {
+void add_config_commands(CLI::App&, Context&) {}
+}  // namespace wizmail::cli

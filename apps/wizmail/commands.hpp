@@ -1,0 +1,46 @@
+// The admin CLI's subcommands. Each area registers its own in cmd_<area>.cpp;
+// the commands only parse arguments and call libwizmail.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "wizmail/error.hpp"
+
+namespace wizmail::cli {
+
+// What every command shares: the --home option, --json, and the outcome.
+struct Context {
+  std::string home_option;   // --home
+  bool json = false;         // --json where a command supports it
+  int exit_code = 0;
+
+  // --home, else $WIZ98MS_HOME, else an error (printed by the caller).
+  Result<std::filesystem::path> home() const;
+  // Print "wizmail: <message>" on stderr and remember exit code `code`.
+  void error(const std::string& message, int code = 1);
+  void error(const Error& e, int code = 1) { error(e.message, code); }
+};
+
+// Registration functions, one per area. Each adds subcommands to `app`
+// and sets their callbacks; callbacks report failure through ctx.error().
+void add_setup_command(CLI::App& app, Context& ctx);
+void add_account_commands(CLI::App& app, Context& ctx);
+void add_ml_commands(CLI::App& app, Context& ctx);
+void add_mailbox_commands(CLI::App& app, Context& ctx);
+void add_config_commands(CLI::App& app, Context& ctx);
+
+// The manual's command names (wmsactcrt, wmsprtdef, ...) map onto wizmail
+// subcommands. Returns the argument vector to parse (without argv[0]) for
+// `program` (argv[0]'s base name) and the given arguments; `-nowait` is
+// dropped wherever it appears. Unknown program names run as `wizmail`.
+std::vector<std::string> translate_manual_command(const std::string& program,
+                                                  std::vector<std::string> args);
+
+// The manual's names, for installing links.
+const std::vector<std::string>& manual_command_names();
+
+}  // namespace wizmail::cli

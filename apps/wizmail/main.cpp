@@ -1,0 +1,50 @@
+// wizmail: the admin CLI. Also runs under the manual's command names
+// (wmsactcrt, wmsprtdef, ...), dispatching on argv[0].
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include "commands.hpp"
+#include "wizmail/config.hpp"
+
+namespace wizmail::cli {
+
+Result<std::filesystem::path> Context::home() const { return resolve_home(home_option); }
+
+void Context::error(const std::string& message, int code) {
+  std::cerr << "wizmail: " << message << '\n';
+  if (exit_code == 0) exit_code = code;
+}
+
+}  // namespace wizmail::cli
+
+int main(int argc, char** argv) {
+  using namespace wizmail::cli;
+  std::string program = std::filesystem::path(argc > 0 ? argv[0] : "wizmail").filename();
+  std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
+  args = translate_manual_command(program, std::move(args));
+
+  Context ctx;
+  CLI::App app{"wizmail: administer a wizmail mail server home", "wizmail"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.add_option("--home", ctx.home_option,
+                 "the server home (default: $WIZ98MS_HOME)");
+  app.set_version_flag("--version", "wizmail 0.1.0");
+
+  add_setup_command(app, ctx);
+  add_account_commands(app, ctx);
+  add_ml_commands(app, ctx);
+  add_mailbox_commands(app, ctx);
+  add_config_commands(app, ctx);
+
+  // CLI11 parses argv in reverse order.
+  std::reverse(args.begin(), args.end());
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  return ctx.exit_code;
+}

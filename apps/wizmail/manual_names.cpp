@@ -1,0 +1,69 @@
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+
+namespace wizmail::cli {
+
+namespace {
+
+struct ManualName {
+  const char* program;
+  std::vector<std::string> prefix;  // wizmail subcommand words
+};
+
+// Commands whose manual form selects the subcommand with a flag
+// (wmsmngact -cp, wmsmngml -a/-d) are handled in translate_manual_command.
+const std::vector<ManualName>& table() {
+  static const std::vector<ManualName> t = {
+      {"wmssetupenv", {"setup"}},
+      {"wmsactcrt", {"account", "create"}},
+      {"wmscrtact", {"account", "create"}},
+      {"wmscrtml", {"ml", "create"}},
+      {"wmsdelact", {"account", "delete"}},
+      {"wmsmngact", {"account"}},
+      {"wmsmngml", {"ml"}},
+      {"wmsprtdef", {"config", "show"}},
+      {"wmsprtmailbox", {"mailbox", "status"}},
+  };
+  return t;
+}
+
+}  // namespace
+
+const std::vector<std::string>& manual_command_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& m : table()) out.emplace_back(m.program);
+    return out;
+  }();
+  return names;
+}
+
+std::vector<std::string> translate_manual_command(const std::string& program,
+                                                  std::vector<std::string> args) {
+  std::erase(args, std::string("-nowait"));
+  auto it = std::find_if(table().begin(), table().end(),
+                         [&](const ManualName& m) { return program == m.program; });
+  if (it == table().end()) return args;
+
+  std::vector<std::string> out = it->prefix;
+  if (program == "wmsmngact" || program == "wmsmngml") {
+    // wmsmngact -cp NAME PASS; wmsmngml -a|-d LIST ADDRESS
+    static const std::vector<std::pair<std::string, std::string>> flags = {
+        {"-cp", "passwd"}, {"-a", "add"}, {"-d", "del"}};
+    if (!args.empty()) {
+      auto f = std::find_if(flags.begin(), flags.end(),
+                            [&](const auto& p) { return p.first == args.front(); });
+      if (f != flags.end()) {
+        out.push_back(f->second);
+        args.erase(args.begin());
+      }
+    }
+  }
+  out.insert(out.end(), args.begin(), args.end());
+  return out;
+}
+
+}  // namespace wizmail::cli

@@ -1,0 +1,136 @@
+#include "util/fs.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <string>
+
+namespace wizmail::util {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+Status write_all(int fd, std::string_view data, const fs::path& path) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("write " + path.string(), errno);
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return {};
+}
+
+}  // namespace
+
+Status fsync_dir(const fs::path& dir) {
+  Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d.fd < 0) return fail_errno("open directory " + dir.string(), errno);
+  if (::fsync(d.fd) != 0) return fail_errno("fsync directory " + dir.string(), errno);
+  return {};
+}
+
+Status write_file_atomic(const fs::path& path, std::string_view data, unsigned mode) {
+  fs::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + unique_name_part());
+  {
+    Fd f(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    if (f.fd < 0) return fail_errno("create " + tmp.string(), errno);
+    // The umask must not weaken or widen the mode we were asked for.
+    if (::fchmod(f.fd, mode) != 0) {
+      int e = errno;
+      ::unlink(tmp.c_str());
+      return fail_errno("chmod " + tmp.string(), e);
+    }
+    if (auto st = write_all(f.fd, data, tmp); !st) {
+      ::unlink(tmp.c_str());
+      return st;
+    }
+    if (::fsync(f.fd) != 0) {
+      int e = errno;
+      ::unlink(tmp.c_str());
+      return fail_errno("fsync " + tmp.string(), e);
+    }
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return fail_errno("rename to " + path.string(), e);
+  }
+  return fsync_dir(dir);
+}
+
+Result<std::string> read_file(const fs::path& path) {
+  Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (f.fd < 0) return fail_errno("open " + path.string(), errno);
+  std::string out;
+  char buf[65536];
+  while (true) {
+    ssize_t n = ::read(f.fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("read " + path.string(), errno);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+Status make_dirs(const fs::path& dir, unsigned mode) {
+  std::error_code ec;
+  fs::path cur;
+  for (const auto& part : dir) {
+    cur /= part;
+    if (cur.empty() || cur == cur.root_path()) continue;
+    if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST)
+      return fail_errno("mkdir " + cur.string(), errno);
+  }
+  if (!fs::is_directory(dir, ec))
+    return fail(Errc::io, dir.string() + " exists and is not a directory");
+  return {};
+}
+
+std::string unique_name_part() {
+  static std::atomic<unsigned long> seq{0};
+  using namespace std::chrono;
+  auto now = system_clock::now().time_since_epoch();
+  auto sec = duration_cast<seconds>(now).count();
+  auto usec = duration_cast<microseconds>(now).count() % 1000000;
+  return std::to_string(sec) + ".M" + std::to_string(usec) + "P" +
+         std::to_string(::getpid()) + "Q" + std::to_string(seq.fetch_add(1) + 1);
+}
+
+const std::string& maildir_hostname() {
+  static const std::string name = [] {
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return std::string("localhost");
+    std::string out;
+    for (const char* p = buf; *p; ++p) {
+      if (*p == '/') out += "\\057";
+      else if (*p == ':') out += "\\072";
+      else out += *p;
+    }
+    return out;
+  }();
+  return name;
+}
+
+}  // namespace wizmail::util

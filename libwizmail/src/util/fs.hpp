@@ -1,0 +1,32 @@
+// File-system primitives with the durability rules of SPEC §3.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "wizmail/error.hpp"
+
+namespace wizmail::util {
+
+// fsync the directory itself so that a create/rename/link in it is durable.
+Status fsync_dir(const std::filesystem::path& dir);
+
+// Write `data` to `path` atomically and durably: write a temporary file beside
+// it, fsync, rename over `path`, fsync the directory. `mode` is the new file's.
+Status write_file_atomic(const std::filesystem::path& path, std::string_view data,
+                         unsigned mode = 0644);
+
+// Read a whole (small) file. Errc::not_found when it does not exist.
+Result<std::string> read_file(const std::filesystem::path& path);
+
+// Create a directory (and parents) with `mode`; existing is fine.
+Status make_dirs(const std::filesystem::path& dir, unsigned mode = 0755);
+
+// A process-unique, time-ordered name part: "<sec>.M<usec>P<pid>Q<seq>".
+std::string unique_name_part();
+
+// This host's name, with '/' and ':' escaped as Maildir requires.
+const std::string& maildir_hostname();
+
+}  // namespace wizmail::util
