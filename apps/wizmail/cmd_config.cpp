@@ -1,4 +1,80 @@
+// wizmail config show [--json] | check | reference
+//
+// Exit status: 0 = fine; 1 = the configuration has errors (load errors, or for
+// `check` also errors found by check_config); 2 = bad command line (main.cpp).
+// Warnings go to stderr and never change the exit status.
+#include <iostream>
+
 #include "commands.hpp"
+#include "wizmail/config.hpp"
+
 namespace wizmail::cli {
-void add_config_commands(CLI::App&, Context&) {}
+
+namespace {
+
+void print_diagnostic(const ConfigDiagnostic& d) {
+  std::cerr << "wizmail: "
+            << (d.severity == ConfigDiagnostic::Severity::error ? "error: " : "warning: ")
+            << d.to_string() << '\n';
+}
+
+// Load the home's configuration, printing every diagnostic. Null on errors.
+std::shared_ptr<const Config> load(Context& ctx, std::size_t& errors, std::size_t& warnings) {
+  auto home = ctx.home();
+  if (!home) {
+    ctx.error(home.error());
+    return nullptr;
+  }
+  ConfigLoad r = load_config_report(*home);
+  for (const auto& d : r.diagnostics) {
+    print_diagnostic(d);
+    (d.severity == ConfigDiagnostic::Severity::error ? errors : warnings)++;
+  }
+  if (!r.ok() && ctx.exit_code == 0) ctx.exit_code = 1;
+  return r.config;
+}
+
+}  // namespace
+
+void add_config_commands(CLI::App& app, Context& ctx) {
+  auto* config = app.add_subcommand("config", "show, check or document the configuration");
+  config->require_subcommand(1);
+
+  auto* show = config->add_subcommand("show", "print every key's effective value and its file");
+  show->add_flag("--json", ctx.json, "print JSON");
+  show->callback([&ctx] {
+    std::size_t errors = 0, warnings = 0;
+    auto c = load(ctx, errors, warnings);
+    if (!c) {
+      if (errors) std::cerr << "wizmail: the configuration has " << errors << " error(s)\n";
+      return;
+    }
+    std::cout << (ctx.json ? show_config_json(*c) : show_config(*c));
+  });
+
+  auto* check = config->add_subcommand(
+      "check", "report errors and dangerous settings (exit 1 when there are errors)");
+  check->callback([&ctx] {
+    std::size_t errors = 0, warnings = 0;
+    auto c = load(ctx, errors, warnings);
+    if (c) {
+      for (const auto& d : check_config(*c)) {
+        print_diagnostic(d);
+        (d.severity == ConfigDiagnostic::Severity::error ? errors : warnings)++;
+      }
+    }
+    if (errors) {
+      if (ctx.exit_code == 0) ctx.exit_code = 1;
+      std::cout << "configuration has " << errors << " error(s) and " << warnings
+                << " warning(s)\n";
+    } else if (ctx.exit_code == 0) {
+      std::cout << "configuration OK (" << warnings << " warning(s))\n";
+    }
+  });
+
+  auto* reference = config->add_subcommand(
+      "reference", "print the configuration reference (docs/configuration.md) in Markdown");
+  reference->callback([] { std::cout << config_reference_markdown(); });
+}
+
 }  // namespace wizmail::cli

@@ -1,7 +1,516 @@
+// `wizmail setup`, `account …`, `ml …`, `mailbox status`: argument parsing
+// and output only; the work is libwizmail's (AccountStore, Mailbox, config).
+//
+// Every command checks all of its input before it changes anything, so a
+// refused command leaves the home exactly as it was.
+#include <arpa/inet.h>
+#include <sys/random.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
 #include "commands.hpp"
+#include "wizmail/account_store.hpp"
+#include "wizmail/config.hpp"
+#include "wizmail/mailbox.hpp"
+
 namespace wizmail::cli {
-void add_setup_command(CLI::App&, Context&) {}
-void add_account_commands(CLI::App&, Context&) {}
-void add_ml_commands(CLI::App&, Context&) {}
-void add_mailbox_commands(CLI::App&, Context&) {}
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (ch) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += ch;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// The loaded configuration of the home, or an error printed through ctx.
+std::shared_ptr<const Config> load(Context& ctx) {
+  auto home = ctx.home();
+  if (!home) {
+    ctx.error(home.error());
+    return nullptr;
+  }
+  auto cfg = load_config(*home);
+  if (!cfg) {
+    ctx.error(cfg.error());
+    return nullptr;
+  }
+  return *cfg;
+}
+
+// Read one line from stdin (the terminal's echo off when `secret`).
+std::optional<std::string> prompt(const std::string& question, bool secret) {
+  std::cerr << question << std::flush;
+  const bool tty = ::isatty(STDIN_FILENO) == 1;
+  termios saved{};
+  bool restore = false;
+  if (secret && tty && ::tcgetattr(STDIN_FILENO, &saved) == 0) {
+    termios quiet = saved;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    restore = ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == 0;
+  }
+  std::string line;
+  bool ok = static_cast<bool>(std::getline(std::cin, line));
+  if (restore) {
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+    std::cerr << '\n';
+  }
+  if (!ok) return std::nullopt;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+// Ask for a password; on a terminal twice, to catch typos.
+std::optional<std::string> prompt_password(Context& ctx, const std::string& account) {
+  auto pw = prompt("Password for " + account + ": ", true);
+  if (!pw) {
+    ctx.error("no password given (end of input)");
+    return std::nullopt;
+  }
+  if (::isatty(STDIN_FILENO) == 1) {
+    auto again = prompt("Retype the password: ", true);
+    if (!again || *again != *pw) {
+      ctx.error("the passwords differ; nothing was changed");
+      return std::nullopt;
+    }
+  }
+  return pw;
+}
+
+std::string random_password() {
+  static constexpr char alphabet[] =
+      "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+  constexpr std::size_t n = sizeof alphabet - 1;
+  std::string out;
+  unsigned char buf[64];
+  while (out.size() < 16) {
+    ssize_t got = ::getrandom(buf, sizeof buf, 0);
+    if (got <= 0) continue;
+    for (ssize_t i = 0; i < got && out.size() < 16; ++i) {
+      // Reject bytes that would bias the choice.
+      if (buf[i] >= 256 - (256 % n)) continue;
+      out += alphabet[buf[i] % n];
+    }
+  }
+  return out;
+}
+
+bool valid_ip(const std::string& s) {
+  unsigned char b[16];
+  return inet_pton(AF_INET, s.c_str(), b) == 1 || inet_pton(AF_INET6, s.c_str(), b) == 1;
+}
+
+bool valid_domain(std::string_view d) {
+  if (d.empty() || d.size() > 253 || d.front() == '.' || d.back() == '.' || d.front() == '-' ||
+      d.find("..") != std::string_view::npos)
+    return false;
+  for (char c : d) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '-' || c == '.'))
+      return false;
+  }
+  return true;
+}
+
+const char* const kInitialAccounts[] = {"administrator", "forward", "notifi", "postmaster"};
+
+// The manual's sample (フォーワーディング機能2): forward every mail of the
+// `forward` account with the sendmail tool.
+std::string sample_forward_def(const std::string& domain) {
+  return "// forward.def: run for every mail stored in this account (SPEC §8).\n"
+         "// The manual's sample: hand the mail file to the sendmail tool, which\n"
+         "// forwards it. Change param2 to the address mail should go to, or delete\n"
+         "// this file to keep mail here.\n"
+         "// wizmail-sendmail FROM TO -mf MAILFILE\n"
+         "bin=wizmail-sendmail\n"
+         "param1=FROM_ADDRESS\n"
+         "param2=postmaster@" + domain + "\n"
+         "param3=-mf\n"
+         "param4=MAILFILE_PATH\n";
+}
+
+struct SetupOptions {
+  int smtp_port = 0;
+  int pop_port = 0;
+  std::vector<std::string> bind;
+  std::string domain;
+  std::string password;
+};
+
+void run_setup(Context& ctx, const SetupOptions& o) {
+  auto home_r = ctx.home();
+  if (!home_r) return ctx.error(home_r.error());
+  const fs::path home = *home_r;
+
+  // 1. Check everything first.
+  for (const auto& b : o.bind) {
+    if (!valid_ip(b)) return ctx.error("--bind: " + b + " is not an IP address");
+  }
+  if (!o.domain.empty() && !valid_domain(o.domain))
+    return ctx.error("--domain: " + o.domain + " is not a domain name");
+  if (!o.password.empty()) {
+    if (o.password.size() > 1024 || o.password.find_first_of("\r\n") != std::string::npos ||
+        o.password.starts_with("{CRYPT}"))
+      return ctx.error("--password: not usable as a password (CR/LF, {CRYPT} or too long)");
+  }
+  std::error_code ec;
+  if (fs::exists(home, ec) && !fs::is_directory(home, ec))
+    return ctx.error(home.string() + " exists and is not a directory");
+  const fs::path def = home / "def";
+  bool any_def = false;
+  for (const auto& f : def_file_names()) any_def = any_def || fs::exists(def / f, ec);
+  if (any_def) {
+    // Existing def files must load, or we cannot know where mail lives.
+    auto cfg = load_config(home);
+    if (!cfg) return ctx.error("the existing configuration has errors; nothing was changed:\n" +
+                               cfg.error().message);
+  }
+
+  // 2. The layout (SPEC §1).
+  for (const char* sub : {"def", "mailbox", "resendmail", "deadmail", "dustbox", "var/log",
+                          "var/run", "var/trace"}) {
+    std::error_code mk;
+    fs::create_directories(home / sub, mk);
+    if (mk) return ctx.error("cannot create " + (home / sub).string() + ": " + mk.message());
+  }
+
+  // 3. The def files: only the missing ones.
+  DefFileOptions dopt;
+  dopt.smtp_port = o.smtp_port;
+  dopt.pop_port = o.pop_port;
+  dopt.bind_address = o.bind;
+  dopt.domain = o.domain;
+  for (const auto& f : def_file_names()) {
+    const fs::path p = def / f;
+    if (fs::exists(p, ec)) {
+      std::cout << "kept existing def/" << f;
+      const bool ignored = (f == "smtpenv.dat" && (o.smtp_port || !o.bind.empty())) ||
+                           (f == "popenv.dat" && o.pop_port) ||
+                           (f == "wiz98msenv.dat" && !o.domain.empty());
+      if (ignored) std::cout << " (the options for it were not applied: edit the file)";
+      std::cout << '\n';
+      continue;
+    }
+    std::string text = default_def_file(f, dopt);
+    if (text.empty()) return ctx.error("no default contents for def/" + f);
+    // Fresh file, so no other writer: create it exclusively and durably.
+    if (auto st = [&]() -> Status {
+          std::string tmp_name = p.string() + ".new";
+          FILE* fp = std::fopen(tmp_name.c_str(), "wx");
+          if (!fp) return fail_errno("create " + tmp_name, errno);
+          bool ok = std::fwrite(text.data(), 1, text.size(), fp) == text.size();
+          ok = std::fflush(fp) == 0 && ok;
+          ok = ::fsync(::fileno(fp)) == 0 && ok;
+          ok = std::fclose(fp) == 0 && ok;
+          if (!ok || ::link(tmp_name.c_str(), p.c_str()) != 0) {
+            int e = errno;
+            ::unlink(tmp_name.c_str());
+            return fail_errno("write " + p.string(), e ? e : EIO);
+          }
+          ::unlink(tmp_name.c_str());
+          return {};
+        }();
+        !st)
+      return ctx.error(st.error());
+    std::cout << "wrote def/" << f << '\n';
+  }
+
+  auto cfg = load_config(home);
+  if (!cfg) return ctx.error(cfg.error());
+  const Config& c = **cfg;
+  for (const fs::path& d : {c.mailbox_dir(), c.dustbox_dir()}) {
+    std::error_code mk;
+    fs::create_directories(d, mk);
+    if (mk) return ctx.error("cannot create " + d.string() + ": " + mk.message());
+  }
+
+  // 4. The initial accounts: only the missing ones.
+  AccountStore store(c.mailbox_dir());
+  for (const char* name : kInitialAccounts) {
+    if (store.exists(name)) {
+      std::cout << "kept existing account " << name << '\n';
+      continue;
+    }
+    const std::string pw = o.password.empty() ? random_password() : o.password;
+    if (auto st = store.create(name, pw); !st) return ctx.error(st.error());
+    if (std::string_view(name) == "forward") {
+      auto dir = store.account_dir(name);
+      std::FILE* fp = dir ? std::fopen((*dir / "forward.def").c_str(), "wx") : nullptr;
+      const std::string text = sample_forward_def(c.server.domain);
+      bool ok = fp && std::fwrite(text.data(), 1, text.size(), fp) == text.size();
+      if (fp) ok = std::fclose(fp) == 0 && ok;
+      if (!ok) std::cerr << "wizmail: warning: could not write the sample forward.def\n";
+    }
+    if (o.password.empty())
+      std::cout << "created account " << name << " with password " << pw
+                << "   (shown only now)\n";
+    else
+      std::cout << "created account " << name << '\n';
+  }
+  std::cout << "home ready: " << home.string() << '\n';
+}
+
+}  // namespace
+
+void add_setup_command(CLI::App& app, Context& ctx) {
+  auto opt = std::make_shared<SetupOptions>();
+  auto* cmd = app.add_subcommand(
+      "setup", "create the home layout, def files and initial accounts (keeps what exists)");
+  cmd->add_option("--smtp-port", opt->smtp_port, "SMTP port written to def/smtpenv.dat")
+      ->check(CLI::Range(1, 65535));
+  cmd->add_option("--pop-port", opt->pop_port, "POP3 port written to def/popenv.dat")
+      ->check(CLI::Range(1, 65535));
+  cmd->add_option("--bind", opt->bind, "address(es) to listen on (bind_address)")
+      ->delimiter(',');
+  cmd->add_option("--domain", opt->domain, "the primary mail domain");
+  cmd->add_option("--password", opt->password,
+                  "password of the initial accounts (default: random, printed once)");
+  cmd->callback([&ctx, opt] { run_setup(ctx, *opt); });
+}
+
+void add_account_commands(CLI::App& app, Context& ctx) {
+  auto* account = app.add_subcommand("account", "create, delete, list accounts; change passwords");
+  account->require_subcommand(1);
+
+  struct Args {
+    std::string name, password;
+    bool crypt = false;
+  };
+  auto a = std::make_shared<Args>();
+
+  auto* create = account->add_subcommand("create", "create an account (prompts when no args)");
+  create->add_option("name", a->name, "account name");
+  create->add_option("password", a->password, "password");
+  create->add_flag("--crypt", a->crypt, "store a {CRYPT} SHA-512 hash instead of the password");
+  create->callback([&ctx, a] {
+    // Check the name before asking for anything else.
+    std::string name = a->name;
+    if (name.empty()) {
+      auto n = prompt("Account name: ", false);
+      if (!n || n->empty()) return ctx.error("no account name given; nothing was changed");
+      name = *n;
+    }
+    auto norm = AccountStore::normalize_name(name);
+    if (!norm) return ctx.error(norm.error());
+    auto cfg = load(ctx);
+    if (!cfg) return;
+    AccountStore store(cfg->mailbox_dir());
+    if (store.exists(*norm)) return ctx.error("account " + *norm + " already exists");
+    std::string pw = a->password;
+    if (pw.empty()) {
+      auto p = prompt_password(ctx, *norm);
+      if (!p) return;
+      pw = *p;
+    }
+    auto st = store.create(*norm, pw, a->crypt ? PasswordScheme::crypt : PasswordScheme::plain);
+    if (!st) return ctx.error(st.error());
+    std::cout << "created account " << *norm << '\n';
+  });
+
+  auto* del = account->add_subcommand("delete", "delete an account and its mail");
+  del->add_option("name", a->name, "account name")->required();
+  del->callback([&ctx, a] {
+    auto cfg = load(ctx);
+    if (!cfg) return;
+    AccountStore store(cfg->mailbox_dir());
+    if (auto st = store.remove(a->name); !st) return ctx.error(st.error());
+    std::cout << "deleted account " << *AccountStore::normalize_name(a->name) << '\n';
+  });
+
+  auto* passwd = account->add_subcommand("passwd", "change an account's password");
+  passwd->add_option("name", a->name, "account name")->required();
+  passwd->add_option("password", a->password, "new password")->required();
+  passwd->add_flag("--crypt", a->crypt, "store a {CRYPT} SHA-512 hash instead of the password");
+  passwd->callback([&ctx, a] {
+    auto cfg = load(ctx);
+    if (!cfg) return;
+    AccountStore store(cfg->mailbox_dir());
+    auto st = store.set_password(a->name, a->password,
+                                 a->crypt ? PasswordScheme::crypt : PasswordScheme::plain);
+    if (!st) return ctx.error(st.error());
+    std::cout << "changed the password of " << *AccountStore::normalize_name(a->name) << '\n';
+  });
+
+  auto* list = account->add_subcommand("list", "list accounts");
+  list->add_flag("--json", ctx.json, "print JSON");
+  list->callback([&ctx] {
+    auto cfg = load(ctx);
+    if (!cfg) return;
+    AccountStore store(cfg->mailbox_dir());
+    auto names = store.list();
+    if (!names) return ctx.error(names.error());
+    std::ostringstream out;
+    if (ctx.json) out << "[";
+    bool first = true;
+    for (const auto& n : *names) {
+      const bool ml = store.is_mailing_list(n);
+      if (ctx.json) {
+        out << (first ? "" : ",") << "\n  {\"name\": " << json_string(n)
+            << ", \"mailing_list\": " << (ml ? "true" : "false") << "}";
+      } else {
+        out << n << (ml ? "   (mailing list)" : "") << '\n';
+      }
+      first = false;
+    }
+    if (ctx.json) out << (names->empty() ? "]\n" : "\n]\n");
+    std::cout << out.str();
+  });
+}
+
+void add_ml_commands(CLI::App& app, Context& ctx) {
+  auto* ml = app.add_subcommand("ml", "mailing lists: create, add/del members, list members");
+  ml->require_subcommand(1);
+  struct Args {
+    std::string name, password, admin, address;
+  };
+  auto a = std::make_shared<Args>();
+
+  auto* create = ml->add_subcommand("create", "create a mailing-list account");
+  create->add_option("name", a->name, "list (account) name")->required();
+  create->add_option("password", a->password, "password")->required();
+  create->add_option("admin", a->admin, "administrator address (default postmaster@<domain>)");
+  create->callback([&ctx, a] {
+    auto cfg = load(ctx);
+    if (!cfg) return;
+    AccountStore store(cfg->mailbox_dir());
+    if (auto st = store.create_mailing_list(a->name, a->password, a->admin); !st)
+      return ctx.error(st.error());
+    std::cout << "created mailing list " << *AccountStore::normalize_name(a->name) << '\n';
+  });
+
+  auto* add = ml->add_subcommand("add", "add a member");
+  add->add_option("list", a->name, "list name")->required();
+  add->add_option("address", a->address, "member address")->required();
+  add->callback([&ctx, a] {
+    auto cfg = load(ctx);
+    if (!cfg) return;
+    AccountStore store(cfg->mailbox_dir());
+    if (auto st = store.add_member(a->name, a->address); !st) return ctx.error(st.error());
+    std::cout << "added " << a->address << " to " << *AccountStore::normalize_name(a->name)
+              << '\n';
+  });
+
+  auto* del = ml->add_subcommand("del", "remove a member");
+  del->add_option("list", a->name, "list name")->required();
+  del->add_option("address", a->address, "member address")->required();
+  del->callback([&ctx, a] {
+    auto cfg = load(ctx);
+    if (!cfg) return;
+    AccountStore store(cfg->mailbox_dir());
+    if (auto st = store.remove_member(a->name, a->address); !st) return ctx.error(st.error());
+    std::cout << "removed " << a->address << " from " << *AccountStore::normalize_name(a->name)
+              << '\n';
+  });
+
+  auto* list = ml->add_subcommand("list", "print a list's members");
+  list->add_option("list", a->name, "list name")->required();
+  list->add_flag("--json", ctx.json, "print JSON");
+  list->callback([&ctx, a] {
+    auto cfg = load(ctx);
+    if (!cfg) return;
+    AccountStore store(cfg->mailbox_dir());
+    auto m = store.members(a->name);
+    if (!m) return ctx.error(m.error());
+    std::ostringstream out;
+    if (ctx.json) {
+      out << "[";
+      for (std::size_t i = 0; i < m->size(); ++i) out << (i ? ", " : "") << json_string((*m)[i]);
+      out << "]\n";
+    } else {
+      for (const auto& x : *m) out << x << '\n';
+    }
+    std::cout << out.str();
+  });
+}
+
+void add_mailbox_commands(CLI::App& app, Context& ctx) {
+  auto* mailbox = app.add_subcommand("mailbox", "mailbox information");
+  mailbox->require_subcommand(1);
+  auto* status = mailbox->add_subcommand("status", "per-account counts, sizes and counters");
+  status->add_flag("--json", ctx.json, "print JSON");
+  status->callback([&ctx] {
+    auto cfg = load(ctx);
+    if (!cfg) return;
+    AccountStore store(cfg->mailbox_dir());
+    auto names = store.list();
+    if (!names) return ctx.error(names.error());
+    std::vector<std::pair<std::string, MailboxStats>> rows;
+    MailboxStats total;
+    for (const auto& n : *names) {
+      auto s = Mailbox(cfg->mailbox_dir() / n).stats();
+      if (!s) return ctx.error(s.error());
+      total.messages += s->messages;
+      total.bytes += s->bytes;
+      total.new_count += s->new_count;
+      total.cur_count += s->cur_count;
+      total.counters.received += s->counters.received;
+      total.counters.sent += s->counters.sent;
+      total.counters.deleted += s->counters.deleted;
+      rows.emplace_back(n, *s);
+    }
+    std::ostringstream out;
+    auto json_row = [](const MailboxStats& s) {
+      std::ostringstream o;
+      o << "\"messages\": " << s.messages << ", \"bytes\": " << s.bytes
+        << ", \"new\": " << s.new_count << ", \"cur\": " << s.cur_count
+        << ", \"received\": " << s.counters.received << ", \"sent\": " << s.counters.sent
+        << ", \"deleted\": " << s.counters.deleted;
+      return o.str();
+    };
+    if (ctx.json) {
+      out << "{\n  \"accounts\": [";
+      for (std::size_t i = 0; i < rows.size(); ++i)
+        out << (i ? "," : "") << "\n    {\"name\": " << json_string(rows[i].first) << ", "
+            << json_row(rows[i].second) << "}";
+      out << (rows.empty() ? "],\n" : "\n  ],\n");
+      out << "  \"total\": {" << json_row(total) << "}\n}\n";
+    } else {
+      char line[256];
+      auto row = [&](const std::string& name, const MailboxStats& s) {
+        std::snprintf(line, sizeof line, "%-24s %9llu %12llu %7llu %7llu %9llu %7llu %8llu\n",
+                      name.c_str(), static_cast<unsigned long long>(s.messages),
+                      static_cast<unsigned long long>(s.bytes),
+                      static_cast<unsigned long long>(s.new_count),
+                      static_cast<unsigned long long>(s.cur_count),
+                      static_cast<unsigned long long>(s.counters.received),
+                      static_cast<unsigned long long>(s.counters.sent),
+                      static_cast<unsigned long long>(s.counters.deleted));
+        out << line;
+      };
+      std::snprintf(line, sizeof line, "%-24s %9s %12s %7s %7s %9s %7s %8s\n", "account",
+                    "messages", "bytes", "new", "cur", "received", "sent", "deleted");
+      out << line;
+      for (const auto& [n, s] : rows) row(n, s);
+      row("(total)", total);
+    }
+    std::cout << out.str();
+  });
+}
+
 }  // namespace wizmail::cli

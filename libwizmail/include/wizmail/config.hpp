@@ -11,11 +11,25 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "wizmail/error.hpp"
 
 namespace wizmail {
+
+// A problem found while loading: errors make the load fail, warnings do not.
+struct ConfigDiagnostic {
+  enum class Severity { warning, error } severity = Severity::error;
+  std::string file;   // path as given
+  int line = 0;       // 1-based; 0 when not about one line
+  std::string key;    // empty when not about one key
+  std::string message;
+
+  // "file:line: key: message" (the form printed on stderr).
+  std::string to_string() const;
+};
 
 // Settings that def/smtpenv.dat holds.
 struct SmtpSettings {
@@ -44,6 +58,9 @@ struct SmtpSettings {
   std::vector<std::string> dns_servers;    // ip[:port]; empty = system resolver
   int outbound_port = 25;
   int session_timeout = 300;               // seconds
+  // Obsolete since manual v2.10 (moved to wiz98msenv.dat `alias`): accepted
+  // with a warning; a non-empty value is one more local domain.
+  std::string host;
 };
 
 // Settings that def/popenv.dat holds.
@@ -96,6 +113,7 @@ struct AccountSettings {
   std::int64_t mailbox_capacity_mail_count = -1;
   std::int64_t mailbox_capacity_mail_size = -1;
   bool application_cooperation_wait_for_apl_end = false;
+  std::vector<ConfigDiagnostic> warnings;  // unknown keys in config.def
 };
 
 // ml.def of a mailing-list account.
@@ -104,18 +122,6 @@ struct MailingListSettings {
   std::string admin_mail_address;          // empty = postmaster@<domain>
   std::string return_path;                 // empty = admin_mail_address
   std::string name;                        // empty = the account name
-};
-
-// A problem found while loading: errors make the load fail, warnings do not.
-struct ConfigDiagnostic {
-  enum class Severity { warning, error } severity = Severity::error;
-  std::string file;   // path as given
-  int line = 0;       // 1-based; 0 when not about one line
-  std::string key;    // empty when not about one key
-  std::string message;
-
-  // "file:line: key: message" (the form printed on stderr).
-  std::string to_string() const;
 };
 
 struct Config {
@@ -133,15 +139,23 @@ struct Config {
   std::filesystem::path log_dir() const { return home / "var" / "log"; }
   std::filesystem::path run_dir() const { return home / "var" / "run"; }
 
-  // All local mail domains, lower-cased: domain ∪ alias ∪ subhost.
+  // All local mail domains, lower-cased, without duplicates:
+  // domain ∪ alias ∪ subhost ∪ the obsolete smtpenv `host`.
   std::vector<std::string> local_domains() const;
   bool tls_configured() const {
     return !server.tls_cert_file.empty() && !server.tls_key_file.empty();
   }
 
   // Settings for one account: defaults from here, overridden by
-  // <mailbox>/<account>/config.def when present. Errors name file and line.
+  // <mailbox>/<account>/config.def when present. Errors name file and line;
+  // a key that config.def may not override is an error. An account name that
+  // is empty, holds '/' or NUL, or starts with '.' is refused (invalid_argument)
+  // before any path is built. Unknown keys land in AccountSettings::warnings.
   Result<AccountSettings> account_settings(std::string_view account) const;
+
+  // The same from text (pure; `path` only names the file in diagnostics).
+  Result<AccountSettings> account_settings_from_text(std::string_view text,
+                                                     const std::string& path) const;
 };
 
 // Resolve the home: `cli_home` when non-empty, else $WIZ98MS_HOME, else an
@@ -152,9 +166,30 @@ Result<std::filesystem::path> resolve_home(const std::string& cli_home);
 // its keys take their defaults; an unreadable file, a bad value, a value out of
 // range or a duplicate key is an error naming file, line and key.
 // On failure the error message holds every error, one per line.
+// A home that does not exist (or is not a directory) is an error.
 Result<std::shared_ptr<const Config>> load_config(const std::filesystem::path& home);
 
-// Load a mailing list's ml.def.
+// The same, keeping every diagnostic apart (for `wizmail config check` and
+// reload logging): `config` is null when any diagnostic is an error;
+// `diagnostics` holds the errors and the warnings in file/line order.
+struct ConfigLoad {
+  std::shared_ptr<const Config> config;
+  std::vector<ConfigDiagnostic> diagnostics;
+  bool ok() const { return config != nullptr; }
+};
+ConfigLoad load_config_report(const std::filesystem::path& home);
+
+// Parse the three def files from text (pure: no file access). `texts` maps a
+// file name ("smtpenv.dat", ...) to its contents; a missing name = missing
+// file. Used by load_config_report and by tests.
+ConfigLoad parse_config_texts(const std::filesystem::path& home,
+                              const std::vector<std::pair<std::string, std::string>>& texts);
+
+// "smtpenv.dat", "popenv.dat", "wiz98msenv.dat" (they live in <home>/def/).
+const std::vector<std::string>& def_file_names();
+
+// Load a mailing list's ml.def (keys count, admin_mail_address, return_path,
+// name; unknown or duplicate keys and a bad count are errors).
 Result<MailingListSettings> load_ml_def(const std::filesystem::path& file);
 // Write ml.def atomically.
 Status save_ml_def(const std::filesystem::path& file, const MailingListSettings& ml);
@@ -162,7 +197,11 @@ Status save_ml_def(const std::filesystem::path& file, const MailingListSettings&
 // return the new value.
 Result<std::int64_t> increment_ml_count(const std::filesystem::path& file);
 
-// Dangerous combinations and other advice (`wizmail config check`).
+// Dangerous combinations and other advice (`wizmail config check`). Errors are
+// combinations that cannot work or make an open relay reachable from outside
+// (e.g. colliding ports, a TLS port without a certificate, relay=1 on a
+// non-loopback address); warnings are risky but legal. It reads the TLS files
+// (existence/readability) and nothing else.
 std::vector<ConfigDiagnostic> check_config(const Config& config);
 
 // `wizmail config show`: every key, its effective value and its file.
@@ -171,7 +210,18 @@ std::string show_config_json(const Config& config);
 
 // The contents `wizmail setup` writes: every key, a comment, safe values,
 // with the given ports (0 = the key's default).
+// `file_name` is "smtpenv.dat", "popenv.dat" or "wiz98msenv.dat" ("def/" prefix
+// allowed); an unknown name gives an empty string.
 std::string default_def_file(std::string_view file_name, int smtp_port = 0, int pop_port = 0);
+
+// The same with more choices for `wizmail setup`.
+struct DefFileOptions {
+  int smtp_port = 0;                       // 0 = the key's default
+  int pop_port = 0;                        // 0 = the key's default
+  std::vector<std::string> bind_address;   // written to smtpenv.dat bind_address; empty = all
+  std::string domain;                      // written to wiz98msenv.dat domain; empty = default
+};
+std::string default_def_file(std::string_view file_name, const DefFileOptions& options);
 
 // The configuration reference (docs/configuration.md) generated from the table.
 std::string config_reference_markdown();

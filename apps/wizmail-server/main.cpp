@@ -1,0 +1,27 @@
+// wizmail-server: run the mail server in the foreground (SPEC §11).
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "wizmail/config.hpp"
+#include "wizmail/server.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"wizmail-server: the wizmail mail server (foreground)", "wizmail-server"};
+  std::string home_option;
+  unsigned threads = 0;
+  app.add_option("--home", home_option, "the server home (default: $WIZ98MS_HOME)");
+  app.add_option("--threads", threads, "worker threads (default: one per core)");
+  std::string sync = "syncfs";
+  app.add_option("--sync", sync, "how a commit batch is made durable: fsync (each file and "
+                 "folder) or syncfs (one syncfs per phase)")
+      ->check(CLI::IsMember({"fsync", "syncfs"}));
+  app.set_version_flag("--version", "wizmail-server 0.1.0");
+  CLI11_PARSE(app, argc, argv);
+  auto home = wizmail::resolve_home(home_option);
+  if (!home) {
+    std::cerr << "wizmail-server: " << home.error().message << '\n';
+    return 2;
+  }
+  return wizmail::run_server(*home, threads, sync == "syncfs");
+}

@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""POP3 RETR throughput: wizmail against Dovecot (dovecot-pop3d) on loopback.
+
+Each of 4 accounts gets the same N x 4 KiB messages (one Maildir, copied for
+Dovecot). Clients: a raw pipelining client keeping 16 RETRs in flight, and
+python3 poplib (one RETR at a time); 1 and 4 parallel clients (one account
+each). Prints messages/s per case and the wizmail/Dovecot ratio.
+
+usage: run.py [--messages N] [--build DIR] [--skip-dovecot]
+Needs: a build dir with tests/pop3/pop3_test_server (or apps/wizmail-server
+once POP3 is wired there), dovecot-pop3d installed; run as root or a user
+that may start dovecot with its own configuration.
+"""
+import argparse
+import multiprocessing as mp
+import os
+import poplib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+ACCOUNTS = ["bench0", "bench1", "bench2", "bench3"]
+PASSWORD = "benchpw"
+
+
+def message(i):
+    head = (f"From: sender{i}@example.com\r\nTo: bench@pop.test\r\n"
+            f"Subject: benchmark message {i}\r\nMessage-ID: <{i}@bench>\r\n"
+            f"Date: Fri, 27 Nov 2026 12:00:00 +0000\r\n\r\n")
+    body = []
+    size = len(head)
+    n = 0
+    while size < 4096 - 80:
+        line = (".dotted " if n % 20 == 5 else "") + f"line {n} of message {i} " + "x" * 40
+        body.append(line)
+        size += len(line) + 2
+        n += 1
+    text = head + "\r\n".join(body) + "\r\n"
+    return text.encode()
+
+
+def make_maildirs(root, count):
+    master = os.path.join(root, "master")
+    for sub in ("new", "cur", "tmp"):
+        os.makedirs(os.path.join(master, sub))
+    t0 = int(time.time()) - count
+    for i in range(count):
+        data = message(i)
+        name = f"{t0 + i}.M{i}P1.bench,S={len(data)}:2,"
+        with open(os.path.join(master, "cur", name), "wb") as f:
+            f.write(data)
+    return master
+
+
+def setup_wizmail(root, master):
+    home = os.path.join(root, "wizmail")
+    os.makedirs(os.path.join(home, "def"))
+    with open(os.path.join(home, "def", "popenv.dat"), "w") as f:
+        f.write("host=pop.test\n")
+    for a in ACCOUNTS:
+        d = os.path.join(home, "mailbox", a)
+        shutil.copytree(master, d)
+        fd = os.open(os.path.join(d, "password"), os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, (PASSWORD + "\n").encode())
+        os.close(fd)
+    return home
+
+
+def start_wizmail(build, home):
+    server = os.path.join(build, "tests", "pop3", "pop3_test_server")
+    p = subprocess.Popen([server, home], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    kind, port = p.stdout.readline().split()
+    return p, int(port)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_dovecot(root, master):
+    d = os.path.join(root, "dovecot")
+    mail = os.path.join(d, "mail")
+    os.makedirs(os.path.join(d, "run"))
+    for a in ACCOUNTS:
+        shutil.copytree(master, os.path.join(mail, a))
+    with open(os.path.join(d, "passwd"), "w") as f:
+        for a in ACCOUNTS:
+            f.write(f"{a}:{{PLAIN}}{PASSWORD}\n")
+    port = free_port()
+    # Dovecot refuses to serve mail as root: use the dovecot user then.
+    uid, gid = os.getuid(), os.getgid()
+    if uid == 0:
+        import pwd
+        pw = pwd.getpwnam("dovecot")
+        uid, gid = pw.pw_uid, pw.pw_gid
+    conf = os.path.join(d, "dovecot.conf")
+    with open(conf, "w") as f:
+        f.write(f"""
+base_dir = {d}/run
+state_dir = {d}/state
+protocols = pop3
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+log_path = {d}/log
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={mail}/%u
+}}
+mail_location = maildir:{mail}/%u
+first_valid_uid = 0
+pop3_uidl_format = %f
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+""")
+    for dirpath, dirs, files in os.walk(mail):
+        for n in dirs + files:
+            os.chown(os.path.join(dirpath, n), uid, gid)
+    os.chown(mail, uid, gid)
+    subprocess.run(["dovecot", "-c", conf], check=True)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return conf, port
+
+
+def stop_dovecot(conf):
+    subprocess.run(["dovecot", "-c", conf, "stop"], check=False)
+
+
+def raw_client(args):
+    """Login, then RETR every message with 16 in flight; returns messages."""
+    port, account, count = args
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(f"USER {account}\r\nPASS {PASSWORD}\r\n".encode())
+    f.readline()
+    line = f.readline()
+    assert line.startswith(b"+OK"), line
+    # Switch to raw recv for speed; the file buffer may hold nothing now.
+    sent = 0
+    done = 0
+    inflight = 16
+    tail = b""
+    while sent < min(inflight, count):
+        sent += 1
+        s.sendall(f"RETR {sent}\r\n".encode())
+    while done < count:
+        data = s.recv(1 << 20)
+        if not data:
+            raise RuntimeError("connection closed")
+        buf = tail + data
+        n = buf.count(b"\r\n.\r\n")
+        tail = buf[-4:]  # too short to hold a whole terminator: never counted twice
+        done += n
+        batch = []
+        while sent < count and sent - done < inflight:
+            sent += 1
+            batch.append(f"RETR {sent}\r\n")
+        if batch:
+            s.sendall("".join(batch).encode())
+    s.sendall(b"QUIT\r\n")
+    s.close()
+    return count
+
+
+def poplib_client(args):
+    port, account, count = args
+    c = poplib.POP3("127.0.0.1", port)
+    c.user(account)
+    c.pass_(PASSWORD)
+    for i in range(1, count + 1):
+        c.retr(i)
+    c.quit()
+    return count
+
+
+def measure(port, kind, clients, count):
+    fn = raw_client if kind == "raw" else poplib_client
+    jobs = [(port, ACCOUNTS[i], count) for i in range(clients)]
+    t0 = time.perf_counter()
+    if clients == 1:
+        total = fn(jobs[0])
+    else:
+        with mp.Pool(clients) as pool:
+            total = sum(pool.map(fn, jobs))
+    return total / (time.perf_counter() - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=10000)
+    ap.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+    ap.add_argument("--skip-dovecot", action="store_true")
+    a = ap.parse_args()
+    root = tempfile.mkdtemp(prefix="wizmail-pop3-bench-")
+    os.chmod(root, 0o755)  # Dovecot's auth process runs as user dovecot
+    wiz = dov = None
+    try:
+        master = make_maildirs(root, a.messages)
+        home = setup_wizmail(root, master)
+        wiz, wport = start_wizmail(a.build, home)
+        dconf = None
+        if not a.skip_dovecot:
+            dconf, dport = start_dovecot(root, master)
+        print(f"{a.messages} x 4 KiB messages per account, loopback")
+        print(f"{'case':<14}{'wizmail msg/s':>15}{'dovecot msg/s':>15}{'ratio':>8}")
+        # Warm-up: page cache, Dovecot's indexes, both servers' first logins.
+        measure(wport, "raw", 4, a.messages)
+        if dconf:
+            measure(dport, "raw", 4, a.messages)
+        for kind in ("raw", "poplib"):
+            for clients in (1, 4):
+                w = measure(wport, kind, clients, a.messages)
+                d = measure(dport, kind, clients, a.messages) if dconf else 0.0
+                ratio = f"{w / d:.2f}" if d else "-"
+                print(f"{kind + ' x' + str(clients):<14}{w:>15.0f}{d:>15.0f}{ratio:>8}", flush=True)
+    finally:
+        if wiz:
+            wiz.stdin.close()
+            wiz.wait(timeout=30)
+        if not a.skip_dovecot and dconf:
+            stop_dovecot(dconf)
+        if os.environ.get("KEEP"):
+            print("kept", root)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+// The `key=value` def-file format (SPEC §2), shared by the three server files,
+// per-account config.def and ml.def. Pure: text in, lines and diagnostics out.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "wizmail/config.hpp"
+
+namespace wizmail::config {
+
+struct DefLine {
+  std::string key;    // as written (trimmed)
+  std::string value;  // trimmed; empty = unset
+  int line = 0;       // 1-based
+};
+
+struct DefText {
+  std::vector<DefLine> lines;
+  std::vector<ConfigDiagnostic> diagnostics;  // syntax and encoding errors
+};
+
+// Split `text` into key=value lines. Accepts `#` and `//` comment lines, blank
+// lines, CRLF or LF line ends and a leading UTF-8 BOM. Invalid UTF-8, NUL
+// bytes, other control characters and lines without '=' are errors naming
+// `path` and the line. After kMaxErrors errors the rest of the file is skipped.
+DefText parse_def_text(std::string_view text, const std::string& path);
+
+inline constexpr int kMaxErrors = 20;
+inline constexpr std::size_t kMaxDefFileSize = 1 << 20;
+
+// Read a def file. Errc::not_found when it does not exist; a directory, an
+// unreadable file or one over kMaxDefFileSize is an error naming the path.
+Result<std::string> read_def_file(const std::filesystem::path& path);
+
+// Length of the valid UTF-8 sequence at s[0], or 0 when it is invalid
+// (overlong forms, surrogates and code points over U+10FFFF are invalid).
+std::size_t utf8_sequence_length(std::string_view s) noexcept;
+
+}  // namespace wizmail::config

@@ -1,0 +1,599 @@
+#include "config/table.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <climits>
+#include <limits>
+
+#include "util/strings.hpp"
+
+namespace wizmail::config {
+
+namespace {
+
+// ---- typed accessors: one template instead of a setter per key ------------
+
+void assign(int& f, const Value& v) { f = static_cast<int>(std::get<std::int64_t>(v)); }
+void assign(std::int64_t& f, const Value& v) { f = std::get<std::int64_t>(v); }
+void assign(bool& f, const Value& v) { f = std::get<bool>(v); }
+void assign(std::string& f, const Value& v) { f = std::get<std::string>(v); }
+void assign(std::vector<std::string>& f, const Value& v) {
+  f = std::get<std::vector<std::string>>(v);
+}
+Value wrap(int f) { return std::int64_t{f}; }
+Value wrap(std::int64_t f) { return f; }
+Value wrap(bool f) { return f; }
+Value wrap(const std::string& f) { return f; }
+Value wrap(const std::vector<std::string>& f) { return f; }
+
+template <auto Section, auto Member>
+void set_field(Config& c, const Value& v) {
+  assign((c.*Section).*Member, v);
+}
+template <auto Section, auto Member>
+Value get_field(const Config& c) {
+  return wrap((c.*Section).*Member);
+}
+template <auto Section, auto Member>
+constexpr Accessor field{&set_field<Section, Member>, &get_field<Section, Member>};
+
+template <auto Member>
+void set_account(AccountSettings& a, const Value& v) {
+  assign(a.*Member, v);
+}
+
+constexpr auto smtp = &Config::smtp;
+constexpr auto pop = &Config::pop;
+constexpr auto srv = &Config::server;
+using S = SmtpSettings;
+using P = PopSettings;
+using W = ServerSettings;
+using A = AccountSettings;
+using T = Type;
+constexpr auto smtpenv = DefFile::smtpenv;
+constexpr auto popenv = DefFile::popenv;
+constexpr auto wizenv = DefFile::wiz98msenv;
+constexpr std::int64_t kInt64Max = std::numeric_limits<std::int64_t>::max();
+
+std::vector<Key> make_keys() {
+  return {
+      // ---- def/smtpenv.dat ----
+      {.name = "port", .file = smtpenv, .type = T::integer, .default_value = "25",
+       .min = 1, .max = 65535, .doc = "SMTP listener port.", .example = "2525",
+       .field = field<smtp, &S::port>},
+      {.name = "submission_port", .file = smtpenv, .type = T::integer, .default_value = "0",
+       .min = 0, .max = 65535,
+       .doc = "RFC 6409 message submission port (e.g. 587), AUTH required there; 0 = off.",
+       .example = "587", .field = field<smtp, &S::submission_port>},
+      {.name = "smtps_port", .file = smtpenv, .type = T::integer, .default_value = "0",
+       .min = 0, .max = 65535,
+       .doc = "Implicit-TLS submission port (e.g. 465, RFC 8314); needs tls_cert_file/tls_key_file; 0 = off.",
+       .example = "465", .field = field<smtp, &S::smtps_port>},
+      {.name = "bind_address", .file = smtpenv, .type = T::ip_list, .default_value = "",
+       .doc = "Addresses the SMTP and POP3 listeners bind to; empty = all addresses.",
+       .example = "127.0.0.1,::1", .field = field<smtp, &S::bind_address>},
+      {.name = "host", .file = smtpenv, .type = T::hostname, .default_value = "",
+       .doc = "Obsolete since manual v2.10 (moved to wiz98msenv.dat alias); still accepted "
+              "with a warning and its value counts as one more local domain.",
+       .example = "mail.example.org", .obsolete = true, .field = field<smtp, &S::host>},
+      {.name = "subhost", .file = smtpenv, .type = T::domain_list, .default_value = "",
+       .doc = "Extra mail domains handled as local (like alias).",
+       .example = "example.net,192.0.2.10", .field = field<smtp, &S::subhost>},
+      {.name = "relay", .file = smtpenv, .type = T::boolean, .default_value = "0",
+       .doc = "1: relay mail for anybody (an open relay); 0: the anti-relay rules apply.",
+       .example = "1", .field = field<smtp, &S::relay>},
+      {.name = "pop_before_smtp", .file = smtpenv, .type = T::boolean, .default_value = "0",
+       .doc = "1: relaying by a local sender also needs a POP3 login from the client IP "
+              "within pop_befor_smtp_time_to_live.",
+       .example = "1", .field = field<smtp, &S::pop_before_smtp>},
+      {.name = "pop_befor_smtp_time_to_live", .file = smtpenv, .type = T::integer,
+       .default_value = "30", .min = 1, .max = 10080,
+       .doc = "Minutes a POP3 login allows relaying (POP before SMTP); the manual's spelling.",
+       .example = "60", .synonyms = {"pop_before_smtp_time_to_live"},
+       .field = field<smtp, &S::pop_befor_smtp_time_to_live>},
+      {.name = "use_dustbox", .file = smtpenv, .type = T::boolean, .default_value = "0",
+       .doc = "1: deleted mail is moved to the dustbox instead of being removed.",
+       .example = "1", .account_override = true, .field = field<smtp, &S::use_dustbox>,
+       .set_account = &set_account<&A::use_dustbox>},
+      {.name = "address_permits_relay", .file = smtpenv, .type = T::cidr_list,
+       .default_value = "",
+       .doc = "Client IPs or CIDR blocks that bypass every relay rule.",
+       .example = "192.0.2.0/24,2001:db8::/32", .field = field<smtp, &S::address_permits_relay>},
+      {.name = "resend_timeout", .file = smtpenv, .type = T::integer, .default_value = "1440",
+       .min = 1, .max = 525600,
+       .doc = "Minutes a temporarily failing outbound message is retried before it bounces.",
+       .example = "2880", .field = field<smtp, &S::resend_timeout>},
+      {.name = "resend_scan_interval", .file = smtpenv, .type = T::integer,
+       .default_value = "300", .min = 1, .max = 86400,
+       .doc = "Seconds between scans of the retry queue (resendmail/).", .example = "60",
+       .field = field<smtp, &S::resend_scan_interval>},
+      {.name = "send_permits_only_smtp_auth", .file = smtpenv, .type = T::boolean,
+       .default_value = "0",
+       .doc = "1: relaying requires SMTP AUTH; 0: a local sender may also relay (see relay).",
+       .example = "1", .setup_value = "1", .field = field<smtp, &S::send_permits_only_smtp_auth>},
+      {.name = "multiprocessing", .file = smtpenv, .type = T::integer, .default_value = "20",
+       .min = 1, .max = 10000,
+       .doc = "Maximum concurrent inbound SMTP sessions from peers outside "
+              "multiprocessing_exempt; the next one gets 421.",
+       .example = "50", .field = field<smtp, &S::multiprocessing>},
+      {.name = "multiprocessing_exempt", .file = smtpenv, .type = T::cidr_list,
+       .default_value = "127.0.0.0/8,::1",
+       .doc = "Client IPs or CIDR blocks (local applications) not counted by multiprocessing; "
+              "none = count every client.",
+       .example = "127.0.0.0/8,::1,192.0.2.5", .field = field<smtp, &S::multiprocessing_exempt>},
+      {.name = "send_max_during_a_day", .file = smtpenv, .type = T::integer,
+       .default_value = "-1", .min = INT_MIN, .max = INT_MAX,
+       .doc = "Messages one account may relay per calendar day; negative = unlimited.",
+       .example = "1000", .account_override = true,
+       .field = field<smtp, &S::send_max_during_a_day>,
+       .set_account = &set_account<&A::send_max_during_a_day>},
+      {.name = "reject_domain", .file = smtpenv, .type = T::domain_list, .default_value = "",
+       .doc = "Sender domains (or IP literals) whose mail is refused at MAIL FROM.",
+       .example = "spam.example,192.0.2.66", .account_override = true,
+       .field = field<smtp, &S::reject_domain>,
+       .set_account = &set_account<&A::reject_domain>},
+      {.name = "reject_mailaddress", .file = smtpenv, .type = T::address_list,
+       .default_value = "",
+       .doc = "Sender addresses whose mail is refused at MAIL FROM.",
+       .example = "news@example.com,directmail@example.com", .synonyms = {"reject_mailaddres"},
+       .account_override = true, .field = field<smtp, &S::reject_mailaddress>,
+       .set_account = &set_account<&A::reject_mailaddress>},
+      {.name = "max_mail_size", .file = smtpenv, .type = T::bytes, .default_value = "52428800",
+       .min = 1024, .max = std::int64_t{1} << 40,
+       .doc = "Largest message accepted, in bytes (advertised with SIZE).",
+       .example = "10485760", .field = field<smtp, &S::max_mail_size>},
+      {.name = "max_recipients", .file = smtpenv, .type = T::integer, .default_value = "1000",
+       .min = 1, .max = 100000, .doc = "Recipients allowed in one transaction.",
+       .example = "100", .field = field<smtp, &S::max_recipients>},
+      {.name = "auth_requires_tls", .file = smtpenv, .type = T::boolean, .default_value = "0",
+       .doc = "1: AUTH is offered only after STARTTLS or on the TLS port (loopback exempt).",
+       .example = "1", .field = field<smtp, &S::auth_requires_tls>},
+      {.name = "smart_host", .file = smtpenv, .type = T::host_port, .default_value = "",
+       .doc = "host[:port] that receives all outbound mail; empty = deliver by MX look-up.",
+       .example = "relay.example.net:587", .field = field<smtp, &S::smart_host>},
+      {.name = "dns_servers", .file = smtpenv, .type = T::ip_port_list, .default_value = "",
+       .doc = "ip[:port] list used for MX look-ups; empty = the system resolver.",
+       .example = "192.0.2.53,[2001:db8::53]:53", .field = field<smtp, &S::dns_servers>},
+      {.name = "outbound_port", .file = smtpenv, .type = T::integer, .default_value = "25",
+       .min = 1, .max = 65535, .doc = "Port used to deliver outbound mail to MX hosts.",
+       .example = "2526", .field = field<smtp, &S::outbound_port>},
+      {.name = "session_timeout", .file = smtpenv, .type = T::integer, .default_value = "300",
+       .min = 10, .max = 3600,
+       .doc = "Seconds of client silence before the session is closed with 421.",
+       .example = "120", .field = field<smtp, &S::session_timeout>},
+
+      // ---- def/popenv.dat ----
+      {.name = "host", .file = popenv, .type = T::hostname, .default_value = "localhost",
+       .doc = "POP3 host name, used in the APOP banner.", .example = "pop.example.org",
+       .field = field<pop, &P::host>},
+      {.name = "port", .file = popenv, .type = T::integer, .default_value = "110", .min = 1,
+       .max = 65535, .doc = "POP3 listener port.", .example = "1110",
+       .field = field<pop, &P::port>},
+      {.name = "pop3s_port", .file = popenv, .type = T::integer, .default_value = "0",
+       .min = 0, .max = 65535,
+       .doc = "Implicit-TLS POP3 port (e.g. 995); needs tls_cert_file/tls_key_file; 0 = off.",
+       .example = "995", .field = field<pop, &P::pop3s_port>},
+      {.name = "uidl_interval", .file = popenv, .type = T::integer, .default_value = "0",
+       .min = 0, .max = 10000, .doc = "Milliseconds to wait between UIDL response lines.",
+       .example = "100", .field = field<pop, &P::uidl_interval>},
+      {.name = "dustbox", .file = popenv, .type = T::boolean, .default_value = "FALSE",
+       .doc = "TRUE: mail deleted with DELE is moved to the dustbox (TRUE/FALSE or 1/0).",
+       .example = "TRUE", .bool_words = true, .field = field<pop, &P::dustbox>},
+
+      // ---- def/wiz98msenv.dat ----
+      {.name = "domain", .file = wizenv, .type = T::hostname, .default_value = "localhost",
+       .doc = "The primary mail domain (used for bounces and notices).",
+       .example = "example.org", .field = field<srv, &W::domain>},
+      {.name = "alias", .file = wizenv, .type = T::domain_list, .default_value = "",
+       .doc = "Further mail domains (or IP literals) sharing the one account namespace.",
+       .example = "example.com,192.0.2.1", .field = field<srv, &W::alias>},
+      {.name = "log_size_max", .file = wizenv, .type = T::bytes, .default_value = "5242880",
+       .min = 4096, .max = std::int64_t{1} << 40,
+       .doc = "Bytes; a log file growing over this is rotated to <name>.1.",
+       .example = "10485760", .field = field<srv, &W::log_size_max>},
+      {.name = "mailing_list_from_kind", .file = wizenv, .type = T::integer,
+       .default_value = "0", .min = 0, .max = 2,
+       .doc = "0: From = poster, Reply-To = list; 1: From = list; 2: From = poster, "
+              "Reply-To = poster.",
+       .example = "2", .account_override = true,
+       .field = field<srv, &W::mailing_list_from_kind>,
+       .set_account = &set_account<&A::mailing_list_from_kind>},
+      {.name = "mailing_list_to_kind", .file = wizenv, .type = T::integer,
+       .default_value = "0", .min = 0, .max = 1,
+       .doc = "0: To = each member; 1: To = the list address.", .example = "1",
+       .account_override = true, .field = field<srv, &W::mailing_list_to_kind>,
+       .set_account = &set_account<&A::mailing_list_to_kind>},
+      {.name = "mailing_list_mail_header_x_element", .file = wizenv, .type = T::integer,
+       .default_value = "0", .min = 0, .max = 1,
+       .doc = "0: remove X- headers from list mail; 1: keep them.", .example = "1",
+       .account_override = true, .field = field<srv, &W::mailing_list_mail_header_x_element>,
+       .set_account = &set_account<&A::mailing_list_mail_header_x_element>},
+      {.name = "mailing_list_public_level", .file = wizenv, .type = T::integer,
+       .default_value = "1", .min = -1, .max = 1,
+       .doc = "1: anyone may post; 0: members only; -1: only the list's own address.",
+       .example = "0", .account_override = true,
+       .field = field<srv, &W::mailing_list_public_level>,
+       .set_account = &set_account<&A::mailing_list_public_level>},
+      {.name = "mailing_list_subject_header", .file = wizenv, .type = T::integer,
+       .default_value = "1", .min = 0, .max = 2,
+       .doc = "0: no subject prefix; 1: add [name NNNN]; 2: also strip older prefixes on replies.",
+       .example = "2", .account_override = true,
+       .field = field<srv, &W::mailing_list_subject_header>,
+       .set_account = &set_account<&A::mailing_list_subject_header>},
+      {.name = "mailing_list_filter_string", .file = wizenv, .type = T::text_list,
+       .default_value = "",
+       .doc = "List mail whose subject contains any of these strings is not distributed.",
+       .example = "Delivery,Status,Failure,Error,未承諾広告", .account_override = true,
+       .field = field<srv, &W::mailing_list_filter_string>,
+       .set_account = &set_account<&A::mailing_list_filter_string>},
+      {.name = "mailbox_capacity_mail_count", .file = wizenv, .type = T::integer,
+       .default_value = "-1", .min = std::numeric_limits<std::int64_t>::min(),
+       .max = kInt64Max, .doc = "Maximum messages per account; negative = unlimited.",
+       .example = "1000", .account_override = true,
+       .field = field<srv, &W::mailbox_capacity_mail_count>,
+       .set_account = &set_account<&A::mailbox_capacity_mail_count>},
+      {.name = "mailbox_capacity_mail_size", .file = wizenv, .type = T::bytes,
+       .default_value = "-1", .min = std::numeric_limits<std::int64_t>::min(),
+       .max = kInt64Max, .doc = "Maximum bytes per account; negative = unlimited.",
+       .example = "5242880", .account_override = true,
+       .field = field<srv, &W::mailbox_capacity_mail_size>,
+       .set_account = &set_account<&A::mailbox_capacity_mail_size>},
+      {.name = "application_cooperation_wait_for_apl_end", .file = wizenv,
+       .type = T::boolean, .default_value = "0",
+       .doc = "1: wait for hook programs (exec.def ...) to exit before going on.",
+       .example = "1", .account_override = true,
+       .field = field<srv, &W::application_cooperation_wait_for_apl_end>,
+       .set_account = &set_account<&A::application_cooperation_wait_for_apl_end>},
+      {.name = "application_cooperation_timeout", .file = wizenv, .type = T::integer,
+       .default_value = "60", .min = 1, .max = 3600,
+       .doc = "Seconds a waited-for hook program may run before it is killed.",
+       .example = "30", .field = field<srv, &W::application_cooperation_timeout>},
+      {.name = "mailbox_path", .file = wizenv, .type = T::path, .default_value = "",
+       .doc = "Absolute path of the mailbox folder; empty = <home>/mailbox.",
+       .example = "/srv/mail/mailbox", .field = field<srv, &W::mailbox_path>},
+      {.name = "dustbox_path", .file = wizenv, .type = T::path, .default_value = "",
+       .doc = "Absolute path of the dustbox folder; empty = <home>/dustbox.",
+       .example = "/srv/mail/dustbox", .field = field<srv, &W::dustbox_path>},
+      {.name = "time_out_of_stop", .file = wizenv, .type = T::integer, .default_value = "60",
+       .min = 0, .max = 3600,
+       .doc = "Seconds a normal stop waits for running sessions before closing them.",
+       .example = "10", .field = field<srv, &W::time_out_of_stop>},
+      {.name = "tls_cert_file", .file = wizenv, .type = T::path, .default_value = "",
+       .doc = "PEM certificate chain (absolute path); with tls_key_file enables "
+              "STARTTLS/STLS and the TLS ports.",
+       .example = "/etc/ssl/certs/mail.pem", .field = field<srv, &W::tls_cert_file>},
+      {.name = "tls_key_file", .file = wizenv, .type = T::path, .default_value = "",
+       .doc = "PEM private key (absolute path) matching tls_cert_file.",
+       .example = "/etc/ssl/private/mail.key", .field = field<srv, &W::tls_key_file>},
+      {.name = "dustbox_keep_days", .file = wizenv, .type = T::integer, .default_value = "7",
+       .min = 0, .max = 3650,
+       .doc = "Days deleted mail stays in the dustbox before maintenance purges it "
+              "(0 = purge at every maintenance).",
+       .example = "30", .field = field<srv, &W::dustbox_keep_days>},
+      {.name = "run_as_user", .file = wizenv, .type = T::user, .default_value = "",
+       .doc = "User the server switches to after binding its ports when started as root; "
+              "empty = keep the starting user.",
+       .example = "wizmail", .field = field<srv, &W::run_as_user>},
+      {.name = "metrics_port", .file = wizenv, .type = T::integer, .default_value = "0",
+       .min = 0, .max = 65535,
+       .doc = "Port of the plain-text metrics endpoint (loopback only); 0 = off.",
+       .example = "9187", .field = field<srv, &W::metrics_port>},
+  };
+}
+
+constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+constexpr bool is_alnum(char c) noexcept {
+  return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) {
+    if (!out.empty()) out += ',';
+    out += s;
+  }
+  return out;
+}
+
+// Build the result in place: moving a Value into an expected trips a GCC 12
+// -Wmaybe-uninitialized false positive under -fsanitize.
+template <class T>
+Result<Value> ok(T v) {
+  return Result<Value>(std::in_place, std::in_place_type<T>, std::move(v));
+}
+
+Result<std::int64_t> parse_number(const Key& key, std::string_view text) {
+  std::int64_t mult = 1;
+  std::string_view digits = text;
+  if (key.type == Type::bytes && !digits.empty()) {
+    char last = digits.back();
+    if (last == 'k' || last == 'K') mult = 1024;
+    else if (last == 'm' || last == 'M') mult = 1024 * 1024;
+    else if (last == 'g' || last == 'G') mult = 1024 * 1024 * 1024;
+    if (mult != 1) digits.remove_suffix(1);
+  }
+  auto n = util::parse_int(digits);
+  if (!n) {
+    return fail(Errc::parse, "'" + std::string(text) + "' is not a whole number" +
+                                 (key.type == Type::bytes ? " (K, M, G suffixes allowed)" : ""));
+  }
+  if (mult != 1 && (*n > kInt64Max / mult || *n < -kInt64Max / mult))
+    return fail(Errc::parse, "'" + std::string(text) + "' is too large");
+  std::int64_t v = *n * mult;
+  if (v < key.min || v > key.max)
+    return fail(Errc::parse, std::string(text) + " is out of range (allowed: " +
+                                 allowed_text(key) + ")");
+  return v;
+}
+
+bool valid_port_text(std::string_view s) noexcept {
+  auto p = util::parse_int(s);
+  return p && *p >= 1 && *p <= 65535;
+}
+
+// host[:port] or [v6][:port] or a bare IPv6. `host_ok` validates the host.
+bool valid_host_port(std::string_view s, bool ip_only) {
+  std::string_view host = s;
+  if (!s.empty() && s.front() == '[') {
+    auto close = s.find(']');
+    if (close == std::string_view::npos) return false;
+    host = s.substr(1, close - 1);
+    std::string_view rest = s.substr(close + 1);
+    if (!rest.empty() && (rest.front() != ':' || !valid_port_text(rest.substr(1)))) return false;
+    std::string h(host);
+    in6_addr a6{};
+    return ::inet_pton(AF_INET6, h.c_str(), &a6) == 1;
+  }
+  if (std::count(s.begin(), s.end(), ':') > 1) return valid_ip(s);  // bare IPv6
+  if (auto colon = s.find(':'); colon != std::string_view::npos) {
+    if (!valid_port_text(s.substr(colon + 1))) return false;
+    host = s.substr(0, colon);
+  }
+  return ip_only ? valid_ip(host) : valid_hostname(host);
+}
+
+bool valid_address(std::string_view s) {
+  auto at = s.rfind('@');
+  if (at == std::string_view::npos || at == 0) return false;
+  for (char c : s.substr(0, at)) {
+    if (c == ' ' || c == '\t' || c == '<' || c == '>' || c == ',' || c == ';') return false;
+  }
+  std::string_view dom = s.substr(at + 1);
+  if (dom.size() > 2 && dom.front() == '[' && dom.back() == ']')
+    return valid_ip(dom.substr(1, dom.size() - 2));
+  return valid_hostname(dom);
+}
+
+bool valid_user(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 32) return false;
+  if (!((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_')) return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || is_digit(c) || c == '_' || c == '-' || c == '.'))
+      return false;
+  return true;
+}
+
+}  // namespace
+
+std::string_view file_name(DefFile f) noexcept {
+  switch (f) {
+    case DefFile::smtpenv: return "smtpenv.dat";
+    case DefFile::popenv: return "popenv.dat";
+    case DefFile::wiz98msenv: return "wiz98msenv.dat";
+  }
+  return "";
+}
+
+bool file_from_name(std::string_view name, DefFile& out) noexcept {
+  if (name.starts_with("def/")) name.remove_prefix(4);
+  for (DefFile f : all_files) {
+    if (name == file_name(f)) {
+      out = f;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string_view type_name(Type t) noexcept {
+  switch (t) {
+    case Type::integer: return "integer";
+    case Type::bytes: return "bytes";
+    case Type::boolean: return "boolean";
+    case Type::text: return "text";
+    case Type::hostname: return "host name";
+    case Type::path: return "path";
+    case Type::user: return "user name";
+    case Type::text_list: return "text list";
+    case Type::domain_list: return "domain list";
+    case Type::address_list: return "address list";
+    case Type::ip_list: return "IP list";
+    case Type::cidr_list: return "IP/CIDR list";
+    case Type::host_port: return "host[:port]";
+    case Type::ip_port_list: return "ip[:port] list";
+  }
+  return "";
+}
+
+const std::vector<Key>& keys() {
+  static const std::vector<Key> table = make_keys();
+  return table;
+}
+
+const Key* find_key(DefFile file, std::string_view name) noexcept {
+  for (const Key& k : keys()) {
+    if (k.file != file) continue;
+    if (util::iequals(k.name, name)) return &k;
+    for (auto syn : k.synonyms)
+      if (util::iequals(syn, name)) return &k;
+  }
+  return nullptr;
+}
+
+const Key* find_key_any(std::string_view name) noexcept {
+  for (DefFile f : all_files)
+    if (const Key* k = find_key(f, name)) return k;
+  return nullptr;
+}
+
+bool valid_ip(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 45) return false;
+  char buf[64] = {};
+  s.copy(buf, s.size());
+  in_addr a4{};
+  in6_addr a6{};
+  return ::inet_pton(AF_INET, buf, &a4) == 1 || ::inet_pton(AF_INET6, buf, &a6) == 1;
+}
+
+int cidr_prefix(std::string_view s) noexcept {
+  auto slash = s.find('/');
+  std::string_view ip = s.substr(0, slash);
+  if (!valid_ip(ip)) return -1;
+  int full = ip.find(':') != std::string_view::npos ? 128 : 32;
+  if (slash == std::string_view::npos) return full;
+  std::string_view len = s.substr(slash + 1);
+  if (len.empty() || len.size() > 3) return -1;
+  for (char c : len)
+    if (!is_digit(c)) return -1;
+  auto n = util::parse_int(len);
+  if (!n || *n > full) return -1;
+  return static_cast<int>(*n);
+}
+
+bool valid_cidr(std::string_view s) noexcept { return cidr_prefix(s) >= 0; }
+
+bool valid_hostname(std::string_view s) noexcept {
+  if (s.size() > 2 && s.front() == '[' && s.back() == ']') return valid_ip(s.substr(1, s.size() - 2));
+  if (valid_ip(s)) return true;
+  if (s.empty() || s.size() > 253) return false;
+  std::size_t label = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '.') {
+      if (label == 0 || s[i - 1] == '-') return false;
+      label = 0;
+      continue;
+    }
+    if (!(is_alnum(c) || c == '-' || c == '_')) return false;
+    if (c == '-' && label == 0) return false;
+    if (++label > 63) return false;
+  }
+  return label > 0 && s.back() != '-';
+}
+
+std::string allowed_text(const Key& key) {
+  switch (key.type) {
+    case Type::integer:
+    case Type::bytes: {
+      bool no_min = key.min <= INT_MIN;
+      bool no_max = key.max >= INT_MAX;
+      if (no_min && no_max) return "any whole number";
+      if (no_max) return std::to_string(key.min) + " or more";
+      return std::to_string(key.min) + "–" + std::to_string(key.max);
+    }
+    case Type::boolean: return key.bool_words ? "TRUE or FALSE (or 1/0)" : "0 or 1 (or TRUE/FALSE)";
+    case Type::text: return "text";
+    case Type::hostname: return "a domain name or IP address";
+    case Type::path: return "an absolute path";
+    case Type::user: return "a user name";
+    case Type::text_list: return "comma-separated strings";
+    case Type::domain_list: return "comma-separated domain names or IP addresses";
+    case Type::address_list: return "comma-separated mail addresses";
+    case Type::ip_list: return "comma-separated IPv4/IPv6 addresses";
+    case Type::cidr_list: return "comma-separated IP addresses or CIDR blocks";
+    case Type::host_port: return "host[:port] ([IPv6]:port)";
+    case Type::ip_port_list: return "comma-separated ip[:port] ([IPv6]:port)";
+  }
+  return "";
+}
+
+Result<Value> parse_value(const Key& key, std::string_view text) {
+  const std::string t(text);
+  auto bad = [&](std::string_view what) {
+    return fail(Errc::parse, "'" + t + "' is not " + std::string(what));
+  };
+  switch (key.type) {
+    case Type::integer:
+    case Type::bytes: {
+      auto n = parse_number(key, text);
+      if (!n) return unexpected(n.error());
+      return ok<std::int64_t>(*n);
+    }
+    case Type::boolean:
+      if (text == "1" || util::iequals(text, "true")) return ok(true);
+      if (text == "0" || util::iequals(text, "false")) return ok(false);
+      return bad(key.bool_words ? "TRUE or FALSE" : "0 or 1");
+    case Type::text: return ok(t);
+    case Type::hostname:
+      if (!valid_hostname(text)) return bad("a domain name or IP address (use xn-- for international names)");
+      return ok(t);
+    case Type::path:
+      if (text.front() != '/') return bad("an absolute path");
+      return ok(t);
+    case Type::user:
+      if (!valid_user(text)) return bad("a valid user name");
+      return ok(t);
+    case Type::host_port:
+      if (!valid_host_port(text, false)) return bad("host[:port] with a port 1–65535");
+      return ok(t);
+    case Type::text_list:
+    case Type::domain_list:
+    case Type::address_list:
+    case Type::ip_list:
+    case Type::cidr_list:
+    case Type::ip_port_list: {
+      // A list whose default is not empty needs a spelling for "nothing",
+      // since an empty value means the default.
+      if (!key.default_value.empty() && util::iequals(text, "none"))
+        return ok(std::vector<std::string>{});
+      auto items = util::split_list(text);
+      for (const auto& item : items) {
+        bool ok = true;
+        std::string_view what;
+        switch (key.type) {
+          case Type::domain_list: ok = valid_hostname(item); what = "a domain name or IP address"; break;
+          case Type::address_list: ok = valid_address(item); what = "a mail address"; break;
+          case Type::ip_list: ok = valid_ip(item); what = "an IP address"; break;
+          case Type::cidr_list: ok = valid_cidr(item); what = "an IP address or CIDR block"; break;
+          case Type::ip_port_list: ok = valid_host_port(item, true); what = "ip[:port]"; break;
+          default: break;
+        }
+        if (!ok) return fail(Errc::parse, "'" + item + "' is not " + std::string(what));
+      }
+      return ok(std::move(items));
+    }
+  }
+  return fail(Errc::internal, "unknown key type");
+}
+
+std::string format_value(const Key& key, const Value& v) {
+  if (const auto* n = std::get_if<std::int64_t>(&v)) return std::to_string(*n);
+  if (const auto* b = std::get_if<bool>(&v)) {
+    if (key.bool_words) return *b ? "TRUE" : "FALSE";
+    return *b ? "1" : "0";
+  }
+  if (const auto* s = std::get_if<std::string>(&v)) return *s;
+  const auto& list = std::get<std::vector<std::string>>(v);
+  if (list.empty() && !key.default_value.empty()) return "none";
+  return join(list);
+}
+
+Value default_of(const Key& key) {
+  if (!key.default_value.empty()) {
+    if (auto v = parse_value(key, key.default_value)) return *v;
+  }
+  switch (key.type) {
+    case Type::integer:
+    case Type::bytes: return std::int64_t{0};
+    case Type::boolean: return false;
+    case Type::text:
+    case Type::hostname:
+    case Type::path:
+    case Type::user:
+    case Type::host_port: return std::string{};
+    default: return std::vector<std::string>{};
+  }
+}
+
+}  // namespace wizmail::config

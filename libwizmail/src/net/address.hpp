@@ -1,0 +1,38 @@
+// IP addresses and CIDR lists (multiprocessing_exempt, address_permits_relay).
+#pragma once
+
+#include <asio/ip/address.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "wizmail/error.hpp"
+
+namespace wizmail::net {
+
+// One "IP" or "IP/prefix" entry. IPv4-mapped IPv6 peers (::ffff:a.b.c.d) match
+// IPv4 entries, so a dual-stack listener applies IPv4 rules unchanged.
+struct Cidr {
+  asio::ip::address network;
+  unsigned prefix = 0;
+
+  static Result<Cidr> parse(std::string_view text);
+  bool contains(const asio::ip::address& a) const noexcept;
+};
+
+// A list of CIDRs; parse() fails on the first bad entry, naming it.
+class CidrList {
+ public:
+  static Result<CidrList> parse(const std::vector<std::string>& entries);
+  bool contains(const asio::ip::address& a) const noexcept;
+  bool empty() const noexcept { return list_.empty(); }
+
+ private:
+  std::vector<Cidr> list_;
+};
+
+// ::ffff:a.b.c.d → a.b.c.d; anything else unchanged.
+asio::ip::address unmap(const asio::ip::address& a) noexcept;
+
+}  // namespace wizmail::net

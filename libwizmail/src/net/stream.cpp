@@ -1,0 +1,156 @@
+#include "net/stream.hpp"
+
+#include <asio/read.hpp>
+#include <asio/write.hpp>
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace wizmail::net {
+
+Stream::~Stream() = default;
+
+bool Stream::load_endpoints() noexcept {
+  std::error_code ec;
+  remote_ = socket_.remote_endpoint(ec);
+  if (ec) return false;
+  local_ = socket_.local_endpoint(ec);
+  return !ec;
+}
+
+asio::awaitable<std::tuple<std::error_code, std::size_t>> Stream::read_some(
+    asio::mutable_buffer buf) {
+  if (tls_) co_return co_await tls_->async_read_some(buf, use_tuple);
+  co_return co_await socket_.async_read_some(buf, use_tuple);
+}
+
+asio::awaitable<std::error_code> Stream::write_all(std::string_view data) {
+  auto buf = asio::buffer(data.data(), data.size());
+  if (tls_) {
+    auto [ec, n] = co_await asio::async_write(*tls_, buf, use_tuple);
+    co_return ec;
+  }
+  auto [ec, n] = co_await asio::async_write(socket_, buf, use_tuple);
+  co_return ec;
+}
+
+asio::awaitable<std::error_code> Stream::write_all(std::span<const asio::const_buffer> bufs) {
+  if (tls_) {
+    auto [ec, n] = co_await asio::async_write(*tls_, bufs, use_tuple);
+    co_return ec;
+  }
+  auto [ec, n] = co_await asio::async_write(socket_, bufs, use_tuple);
+  co_return ec;
+}
+
+asio::awaitable<std::error_code> Stream::handshake(TlsContextPtr context) {
+  if (tls_) co_return asio::error::already_connected;
+  tls_context_ = std::move(context);
+  tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls_context_);
+  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
+  co_return ec;
+}
+
+std::string Stream::tls_description() const {
+  if (!tls_) return {};
+  SSL* ssl = const_cast<asio::ssl::stream<tcp::socket&>&>(*tls_).native_handle();
+  std::string out = ::SSL_get_version(ssl);
+  if (const char* c = ::SSL_get_cipher_name(ssl)) {
+    out += ' ';
+    out += c;
+  }
+  return out;
+}
+
+void Stream::cancel() noexcept {
+  std::error_code ec;
+  socket_.cancel(ec);
+}
+
+void Stream::close() noexcept {
+  std::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+}
+
+asio::mutable_buffer ReadBuffer::prepare() {
+  if (!buf_) {
+    cap_ = initial_;
+    buf_ = std::make_unique<char[]>(cap_);
+    begin_ = end_ = 0;
+  }
+  if (begin_ == end_) begin_ = end_ = 0;
+  std::size_t free_tail = cap_ - end_;
+  if (free_tail * 4 < cap_ || free_tail == 0) {
+    std::size_t used = end_ - begin_;
+    if (begin_ > 0 && (cap_ - used) * 4 >= cap_) {
+      std::memmove(buf_.get(), buf_.get() + begin_, used);
+    } else if (cap_ < max_) {
+      std::size_t ncap = std::min(max_, cap_ * 2);
+      auto nbuf = std::make_unique<char[]>(ncap);
+      std::memcpy(nbuf.get(), buf_.get() + begin_, used);
+      buf_ = std::move(nbuf);
+      cap_ = ncap;
+    } else if (begin_ > 0) {
+      std::memmove(buf_.get(), buf_.get() + begin_, used);
+    }
+    begin_ = 0;
+    end_ = used;
+  }
+  return asio::buffer(buf_.get() + end_, cap_ - end_);
+}
+
+void ReadBuffer::consume(std::size_t n) noexcept {
+  begin_ += std::min(n, end_ - begin_);
+  if (begin_ == end_) begin_ = end_ = 0;
+}
+
+void ReadBuffer::shrink() {
+  if (begin_ == end_) {
+    buf_.reset();
+    cap_ = begin_ = end_ = 0;
+    return;
+  }
+  std::size_t used = end_ - begin_;
+  if (cap_ > initial_ && used <= initial_ / 2) {
+    auto nbuf = std::make_unique<char[]>(initial_);
+    std::memcpy(nbuf.get(), buf_.get() + begin_, used);
+    buf_ = std::move(nbuf);
+    cap_ = initial_;
+    begin_ = 0;
+    end_ = used;
+  }
+}
+
+void Watchdog::expire_at(std::chrono::steady_clock::time_point when) noexcept {
+  hard_ = when;
+  deadline_ = std::min(deadline_, when);
+  if (timer_.expiry() > when) timer_.cancel();  // the handler re-arms at the new deadline
+}
+
+void Watchdog::stop() noexcept {
+  stopped_ = true;
+  timer_.cancel();
+}
+
+void Watchdog::arm() {
+  auto now = std::chrono::steady_clock::now();
+  auto when = deadline_ == std::chrono::steady_clock::time_point::max() ? now + timeout_
+                                                                         : deadline_;
+  if (when < now) when = now;
+  timer_.expires_at(when);
+  timer_.async_wait([this, owner = owner_](std::error_code ec) {
+    auto self = owner.lock();
+    if (!self || stopped_) return;
+    if (ec && ec != asio::error::operation_aborted) return;
+    if (std::chrono::steady_clock::now() >= deadline_) {
+      expired_ = true;
+      if (on_expire_) on_expire_();
+      return;
+    }
+    arm();
+  });
+}
+
+}  // namespace wizmail::net

@@ -1,0 +1,166 @@
+// The byte stream under every protocol connection: plain TCP that may be
+// upgraded to TLS in place (STARTTLS, STLS) or TLS from the first byte
+// (smtps_port, pop3s_port). One connection class serves all three cases.
+//
+// How to write a protocol connection with this layer (SMTP's is
+// server/smtp_connection.cpp; POP3's follows the same shape):
+//
+//   class Pop3Connection : public std::enable_shared_from_this<Pop3Connection> {
+//     net::Stream stream_;          // owns the socket (and TLS state)
+//     net::ReadBuffer in_;          // grows on demand up to a cap, shrinks when idle
+//     net::Watchdog watchdog_;      // session_timeout; calls on_timeout()
+//     pop3::Session session_;       // the pure state machine
+//     asio::awaitable<void> run() {
+//       watchdog_.start(weak_from_this(), timeout);
+//       if (implicit_tls) co_await stream_.handshake(tls, ...);
+//       co_await stream_.write_all(greeting);
+//       for (;;) {
+//         watchdog_.touch();                       // client silence starts now
+//         auto [ec, n] = co_await stream_.read_some(in_.prepare());
+//         if (ec) break;                           // eof, reset, or watchdog cancel
+//         in_.commit(n);
+//         ... feed in_.data() to the session, in_.consume(used), write replies ...
+//         if (session wants STLS) { in_.clear();  // plaintext after STLS is discarded
+//                                   co_await stream_.handshake(tls); }
+//       }
+//       if (watchdog_.expired()) co_await stream_.write_all("-ERR timeout\r\n");
+//       stream_.close();
+//     }
+//   };
+//
+// Spawn it with net::spawn_connection(executor, conn) so it runs on its own
+// strand (the watchdog and the session never race) and exceptions cannot
+// escape. All I/O returns error codes, never throws.
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <tuple>
+
+#include "net/tls.hpp"
+
+namespace wizmail::net {
+
+using tcp = asio::ip::tcp;
+inline constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+class Stream {
+ public:
+  explicit Stream(tcp::socket socket) : socket_(std::move(socket)) {}
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  ~Stream();
+
+  asio::awaitable<std::tuple<std::error_code, std::size_t>> read_some(asio::mutable_buffer buf);
+  // Writes everything or fails.
+  asio::awaitable<std::error_code> write_all(std::string_view data);
+  asio::awaitable<std::error_code> write_all(std::span<const asio::const_buffer> bufs);
+
+  // Server-side TLS handshake on the current socket (after STARTTLS/STLS, or
+  // at once for implicit TLS). The context is kept alive by the stream.
+  asio::awaitable<std::error_code> handshake(TlsContextPtr context);
+
+  bool is_tls() const noexcept { return tls_ != nullptr; }
+  // The negotiated protocol and cipher, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384".
+  std::string tls_description() const;
+
+  // Cancel pending reads and writes (they complete with operation_aborted).
+  void cancel() noexcept;
+  // Close at once (no TLS close_notify; the peer sees EOF or a reset).
+  void close() noexcept;
+  bool is_open() const noexcept { return socket_.is_open(); }
+
+  tcp::socket& socket() noexcept { return socket_; }
+  const tcp::endpoint& remote() const noexcept { return remote_; }
+  const tcp::endpoint& local() const noexcept { return local_; }
+  // Fills remote()/local() from the socket; false when it is not connected.
+  bool load_endpoints() noexcept;
+
+ private:
+  tcp::socket socket_;
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+  TlsContextPtr tls_context_;
+  tcp::endpoint remote_, local_;
+};
+
+// Input buffer of a connection: starts small, grows (doubling) only when a
+// line or chunk needs it, up to `max`; shrink() gives memory back between
+// commands so an idle session costs a few hundred bytes.
+class ReadBuffer {
+ public:
+  explicit ReadBuffer(std::size_t initial = 1024, std::size_t max = 1 << 20)
+      : initial_(initial), max_(max) {}
+
+  // Room to read into; grows when less than a quarter of the buffer is free.
+  // Returns an empty buffer when full at `max` (the caller must consume).
+  asio::mutable_buffer prepare();
+  void commit(std::size_t n) noexcept { end_ += n; }
+  std::string_view data() const noexcept { return {buf_.get() + begin_, end_ - begin_}; }
+  void consume(std::size_t n) noexcept;
+  void clear() noexcept { begin_ = end_ = 0; }
+  bool empty() const noexcept { return begin_ == end_; }
+  std::size_t capacity() const noexcept { return cap_; }
+  // Free the storage when empty (idle session), or give back growth beyond
+  // the initial size when what is left fits.
+  void shrink();
+
+ private:
+  std::unique_ptr<char[]> buf_;
+  std::size_t cap_ = 0, begin_ = 0, end_ = 0;
+  std::size_t initial_, max_;
+};
+
+// Per-connection deadline. touch() moves it (cheap: no timer cancel); when
+// the deadline passes, `on_expire` runs on the connection's strand. The
+// callback typically cancels the stream so the session loop can reply
+// 421 / -ERR and close.
+class Watchdog {
+ public:
+  explicit Watchdog(const asio::any_io_executor& ex) : timer_(ex) {}
+
+  // `owner` keeps the connection alive while the timer waits; on_expire runs
+  // only while the owner still exists.
+  template <class Owner>
+  void start(std::weak_ptr<Owner> owner, std::chrono::steady_clock::duration timeout,
+             std::function<void()> on_expire) {
+    timeout_ = timeout;
+    on_expire_ = std::move(on_expire);
+    owner_ = std::weak_ptr<void>(owner);
+    touch();
+    arm();
+  }
+  void touch() noexcept { deadline_ = std::min(std::chrono::steady_clock::now() + timeout_, hard_); }
+  // Suspend while the server (not the client) is working, e.g. during commit.
+  void suspend() noexcept { deadline_ = hard_; }
+  // Fire at `when` at the latest, whatever touch() does later (graceful
+  // stop deadline).
+  void expire_at(std::chrono::steady_clock::time_point when) noexcept;
+  void stop() noexcept;
+  bool expired() const noexcept { return expired_; }
+
+ private:
+  void arm();
+  asio::steady_timer timer_;
+  std::chrono::steady_clock::duration timeout_{};
+  std::chrono::steady_clock::time_point deadline_{};
+  std::chrono::steady_clock::time_point hard_ = std::chrono::steady_clock::time_point::max();
+  std::function<void()> on_expire_;
+  std::weak_ptr<void> owner_;
+  bool expired_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace wizmail::net

@@ -1,0 +1,317 @@
+#include "pop3/connection.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/strand.hpp>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "net/address.hpp"
+#include "net/stream.hpp"
+#include "pop3/dot_stuffer.hpp"
+#include "pop3/session.hpp"
+#include "pop3/store_backend.hpp"
+#include "server/server_impl.hpp"
+
+namespace wizmail::pop3 {
+
+namespace {
+
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+using server::LogFile;
+
+constexpr std::size_t flush_at = 64 * 1024;     // write when this much is queued
+constexpr std::size_t file_chunk = 32 * 1024;   // read() size while streaming
+constexpr auto lock_refresh_every = 60s;
+
+std::string make_session_id(std::uint64_t n) {
+  static const std::uint64_t boot = static_cast<std::uint64_t>(
+      std::chrono::system_clock::now().time_since_epoch().count());
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "p%05llx%06llx",
+                static_cast<unsigned long long>((boot >> 20) & 0xFFFFF),
+                static_cast<unsigned long long>(n & 0xFFFFFF));
+  return buf;
+}
+
+class Pop3Connection final : public server::Connection,
+                             public std::enable_shared_from_this<Pop3Connection> {
+ public:
+  Pop3Connection(Server::Impl& srv, asio::any_io_executor ex, tcp::socket socket, Protocol proto,
+                 std::shared_ptr<const server::Runtime> rt, bool capped, std::uint64_t id)
+      : srv_(srv), ex_(ex), rt_(std::move(rt)), stream_(std::move(socket)), watchdog_(ex),
+        proto_(proto), capped_(capped), id_(id) {}
+
+  ~Pop3Connection() override {
+    session_.reset();  // releases the mailbox lock before the slot is freed
+    if (capped_) srv_.capped.fetch_sub(1, std::memory_order_relaxed);
+    srv_.sessions_pop3.fetch_sub(1, std::memory_order_relaxed);
+    srv_.unregister(id_);
+  }
+
+  asio::awaitable<void> run();
+
+  void shutdown(std::chrono::steady_clock::time_point deadline) override {
+    stopping_ = true;
+    watchdog_.expire_at(deadline);
+    if (reading_) stream_.cancel();
+  }
+
+  asio::any_io_executor executor() const override { return ex_; }
+
+ private:
+  void log(LogFile f, std::string_view text) {
+    srv_.logger.log(f, sid_, peer_, session_ ? std::string_view(session_->account())
+                                             : std::string_view{},
+                    text);
+  }
+  void log_events() {
+    for (const auto& e : out_.logs)
+      log(e.channel == LogEvent::Channel::error ? LogFile::error : LogFile::pop, e.text);
+    out_.logs.clear();
+  }
+  void maybe_refresh_lock() {
+    auto now = std::chrono::steady_clock::now();
+    if (now - refreshed_ >= lock_refresh_every) {
+      refreshed_ = now;
+      session_->keep_alive();
+    }
+  }
+  asio::awaitable<bool> flush();
+  asio::awaitable<bool> stream_message(Action& a);
+  asio::awaitable<bool> act();
+  asio::awaitable<std::tuple<std::error_code, std::string_view>> read();
+  asio::awaitable<void> say_and_end(std::string_view text) {
+    wbuf_ = text;
+    co_await flush();
+  }
+
+  Server::Impl& srv_;
+  asio::any_io_executor ex_;
+  std::shared_ptr<const server::Runtime> rt_;
+  net::Stream stream_;
+  net::Watchdog watchdog_;
+  Protocol proto_;
+  bool capped_;
+  std::uint64_t id_;
+  std::string sid_, peer_, peer_ip_;
+  std::unique_ptr<StoreBackend> backend_;
+  std::unique_ptr<Session> session_;
+  Output out_;
+  std::string wbuf_;  // queued output; freed after each batch
+  std::unique_ptr<net::ReadBuffer> tls_in_;
+  std::chrono::steady_clock::time_point refreshed_ = std::chrono::steady_clock::now();
+  bool reading_ = false, stopping_ = false;
+};
+
+asio::awaitable<bool> Pop3Connection::flush() {
+  if (wbuf_.empty()) co_return true;
+  watchdog_.touch();
+  auto ec = co_await stream_.write_all(wbuf_);
+  wbuf_.clear();
+  co_return !ec;
+}
+
+// RETR/TOP: read the file in fixed chunks, dot-stuff into the output queue,
+// write whenever enough is queued. Memory stays bounded whatever the size.
+asio::awaitable<bool> Pop3Connection::stream_message(Action& a) {
+  DotStuffer stuffer(a.body_lines);
+  std::unique_ptr<char[]> buf(new char[file_chunk]);
+  for (;;) {
+    auto n = a.reader->read(buf.get(), file_chunk);
+    if (!n) {
+      // The +OK is already out: end the response so the client stays in
+      // sync, and say in the log why the message is short.
+      out_.logs.push_back({LogEvent::Channel::error, "RETR read failed: " + n.error().message});
+      log_events();
+      break;
+    }
+    if (*n == 0) break;
+    if (!stuffer.feed(std::string_view(buf.get(), *n), wbuf_)) break;
+    if (wbuf_.size() >= flush_at) {
+      if (!co_await flush()) co_return false;
+      maybe_refresh_lock();
+    }
+  }
+  stuffer.finish(wbuf_);
+  a.reader.reset();
+  co_return true;
+}
+
+asio::awaitable<bool> Pop3Connection::act() {
+  log_events();
+  bool open = true;
+  for (auto& a : out_.actions) {
+    switch (a.kind) {
+      case Action::Kind::send:
+        if (wbuf_.empty()) wbuf_.swap(a.text);
+        else wbuf_ += a.text;
+        if (wbuf_.size() >= flush_at && !co_await flush()) open = false;
+        break;
+      case Action::Kind::stream:
+        if (!co_await stream_message(a)) open = false;
+        break;
+      case Action::Kind::delay: {
+        if (!co_await flush()) {
+          open = false;
+          break;
+        }
+        asio::steady_timer t(ex_);
+        t.expires_after(a.delay);
+        co_await t.async_wait(net::use_tuple);
+        watchdog_.touch();
+        break;
+      }
+      case Action::Kind::start_tls:
+        if (!co_await flush() || !rt_->tls) {
+          open = false;
+          break;
+        }
+        watchdog_.touch();
+        if (auto ec = co_await stream_.handshake(rt_->tls); ec) {
+          log(LogFile::error, "TLS handshake failed: " + ec.message());
+          open = false;
+          break;
+        }
+        log(LogFile::pop, "TLS started: " + stream_.tls_description());
+        session_->tls_started();
+        break;
+      case Action::Kind::close:
+        co_await flush();
+        open = false;
+        break;
+    }
+    if (!open) break;
+  }
+  out_.actions.clear();
+  log_events();
+  if (open) open = co_await flush();
+  std::string().swap(wbuf_);  // an idle session keeps no output buffer
+  co_return open;
+}
+
+// Plain TCP waits for readability and then reads into a per-thread buffer,
+// so an idle session holds no read buffer at all; TLS needs its own.
+asio::awaitable<std::tuple<std::error_code, std::string_view>> Pop3Connection::read() {
+  if (stream_.is_tls()) {
+    if (!tls_in_) tls_in_ = std::make_unique<net::ReadBuffer>(4096, 4096);
+    tls_in_->clear();
+    auto [ec, n] = co_await stream_.read_some(tls_in_->prepare());
+    tls_in_->commit(n);
+    co_return std::tuple{ec, tls_in_->data()};
+  }
+  thread_local std::unique_ptr<char[]> buf(new char[16384]);
+  for (;;) {
+    std::error_code ec;
+    std::size_t n = stream_.socket().read_some(asio::buffer(buf.get(), 16384), ec);
+    if (!ec) co_return std::tuple{ec, std::string_view(buf.get(), n)};
+    if (ec != asio::error::would_block && ec != asio::error::try_again)
+      co_return std::tuple{ec, std::string_view{}};
+    auto [wec] = co_await stream_.socket().async_wait(tcp::socket::wait_read, net::use_tuple);
+    if (wec) co_return std::tuple{wec, std::string_view{}};
+  }
+}
+
+asio::awaitable<void> Pop3Connection::run() {
+  auto self = shared_from_this();
+  if (!stream_.load_endpoints()) co_return;
+  const auto peer_addr = net::unmap(stream_.remote().address());
+  peer_ip_ = peer_addr.to_string();
+  peer_ = peer_ip_ + ":" + std::to_string(stream_.remote().port());
+  sid_ = make_session_id(id_);
+  std::error_code ignored;
+  stream_.socket().non_blocking(true, ignored);
+  stream_.socket().set_option(tcp::no_delay(true), ignored);
+  const auto& cfg = *rt_->config;
+  // RFC 1939 §3: the autologout timer is at least ten minutes.
+  const auto timeout = std::chrono::seconds(std::max(cfg.smtp.session_timeout, 600));
+  watchdog_.start(weak_from_this(), timeout, [this] {
+    if (reading_) stream_.cancel();
+    else stream_.close();
+  });
+  log(LogFile::pop, std::string("connect to ") + std::string(to_string(proto_)));
+  if (proto_ == Protocol::pop3s) {
+    if (!rt_->tls) co_return;
+    if (auto ec = co_await stream_.handshake(rt_->tls); ec) {
+      log(LogFile::error, "TLS handshake failed: " + ec.message());
+      stream_.close();
+      co_return;
+    }
+  }
+  backend_ = std::make_unique<StoreBackend>(store_backend_options(rt_->config));
+  SessionOptions so;
+  so.host = cfg.pop.host;
+  so.peer_ip = peer_ip_;
+  so.peer_loopback = peer_addr.is_loopback();
+  so.tls_available = rt_->tls != nullptr;
+  so.tls_active = stream_.is_tls();
+  so.auth_requires_tls = cfg.smtp.auth_requires_tls;
+  so.uidl_interval_ms = cfg.pop.uidl_interval;
+  so.local_domains = rt_->local_domains;
+  session_ = std::make_unique<Session>(std::move(so), *backend_);
+  session_->greeting(out_);
+  bool open = co_await act();
+  while (open) {
+    if (stopping_) {
+      co_await say_and_end("-ERR [SYS/TEMP] server shutting down\r\n");
+      break;
+    }
+    watchdog_.touch();
+    reading_ = true;
+    auto [ec, data] = co_await read();
+    reading_ = false;
+    if (ec) {
+      if (ec == asio::error::operation_aborted && stream_.is_open()) {
+        if (watchdog_.expired() && !stopping_)
+          co_await say_and_end("-ERR autologout: idle for too long\r\n");
+        else
+          co_await say_and_end("-ERR [SYS/TEMP] server shutting down\r\n");
+      }
+      break;
+    }
+    if (data.empty()) break;
+    maybe_refresh_lock();
+    session_->feed(data, out_);
+    open = co_await act();
+    while (open && session_->has_backlog()) {
+      session_->resume(out_);
+      open = co_await act();
+    }
+  }
+  watchdog_.stop();
+  if (session_ && !session_->closed()) log(LogFile::pop, "connection lost: nothing deleted");
+  log(LogFile::pop, "close");
+  if (session_) session_->connection_lost();
+  stream_.close();
+}
+
+}  // namespace
+
+void start_pop3_connection(Server::Impl& srv, tcp::socket socket, Protocol protocol,
+                           std::shared_ptr<const server::Runtime> runtime, bool capped) {
+  auto ex = asio::make_strand(srv.io);
+  tcp::socket s(ex);
+  std::error_code ec;
+  auto proto = socket.local_endpoint(ec).protocol();
+  if (!ec) s.assign(proto, socket.release(), ec);
+  if (ec) {
+    if (capped) srv.capped.fetch_sub(1);
+    return;
+  }
+  std::uint64_t id;
+  std::shared_ptr<Pop3Connection> conn;
+  {
+    std::lock_guard lk(srv.conn_mu);
+    id = ++srv.next_conn;
+    srv.sessions_pop3.fetch_add(1, std::memory_order_relaxed);
+    conn = std::make_shared<Pop3Connection>(srv, ex, std::move(s), protocol, std::move(runtime),
+                                            capped, id);
+    srv.conns.emplace(id, conn);
+  }
+  if (srv.stopping) conn->shutdown(srv.stop_deadline);
+  asio::co_spawn(ex, conn->run(), asio::detached);
+}
+
+}  // namespace wizmail::pop3

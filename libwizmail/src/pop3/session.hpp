@@ -1,0 +1,168 @@
+// One POP3 session (RFC 1939, RFC 2449 CAPA, RFC 2595 STLS, RFC 3206) as a
+// pure state machine: bytes in, actions out. No sockets, no clocks, no files:
+// storage is reached through pop3::Backend / pop3::Maildrop, time only as
+// `delay` actions the connection carries out. Tested from transcripts.
+//
+// The connection's loop: send greeting(); then for every read, feed() the
+// bytes and perform the actions in order — send text, stream a message
+// through a DotStuffer, wait, start TLS (then tls_started()), close. While
+// actions are pending it does not read, which is the back-pressure.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pop3/maildrop.hpp"
+#include "pop3/parser.hpp"
+
+namespace wizmail::pop3 {
+
+enum class State { authorization, transaction, update, closed };
+
+struct Action {
+  enum class Kind {
+    send,       // write `text`
+    stream,     // write `reader`'s content through DotStuffer(body_lines)
+    delay,      // wait `delay` before the next action (throttle, uidl_interval)
+    start_tls,  // TLS handshake now, then call Session::tls_started()
+    close,      // shut the connection down after what was sent
+  };
+  Kind kind = Kind::send;
+  std::string text;
+  std::unique_ptr<MessageReader> reader;
+  long body_lines = -1;
+  std::chrono::milliseconds delay{0};
+};
+
+struct LogEvent {
+  enum class Channel { pop, error };  // pop.log, error.log
+  Channel channel = Channel::pop;
+  std::string text;
+};
+
+struct Output {
+  std::vector<Action> actions;
+  std::vector<LogEvent> logs;
+
+  void send(std::string_view text);  // appends to the previous send when small
+  void clear() {
+    actions.clear();
+    logs.clear();
+  }
+};
+
+struct SessionOptions {
+  std::string host = "localhost";      // popenv `host`, for the APOP banner
+  std::string peer_ip;                 // for the ip file and the logs
+  bool peer_loopback = false;          // exempt from auth_requires_tls
+  bool tls_available = false;          // certificates configured: offer STLS
+  bool tls_active = false;             // implicit TLS (pop3s_port)
+  bool auth_requires_tls = false;
+  int uidl_interval_ms = 0;            // popenv `uidl_interval`
+  std::vector<std::string> local_domains;  // USER name@<local domain> accepted
+  std::string apop_timestamp;          // empty: make_apop_timestamp(host)
+  std::chrono::milliseconds failure_delay{1000};  // doubled per failure, capped
+  int max_login_failures = 5;          // then the session is closed
+};
+
+// "<pid.seconds.counter@host>", unique per connection within this host.
+std::string make_apop_timestamp(std::string_view host);
+
+// A POP3 USER/APOP name to an account name: lower-cased, "@<local domain>"
+// stripped; empty when it is not a valid account name (SPEC §3).
+std::string account_from_login(std::string_view login,
+                               const std::vector<std::string>& local_domains);
+
+// Lower-case hex MD5 of `data` (OpenSSL EVP).
+std::string md5_hex(std::string_view data);
+
+class Session {
+ public:
+  Session(SessionOptions options, Backend& backend);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // The "+OK ... <timestamp>" greeting.
+  void greeting(Output& out);
+
+  // Process every complete command line in `bytes`. After a start_tls or
+  // close action the rest of `bytes` is discarded (RFC 2595 §4: plaintext
+  // pipelined after STLS must not be acted upon). At most
+  // max_streams_per_batch RETR/TOP are answered per call (each holds an open
+  // file until the connection has sent it); the rest of `bytes` is kept and
+  // has_backlog() is true: perform the actions, then call resume().
+  void feed(std::string_view bytes, Output& out);
+  bool has_backlog() const noexcept { return !backlog_.empty(); }
+  void resume(Output& out);
+  static constexpr std::size_t max_streams_per_batch = 32;
+
+  // The TLS handshake after STLS succeeded.
+  void tls_started();
+
+  // The connection ended without QUIT (drop, timeout, shutdown): nothing is
+  // deleted, the mailbox lock is released.
+  void connection_lost();
+
+  // Refresh the mailbox lock (the connection calls it every minute or so).
+  void keep_alive();
+
+  State state() const noexcept { return state_; }
+  bool closed() const noexcept { return state_ == State::closed; }
+  const std::string& account() const noexcept { return account_; }
+  const std::string& apop_timestamp() const noexcept { return timestamp_; }
+  bool tls_active() const noexcept { return opt_.tls_active; }
+
+ private:
+  struct Row;
+  void process(std::string_view bytes, Output& out);
+  void execute(std::string_view line, Output& out);
+  void reply(Output& out, bool ok, std::string_view text);
+  bool auth_allowed() const noexcept;
+  void login_failed(Output& out, std::string_view account, std::string_view why);
+  void login(Output& out, const std::string& account);
+  // A message number argument: index or -1 after replying -ERR.
+  long message_arg(Output& out, std::string_view arg);
+
+  void do_user(const Command& c, Output& out);
+  void do_pass(const Command& c, Output& out);
+  void do_apop(const Command& c, Output& out);
+  void do_stat(const Command& c, Output& out);
+  void do_list(const Command& c, Output& out);
+  void do_retr(const Command& c, Output& out);
+  void do_top(const Command& c, Output& out);
+  void do_dele(const Command& c, Output& out);
+  void do_noop(const Command& c, Output& out);
+  void do_rset(const Command& c, Output& out);
+  void do_quit(const Command& c, Output& out);
+  void do_uidl(const Command& c, Output& out);
+  void do_capa(const Command& c, Output& out);
+  void do_stls(const Command& c, Output& out);
+  void do_auth(const Command& c, Output& out);
+
+  SessionOptions opt_;
+  Backend& backend_;
+  LineParser parser_;
+  State state_ = State::authorization;
+  std::string timestamp_;
+  std::string user_;          // from USER, waiting for PASS
+  bool have_user_ = false;
+  std::string account_;       // after login
+  int failures_ = 0;
+  bool stop_input_ = false;   // after STLS until tls_started(), after close
+  std::unique_ptr<Maildrop> drop_;
+  std::vector<bool> deleted_;
+  std::size_t deleted_count_ = 0;
+  std::uint64_t deleted_bytes_ = 0;
+  std::uint64_t total_bytes_ = 0;
+  std::string backlog_;       // pipelined input not yet processed
+  std::size_t streams_ = 0;   // stream actions in the current batch
+  std::string last_reply_;    // first reply line of the current command, for the log
+};
+
+}  // namespace wizmail::pop3

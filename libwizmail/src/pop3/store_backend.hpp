@@ -1,0 +1,58 @@
+// pop3::Backend over the real store: AccountStore for credentials and the
+// ip file, Mailbox (Maildir) for the messages, MailboxLock for exclusivity.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pop3/mailbox_lock.hpp"
+#include "pop3/maildrop.hpp"
+#include "wizmail/account_store.hpp"
+#include "wizmail/config.hpp"
+
+namespace wizmail::pop3 {
+
+struct StoreBackendOptions {
+  std::filesystem::path mailbox_dir;
+  std::filesystem::path dustbox_dir;  // deleted mail goes to <dustbox_dir>/<account>/
+  // Whether DELE'd mail of this account goes to the dustbox; null = never.
+  std::function<bool(std::string_view account)> use_dustbox;
+  MailboxLock::Options lock;
+};
+
+// From a Config: popenv `dustbox`=TRUE, or the account's `use_dustbox`
+// (smtpenv, overridable in its config.def), sends deleted mail to the dustbox.
+// The Config must outlive the backend.
+StoreBackendOptions store_backend_options(std::shared_ptr<const Config> config);
+
+// The size a POP3 client is told (RFC 1939 §11: octets with CRLF line ends,
+// before dot-stuffing — exactly what RETR sends minus the stuffing): the
+// Dovecot-style ",W=" when the name has it, else ",S=" (wizmail stores CRLF,
+// so the same), else `fallback`.
+std::uint64_t pop3_size_from_name(std::string_view base, std::uint64_t fallback) noexcept;
+
+// A message without a size in its name (delivered by a foreign MDA, maybe
+// with bare LF line ends): read it once and count CRLF octets.
+Result<std::uint64_t> transmitted_file_size(const std::filesystem::path& file);
+
+class StoreBackend : public Backend {
+ public:
+  explicit StoreBackend(StoreBackendOptions options);
+
+  Result<bool> verify_password(std::string_view account, std::string_view password) override;
+  Result<std::optional<std::string>> apop_secret(std::string_view account) override;
+  // Takes the lock, writes the ip file, moves new/ to cur/, lists cur/.
+  Result<std::unique_ptr<Maildrop>> open_maildrop(std::string_view account,
+                                                  std::string_view peer_ip) override;
+
+ private:
+  StoreBackendOptions opt_;
+  AccountStore store_;
+};
+
+}  // namespace wizmail::pop3

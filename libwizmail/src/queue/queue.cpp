@@ -1,0 +1,581 @@
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "util/fs.hpp"
+#include "util/strings.hpp"
+#include "wizmail/relay.hpp"
+
+namespace wizmail {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view kMagic = "wizmail-queue 1";
+constexpr std::string_view kStateDirs[] = {"incoming", "active", "deferred"};
+
+std::int64_t unix_now() {
+  using namespace std::chrono;
+  return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string encode(std::string_view s) {
+  static const char hex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c >= 0x7F || c == '%') {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto val = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    int hi = val(s[i + 1]), lo = val(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+std::optional<std::int64_t> num(std::string_view s) {
+  auto v = util::parse_int(s);
+  if (!v || *v < 0) return std::nullopt;
+  return v;
+}
+
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f = -1) : fd(f) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+Status write_all(int fd, std::string_view data, const fs::path& what) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("write " + what.string(), errno);
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return {};
+}
+
+// Copy `src` into the new file `fd`.
+Status copy_into(const fs::path& src, int fd, const fs::path& dst) {
+  Fd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  if (in.fd < 0) return fail_errno("open " + src.string(), errno);
+  for (;;) {
+    ssize_t n = ::copy_file_range(in.fd, nullptr, fd, nullptr, 1 << 20, 0);
+    if (n == 0) return {};
+    if (n > 0) continue;
+    if (errno == EINTR) continue;
+    if (errno != EXDEV && errno != EINVAL && errno != ENOSYS) return fail_errno("copy to " + dst.string(), errno);
+    char buf[65536];
+    for (;;) {
+      ssize_t r = ::read(in.fd, buf, sizeof buf);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return fail_errno("read " + src.string(), errno);
+      if (r == 0) return {};
+      if (auto st = write_all(fd, {buf, static_cast<std::size_t>(r)}, dst); !st) return st;
+    }
+  }
+}
+
+Result<std::vector<std::string>> entries_in(const fs::path& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return out;
+    return fail_errno("open directory " + dir.string(), errno);
+  }
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    out.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace
+
+std::string_view to_string(RecipientState s) noexcept {
+  switch (s) {
+    case RecipientState::pending: return "pending";
+    case RecipientState::delivered: return "delivered";
+    case RecipientState::failed: return "failed";
+  }
+  return "pending";
+}
+
+std::string_view to_string(QueueState s) noexcept { return kStateDirs[static_cast<int>(s)]; }
+
+bool QueueEntry::finished() const noexcept {
+  return std::none_of(recipients.begin(), recipients.end(),
+                      [](const QueueRecipient& r) { return r.state == RecipientState::pending; });
+}
+
+std::string serialize_queue_entry(const QueueEntry& e) {
+  std::string out;
+  out.reserve(256 + e.recipients.size() * 64);
+  out += kMagic;
+  out += "\nid " + encode(e.id);
+  out += "\ncreated " + std::to_string(e.created);
+  out += "\nnext " + std::to_string(e.next_attempt);
+  out += "\nsize " + std::to_string(e.size);
+  out += "\nsender " + encode(e.sender);
+  out += "\nclient " + encode(e.client_ip);
+  out += "\nauth " + encode(e.auth_user);
+  for (const auto& r : e.recipients) {
+    out += "\nrcpt ";
+    out += to_string(r.state);
+    out += ' ' + std::to_string(r.attempts) + ' ' + encode(r.address) + ' ' + encode(r.last_reply);
+  }
+  for (const auto& a : e.attempts) out += "\nattempt " + std::to_string(a.time) + ' ' + encode(a.text);
+  out += "\nend\n";
+  return out;
+}
+
+Result<QueueEntry> parse_queue_entry(std::string_view text) {
+  auto bad = [](std::string why) { return fail(Errc::parse, "queue envelope: " + why); };
+  QueueEntry e;
+  bool magic = false, ended = false, have_id = false, have_size = false;
+  std::size_t pos = 0;
+  int lineno = 0;
+  while (pos < text.size()) {
+    auto nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) return bad("last line not terminated");
+    std::string_view line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    ++lineno;
+    if (ended) return bad("data after end record");
+    if (lineno == 1) {
+      if (line != kMagic) return bad("not a wizmail queue file");
+      magic = true;
+      continue;
+    }
+    auto sp = line.find(' ');
+    std::string_view key = line.substr(0, sp);
+    std::string_view val = sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
+    auto where = " (line " + std::to_string(lineno) + ")";
+    if (key == "end" && sp == std::string_view::npos) {
+      ended = true;
+    } else if (key == "id") {
+      auto v = decode(val);
+      if (!v || !RelayQueue::validate_id(*v)) return bad("bad id" + where);
+      e.id = *v;
+      have_id = true;
+    } else if (key == "created" || key == "next" || key == "size") {
+      auto v = num(val);
+      if (!v) return bad("bad number" + where);
+      if (key == "created") e.created = *v;
+      else if (key == "next") e.next_attempt = *v;
+      else {
+        e.size = static_cast<std::uint64_t>(*v);
+        have_size = true;
+      }
+    } else if (key == "sender" || key == "client" || key == "auth") {
+      auto v = decode(val);
+      if (!v) return bad("bad encoding" + where);
+      (key == "sender" ? e.sender : key == "client" ? e.client_ip : e.auth_user) = *v;
+    } else if (key == "rcpt") {
+      auto parts = std::vector<std::string_view>{};
+      std::string_view rest = val;
+      for (int i = 0; i < 3; ++i) {
+        auto s = rest.find(' ');
+        if (s == std::string_view::npos) return bad("short rcpt record" + where);
+        parts.push_back(rest.substr(0, s));
+        rest = rest.substr(s + 1);
+      }
+      parts.push_back(rest);
+      QueueRecipient r;
+      if (parts[0] == "pending") r.state = RecipientState::pending;
+      else if (parts[0] == "delivered") r.state = RecipientState::delivered;
+      else if (parts[0] == "failed") r.state = RecipientState::failed;
+      else return bad("bad recipient state" + where);
+      auto n = num(parts[1]);
+      auto addr = decode(parts[2]);
+      auto reply = decode(parts[3]);
+      if (!n || !addr || addr->empty() || !reply) return bad("bad rcpt record" + where);
+      r.attempts = static_cast<int>(*n);
+      r.address = *addr;
+      r.last_reply = *reply;
+      e.recipients.push_back(std::move(r));
+    } else if (key == "attempt") {
+      auto s = val.find(' ');
+      if (s == std::string_view::npos) return bad("bad attempt record" + where);
+      auto t = num(val.substr(0, s));
+      auto txt = decode(val.substr(s + 1));
+      if (!t || !txt) return bad("bad attempt record" + where);
+      e.attempts.push_back({*t, *txt});
+    } else {
+      return bad("unknown record '" + std::string(key.substr(0, 20)) + "'" + where);
+    }
+  }
+  if (!magic) return bad("empty file");
+  if (!ended) return bad("no end record (incomplete file)");
+  if (!have_id || !have_size) return bad("missing id or size");
+  if (e.recipients.empty()) return bad("no recipients");
+  return e;
+}
+
+RelayQueue::RelayQueue(fs::path dir) : dir_(std::move(dir)) {}
+
+Status RelayQueue::validate_id(std::string_view id) {
+  if (id.empty() || id.size() > 128 || id.front() == '.')
+    return fail(Errc::invalid_argument, "bad queue id");
+  for (char c : id)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
+      return fail(Errc::invalid_argument, "bad queue id");
+  return {};
+}
+
+Status RelayQueue::init() const {
+  for (auto sub : {"tmp", "data", "incoming", "active", "deferred", "corrupt"})
+    if (auto st = util::make_dirs(dir_ / sub, 0700); !st) return st;
+  return {};
+}
+
+fs::path RelayQueue::message_path(std::string_view id) const { return dir_ / "data" / std::string(id); }
+
+Result<fs::path> RelayQueue::find(std::string_view id, QueueState* state) const {
+  if (auto st = validate_id(id); !st) return unexpected(st.error());
+  for (int i = 0; i < 3; ++i) {
+    auto p = dir_ / kStateDirs[i] / std::string(id);
+    struct stat st{};
+    if (::stat(p.c_str(), &st) == 0) {
+      if (state) *state = static_cast<QueueState>(i);
+      return p;
+    }
+  }
+  return fail(Errc::not_found, "no queue entry " + std::string(id));
+}
+
+RelayQueue::Staged::Staged(Staged&& o) noexcept
+    : dir_(std::move(o.dir_)), id_(std::move(o.id_)), env_fd_(o.env_fd_), data_fd_(o.data_fd_),
+      published_(o.published_) {
+  o.env_fd_ = o.data_fd_ = -1;
+  o.id_.clear();
+  o.published_ = true;
+}
+
+RelayQueue::Staged& RelayQueue::Staged::operator=(Staged&& o) noexcept {
+  if (this != &o) {
+    cleanup();
+    dir_ = std::move(o.dir_);
+    id_ = std::move(o.id_);
+    env_fd_ = o.env_fd_;
+    data_fd_ = o.data_fd_;
+    published_ = o.published_;
+    o.env_fd_ = o.data_fd_ = -1;
+    o.id_.clear();
+    o.published_ = true;
+  }
+  return *this;
+}
+
+RelayQueue::Staged::~Staged() { cleanup(); }
+
+void RelayQueue::Staged::cleanup() noexcept {
+  if (env_fd_ >= 0) ::close(env_fd_);
+  if (data_fd_ >= 0) ::close(data_fd_);
+  env_fd_ = data_fd_ = -1;
+  if (!published_ && !id_.empty()) {
+    ::unlink((dir_ / "tmp" / (id_ + ".env")).c_str());
+    ::unlink((dir_ / "tmp" / (id_ + ".data")).c_str());
+  }
+  published_ = true;
+}
+
+std::vector<int> RelayQueue::Staged::files_to_sync() const {
+  std::vector<int> out;
+  if (env_fd_ >= 0) out.push_back(env_fd_);
+  if (data_fd_ >= 0) out.push_back(data_fd_);
+  return out;
+}
+
+Status RelayQueue::Staged::publish() {
+  if (published_) return fail(Errc::internal, "queue entry already published");
+  auto tmp_data = dir_ / "tmp" / (id_ + ".data");
+  auto tmp_env = dir_ / "tmp" / (id_ + ".env");
+  if (::rename(tmp_data.c_str(), (dir_ / "data" / id_).c_str()) != 0) {
+    int e = errno;
+    cleanup();
+    return fail_errno("queue: rename data " + id_, e);
+  }
+  if (::rename(tmp_env.c_str(), (dir_ / "incoming" / id_).c_str()) != 0) {
+    int e = errno;
+    ::unlink((dir_ / "data" / id_).c_str());
+    cleanup();
+    return fail_errno("queue: rename envelope " + id_, e);
+  }
+  published_ = true;
+  if (env_fd_ >= 0) ::close(env_fd_);
+  if (data_fd_ >= 0) ::close(data_fd_);
+  env_fd_ = data_fd_ = -1;
+  return {};
+}
+
+std::vector<fs::path> RelayQueue::Staged::dirs_to_sync() const {
+  return {dir_ / "data", dir_ / "incoming"};
+}
+
+Result<RelayQueue::Staged> RelayQueue::stage(const QueueEnvelope& env, const fs::path& message_path,
+                                             std::uint64_t size) const {
+  if (env.recipients.empty()) return fail(Errc::invalid_argument, "queue: no recipients");
+  Staged s;
+  s.dir_ = dir_;
+  s.id_ = util::unique_name_part();
+  s.published_ = false;
+  auto tmp_data = dir_ / "tmp" / (s.id_ + ".data");
+  if (::link(message_path.c_str(), tmp_data.c_str()) != 0) {
+    int fd = ::open(tmp_data.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return fail_errno("queue: create " + tmp_data.string(), errno);
+    s.data_fd_ = fd;
+    if (auto st = copy_into(message_path, fd, tmp_data); !st) return unexpected(st.error());
+  }
+  QueueEntry e;
+  e.id = s.id_;
+  e.sender = env.sender;
+  e.client_ip = env.client_ip;
+  e.auth_user = env.auth_user;
+  e.created = e.next_attempt = unix_now();
+  e.size = size;
+  for (const auto& r : env.recipients) e.recipients.push_back({r, RecipientState::pending, 0, {}});
+  auto tmp_env = dir_ / "tmp" / (s.id_ + ".env");
+  int fd = ::open(tmp_env.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return fail_errno("queue: create " + tmp_env.string(), errno);
+  s.env_fd_ = fd;
+  if (auto st = write_all(fd, serialize_queue_entry(e), tmp_env); !st) return unexpected(st.error());
+  return s;
+}
+
+namespace {
+Status finish_durably(RelayQueue::Staged& s, int extra_fd) {
+  for (int fd : s.files_to_sync())
+    if (::fsync(fd) != 0) return fail_errno("queue: fsync", errno);
+  if (extra_fd >= 0 && ::fsync(extra_fd) != 0) return fail_errno("queue: fsync", errno);
+  if (auto st = s.publish(); !st) return st;
+  for (const auto& d : s.dirs_to_sync())
+    if (auto st = util::fsync_dir(d); !st) return st;
+  return {};
+}
+}  // namespace
+
+Result<std::string> RelayQueue::enqueue(const QueueEnvelope& env, const fs::path& message_file) const {
+  struct stat st{};
+  if (::stat(message_file.c_str(), &st) != 0) return fail_errno("queue: " + message_file.string(), errno);
+  auto s = stage(env, message_file, static_cast<std::uint64_t>(st.st_size));
+  if (!s) return unexpected(s.error());
+  // A linked data file shares the caller's inode: sync it through our name.
+  Fd data(::open((dir_ / "tmp" / (s->id() + ".data")).c_str(), O_RDONLY | O_CLOEXEC));
+  if (auto r = finish_durably(*s, data.fd); !r) return unexpected(r.error());
+  return s->id();
+}
+
+Result<std::string> RelayQueue::enqueue(const QueueEnvelope& env, std::string_view message) const {
+  auto tmp = dir_ / "tmp" / ("in." + util::unique_name_part());
+  {
+    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (fd.fd < 0) return fail_errno("queue: create " + tmp.string(), errno);
+    if (auto st = write_all(fd.fd, message, tmp); !st) {
+      ::unlink(tmp.c_str());
+      return unexpected(st.error());
+    }
+  }
+  auto r = enqueue(env, tmp);
+  ::unlink(tmp.c_str());
+  return r;
+}
+
+Result<std::vector<std::string>> RelayQueue::list() const {
+  std::vector<std::string> out;
+  for (auto d : kStateDirs) {
+    auto names = entries_in(dir_ / d);
+    if (!names) return unexpected(names.error());
+    for (auto& n : *names)
+      if (validate_id(n)) out.push_back(std::move(n));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<QueueEntry> RelayQueue::load(std::string_view id) const {
+  QueueState state{};
+  auto path = find(id, &state);
+  if (!path) return unexpected(path.error());
+  auto text = util::read_file(*path);
+  if (!text) return unexpected(text.error());
+  auto e = parse_queue_entry(*text);
+  if (!e) return unexpected(e.error());
+  if (e->id != id) return fail(Errc::parse, "queue envelope " + std::string(id) + " names another id");
+  e->state = state;
+  return e;
+}
+
+Status RelayQueue::move(std::string_view id, QueueState to) const {
+  QueueState from{};
+  auto path = find(id, &from);
+  if (!path) return unexpected(path.error());
+  if (from == to) return {};
+  auto dst = dir_ / to_string(to) / std::string(id);
+  if (::rename(path->c_str(), dst.c_str()) != 0) return fail_errno("queue: move " + std::string(id), errno);
+  if (auto st = util::fsync_dir(dst.parent_path()); !st) return st;
+  return util::fsync_dir(path->parent_path());
+}
+
+Status RelayQueue::save(const QueueEntry& e) const {
+  auto path = find(e.id);
+  if (!path) return unexpected(path.error());
+  return util::write_file_atomic(*path, serialize_queue_entry(e), 0600);
+}
+
+Status RelayQueue::update_recipient(std::string_view id, std::string_view address,
+                                    RecipientState state, std::string_view reply) const {
+  auto e = load(id);
+  if (!e) return unexpected(e.error());
+  bool found = false;
+  for (auto& r : e->recipients) {
+    if (r.address != address) continue;
+    // A recorded delivery is final: never send twice after a 250.
+    if (r.state == RecipientState::delivered)
+      return fail(Errc::invalid_argument, "recipient " + std::string(address) + " already delivered");
+    r.state = state;
+    r.last_reply = std::string(reply);
+    ++r.attempts;
+    found = true;
+  }
+  if (!found) return fail(Errc::not_found, "no recipient " + std::string(address) + " in " + std::string(id));
+  e->attempts.push_back({unix_now(), std::string(address) + ": " + std::string(reply)});
+  return save(*e);
+}
+
+Status RelayQueue::remove(std::string_view id) const {
+  auto path = find(id);
+  if (!path) return unexpected(path.error());
+  if (::unlink(path->c_str()) != 0) return fail_errno("queue: remove " + std::string(id), errno);
+  if (auto st = util::fsync_dir(path->parent_path()); !st) return st;
+  if (::unlink(message_path(id).c_str()) != 0 && errno != ENOENT)
+    return fail_errno("queue: remove data " + std::string(id), errno);
+  return {};
+}
+
+Result<std::optional<std::int64_t>> RelayQueue::next_due() const {
+  std::optional<std::int64_t> best;
+  for (auto st : {QueueState::incoming, QueueState::deferred}) {
+    auto names = entries_in(dir_ / to_string(st));
+    if (!names) return unexpected(names.error());
+    for (const auto& n : *names) {
+      if (!validate_id(n)) continue;
+      auto e = load(n);
+      if (!e) continue;
+      auto t = st == QueueState::incoming ? std::min(e->next_attempt, e->created) : e->next_attempt;
+      if (!best || t < *best) best = t;
+    }
+  }
+  return best;
+}
+
+Result<std::vector<std::string>> RelayQueue::due(std::int64_t now) const {
+  std::vector<std::string> out;
+  for (auto st : {QueueState::incoming, QueueState::deferred}) {
+    auto names = entries_in(dir_ / to_string(st));
+    if (!names) return unexpected(names.error());
+    for (const auto& n : *names) {
+      if (!validate_id(n)) continue;
+      if (st == QueueState::incoming) {
+        out.push_back(n);
+        continue;
+      }
+      auto e = load(n);
+      if (e && e->next_attempt <= now) out.push_back(n);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<RelayQueue::Recovery> RelayQueue::recover() const {
+  if (auto st = init(); !st) return unexpected(st.error());
+  Recovery r;
+  auto tmp = entries_in(dir_ / "tmp");
+  if (!tmp) return unexpected(tmp.error());
+  for (const auto& n : *tmp)
+    if (::unlink((dir_ / "tmp" / n).c_str()) == 0) ++r.tmp_removed;
+  auto active = entries_in(dir_ / "active");
+  if (!active) return unexpected(active.error());
+  for (const auto& n : *active) {
+    if (::rename((dir_ / "active" / n).c_str(), (dir_ / "incoming" / n).c_str()) == 0) ++r.reactivated;
+  }
+  // Every envelope must parse and have its data file of the right size.
+  std::vector<std::string> live;
+  for (auto st : {QueueState::incoming, QueueState::deferred}) {
+    auto names = entries_in(dir_ / to_string(st));
+    if (!names) return unexpected(names.error());
+    for (const auto& n : *names) {
+      auto path = dir_ / to_string(st) / n;
+      bool ok = false;
+      if (validate_id(n)) {
+        auto text = util::read_file(path);
+        auto e = text ? parse_queue_entry(*text) : Result<QueueEntry>(unexpected(text.error()));
+        struct stat sb{};
+        ok = e && e->id == n && ::stat(message_path(n).c_str(), &sb) == 0 &&
+             static_cast<std::uint64_t>(sb.st_size) == e->size;
+      }
+      if (ok) {
+        live.push_back(n);
+        continue;
+      }
+      // Never acknowledged (the 250 waits for both renames to be durable):
+      // keep it aside for a human rather than guess.
+      if (::rename(path.c_str(), (dir_ / "corrupt" / n).c_str()) == 0) ++r.corrupt;
+    }
+  }
+  std::sort(live.begin(), live.end());
+  auto data = entries_in(dir_ / "data");
+  if (!data) return unexpected(data.error());
+  for (const auto& n : *data) {
+    if (std::binary_search(live.begin(), live.end(), n)) continue;
+    struct stat sb{};
+    if (::stat((dir_ / "corrupt" / n).c_str(), &sb) == 0) continue;  // kept with its envelope
+    if (::unlink((dir_ / "data" / n).c_str()) == 0) ++r.orphans_removed;
+  }
+  for (auto d : {"tmp", "data", "incoming", "corrupt"}) (void)util::fsync_dir(dir_ / d);
+  return r;
+}
+
+}  // namespace wizmail

@@ -1,0 +1,249 @@
+#include "server/commit_pipeline.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "server/log.hpp"
+
+namespace wizmail::server {
+
+namespace fs = std::filesystem;
+
+std::vector<std::pair<std::string, std::string>> parse_header_block(std::string_view text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    auto nl = text.find('\n', pos);
+    bool last = nl == std::string_view::npos;
+    std::string_view line = text.substr(pos, last ? std::string_view::npos : nl - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) break;  // end of the header block
+    if (last) break;          // truncated: an incomplete field is not a field
+    pos = nl + 1;
+    if ((line.front() == ' ' || line.front() == '\t')) {
+      if (!out.empty()) {
+        out.back().second += ' ';
+        auto t = line.find_first_not_of(" \t");
+        out.back().second += line.substr(t == std::string_view::npos ? line.size() : t);
+      }
+      continue;
+    }
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) continue;
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    out.emplace_back(std::string(line.substr(0, colon)), std::string(value));
+  }
+  return out;
+}
+
+CommitPipeline::CommitPipeline(AccountStore store, RelayQueue queue, SyncMode mode, Logger& log,
+                               PipelineStats& stats, unsigned threads)
+    : store_(std::move(store)), queue_(std::move(queue)), mode_(mode), log_(log), stats_(stats),
+      nthreads_(std::max(1u, threads)) {}
+
+CommitPipeline::~CommitPipeline() { stop(); }
+
+void CommitPipeline::start() {
+  if (!threads_.empty()) return;
+  stop_ = false;
+  for (unsigned i = 0; i < nthreads_; ++i) threads_.emplace_back([this] { run(); });
+}
+
+void CommitPipeline::stop() {
+  {
+    std::lock_guard lk(mu_);
+    if (threads_.empty()) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+void CommitPipeline::submit(CommitJob job) {
+  bool wake;
+  {
+    std::lock_guard lk(mu_);
+    wake = pending_.empty();
+    pending_.push_back(std::move(job));
+  }
+  if (wake) cv_.notify_one();
+}
+
+void CommitPipeline::set_callbacks(std::shared_ptr<const CallbackList> cbs) {
+  std::lock_guard lk(mu_);
+  callbacks_ = std::move(cbs);
+}
+
+void CommitPipeline::run() {
+  std::vector<CommitJob> batch;
+  for (;;) {
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait(lk, [&] { return !pending_.empty() || stop_; });
+      if (pending_.empty() && stop_) return;
+      batch.swap(pending_);
+    }
+    commit_batch(batch);
+    batch.clear();
+  }
+}
+
+namespace {
+
+std::string read_head(const StagedMessage& m) {
+  std::string head(std::min<std::uint64_t>(m.size(), 65536), '\0');
+  ssize_t n = ::pread(m.fd(), head.data(), head.size(), 0);
+  head.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  return head;
+}
+
+}  // namespace
+
+void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
+  std::shared_ptr<const CallbackList> cbs;
+  {
+    std::lock_guard lk(mu_);
+    cbs = callbacks_;
+  }
+  struct Work {
+    std::optional<std::size_t> batch_index;           // main copy in the delivery batch
+    std::vector<std::size_t> extra;                   // rewritten copies
+    std::optional<RelayQueue::Staged> queued;
+    Status error;                                      // ok unless staging failed
+  };
+  std::vector<Work> work(jobs.size());
+  DeliveryBatch delivery(mode_);
+  BatchSyncer qsync(mode_);
+
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    auto& job = jobs[i];
+    auto& w = work[i];
+    if (!job.remote.recipients.empty()) {
+      auto st = queue_.stage(job.remote, job.message.tmp_path(), job.message.size());
+      if (!st) {
+        w.error = unexpected(st.error());
+        continue;
+      }
+      w.queued = std::move(*st);
+      for (int fd : w.queued->files_to_sync()) qsync.add_file(fd);
+      if (job.locals.empty()) qsync.add_file(job.message.fd());
+    }
+    std::vector<fs::path> maildirs;
+    if (cbs && !cbs->empty() && !job.locals.empty()) {
+      Delivery d;
+      d.sender = job.sender;
+      for (const auto& l : job.locals) d.recipients.push_back(l.address);
+      for (const auto& r : job.remote.recipients) d.recipients.push_back(r);
+      d.message_file = job.message.tmp_path();
+      d.headers = parse_header_block(read_head(job.message));
+      d.client_ip = job.client_ip;
+      d.auth_user = job.auth_user;
+      for (const auto& l : job.locals) {
+        d.recipient = l.address;
+        d.account = l.account;
+        d.mailbox = l.dir;
+        DeliveryDecision dec;
+        for (const auto& [id, cb] : *cbs) {
+          dec = cb(d);
+          if (dec.action != DeliveryDecision::Action::accept) break;
+        }
+        switch (dec.action) {
+          case DeliveryDecision::Action::accept: maildirs.push_back(l.dir); break;
+          case DeliveryDecision::Action::discard:
+            log_.server("delivery callback discarded the copy for " + l.address);
+            break;
+          case DeliveryDecision::Action::redirect: {
+            auto dir = store_.account_dir(dec.target);
+            if (dir && store_.exists(dec.target)) {
+              maildirs.push_back(*dir);
+            } else {
+              log_.server("delivery callback: redirect to unknown account '" + dec.target +
+                          "' ignored; delivered to " + l.account);
+              maildirs.push_back(l.dir);
+            }
+            break;
+          }
+          case DeliveryDecision::Action::rewrite: {
+            auto m = StagedMessage::create(l.dir / "tmp");
+            Status st = m ? m->write(dec.content) : Status(unexpected(m.error()));
+            if (st) st = m->finish();
+            if (!st) {
+              w.error = st;
+              break;
+            }
+            w.extra.push_back(delivery.add(std::move(*m), {l.dir}));
+            break;
+          }
+        }
+      }
+    } else {
+      for (const auto& l : job.locals) maildirs.push_back(l.dir);
+    }
+    if (!maildirs.empty() && w.error) {
+      // The queue copy (if any) is a link: the delivery batch syncs the data.
+      w.batch_index = delivery.add(std::move(job.message), std::move(maildirs));
+    }
+  }
+
+  Status qfiles = qsync.sync_files();
+  Status dst = delivery.size() ? delivery.commit() : Status{};
+  // Queue entries become visible only after their data is durable.
+  for (auto& w : work) {
+    if (!w.queued || !w.error) continue;
+    if (!qfiles) {
+      w.error = qfiles;
+      continue;
+    }
+    if (w.batch_index && !dst) {
+      w.error = dst;
+      continue;
+    }
+    if (auto st = w.queued->publish(); !st) {
+      w.error = st;
+      continue;
+    }
+    for (auto& d : w.queued->dirs_to_sync()) qsync.add_dir(d);
+  }
+  Status qdirs = qsync.dir_count() ? qsync.sync_dirs() : Status{};
+  stats_.batches.fetch_add(1, std::memory_order_relaxed);
+
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    auto& w = work[i];
+    auto& job = jobs[i];
+    Status result = w.error;
+    if (result && w.queued && !qdirs) result = qdirs;
+    auto check = [&](std::size_t idx) {
+      for (const auto& r : delivery.results(idx))
+        if (!r && result) result = unexpected(r.error());
+    };
+    if (result && w.batch_index) check(*w.batch_index);
+    for (auto idx : w.extra)
+      if (result) check(idx);
+    if (result) {
+      std::uint64_t copies = 0;
+      if (w.batch_index) copies += delivery.results(*w.batch_index).size();
+      copies += w.extra.size();
+      stats_.delivered.fetch_add(copies, std::memory_order_relaxed);
+      if (w.queued) stats_.relayed.fetch_add(1, std::memory_order_relaxed);
+      std::string id = w.queued ? w.queued->id() : job.message.new_name();
+      if (w.batch_index || !w.extra.empty() || w.queued) {
+        // new_name() of a moved-from message is not available: use the batch's path.
+        if (w.batch_index && !delivery.results(*w.batch_index).empty())
+          id = delivery.results(*w.batch_index).front()->filename().string();
+      }
+      auto comma = id.find(',');
+      if (comma != std::string::npos) id.resize(comma);
+      job.done(std::move(id));
+    } else {
+      log_.log(LogFile::error, {}, job.client_ip, job.auth_user,
+               "commit failed: " + result.error().message);
+      job.done(unexpected(result.error()));
+    }
+  }
+}
+
+}  // namespace wizmail::server

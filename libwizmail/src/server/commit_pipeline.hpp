@@ -1,0 +1,91 @@
+// Group commit (SPEC §3): messages whose data has been written (not synced)
+// are handed over by the I/O threads; one commit thread takes every message
+// ready at that moment and makes the whole batch durable with one round of
+// syncs — files, links into new/, folders, queue entries — then completes
+// each message. No reply leaves before its batch is durable, and no fsync
+// ever runs on an I/O thread.
+#pragma once
+
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "wizmail/account_store.hpp"
+#include "wizmail/maildir_delivery.hpp"
+#include "wizmail/relay.hpp"
+#include "wizmail/server.hpp"
+
+namespace wizmail::server {
+
+class Logger;
+
+struct LocalTarget {
+  std::string address;  // recipient as given
+  std::string account;
+  std::filesystem::path dir;  // the account folder (Maildir)
+};
+
+struct CommitJob {
+  StagedMessage message;  // finished (write()s done, not synced)
+  std::vector<LocalTarget> locals;
+  QueueEnvelope remote;   // recipients empty = nothing to relay
+  std::string sender;
+  std::string client_ip;
+  std::string auth_user;
+  // Called on the commit thread: the queue id (message id) or why not.
+  std::move_only_function<void(Result<std::string>)> done;
+};
+
+struct PipelineStats {
+  std::atomic<std::uint64_t> delivered{0};
+  std::atomic<std::uint64_t> relayed{0};
+  std::atomic<std::uint64_t> batches{0};
+};
+
+using CallbackList = std::vector<std::pair<CallbackId, DeliveryCallback>>;
+
+class CommitPipeline {
+ public:
+  // `threads` commit threads: each takes every job pending when it is free,
+  // so while one batch waits for the disk the next one gathers and starts
+  // (concurrent flushes overlap on the device).
+  CommitPipeline(AccountStore store, RelayQueue queue, SyncMode mode, Logger& log,
+                 PipelineStats& stats, unsigned threads = 4);
+  ~CommitPipeline();
+
+  void start();
+  // Finish everything submitted, then stop the thread.
+  void stop();
+  void submit(CommitJob job);
+  void set_callbacks(std::shared_ptr<const CallbackList> cbs);
+
+ private:
+  void run();
+  void commit_batch(std::vector<CommitJob>& jobs);
+
+  AccountStore store_;
+  RelayQueue queue_;
+  SyncMode mode_;
+  Logger& log_;
+  PipelineStats& stats_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<CommitJob> pending_;
+  std::shared_ptr<const CallbackList> callbacks_;
+  bool stop_ = false;
+  unsigned nthreads_;
+  std::vector<std::thread> threads_;
+};
+
+// Unfolded header fields of a message's header block (up to the first empty
+// line or `limit` octets). Exposed for tests.
+std::vector<std::pair<std::string, std::string>> parse_header_block(std::string_view text);
+
+}  // namespace wizmail::server

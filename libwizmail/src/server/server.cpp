@@ -1,0 +1,489 @@
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <asio/post.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/write.hpp>
+
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <thread>
+
+#include "server/server_impl.hpp"
+#include "pop3/connection.hpp"
+#include "server/smtp_connection.hpp"
+#include "util/fs.hpp"
+#include "util/strings.hpp"
+#include "wizmail/mailbox.hpp"
+
+namespace wizmail {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+std::string_view to_string(Protocol p) noexcept {
+  switch (p) {
+    case Protocol::smtp: return "smtp";
+    case Protocol::submission: return "submission";
+    case Protocol::smtps: return "smtps";
+    case Protocol::pop3: return "pop3";
+    case Protocol::pop3s: return "pop3s";
+  }
+  return "smtp";
+}
+
+namespace server {
+
+Result<std::shared_ptr<const Runtime>> make_runtime(std::shared_ptr<const Config> config,
+                                                    const ServerOptions& opt) {
+  auto rt = std::make_shared<Runtime>();
+  auto exempt = net::CidrList::parse(config->smtp.multiprocessing_exempt);
+  if (!exempt) return fail(Errc::invalid_argument, "multiprocessing_exempt: " + exempt.error().message);
+  rt->exempt = std::move(*exempt);
+  if (config->tls_configured()) {
+    auto tls = net::make_server_tls_context(config->server.tls_cert_file, config->server.tls_key_file);
+    if (!tls) return unexpected(tls.error());
+    rt->tls = std::move(*tls);
+  }
+  rt->local_domains = config->local_domains();
+  rt->mailbox_dir = config->mailbox_dir();
+  rt->hostname = opt.hostname.empty() ? config->server.domain : opt.hostname;
+  rt->config = std::move(config);
+  return std::shared_ptr<const Runtime>(std::move(rt));
+}
+
+namespace {
+std::string smtp_ip_canonical(std::string_view ip) {
+  std::error_code ec;
+  auto a = asio::ip::make_address(std::string(ip), ec);
+  if (ec) return std::string(ip);
+  return net::unmap(a).to_string();
+}
+
+std::string local_day() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+  return buf;
+}
+}  // namespace
+
+SendCounters::Entry& SendCounters::load(const std::string& account, const std::string& day) {
+  auto it = map_.find(account);
+  if (it == map_.end()) {
+    Entry e;
+    if (auto text = util::read_file(dir_ / account)) {
+      auto parts = util::split_list(*text, ' ');
+      if (parts.size() == 2)
+        if (auto n = util::parse_int(parts[1])) e = {parts[0], *n};
+    }
+    it = map_.emplace(account, e).first;
+  }
+  if (it->second.day != day) it->second = {day, 0};
+  return it->second;
+}
+
+std::int64_t SendCounters::today(std::string_view account) {
+  if (!AccountStore::validate_name(account)) return 0;
+  std::lock_guard lk(mu_);
+  return load(std::string(account), local_day()).count;
+}
+
+void SendCounters::record(std::string_view account) {
+  if (!AccountStore::validate_name(account)) return;
+  std::lock_guard lk(mu_);
+  auto day = local_day();
+  auto& e = load(std::string(account), day);
+  ++e.count;
+  // Not fsynced: a crash may forget a few sends of today, which only errs on
+  // the side of the sender; the mail itself is durable elsewhere.
+  (void)util::make_dirs(dir_, 0750);
+  auto tmp = dir_ / ("." + std::string(account) + ".tmp");
+  auto text = day + " " + std::to_string(e.count) + "\n";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  if (ok) ::rename(tmp.c_str(), (dir_ / account).c_str());
+}
+
+std::optional<std::string> PopLogins::find(const AccountStore& store, std::string_view ip,
+                                           std::chrono::minutes ttl) {
+  auto canonical = smtp_ip_canonical(ip);
+  std::lock_guard lk(mu_);
+  auto now = std::chrono::steady_clock::now();
+  if (now - built_ > 2s) {
+    by_ip_.clear();
+    if (auto names = store.list()) {
+      for (const auto& n : *names) {
+        auto login = store.read_pop_login(n);
+        if (!login) continue;
+        auto key = smtp_ip_canonical(login->ip);
+        auto& slot = by_ip_[key];
+        if (login->time >= slot.time) slot = {n, login->time};
+      }
+    }
+    built_ = now;
+  }
+  auto it = by_ip_.find(canonical);
+  if (it == by_ip_.end()) return std::nullopt;
+  auto age = std::time(nullptr) - it->second.time;
+  if (age < 0 || age > std::chrono::duration_cast<std::chrono::seconds>(ttl).count()) return std::nullopt;
+  return it->second.account;
+}
+
+}  // namespace server
+
+// ---------------------------------------------------------------------------
+
+Server::Impl::Impl(asio::io_context& io_, ServerOptions o, std::shared_ptr<const server::Runtime> r)
+    : io(io_), opt(std::move(o)), rt(std::move(r)),
+      logger(rt->config->log_dir(), rt->config->server.log_size_max, opt.log_to_stderr),
+      listener(io_.get_executor()),
+      send_counters(rt->config->home / "var" / "sendcount") {}
+
+void Server::Impl::accept(asio::ip::tcp::socket s, int tag) {
+  auto protocol = static_cast<Protocol>(tag);
+  auto r = runtime();
+  std::error_code ec;
+  auto peer = s.remote_endpoint(ec);
+  if (ec) return;
+  sessions_total.fetch_add(1, std::memory_order_relaxed);
+  if (stopping) return;  // the socket closes
+  bool limited = !r->exempt.contains(peer.address());
+  if (limited && capped.fetch_add(1) + 1 > r->config->smtp.multiprocessing) {
+    capped.fetch_sub(1);
+    refused_busy.fetch_add(1, std::memory_order_relaxed);
+    bool pop = protocol == Protocol::pop3 || protocol == Protocol::pop3s;
+    std::string msg = pop ? "-ERR [SYS/TEMP] too many connections, try later\r\n"
+                          : "421 4.7.0 " + r->hostname + " too many connections, try later\r\n";
+    auto who = net::unmap(peer.address()).to_string() + ":" + std::to_string(peer.port());
+    logger.log(server::LogFile::error, {}, who, {},
+               "refused: multiprocessing limit " + std::to_string(r->config->smtp.multiprocessing));
+    if (protocol != Protocol::smtps && protocol != Protocol::pop3s)
+      asio::write(s, asio::buffer(msg), ec);
+    s.close(ec);
+    return;
+  }
+  if (protocol == Protocol::pop3 || protocol == Protocol::pop3s) {
+    pop3::start_pop3_connection(*this, std::move(s), protocol, std::move(r), limited);
+    return;
+  }
+  server::start_smtp_connection(*this, std::move(s), protocol, std::move(r), limited);
+}
+
+void Server::Impl::unregister(std::uint64_t id) {
+  bool finish;
+  {
+    std::lock_guard lk(conn_mu);
+    conns.erase(id);
+    finish = stopping && !stop_finished && conns.empty();
+  }
+  if (finish) asio::post(io, [this] { maybe_finish_stop(); });
+}
+
+void Server::Impl::maybe_finish_stop() {
+  std::vector<std::function<void()>> done;
+  {
+    std::lock_guard lk(conn_mu);
+    if (!stopping || !conns.empty() || stop_finished) return;
+    done.swap(stop_done);
+    stop_finished = true;
+  }
+  {
+    if (pipeline) pipeline->stop();
+    logger.server("stopped");
+    logger.flush();
+  }
+  for (auto& f : done)
+    if (f) f();
+  stop_guard.reset();
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() {
+  impl_->listener.close();
+  if (impl_->pipeline) impl_->pipeline->stop();
+  impl_->logger.stop();
+}
+
+Result<std::unique_ptr<Server>> Server::create(asio::io_context& io, const fs::path& home,
+                                               ServerOptions options) {
+  auto cfg = load_config(home);
+  if (!cfg) return unexpected(cfg.error());
+  return create(io, std::move(*cfg), std::move(options));
+}
+
+Result<std::unique_ptr<Server>> Server::create(asio::io_context& io,
+                                               std::shared_ptr<const Config> config,
+                                               ServerOptions options) {
+  if (!config) return fail(Errc::invalid_argument, "no configuration");
+  auto rt = server::make_runtime(std::move(config), options);
+  if (!rt) return unexpected(rt.error());
+  auto impl = std::make_unique<Impl>(io, std::move(options), std::move(*rt));
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Status Server::start() {
+  auto& I = *impl_;
+  if (I.started) return fail(Errc::invalid_argument, "server already started");
+  auto rt = I.runtime();
+  const auto& cfg = *rt->config;
+  if (auto st = I.logger.start(); !st) return st;
+  // Start-up recovery: the queue, then crash leftovers in every tmp/.
+  RelayQueue queue(cfg.queue_dir());
+  auto rec = queue.recover();
+  if (!rec) return unexpected(rec.error());
+  if (rec->tmp_removed + rec->orphans_removed + rec->reactivated + rec->corrupt > 0)
+    I.logger.server("queue recovery: " + std::to_string(rec->tmp_removed) + " tmp files, " +
+                    std::to_string(rec->orphans_removed) + " orphan data files removed, " +
+                    std::to_string(rec->reactivated) + " reactivated, " +
+                    std::to_string(rec->corrupt) + " corrupt");
+  AccountStore store(rt->mailbox_dir);
+  if (auto names = store.list()) {
+    for (const auto& n : *names) {
+      auto dir = store.account_dir(n);
+      if (!dir) continue;
+      auto cleaned = Mailbox(*dir).cleanup_tmp(std::chrono::hours(36), true);
+      if (cleaned && *cleaned > 0)
+        I.logger.server("removed " + std::to_string(*cleaned) + " leftover files from " + n + "/tmp");
+    }
+  }
+  std::vector<net::ListenSpec> specs;
+  auto port = [&](int p) { return static_cast<std::uint16_t>(I.opt.ephemeral_ports ? 0 : p); };
+  specs.push_back({cfg.smtp.bind_address, port(cfg.smtp.port), static_cast<int>(Protocol::smtp)});
+  if (cfg.smtp.submission_port > 0)
+    specs.push_back({cfg.smtp.bind_address, port(cfg.smtp.submission_port),
+                     static_cast<int>(Protocol::submission)});
+  if (cfg.smtp.smtps_port > 0) {
+    if (!rt->tls)
+      return fail(Errc::invalid_argument, "smtps_port needs tls_cert_file and tls_key_file");
+    specs.push_back({cfg.smtp.bind_address, port(cfg.smtp.smtps_port), static_cast<int>(Protocol::smtps)});
+  }
+  if (cfg.pop.port > 0)
+    specs.push_back({cfg.smtp.bind_address, port(cfg.pop.port), static_cast<int>(Protocol::pop3)});
+  if (cfg.pop.pop3s_port > 0) {
+    if (!rt->tls)
+      return fail(Errc::invalid_argument, "pop3s_port needs tls_cert_file and tls_key_file");
+    specs.push_back({cfg.smtp.bind_address, port(cfg.pop.pop3s_port), static_cast<int>(Protocol::pop3s)});
+  }
+  if (auto st = I.listener.open(specs); !st) {
+    I.logger.server("cannot start: " + st.error().message);
+    return st;
+  }
+  I.pipeline = std::make_unique<server::CommitPipeline>(
+      store, queue, I.opt.use_syncfs ? SyncMode::syncfs : SyncMode::fsync_each, I.logger, I.pstats);
+  {
+    std::lock_guard lk(I.cb_mu);
+    I.pipeline->set_callbacks(I.callbacks);
+  }
+  I.pipeline->start();
+  I.listener.start([&I](asio::ip::tcp::socket s, int tag) { I.accept(std::move(s), tag); });
+  I.started = true;
+  std::string where;
+  for (const auto& b : I.listener.bound())
+    where += std::string(where.empty() ? "" : ", ") + std::string(to_string(static_cast<Protocol>(b.tag))) +
+             " on " + b.endpoint.address().to_string() + " port " + std::to_string(b.endpoint.port());
+  I.logger.server("started: " + where);
+  for (const auto& w : cfg.warnings) I.logger.server("config warning: " + w.to_string());
+  return {};
+}
+
+void Server::stop(std::function<void()> done) {
+  auto grace = std::chrono::seconds(impl_->runtime()->config->server.time_out_of_stop);
+  stop(std::chrono::duration_cast<std::chrono::milliseconds>(grace), std::move(done));
+}
+
+void Server::stop(std::chrono::milliseconds grace, std::function<void()> done) {
+  auto& I = *impl_;
+  std::vector<std::shared_ptr<server::Connection>> live;
+  bool first;
+  {
+    std::lock_guard lk(I.conn_mu);
+    first = !I.stopping;
+    I.stopping = true;
+    if (first) {
+      I.stop_deadline = std::chrono::steady_clock::now() + grace;
+      I.stop_guard.emplace(I.io.get_executor());
+    }
+    if (I.stop_finished) {
+      if (done) asio::post(I.io, std::move(done));
+      return;
+    }
+    I.stop_done.push_back(std::move(done));
+    for (auto& [id, w] : I.conns)
+      if (auto c = w.lock()) live.push_back(std::move(c));
+  }
+  asio::post(I.io, [&I] { I.listener.close(); });
+  if (first) {
+    I.logger.server("stopping: " + std::to_string(live.size()) + " sessions");
+    auto deadline = I.stop_deadline;
+    for (auto& c : live) {
+      auto ex = c->executor();
+      asio::post(ex, [c, deadline] { c->shutdown(deadline); });
+    }
+  }
+  asio::post(I.io, [&I] { I.maybe_finish_stop(); });
+}
+
+bool Server::stopped() const noexcept {
+  std::lock_guard lk(impl_->conn_mu);
+  return impl_->stopping && impl_->conns.empty();
+}
+
+Status Server::reload() {
+  auto& I = *impl_;
+  auto old = I.runtime();
+  auto cfg = load_config(old->config->home);
+  if (!cfg) {
+    I.logger.server("reload failed, keeping the running configuration: " + cfg.error().message);
+    return unexpected(cfg.error());
+  }
+  auto rt = server::make_runtime(std::move(*cfg), I.opt);
+  if (!rt) {
+    I.logger.server("reload failed, keeping the running configuration: " + rt.error().message);
+    return unexpected(rt.error());
+  }
+  const auto& a = old->config->smtp;
+  const auto& b = (*rt)->config->smtp;
+  if (a.port != b.port || a.submission_port != b.submission_port || a.smtps_port != b.smtps_port ||
+      a.bind_address != b.bind_address)
+    I.logger.server("reload: listener changes (ports, bind_address) take effect after a restart");
+  I.logger.set_size_max((*rt)->config->server.log_size_max);
+  {
+    std::lock_guard lk(I.rt_mu);
+    I.rt = std::move(*rt);
+  }
+  I.logger.server("configuration reloaded");
+  return {};
+}
+
+std::shared_ptr<const Config> Server::config() const { return impl_->runtime()->config; }
+
+ServerStats Server::stats() const {
+  auto& I = *impl_;
+  ServerStats s;
+  s.sessions_smtp = I.sessions_smtp.load();
+  s.sessions_pop3 = I.sessions_pop3.load();
+  s.sessions_total = I.sessions_total.load();
+  s.refused_busy = I.refused_busy.load();
+  s.messages_received = I.messages_received.load();
+  s.messages_delivered = I.pstats.delivered.load();
+  s.messages_relayed = I.pstats.relayed.load();
+  s.commit_batches = I.pstats.batches.load();
+  return s;
+}
+
+std::vector<Server::Endpoint> Server::endpoints() const {
+  std::vector<Endpoint> out;
+  for (const auto& b : impl_->listener.bound())
+    out.push_back({static_cast<Protocol>(b.tag), b.endpoint.address().to_string(), b.endpoint.port()});
+  return out;
+}
+
+std::uint16_t Server::port(Protocol p) const {
+  for (const auto& b : impl_->listener.bound())
+    if (b.tag == static_cast<int>(p)) return b.endpoint.port();
+  return 0;
+}
+
+CallbackId Server::add_delivery_callback(DeliveryCallback cb) {
+  auto& I = *impl_;
+  std::lock_guard lk(I.cb_mu);
+  auto list = std::make_shared<server::CallbackList>(*I.callbacks);
+  auto id = ++I.next_cb;
+  list->emplace_back(id, std::move(cb));
+  I.callbacks = list;
+  if (I.pipeline) I.pipeline->set_callbacks(list);
+  return id;
+}
+
+void Server::remove_delivery_callback(CallbackId id) {
+  auto& I = *impl_;
+  std::lock_guard lk(I.cb_mu);
+  auto list = std::make_shared<server::CallbackList>(*I.callbacks);
+  std::erase_if(*list, [id](const auto& p) { return p.first == id; });
+  I.callbacks = list;
+  if (I.pipeline) I.pipeline->set_callbacks(list);
+}
+
+// ---------------------------------------------------------------------------
+
+int run_server(const fs::path& home, unsigned threads, bool use_syncfs) {
+  auto cfg = load_config(home);
+  if (!cfg) {
+    std::cerr << "wizmail-server: configuration errors:\n" << cfg.error().message << '\n';
+    return 2;
+  }
+  for (const auto& w : (*cfg)->warnings) std::cerr << "wizmail-server: warning: " << w.to_string() << '\n';
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  asio::io_context io(static_cast<int>(threads));
+  ServerOptions opt;
+  opt.log_to_stderr = true;
+  opt.use_syncfs = use_syncfs;
+  auto server = Server::create(io, *cfg, opt);
+  if (!server) {
+    std::cerr << "wizmail-server: " << server.error().message << '\n';
+    return 2;
+  }
+  // Write our pid; a live server owning the pid file refuses a second start.
+  auto run_dir = (*cfg)->run_dir();
+  if (auto st = util::make_dirs(run_dir, 0755); !st) {
+    std::cerr << "wizmail-server: " << st.error().message << '\n';
+    return 1;
+  }
+  auto pid_file = run_dir / "wizmail.pid";
+  if (auto old = util::read_file(pid_file)) {
+    auto pid = util::parse_int(util::trim(*old));
+    if (pid && *pid > 0 && *pid != ::getpid() && ::kill(static_cast<pid_t>(*pid), 0) == 0) {
+      std::cerr << "wizmail-server: already running (pid " << *pid << ", " << pid_file.string() << ")\n";
+      return 1;
+    }
+  }
+  // The pid file exists before the ports accept (so `wizmail start` can
+  // rely on it once the server listens) and goes away if start fails.
+  if (auto st = util::write_file_atomic(pid_file, std::to_string(::getpid()) + "\n", 0644); !st)
+    std::cerr << "wizmail-server: " << st.error().message << '\n';
+  if (auto st = (*server)->start(); !st) {
+    std::cerr << "wizmail-server: " << st.error().message << '\n';
+    ::unlink(pid_file.c_str());
+    return 1;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  std::function<void()> wait_signal;
+  bool stopping = false;
+  wait_signal = [&] {
+    signals.async_wait([&](std::error_code ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        (void)(*server)->reload();
+        wait_signal();
+        return;
+      }
+      if (stopping) {
+        // A second SIGTERM/SIGINT: stop waiting for sessions.
+        (*server)->stop(0ms);
+        wait_signal();
+        return;
+      }
+      stopping = true;
+      (*server)->stop([&] { signals.cancel(); });
+      wait_signal();
+    });
+  };
+  wait_signal();
+  std::vector<std::thread> workers;
+  for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&] { io.run(); });
+  io.run();
+  for (auto& t : workers) t.join();
+  ::unlink(pid_file.c_str());
+  return 0;
+}
+
+}  // namespace wizmail

@@ -1,0 +1,138 @@
+// Private: the state a Server shares with its connections.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <asio/executor_work_guard.hpp>
+
+#include <map>
+#include <optional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "net/address.hpp"
+#include "net/listener.hpp"
+#include "net/tls.hpp"
+#include "server/commit_pipeline.hpp"
+#include "server/log.hpp"
+#include "wizmail/account_store.hpp"
+#include "wizmail/relay.hpp"
+#include "wizmail/server.hpp"
+
+namespace wizmail::server {
+
+// Everything derived from one Config snapshot; swapped whole on reload.
+struct Runtime {
+  std::shared_ptr<const Config> config;
+  net::CidrList exempt;
+  net::TlsContextPtr tls;  // null when TLS is not configured
+  std::vector<std::string> local_domains;
+  std::filesystem::path mailbox_dir;
+  std::string hostname;
+};
+
+Result<std::shared_ptr<const Runtime>> make_runtime(std::shared_ptr<const Config> config,
+                                                    const ServerOptions& opt);
+
+// A live session as the server sees it (for stop).
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  // Called on the connection's strand: wind down (421 when idle, after the
+  // current transaction otherwise), hard close at `deadline`.
+  virtual void shutdown(std::chrono::steady_clock::time_point deadline) = 0;
+  virtual asio::any_io_executor executor() const = 0;
+};
+
+// send_max_during_a_day: messages relayed per account per (local) day,
+// persisted in var/sendcount/<account> ("YYYY-MM-DD count").
+class SendCounters {
+ public:
+  explicit SendCounters(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  std::int64_t today(std::string_view account);
+  void record(std::string_view account);
+
+ private:
+  struct Entry {
+    std::string day;
+    std::int64_t count = 0;
+  };
+  Entry& load(const std::string& account, const std::string& day);
+  std::filesystem::path dir_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Entry> map_;
+};
+
+// POP-before-SMTP: which account logged in from an IP (the accounts' `ip`
+// files), rebuilt at most every two seconds.
+class PopLogins {
+ public:
+  std::optional<std::string> find(const AccountStore& store, std::string_view ip,
+                                  std::chrono::minutes ttl);
+
+ private:
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point built_{};
+  struct Login {
+    std::string account;
+    std::int64_t time = 0;
+  };
+  std::unordered_map<std::string, Login> by_ip_;  // canonical ip → newest login
+};
+
+}  // namespace wizmail::server
+
+namespace wizmail {
+
+struct Server::Impl {
+  Impl(asio::io_context& io, ServerOptions opt, std::shared_ptr<const server::Runtime> rt);
+
+  asio::io_context& io;
+  ServerOptions opt;
+
+  mutable std::mutex rt_mu;
+  std::shared_ptr<const server::Runtime> rt;
+  std::shared_ptr<const server::Runtime> runtime() const {
+    std::lock_guard lk(rt_mu);
+    return rt;
+  }
+
+  server::Logger logger;
+  server::PipelineStats pstats;
+  std::unique_ptr<server::CommitPipeline> pipeline;
+  net::Listener listener;
+  server::SendCounters send_counters;
+  server::PopLogins pop_logins;
+
+  std::atomic<std::uint64_t> sessions_smtp{0}, sessions_pop3{0}, sessions_total{0},
+      refused_busy{0}, messages_received{0};
+  std::atomic<int> capped{0};  // sessions counted against `multiprocessing`
+
+  std::mutex conn_mu;
+  std::uint64_t next_conn = 0;
+  std::unordered_map<std::uint64_t, std::weak_ptr<server::Connection>> conns;
+  bool started = false;
+  bool stopping = false;
+  bool stop_finished = false;
+  // Keeps io.run() going until every session has wound down.
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> stop_guard;
+  std::chrono::steady_clock::time_point stop_deadline{};
+  std::vector<std::function<void()>> stop_done;
+
+  std::mutex cb_mu;
+  CallbackId next_cb = 0;
+  std::shared_ptr<const server::CallbackList> callbacks = std::make_shared<server::CallbackList>();
+
+  void accept(asio::ip::tcp::socket s, int tag);
+  void unregister(std::uint64_t id);
+  void maybe_finish_stop();
+};
+
+}  // namespace wizmail

@@ -1,0 +1,401 @@
+#include "server/smtp_connection.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/post.hpp>
+#include <asio/strand.hpp>
+
+#include <cstdio>
+#include <random>
+
+#include "net/stream.hpp"
+#include "server/server_impl.hpp"
+#include "smtp/address.hpp"
+#include "smtp/session.hpp"
+#include "wizmail/mailbox.hpp"
+
+namespace wizmail::server {
+
+namespace {
+
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+std::string make_session_id(std::uint64_t n) {
+  static const std::uint64_t boot = static_cast<std::uint64_t>(
+      std::chrono::system_clock::now().time_since_epoch().count());
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%06llx%06llx",
+                static_cast<unsigned long long>((boot >> 20) & 0xFFFFFF),
+                static_cast<unsigned long long>(n & 0xFFFFFF));
+  return buf;
+}
+
+// The session's policy questions, over the runtime snapshot and the store.
+class Environment final : public smtp::Environment {
+ public:
+  Environment(Server::Impl& srv, const Runtime& rt, const tcp::endpoint& local)
+      : srv_(srv), rt_(rt), store_(rt.mailbox_dir), local_(local) {}
+
+  bool is_local_domain(std::string_view domain) override {
+    if (!domain.empty() && domain.front() == '[') {
+      auto ip = smtp::parse_address_literal(domain);
+      if (!ip) return false;
+      auto mine = smtp::IpAddress::parse(net::unmap(local_.address()).to_string());
+      if (mine && *mine == *ip) return true;
+      for (const auto& b : rt_.config->smtp.bind_address)
+        if (auto a = smtp::IpAddress::parse(b); a && *a == *ip) return true;
+      return false;
+    }
+    for (const auto& d : rt_.local_domains)
+      if (d == domain) return true;
+    return false;
+  }
+
+  AccountInfo lookup_account(std::string_view account) override {
+    AccountInfo info;
+    info.exists = store_.exists(account);
+    if (info.exists) info.mailing_list = store_.is_mailing_list(account);
+    return info;
+  }
+
+  Result<AccountSettings> account_settings(std::string_view account) override {
+    return rt_.config->account_settings(account);
+  }
+
+  Result<bool> quota_allows(std::string_view account, std::int64_t incoming) override {
+    auto s = rt_.config->account_settings(account);
+    if (!s) return unexpected(s.error());
+    if (s->mailbox_capacity_mail_count < 0 && s->mailbox_capacity_mail_size < 0) return true;
+    auto dir = store_.account_dir(account);
+    if (!dir) return unexpected(dir.error());
+    auto st = Mailbox(*dir).check_quota(s->mailbox_capacity_mail_count,
+                                        s->mailbox_capacity_mail_size,
+                                        static_cast<std::uint64_t>(std::max<std::int64_t>(incoming, 0)));
+    if (st) return true;
+    if (st.error().smtp_code == 452) return false;
+    return unexpected(st.error());
+  }
+
+  Result<bool> authenticate(std::string_view user, std::string_view password) override {
+    auto r = store_.authenticate(user, password);
+    if (!r) {
+      if (r.error().code == Errc::not_found || r.error().code == Errc::invalid_argument) return false;
+      return unexpected(r.error());
+    }
+    return *r;
+  }
+
+  std::optional<std::string> plain_password(std::string_view user) override {
+    auto r = store_.plain_password(user);
+    if (!r) return std::nullopt;
+    return *r;
+  }
+
+  std::optional<std::string> pop_login_account(std::string_view ip, std::chrono::minutes ttl) override {
+    return srv_.pop_logins.find(store_, ip, ttl);
+  }
+
+  std::int64_t sends_today(std::string_view account) override {
+    return srv_.send_counters.today(account);
+  }
+  void record_send(std::string_view account) override { srv_.send_counters.record(account); }
+
+  std::chrono::system_clock::time_point now() override { return std::chrono::system_clock::now(); }
+  std::uint64_t random() override {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    return rng();
+  }
+
+ private:
+  Server::Impl& srv_;
+  const Runtime& rt_;
+  AccountStore store_;
+  tcp::endpoint local_;
+};
+
+class SmtpConnection final : public Connection,
+                             public smtp::MessageSink,
+                             public std::enable_shared_from_this<SmtpConnection> {
+ public:
+  SmtpConnection(Server::Impl& srv, asio::any_io_executor ex, tcp::socket socket,
+                 Protocol proto, std::shared_ptr<const Runtime> rt, bool capped, std::uint64_t id)
+      : srv_(srv), ex_(ex), rt_(std::move(rt)), stream_(std::move(socket)), watchdog_(ex),
+        proto_(proto), capped_(capped), id_(id) {}
+
+  ~SmtpConnection() override {
+    if (capped_) srv_.capped.fetch_sub(1, std::memory_order_relaxed);
+    srv_.sessions_smtp.fetch_sub(1, std::memory_order_relaxed);
+    srv_.unregister(id_);
+  }
+
+  asio::awaitable<void> run();
+
+  void shutdown(std::chrono::steady_clock::time_point deadline) override {
+    stopping_ = true;
+    watchdog_.expire_at(deadline);
+    if (reading_ && session_ && idle_state()) stream_.cancel();
+  }
+
+  asio::any_io_executor executor() const override { return ex_; }
+
+  // MessageSink
+  Status begin(const smtp::Transaction& txn) override {
+    std::filesystem::path tmp;
+    for (const auto& r : txn.recipients) {
+      if (!r.local()) continue;
+      tmp = rt_->mailbox_dir / r.account / "tmp";
+      break;
+    }
+    if (tmp.empty()) tmp = rt_->config->queue_dir() / "tmp";
+    auto m = StagedMessage::create(tmp);
+    if (!m) return unexpected(m.error());
+    staged_.emplace(std::move(*m));
+    return {};
+  }
+  Status write(std::string_view bytes) override {
+    if (!staged_) return fail(Errc::internal, "no message open");
+    return staged_->write(bytes);
+  }
+  void abort() noexcept override { staged_.reset(); }
+
+ private:
+  bool idle_state() const {
+    auto s = session_->state();
+    return s == smtp::State::initial || s == smtp::State::ready;
+  }
+  void log_line(LogFile f, std::string_view text) {
+    srv_.logger.log(f, sid_, peer_, session_ ? session_->account() : std::string_view{}, text);
+  }
+  void log_events() {
+    for (const auto& e : out_.events)
+      log_line(e.kind == smtp::LogEvent::Kind::error ? LogFile::error : LogFile::smtp, e.text);
+  }
+  asio::awaitable<bool> act();
+  asio::awaitable<Result<std::string>> commit();
+  asio::awaitable<std::tuple<std::error_code, std::string_view>> read();
+  asio::awaitable<void> say(std::string_view text) {
+    log_line(LogFile::smtp, text);
+    watchdog_.touch();
+    co_await stream_.write_all(text);
+  }
+
+  Server::Impl& srv_;
+  asio::any_io_executor ex_;
+  std::shared_ptr<const Runtime> rt_;
+  net::Stream stream_;
+  net::Watchdog watchdog_;
+  Protocol proto_;
+  bool capped_;
+  std::uint64_t id_;
+  std::string sid_, peer_, peer_ip_;
+  std::unique_ptr<Environment> env_;
+  std::unique_ptr<smtp::Session> session_;
+  smtp::Output out_;
+  std::optional<StagedMessage> staged_;
+  std::unique_ptr<net::ReadBuffer> tls_in_;
+  bool reading_ = false, stopping_ = false;
+};
+
+constexpr std::size_t kThreadBuffer = 65536;
+[[gnu::noinline]] char* thread_read_buffer() {
+  thread_local std::unique_ptr<char[]> buf(new char[kThreadBuffer]);
+  return buf.get();
+}
+
+// Plain TCP waits for readability and then reads into a per-thread buffer,
+// so an idle session holds no read buffer at all; TLS needs its own.
+asio::awaitable<std::tuple<std::error_code, std::string_view>> SmtpConnection::read() {
+  if (stream_.is_tls()) {
+    if (!tls_in_) tls_in_ = std::make_unique<net::ReadBuffer>(4096, 4096);
+    tls_in_->clear();
+    auto [ec, n] = co_await stream_.read_some(tls_in_->prepare());
+    tls_in_->commit(n);
+    co_return std::tuple{ec, tls_in_->data()};
+  }
+  for (;;) {
+    // Looked up after every resumption: the coroutine may resume on another
+    // thread, and a thread_local's address must not be cached across co_await.
+    char* buf = thread_read_buffer();
+    std::error_code ec;
+    std::size_t n = stream_.socket().read_some(asio::buffer(buf, kThreadBuffer), ec);
+    if (!ec) co_return std::tuple{ec, std::string_view(buf, n)};
+    if (ec != asio::error::would_block && ec != asio::error::try_again)
+      co_return std::tuple{ec, std::string_view{}};
+    auto [wec] = co_await stream_.socket().async_wait(tcp::socket::wait_read, net::use_tuple);
+    if (wec) co_return std::tuple{wec, std::string_view{}};
+  }
+}
+
+asio::awaitable<Result<std::string>> SmtpConnection::commit() {
+  if (!staged_) co_return fail(Errc::internal, "commit without a message");
+  if (auto st = staged_->finish(); !st) {
+    staged_.reset();
+    co_return unexpected(st.error());
+  }
+  const auto& txn = session_->transaction();
+  CommitJob job{std::move(*staged_), {}, {}, txn.reverse_path, peer_ip_, session_->account(), {}};
+  staged_.reset();
+  for (const auto& r : txn.recipients) {
+    if (r.local())
+      job.locals.push_back({r.address, r.account, rt_->mailbox_dir / r.account});
+    else
+      job.remote.recipients.push_back(r.address);
+  }
+  if (!job.remote.recipients.empty()) {
+    job.remote.sender = txn.reverse_path;
+    job.remote.client_ip = peer_ip_;
+    job.remote.auth_user = session_->account();
+  }
+  watchdog_.suspend();
+  auto self = shared_from_this();
+  auto result = co_await asio::async_initiate<decltype(asio::use_awaitable),
+                                              void(Result<std::string>)>(
+      [&](auto handler) {
+        job.done = [h = std::move(handler), ex = ex_](Result<std::string> r) mutable {
+          asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
+        };
+        srv_.pipeline->submit(std::move(job));
+      },
+      asio::use_awaitable);
+  watchdog_.touch();
+  if (result) srv_.messages_received.fetch_add(1, std::memory_order_relaxed);
+  co_return result;
+}
+
+asio::awaitable<bool> SmtpConnection::act() {
+  for (;;) {
+    bool delayed = out_.delay.count() > 0;
+    if (delayed) {
+      asio::steady_timer t(ex_);
+      t.expires_after(out_.delay);
+      co_await t.async_wait(net::use_tuple);
+    }
+    log_events();
+    if (!out_.replies.empty()) {
+      watchdog_.touch();
+      if (auto ec = co_await stream_.write_all(out_.replies); ec) co_return false;
+    }
+    if (out_.close) co_return false;
+    if (out_.start_tls) {
+      out_.clear();
+      if (!rt_->tls) co_return false;
+      watchdog_.touch();
+      if (auto ec = co_await stream_.handshake(rt_->tls); ec) {
+        log_line(LogFile::error, "TLS handshake failed: " + ec.message());
+        co_return false;
+      }
+      log_line(LogFile::smtp, "TLS started: " + stream_.tls_description());
+      session_->on_tls_started(out_);
+      continue;
+    }
+    if (out_.commit) {
+      out_.clear();
+      auto r = co_await commit();
+      session_->on_commit(std::move(r), out_);
+      continue;
+    }
+    out_.clear();
+    if (delayed) {
+      session_->resume(out_);
+      continue;
+    }
+    co_return true;
+  }
+}
+
+asio::awaitable<void> SmtpConnection::run() {
+  auto self = shared_from_this();
+  if (!stream_.load_endpoints()) co_return;
+  peer_ip_ = net::unmap(stream_.remote().address()).to_string();
+  peer_ = peer_ip_ + ":" + std::to_string(stream_.remote().port());
+  sid_ = make_session_id(id_);
+  std::error_code ignored;
+  stream_.socket().non_blocking(true, ignored);
+  stream_.socket().set_option(tcp::no_delay(true), ignored);
+  const auto& cfg = *rt_->config;
+  watchdog_.start(weak_from_this(), std::chrono::seconds(cfg.smtp.session_timeout), [this] {
+    if (reading_) stream_.cancel();
+    else stream_.close();
+  });
+  log_line(LogFile::smtp, std::string("connect to ") + std::string(to_string(proto_)));
+  if (proto_ == Protocol::smtps) {
+    if (!rt_->tls) co_return;
+    if (auto ec = co_await stream_.handshake(rt_->tls); ec) {
+      log_line(LogFile::error, "TLS handshake failed: " + ec.message());
+      stream_.close();
+      co_return;
+    }
+  }
+  env_ = std::make_unique<Environment>(srv_, *rt_, stream_.local());
+  smtp::SessionOptions so;
+  so.config = rt_->config;
+  so.listener = proto_ == Protocol::submission ? smtp::Listener::submission
+                : proto_ == Protocol::smtps    ? smtp::Listener::smtps
+                                               : smtp::Listener::smtp;
+  so.hostname = rt_->hostname;
+  so.session_id = sid_;
+  so.client_ip = peer_ip_;
+  so.tls_available = rt_->tls != nullptr;
+  so.tls_active = stream_.is_tls();
+  session_ = std::make_unique<smtp::Session>(std::move(so), *env_, *this);
+  session_->start(out_);
+  bool open = co_await act();
+  while (open) {
+    if (stopping_ && idle_state()) {
+      co_await say(session_->shutdown_reply());
+      break;
+    }
+    watchdog_.touch();
+    reading_ = true;
+    auto [ec, data] = co_await read();
+    reading_ = false;
+    if (ec) {
+      if (ec != asio::error::eof && ec != asio::error::operation_aborted)
+        log_line(LogFile::smtp, "read: " + ec.message());
+      if (ec == asio::error::operation_aborted && stream_.is_open()) {
+        if (watchdog_.expired() && !stopping_) co_await say(session_->timeout_reply());
+        else co_await say(session_->shutdown_reply());
+      }
+      break;
+    }
+    if (data.empty()) break;
+    session_->feed(data, out_);
+    open = co_await act();
+  }
+  watchdog_.stop();
+  log_line(LogFile::smtp, "close");
+  session_.reset();  // aborts an unfinished message
+  staged_.reset();
+  stream_.close();
+}
+
+}  // namespace
+
+void start_smtp_connection(Server::Impl& srv, tcp::socket socket, Protocol protocol,
+                           std::shared_ptr<const Runtime> runtime, bool capped) {
+  auto ex = asio::make_strand(srv.io);
+  // Re-home the socket on the strand (same io_context: just the executor).
+  tcp::socket s(ex);
+  std::error_code ec;
+  auto proto = socket.local_endpoint(ec).protocol();
+  s.assign(proto, socket.release(), ec);
+  if (ec) {
+    if (capped) srv.capped.fetch_sub(1);
+    return;
+  }
+  std::uint64_t id;
+  std::shared_ptr<SmtpConnection> conn;
+  {
+    std::lock_guard lk(srv.conn_mu);
+    id = ++srv.next_conn;
+    srv.sessions_smtp.fetch_add(1, std::memory_order_relaxed);
+    conn = std::make_shared<SmtpConnection>(srv, ex, std::move(s), protocol, std::move(runtime),
+                                            capped, id);
+    srv.conns.emplace(id, conn);
+  }
+  if (srv.stopping) conn->shutdown(srv.stop_deadline);
+  asio::co_spawn(ex, conn->run(), asio::detached);
+}
+
+}  // namespace wizmail::server

@@ -1,0 +1,308 @@
+#include "smtp/address.hpp"
+
+#include <arpa/inet.h>
+
+#include <cstring>
+
+namespace wizmail::smtp {
+
+namespace {
+
+bool is_alpha(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+bool is_let_dig(char c) noexcept { return is_alpha(c) || is_digit(c); }
+
+// RFC 5322 atext.
+bool is_atext(char c) noexcept {
+  if (is_let_dig(c)) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
+    case '+': case '-': case '/': case '=': case '?': case '^': case '_':
+    case '`': case '{': case '|': case '}': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+char lower(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// Domain = sub-domain *("." sub-domain); sub-domain = Let-dig [Ldh-str].
+// Returns the length matched at the start of s (0 = none).
+std::size_t match_domain(std::string_view s) noexcept {
+  std::size_t i = 0;
+  std::size_t matched = 0;
+  for (;;) {
+    if (i >= s.size() || !is_let_dig(s[i])) return matched;
+    std::size_t start = i;
+    while (i < s.size() && (is_let_dig(s[i]) || s[i] == '-')) ++i;
+    // Ldh-str must not end in '-'; back off to the last let-dig.
+    while (i > start && s[i - 1] == '-') --i;
+    if (i - start > 63) return 0;
+    matched = i;
+    if (i < s.size() && s[i] == '.' && i + 1 < s.size() && is_let_dig(s[i + 1])) {
+      ++i;
+      continue;
+    }
+    return matched;
+  }
+}
+
+}  // namespace
+
+std::optional<IpAddress> IpAddress::parse(std::string_view text) {
+  if (text.empty() || text.size() > 45) return std::nullopt;
+  char buf[64];
+  std::memcpy(buf, text.data(), text.size());
+  buf[text.size()] = '\0';
+  IpAddress ip;
+  if (text.find(':') == std::string_view::npos) {
+    // inet_pton(AF_INET) accepts only the strict dotted quad.
+    if (inet_pton(AF_INET, buf, ip.bytes.data()) != 1) return std::nullopt;
+    return ip;
+  }
+  std::uint8_t b[16];
+  if (inet_pton(AF_INET6, buf, b) != 1) return std::nullopt;
+  static constexpr std::uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(b, mapped, 12) == 0) {
+    std::memcpy(ip.bytes.data(), b + 12, 4);
+    return ip;
+  }
+  ip.v6 = true;
+  std::memcpy(ip.bytes.data(), b, 16);
+  return ip;
+}
+
+bool IpAddress::loopback() const noexcept {
+  if (!v6) return bytes[0] == 127;
+  for (int i = 0; i < 15; ++i)
+    if (bytes[i] != 0) return false;
+  return bytes[15] == 1;
+}
+
+std::optional<CidrBlock> CidrBlock::parse(std::string_view text) {
+  CidrBlock c;
+  auto slash = text.find('/');
+  auto ip = IpAddress::parse(text.substr(0, slash));
+  if (!ip) return std::nullopt;
+  c.network = *ip;
+  const unsigned max = ip->v6 ? 128 : 32;
+  if (slash == std::string_view::npos) {
+    c.prefix = max;
+    return c;
+  }
+  auto digits = text.substr(slash + 1);
+  if (digits.empty() || digits.size() > 3) return std::nullopt;
+  unsigned p = 0;
+  for (char ch : digits) {
+    if (!is_digit(ch)) return std::nullopt;
+    p = p * 10 + static_cast<unsigned>(ch - '0');
+  }
+  // An IPv4-mapped network written in IPv6 form: its prefix counts the 96
+  // mapping bits.
+  if (!ip->v6 && text.substr(0, slash).find(':') != std::string_view::npos) {
+    if (p < 96) return std::nullopt;
+    p -= 96;
+  }
+  if (p > max) return std::nullopt;
+  c.prefix = p;
+  return c;
+}
+
+bool CidrBlock::contains(const IpAddress& a) const noexcept {
+  if (a.v6 != network.v6) return false;
+  unsigned full = prefix / 8;
+  if (std::memcmp(a.bytes.data(), network.bytes.data(), full) != 0) return false;
+  unsigned rest = prefix % 8;
+  if (rest == 0) return true;
+  std::uint8_t mask = static_cast<std::uint8_t>(0xff << (8 - rest));
+  return (a.bytes[full] & mask) == (network.bytes[full] & mask);
+}
+
+bool cidr_list_contains(const std::vector<std::string>& entries,
+                        const IpAddress& ip) {
+  for (const auto& e : entries) {
+    auto c = CidrBlock::parse(e);
+    if (c && c->contains(ip)) return true;
+  }
+  return false;
+}
+
+std::optional<IpAddress> parse_address_literal(std::string_view text) {
+  if (!text.empty() && text.front() == '[') {
+    if (text.size() < 3 || text.back() != ']') return std::nullopt;
+    text = text.substr(1, text.size() - 2);
+    if (text.size() > 5 && (text[0] == 'I' || text[0] == 'i') &&
+        lower(text[1]) == 'p' && lower(text[2]) == 'v' && text[3] == '6' &&
+        text[4] == ':') {
+      auto ip = IpAddress::parse(text.substr(5));
+      // [IPv6:::ffff:1.2.3.4] is a v4 address in disguise: still an address.
+      return ip;
+    }
+    if (text.find(':') != std::string_view::npos) return std::nullopt;
+    return IpAddress::parse(text);
+  }
+  return IpAddress::parse(text);
+}
+
+std::string Mailbox::str() const {
+  std::string s;
+  s.reserve(local.size() + domain.size() + 3);
+  if (quoted) {
+    s += '"';
+    for (char c : local) {
+      if (c == '"' || c == '\\') s += '\\';
+      s += c;
+    }
+    s += '"';
+  } else {
+    s += local;
+  }
+  if (!domain.empty()) {
+    s += '@';
+    s += domain;
+  }
+  return s;
+}
+
+PathResult parse_path(std::string_view text, bool allow_null,
+                      bool allow_postmaster) {
+  PathResult r;
+  if (text.empty() || text[0] != '<') return r;
+  std::size_t i = 1;
+  const std::size_t n = text.size();
+  for (std::size_t k = 0; k < n; ++k) {
+    if (static_cast<unsigned char>(text[k]) >= 0x80) {
+      r.error = PathError::non_ascii;
+      return r;
+    }
+  }
+  if (allow_null && text.size() >= 2 && text[1] == '>') {
+    r.path = Path{};
+    r.path->null = true;
+    r.consumed = 2;
+    return r;
+  }
+  Path p;
+  // Source route: "@a,@b:" — parsed for syntax, then ignored (RFC 5321 §C).
+  if (i < n && text[i] == '@') {
+    for (;;) {
+      if (i >= n || text[i] != '@') return r;
+      ++i;
+      auto dl = match_domain(text.substr(i));
+      if (dl == 0) return r;
+      i += dl;
+      if (i < n && text[i] == ',') {
+        ++i;
+        continue;
+      }
+      if (i < n && text[i] == ':') {
+        ++i;
+        break;
+      }
+      return r;
+    }
+    p.had_route = true;
+  }
+  // Local part.
+  std::size_t local_start = i;
+  if (i < n && text[i] == '"') {
+    p.mailbox.quoted = true;
+    ++i;
+    for (;;) {
+      if (i >= n) return r;
+      char c = text[i];
+      if (c == '"') {
+        ++i;
+        break;
+      }
+      if (c == '\\') {
+        if (i + 1 >= n) return r;
+        char q = text[i + 1];
+        if (q < 32 || q > 126) return r;
+        p.mailbox.local += q;
+        i += 2;
+        continue;
+      }
+      if (c < 32 || c > 126) return r;
+      p.mailbox.local += c;
+      ++i;
+    }
+  } else {
+    // Dot-string = Atom *("." Atom)
+    for (;;) {
+      std::size_t a = i;
+      while (i < n && is_atext(text[i])) ++i;
+      if (i == a) return r;
+      if (i < n && text[i] == '.') {
+        ++i;
+        continue;
+      }
+      break;
+    }
+    p.mailbox.local.assign(text.substr(local_start, i - local_start));
+  }
+  if (i - local_start > 64) {
+    r.error = PathError::too_long;
+    return r;
+  }
+  if (i < n && text[i] == '>') {
+    // "<postmaster>" without a domain (RFC 5321 §4.1.1.3).
+    if (allow_postmaster && !p.had_route && !p.mailbox.quoted &&
+        p.mailbox.local.size() == 10) {
+      std::string l;
+      for (char c : p.mailbox.local) l += lower(c);
+      if (l == "postmaster") {
+        p.bare_postmaster = true;
+        p.mailbox.local = "postmaster";
+        r.path = std::move(p);
+        r.consumed = i + 1;
+        return r;
+      }
+    }
+    return r;
+  }
+  if (i >= n || text[i] != '@') return r;
+  ++i;
+  std::size_t dom_start = i;
+  if (i < n && text[i] == '[') {
+    auto end = text.find(']', i);
+    if (end == std::string_view::npos) return r;
+    auto lit = text.substr(i, end - i + 1);
+    if (!parse_address_literal(lit)) return r;
+    p.mailbox.literal = true;
+    i = end + 1;
+  } else {
+    auto dl = match_domain(text.substr(i));
+    if (dl == 0) return r;
+    i += dl;
+  }
+  if (i - dom_start > 255) {
+    r.error = PathError::too_long;
+    return r;
+  }
+  if (i >= n || text[i] != '>') return r;
+  if (i + 1 > 256) {
+    r.error = PathError::too_long;
+    return r;
+  }
+  p.mailbox.domain.reserve(i - dom_start);
+  for (std::size_t k = dom_start; k < i; ++k) p.mailbox.domain += lower(text[k]);
+  r.path = std::move(p);
+  r.consumed = i + 1;
+  return r;
+}
+
+bool is_account_local_part(std::string_view local) noexcept {
+  if (local.empty() || local.size() > 64 || local[0] == '.') return false;
+  for (char c : local) {
+    if (!(is_let_dig(c) || c == '.' || c == '_' || c == '-')) return false;
+  }
+  return true;
+}
+
+}  // namespace wizmail::smtp

@@ -1,0 +1,86 @@
+// RFC 5321 paths (§4.1.2) and the IP helpers the relay rules need. Pure
+// functions, no I/O.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wizmail::smtp {
+
+// An IPv4 or IPv6 address as 16 bytes; IPv4 and IPv4-mapped IPv6
+// (::ffff:a.b.c.d) are both stored as v4 so they compare equal.
+struct IpAddress {
+  bool v6 = false;
+  std::array<std::uint8_t, 16> bytes{};  // v4 uses the first 4
+
+  // "192.0.2.1", "2001:db8::1", "::ffff:192.0.2.1". No brackets, no port.
+  static std::optional<IpAddress> parse(std::string_view text);
+  bool loopback() const noexcept;
+  friend bool operator==(const IpAddress&, const IpAddress&) = default;
+};
+
+// "IP" or "IP/prefix".
+struct CidrBlock {
+  IpAddress network;
+  unsigned prefix = 0;
+
+  static std::optional<CidrBlock> parse(std::string_view text);
+  bool contains(const IpAddress& a) const noexcept;
+};
+
+// True when `ip` lies in any entry; unparsable entries never match (config
+// validation reports them).
+bool cidr_list_contains(const std::vector<std::string>& entries,
+                        const IpAddress& ip);
+
+// A domain part that is an address literal: "[192.0.2.1]" or
+// "[IPv6:2001:db8::1]" (case-insensitive tag). Also accepts the bare forms
+// "192.0.2.1" and "2001:db8::1" (how reject_domain lists them).
+std::optional<IpAddress> parse_address_literal(std::string_view text);
+
+struct Mailbox {
+  std::string local;        // local part; for a quoted string the content
+                            // with quoted-pairs resolved
+  bool quoted = false;      // the local part was a Quoted-string
+  std::string domain;       // lower-cased; literals keep their brackets
+  bool literal = false;     // the domain is an address literal
+
+  // local@domain as it should appear in logs and queue files (a quoted local
+  // part is re-quoted).
+  std::string str() const;
+};
+
+struct Path {
+  bool null = false;        // "<>"
+  bool bare_postmaster = false;  // "<postmaster>" (RCPT only)
+  bool had_route = false;   // a source route was given (and ignored)
+  Mailbox mailbox;
+};
+
+enum class PathError {
+  syntax,        // not a path
+  too_long,      // local part > 64, domain > 255, path > 256
+  non_ascii,     // 8-bit (SMTPUTF8 is not offered)
+};
+
+struct PathResult {
+  std::optional<Path> path;
+  PathError error = PathError::syntax;
+  std::size_t consumed = 0;  // bytes of `text` up to and including '>'
+};
+
+// Parse a path at the start of `text` ("<...>" then optional parameters).
+// allow_null: "<>" accepted (MAIL); allow_postmaster: "<postmaster>" (RCPT).
+PathResult parse_path(std::string_view text, bool allow_null,
+                      bool allow_postmaster);
+
+// Local parts that may name an account: [a-z0-9._-] (any case), 1–64,
+// not starting with '.'. Everything else (%, !, @, quotes, …) is not an
+// account on this server (relay-test tricks, SPEC §4.3).
+bool is_account_local_part(std::string_view local) noexcept;
+
+}  // namespace wizmail::smtp

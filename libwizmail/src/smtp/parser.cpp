@@ -1,0 +1,236 @@
+#include "smtp/parser.hpp"
+
+#include <cstring>
+
+namespace wizmail::smtp {
+
+namespace {
+
+bool starts_auth(std::string_view s) noexcept {
+  if (s.size() < 5) return false;
+  return (s[0] | 0x20) == 'a' && (s[1] | 0x20) == 'u' && (s[2] | 0x20) == 't' &&
+         (s[3] | 0x20) == 'h' && s[4] == ' ';
+}
+
+bool clean(std::string_view s) noexcept {
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x7f || (c < 0x20 && c != '\t')) return false;
+  }
+  return true;
+}
+
+// Classify a complete line (without LF): strip one CR, check its bytes.
+LineReader::Status finish(std::string_view& line) noexcept {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return clean(line) ? LineReader::Status::line : LineReader::Status::bad_bytes;
+}
+
+}  // namespace
+
+LineReader::Status LineReader::next(std::string_view& in, std::string_view& line,
+                                    std::size_t limit, std::size_t auth_limit,
+                                    bool sasl) {
+  if (partial_ready_) {
+    partial_.clear();
+    partial_ready_ = false;
+  }
+  if (discarding_) {
+    const void* nl = std::memchr(in.data(), '\n', in.size());
+    if (!nl) {
+      in = {};
+      return Status::need_more;
+    }
+    auto used = static_cast<std::size_t>(static_cast<const char*>(nl) - in.data()) + 1;
+    in.remove_prefix(used);
+    discarding_ = false;
+    return Status::too_long;
+  }
+  // The long limit applies to SASL responses and to lines starting "AUTH ".
+  auto limit_for = [&](std::string_view more) {
+    if (sasl) return auth_limit;
+    char head[5];
+    std::size_t k = 0;
+    for (char c : partial_) {
+      if (k == 5) break;
+      head[k++] = c;
+    }
+    for (char c : more) {
+      if (k == 5) break;
+      head[k++] = c;
+    }
+    return starts_auth(std::string_view(head, k)) ? auth_limit : limit;
+  };
+  const void* nl = std::memchr(in.data(), '\n', in.size());
+  if (!nl) {
+    if (partial_.size() + in.size() > limit &&
+        partial_.size() + in.size() > limit_for(in)) {
+      partial_.clear();
+      discarding_ = true;
+      in = {};
+      return Status::need_more;
+    }
+    partial_.append(in);
+    in = {};
+    return Status::need_more;
+  }
+  auto len = static_cast<std::size_t>(static_cast<const char*>(nl) - in.data());
+  std::string_view chunk = in.substr(0, len);
+  std::size_t total = partial_.size() + len + 1;
+  if (total > limit && total > limit_for(chunk)) {
+    partial_.clear();
+    in.remove_prefix(len + 1);
+    return Status::too_long;
+  }
+  in.remove_prefix(len + 1);
+  if (partial_.empty()) {
+    line = chunk;
+    return finish(line);
+  }
+  partial_.append(chunk);
+  partial_ready_ = true;
+  line = partial_;
+  return finish(line);
+}
+
+CommandLine split_command(std::string_view line) noexcept {
+  CommandLine c;
+  std::size_t i = 0;
+  while (i < line.size() && line[i] != ' ') ++i;
+  c.verb = line.substr(0, i);
+  while (i < line.size() && line[i] == ' ') ++i;
+  c.args = line.substr(i);
+  // Trailing spaces are not part of the argument.
+  while (!c.args.empty() && (c.args.back() == ' ' || c.args.back() == '\t'))
+    c.args.remove_suffix(1);
+  return c;
+}
+
+bool parse_params(std::string_view s, std::vector<EsmtpParam>& out,
+                  std::size_t max) {
+  out.clear();
+  std::size_t i = 0;
+  const std::size_t n = s.size();
+  for (;;) {
+    while (i < n && s[i] == ' ') ++i;
+    if (i >= n) return true;
+    if (out.size() >= max) return false;
+    std::size_t k = i;
+    // esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
+    auto alnum = [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    };
+    if (!alnum(s[i])) return false;
+    while (i < n && (alnum(s[i]) || s[i] == '-')) ++i;
+    EsmtpParam p;
+    p.keyword = s.substr(k, i - k);
+    if (i < n && s[i] == '=') {
+      ++i;
+      std::size_t v = i;
+      // esmtp-value = 1*(%d33-60 / %d62-126)
+      while (i < n && s[i] != ' ') {
+        char c = s[i];
+        if (c < 33 || c > 126 || c == '=') return false;
+        ++i;
+      }
+      if (i == v) return false;
+      p.value = s.substr(v, i - v);
+      p.has_value = true;
+    }
+    if (i < n && s[i] != ' ') return false;
+    out.push_back(p);
+  }
+}
+
+std::optional<std::string> decode_xtext(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '+') {
+      if (i + 2 >= s.size()) return std::nullopt;
+      int h = hex(s[i + 1]), l = hex(s[i + 2]);
+      if (h < 0 || l < 0) return std::nullopt;
+      out += static_cast<char>(h * 16 + l);
+      i += 2;
+      continue;
+    }
+    if (c < 33 || c > 126 || c == '=') return std::nullopt;
+    out += c;
+  }
+  return out;
+}
+
+namespace {
+constexpr char kB64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int b64_value(char c) noexcept {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+}  // namespace
+
+std::optional<std::string> base64_decode(std::string_view s) {
+  if (s.size() % 4 != 0) return std::nullopt;
+  std::string out;
+  out.reserve(s.size() / 4 * 3);
+  for (std::size_t i = 0; i < s.size(); i += 4) {
+    int v[4];
+    int pad = 0;
+    for (int k = 0; k < 4; ++k) {
+      char c = s[i + static_cast<std::size_t>(k)];
+      if (c == '=') {
+        // Padding only in the last quantum, only in positions 2 and 3.
+        if (i + 4 != s.size() || k < 2) return std::nullopt;
+        ++pad;
+        v[k] = 0;
+        continue;
+      }
+      if (pad) return std::nullopt;  // data after '='
+      v[k] = b64_value(c);
+      if (v[k] < 0) return std::nullopt;
+    }
+    unsigned bits = (static_cast<unsigned>(v[0]) << 18) | (static_cast<unsigned>(v[1]) << 12) |
+                    (static_cast<unsigned>(v[2]) << 6) | static_cast<unsigned>(v[3]);
+    out += static_cast<char>((bits >> 16) & 0xff);
+    if (pad < 2) out += static_cast<char>((bits >> 8) & 0xff);
+    if (pad < 1) out += static_cast<char>(bits & 0xff);
+  }
+  return out;
+}
+
+std::string base64_encode(std::string_view s) {
+  std::string out;
+  out.reserve((s.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 3 <= s.size(); i += 3) {
+    unsigned b = (static_cast<unsigned char>(s[i]) << 16) |
+                 (static_cast<unsigned char>(s[i + 1]) << 8) |
+                 static_cast<unsigned char>(s[i + 2]);
+    out += kB64[(b >> 18) & 63];
+    out += kB64[(b >> 12) & 63];
+    out += kB64[(b >> 6) & 63];
+    out += kB64[b & 63];
+  }
+  if (i < s.size()) {
+    unsigned b = static_cast<unsigned char>(s[i]) << 16;
+    if (i + 1 < s.size()) b |= static_cast<unsigned char>(s[i + 1]) << 8;
+    out += kB64[(b >> 18) & 63];
+    out += kB64[(b >> 12) & 63];
+    out += (i + 1 < s.size()) ? kB64[(b >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+}  // namespace wizmail::smtp

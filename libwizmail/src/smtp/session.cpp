@@ -1,0 +1,1061 @@
+#include "smtp/session.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "smtp/address.hpp"
+#include "smtp/body.hpp"
+#include "smtp/parser.hpp"
+#include "util/strings.hpp"
+
+namespace wizmail::smtp {
+
+bool Transaction::has_remote() const noexcept {
+  return std::any_of(recipients.begin(), recipients.end(),
+                     [](const Recipient& r) { return !r.local(); });
+}
+
+void Transaction::reset() {
+  active = false;
+  reverse_path.clear();
+  recipients.clear();
+  declared_size = -1;
+  body = BodyType::seven_bit;
+  auth_param.clear();
+}
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string r(s);
+  for (auto& c : r)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  return r;
+}
+
+bool ieq(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
+bool istarts(std::string_view s, std::string_view p) noexcept {
+  return s.size() >= p.size() && ieq(s.substr(0, p.size()), p);
+}
+
+enum StateBit : unsigned {
+  kInitial = 1u << static_cast<unsigned>(State::initial),
+  kReady = 1u << static_cast<unsigned>(State::ready),
+  kMail = 1u << static_cast<unsigned>(State::mail),
+  kRcpt = 1u << static_cast<unsigned>(State::rcpt),
+  kAny = kInitial | kReady | kMail | kRcpt,
+};
+
+std::string hex(const unsigned char* p, std::size_t n) {
+  static constexpr char d[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(n * 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    s += d[p[i] >> 4];
+    s += d[p[i] & 15];
+  }
+  return s;
+}
+
+std::string rfc5322_date(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  std::size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  return std::string(buf, n);
+}
+
+}  // namespace
+
+// Everything the header keeps private: command table, parser, body reader,
+// SASL exchange, per-transaction caches.
+struct Session::Impl {
+  using Handler = void (Impl::*)(std::string_view args, Output& out);
+  struct Command {
+    std::string_view verb;
+    unsigned states;        // StateBit mask where the command is allowed
+    bool pre_tls;           // allowed before TLS when the policy wants TLS
+    Handler handler;
+    std::string_view wrong_state;  // reply when not allowed in this state
+  };
+
+  enum class Sasl { none, plain, login_user, login_pass, cram };
+
+  Session& s;
+  const Config& cfg;
+  std::optional<IpAddress> client;
+  bool loopback = false;
+  LineReader lines;
+  DataReader data;
+  std::string stash;        // input kept while an action is pending
+  bool paused = false;      // a delayed reply is pending: resume() needed
+  bool esmtp = false;       // EHLO (not HELO) was used
+  int errors = 0;
+  int auth_failures = 0;
+  Sasl sasl = Sasl::none;
+  std::string sasl_mech;
+  std::string login_user;
+  std::string cram_challenge;
+  std::vector<EsmtpParam> params;
+  // Per-transaction caches of policy answers.
+  std::optional<bool> relay_ok;
+  std::optional<std::string> send_account;  // "" = none known
+  std::optional<bool> over_daily_limit;
+
+  Impl(Session& session)
+      : s(session), cfg(*session.opt_.config) {
+    client = IpAddress::parse(s.opt_.client_ip);
+    loopback = client && client->loopback();
+  }
+
+  static const Command kCommands[];
+  static const Command* find(std::string_view verb) noexcept;
+
+  // --- output helpers ---
+  void reply(Output& out, std::string_view text) {
+    out.replies.append(text);
+    out.replies.append("\r\n");
+    if (s.opt_.log_protocol) {
+      auto first = text.substr(0, text.find("\r\n"));
+      out.events.push_back({LogEvent::Kind::reply, std::string(first)});
+    }
+  }
+  // A refusal: counts towards max_errors.
+  void refuse(Output& out, std::string_view text) {
+    reply(out, text);
+    ++errors;
+  }
+  void error_event(Output& out, std::string text) {
+    out.events.push_back({LogEvent::Kind::error, std::move(text)});
+  }
+
+  bool auth_offered() const noexcept {
+    return !(cfg.smtp.auth_requires_tls && !s.tls_active_ && !loopback);
+  }
+  bool auth_required() const noexcept { return s.opt_.listener != Listener::smtp; }
+
+  void reset_transaction() {
+    s.txn_.reset();
+    relay_ok.reset();
+    send_account.reset();
+    over_daily_limit.reset();
+  }
+
+  // --- input processing ---
+  void process(std::string_view in, Output& out);
+  void handle_line(std::string_view line, Output& out);
+  void handle_sasl(std::string_view line, Output& out);
+  void finish_data(Output& out);
+  void check_error_limit(Output& out);
+
+  // --- commands ---
+  void cmd_helo(std::string_view args, Output& out) { greet(args, out, false); }
+  void cmd_ehlo(std::string_view args, Output& out) { greet(args, out, true); }
+  void greet(std::string_view args, Output& out, bool extended);
+  void cmd_mail(std::string_view args, Output& out);
+  void cmd_rcpt(std::string_view args, Output& out);
+  void cmd_data(std::string_view args, Output& out);
+  void cmd_rset(std::string_view args, Output& out);
+  void cmd_noop(std::string_view args, Output& out);
+  void cmd_quit(std::string_view args, Output& out);
+  void cmd_vrfy(std::string_view args, Output& out);
+  void cmd_help(std::string_view args, Output& out);
+  void cmd_starttls(std::string_view args, Output& out);
+  void cmd_auth(std::string_view args, Output& out);
+
+  // --- AUTH ---
+  void auth_plain(std::string_view b64, Output& out);
+  void auth_login_user(std::string_view b64, Output& out);
+  void auth_login_pass(std::string_view b64, Output& out);
+  void auth_cram(std::string_view b64, Output& out);
+  std::optional<std::string> account_from_user(std::string_view user);
+  void auth_result(std::optional<std::string> account, Result<bool> ok,
+                   std::string_view user, Output& out);
+
+  // --- policy ---
+  bool sender_domain_local();
+  bool relay_allowed();
+  const std::string& daily_account();
+  bool rejected_by(const std::vector<std::string>& domains,
+                   const std::vector<std::string>& addresses);
+  std::string received_header();
+};
+
+// The command table (STYLE.md point 3): verb, states, pre-TLS, handler.
+
+const Session::Impl::Command Session::Impl::kCommands[] = {
+    {"EHLO", kAny, true, &Session::Impl::cmd_ehlo, ""},
+    {"HELO", kAny, true, &Session::Impl::cmd_helo, ""},
+    {"MAIL", kReady, true, &Session::Impl::cmd_mail, ""},
+    {"RCPT", kMail | kRcpt, true, &Session::Impl::cmd_rcpt, "503 5.5.1 Error: need MAIL command"},
+    {"DATA", kRcpt, true, &Session::Impl::cmd_data, ""},
+    {"RSET", kAny, true, &Session::Impl::cmd_rset, ""},
+    {"NOOP", kAny, true, &Session::Impl::cmd_noop, ""},
+    {"QUIT", kAny, true, &Session::Impl::cmd_quit, ""},
+    {"VRFY", kAny, true, &Session::Impl::cmd_vrfy, ""},
+    {"HELP", kAny, true, &Session::Impl::cmd_help, ""},
+    {"STARTTLS", kInitial | kReady, true, &Session::Impl::cmd_starttls,
+     "503 5.5.1 Error: STARTTLS not allowed during a mail transaction"},
+    {"AUTH", kReady, false, &Session::Impl::cmd_auth, ""},
+};
+
+const Session::Impl::Command* Session::Impl::find(std::string_view verb) noexcept {
+  for (const auto& c : kCommands)
+    if (ieq(c.verb, verb)) return &c;
+  return nullptr;
+}
+
+void Session::Impl::process(std::string_view in, Output& out) {
+  while (!in.empty()) {
+    if (s.awaiting() || s.state_ == State::closed) break;
+    if (s.state_ == State::data) {
+      if (data.consume(in, s.sink_)) finish_data(out);
+      continue;
+    }
+    std::string_view line;
+    auto st = lines.next(in, line, s.opt_.max_command_line, s.opt_.max_auth_line,
+                         s.state_ == State::auth);
+    switch (st) {
+      case LineReader::Status::need_more:
+        break;
+      case LineReader::Status::too_long:
+        if (s.state_ == State::auth) {
+          sasl = Sasl::none;
+          s.state_ = State::ready;
+        }
+        if (s.opt_.log_protocol)
+          out.events.push_back({LogEvent::Kind::command, "(line too long)"});
+        refuse(out, "500 5.5.2 Error: line too long");
+        check_error_limit(out);
+        continue;
+      case LineReader::Status::bad_bytes:
+        if (s.state_ == State::auth) {
+          sasl = Sasl::none;
+          s.state_ = State::ready;
+        }
+        if (s.opt_.log_protocol)
+          out.events.push_back({LogEvent::Kind::command, "(invalid characters)"});
+        refuse(out, "500 5.5.2 Error: invalid characters in command");
+        error_event(out, "command with NUL, control or 8-bit characters refused");
+        check_error_limit(out);
+        continue;
+      case LineReader::Status::line:
+        if (s.state_ == State::auth)
+          handle_sasl(line, out);
+        else
+          handle_line(line, out);
+        continue;
+    }
+    break;
+  }
+  if (in.empty()) return;
+  // Stopped by an action: keep the rest for on_commit()/resume(), except
+  // after STARTTLS (plaintext injected before the handshake is discarded) or
+  // when the session is over.
+  if (s.state_ == State::tls_pending || s.state_ == State::closed) return;
+  stash.append(in);
+}
+
+void Session::Impl::check_error_limit(Output& out) {
+  if (errors >= s.opt_.max_errors && s.state_ != State::closed) {
+    reply(out, "421 4.7.0 " + s.opt_.hostname + " Error: too many errors");
+    error_event(out, "too many errors, disconnected");
+    s.state_ = State::closed;
+    out.close = true;
+  }
+}
+
+void Session::Impl::handle_line(std::string_view line, Output& out) {
+  auto cl = split_command(line);
+  const Command* c = find(cl.verb);
+  if (s.opt_.log_protocol) {
+    if (c && c->handler == &Impl::cmd_auth) {
+      // Never log secrets: keep the mechanism only.
+      auto mech = cl.args.substr(0, cl.args.find(' '));
+      out.events.push_back({LogEvent::Kind::command, "AUTH " + std::string(mech)});
+    } else {
+      out.events.push_back({LogEvent::Kind::command, std::string(line)});
+    }
+  }
+  if (!c) {
+    refuse(out, line.empty() ? "500 5.5.2 Error: bad syntax"
+                             : "500 5.5.2 Error: command not recognized");
+    check_error_limit(out);
+    return;
+  }
+  unsigned bit = 1u << static_cast<unsigned>(s.state_);
+  if (!(c->states & bit)) {
+    if (!c->wrong_state.empty()) {
+      refuse(out, c->wrong_state);
+    } else if (s.state_ == State::initial) {
+      refuse(out, "503 5.5.1 Error: send HELO/EHLO first");
+    } else if (c->handler == &Impl::cmd_mail) {
+      refuse(out, "503 5.5.1 Error: nested MAIL command");
+    } else if (c->handler == &Impl::cmd_data) {
+      refuse(out, s.state_ == State::mail ? "554 5.5.1 Error: no valid recipients"
+                                          : "503 5.5.1 Error: need RCPT command");
+    } else if (c->handler == &Impl::cmd_auth) {
+      refuse(out, "503 5.5.1 Error: MAIL transaction in progress");
+    } else {
+      refuse(out, "503 5.5.1 Error: bad sequence of commands");
+    }
+    check_error_limit(out);
+    return;
+  }
+  if (!c->pre_tls && !s.tls_active_ && !auth_offered()) {
+    refuse(out, "538 5.7.11 Encryption required for requested authentication mechanism");
+    check_error_limit(out);
+    return;
+  }
+  (this->*(c->handler))(cl.args, out);
+  check_error_limit(out);
+}
+
+void Session::Impl::greet(std::string_view args, Output& out, bool extended) {
+  auto name = args.substr(0, args.find(' '));
+  if (name.empty()) {
+    refuse(out, extended ? "501 5.5.4 Syntax: EHLO hostname"
+                         : "501 5.5.4 Syntax: HELO hostname");
+    return;
+  }
+  reset_transaction();
+  s.helo_.assign(name);
+  esmtp = extended;
+  s.state_ = State::ready;
+  if (!extended) {
+    reply(out, "250 " + s.opt_.hostname);
+    return;
+  }
+  std::string r;
+  r.reserve(160);
+  r += "250-" + s.opt_.hostname + "\r\n250-PIPELINING\r\n250-SIZE ";
+  r += std::to_string(cfg.smtp.max_mail_size);
+  r += "\r\n250-8BITMIME\r\n";
+  if (s.opt_.tls_available && !s.tls_active_) r += "250-STARTTLS\r\n";
+  if (auth_offered() && s.auth_user_.empty()) r += "250-AUTH PLAIN LOGIN CRAM-MD5\r\n";
+  r += "250 ENHANCEDSTATUSCODES";
+  reply(out, r);
+}
+
+bool Session::Impl::rejected_by(const std::vector<std::string>& domains,
+                                const std::vector<std::string>& addresses) {
+  const auto& mb = s.txn_.reverse_path;
+  if (mb.empty()) return false;
+  for (const auto& a : addresses)
+    if (ieq(util::trim(a), mb)) return true;
+  auto at = mb.rfind('@');
+  if (at == std::string::npos) return false;
+  std::string_view dom = std::string_view(mb).substr(at + 1);
+  std::optional<IpAddress> lit;
+  if (!dom.empty() && dom.front() == '[') lit = parse_address_literal(dom);
+  for (const auto& d0 : domains) {
+    std::string_view d = util::trim(d0);
+    if (d.empty()) continue;
+    if (lit) {
+      auto ip = parse_address_literal(d);
+      if (ip && *ip == *lit) return true;
+      continue;
+    }
+    if (ieq(d, dom)) return true;
+    // Subdomains of a listed domain are refused too.
+    if (dom.size() > d.size() && dom[dom.size() - d.size() - 1] == '.' &&
+        ieq(dom.substr(dom.size() - d.size()), d))
+      return true;
+  }
+  return false;
+}
+
+void Session::Impl::cmd_mail(std::string_view args, Output& out) {
+  if (auth_required() && s.auth_user_.empty()) {
+    refuse(out, "530 5.7.0 Error: authentication required");
+    return;
+  }
+  if (!istarts(args, "FROM:")) {
+    refuse(out, "501 5.5.4 Syntax: MAIL FROM:<address>");
+    return;
+  }
+  std::string_view rest = args.substr(5);
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  auto pr = parse_path(rest, true, false);
+  if (!pr.path || (pr.consumed < rest.size() && rest[pr.consumed] != ' ')) {
+    refuse(out, pr.path || pr.error == PathError::syntax
+                    ? "501 5.1.7 Bad sender address syntax"
+                    : "501 5.1.7 Sender address too long");
+    return;
+  }
+  if (!parse_params(rest.substr(pr.consumed), params)) {
+    refuse(out, "501 5.5.4 Error: bad MAIL parameters");
+    return;
+  }
+  std::int64_t size = -1;
+  BodyType body = BodyType::seven_bit;
+  std::string auth_param;
+  bool seen_size = false, seen_body = false, seen_auth = false;
+  for (const auto& p : params) {
+    if (ieq(p.keyword, "SIZE")) {
+      if (seen_size || !p.has_value || p.value.size() > 18) {
+        refuse(out, "501 5.5.4 Error: bad SIZE parameter");
+        return;
+      }
+      std::int64_t v = 0;
+      for (char c : p.value) {
+        if (c < '0' || c > '9') {
+          refuse(out, "501 5.5.4 Error: bad SIZE parameter");
+          return;
+        }
+        v = v * 10 + (c - '0');
+      }
+      size = v;
+      seen_size = true;
+    } else if (ieq(p.keyword, "BODY")) {
+      if (seen_body || !p.has_value) {
+        refuse(out, "501 5.5.4 Error: bad BODY parameter");
+        return;
+      }
+      if (ieq(p.value, "7BIT")) {
+        body = BodyType::seven_bit;
+      } else if (ieq(p.value, "8BITMIME")) {
+        body = BodyType::eight_bit_mime;
+      } else {
+        refuse(out, "501 5.5.4 Error: bad BODY parameter");
+        return;
+      }
+      seen_body = true;
+    } else if (ieq(p.keyword, "AUTH")) {
+      auto v = p.has_value ? decode_xtext(p.value) : std::nullopt;
+      if (seen_auth || !v) {
+        refuse(out, "501 5.5.4 Error: bad AUTH parameter");
+        return;
+      }
+      // RFC 4954 §5: only trusted for authenticated sessions.
+      auth_param = s.auth_user_.empty() ? std::string("<>") : std::move(*v);
+      seen_auth = true;
+    } else {
+      refuse(out, "555 5.5.4 Error: unsupported MAIL parameter");
+      return;
+    }
+  }
+  if (size > cfg.smtp.max_mail_size) {
+    refuse(out, "552 5.3.4 Error: message size exceeds fixed maximum message size");
+    return;
+  }
+  reset_transaction();
+  s.txn_.reverse_path = pr.path->null ? std::string() : pr.path->mailbox.str();
+  if (rejected_by(cfg.smtp.reject_domain, cfg.smtp.reject_mailaddress)) {
+    error_event(out, "sender rejected by reject_domain/reject_mailaddress: <" +
+                         s.txn_.reverse_path + ">");
+    s.txn_.reverse_path.clear();
+    refuse(out, "550 5.7.1 Error: sender address rejected");
+    return;
+  }
+  s.txn_.active = true;
+  s.txn_.declared_size = size;
+  s.txn_.body = body;
+  s.txn_.auth_param = std::move(auth_param);
+  s.state_ = State::mail;
+  reply(out, "250 2.1.0 Ok");
+}
+
+bool Session::Impl::sender_domain_local() {
+  const auto& rp = s.txn_.reverse_path;
+  auto at = rp.rfind('@');
+  if (rp.empty() || at == std::string::npos) return false;
+  return s.env_.is_local_domain(std::string_view(rp).substr(at + 1));
+}
+
+// SPEC §4.3, in its order.
+bool Session::Impl::relay_allowed() {
+  if (relay_ok) return *relay_ok;
+  bool ok = false;
+  if (cfg.smtp.relay) {
+    ok = true;
+  } else if (client && cidr_list_contains(cfg.smtp.address_permits_relay, *client)) {
+    ok = true;
+  } else if (!s.auth_user_.empty()) {
+    ok = true;
+  } else if (!cfg.smtp.send_permits_only_smtp_auth && sender_domain_local()) {
+    ok = !cfg.smtp.pop_before_smtp ||
+         s.env_
+             .pop_login_account(s.opt_.client_ip,
+                                std::chrono::minutes(cfg.smtp.pop_befor_smtp_time_to_live))
+             .has_value();
+  }
+  relay_ok = ok;
+  return ok;
+}
+
+// SPEC §4.4: the AUTH user, else the POP-before-SMTP user, else the local
+// part of a local sender. "" when none.
+const std::string& Session::Impl::daily_account() {
+  if (send_account) return *send_account;
+  std::string acct = s.auth_user_;
+  if (acct.empty() && cfg.smtp.pop_before_smtp) {
+    auto a = s.env_.pop_login_account(
+        s.opt_.client_ip, std::chrono::minutes(cfg.smtp.pop_befor_smtp_time_to_live));
+    if (a) acct = *a;
+  }
+  if (acct.empty() && sender_domain_local()) {
+    const auto& rp = s.txn_.reverse_path;
+    auto local = std::string_view(rp).substr(0, rp.rfind('@'));
+    if (is_account_local_part(local)) acct = lower(local);
+  }
+  send_account = std::move(acct);
+  return *send_account;
+}
+
+void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
+  if (!istarts(args, "TO:")) {
+    refuse(out, "501 5.5.4 Syntax: RCPT TO:<address>");
+    return;
+  }
+  std::string_view rest = args.substr(3);
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  auto pr = parse_path(rest, false, true);
+  if (!pr.path || (pr.consumed < rest.size() && rest[pr.consumed] != ' ')) {
+    refuse(out, pr.path || pr.error == PathError::syntax
+                    ? "501 5.1.3 Bad recipient address syntax"
+                    : "501 5.1.3 Recipient address too long");
+    return;
+  }
+  if (!parse_params(rest.substr(pr.consumed), params)) {
+    refuse(out, "501 5.5.4 Error: bad RCPT parameters");
+    return;
+  }
+  if (!params.empty()) {
+    refuse(out, "555 5.5.4 Error: unsupported RCPT parameter");
+    return;
+  }
+  if (s.txn_.recipients.size() >= static_cast<std::size_t>(std::max(cfg.smtp.max_recipients, 0))) {
+    refuse(out, "452 4.5.3 Error: too many recipients");
+    return;
+  }
+  const Mailbox& mb = pr.path->mailbox;
+  Recipient r;
+  r.address = pr.path->bare_postmaster ? std::string("postmaster") : mb.str();
+  bool local_domain = pr.path->bare_postmaster || s.env_.is_local_domain(mb.domain);
+  if (local_domain) {
+    // Only plain account names are accounts: %-hacks, bang paths, quoted or
+    // @-bearing local parts at a local domain never reach anybody (and are
+    // never relayed onwards).
+    if (mb.quoted || !is_account_local_part(mb.local)) {
+      error_event(out, "relay trick refused: <" + r.address + ">");
+      refuse(out, "550 5.1.1 <" + r.address + ">: Recipient address rejected: no such user");
+      return;
+    }
+    r.account = lower(mb.local);
+    auto info = s.env_.lookup_account(r.account);
+    if (!info.exists && r.account != "postmaster") {
+      refuse(out, "550 5.1.1 <" + r.address + ">: Recipient address rejected: no such user");
+      return;
+    }
+    r.mailing_list = info.mailing_list;
+    if (info.exists) {
+      auto settings = s.env_.account_settings(r.account);
+      if (!settings) {
+        error_event(out, "account settings of " + r.account + ": " + settings.error().message);
+        refuse(out, "451 4.3.0 Error: temporary local problem");
+        return;
+      }
+      if (rejected_by(settings->reject_domain, settings->reject_mailaddress)) {
+        error_event(out, "sender <" + s.txn_.reverse_path + "> rejected by " + r.account +
+                             "'s reject list");
+        refuse(out, "550 5.7.1 <" + r.address + ">: Recipient refuses mail from this sender");
+        return;
+      }
+      auto q = s.env_.quota_allows(r.account, std::max<std::int64_t>(s.txn_.declared_size, 0));
+      if (!q) {
+        error_event(out, "quota check of " + r.account + ": " + q.error().message);
+        refuse(out, "451 4.3.0 Error: temporary local problem");
+        return;
+      }
+      if (!*q) {
+        refuse(out, "452 4.2.2 <" + r.address + ">: Mailbox full");
+        return;
+      }
+    }
+  } else {
+    if (!relay_allowed()) {
+      error_event(out, "relay denied: <" + s.txn_.reverse_path + "> -> <" + r.address + ">");
+      refuse(out, "554 5.7.1 <" + r.address + ">: Relay access denied");
+      return;
+    }
+    if (!over_daily_limit) {
+      bool over = false;
+      const std::string& acct = daily_account();
+      if (!acct.empty()) {
+        int limit = cfg.smtp.send_max_during_a_day;
+        auto st = s.env_.account_settings(acct);
+        if (st) limit = st->send_max_during_a_day;
+        over = limit >= 0 && s.env_.sends_today(acct) >= limit;
+      }
+      over_daily_limit = over;
+    }
+    if (*over_daily_limit) {
+      error_event(out, "daily send limit reached by " + daily_account());
+      refuse(out, "450 4.7.1 Error: daily sending limit reached, try again tomorrow");
+      return;
+    }
+  }
+  bool dup = std::any_of(s.txn_.recipients.begin(), s.txn_.recipients.end(),
+                         [&](const Recipient& x) { return ieq(x.address, r.address); });
+  if (!dup) s.txn_.recipients.push_back(std::move(r));
+  s.state_ = State::rcpt;
+  reply(out, "250 2.1.5 Ok");
+}
+
+std::string Session::Impl::received_header() {
+  std::string h;
+  h.reserve(256);
+  h += "Received: from ";
+  h += s.helo_;
+  h += " (";
+  if (client && client->v6)
+    h += "[IPv6:" + s.opt_.client_ip + "]";
+  else
+    h += "[" + s.opt_.client_ip + "]";
+  h += ")\r\n\tby ";
+  h += s.opt_.hostname;
+  h += " (wizmail) with ";
+  h += esmtp ? "ESMTP" : "SMTP";
+  if (esmtp && s.tls_active_) h += 'S';
+  if (esmtp && !s.auth_user_.empty()) h += 'A';
+  h += " id ";
+  h += s.opt_.session_id;
+  h += "\r\n\t";
+  if (s.txn_.recipients.size() == 1) {
+    h += "for <" + s.txn_.recipients.front().address + ">; ";
+  }
+  h += rfc5322_date(s.env_.now());
+  h += "\r\n";
+  return h;
+}
+
+void Session::Impl::cmd_data(std::string_view args, Output& out) {
+  if (!args.empty()) {
+    refuse(out, "501 5.5.4 Syntax: DATA");
+    return;
+  }
+  auto st = s.sink_.begin(s.txn_);
+  if (st) {
+    auto h = received_header();
+    st = s.sink_.write(h);
+    if (st) s.written_ = static_cast<std::int64_t>(h.size());
+  }
+  if (!st) {
+    s.sink_.abort();
+    error_event(out, "cannot open message: " + st.error().message);
+    const auto& e = st.error();
+    if (e.smtp_code)
+      refuse(out, std::to_string(e.smtp_code) + " " + e.enhanced + " " +
+                      (e.client_text.empty() ? e.message : e.client_text));
+    else
+      refuse(out, "451 4.3.0 Error: temporary local problem");
+    return;
+  }
+  std::int64_t max = cfg.smtp.max_mail_size;
+  if (s.txn_.declared_size >= 0) max = std::min(max, s.txn_.declared_size);
+  data.begin(max);
+  s.state_ = State::data;
+  reply(out, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+void Session::Impl::finish_data(Output& out) {
+  s.written_ += data.size();
+  if (s.opt_.log_protocol)
+    out.events.push_back({LogEvent::Kind::command, "(end of data)"});
+  std::string_view refusal;
+  if (!data.sink_status()) {
+    error_event(out, "writing message failed: " + data.sink_status().error().message);
+    refusal = "451 4.3.0 Error: temporary local problem";
+  } else if (data.bare_newline()) {
+    error_event(out, "message refused: bare LF or CR in data");
+    refusal = "550 5.5.2 Error: bare <CR> or <LF> received in message data; use <CR><LF>";
+  } else if (data.line_too_long()) {
+    error_event(out, "message refused: line longer than 1000 octets");
+    refusal = "552 5.3.4 Error: message line longer than 1000 octets";
+  } else if (data.too_big()) {
+    error_event(out, "message refused: over the size limit");
+    refusal = (s.txn_.declared_size >= 0 && s.txn_.declared_size < cfg.smtp.max_mail_size)
+                  ? "552 5.3.4 Error: message larger than its declared SIZE"
+                  : "552 5.3.4 Error: message size exceeds fixed maximum message size";
+  } else if (data.loop()) {
+    error_event(out, "message refused: more than 50 Received headers (mail loop)");
+    refusal = "554 5.4.6 Error: too many Received headers: mail loop";
+  }
+  if (!refusal.empty()) {
+    s.sink_.abort();
+    reset_transaction();
+    s.state_ = State::ready;
+    refuse(out, refusal);
+    return;
+  }
+  s.state_ = State::awaiting_commit;
+  out.commit = true;
+}
+
+void Session::Impl::cmd_rset(std::string_view, Output& out) {
+  reset_transaction();
+  if (s.state_ != State::initial) s.state_ = State::ready;
+  reply(out, "250 2.0.0 Ok");
+}
+
+void Session::Impl::cmd_noop(std::string_view, Output& out) { reply(out, "250 2.0.0 Ok"); }
+
+void Session::Impl::cmd_quit(std::string_view, Output& out) {
+  reply(out, "221 2.0.0 Bye");
+  s.state_ = State::closed;
+  out.close = true;
+}
+
+void Session::Impl::cmd_vrfy(std::string_view args, Output& out) {
+  if (args.empty()) {
+    refuse(out, "501 5.5.4 Syntax: VRFY address");
+    return;
+  }
+  reply(out, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+void Session::Impl::cmd_help(std::string_view, Output& out) {
+  reply(out,
+        "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\r\n"
+        "214 2.0.0 STARTTLS AUTH; see RFC 5321");
+}
+
+void Session::Impl::cmd_starttls(std::string_view args, Output& out) {
+  if (!args.empty()) {
+    refuse(out, "501 5.5.4 Syntax: STARTTLS");
+    return;
+  }
+  if (s.tls_active_) {
+    refuse(out, "503 5.5.1 Error: TLS already active");
+    return;
+  }
+  if (!s.opt_.tls_available) {
+    refuse(out, "502 5.5.1 Error: command not implemented");
+    return;
+  }
+  reply(out, "220 2.0.0 Ready to start TLS");
+  lines.reset();
+  s.state_ = State::tls_pending;
+  out.start_tls = true;
+}
+
+// --- AUTH -------------------------------------------------------------------
+
+void Session::Impl::cmd_auth(std::string_view args, Output& out) {
+  if (!s.auth_user_.empty()) {
+    refuse(out, "503 5.5.1 Error: already authenticated");
+    return;
+  }
+  auto sp = args.find(' ');
+  std::string_view mech = args.substr(0, sp);
+  std::string_view initial = sp == std::string_view::npos ? std::string_view() : args.substr(sp + 1);
+  if (mech.empty()) {
+    refuse(out, "501 5.5.4 Syntax: AUTH mechanism");
+    return;
+  }
+  if (initial.find(' ') != std::string_view::npos) {
+    refuse(out, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+    return;
+  }
+  if (ieq(mech, "PLAIN")) {
+    sasl_mech = "PLAIN";
+    if (initial.empty()) {
+      sasl = Sasl::plain;
+      s.state_ = State::auth;
+      reply(out, "334 ");
+      return;
+    }
+    auth_plain(initial, out);
+  } else if (ieq(mech, "LOGIN")) {
+    sasl_mech = "LOGIN";
+    s.state_ = State::auth;
+    if (initial.empty()) {
+      sasl = Sasl::login_user;
+      reply(out, "334 VXNlcm5hbWU6");
+      return;
+    }
+    auth_login_user(initial, out);
+  } else if (ieq(mech, "CRAM-MD5")) {
+    sasl_mech = "CRAM-MD5";
+    if (!initial.empty()) {
+      refuse(out, "501 5.5.4 Error: CRAM-MD5 takes no initial response");
+      return;
+    }
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(
+                    s.env_.now().time_since_epoch())
+                    .count();
+    cram_challenge = "<" + std::to_string(s.env_.random()) + "." + std::to_string(secs) +
+                     "@" + s.opt_.hostname + ">";
+    sasl = Sasl::cram;
+    s.state_ = State::auth;
+    reply(out, "334 " + base64_encode(cram_challenge));
+  } else {
+    refuse(out, "504 5.5.4 Error: unrecognized authentication mechanism");
+  }
+}
+
+void Session::Impl::handle_sasl(std::string_view line, Output& out) {
+  if (s.opt_.log_protocol)
+    out.events.push_back({LogEvent::Kind::command, "(SASL response)"});
+  if (line == "*") {
+    sasl = Sasl::none;
+    s.state_ = State::ready;
+    refuse(out, "501 5.7.0 Error: authentication cancelled");
+    check_error_limit(out);
+    return;
+  }
+  switch (sasl) {
+    case Sasl::plain: auth_plain(line, out); break;
+    case Sasl::login_user: auth_login_user(line, out); break;
+    case Sasl::login_pass: auth_login_pass(line, out); break;
+    case Sasl::cram: auth_cram(line, out); break;
+    case Sasl::none: break;
+  }
+  check_error_limit(out);
+}
+
+std::optional<std::string> Session::Impl::account_from_user(std::string_view user) {
+  auto at = user.rfind('@');
+  std::string_view local = user;
+  if (at != std::string_view::npos) {
+    if (!s.env_.is_local_domain(lower(user.substr(at + 1)))) return std::nullopt;
+    local = user.substr(0, at);
+  }
+  if (!is_account_local_part(local)) return std::nullopt;
+  return lower(local);
+}
+
+void Session::Impl::auth_result(std::optional<std::string> account, Result<bool> ok,
+                                std::string_view user, Output& out) {
+  sasl = Sasl::none;
+  s.state_ = State::ready;
+  login_user.clear();
+  if (!ok) {
+    error_event(out, "authentication backend failure: " + ok.error().message);
+    refuse(out, "454 4.7.0 Error: temporary authentication failure");
+    return;
+  }
+  if (account && *ok) {
+    s.auth_user_ = std::move(*account);
+    reply(out, "235 2.7.0 Authentication successful");
+    return;
+  }
+  ++auth_failures;
+  std::string u(user.substr(0, 64));
+  for (auto& c : u)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+  error_event(out, sasl_mech + " authentication failed for user \"" + u + "\"");
+  int shift = std::min(auth_failures - 1, 6);
+  out.delay = s.opt_.auth_fail_delay * (1 << shift);
+  paused = out.delay.count() > 0;
+  if (auth_failures >= s.opt_.max_auth_failures) {
+    reply(out, "421 4.7.0 " + s.opt_.hostname + " Error: too many authentication failures");
+    s.state_ = State::closed;
+    out.close = true;
+    paused = false;
+    return;
+  }
+  refuse(out, "535 5.7.8 Error: authentication failed");
+}
+
+void Session::Impl::auth_plain(std::string_view b64, Output& out) {
+  auto raw = b64 == "=" ? std::optional<std::string>(std::string()) : base64_decode(b64);
+  if (!raw) {
+    sasl = Sasl::none;
+    s.state_ = State::ready;
+    refuse(out, "501 5.5.2 Error: invalid base64 data");
+    return;
+  }
+  // authzid NUL authcid NUL passwd (RFC 4616)
+  auto n1 = raw->find('\0');
+  auto n2 = n1 == std::string::npos ? n1 : raw->find('\0', n1 + 1);
+  if (n2 == std::string::npos || raw->find('\0', n2 + 1) != std::string::npos) {
+    sasl = Sasl::none;
+    s.state_ = State::ready;
+    refuse(out, "501 5.5.2 Error: malformed PLAIN response");
+    return;
+  }
+  std::string_view authz = std::string_view(*raw).substr(0, n1);
+  std::string_view user = std::string_view(*raw).substr(n1 + 1, n2 - n1 - 1);
+  std::string_view pass = std::string_view(*raw).substr(n2 + 1);
+  auto account = account_from_user(user);
+  if (account && !authz.empty()) {
+    auto az = account_from_user(authz);
+    if (!az || *az != *account) account.reset();  // no proxy authorization
+  }
+  Result<bool> ok = account ? s.env_.authenticate(*account, pass) : Result<bool>(false);
+  auth_result(std::move(account), std::move(ok), user, out);
+}
+
+void Session::Impl::auth_login_user(std::string_view b64, Output& out) {
+  auto raw = base64_decode(b64);
+  if (!raw) {
+    sasl = Sasl::none;
+    s.state_ = State::ready;
+    refuse(out, "501 5.5.2 Error: invalid base64 data");
+    return;
+  }
+  login_user = std::move(*raw);
+  sasl = Sasl::login_pass;
+  s.state_ = State::auth;
+  reply(out, "334 UGFzc3dvcmQ6");
+}
+
+void Session::Impl::auth_login_pass(std::string_view b64, Output& out) {
+  auto raw = base64_decode(b64);
+  if (!raw) {
+    sasl = Sasl::none;
+    s.state_ = State::ready;
+    login_user.clear();
+    refuse(out, "501 5.5.2 Error: invalid base64 data");
+    return;
+  }
+  std::string user = std::move(login_user);
+  auto account = account_from_user(user);
+  Result<bool> ok = account ? s.env_.authenticate(*account, *raw) : Result<bool>(false);
+  auth_result(std::move(account), std::move(ok), user, out);
+}
+
+void Session::Impl::auth_cram(std::string_view b64, Output& out) {
+  auto raw = base64_decode(b64);
+  if (!raw) {
+    sasl = Sasl::none;
+    s.state_ = State::ready;
+    refuse(out, "501 5.5.2 Error: invalid base64 data");
+    return;
+  }
+  auto sp = raw->rfind(' ');
+  if (sp == std::string::npos || raw->size() - sp - 1 != 32) {
+    auth_result(std::nullopt, false, raw->substr(0, std::min<std::size_t>(sp, 64)), out);
+    return;
+  }
+  std::string user = raw->substr(0, sp);
+  std::string digest = lower(std::string_view(*raw).substr(sp + 1));
+  auto account = account_from_user(user);
+  bool ok = false;
+  if (account) {
+    auto pw = s.env_.plain_password(*account);
+    if (pw) {
+      unsigned char mac[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      if (HMAC(EVP_md5(), pw->data(), static_cast<int>(pw->size()),
+               reinterpret_cast<const unsigned char*>(cram_challenge.data()),
+               cram_challenge.size(), mac, &len)) {
+        std::string expect = hex(mac, len);
+        ok = expect.size() == digest.size() &&
+             CRYPTO_memcmp(expect.data(), digest.data(), expect.size()) == 0;
+      }
+      OPENSSL_cleanse(pw->data(), pw->size());
+    }
+  }
+  auth_result(std::move(account), ok, user, out);
+}
+
+// --- Session ----------------------------------------------------------------
+
+Session::Session(SessionOptions options, Environment& env, MessageSink& sink)
+    : opt_(std::move(options)), env_(env), sink_(sink) {
+  tls_active_ = opt_.tls_active;
+  impl_ = std::make_unique<Impl>(*this);
+}
+
+Session::~Session() = default;
+
+bool Session::awaiting() const noexcept {
+  return state_ == State::awaiting_commit || state_ == State::tls_pending || impl_->paused;
+}
+
+void Session::start(Output& out) {
+  impl_->reply(out, "220 " + opt_.hostname + " ESMTP wizmail");
+}
+
+void Session::feed(std::string_view bytes, Output& out) {
+  if (state_ == State::closed || state_ == State::tls_pending) return;
+  if (awaiting() || !impl_->stash.empty()) {
+    // Bounded: a connection reads again only after acting on the output.
+    if (impl_->stash.size() + bytes.size() > 1024 * 1024) {
+      impl_->reply(out, "421 4.7.0 " + opt_.hostname + " Error: too much pipelined input");
+      state_ = State::closed;
+      out.close = true;
+      return;
+    }
+    impl_->stash.append(bytes);
+    if (awaiting()) return;
+    std::string buf = std::move(impl_->stash);
+    impl_->stash.clear();
+    impl_->process(buf, out);
+    return;
+  }
+  impl_->process(bytes, out);
+}
+
+void Session::resume(Output& out) {
+  impl_->paused = false;
+  if (impl_->stash.empty() || awaiting()) return;
+  std::string buf = std::move(impl_->stash);
+  impl_->stash.clear();
+  impl_->process(buf, out);
+}
+
+void Session::on_commit(Result<std::string> queue_id, Output& out) {
+  if (state_ != State::awaiting_commit) return;
+  if (queue_id) {
+    if (txn_.has_remote()) {
+      const std::string& acct = impl_->daily_account();
+      if (!acct.empty()) env_.record_send(acct);
+    }
+    impl_->reply(out, "250 2.0.0 Ok: queued as " + *queue_id);
+  } else {
+    const auto& e = queue_id.error();
+    impl_->error_event(out, "commit failed: " + e.message);
+    if (e.smtp_code)
+      impl_->refuse(out, std::to_string(e.smtp_code) + " " + e.enhanced + " " +
+                             (e.client_text.empty() ? e.message : e.client_text));
+    else
+      impl_->refuse(out, "451 4.3.0 Error: queue file write error");
+  }
+  impl_->reset_transaction();
+  written_ = 0;
+  state_ = State::ready;
+  resume(out);
+}
+
+void Session::on_tls_started(Output& out) {
+  (void)out;
+  if (state_ != State::tls_pending) return;
+  // RFC 3207 §4.2: forget everything learned before TLS.
+  tls_active_ = true;
+  impl_->reset_transaction();
+  impl_->lines.reset();
+  impl_->stash.clear();
+  impl_->esmtp = false;
+  helo_.clear();
+  auth_user_.clear();
+  state_ = State::initial;
+}
+
+std::string Session::timeout_reply() const {
+  return "421 4.4.2 " + opt_.hostname + " Error: timeout exceeded\r\n";
+}
+
+std::string Session::shutdown_reply() const {
+  return "421 4.3.2 " + opt_.hostname + " Service shutting down\r\n";
+}
+
+}  // namespace wizmail::smtp

@@ -1,0 +1,261 @@
+// The SMTP server session (SPEC §4): a pure state machine. Bytes from the
+// client go in; replies, actions and log events come out. No sockets, no
+// Asio, no file I/O: the connection (server area) does all of that and asks
+// the policy questions through smtp::Environment.
+//
+// How a connection drives a Session (every method appends to an Output the
+// caller cleared):
+//
+//   Session s(options, env, sink);
+//   s.start(out);                          // 220 banner
+//   loop:
+//     s.feed(bytes_read, out);             // every byte read, in order
+//   act:
+//     wait out.delay, then write out.replies (one write: RFC 2920 batching)
+//     if out.close      -> close the connection, stop
+//     if out.start_tls  -> TLS handshake, then s.on_tls_started(out), goto act
+//                          (a failed handshake: just close)
+//     if out.commit     -> make the message durable (sink contents +
+//                          s.transaction()), then s.on_commit(result, out),
+//                          goto act
+//     if out.delay was set (and nothing else) -> s.resume(out), goto act
+//     otherwise read more.
+//
+// While an action is pending (awaiting() is true) the session processes no
+// input: bytes fed meanwhile are kept (bounded) and processed by
+// on_commit()/resume(). Bytes buffered after a STARTTLS line are discarded
+// (RFC 3207 §4; CVE-2011-0411 class of injection).
+//
+// Memory per session is bounded: a partial command line is at most
+// max_command_line (AUTH lines max_auth_line); message data is streamed to the
+// MessageSink in the spans it arrived in.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "wizmail/config.hpp"
+#include "wizmail/error.hpp"
+
+namespace wizmail::smtp {
+
+// Which listener accepted the connection.
+enum class Listener {
+  smtp,        // port 25
+  submission,  // submission_port (RFC 6409): MAIL requires AUTH
+  smtps,       // smtps_port: implicit TLS, AUTH required like submission
+};
+
+enum class BodyType { seven_bit, eight_bit_mime };
+
+struct Recipient {
+  std::string address;       // forward path without <>, domain lower-cased
+  std::string account;       // local account (lower case); empty = remote
+  bool mailing_list = false;  // the local account is a mailing list
+
+  bool local() const noexcept { return !account.empty(); }
+};
+
+// The mail transaction: MAIL, RCPTs, DATA. Reset by RSET, HELO/EHLO,
+// STARTTLS and after each end of data (committed or refused).
+struct Transaction {
+  bool active = false;            // MAIL accepted
+  std::string reverse_path;       // without <>; empty = null sender <>
+  std::vector<Recipient> recipients;
+  std::int64_t declared_size = -1;  // SIZE= parameter, -1 when absent
+  BodyType body = BodyType::seven_bit;
+  std::string auth_param;         // MAIL ... AUTH=<xtext>, decoded; "<>" kept
+
+  bool has_remote() const noexcept;
+  void reset();
+};
+
+// Where message data goes. The session calls begin() when DATA is accepted
+// (before the 354), then write() with the message bytes exactly as they are
+// to be stored (dot-unstuffed, CRLF line ends, the session's own Received:
+// header first), then either nothing more (end of data accepted: the
+// connection sees Output::commit and commits what it received) or abort()
+// (message refused by the session's checks). ~Session never calls the sink
+// (the connection that is often the sink may be half destroyed by then): when
+// a session ends in State::data or State::awaiting_commit, the connection
+// discards the partial message itself.
+class MessageSink {
+ public:
+  virtual ~MessageSink() = default;
+  // An error (smtp_code set or not) refuses DATA with 451 4.3.0 or its code.
+  virtual Status begin(const Transaction& txn) = 0;
+  // An error makes the end of data fail with 451 4.3.0 (or its code); the
+  // session stops writing after the first error and keeps reading to the end.
+  virtual Status write(std::string_view bytes) = 0;
+  virtual void abort() noexcept = 0;
+};
+
+// Policy questions, answered by the server over Config, AccountStore and
+// Mailbox (tests use a fake). Names given are lower-cased by the session.
+class Environment {
+ public:
+  virtual ~Environment() = default;
+
+  // domain ∪ alias ∪ subhost, and the server's own IP literals. `domain` is
+  // lower case; an IP literal comes with its brackets exactly as the client
+  // wrote it after lower-casing, e.g. "[192.0.2.1]" or "[ipv6:2001:db8::1]"
+  // (use smtp::parse_address_literal() in address.hpp to compare).
+  virtual bool is_local_domain(std::string_view domain) = 0;
+
+  struct AccountInfo {
+    bool exists = false;
+    bool mailing_list = false;
+  };
+  // `account` is a valid account name ([a-z0-9._-], 1–64, not leading '.').
+  virtual AccountInfo lookup_account(std::string_view account) = 0;
+
+  // The account's config.def view (reject lists, send_max_during_a_day).
+  virtual Result<AccountSettings> account_settings(std::string_view account) = 0;
+
+  // Would one more message of `incoming_size` bytes (0 when unknown) fit?
+  // false → 452 4.2.2. An error → 451 4.3.0.
+  virtual Result<bool> quota_allows(std::string_view account,
+                                    std::int64_t incoming_size) = 0;
+
+  // Password check; `user` is the account name (the session strips a local
+  // domain from user@domain and lower-cases). false = wrong user or password.
+  // An error (store unreadable) → 454 4.7.0.
+  virtual Result<bool> authenticate(std::string_view user,
+                                    std::string_view password) = 0;
+  // The stored plain password for CRAM-MD5; nullopt when the account does not
+  // exist or holds a hash (CRAM-MD5 then fails like a wrong password).
+  virtual std::optional<std::string> plain_password(std::string_view user) = 0;
+
+  // POP-before-SMTP: the account that logged into POP3 from `client_ip`
+  // within `ttl`, if any.
+  virtual std::optional<std::string> pop_login_account(
+      std::string_view client_ip, std::chrono::minutes ttl) = 0;
+
+  // Daily send counter (send_max_during_a_day): messages relayed by the
+  // account today; record_send() is called once per committed message that
+  // has remote recipients.
+  virtual std::int64_t sends_today(std::string_view account) = 0;
+  virtual void record_send(std::string_view account) = 0;
+
+  virtual std::chrono::system_clock::time_point now() = 0;
+  // Randomness for the CRAM-MD5 challenge.
+  virtual std::uint64_t random() = 0;
+};
+
+struct SessionOptions {
+  std::shared_ptr<const Config> config;  // snapshot kept for the session
+  Listener listener = Listener::smtp;
+  std::string hostname;      // our name: banner, EHLO, Received, CRAM-MD5
+  std::string session_id;    // appears in Received: "id <session_id>"
+  std::string client_ip;     // numeric, e.g. "192.0.2.7" or "2001:db8::7"
+  bool tls_available = false;  // a TLS context exists (STARTTLS offered)
+  bool tls_active = false;     // implicit TLS (smtps) already running
+  bool log_protocol = true;    // emit command/reply events for smtp.log
+
+  // Limits (defaults documented in docs; tests shrink the delays).
+  std::size_t max_command_line = 512;    // octets incl. CRLF (RFC 5321)
+  std::size_t max_auth_line = 12288;     // AUTH lines and SASL responses
+  int max_errors = 20;                   // then 421 4.7.0 and close
+  int max_auth_failures = 3;             // the next failure: 421 4.7.0, close
+  std::chrono::milliseconds auth_fail_delay{1000};  // doubled per failure
+};
+
+// A log line for the connection to write (it adds time, session id, peer and
+// session.account()).
+struct LogEvent {
+  enum class Kind {
+    command,  // smtp.log: a client command (AUTH secrets masked)
+    reply,    // smtp.log: the first line of a reply
+    error,    // error.log: auth failure, relay denied, reject hit, refusal
+  };
+  Kind kind = Kind::command;
+  std::string text;
+};
+
+struct Output {
+  std::string replies;                    // bytes to write, in order
+  std::chrono::milliseconds delay{0};     // wait this long before writing
+  bool start_tls = false;  // after writing: TLS handshake, on_tls_started()
+  bool commit = false;     // after writing: commit, then on_commit()
+  bool close = false;      // after writing: close the connection
+  std::vector<LogEvent> events;
+
+  void clear() {
+    replies.clear();
+    delay = std::chrono::milliseconds{0};
+    start_tls = commit = close = false;
+    events.clear();
+  }
+};
+
+enum class State {
+  initial,          // banner sent, waiting for HELO/EHLO
+  ready,            // HELO/EHLO done, no transaction
+  mail,             // MAIL accepted, no recipient yet
+  rcpt,             // at least one recipient accepted
+  data,             // reading message data
+  awaiting_commit,  // end of data accepted, waiting for on_commit()
+  auth,             // inside an AUTH exchange (334 sent)
+  tls_pending,      // 220 to STARTTLS sent, waiting for on_tls_started()
+  closed,           // QUIT or fatal error: nothing more is processed
+};
+
+class Session {
+ public:
+  Session(SessionOptions options, Environment& env, MessageSink& sink);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // The 220 greeting.
+  void start(Output& out);
+  // Bytes from the client, in order. Processes every complete command
+  // (pipelining) unless an action stops it.
+  void feed(std::string_view bytes, Output& out);
+  // The result of committing the message: the queue id, or the error whose
+  // smtp_code/enhanced/client_text become the reply (451 4.3.0 without).
+  // Then goes on with buffered input.
+  void on_commit(Result<std::string> queue_id, Output& out);
+  // The TLS handshake after STARTTLS succeeded: the session is back in its
+  // initial state (EHLO needed again), with tls_active() true.
+  void on_tls_started(Output& out);
+  // Continue with buffered input after a delay.
+  void resume(Output& out);
+
+  // Texts for the connection's own 421s (CRLF included).
+  std::string timeout_reply() const;   // session_timeout expired
+  std::string shutdown_reply() const;  // server stopping
+
+  State state() const noexcept { return state_; }
+  bool awaiting() const noexcept;      // an action is pending
+  bool tls_active() const noexcept { return tls_active_; }
+  // The authenticated account; empty when not authenticated.
+  const std::string& account() const noexcept { return auth_user_; }
+  const std::string& helo() const noexcept { return helo_; }
+  const Transaction& transaction() const noexcept { return txn_; }
+  // Unstuffed message bytes written to the sink for the current message
+  // (Received: header included).
+  std::int64_t message_size() const noexcept { return written_; }
+
+ private:
+  struct Impl;
+  friend struct Impl;
+
+  SessionOptions opt_;
+  Environment& env_;
+  MessageSink& sink_;
+  State state_ = State::initial;
+  bool tls_active_ = false;
+  std::string auth_user_;
+  std::string helo_;
+  Transaction txn_;
+  std::int64_t written_ = 0;
+  std::unique_ptr<Impl> impl_;  // parser, body scanner, auth exchange
+};
+
+}  // namespace wizmail::smtp

@@ -1,0 +1,352 @@
+#include "wizmail/maildir_delivery.hpp"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "store/fd.hpp"
+#include "util/fs.hpp"
+#include "wizmail/mailbox.hpp"
+
+namespace wizmail {
+
+namespace fs = std::filesystem;
+using store::UniqueFd;
+
+namespace {
+
+constexpr std::size_t kBufferSize = 64 * 1024;
+
+Status write_all(int fd, const char* p, std::size_t n, const fs::path& path) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("write " + path.string(), errno);
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return {};
+}
+
+}  // namespace
+
+struct StagedMessage::Impl {
+  UniqueFd fd;
+  fs::path tmp_path;
+  std::string unique;  // "<sec>.M<usec>P<pid>Q<seq>.<host>"
+  std::unique_ptr<char[]> buf;
+  std::size_t buf_len = 0;
+  std::uint64_t size = 0;
+  bool finished = false;
+  bool failed = false;
+
+  Status flush() {
+    if (buf_len == 0) return {};
+    auto st = write_all(fd.get(), buf.get(), buf_len, tmp_path);
+    buf_len = 0;
+    return st;
+  }
+};
+
+StagedMessage::StagedMessage(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+StagedMessage::StagedMessage(StagedMessage&&) noexcept = default;
+StagedMessage& StagedMessage::operator=(StagedMessage&& o) noexcept {
+  if (this != &o) {
+    discard();
+    impl_ = std::move(o.impl_);
+  }
+  return *this;
+}
+StagedMessage::~StagedMessage() { discard(); }
+
+Result<StagedMessage> StagedMessage::create(const fs::path& tmp_dir) {
+  auto impl = std::make_unique<Impl>();
+  impl->unique = util::unique_name_part();
+  impl->unique += '.';
+  impl->unique += util::maildir_hostname();
+  impl->tmp_path = tmp_dir / impl->unique;
+  // O_RDWR: the copy fallback of publish() reads the file back.
+  impl->fd.reset(::open(impl->tmp_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!impl->fd) return fail_errno("create " + impl->tmp_path.string(), errno);
+  impl->buf = std::make_unique_for_overwrite<char[]>(kBufferSize);
+  return StagedMessage(std::move(impl));
+}
+
+Status StagedMessage::write(std::string_view data) {
+  if (!impl_ || impl_->finished || impl_->failed)
+    return fail(Errc::internal, "write to a staged message that is finished or failed");
+  Impl& m = *impl_;
+  m.size += data.size();
+  if (m.buf_len + data.size() <= kBufferSize) {
+    std::memcpy(m.buf.get() + m.buf_len, data.data(), data.size());
+    m.buf_len += data.size();
+    return {};
+  }
+  Status st = m.flush();
+  if (st && data.size() >= kBufferSize) {
+    st = write_all(m.fd.get(), data.data(), data.size(), m.tmp_path);
+  } else if (st) {
+    std::memcpy(m.buf.get(), data.data(), data.size());
+    m.buf_len = data.size();
+  }
+  if (!st) m.failed = true;
+  return st;
+}
+
+Status StagedMessage::finish() {
+  if (!impl_ || impl_->failed) return fail(Errc::internal, "finish of a failed staged message");
+  if (impl_->finished) return {};
+  if (auto st = impl_->flush(); !st) {
+    impl_->failed = true;
+    return st;
+  }
+  impl_->finished = true;
+  impl_->buf.reset();
+  return {};
+}
+
+Status StagedMessage::sync() {
+  if (!impl_ || !impl_->fd) return fail(Errc::internal, "sync of a discarded staged message");
+  if (::fsync(impl_->fd.get()) != 0) return fail_errno("fsync " + impl_->tmp_path.string(), errno);
+  return {};
+}
+
+bool StagedMessage::finished() const noexcept { return impl_ && impl_->finished; }
+std::uint64_t StagedMessage::size() const noexcept { return impl_ ? impl_->size : 0; }
+int StagedMessage::fd() const noexcept { return impl_ ? impl_->fd.get() : -1; }
+const fs::path& StagedMessage::tmp_path() const noexcept {
+  static const fs::path none;
+  return impl_ ? impl_->tmp_path : none;
+}
+
+std::string StagedMessage::new_name() const {
+  if (!impl_) return {};
+  std::string n = impl_->unique;
+  n += ",S=";
+  n += std::to_string(impl_->size);
+  return n;
+}
+
+namespace {
+
+// The rare path: no hard link possible. Copy into the maildir's own tmp/,
+// fsync the copy, then rename it into new/.
+Status copy_into(int src_fd, std::uint64_t size, const fs::path& maildir,
+                 const std::string& name, const fs::path& target) {
+  const fs::path tmp = maildir / "tmp" / name;
+  UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!out) return fail_errno("create " + tmp.string(), errno);
+  auto undo = [&](Status st) {
+    ::unlink(tmp.c_str());
+    return st;
+  };
+  auto buf = std::make_unique_for_overwrite<char[]>(kBufferSize);
+  off_t off = 0;
+  while (static_cast<std::uint64_t>(off) < size) {
+    ssize_t n = ::pread(src_fd, buf.get(), kBufferSize, off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return undo(fail_errno("read staged message", errno));
+    }
+    if (n == 0) return undo(fail(Errc::io, "staged message shrank while being copied"));
+    if (auto st = write_all(out.get(), buf.get(), static_cast<std::size_t>(n), tmp); !st)
+      return undo(st);
+    off += n;
+  }
+  if (::fsync(out.get()) != 0) return undo(fail_errno("fsync " + tmp.string(), errno));
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE) != 0)
+    return undo(fail_errno("rename " + tmp.string() + " to " + target.string(), errno));
+  return {};
+}
+
+}  // namespace
+
+Result<fs::path> StagedMessage::publish(const fs::path& maildir) {
+  if (!impl_ || !impl_->finished)
+    return fail(Errc::internal, "publish of a staged message that is not finished");
+  std::string name = new_name();
+  fs::path target = maildir / "new" / name;
+  if (::link(impl_->tmp_path.c_str(), target.c_str()) == 0) return target;
+  int e = errno;
+  // Other filesystem, too many links, or a filesystem without hard links.
+  if (e == EXDEV || e == EMLINK || e == EPERM || e == EOPNOTSUPP) {
+    if (auto st = copy_into(impl_->fd.get(), impl_->size, maildir, name, target); !st)
+      return unexpected(st.error());
+    return target;
+  }
+  return fail_errno("link " + impl_->tmp_path.string() + " to " + target.string(), e);
+}
+
+void StagedMessage::discard() noexcept {
+  if (!impl_) return;
+  if (impl_->fd) {
+    ::unlink(impl_->tmp_path.c_str());
+    impl_->fd.reset();
+  }
+  impl_.reset();
+}
+
+void BatchSyncer::add_file(int fd) { files_.push_back(fd); }
+
+void BatchSyncer::add_dir(const fs::path& dir) { dirs_.push_back(dir); }
+
+Status BatchSyncer::sync_files() {
+  if (files_.empty()) return {};
+  if (mode_ == SyncMode::syncfs) {
+    if (::syncfs(files_.front()) != 0) return fail_errno("syncfs", errno);
+  } else {
+    for (int fd : files_) {
+      if (::fsync(fd) != 0) return fail_errno("fsync", errno);
+    }
+  }
+  files_.clear();
+  return {};
+}
+
+Status BatchSyncer::sync_dirs() {
+  if (dirs_.empty()) return {};
+  std::sort(dirs_.begin(), dirs_.end());
+  dirs_.erase(std::unique(dirs_.begin(), dirs_.end()), dirs_.end());
+  if (mode_ == SyncMode::syncfs) {
+    UniqueFd fd(::open(dirs_.front().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) return fail_errno("open " + dirs_.front().string(), errno);
+    if (::syncfs(fd.get()) != 0) return fail_errno("syncfs", errno);
+  } else {
+    for (const auto& d : dirs_) {
+      if (auto st = util::fsync_dir(d); !st) return st;
+    }
+  }
+  dirs_.clear();
+  return {};
+}
+
+void BatchSyncer::clear() {
+  files_.clear();
+  dirs_.clear();
+}
+
+std::size_t DeliveryBatch::add(StagedMessage&& msg, std::vector<fs::path> maildirs) {
+  entries_.push_back(Entry{std::move(msg), std::move(maildirs), {}});
+  return entries_.size() - 1;
+}
+
+std::span<const Result<fs::path>> DeliveryBatch::results(std::size_t index) const {
+  if (index >= entries_.size()) return {};
+  return entries_[index].results;
+}
+
+Status DeliveryBatch::commit() {
+  if (committed_) return fail(Errc::internal, "a delivery batch was committed twice");
+  committed_ = true;
+  auto fail_all = [&](const Error& err) {
+    for (auto& e : entries_) {
+      e.results.assign(e.maildirs.size(), unexpected(err));
+      e.msg.discard();
+    }
+  };
+
+  // 1. One flush of every message's data.
+  BatchSyncer syncer(mode_);
+  for (auto& e : entries_) {
+    if (e.msg.finished()) {
+      syncer.add_file(e.msg.fd());
+    } else {
+      e.results.assign(e.maildirs.size(),
+                       unexpected(Error{Errc::internal, "message was not staged completely"}));
+      e.msg.discard();
+    }
+  }
+  if (auto st = syncer.sync_files(); !st) {
+    fail_all(st.error());
+    return st;
+  }
+
+  // 2. Make each message visible in every recipient's new/.
+  for (auto& e : entries_) {
+    if (!e.results.empty()) continue;  // failed above
+    e.results.reserve(e.maildirs.size());
+    for (std::size_t i = 0; i < e.maildirs.size(); ++i) {
+      // A maildir listed twice (two addresses of one account) gets one copy.
+      auto dup = std::find(e.maildirs.begin(), e.maildirs.begin() + static_cast<long>(i),
+                           e.maildirs[i]);
+      if (dup != e.maildirs.begin() + static_cast<long>(i)) {
+        e.results.push_back(e.results[static_cast<std::size_t>(dup - e.maildirs.begin())]);
+        continue;
+      }
+      auto r = e.msg.publish(e.maildirs[i]);
+      if (r) syncer.add_dir(e.maildirs[i] / "new");
+      e.results.push_back(std::move(r));
+    }
+  }
+
+  // 3. One sync of each touched new/ folder. If that fails, nothing of the
+  //    batch is known to be durable: take the names back, report failure
+  //    (the client retries; a duplicate is better than a loss).
+  if (auto st = syncer.sync_dirs(); !st) {
+    for (auto& e : entries_) {
+      for (auto& r : e.results) {
+        if (r) {
+          ::unlink(r->c_str());
+          r = unexpected(st.error());
+        }
+      }
+      e.msg.discard();
+    }
+    return st;
+  }
+
+  // 4. Statistics, once per mailbox and batch; then drop the tmp/ names.
+  std::vector<std::pair<fs::path, std::uint64_t>> received;
+  for (auto& e : entries_) {
+    for (std::size_t i = 0; i < e.results.size(); ++i) {
+      if (!e.results[i]) continue;
+      if (i > 0 && std::find(e.maildirs.begin(), e.maildirs.begin() + static_cast<long>(i),
+                             e.maildirs[i]) != e.maildirs.begin() + static_cast<long>(i))
+        continue;
+      auto it = std::find_if(received.begin(), received.end(),
+                             [&](const auto& p) { return p.first == e.maildirs[i]; });
+      if (it == received.end()) received.emplace_back(e.maildirs[i], 1);
+      else ++it->second;
+    }
+    e.msg.discard();
+  }
+  for (const auto& [dir, n] : received) {
+    MailboxCounters d;
+    d.received = n;
+    // A statistic; the mail is delivered whether or not it could be counted.
+    (void)add_mailbox_counters(dir, d);
+  }
+  return {};
+}
+
+std::vector<Result<fs::path>> deliver(std::span<const fs::path> maildirs, std::string_view data,
+                                      SyncMode mode) {
+  if (maildirs.empty()) return {};
+  auto fail_each = [&](const Error& err) {
+    return std::vector<Result<fs::path>>(maildirs.size(), unexpected(err));
+  };
+  // Stage in the first recipient whose tmp/ accepts the file.
+  Result<StagedMessage> msg = fail(Errc::internal, "no maildir");
+  for (const auto& m : maildirs) {
+    msg = StagedMessage::create(m / "tmp");
+    if (msg) break;
+  }
+  if (!msg) return fail_each(msg.error());
+  if (auto st = msg->write(data); !st) return fail_each(st.error());
+  if (auto st = msg->finish(); !st) return fail_each(st.error());
+  DeliveryBatch batch(mode);
+  batch.add(std::move(*msg), std::vector<fs::path>(maildirs.begin(), maildirs.end()));
+  (void)batch.commit();  // the per-recipient results say everything
+  auto r = batch.results(0);
+  return std::vector<Result<fs::path>>(r.begin(), r.end());
+}
+
+}  // namespace wizmail

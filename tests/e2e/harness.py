@@ -1,0 +1,106 @@
+"""Shared helpers for the end-to-end tests: a temp home, free ports, a
+throwaway certificate, and a wizmail-server that is always killed at exit."""
+import atexit, os, shutil, signal, socket, subprocess, sys, tempfile, time
+
+BUILD = os.environ.get("WIZMAIL_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+SERVER = os.path.join(BUILD, "apps", "wizmail-server", "wizmail-server")
+_procs = []
+
+
+def _cleanup():
+    for p in _procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+atexit.register(_cleanup)
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def make_cert(directory):
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                    "-days", "1", "-keyout", key, "-out", cert],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert, key
+
+
+class Home:
+    def __init__(self, tls=False, smtp_extra="", accounts=(("alice", "secret"), ("postmaster", "pm"))):
+        self.path = tempfile.mkdtemp(prefix="wizmail-e2e-")
+        atexit.register(shutil.rmtree, self.path, True)
+        self.port = free_port()
+        self.submission_port = free_port()
+        self.smtps_port = free_port() if tls else 0
+        os.makedirs(os.path.join(self.path, "def"))
+        for name, password in accounts:
+            for sub in ("new", "cur", "tmp"):
+                os.makedirs(os.path.join(self.path, "mailbox", name, sub))
+            pw = os.path.join(self.path, "mailbox", name, "password")
+            with open(pw, "w") as f:
+                f.write(password + "\n")
+            os.chmod(pw, 0o600)
+        smtp = (f"port={self.port}\nsubmission_port={self.submission_port}\nsmtps_port={self.smtps_port}\n"
+                f"bind_address=127.0.0.1\nsend_permits_only_smtp_auth=1\n" + smtp_extra)
+        with open(os.path.join(self.path, "def", "smtpenv.dat"), "w") as f:
+            f.write(smtp)
+        server = "domain=localhost\n"
+        if tls:
+            self.cert, self.key = make_cert(self.path)
+            server += f"tls_cert_file={self.cert}\ntls_key_file={self.key}\n"
+        with open(os.path.join(self.path, "def", "wiz98msenv.dat"), "w") as f:
+            f.write(server)
+        self.pop_port = free_port()
+        with open(os.path.join(self.path, "def", "popenv.dat"), "w") as f:
+            f.write(f"port={self.pop_port}\n")
+
+    def new_dir(self, account="alice"):
+        return os.path.join(self.path, "mailbox", account, "new")
+
+    def messages(self, account="alice"):
+        d = self.new_dir(account)
+        return [open(os.path.join(d, n), "rb").read() for n in sorted(os.listdir(d))]
+
+
+class Server:
+    def __init__(self, home):
+        self.home = home
+        self.log = open(os.path.join(home.path, "stderr.log"), "wb")
+        self.proc = subprocess.Popen([SERVER, "--home", home.path], stdout=self.log, stderr=self.log)
+        _procs.append(self.proc)
+        end = time.time() + 20
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit("wizmail-server exited: " + open(self.log.name).read())
+            try:
+                socket.create_connection(("127.0.0.1", home.port), 0.2).close()
+                break
+            except OSError:
+                if time.time() > end:
+                    raise SystemExit("wizmail-server did not start listening")
+                time.sleep(0.05)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(30)
+        if rc != 0:
+            raise SystemExit(f"wizmail-server exited with {rc}")
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def check(cond, what):
+    if not cond:
+        raise SystemExit("FAILED: " + what)
+    print("ok -", what, flush=True)

@@ -1,0 +1,200 @@
+#include "wizmail/relay.hpp"
+
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "util/fs.hpp"
+
+namespace fs = std::filesystem;
+using namespace wizmail;
+
+namespace {
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string t = (fs::temp_directory_path() / "wizmail-queue-XXXXXX").string();
+    REQUIRE(::mkdtemp(t.data()) != nullptr);
+    path = t;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+std::size_t count(const fs::path& d) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(d, ec); !ec && it != fs::directory_iterator(); ++it) ++n;
+  return n;
+}
+
+QueueEnvelope env2() {
+  QueueEnvelope e;
+  e.sender = "alice@example.org";
+  e.recipients = {"bob@remote.example", "\"odd user\"@remote.example"};
+  e.client_ip = "192.0.2.7";
+  e.auth_user = "alice";
+  return e;
+}
+}  // namespace
+
+TEST_CASE("enqueue is durable and loads back exactly") {
+  TempDir t;
+  RelayQueue q(t.path / "resendmail");
+  REQUIRE(q.init());
+  auto id = q.enqueue(env2(), std::string_view("Subject: hi\r\n\r\nbody\r\n"));
+  REQUIRE(id);
+  auto e = q.load(*id);
+  REQUIRE(e);
+  CHECK(e->id == *id);
+  CHECK(e->state == QueueState::incoming);
+  CHECK(e->sender == "alice@example.org");
+  REQUIRE(e->recipients.size() == 2);
+  CHECK(e->recipients[1].address == "\"odd user\"@remote.example");
+  CHECK(e->recipients[0].state == RecipientState::pending);
+  CHECK(e->size == 21);
+  CHECK(e->client_ip == "192.0.2.7");
+  CHECK(e->auth_user == "alice");
+  CHECK(e->created > 0);
+  CHECK(util::read_file(q.message_path(*id)).value() == "Subject: hi\r\n\r\nbody\r\n");
+  CHECK(count(t.path / "resendmail" / "tmp") == 0);
+  auto ids = q.list();
+  REQUIRE(ids);
+  CHECK(ids->size() == 1);
+}
+
+TEST_CASE("recipient results, attempts, states and removal") {
+  TempDir t;
+  RelayQueue q(t.path / "q");
+  REQUIRE(q.init());
+  auto id = q.enqueue(env2(), std::string_view("x\r\n")).value();
+  REQUIRE(q.update_recipient(id, "bob@remote.example", RecipientState::delivered, "250 ok"));
+  auto e = q.load(id).value();
+  CHECK(e.recipients[0].state == RecipientState::delivered);
+  CHECK(e.recipients[0].attempts == 1);
+  CHECK(e.recipients[0].last_reply == "250 ok");
+  CHECK(e.attempts.size() == 1);
+  CHECK_FALSE(e.finished());
+  // Never deliver twice after a recorded 250.
+  CHECK_FALSE(q.update_recipient(id, "bob@remote.example", RecipientState::failed, "x"));
+  CHECK(q.update_recipient(id, "nobody@x", RecipientState::failed, "x").error().code == Errc::not_found);
+  REQUIRE(q.move(id, QueueState::deferred));
+  e = q.load(id).value();
+  CHECK(e.state == QueueState::deferred);
+  e.next_attempt = 4000000000;
+  REQUIRE(q.save(e));
+  CHECK(q.due(1000).value().empty());
+  CHECK(q.due(4000000000).value().size() == 1);
+  CHECK(q.next_due().value().value() == 4000000000);
+  REQUIRE(q.update_recipient(id, "\"odd user\"@remote.example", RecipientState::failed, "550 no"));
+  CHECK(q.load(id).value().finished());
+  REQUIRE(q.remove(id));
+  CHECK(q.list().value().empty());
+  CHECK_FALSE(fs::exists(q.message_path(id)));
+  CHECK(q.load(id).error().code == Errc::not_found);
+}
+
+TEST_CASE("bad ids never reach the file system") {
+  TempDir t;
+  RelayQueue q(t.path / "q");
+  REQUIRE(q.init());
+  for (auto id : {"../x", "", ".hidden", "a/b", "x y"}) {
+    CHECK_FALSE(q.load(id));
+    CHECK_FALSE(q.remove(id));
+  }
+}
+
+TEST_CASE("envelope parser refuses incomplete and malformed files") {
+  QueueEntry e;
+  e.id = "123.M1P2Q3";
+  e.sender = "";
+  e.recipients = {{"a@b", RecipientState::pending, 0, "451 4.3.0 try again later"}};
+  e.attempts = {{5, "mx: timeout\r\ninjected"}};
+  e.size = 10;
+  auto text = serialize_queue_entry(e);
+  auto back = parse_queue_entry(text);
+  REQUIRE(back);
+  CHECK(back->sender.empty());
+  CHECK(back->attempts[0].text == "mx: timeout\r\ninjected");
+  CHECK(back->recipients[0].last_reply == "451 4.3.0 try again later");
+  // Every truncation is refused: only the complete file with `end` is mail.
+  for (std::size_t n = 0; n < text.size(); ++n) CHECK_FALSE(parse_queue_entry(text.substr(0, n)));
+  CHECK_FALSE(parse_queue_entry(text + "rcpt pending 0 x@y -\n"));
+  std::string bad = text;
+  bad.replace(bad.find("rcpt pending"), 12, "rcpt flying!");
+  CHECK_FALSE(parse_queue_entry(bad));
+  CHECK_FALSE(parse_queue_entry("wizmail-queue 1\nid x\nsize 1\nend\n"));  // no recipients
+  CHECK_FALSE(parse_queue_entry("something else\n"));
+  CHECK_FALSE(parse_queue_entry(std::string("wizmail-queue 1\nid a%2\nend\n")));
+}
+
+TEST_CASE("recover cleans crash leftovers and keeps whole entries") {
+  TempDir t;
+  RelayQueue q(t.path / "q");
+  REQUIRE(q.init());
+  auto good = q.enqueue(env2(), std::string_view("good\r\n")).value();
+  auto claimed = q.enqueue(env2(), std::string_view("claimed\r\n")).value();
+  REQUIRE(q.move(claimed, QueueState::active));
+  // A crash while staging: files in tmp/.
+  REQUIRE(util::write_file_atomic(t.path / "q" / "tmp" / "1.M1P1Q1.env", "half"));
+  REQUIRE(util::write_file_atomic(t.path / "q" / "tmp" / "1.M1P1Q1.data", "half"));
+  // A crash between the two renames: data without an envelope.
+  REQUIRE(util::write_file_atomic(t.path / "q" / "data" / "2.M1P1Q1", "orphan"));
+  // A truncated envelope (no end record) must never be taken for mail.
+  auto truncated = q.enqueue(env2(), std::string_view("t\r\n")).value();
+  {
+    auto p = t.path / "q" / "incoming" / truncated;
+    auto text = util::read_file(p).value();
+    REQUIRE(util::write_file_atomic(p, text.substr(0, text.size() - 4)));
+  }
+  // An envelope whose data size does not match.
+  auto shortdata = q.enqueue(env2(), std::string_view("0123456789")).value();
+  REQUIRE(util::write_file_atomic(q.message_path(shortdata), "01234"));
+
+  auto r = q.recover();
+  REQUIRE(r);
+  CHECK(r->tmp_removed == 2);
+  CHECK(r->orphans_removed == 1);
+  CHECK(r->reactivated == 1);
+  CHECK(r->corrupt == 2);
+  auto ids = q.list().value();
+  CHECK(ids.size() == 2);
+  CHECK(q.load(good));
+  CHECK(q.load(claimed).value().state == QueueState::incoming);
+  CHECK_FALSE(q.load(truncated));
+  CHECK(count(t.path / "q" / "tmp") == 0);
+  CHECK(count(t.path / "q" / "corrupt") == 2);
+  // A second recovery finds nothing more to do.
+  auto again = q.recover().value();
+  CHECK(again.tmp_removed + again.orphans_removed + again.reactivated + again.corrupt == 0);
+}
+
+TEST_CASE("staged entries appear only after publish and vanish when dropped") {
+  TempDir t;
+  RelayQueue q(t.path / "q");
+  REQUIRE(q.init());
+  auto msg = t.path / "msg";
+  REQUIRE(util::write_file_atomic(msg, "hello\r\n"));
+  {
+    auto s = q.stage(env2(), msg, 7);
+    REQUIRE(s);
+    CHECK(q.list().value().empty());
+    CHECK(count(t.path / "q" / "tmp") == 2);
+  }
+  CHECK(count(t.path / "q" / "tmp") == 0);  // dropped before publish
+  auto s = q.stage(env2(), msg, 7);
+  REQUIRE(s);
+  for (int fd : s->files_to_sync()) CHECK(::fsync(fd) == 0);
+  REQUIRE(s->publish());
+  for (const auto& d : s->dirs_to_sync()) CHECK(util::fsync_dir(d));
+  CHECK(q.list().value().size() == 1);
+  CHECK(util::read_file(q.message_path(s->id())).value() == "hello\r\n");
+  CHECK_FALSE(s->publish());
+  CHECK_FALSE(q.stage(QueueEnvelope{}, msg, 7));  // no recipients
+}

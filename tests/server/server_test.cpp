@@ -1,0 +1,418 @@
+#include "wizmail/server.hpp"
+
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <string>
+#include <thread>
+
+#include "server/log.hpp"
+#include "util/fs.hpp"
+#include "wizmail/account_store.hpp"
+#include "wizmail/relay.hpp"
+
+namespace fs = std::filesystem;
+using namespace wizmail;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct TempHome {
+  fs::path path;
+  TempHome() {
+    std::string t = (fs::temp_directory_path() / "wizmail-server-XXXXXX").string();
+    REQUIRE(::mkdtemp(t.data()) != nullptr);
+    path = t;
+    AccountStore store(path / "mailbox");
+    REQUIRE(util::make_dirs(path / "mailbox"));
+    REQUIRE(store.create("alice", "secret"));
+    REQUIRE(store.create("bob", "hunter2"));
+    REQUIRE(store.create("postmaster", "pm"));
+  }
+  ~TempHome() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::size_t count_new(const std::string& account) const {
+    std::size_t n = 0;
+    for ([[maybe_unused]] auto& e : fs::directory_iterator(path / "mailbox" / account / "new")) ++n;
+    return n;
+  }
+  std::string only_message(const std::string& account) const {
+    for (auto& e : fs::directory_iterator(path / "mailbox" / account / "new"))
+      return util::read_file(e.path()).value();
+    return {};
+  }
+};
+
+std::shared_ptr<Config> base_config(const fs::path& home) {
+  auto c = std::make_shared<Config>();
+  c->home = home;
+  c->smtp.bind_address = {"127.0.0.1"};
+  c->smtp.send_permits_only_smtp_auth = true;
+  return c;
+}
+
+// A running server on its own io_context thread.
+struct Running {
+  asio::io_context io;
+  std::unique_ptr<Server> server;
+  std::thread thread;
+  explicit Running(std::shared_ptr<const Config> cfg, ServerOptions opt = {}) {
+    opt.ephemeral_ports = true;
+    auto s = Server::create(io, std::move(cfg), opt);
+    REQUIRE(s);
+    server = std::move(*s);
+    auto st = server->start();
+    REQUIRE_MESSAGE(st, (st ? "" : st.error().message));
+    thread = std::thread([this] { io.run(); });
+  }
+  ~Running() { finish(); }
+  void finish(std::chrono::milliseconds grace = 2000ms) {
+    if (!thread.joinable()) return;
+    server->stop(grace);
+    thread.join();
+  }
+  std::uint16_t port() const { return server->port(Protocol::smtp); }
+};
+
+// A blocking line client with a receive timeout.
+struct Client {
+  int fd = -1;
+  std::string buf;
+  explicit Client(std::uint16_t port) {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  }
+  ~Client() {
+    if (fd >= 0) ::close(fd);
+  }
+  void send(std::string_view s) {
+    while (!s.empty()) {
+      auto n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+      if (n <= 0) return;
+      s.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+  // One whole reply (multi-line joined); "" on EOF/timeout.
+  std::string reply() {
+    std::string out;
+    for (;;) {
+      auto nl = buf.find("\r\n");
+      if (nl == std::string::npos) {
+        char tmp[4096];
+        auto n = ::recv(fd, tmp, sizeof tmp, 0);
+        if (n <= 0) return out;
+        buf.append(tmp, static_cast<std::size_t>(n));
+        continue;
+      }
+      std::string line = buf.substr(0, nl + 2);
+      buf.erase(0, nl + 2);
+      out += line;
+      if (line.size() < 4 || line[3] != '-') return out;
+    }
+  }
+  std::string cmd(std::string_view c) {
+    send(std::string(c) + "\r\n");
+    return reply();
+  }
+  bool eof() {
+    char c;
+    return ::recv(fd, &c, 1, 0) == 0;
+  }
+};
+
+std::string code(const std::string& r) { return r.substr(0, 3); }
+
+}  // namespace
+
+TEST_CASE("a message to a local account is durable in new/ before the 250") {
+  TempHome home;
+  Running srv(base_config(home.path));
+  Client c(srv.port());
+  CHECK(code(c.reply()) == "220");
+  CHECK(c.cmd("EHLO client.example").find("250-PIPELINING") != std::string::npos);
+  CHECK(code(c.cmd("MAIL FROM:<sender@localhost>")) == "250");
+  CHECK(code(c.cmd("RCPT TO:<Alice@LOCALHOST>")) == "250");
+  CHECK(code(c.cmd("RCPT TO:<bob@localhost>")) == "250");
+  CHECK(code(c.cmd("DATA")) == "354");
+  c.send("Subject: test\r\n\r\nhello\r\n..dot\r\n.\r\n");
+  auto r = c.reply();
+  CHECK(code(r) == "250");
+  // The 250 means it is already there, for both recipients.
+  REQUIRE(home.count_new("alice") == 1);
+  REQUIRE(home.count_new("bob") == 1);
+  auto msg = home.only_message("alice");
+  CHECK(msg.rfind("Received: ", 0) == 0);
+  CHECK(msg.find("Subject: test\r\n\r\nhello\r\n.dot\r\n") != std::string::npos);
+  CHECK(code(c.cmd("QUIT")) == "221");
+  CHECK(c.eof());
+  auto st = srv.server->stats();
+  CHECK(st.messages_received == 1);
+  CHECK(st.messages_delivered == 2);
+  srv.finish();
+  // smtp.log holds one line per command and reply, with the session id.
+  auto log = util::read_file(home.path / "var" / "log" / "smtp.log").value();
+  CHECK(log.find("RCPT TO:<Alice@LOCALHOST>") != std::string::npos);
+  CHECK(log.find(" 127.0.0.1:") != std::string::npos);
+  CHECK(log.find("221") != std::string::npos);
+  CHECK(fs::is_empty(home.path / "mailbox" / "alice" / "tmp"));
+}
+
+TEST_CASE("the POP3 listener is served by the same server") {
+  TempHome home;
+  Running srv(base_config(home.path));
+  REQUIRE(srv.server->port(Protocol::pop3) != 0);
+  Client c(srv.server->port(Protocol::pop3));
+  auto greeting = c.reply();
+  CHECK(greeting.rfind("+OK", 0) == 0);
+  CHECK(srv.server->stats().sessions_pop3 == 1);
+}
+
+TEST_CASE("unknown user, relay denied, quota: refused and logged") {
+  TempHome home;
+  auto cfg = base_config(home.path);
+  cfg->server.mailbox_capacity_mail_count = 1;
+  {
+    Running srv(cfg);
+    Client c(srv.port());
+    c.reply();
+    c.cmd("EHLO x");
+    c.cmd("MAIL FROM:<someone@example.org>");
+    CHECK(c.cmd("RCPT TO:<nobody@localhost>").substr(0, 9) == "550 5.1.1");
+    CHECK(c.cmd("RCPT TO:<victim@remote.example>").substr(0, 9) == "554 5.7.1");
+    CHECK(c.cmd("RCPT TO:<user%remote.example@localhost>").substr(0, 1) == "5");
+    CHECK(code(c.cmd("RCPT TO:<alice@localhost>")) == "250");
+    c.cmd("DATA");
+    c.send("Subject: one\r\n\r\nx\r\n.\r\n");
+    CHECK(code(c.reply()) == "250");
+    c.cmd("MAIL FROM:<someone@example.org>");
+    CHECK(c.cmd("RCPT TO:<alice@localhost>").substr(0, 9) == "452 4.2.2");
+    c.cmd("QUIT");
+  }
+  CHECK(home.count_new("alice") == 1);
+  auto err = util::read_file(home.path / "var" / "log" / "error.log").value();
+  CHECK(err.find("remote.example") != std::string::npos);
+  CHECK(fs::is_empty(home.path / "resendmail" / "incoming"));
+}
+
+TEST_CASE("accepted remote recipients go durably into the relay queue") {
+  TempHome home;
+  auto cfg = base_config(home.path);
+  cfg->smtp.address_permits_relay = {"127.0.0.0/8"};
+  Running srv(cfg);
+  Client c(srv.port());
+  c.reply();
+  c.cmd("EHLO x");
+  c.cmd("MAIL FROM:<alice@localhost>");
+  CHECK(code(c.cmd("RCPT TO:<far@remote.example>")) == "250");
+  CHECK(code(c.cmd("RCPT TO:<bob@localhost>")) == "250");
+  c.cmd("DATA");
+  c.send("Subject: relay\r\n\r\nbody\r\n.\r\n");
+  REQUIRE(code(c.reply()) == "250");
+  RelayQueue q(home.path / "resendmail");
+  auto ids = q.list().value();
+  REQUIRE(ids.size() == 1);
+  auto e = q.load(ids[0]).value();
+  CHECK(e.sender == "alice@localhost");
+  REQUIRE(e.recipients.size() == 1);
+  CHECK(e.recipients[0].address == "far@remote.example");
+  CHECK(e.client_ip == "127.0.0.1");
+  auto data = util::read_file(q.message_path(ids[0])).value();
+  CHECK(data == home.only_message("bob"));
+  CHECK(srv.server->stats().messages_relayed == 1);
+}
+
+TEST_CASE("multiprocessing cap: the next peer gets 421 4.7.0; exempt peers do not count") {
+  TempHome home;
+  auto cfg = base_config(home.path);
+  cfg->smtp.multiprocessing = 1;
+  cfg->smtp.multiprocessing_exempt = {"192.0.2.0/24"};
+  Running srv(cfg);
+  Client a(srv.port());
+  CHECK(code(a.reply()) == "220");
+  Client b(srv.port());
+  CHECK(b.reply().substr(0, 9) == "421 4.7.0");
+  CHECK(b.eof());
+  CHECK(srv.server->stats().refused_busy == 1);
+  a.cmd("QUIT");
+  CHECK(a.eof());
+  // The slot is free again once the first session ended.
+  for (int i = 0; i < 50 && srv.server->stats().sessions_smtp > 0; ++i) std::this_thread::sleep_for(20ms);
+  Client c(srv.port());
+  CHECK(code(c.reply()) == "220");
+}
+
+TEST_CASE("multiprocessing_exempt peers are never refused") {
+  TempHome home;
+  auto cfg = base_config(home.path);
+  cfg->smtp.multiprocessing = 1;  // loopback is exempt by default
+  Running srv(cfg);
+  Client a(srv.port()), b(srv.port()), c(srv.port());
+  CHECK(code(a.reply()) == "220");
+  CHECK(code(b.reply()) == "220");
+  CHECK(code(c.reply()) == "220");
+}
+
+TEST_CASE("a silent client gets 421 after session_timeout") {
+  TempHome home;
+  auto cfg = base_config(home.path);
+  cfg->smtp.session_timeout = 1;
+  Running srv(cfg);
+  Client c(srv.port());
+  c.reply();
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = c.reply();
+  auto waited = std::chrono::steady_clock::now() - t0;
+  CHECK(code(r) == "421");
+  CHECK(waited >= 900ms);
+  CHECK(waited < 5s);
+  CHECK(c.eof());
+}
+
+TEST_CASE("graceful stop: idle sessions get 421, a transaction may finish") {
+  TempHome home;
+  Running srv(base_config(home.path));
+  Client idle(srv.port()), busy(srv.port());
+  idle.reply();
+  busy.reply();
+  busy.cmd("EHLO x");
+  busy.cmd("MAIL FROM:<a@localhost>");
+  busy.cmd("RCPT TO:<alice@localhost>");
+  CHECK(code(busy.cmd("DATA")) == "354");
+  std::promise<void> stopped;
+  srv.server->stop(5000ms, [&] { stopped.set_value(); });
+  CHECK(code(idle.reply()) == "421");
+  CHECK(idle.eof());
+  // New connections are not accepted any more.
+  std::this_thread::sleep_for(100ms);
+  busy.send("Subject: late\r\n\r\nstill in time\r\n.\r\n");
+  CHECK(code(busy.reply()) == "250");
+  CHECK(code(busy.reply()) == "421");  // then the session is closed
+  CHECK(stopped.get_future().wait_for(5s) == std::future_status::ready);
+  srv.thread.join();
+  CHECK(home.count_new("alice") == 1);
+}
+
+TEST_CASE("graceful stop closes a transaction that outlives the grace time") {
+  TempHome home;
+  Running srv(base_config(home.path));
+  Client busy(srv.port());
+  busy.reply();
+  busy.cmd("EHLO x");
+  busy.cmd("MAIL FROM:<a@localhost>");
+  auto t0 = std::chrono::steady_clock::now();
+  srv.server->stop(300ms);
+  busy.reply();  // 421 or EOF at the deadline
+  CHECK(std::chrono::steady_clock::now() - t0 < 3s);
+  srv.thread.join();
+}
+
+TEST_CASE("reload: a good config is taken, a bad one keeps the old") {
+  TempHome home;
+  REQUIRE(util::make_dirs(home.path / "def"));
+  REQUIRE(util::write_file_atomic(home.path / "def" / "smtpenv.dat", "bind_address=127.0.0.1\nmax_recipients=5\n"));
+  asio::io_context io;
+  auto s = Server::create(io, home.path, ServerOptions{false, true, false, {}});
+  REQUIRE(s);
+  auto& server = **s;
+  REQUIRE(server.start());
+  CHECK(server.config()->smtp.max_recipients == 5);
+  REQUIRE(util::write_file_atomic(home.path / "def" / "smtpenv.dat", "bind_address=127.0.0.1\nmax_recipients=7\n"));
+  REQUIRE(server.reload());
+  CHECK(server.config()->smtp.max_recipients == 7);
+  REQUIRE(util::write_file_atomic(home.path / "def" / "smtpenv.dat", "max_recipients=seven\n"));
+  auto bad = server.reload();
+  CHECK_FALSE(bad);
+  CHECK(server.config()->smtp.max_recipients == 7);
+  server.stop(100ms);
+  io.run();
+  auto log = util::read_file(home.path / "var" / "log" / "server.log").value();
+  CHECK(log.find("reload failed") != std::string::npos);
+  CHECK(log.find("max_recipients") != std::string::npos);
+}
+
+TEST_CASE("a port in use is an error value") {
+  TempHome home;
+  Running first(base_config(home.path));
+  auto cfg = base_config(home.path);
+  cfg->smtp.port = first.port();
+  asio::io_context io;
+  auto s = Server::create(io, cfg);
+  REQUIRE(s);
+  auto st = (*s)->start();
+  REQUIRE_FALSE(st);
+  CHECK(st.error().code == Errc::busy);
+}
+
+TEST_CASE("delivery callbacks: discard, redirect, rewrite, then removal") {
+  TempHome home;
+  Running srv(base_config(home.path));
+  std::atomic<int> calls{0};
+  std::string seen_subject;
+  auto id = srv.server->add_delivery_callback([&](const Delivery& d) {
+    ++calls;
+    for (const auto& [k, v] : d.headers)
+      if (k == "Subject") seen_subject = v;
+    if (seen_subject == "drop me") return DeliveryDecision::discard();
+    if (seen_subject == "to bob") return DeliveryDecision::redirect("bob");
+    if (seen_subject == "rewrite")
+      return DeliveryDecision::rewrite("Subject: rewritten\r\n\r\nnew body\r\n");
+    return DeliveryDecision::accept();
+  });
+  auto send = [&](const std::string& subject) {
+    Client c(srv.port());
+    c.reply();
+    c.cmd("EHLO x");
+    c.cmd("MAIL FROM:<a@localhost>");
+    c.cmd("RCPT TO:<alice@localhost>");
+    c.cmd("DATA");
+    c.send("Subject: " + subject + "\r\n\r\nbody\r\n.\r\n");
+    CHECK(code(c.reply()) == "250");
+  };
+  send("drop me");
+  CHECK(home.count_new("alice") == 0);
+  send("to bob");
+  CHECK(home.count_new("alice") == 0);
+  CHECK(home.count_new("bob") == 1);
+  send("rewrite");
+  REQUIRE(home.count_new("alice") == 1);
+  CHECK(home.only_message("alice") == "Subject: rewritten\r\n\r\nnew body\r\n");
+  CHECK(calls == 3);
+  srv.server->remove_delivery_callback(id);
+  send("drop me");
+  CHECK(home.count_new("alice") == 2);
+  CHECK(calls == 3);
+}
+
+TEST_CASE("logger rotates to .1 over log_size_max and never lets a client forge lines") {
+  TempHome home;
+  server::Logger log(home.path / "logs", 200, false);
+  REQUIRE(log.start());
+  log.log(server::LogFile::smtp, "s1", "192.0.2.1:25", "alice", "MAIL FROM:<x>\r\nforged 250 line");
+  log.flush();
+  auto text = util::read_file(home.path / "logs" / "smtp.log").value();
+  CHECK(text.find("\\x0D\\x0Aforged") != std::string::npos);
+  CHECK(std::count(text.begin(), text.end(), '\n') == 1);
+  for (int i = 0; i < 10; ++i) log.log(server::LogFile::error, "s1", "p", "", std::string(50, 'x'));
+  log.flush();
+  log.stop();
+  CHECK(fs::exists(home.path / "logs" / "error.log.1"));
+  CHECK(fs::file_size(home.path / "logs" / "error.log") <= 200 + 120);
+}

@@ -1,0 +1,383 @@
+#include "harness.hpp"
+
+#include <deque>
+#include <stdexcept>
+
+#include "util/strings.hpp"
+
+namespace wizmail::smtp::test {
+
+bool FakeEnv::is_local_domain(std::string_view domain) {
+  calls.push_back("local " + std::string(domain));
+  if (util::iequals(domain, config->server.domain)) return true;
+  for (const auto* list : {&config->server.alias, &config->smtp.subhost})
+    for (const auto& d : *list)
+      if (util::iequals(d, domain)) return true;
+  for (const auto& l : own_literals)
+    if (util::iequals(l, domain)) return true;
+  return false;
+}
+
+Environment::AccountInfo FakeEnv::lookup_account(std::string_view account) {
+  calls.push_back("lookup " + std::string(account));
+  auto it = accounts.find(std::string(account));
+  if (it == accounts.end()) return {};
+  return {it->second.exists, it->second.mailing_list};
+}
+
+Result<AccountSettings> FakeEnv::account_settings(std::string_view account) {
+  auto it = accounts.find(std::string(account));
+  if (it == accounts.end()) {
+    AccountSettings s;
+    s.send_max_during_a_day = config->smtp.send_max_during_a_day;
+    return s;
+  }
+  return it->second.settings;
+}
+
+Result<bool> FakeEnv::quota_allows(std::string_view account, std::int64_t size) {
+  calls.push_back("quota " + std::string(account) + " " + std::to_string(size));
+  auto it = accounts.find(std::string(account));
+  return it == accounts.end() || !it->second.full;
+}
+
+Result<bool> FakeEnv::authenticate(std::string_view user, std::string_view password) {
+  calls.push_back("auth " + std::string(user));
+  auto it = accounts.find(std::string(user));
+  if (it == accounts.end()) return false;
+  return it->second.password == password;
+}
+
+std::optional<std::string> FakeEnv::plain_password(std::string_view user) {
+  auto it = accounts.find(std::string(user));
+  if (it == accounts.end() || it->second.hashed) return std::nullopt;
+  return it->second.password;
+}
+
+std::optional<std::string> FakeEnv::pop_login_account(std::string_view ip,
+                                                      std::chrono::minutes ttl) {
+  calls.push_back("pop " + std::string(ip) + " " + std::to_string(ttl.count()));
+  auto it = pop_logins.find(std::string(ip));
+  if (it == pop_logins.end()) return std::nullopt;
+  return it->second;
+}
+
+std::int64_t FakeEnv::sends_today(std::string_view account) {
+  auto it = accounts.find(std::string(account));
+  return it == accounts.end() ? 0 : it->second.sent;
+}
+
+void FakeEnv::record_send(std::string_view account) {
+  sends_recorded.emplace_back(account);
+  auto it = accounts.find(std::string(account));
+  if (it != accounts.end()) ++it->second.sent;
+}
+
+std::chrono::system_clock::time_point FakeEnv::now() {
+  return std::chrono::system_clock::time_point(std::chrono::seconds(now_seconds));
+}
+
+std::uint64_t FakeEnv::random() { return random_value; }
+
+Status MemorySink::begin(const Transaction&) {
+  ++begins;
+  data.clear();
+  if (fail_begin) return fail(Errc::io, "disk full (test)");
+  return {};
+}
+
+Status MemorySink::write(std::string_view bytes) {
+  ++writes;
+  max_write = std::max(max_write, bytes.size());
+  // The first write is the session's Received: header; fail the next.
+  if (fail_write && writes > 1) return fail(Errc::io, "write failed (test)");
+  data.append(bytes);
+  return {};
+}
+
+void MemorySink::abort() noexcept {
+  ++aborts;
+  data.clear();
+}
+
+std::string unescape(std::string_view s) {
+  std::string r;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '\\' || i + 1 == s.size()) {
+      r += s[i];
+      continue;
+    }
+    char c = s[++i];
+    switch (c) {
+      case 'r': r += '\r'; break;
+      case 'n': r += '\n'; break;
+      case 't': r += '\t'; break;
+      case '0': r += '\0'; break;
+      case '\\': r += '\\'; break;
+      case 'x': {
+        if (i + 2 >= s.size()) throw std::runtime_error("bad \\x escape");
+        r += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+        i += 2;
+        break;
+      }
+      default: throw std::runtime_error("bad escape in script");
+    }
+  }
+  return r;
+}
+
+namespace {
+
+bool to_bool(std::string_view v) { return v == "1" || v == "true" || v == "TRUE"; }
+
+void apply_config(Config& c, std::string_view key, std::string_view v) {
+  auto list = [&] { return util::split_list(v); };
+  auto num = [&] {
+    auto n = util::parse_int(v);
+    if (!n) throw std::runtime_error("bad number for " + std::string(key));
+    return *n;
+  };
+  if (key == "relay") c.smtp.relay = to_bool(v);
+  else if (key == "pop_before_smtp") c.smtp.pop_before_smtp = to_bool(v);
+  else if (key == "pop_befor_smtp_time_to_live") c.smtp.pop_befor_smtp_time_to_live = static_cast<int>(num());
+  else if (key == "address_permits_relay") c.smtp.address_permits_relay = list();
+  else if (key == "send_permits_only_smtp_auth") c.smtp.send_permits_only_smtp_auth = to_bool(v);
+  else if (key == "send_max_during_a_day") c.smtp.send_max_during_a_day = static_cast<int>(num());
+  else if (key == "reject_domain") c.smtp.reject_domain = list();
+  else if (key == "reject_mailaddress") c.smtp.reject_mailaddress = list();
+  else if (key == "max_mail_size") c.smtp.max_mail_size = num();
+  else if (key == "max_recipients") c.smtp.max_recipients = static_cast<int>(num());
+  else if (key == "auth_requires_tls") c.smtp.auth_requires_tls = to_bool(v);
+  else if (key == "domain") c.server.domain = std::string(v);
+  else if (key == "alias") c.server.alias = list();
+  else if (key == "subhost") c.smtp.subhost = list();
+  else throw std::runtime_error("unknown @config key " + std::string(key));
+}
+
+void apply_option(SessionOptions& o, std::string_view key, std::string_view v) {
+  if (key == "listener") {
+    if (v == "smtp") o.listener = Listener::smtp;
+    else if (v == "submission") o.listener = Listener::submission;
+    else if (v == "smtps") o.listener = Listener::smtps;
+    else throw std::runtime_error("bad listener");
+  } else if (key == "tls_available") o.tls_available = to_bool(v);
+  else if (key == "tls_active") o.tls_active = to_bool(v);
+  else if (key == "client_ip") o.client_ip = std::string(v);
+  else if (key == "hostname") o.hostname = std::string(v);
+  else if (key == "max_errors") o.max_errors = static_cast<int>(*util::parse_int(v));
+  else if (key == "max_auth_failures") o.max_auth_failures = static_cast<int>(*util::parse_int(v));
+  else throw std::runtime_error("unknown @option key " + std::string(key));
+}
+
+std::pair<std::string_view, std::string_view> key_value(std::string_view kv) {
+  auto eq = kv.find('=');
+  if (eq == std::string_view::npos) return {kv, {}};
+  return {kv.substr(0, eq), kv.substr(eq + 1)};
+}
+
+std::vector<std::string_view> words(std::string_view s) {
+  std::vector<std::string_view> w;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && s[i] == ' ') ++i;
+    std::size_t j = i;
+    while (j < s.size() && s[j] != ' ') ++j;
+    if (j > i) w.push_back(s.substr(i, j - i));
+    i = j;
+  }
+  return w;
+}
+
+// The stored message without the session's Received: header, as "| " rows.
+std::string show_message(const std::string& msg) {
+  std::string_view m = msg;
+  // Drop "Received: from ..." and its continuation lines.
+  if (m.starts_with("Received: from ")) {
+    std::size_t pos = 0;
+    for (;;) {
+      auto nl = m.find("\r\n", pos);
+      if (nl == std::string_view::npos) break;
+      pos = nl + 2;
+      if (pos >= m.size() || m[pos] != '\t') break;
+    }
+    m.remove_prefix(pos);
+  }
+  std::string out;
+  while (!m.empty()) {
+    auto nl = m.find("\r\n");
+    std::string_view line = m.substr(0, nl);
+    out += "| ";
+    for (char c : line) {
+      if (c == '\r') out += "\\r";
+      else if (c == '\n') out += "\\n";
+      else out += c;
+    }
+    if (nl == std::string_view::npos) {
+      out += " [no CRLF]\n";
+      break;
+    }
+    out += "\n";
+    m.remove_prefix(nl + 2);
+  }
+  return out;
+}
+
+}  // namespace
+
+const std::vector<std::size_t>& chunk_sizes() {
+  static const std::vector<std::size_t> sizes{1, 2, 3, 4, 5, 7, 8, 13, 16, 32, 64, 128, 256, 512, 1 << 20};
+  return sizes;
+}
+
+RunResult run_script(std::string_view script, std::size_t chunk) {
+  FakeEnv env;
+  MemorySink sink;
+  SessionOptions opt;
+  opt.hostname = "mx.example.org";
+  opt.session_id = "S1";
+  opt.client_ip = "198.51.100.7";
+  opt.auth_fail_delay = std::chrono::milliseconds(1000);
+  env.config->server.domain = "example.org";
+  std::vector<std::string> segments(1);
+  std::deque<Result<std::string>> commits;
+
+  std::size_t pos = 0;
+  while (pos < script.size()) {
+    auto nl = script.find('\n', pos);
+    std::string_view line = script.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    pos = nl == std::string_view::npos ? script.size() : nl + 1;
+    if (line.empty() || line[0] == '#') continue;
+    if (line.starts_with("C: ") || line == "C:") {
+      segments.back() += unescape(line.substr(std::min<std::size_t>(3, line.size())));
+      segments.back() += "\r\n";
+    } else if (line.starts_with("c: ")) {
+      segments.back() += unescape(line.substr(3));
+    } else if (line == "T:") {
+      segments.emplace_back();
+    } else if (line.starts_with("@config ")) {
+      auto [k, v] = key_value(line.substr(8));
+      apply_config(*env.config, k, v);
+    } else if (line.starts_with("@option ")) {
+      auto [k, v] = key_value(line.substr(8));
+      apply_option(opt, k, v);
+    } else if (line.starts_with("@account ")) {
+      auto w = words(line.substr(9));
+      FakeAccount a;
+      a.settings.send_max_during_a_day = env.config->smtp.send_max_during_a_day;
+      for (std::size_t i = 1; i < w.size(); ++i) {
+        auto [k, v] = key_value(w[i]);
+        if (k == "pass") a.password = unescape(v);
+        else if (k == "hashed") a.hashed = true;
+        else if (k == "list") a.mailing_list = true;
+        else if (k == "full") a.full = true;
+        else if (k == "send_max") a.settings.send_max_during_a_day = static_cast<int>(*util::parse_int(v));
+        else if (k == "sent") a.sent = *util::parse_int(v);
+        else if (k == "reject_domain") a.settings.reject_domain = util::split_list(v);
+        else if (k == "reject_mailaddress") a.settings.reject_mailaddress = util::split_list(v);
+        else throw std::runtime_error("bad @account word");
+      }
+      env.accounts[std::string(w.at(0))] = a;
+    } else if (line.starts_with("@ownip ")) {
+      env.own_literals.emplace_back(line.substr(7));
+    } else if (line.starts_with("@pop ")) {
+      auto w = words(line.substr(5));
+      env.pop_logins[std::string(w.at(0))] = std::string(w.at(1));
+    } else if (line.starts_with("@commit ")) {
+      auto w = words(line.substr(8));
+      if (w.at(0) == "ok") {
+        commits.emplace_back(std::string(w.at(1)));
+      } else {
+        auto rest = line.substr(line.find(w.at(2)) + w.at(2).size() + 1);
+        commits.emplace_back(unexpected<Error>(Error::smtp(
+            static_cast<int>(*util::parse_int(w.at(1))), std::string(w.at(2)), std::string(rest))));
+      }
+    } else if (line.starts_with("@sinkfail ")) {
+      if (line.substr(10) == "begin") sink.fail_begin = true;
+      else sink.fail_write = true;
+    } else {
+      throw std::runtime_error("bad script line: " + std::string(line));
+    }
+  }
+
+  RunResult r;
+  opt.config = env.config;
+  Session session(opt, env, sink);
+  Output out;
+  bool closed = false, tls_pending = false;
+  int commit_no = 0;
+  auto drain = [&] {
+    for (;;) {
+      // Every reply batch is whole lines ending in CRLF, never a bare LF.
+      if (!out.replies.empty() && !out.replies.ends_with("\r\n"))
+        throw std::runtime_error("reply batch not ending in CRLF");
+      for (std::size_t i = 0; i < out.replies.size(); ++i)
+        if (out.replies[i] == '\n' && (i == 0 || out.replies[i - 1] != '\r'))
+          throw std::runtime_error("bare LF in replies");
+      r.output.append(out.replies.data(), out.replies.size());
+      // Replies end in CRLF; the .ref uses LF.
+      for (auto& e : out.events) r.events.push_back(std::move(e));
+      bool again = false;
+      Output next;
+      if (out.delay.count()) r.output += "[delay " + std::to_string(out.delay.count()) + "]\r\n";
+      if (out.close) {
+        r.output += "[close]\r\n";
+        closed = true;
+      } else if (out.start_tls) {
+        r.output += "[starttls]\r\n";
+        tls_pending = true;
+      } else if (out.commit) {
+        ++commit_no;
+        r.messages.push_back(sink.data);
+        std::string shown = show_message(sink.data);
+        r.output += "[commit]\r\n";
+        for (std::size_t i = 0; i < shown.size(); ++i) {
+          if (shown[i] == '\n') r.output += "\r\n";
+          else r.output += shown[i];
+        }
+        Result<std::string> res = std::string("Q") + std::to_string(commit_no);
+        if (!commits.empty()) {
+          res = std::move(commits.front());
+          commits.pop_front();
+        }
+        session.on_commit(std::move(res), next);
+        again = true;
+      } else if (out.delay.count()) {
+        session.resume(next);
+        again = true;
+      }
+      out = std::move(next);
+      if (!again) break;
+    }
+    out.clear();
+  };
+  session.start(out);
+  drain();
+  for (const auto& seg : segments) {
+    if (closed) break;
+    if (tls_pending) {
+      session.on_tls_started(out);
+      r.output += "[tls up]\r\n";
+      tls_pending = false;
+      drain();
+    }
+    std::string_view rest = seg;
+    while (!rest.empty() && !closed) {
+      auto piece = rest.substr(0, chunk);
+      rest.remove_prefix(piece.size());
+      session.feed(piece, out);
+      drain();
+    }
+  }
+  r.aborts = sink.aborts;
+  // CRLF -> LF for comparison with .ref files.
+  std::string lf;
+  lf.reserve(r.output.size());
+  for (std::size_t i = 0; i < r.output.size(); ++i) {
+    if (r.output[i] == '\r' && i + 1 < r.output.size() && r.output[i + 1] == '\n') continue;
+    lf += r.output[i];
+  }
+  r.output = std::move(lf);
+  return r;
+}
+
+}  // namespace wizmail::smtp::test

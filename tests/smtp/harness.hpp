@@ -1,0 +1,98 @@
+// Test harness for the SMTP session: a fake Environment, an in-memory
+// MessageSink and a transcript runner that feeds a script at any chunk size.
+//
+// Script format (tests/smtp/transcripts/*.in, also used inline):
+//   # comment
+//   @config KEY=VALUE      smtpenv/wiz98msenv keys (see apply_config)
+//   @option KEY=VALUE      SessionOptions: listener, tls_available, tls_active,
+//                          client_ip, hostname, max_errors, max_auth_failures
+//   @account NAME [pass=P] [hashed] [list] [full] [send_max=N] [sent=N]
+//                 [reject_domain=a,b] [reject_mailaddress=x,y]
+//   @ownip LITERAL         a local IP literal, e.g. [192.0.2.1]
+//   @pop IP ACCOUNT        ACCOUNT logged into POP3 from IP recently
+//   @commit ok ID | @commit fail CODE ENH TEXT   results of the next commits
+//   @sinkfail begin|write  the sink fails
+//   C: TEXT                client line, CRLF appended (escapes: \r \n \t \0
+//                          \\ \xHH)
+//   c: TEXT                raw client bytes, nothing appended
+//   T:                     barrier: bytes after it arrive after pending
+//                          actions (TLS handshake) completed
+// Output (the .ref): each server reply line, then markers after the replies
+// of one Output: "[delay N]", "[commit]" followed by the stored message
+// (without the Received: header) as "| line" rows, "[starttls]", "[tls up]",
+// "[close]".
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "smtp/session.hpp"
+
+namespace wizmail::smtp::test {
+
+struct FakeAccount {
+  bool exists = true;
+  bool mailing_list = false;
+  std::string password;
+  bool hashed = false;
+  bool full = false;
+  AccountSettings settings;
+  std::int64_t sent = 0;
+};
+
+class FakeEnv : public Environment {
+ public:
+  std::shared_ptr<Config> config = std::make_shared<Config>();
+  std::map<std::string, FakeAccount> accounts;
+  std::vector<std::string> own_literals;
+  std::map<std::string, std::string> pop_logins;  // ip -> account
+  std::vector<std::string> sends_recorded;
+  std::int64_t now_seconds = 697170952;
+  std::uint64_t random_value = 1896;
+  std::vector<std::string> calls;  // log of policy calls, for assertions
+
+  bool is_local_domain(std::string_view domain) override;
+  AccountInfo lookup_account(std::string_view account) override;
+  Result<AccountSettings> account_settings(std::string_view account) override;
+  Result<bool> quota_allows(std::string_view account, std::int64_t size) override;
+  Result<bool> authenticate(std::string_view user, std::string_view password) override;
+  std::optional<std::string> plain_password(std::string_view user) override;
+  std::optional<std::string> pop_login_account(std::string_view ip,
+                                               std::chrono::minutes ttl) override;
+  std::int64_t sends_today(std::string_view account) override;
+  void record_send(std::string_view account) override;
+  std::chrono::system_clock::time_point now() override;
+  std::uint64_t random() override;
+};
+
+class MemorySink : public MessageSink {
+ public:
+  std::string data;
+  int begins = 0, aborts = 0, writes = 0;
+  bool fail_begin = false, fail_write = false;
+  std::size_t max_write = 0;  // largest single write
+
+  Status begin(const Transaction& txn) override;
+  Status write(std::string_view bytes) override;
+  void abort() noexcept override;
+};
+
+// Decode the \-escapes of a script line.
+std::string unescape(std::string_view s);
+
+struct RunResult {
+  std::string output;   // the .ref text
+  std::vector<LogEvent> events;
+  std::vector<std::string> messages;  // committed messages, Received: included
+  int aborts = 0;
+};
+
+// Run `script` feeding client bytes in chunks of `chunk` octets.
+RunResult run_script(std::string_view script, std::size_t chunk);
+
+// The chunk sizes every transcript is run at.
+const std::vector<std::size_t>& chunk_sizes();
+
+}  // namespace wizmail::smtp::test

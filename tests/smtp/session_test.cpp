@@ -1,0 +1,350 @@
+#include "smtp/session.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "harness.hpp"
+#include "smtp/parser.hpp"
+
+using namespace wizmail;
+using namespace wizmail::smtp;
+using namespace wizmail::smtp::test;
+
+namespace {
+
+struct Rig {
+  FakeEnv env;
+  MemorySink sink;
+  SessionOptions opt;
+  std::unique_ptr<Session> s;
+  Output out;
+
+  explicit Rig(Listener l = Listener::smtp, bool tls = false) {
+    env.config->server.domain = "example.org";
+    env.accounts["alice"].password = "secret";
+    opt.hostname = "mx.example.org";
+    opt.session_id = "S1";
+    opt.client_ip = "198.51.100.7";
+    opt.listener = l;
+    opt.tls_available = tls;
+  }
+  Session& start() {
+    opt.config = env.config;
+    s = std::make_unique<Session>(opt, env, sink);
+    s->start(out);
+    out.clear();
+    return *s;
+  }
+  std::string feed(std::string_view in) {
+    out.clear();
+    s->feed(in, out);
+    return out.replies;
+  }
+};
+
+bool any_event_contains(const std::vector<LogEvent>& ev, LogEvent::Kind k, std::string_view text) {
+  for (const auto& e : ev)
+    if (e.kind == k && e.text.find(text) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("the 250 to DATA comes only from on_commit; input waits meanwhile") {
+  Rig r;
+  auto& s = r.start();
+  r.feed("EHLO client.example\r\nMAIL FROM:<a@example.com> SIZE=20 BODY=8BITMIME\r\n"
+         "RCPT TO:<alice@example.org>\r\nRCPT TO:<Bob@Remote.Example>\r\n");
+  // Relay is allowed here because the sender... is not local: expect a denial.
+  CHECK(r.out.replies.find("554 5.7.1 <Bob@remote.example>: Relay access denied") != std::string::npos);
+  auto rep = r.feed("DATA\r\nhello\r\n.\r\nNOOP\r\n");
+  CHECK(rep == "354 End data with <CR><LF>.<CR><LF>\r\n");
+  CHECK(r.out.commit);
+  CHECK(s.awaiting());
+  CHECK(s.state() == State::awaiting_commit);
+  const auto& t = s.transaction();
+  CHECK(t.reverse_path == "a@example.com");
+  REQUIRE(t.recipients.size() == 1);
+  CHECK(t.recipients[0].account == "alice");
+  CHECK(t.declared_size == 20);
+  CHECK(t.body == BodyType::eight_bit_mime);
+  // More input while the commit runs is kept, not processed.
+  CHECK(r.feed("RSET\r\n").empty());
+  r.out.clear();
+  s.on_commit(std::string("ABC123"), r.out);
+  CHECK(r.out.replies == "250 2.0.0 Ok: queued as ABC123\r\n250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n");
+  CHECK_FALSE(s.awaiting());
+  CHECK(s.state() == State::ready);
+  CHECK_FALSE(s.transaction().active);
+}
+
+TEST_CASE("the stored message starts with our Received: header") {
+  Rig r;
+  r.env.accounts["alice"] = FakeAccount{};
+  auto& s = r.start();
+  r.feed("EHLO client.example\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<alice@example.org>\r\n"
+         "DATA\r\nSubject: s\r\n\r\nbody\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  CHECK(r.sink.data ==
+        "Received: from client.example ([198.51.100.7])\r\n"
+        "\tby mx.example.org (wizmail) with ESMTP id S1\r\n"
+        "\tfor <alice@example.org>; Tue, 04 Feb 1992 02:35:52 +0000\r\n"
+        "Subject: s\r\n\r\nbody\r\n");
+  CHECK(s.message_size() == static_cast<std::int64_t>(r.sink.data.size()));
+}
+
+TEST_CASE("Received: says ESMTPSA after STARTTLS and AUTH; IPv6 literal") {
+  Rig r(Listener::smtp, true);
+  r.opt.client_ip = "2001:db8::7";
+  auto& s = r.start();
+  r.feed("EHLO c\r\nSTARTTLS\r\n");
+  REQUIRE(r.out.start_tls);
+  r.out.clear();
+  s.on_tls_started(r.out);
+  CHECK(s.tls_active());
+  std::string plain = base64_encode(std::string("\0alice\0secret", 13));
+  r.feed("EHLO c\r\nAUTH PLAIN " + plain + "\r\nMAIL FROM:<alice@example.org>\r\n"
+         "RCPT TO:<x@remote.example>\r\nRCPT TO:<y@remote.example>\r\nDATA\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  CHECK(r.sink.data.starts_with("Received: from c ([IPv6:2001:db8::7])\r\n"
+                                "\tby mx.example.org (wizmail) with ESMTPSA id S1\r\n"
+                                "\tTue, 04 Feb 1992"));
+  CHECK(s.account() == "alice");
+  CHECK(s.transaction().has_remote());
+  r.out.clear();
+  s.on_commit(std::string("Q"), r.out);
+  CHECK(r.env.sends_recorded == std::vector<std::string>{"alice"});
+}
+
+TEST_CASE("daily counter: only committed messages with remote recipients count") {
+  Rig r;
+  r.env.config->smtp.relay = true;
+  auto& s = r.start();
+  r.feed("EHLO c\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  r.out.clear();
+  s.on_commit(std::string("Q1"), r.out);
+  CHECK(r.env.sends_recorded.empty());
+  r.feed("MAIL FROM:<alice@example.org>\r\nRCPT TO:<x@remote.example>\r\nDATA\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  r.out.clear();
+  auto e = Error::smtp(451, "4.3.0", "queue unavailable");
+  s.on_commit(unexpected<Error>(e), r.out);
+  CHECK(r.out.replies == "451 4.3.0 queue unavailable\r\n");
+  CHECK(r.env.sends_recorded.empty());  // a failed commit is not a send
+  r.feed("MAIL FROM:<alice@example.org>\r\nRCPT TO:<x@remote.example>\r\nDATA\r\n.\r\n");
+  r.out.clear();
+  s.on_commit(std::string("Q3"), r.out);
+  CHECK(r.env.sends_recorded == std::vector<std::string>{"alice"});
+}
+
+TEST_CASE("a commit error without an SMTP code becomes 451 4.3.0") {
+  Rig r;
+  auto& s = r.start();
+  r.feed("EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  r.out.clear();
+  s.on_commit(fail(Errc::io, "fsync: EIO"), r.out);
+  CHECK(r.out.replies == "451 4.3.0 Error: queue file write error\r\n");
+  CHECK(any_event_contains(r.out.events, LogEvent::Kind::error, "fsync: EIO"));
+}
+
+TEST_CASE("relay denials, rejects and auth failures are error events; secrets never logged") {
+  Rig r;
+  r.env.config->smtp.reject_mailaddress = {"bad@example.net"};
+  r.start();
+  std::string pass_b64 = base64_encode(std::string("\0alice\0hunter2", 14));
+  r.feed("EHLO c\r\nAUTH PLAIN " + pass_b64 + "\r\n");
+  CHECK(r.out.delay.count() == 1000);
+  CHECK(any_event_contains(r.out.events, LogEvent::Kind::error,
+                           "PLAIN authentication failed for user \"alice\""));
+  auto events = r.out.events;
+  r.out.clear();
+  r.s->resume(r.out);
+  r.feed("AUTH LOGIN\r\n" + base64_encode("alice") + "\r\n" + base64_encode("hunter2") + "\r\n");
+  for (const auto& e : r.out.events) events.push_back(e);
+  r.out.clear();
+  r.s->resume(r.out);
+  r.feed("MAIL FROM:<bad@example.net>\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<x@remote.example>\r\n");
+  for (const auto& e : r.out.events) events.push_back(e);
+  CHECK(any_event_contains(events, LogEvent::Kind::error, "sender rejected"));
+  CHECK(any_event_contains(events, LogEvent::Kind::error,
+                           "relay denied: <a@example.com> -> <x@remote.example>"));
+  CHECK(any_event_contains(events, LogEvent::Kind::command, "AUTH PLAIN"));
+  CHECK(any_event_contains(events, LogEvent::Kind::reply, "535 5.7.8"));
+  for (const auto& e : events) {
+    CAPTURE(e.text);
+    CHECK(e.text.find(pass_b64) == std::string::npos);
+    CHECK(e.text.find("hunter2") == std::string::npos);
+    CHECK(e.text.find(base64_encode("hunter2")) == std::string::npos);
+  }
+}
+
+TEST_CASE("an auth failure pauses the session until resume()") {
+  Rig r;
+  auto& s = r.start();
+  auto rep = r.feed("EHLO c\r\nAUTH PLAIN " + base64_encode(std::string("\0alice\0no", 9)) +
+                    "\r\nNOOP\r\n");
+  CHECK(rep.ends_with("535 5.7.8 Error: authentication failed\r\n"));
+  CHECK(r.out.delay.count() == 1000);
+  CHECK(s.awaiting());
+  CHECK(r.feed("NOOP\r\n").empty());
+  r.out.clear();
+  s.resume(r.out);
+  CHECK(r.out.replies == "250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n");
+}
+
+TEST_CASE("STARTTLS discards what was pipelined behind it and resets the session") {
+  Rig r(Listener::smtp, true);
+  auto& s = r.start();
+  auto rep = r.feed("EHLO c\r\nMAIL FROM:<a@example.com>\r\nRSET\r\nSTARTTLS\r\nNOOP\r\nMAIL FROM:<x@y.z>\r\nNO");
+  CHECK(rep.ends_with("250 2.0.0 Ok\r\n220 2.0.0 Ready to start TLS\r\n"));
+  CHECK(r.out.start_tls);
+  CHECK(s.state() == State::tls_pending);
+  CHECK(r.feed("OP\r\n").empty());  // still before the handshake: discarded
+  r.out.clear();
+  s.on_tls_started(r.out);
+  CHECK(r.out.replies.empty());
+  CHECK(s.state() == State::initial);
+  CHECK(s.helo().empty());
+  CHECK(r.feed("NOOP\r\n") == "250 2.0.0 Ok\r\n");
+  CHECK(r.feed("MAIL FROM:<a@example.com>\r\n") == "503 5.5.1 Error: send HELO/EHLO first\r\n");
+  auto ehlo = r.feed("EHLO c\r\n");
+  CHECK(ehlo.find("STARTTLS") == std::string::npos);
+}
+
+TEST_CASE("destroying a session mid-DATA never touches the sink") {
+  Rig r;
+  r.start();
+  r.feed("EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\npartial body\r\n");
+  CHECK(r.s->state() == State::data);
+  int writes = r.sink.writes;
+  r.s.reset();
+  CHECK(r.sink.aborts == 0);
+  CHECK(r.sink.writes == writes);
+}
+
+TEST_CASE("refused messages are aborted, never committed") {
+  Rig r;
+  r.start();
+  r.feed("EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\nbare\nlf\r\n.\r\n");
+  CHECK_FALSE(r.out.commit);
+  CHECK(r.out.replies.ends_with("550 5.5.2 Error: bare <CR> or <LF> received in message data; use <CR><LF>\r\n"));
+  CHECK(r.sink.aborts == 1);
+  CHECK(r.sink.begins == 1);
+}
+
+TEST_CASE("POP-before-SMTP passes the configured TTL; daily limit asks for the account") {
+  Rig r;
+  r.env.config->smtp.pop_before_smtp = true;
+  r.env.config->smtp.pop_befor_smtp_time_to_live = 17;
+  r.env.pop_logins["198.51.100.7"] = "alice";
+  r.env.accounts["alice"].settings.send_max_during_a_day = 3;
+  r.env.accounts["alice"].sent = 3;
+  r.start();
+  auto rep = r.feed("EHLO c\r\nMAIL FROM:<bob@example.org>\r\nRCPT TO:<x@remote.example>\r\n");
+  CHECK(std::find(r.env.calls.begin(), r.env.calls.end(), std::string("pop 198.51.100.7 17")) != r.env.calls.end());
+  // Relay allowed (local sender + POP login) but alice, the POP user, is at her limit.
+  CHECK(rep.ends_with("450 4.7.1 Error: daily sending limit reached, try again tomorrow\r\n"));
+}
+
+TEST_CASE("quota is asked with the declared size") {
+  Rig r;
+  r.start();
+  r.feed("EHLO c\r\nMAIL FROM:<> SIZE=4096\r\nRCPT TO:<alice@example.org>\r\n");
+  CHECK(std::find(r.env.calls.begin(), r.env.calls.end(), std::string("quota alice 4096")) != r.env.calls.end());
+}
+
+TEST_CASE("flooding input while a commit is pending closes the session") {
+  Rig r;
+  auto& s = r.start();
+  r.feed("EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n.\r\n");
+  REQUIRE(s.awaiting());
+  std::string junk(600 * 1024, 'j');
+  CHECK(r.feed(junk).empty());
+  auto rep = r.feed(junk);
+  CHECK(rep.starts_with("421 4.7.0"));
+  CHECK(r.out.close);
+  CHECK(s.state() == State::closed);
+}
+
+TEST_CASE("421 texts for the connection") {
+  Rig r;
+  auto& s = r.start();
+  CHECK(s.timeout_reply() == "421 4.4.2 mx.example.org Error: timeout exceeded\r\n");
+  CHECK(s.shutdown_reply() == "421 4.3.2 mx.example.org Service shutting down\r\n");
+}
+
+TEST_CASE("transcripts give the same events at every chunk size") {
+  const char* script =
+      "@account alice pass=secret\n"
+      "C: EHLO c\n"
+      "C: MAIL FROM:<a@example.com>\n"
+      "C: RCPT TO:<x@remote.example>\n"
+      "C: RCPT TO:<alice@example.org>\n"
+      "C: DATA\n"
+      "C: hi\n"
+      "C: .\n"
+      "C: QUIT\n";
+  auto ref = run_script(script, 1 << 20);
+  for (auto c : chunk_sizes()) {
+    auto got = run_script(script, c);
+    REQUIRE(got.events.size() == ref.events.size());
+    for (std::size_t i = 0; i < got.events.size(); ++i) CHECK(got.events[i].text == ref.events[i].text);
+    CHECK(got.messages == ref.messages);
+  }
+}
+
+namespace {
+std::string escape_script_bytes(std::string_view b) {
+  static constexpr char hexd[] = "0123456789abcdef";
+  std::string s;
+  for (char ch : b) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '\\') {
+      s += "\\\\";
+    } else if (c >= 0x20 && c < 0x7f) {
+      s += ch;
+    } else {
+      s += "\\x";
+      s += hexd[c >> 4];
+      s += hexd[c & 15];
+    }
+  }
+  return s;
+}
+}  // namespace
+
+TEST_CASE("random garbage and command soup: same output at every chunk size") {
+  const std::vector<std::string> tokens{
+      "EHLO c\r\n", "HELO c\r\n", "MAIL FROM:<a@example.com>\r\n", "MAIL FROM:<>\r\n",
+      "RCPT TO:<alice@example.org>\r\n", "RCPT TO:<x@remote.example>\r\n", "DATA\r\n",
+      "RSET\r\n", "NOOP\r\n", "VRFY x\r\n", "AUTH PLAIN\r\n", "AUTH LOGIN\r\n",
+      "AUTH CRAM-MD5\r\n", "*\r\n", "AGFsaWNlAHNlY3JldA==\r\n", "STARTTLS\r\n", "\r\n.\r\n",
+      ".\r\n", "\n.\n", "\r", "\n", ".", "..", std::string(1, '\0'), "\xff", "Received: x\r\n", "\r\n",
+      std::string(700, 'L'), std::string(1200, 'M'), "AUTH PLAIN " + std::string(300, 'A')};
+  std::uint64_t seed = 0x9e3779b97f4a7c15ull;
+  auto next = [&] {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  };
+  for (int round = 0; round < 60; ++round) {
+    std::string bytes;
+    int n = 5 + static_cast<int>(next() % 60);
+    for (int i = 0; i < n; ++i) bytes += tokens[next() % tokens.size()];
+    std::string script = "@account alice pass=secret\n@option max_errors=1000\n"
+                         "@option max_auth_failures=1000\nc: " +
+                         escape_script_bytes(bytes) + "\n";
+    CAPTURE(round);
+    auto ref = run_script(script, 1 << 20);
+    for (std::size_t c : {1, 2, 3, 7, 64, 512}) {
+      CAPTURE(c);
+      auto got = run_script(script, c);
+      CHECK(got.output == ref.output);
+      CHECK(got.messages == ref.messages);
+    }
+  }
+}

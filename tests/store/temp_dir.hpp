@@ -1,0 +1,49 @@
+// A temporary folder for one test, removed afterwards.
+#pragma once
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <set>
+#include <string>
+#include <system_error>
+
+namespace wizmail::test {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "wizmail-store-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw std::system_error(errno, std::generic_category(), "mkdtemp");
+    path_ = tmpl;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Every path under `root` (relative), for "nothing else changed" checks.
+inline std::set<std::string> tree(const std::filesystem::path& root) {
+  std::set<std::string> out;
+  for (auto& e : std::filesystem::recursive_directory_iterator(root))
+    out.insert(std::filesystem::relative(e.path(), root).string());
+  return out;
+}
+
+inline std::size_t count_files(const std::filesystem::path& dir) {
+  std::size_t n = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir)) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace wizmail::test
