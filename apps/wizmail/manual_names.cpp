@@ -53,13 +53,17 @@ std::vector<std::string> translate_manual_command(const std::string& program,
     // wmsmngact -cp NAME PASS; wmsmngml -a|-d LIST ADDRESS
     static const std::vector<std::pair<std::string, std::string>> flags = {
         {"-cp", "passwd"}, {"-a", "add"}, {"-d", "del"}};
-    if (!args.empty()) {
+    // The flag may follow options such as --home: take the first argument
+    // that is one of the manual's flags, wherever it stands.
+    auto a = std::find_if(args.begin(), args.end(), [&](const std::string& arg) {
+      return std::any_of(flags.begin(), flags.end(),
+                         [&](const auto& p) { return p.first == arg; });
+    });
+    if (a != args.end()) {
       auto f = std::find_if(flags.begin(), flags.end(),
-                            [&](const auto& p) { return p.first == args.front(); });
-      if (f != flags.end()) {
-        out.push_back(f->second);
-        args.erase(args.begin());
-      }
+                            [&](const auto& p) { return p.first == *a; });
+      out.push_back(f->second);
+      args.erase(a);
     }
   }
   out.insert(out.end(), args.begin(), args.end());

@@ -311,6 +311,18 @@ class CliTest(unittest.TestCase):
         self.refused(["notifi", "-nowait"], "cannot be deleted", program="wmsdelact")
         self.refused(["-x", "ml", "a@b"], "subcommand", program="wmsmngml")
 
+    def test_manual_flags_after_home_option(self):
+        # `wmsmngml --home H -a LIST ADDRESS`: the manual's flag need not come first.
+        self.setup_home()
+        self.ok(["ml", "create", "team", "pw"])
+        for argv, program in ((["--home", self.home, "-a", "team", "x@localhost"], "wmsmngml"),
+                              (["--home", self.home, "-cp", "team", "pw2"], "wmsmngact")):
+            r = run(argv, None, program)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(read(os.path.join(self.account_dir("team"), "ml_member.csv")),
+                         "x@localhost\n")
+        self.assertEqual(read(os.path.join(self.account_dir("team"), "password")), "pw2\n")
+
     # --- mailing lists -----------------------------------------------------
 
     def test_mailing_lists(self):

@@ -3,13 +3,17 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <new>
 #include <string>
+#include <vector>
 
 #include "util/fs.hpp"
 
@@ -105,13 +109,20 @@ TEST_CASE("same host: a reused pid (other start time) is stale") {
   TempDir d;
   write_lock(d.path, me() + " " + std::to_string(::getpid()) + " 1\n");
   CHECK(MailboxLock::acquire(d.path));
-  // while the right start time means it is ours and alive
+  // while the right start time means a live process (that may not flock)
   TempDir d2;
-  write_lock(d2.path, me() + " " + std::to_string(::getpid()) + " " +
-                          std::to_string(process_start_time(::getpid())) + "\n");
+  const pid_t parent = ::getppid();
+  write_lock(d2.path, me() + " " + std::to_string(parent) + " " +
+                          std::to_string(process_start_time(parent)) + "\n");
   auto r = MailboxLock::acquire(d2.path);
   REQUIRE_FALSE(r);
   CHECK(r.error().code == Errc::busy);
+  // Our own pid in a file nobody flocks is a leftover: this process holds
+  // the flock of every lock it owns.
+  TempDir d3;
+  write_lock(d3.path, me() + " " + std::to_string(::getpid()) + " " +
+                          std::to_string(process_start_time(::getpid())) + "\n");
+  CHECK(MailboxLock::acquire(d3.path));
 }
 
 TEST_CASE("same host: pid 1 alive (init) keeps the lock; a dead pid does not") {
@@ -176,4 +187,131 @@ TEST_CASE("moved lock keeps ownership; missing folder is an error") {
   auto r = MailboxLock::acquire(d.path / "nope");
   REQUIRE_FALSE(r);
   CHECK(r.error().code == Errc::not_found);
+}
+
+namespace {
+
+ino_t inode(const fs::path& p) {
+  struct stat st {};
+  REQUIRE(::stat(p.c_str(), &st) == 0);
+  return st.st_ino;
+}
+
+}  // namespace
+
+TEST_CASE("a live lock is never broken, even when its content looks stale") {
+  // The race of the old rename-aside scheme, made deterministic: whatever a
+  // contender concludes from the content (here: a dead pid of this host,
+  // and an old mtime), the holder's flock keeps the file and its inode.
+  TempDir d;
+  auto holder = MailboxLock::acquire(d.path);
+  REQUIRE(holder);
+  const fs::path lock = d.path / lock_file_name;
+  const ino_t ino = inode(lock);
+  write_lock(d.path, me() + " 2147483646 0\n", 3600);  // in place: same inode
+  REQUIRE(inode(lock) == ino);
+  for (int i = 0; i < 3; ++i) {
+    auto r = MailboxLock::acquire(d.path);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == Errc::busy);
+    CHECK(r.error().message.find("pid 2147483646") != std::string::npos);
+  }
+  write_lock(d.path, "otherhost 1 1\n", 3600);  // a stale foreign-looking lock
+  CHECK_FALSE(MailboxLock::acquire(d.path));
+  CHECK(inode(lock) == ino);
+  CHECK(holder->held());
+  // The holder's own content is gone, so release leaves the file; with the
+  // flock dropped the next acquirer takes it over in place.
+  holder->release();
+  auto next = MailboxLock::acquire(d.path);
+  REQUIRE(next);
+  CHECK(inode(lock) == ino);
+  auto text = util::read_file(lock);
+  REQUIRE(text);
+  CHECK(text->starts_with(me() + " " + std::to_string(::getpid()) + " "));
+}
+
+TEST_CASE("across processes: a flocked lock with stale-looking content stays busy") {
+  TempDir d;
+  int to_parent[2], to_child[2];
+  REQUIRE(::pipe(to_parent) == 0);
+  REQUIRE(::pipe(to_child) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    auto l = MailboxLock::acquire(d.path);
+    char c = l ? 'y' : 'n';
+    (void)!::write(to_parent[1], &c, 1);
+    (void)!::read(to_child[0], &c, 1);
+    ::_exit(0);
+  }
+  char c = 0;
+  REQUIRE(::read(to_parent[0], &c, 1) == 1);
+  REQUIRE(c == 'y');
+  write_lock(d.path, me() + " 2147483646 0\n", 3600);
+  CHECK_FALSE(MailboxLock::acquire(d.path));
+  CHECK_FALSE(MailboxLock::acquire(d.path));
+  (void)!::write(to_child[1], "x", 1);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CHECK(MailboxLock::acquire(d.path));  // the flock died with the child
+  for (int fd : {to_parent[0], to_parent[1], to_child[0], to_child[1]}) ::close(fd);
+}
+
+TEST_CASE("two sessions of one process exclude each other (flock per open file)") {
+  TempDir d;
+  auto a = MailboxLock::acquire(d.path);
+  REQUIRE(a);
+  // Even a leftover-looking content (our own pid) does not let a second
+  // session in while the first holds the flock.
+  write_lock(d.path, me() + " " + std::to_string(::getpid()) + " 0\n");
+  auto b = MailboxLock::acquire(d.path);
+  REQUIRE_FALSE(b);
+  CHECK(b.error().code == Errc::busy);
+}
+
+TEST_CASE("contention: never two holders at once, stale takeovers included") {
+  // Four processes take and drop the lock in a loop; a holder sometimes
+  // rewrites the lock with a dead pid (so every contender judges it stale
+  // by its content) and then leaves it behind. A shared counter in memory
+  // checks that at most one process is inside at any time.
+  TempDir d;
+  auto* shared = static_cast<int*>(
+      ::mmap(nullptr, 2 * sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(shared != MAP_FAILED);
+  auto* inside = reinterpret_cast<std::atomic<int>*>(&shared[0]);
+  auto* violations = reinterpret_cast<std::atomic<int>*>(&shared[1]);
+  new (inside) std::atomic<int>(0);
+  new (violations) std::atomic<int>(0);
+  std::vector<pid_t> kids;
+  for (int k = 0; k < 4; ++k) {
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      int held = 0;
+      // Until each child has held it 30 times (at most ~10 s).
+      for (int i = 0; held < 30 && i < 100000; ++i) {
+        auto l = MailboxLock::acquire(d.path);
+        if (!l) {
+          ::usleep(100);
+          continue;
+        }
+        ++held;
+        if (inside->fetch_add(1) != 0) violations->fetch_add(1);
+        if ((i + k) % 3 == 0) write_lock(d.path, me() + " 2147483646 0\n");
+        ::usleep(50);
+        inside->fetch_sub(1);
+      }
+      ::_exit(held == 30 ? 0 : 3);
+    }
+    kids.push_back(pid);
+  }
+  for (pid_t pid : kids) {
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  CHECK(violations->load() == 0);
+  ::munmap(shared, 2 * sizeof(int));
 }

@@ -474,3 +474,68 @@ TEST_CASE("pipelined RETRs are answered in bounded batches (open files stay boun
   // Same bytes as one-command-at-a-time.
   CHECK(text == transcript(script).substr(hello.size()));
 }
+
+TEST_CASE("uidl_of: a valid base name as is, anything else as a stable MD5") {
+  const std::string n70(70, 'a'), n71(71, 'a');
+  CHECK(uidl_of("1000.M1P1.host") == "1000.M1P1.host");
+  CHECK(uidl_of(n70) == n70);
+  CHECK(uidl_of("!~") == "!~");  // 0x21 and 0x7E are allowed
+  CHECK(uidl_of(n71) == md5_hex(n71));
+  CHECK(uidl_of("") == md5_hex(""));
+  CHECK(uidl_of("has space") == md5_hex("has space"));
+  CHECK(uidl_of("tab\there") == md5_hex("tab\there"));
+  CHECK(uidl_of("del\x7f") == md5_hex("del\x7f"));
+  CHECK(uidl_of("caf\xc3\xa9") == md5_hex("caf\xc3\xa9"));
+  CHECK(uidl_of("cr\r\nlf") == md5_hex("cr\r\nlf"));
+  // RFC 1321 test vector: the digest really is MD5 of the name.
+  CHECK(uidl_of("message digest") == "f96b697d7cb7938d525a2f31aaf161d0");
+  for (const std::string& bad : {n71, std::string("has space"), std::string("\x80")}) {
+    CAPTURE(bad);
+    auto u = uidl_of(bad);
+    CHECK(u == uidl_of(bad));  // stable
+    CHECK(u.size() == 32);
+    CHECK(u.find_first_not_of("0123456789abcdef") == std::string::npos);
+  }
+  CHECK(uidl_of(n71) != uidl_of(std::string(72, 'a')));
+}
+
+TEST_CASE("UIDL never sends a unique-id longer than 70 octets or outside 0x21..0x7E") {
+  const std::string long_name =
+      "1700000000.M123456P7890Q12R0123456789abcdef.a-very-long-mail-host.example.com,S=123456";
+  REQUIRE(long_name.size() > 70);
+  fake::World w;
+  w.accounts["alice"] = {"secret", false,
+                         {{"1000.M1P1.host", "a\r\n"},
+                          {long_name, "b\r\n"},
+                          {"foreign name with spaces", "c\r\n"},
+                          {std::string("bin\x01\xff"), "d\r\n"}}};
+  std::string t = transcript(
+      "USER alice\r\nPASS secret\r\nUIDL\r\nUIDL 2\r\nUIDL 3\r\nUIDL 4\r\nQUIT\r\n", options(), w);
+  const std::string d2 = md5_hex(long_name), d3 = md5_hex("foreign name with spaces"),
+                    d4 = md5_hex(std::string("bin\x01\xff"));
+  CHECK(t == hello + "+OK send PASS\r\n+OK logged in; 4 messages (12 octets)\r\n"
+                 "+OK unique-id listing follows\r\n1 1000.M1P1.host\r\n2 " + d2 + "\r\n3 " + d3 +
+                 "\r\n4 " + d4 + "\r\n.\r\n+OK 2 " + d2 + "\r\n+OK 3 " + d3 + "\r\n+OK 4 " + d4 +
+                 "\r\n+OK wizmail POP3 server signing off (0 messages deleted)\r\n<close>");
+  // Every unique-id line of the listing obeys RFC 1939 §7.
+  auto list_start = t.find("+OK unique-id listing follows\r\n");
+  REQUIRE(list_start != std::string::npos);
+  std::string_view rest = std::string_view(t).substr(list_start);
+  rest.remove_prefix(rest.find("\r\n") + 2);
+  int lines = 0;
+  while (!rest.starts_with(".\r\n")) {
+    auto eol = rest.find("\r\n");
+    REQUIRE(eol != std::string_view::npos);
+    std::string_view line = rest.substr(0, eol);
+    std::string_view id = line.substr(line.find(' ') + 1);
+    CHECK(id.size() >= 1);
+    CHECK(id.size() <= 70);
+    for (char c : id) {
+      auto u = static_cast<unsigned char>(c);
+      CHECK((u >= 0x21 && u <= 0x7E));
+    }
+    rest.remove_prefix(eol + 2);
+    ++lines;
+  }
+  CHECK(lines == 4);
+}

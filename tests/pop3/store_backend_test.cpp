@@ -234,3 +234,44 @@ TEST_CASE("foreign files without a size in the name: CRLF octets counted once") 
   CHECK(sizes["1001.M1P1.host"] == 0);
   CHECK_FALSE(transmitted_file_size(h.root / "nope"));
 }
+
+TEST_CASE("UIDL of real Maildir names: long or foreign names get a digest stable across "
+          "sessions and the new -> cur move") {
+  Home h;
+  AccountStore store(h.root / "mailbox");
+  REQUIRE(store.create("alice", "secret"));
+  const std::string ok = "1000.M1P1.host,S=3";
+  const std::string long_name =
+      "1700000000.M123456P7890Q12R0123456789abcdef.a-very-long-mail-host.example.com,S=3";
+  const std::string spaced = "mail from a foreign program";
+  REQUIRE(long_name.size() > 70);
+  h.put("alice", "new", ok, "a\r\n");
+  h.put("alice", "new", long_name, "b\r\n");
+  h.put("alice", "new", spaced, "c\r\n");
+  StoreBackend b(h.options());
+  auto uidls = [&] {
+    auto drop = b.open_maildrop("alice", "");
+    REQUIRE(drop);
+    std::map<std::string, std::string> by_content;  // content -> UIDL
+    for (std::size_t i = 0; i < (*drop)->messages().size(); ++i) {
+      auto r = (*drop)->open(i);
+      REQUIRE(r);
+      by_content[slurp(**r)] = uidl_of((*drop)->messages()[i].uid);
+    }
+    return by_content;
+  };
+  auto first = uidls();  // moves new/ to cur/
+  CHECK(fs::is_empty(h.acct("alice") / "new"));
+  CHECK(fs::exists(h.acct("alice") / "cur" / (spaced + ":2,")));
+  CHECK(first == std::map<std::string, std::string>{
+                     {"a\r\n", ok}, {"b\r\n", md5_hex(long_name)}, {"c\r\n", md5_hex(spaced)}});
+  // The flags change (an IMAP client marked it seen): same base name, same UIDL.
+  fs::rename(h.acct("alice") / "cur" / (spaced + ":2,"), h.acct("alice") / "cur" / (spaced + ":2,S"));
+  CHECK(uidls() == first);
+  StoreBackend restarted(h.options());
+  auto drop = restarted.open_maildrop("alice", "");
+  REQUIRE(drop);
+  std::set<std::string> again;
+  for (const auto& m : (*drop)->messages()) again.insert(uidl_of(m.uid));
+  CHECK(again == std::set<std::string>{ok, md5_hex(long_name), md5_hex(spaced)});
+}

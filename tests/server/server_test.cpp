@@ -13,7 +13,9 @@
 #include <filesystem>
 #include <future>
 #include <string>
+#include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "server/log.hpp"
 #include "util/fs.hpp"
@@ -415,4 +417,170 @@ TEST_CASE("logger rotates to .1 over log_size_max and never lets a client forge 
   log.stop();
   CHECK(fs::exists(home.path / "logs" / "error.log.1"));
   CHECK(fs::file_size(home.path / "logs" / "error.log") <= 200 + 120);
+}
+
+namespace {
+
+// One message over a fresh connection; the reply to the final dot.
+std::string send_message(std::uint16_t port, const std::string& from,
+                         const std::vector<std::string>& to, const std::string& body) {
+  Client c(port);
+  c.reply();
+  c.cmd("EHLO x");
+  if (code(c.cmd("MAIL FROM:<" + from + ">")) != "250") return "MAIL refused";
+  for (const auto& r : to)
+    if (code(c.cmd("RCPT TO:<" + r + ">")) != "250") return "RCPT refused: " + r;
+  if (code(c.cmd("DATA")) != "354") return "DATA refused";
+  c.send(body + "\r\n.\r\n");
+  auto r = c.reply();
+  c.cmd("QUIT");
+  return r;
+}
+
+std::size_t queue_entries(const fs::path& home) {
+  RelayQueue q(home / "resendmail");
+  auto ids = q.list();
+  return ids ? ids->size() : 0;
+}
+
+}  // namespace
+
+TEST_CASE("a callback discarding the local copy leaves the relayed copy intact") {
+  TempHome home;
+  auto cfg = base_config(home.path);
+  cfg->smtp.address_permits_relay = {"127.0.0.0/8"};
+  Running srv(cfg);
+  srv.server->add_delivery_callback([](const Delivery&) { return DeliveryDecision::discard(); });
+  auto r = send_message(srv.port(), "alice@localhost", {"bob@localhost", "far@remote.example"},
+                        "Subject: keep the relay\r\n\r\nrelayed body");
+  REQUIRE(code(r) == "250");
+  CHECK(home.count_new("bob") == 0);
+  RelayQueue q(home.path / "resendmail");
+  auto ids = q.list().value();
+  REQUIRE(ids.size() == 1);
+  auto data = util::read_file(q.message_path(ids[0])).value();
+  CHECK(data.find("Subject: keep the relay\r\n\r\nrelayed body\r\n") != std::string::npos);
+  CHECK(data.rfind("Received: ", 0) == 0);
+  CHECK(fs::is_empty(home.path / "mailbox" / "bob" / "tmp"));
+}
+
+TEST_CASE("a throwing delivery callback gives 451; the server keeps serving") {
+  TempHome home;
+  auto cfg = base_config(home.path);
+  cfg->smtp.address_permits_relay = {"127.0.0.0/8"};
+  Running srv(cfg);
+  srv.server->add_delivery_callback([](const Delivery& d) -> DeliveryDecision {
+    for (const auto& [k, v] : d.headers)
+      if (k == "Subject" && v == "boom") throw std::runtime_error("callback exploded");
+    return DeliveryDecision::accept();
+  });
+  auto r = send_message(srv.port(), "alice@localhost", {"bob@localhost", "far@remote.example"},
+                        "Subject: boom\r\n\r\nx");
+  CHECK(r.substr(0, 3) == "451");
+  CHECK(home.count_new("bob") == 0);
+  CHECK(queue_entries(home.path) == 0);  // no relay either: the client will retry
+  r = send_message(srv.port(), "alice@localhost", {"bob@localhost"}, "Subject: fine\r\n\r\ny");
+  CHECK(code(r) == "250");
+  CHECK(home.count_new("bob") == 1);
+  srv.finish();
+  auto err = util::read_file(home.path / "var" / "log" / "error.log").value();
+  CHECK(err.find("callback exploded") != std::string::npos);
+}
+
+TEST_CASE("a failed local copy publishes no queue entry") {
+  TempHome home;
+  auto cfg = base_config(home.path);
+  cfg->smtp.address_permits_relay = {"127.0.0.0/8"};
+  Running srv(cfg);
+  // bob's new/ is gone: his copy cannot be published (link and copy fail).
+  fs::remove_all(home.path / "mailbox" / "bob" / "new");
+  auto r = send_message(srv.port(), "alice@localhost", {"bob@localhost", "far@remote.example"},
+                        "Subject: half\r\n\r\nx");
+  CHECK(r.substr(0, 1) == "4");
+  CHECK(queue_entries(home.path) == 0);
+  CHECK(srv.server->stats().messages_relayed == 0);
+  // Without the local recipient the relay goes through.
+  r = send_message(srv.port(), "alice@localhost", {"far@remote.example"}, "Subject: whole\r\n\r\nx");
+  CHECK(code(r) == "250");
+  CHECK(queue_entries(home.path) == 1);
+}
+
+TEST_CASE("quota is checked against the real size when no SIZE was declared") {
+  TempHome home;
+  auto cfg = base_config(home.path);
+  cfg->server.mailbox_capacity_mail_size = 600;
+  Running srv(cfg);
+  // Small enough: delivered.
+  CHECK(code(send_message(srv.port(), "x@localhost", {"alice@localhost"}, "Subject: s\r\n\r\nsmall")) ==
+        "250");
+  REQUIRE(home.count_new("alice") == 1);
+  // RCPT passes (no SIZE), the data does not fit: 452 4.2.2, nothing stored
+  // for anyone (bob has room, but the whole message is refused).
+  auto r = send_message(srv.port(), "x@localhost", {"bob@localhost", "alice@localhost"},
+                        "Subject: big\r\n\r\n" + std::string(700, 'b'));
+  CHECK(r.substr(0, 9) == "452 4.2.2");
+  CHECK(home.count_new("alice") == 1);
+  CHECK(home.count_new("bob") == 0);
+  CHECK(fs::is_empty(home.path / "mailbox" / "alice" / "tmp"));
+  CHECK(fs::is_empty(home.path / "mailbox" / "bob" / "tmp"));
+  // A declared SIZE over the quota is still refused at RCPT.
+  Client c(srv.port());
+  c.reply();
+  c.cmd("EHLO x");
+  c.cmd("MAIL FROM:<x@localhost> SIZE=5000");
+  CHECK(c.cmd("RCPT TO:<alice@localhost>").substr(0, 9) == "452 4.2.2");
+}
+
+TEST_CASE("send counters are kept for existing accounts only") {
+  TempHome home;
+  auto cfg = base_config(home.path);
+  cfg->smtp.address_permits_relay = {"127.0.0.0/8"};
+  Running srv(cfg);
+  CHECK(code(send_message(srv.port(), "ghost@localhost", {"far@remote.example"}, "Subject: g\r\n\r\nx")) ==
+        "250");
+  CHECK(code(send_message(srv.port(), "alice@localhost", {"far@remote.example"}, "Subject: a\r\n\r\nx")) ==
+        "250");
+  CHECK_FALSE(fs::exists(home.path / "var" / "sendcount" / "ghost"));
+  auto alice = util::read_file(home.path / "var" / "sendcount" / "alice");
+  REQUIRE(alice);
+  CHECK(alice->find(" 1\n") != std::string::npos);
+}
+
+TEST_CASE("a second stop with a shorter grace brings the hard close forward") {
+  TempHome home;
+  Running srv(base_config(home.path));
+  Client busy(srv.port());
+  busy.reply();
+  busy.cmd("EHLO x");
+  CHECK(code(busy.cmd("MAIL FROM:<a@localhost>")) == "250");  // in a transaction: not idle
+  std::promise<void> stopped;
+  srv.server->stop(60s, [&] { stopped.set_value(); });
+  std::this_thread::sleep_for(100ms);
+  auto t0 = std::chrono::steady_clock::now();
+  srv.server->stop(200ms);
+  busy.reply();  // 421 or EOF at the new deadline
+  CHECK(busy.eof());
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  CHECK(stopped.get_future().wait_for(5s) == std::future_status::ready);
+  srv.thread.join();
+  CHECK(srv.server->stopped());
+}
+
+TEST_CASE("concurrent stop() calls close the listeners once, from any thread") {
+  TempHome home;
+  Running srv(base_config(home.path));
+  auto port = srv.port();
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i) ts.emplace_back([&] { srv.server->stop(500ms); });
+  for (auto& t : ts) t.join();
+  srv.thread.join();
+  CHECK(srv.server->stopped());
+  // The port is closed: a connect is refused.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0);
+  ::close(fd);
 }

@@ -8,6 +8,7 @@
 // to lower case before validation (user lookups are case-insensitive).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -65,6 +66,17 @@ class AccountStore {
   // Account names, sorted. Folders whose names are not valid account names
   // (leftovers, hand-made folders) are skipped.
   Result<std::vector<std::string>> list() const;
+
+  // Remove what a crash left in the mailbox folder: the hidden
+  // ".creating-<name>.<sec>.M<usec>P<pid>Q<seq>" folder of an interrupted
+  // create() and the ".deleted-<name>.<...>" folder of an interrupted
+  // remove(). One is removed when the process named in it no longer exists
+  // on this host, or when the time in its name (else its mtime) is older than
+  // `max_age`; so a create()/remove() running right now in another process
+  // (the admin CLI) is never disturbed. Other hidden entries are left alone.
+  // Returns how many leftovers were removed; the first failure stops it.
+  // The server calls it once at start, before it accepts connections.
+  Result<std::size_t> cleanup(std::chrono::seconds max_age = std::chrono::hours(1));
 
   // Replace the password (written atomically, mode 0600). Passwords are
   // 1–1024 octets without CR, LF or NUL.

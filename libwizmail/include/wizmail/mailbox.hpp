@@ -23,7 +23,8 @@ struct MessageInfo {
   std::filesystem::path path;      // where the file is now
   std::uint64_t size = 0;          // octets (the ",S=" field, else the file size)
   bool is_new = false;             // in new/ (not yet seen by a POP3 login)
-  std::int64_t mtime = 0;          // seconds since the epoch
+  std::int64_t mtime = 0;          // seconds since the epoch (list(): the delivery
+                                   // time in the name when it carries ",S=")
 };
 
 // The persisted event counters of an account (SPEC §3, §10).
@@ -75,8 +76,10 @@ class Mailbox {
   // A valid uid: 1–255 octets, no '/', no ':', no NUL, not starting with '.'.
   static Status validate_uid(std::string_view uid);
 
-  // Every message of new/ and cur/, oldest first (mtime, then uid). Reads no
-  // message body: one readdir per folder and one fstatat per file.
+  // Every message of new/ and cur/, oldest first (mtime, then uid, digit runs
+  // compared as numbers so one second's deliveries keep their order). Reads no
+  // message body: one readdir per folder, and an fstatat only for a file
+  // whose name lacks ",S=" or the leading delivery seconds (foreign names).
   Result<std::vector<MessageInfo>> list() const;
   // Find one message by uid. Errc::not_found when it is not there.
   Result<MessageInfo> find(std::string_view uid) const;
@@ -87,6 +90,10 @@ class Mailbox {
   // them to <dustbox_root>/<account>/. The folder is fsynced once for the
   // whole batch and the `deleted` counter updated once. Stops at the first
   // failure (messages removed before it stay removed; the counter counts them).
+  // A dustbox on another filesystem gets a copy made under a hidden name,
+  // fsynced, renamed into place and its folder fsynced before the message is
+  // unlinked: an error or crash never leaves a partial file under the final
+  // name, and a retry succeeds.
   Status remove(std::string_view uid, const std::filesystem::path& dustbox_root = {});
   Status remove(std::span<const std::string> uids,
                 const std::filesystem::path& dustbox_root = {});

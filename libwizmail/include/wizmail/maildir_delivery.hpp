@@ -13,23 +13,29 @@
 //   2. collect  DeliveryBatch::add(msg, recipients) for every message that
 //               finished while the previous commit was running
 //   3. commit   DeliveryBatch::commit(): sync all data (fsync each file, or
-//               one syncfs), hard-link each file into every recipient's new/
-//               (copy when the link is impossible, e.g. another filesystem),
-//               sync each distinct new/ folder once (or one syncfs), bump the
-//               `received` counters, drop the tmp/ names
+//               one syncfs per filesystem), hard-link each file into every
+//               recipient's new/ (copy when the link is impossible, e.g.
+//               another filesystem), sync each distinct new/ folder once (or
+//               one syncfs per filesystem), bump the `received` counters,
+//               drop the tmp/ names
 //   4. reply    per-recipient results: 2xx for the ok ones only
 // deliver() does all of it for one message.
 //
 // Names follow Maildir: "<sec>.M<usec>P<pid>Q<seq>.<host>,S=<size>" in new/,
 // where S= is the file size (the message is stored with CRLF), as Dovecot does.
+// When the content has bare LF line ends (deliver() from a program, a
+// rewriting delivery callback), ",W=<size with every bare LF counted as CRLF>"
+// follows: the octet count POP3 reports (RFC 1939 counts CRLF line ends).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "wizmail/error.hpp"
@@ -38,9 +44,31 @@ namespace wizmail {
 
 enum class SyncMode {
   fsync_each,  // fsync every file / every distinct folder (precise, the default)
-  syncfs,      // one syncfs() per phase: cheapest for large batches on a
-               // filesystem that holds little else
+  syncfs,      // one syncfs() per phase and filesystem: cheapest for large
+               // batches on a filesystem that holds little else
 };
+
+// One durability step of a BatchSyncer / DeliveryBatch, reported to an
+// observer before it is done (tests check the order: data synced, then the
+// names published, then the folders synced).
+struct DurabilityEvent {
+  enum class Kind {
+    file_fsync,   // fsync(2) of one staged file (SyncMode::fsync_each)
+    data_syncfs,  // syncfs(2) of one filesystem holding staged files (SyncMode::syncfs)
+    publish,      // a message gets its name in a new/ folder (link, or synced copy)
+    dir_fsync,    // fsync(2) of one folder (SyncMode::fsync_each)
+    dir_syncfs,   // syncfs(2) of one filesystem holding folders (SyncMode::syncfs)
+  };
+  Kind kind = Kind::file_fsync;
+  // The file (empty when added by fd alone), the folder, the published name
+  // in new/; for the syncfs kinds the first file/folder on that filesystem.
+  std::filesystem::path path;
+  // st_dev of the filesystem a *_syncfs event flushes (0 for the others).
+  std::uint64_t device = 0;
+};
+// Called before each step. An error return makes the step fail as if the
+// system call had (tests inject failures this way); ok lets it proceed.
+using DurabilityObserver = std::function<Status(const DurabilityEvent&)>;
 
 // One message being written into a tmp/ folder. Move-only; an unpublished
 // message's tmp file is deleted by discard() or the destructor.
@@ -65,9 +93,12 @@ class StagedMessage {
 
   bool finished() const noexcept;
   std::uint64_t size() const noexcept;
+  // The size with every bare LF counted as CR LF: what POP3 LIST reports.
+  std::uint64_t wire_size() const noexcept;
   int fd() const noexcept;
   const std::filesystem::path& tmp_path() const noexcept;
-  // The name the message gets in new/: "<unique>.<host>,S=<size>".
+  // The name the message gets in new/: "<unique>.<host>,S=<size>", plus
+  // ",W=<wire_size>" when that differs.
   std::string new_name() const;
 
   // Make the message visible in <maildir>/new/ (after finish() and after its
@@ -85,22 +116,32 @@ class StagedMessage {
   std::unique_ptr<Impl> impl_;
 };
 
-// Collects files and folders to sync, and syncs each once.
+// Collects files and folders to sync, and syncs each once. In syncfs mode,
+// one syncfs() per distinct filesystem (st_dev) among the files / folders, so
+// a batch that spans filesystems (a mailbox or the queue on another one, a
+// symlinked account folder) is durable everywhere.
 class BatchSyncer {
  public:
   explicit BatchSyncer(SyncMode mode = SyncMode::fsync_each) : mode_(mode) {}
-  // The fd must stay open until sync_files() returned.
-  void add_file(int fd);
+  // The fd must stay open until sync_files() returned. `path` only names the
+  // file in errors and observer events.
+  void add_file(int fd, std::filesystem::path path = {});
   void add_dir(const std::filesystem::path& dir);  // duplicates are synced once
   Status sync_files();
   Status sync_dirs();
   void clear();
   std::size_t dir_count() const noexcept { return dirs_.size(); }
+  // See DurabilityEvent. Empty: none (the default).
+  void set_observer(DurabilityObserver observer) { observer_ = std::move(observer); }
 
  private:
+  Status notify(DurabilityEvent::Kind kind, const std::filesystem::path& path,
+                std::uint64_t device = 0) const;
+
   SyncMode mode_;
-  std::vector<int> files_;
+  std::vector<std::pair<int, std::filesystem::path>> files_;
   std::vector<std::filesystem::path> dirs_;
+  DurabilityObserver observer_;
 };
 
 class DeliveryBatch {
@@ -120,6 +161,8 @@ class DeliveryBatch {
 
   std::size_t size() const noexcept { return entries_.size(); }
   std::span<const Result<std::filesystem::path>> results(std::size_t index) const;
+  // Sees every sync and publish step of commit() (see DurabilityEvent).
+  void set_observer(DurabilityObserver observer) { observer_ = std::move(observer); }
 
  private:
   struct Entry {
@@ -130,6 +173,7 @@ class DeliveryBatch {
   SyncMode mode_;
   bool committed_ = false;
   std::vector<Entry> entries_;
+  DurabilityObserver observer_;
 };
 
 // Deliver `data` durably to every maildir (staged in the first one whose tmp/

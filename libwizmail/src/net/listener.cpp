@@ -3,15 +3,22 @@
 #include <asio/ip/v6_only.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <atomic>
+#include <mutex>
+
 namespace wizmail::net {
 
 using tcp = asio::ip::tcp;
 
+// Acceptors are not thread-safe: close() runs on any thread while accept
+// handlers run on the io threads, so every call on `acceptor`/`backoff`
+// holds `mu` (a closed acceptor is never touched again).
 struct Listener::Acceptor {
+  std::mutex mu;
   tcp::acceptor acceptor;
   asio::steady_timer backoff;
   int tag;
-  bool closed = false;
+  std::atomic<bool> closed{false};
   Acceptor(const asio::any_io_executor& ex, int t) : acceptor(ex), backoff(ex), tag(t) {}
 };
 
@@ -79,14 +86,23 @@ Status Listener::open(const std::vector<ListenSpec>& specs) {
 
 void Listener::start(AcceptFn fn) {
   fn_ = std::move(fn);
-  for (auto& a : acceptors_) accept_next(a);
+  std::vector<std::shared_ptr<Acceptor>> all;
+  {
+    std::lock_guard lk(mu_);
+    all = acceptors_;
+  }
+  for (auto& a : all) accept_next(a);
 }
 
 void Listener::accept_next(const std::shared_ptr<Acceptor>& a) {
+  std::lock_guard lk(a->mu);
+  if (a->closed) return;
   a->acceptor.async_accept([this, a](std::error_code ec, tcp::socket s) {
     if (a->closed || ec == asio::error::operation_aborted) return;
     if (ec) {
       // Out of descriptors or memory: wait a little instead of spinning.
+      std::lock_guard lk(a->mu);
+      if (a->closed) return;
       a->backoff.expires_after(std::chrono::milliseconds(50));
       a->backoff.async_wait([this, a](std::error_code e) {
         if (!e && !a->closed) accept_next(a);
@@ -99,13 +115,18 @@ void Listener::accept_next(const std::shared_ptr<Acceptor>& a) {
 }
 
 void Listener::close() {
-  for (auto& a : acceptors_) {
+  std::vector<std::shared_ptr<Acceptor>> all;
+  {
+    std::lock_guard lk(mu_);
+    all.swap(acceptors_);
+  }
+  for (auto& a : all) {
+    std::lock_guard lk(a->mu);
     a->closed = true;
     std::error_code ec;
     a->acceptor.close(ec);
     a->backoff.cancel();
   }
-  acceptors_.clear();
 }
 
 }  // namespace wizmail::net

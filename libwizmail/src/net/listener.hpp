@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -33,7 +34,8 @@ class Listener {
   Status open(const std::vector<ListenSpec>& specs);
   // Start accepting; `fn` runs on the acceptor's executor for each socket.
   void start(AcceptFn fn);
-  // Stop accepting and close every acceptor (idempotent).
+  // Stop accepting and close every acceptor (idempotent). Safe from any
+  // thread, concurrently with the accept handlers and with another close().
   void close();
 
   struct Bound {
@@ -47,6 +49,7 @@ class Listener {
   void accept_next(const std::shared_ptr<Acceptor>& a);
 
   asio::any_io_executor ex_;
+  std::mutex mu_;  // acceptors_
   std::vector<std::shared_ptr<Acceptor>> acceptors_;
   std::vector<Bound> bound_;
   AcceptFn fn_;

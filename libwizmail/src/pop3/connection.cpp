@@ -192,6 +192,13 @@ asio::awaitable<bool> Pop3Connection::act() {
   co_return open;
 }
 
+constexpr std::size_t thread_buffer_size = 16384;
+// Not inlined, so that each call really re-reads the thread pointer.
+[[gnu::noinline]] char* thread_read_buffer() {
+  thread_local std::unique_ptr<char[]> buf(new char[thread_buffer_size]);
+  return buf.get();
+}
+
 // Plain TCP waits for readability and then reads into a per-thread buffer,
 // so an idle session holds no read buffer at all; TLS needs its own.
 asio::awaitable<std::tuple<std::error_code, std::string_view>> Pop3Connection::read() {
@@ -202,11 +209,15 @@ asio::awaitable<std::tuple<std::error_code, std::string_view>> Pop3Connection::r
     tls_in_->commit(n);
     co_return std::tuple{ec, tls_in_->data()};
   }
-  thread_local std::unique_ptr<char[]> buf(new char[16384]);
   for (;;) {
+    // Looked up after every resumption: the coroutine may resume on another
+    // io thread, and a thread_local's address computed before a co_await
+    // must not be reused after it (it would be the other thread's buffer).
+    // The caller consumes the bytes before its next co_await.
+    char* buf = thread_read_buffer();
     std::error_code ec;
-    std::size_t n = stream_.socket().read_some(asio::buffer(buf.get(), 16384), ec);
-    if (!ec) co_return std::tuple{ec, std::string_view(buf.get(), n)};
+    std::size_t n = stream_.socket().read_some(asio::buffer(buf, thread_buffer_size), ec);
+    if (!ec) co_return std::tuple{ec, std::string_view(buf, n)};
     if (ec != asio::error::would_block && ec != asio::error::try_again)
       co_return std::tuple{ec, std::string_view{}};
     auto [wec] = co_await stream_.socket().async_wait(tcp::socket::wait_read, net::use_tuple);

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,21 +65,48 @@ unsigned long long process_start_time(pid_t pid) {
 }
 
 MailboxLock::MailboxLock(MailboxLock&& o) noexcept
-    : path_(std::move(o.path_)), content_(std::move(o.content_)), dev_(o.dev_), ino_(o.ino_) {
+    : path_(std::move(o.path_)), fd_(o.fd_), content_(std::move(o.content_)), dev_(o.dev_),
+      ino_(o.ino_) {
   o.path_.clear();
+  o.fd_ = -1;
 }
 
 MailboxLock& MailboxLock::operator=(MailboxLock&& o) noexcept {
   if (this != &o) {
     release();
     path_ = std::move(o.path_);
+    fd_ = o.fd_;
     content_ = std::move(o.content_);
     dev_ = o.dev_;
     ino_ = o.ino_;
     o.path_.clear();
+    o.fd_ = -1;
   }
   return *this;
 }
+
+namespace {
+
+struct Holder {
+  bool parsed = false;
+  std::string host;
+  long pid = 0;
+  unsigned long long start = 0;
+  std::string who() const {
+    return parsed ? host + " pid " + std::to_string(pid) : std::string("unknown holder");
+  }
+};
+
+Holder read_holder(int fd) {
+  char buf[512];
+  ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  std::istringstream in(std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0));
+  Holder h;
+  h.parsed = static_cast<bool>(in >> h.host >> h.pid >> h.start);
+  return h;
+}
+
+}  // namespace
 
 Result<MailboxLock> MailboxLock::acquire(const fs::path& account_dir, const Options& opt) {
   const std::string host = opt.host.empty() ? util::maildir_hostname() : opt.host;
@@ -87,93 +115,96 @@ Result<MailboxLock> MailboxLock::acquire(const fs::path& account_dir, const Opti
   const std::string content = host + " " + std::to_string(my_pid) + " " +
                               std::to_string(process_start_time(::getpid())) + " " +
                               util::unique_name_part() + "\n";
+  constexpr int open_flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW;
 
-  for (int attempt = 0; attempt < 4; ++attempt) {
-    Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (fd.fd >= 0) {
-      struct stat st {};
-      if (::write(fd.fd, content.data(), content.size()) != static_cast<ssize_t>(content.size()) ||
-          ::fstat(fd.fd, &st) != 0) {
-        int e = errno;
-        ::unlink(path.c_str());
-        return fail_errno("write " + path.string(), e);
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    bool created = true;
+    Fd fd(::open(path.c_str(), open_flags | O_CREAT | O_EXCL, 0600));
+    if (fd.fd < 0) {
+      if (errno != EEXIST) return fail_errno("create " + path.string(), errno);
+      created = false;
+      fd.fd = ::open(path.c_str(), open_flags);
+      if (fd.fd < 0) {
+        if (errno == ENOENT) continue;  // released meanwhile
+        return fail_errno("open " + path.string(), errno);
       }
-      MailboxLock lock;
-      lock.path_ = path;
-      lock.content_ = content;
-      lock.dev_ = st.st_dev;
-      lock.ino_ = st.st_ino;
-      return lock;
     }
-    if (errno != EEXIST) return fail_errno("create " + path.string(), errno);
-
-    // Somebody holds it, or held it and died. Judge the file we can open.
-    Fd old(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    if (old.fd < 0) {
-      if (errno == ENOENT) continue;  // released meanwhile
-      return fail_errno("open " + path.string(), errno);
+    // A file we just created can only be flocked meanwhile by an acquirer
+    // judging it (empty and fresh: busy), which lets go at once: wait for
+    // it rather than leave an empty lock file behind.
+    int rc;
+    do rc = ::flock(fd.fd, created ? LOCK_EX : LOCK_EX | LOCK_NB);
+    while (rc != 0 && errno == EINTR);
+    if (rc != 0) {
+      if (errno != EWOULDBLOCK) return fail_errno("flock " + path.string(), errno);
+      // A live holder (it may not have written its name yet).
+      return fail(Errc::busy,
+                  "mailbox locked by " + read_holder(fd.fd).who() + " (" + path.string() + ")");
     }
-    struct stat st {};
-    if (::fstat(old.fd, &st) != 0) return fail_errno("stat " + path.string(), errno);
-    char buf[512];
-    ssize_t n = ::read(old.fd, buf, sizeof buf - 1);
-    std::string text(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
-    std::istringstream in(text);
-    std::string holder_host;
-    long pid = 0;
-    unsigned long long start = 0;
-    bool parsed = static_cast<bool>(in >> holder_host >> pid >> start);
-    const auto age = std::chrono::seconds(std::time(nullptr) - st.st_mtim.tv_sec);
-
-    bool stale;
-    if (parsed && holder_host == host) stale = !process_alive(pid, start);
-    else stale = age > opt.foreign_stale_age;
-    if (!stale) {
-      std::string who = parsed ? holder_host + " pid " + std::to_string(pid) : "unknown holder";
-      return fail(Errc::busy, "mailbox locked by " + who + " (" + path.string() + ")");
-    }
-
-    // Break it: move it aside, then make sure we moved the file we judged.
-    const fs::path aside =
-        account_dir / (std::string(lock_file_name) + ".stale." + util::unique_name_part());
-    if (::rename(path.c_str(), aside.c_str()) != 0) {
+    // We hold the flock of the file we opened; make sure it is still the
+    // lock file and not one its holder removed after we opened it.
+    struct stat mine {}, at_path {};
+    if (::fstat(fd.fd, &mine) != 0) return fail_errno("stat " + path.string(), errno);
+    if (::stat(path.c_str(), &at_path) != 0) {
       if (errno == ENOENT) continue;
-      return fail_errno("break stale lock " + path.string(), errno);
+      return fail_errno("stat " + path.string(), errno);
     }
-    struct stat moved {};
-    if (::stat(aside.c_str(), &moved) == 0 &&
-        (moved.st_ino != st.st_ino || moved.st_dev != st.st_dev)) {
-      // Another process broke the stale lock and took a fresh one first.
-      if (::link(aside.c_str(), path.c_str()) != 0 && errno != EEXIST) {
-        int e = errno;
-        ::unlink(aside.c_str());
-        return fail_errno("restore lock " + path.string(), e);
-      }
-      ::unlink(aside.c_str());
-      return fail(Errc::busy, "mailbox locked by another session (" + path.string() + ")");
+    if (mine.st_ino != at_path.st_ino || mine.st_dev != at_path.st_dev) continue;
+
+    if (!created) {
+      // The previous holder left it without removing it (died, or lives on
+      // another host, or does not flock): judge its content.
+      const Holder h = read_holder(fd.fd);
+      const auto age = std::chrono::seconds(std::time(nullptr) - mine.st_mtim.tv_sec);
+      bool stale;
+      if (h.parsed && h.host == host)
+        // This process always holds the flock of its own locks: its pid in
+        // an unlocked file is a leftover. Another live pid may not flock.
+        stale = h.pid == my_pid || !process_alive(h.pid, h.start);
+      else
+        stale = age > opt.foreign_stale_age;
+      if (!stale)
+        return fail(Errc::busy, "mailbox locked by " + h.who() + " (" + path.string() + ")");
+      if (::ftruncate(fd.fd, 0) != 0) return fail_errno("truncate " + path.string(), errno);
     }
-    ::unlink(aside.c_str());
+    if (::pwrite(fd.fd, content.data(), content.size(), 0) !=
+        static_cast<ssize_t>(content.size())) {
+      int e = errno;
+      if (created) ::unlink(path.c_str());  // still ours: we hold its flock
+      return fail_errno("write " + path.string(), e);
+    }
+    MailboxLock lock;
+    lock.path_ = path;
+    lock.content_ = content;
+    lock.dev_ = mine.st_dev;
+    lock.ino_ = mine.st_ino;
+    lock.fd_ = fd.fd;
+    fd.fd = -1;
+    return lock;
   }
   return fail(Errc::busy, "mailbox lock contended (" + path.string() + ")");
 }
 
 Status MailboxLock::refresh() {
   if (path_.empty()) return {};
-  if (::utimensat(AT_FDCWD, path_.c_str(), nullptr, 0) != 0)
-    return fail_errno("touch " + path_.string(), errno);
+  if (::futimens(fd_, nullptr) != 0) return fail_errno("touch " + path_.string(), errno);
   return {};
 }
 
 void MailboxLock::release() noexcept {
   if (path_.empty()) return;
-  Fd f(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  // Still holding the flock: nobody on this host can take the file over
+  // meanwhile. Remove it only when the path is still our file with our
+  // content (a foreign host may have taken over a lock it judged stale).
   struct stat st {};
-  if (f.fd >= 0 && ::fstat(f.fd, &st) == 0 && st.st_ino == ino_ && st.st_dev == dev_) {
+  if (::stat(path_.c_str(), &st) == 0 && st.st_ino == ino_ && st.st_dev == dev_) {
     char buf[512];
-    ssize_t n = ::read(f.fd, buf, sizeof buf);
+    ssize_t n = ::pread(fd_, buf, sizeof buf, 0);
     if (n > 0 && std::string_view(buf, static_cast<std::size_t>(n)) == content_)
       ::unlink(path_.c_str());
   }
+  ::close(fd_);  // drops the flock
+  fd_ = -1;
   path_.clear();
 }
 

@@ -1,22 +1,29 @@
 // One POP3 session per mailbox (RFC 1939 §8 "exclusive-access lock"), safe
 // across processes and across hosts that share the mailbox folder (NFS).
 //
-// The lock is the file <account>/pop3.lock, created with O_CREAT|O_EXCL and
-// holding "host pid start-time nonce\n" (start-time: field 22 of /proc/<pid>/stat,
-// which tells a reused pid from the original holder). A lock found in place:
-//   - same host: stale when the pid does not exist (kill(pid, 0) == ESRCH) or
-//     now belongs to a process started at another time (pid reuse);
-//   - another host: we cannot see its processes, so it is stale only when its
-//     mtime is older than `foreign_stale_age` (10 minutes by default; the
-//     server uses the autologout timeout + 5 minutes). The holder refreshes
-//     the mtime (refresh(), on activity at most once a minute) and an idle
-//     holder is logged out before that age, so a live session on another
-//     host is never broken;
-//   - unreadable content: stale only after the same age (a holder may be
-//     between create and write).
-// Breaking renames the stale file aside and checks, by inode, that the file
-// moved is the one judged stale; if another breaker won the race in between
-// the fresh lock is put back with link() and we report busy.
+// The lock is the file <account>/pop3.lock. The exclusion on this host is an
+// flock(LOCK_EX) on that file, held (through an open descriptor) for the
+// whole session: the kernel drops it when the holder dies, and nobody ever
+// renames or removes a lock file whose flock they do not hold, so a live lock
+// cannot be broken. flock is per open file description, so two sessions of
+// one process exclude each other too. A descriptor locked on a file that was
+// removed meanwhile is detected (inode of the descriptor != inode at the
+// path) and the acquisition starts over.
+//
+// The file holds "host pid start-time nonce\n" (start-time: field 22 of
+// /proc/<pid>/stat) for the message and for other hosts. Holding the flock,
+// the acquirer judges the content left by the previous holder:
+//   - same host: stale unless that pid still runs with the same start time
+//     (a holder that does not flock, e.g. an older wizmail);
+//   - another host: its processes are invisible, so it is stale only when its
+//     mtime is older than `foreign_stale_age` (the holder refreshes the mtime
+//     on activity, and an idle holder is logged out before that age);
+//   - unreadable content: stale only after the same age (a holder on another
+//     host may be between create and write).
+// A stale lock is taken over in place (truncate, write our content) while
+// holding the flock. Across hosts the exclusion is as strong as the shared
+// file system's locking: with NFS locking (lockd, NFSv4) flock is seen by
+// every host; without it only the mtime rule protects a foreign holder.
 #pragma once
 
 #include <sys/types.h>
@@ -58,11 +65,13 @@ class MailboxLock {
   // Touch the lock so other hosts see the holder is alive.
   Status refresh();
   // Remove the lock file if it is still ours (same inode and content: a
-  // lock broken and re-created by someone else is left alone).
+  // lock broken and re-created by someone else is left alone), then drop
+  // the flock.
   void release() noexcept;
 
  private:
   std::filesystem::path path_;
+  int fd_ = -1;  // open, flock(LOCK_EX) held while path_ is set
   std::string content_;
   dev_t dev_ = 0;
   ino_t ino_ = 0;

@@ -16,7 +16,7 @@
 namespace wizmail::pop3 {
 
 struct MessageInfo {
-  std::string uid;       // UIDL: the Maildir base name, stable forever
+  std::string uid;       // the Maildir base name, stable forever; UIDL sends uidl_of(uid)
   std::uint64_t size;    // octets RETR sends before dot-stuffing (RFC 1939 §11)
 };
 

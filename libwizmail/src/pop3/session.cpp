@@ -72,6 +72,15 @@ std::string md5_hex(std::string_view data) {
   return s;
 }
 
+std::string uidl_of(std::string_view uid) {
+  bool ok = !uid.empty() && uid.size() <= 70 &&
+            std::all_of(uid.begin(), uid.end(), [](char c) {
+              auto u = static_cast<unsigned char>(c);
+              return u >= 0x21 && u <= 0x7E;
+            });
+  return ok ? std::string(uid) : md5_hex(uid);
+}
+
 // The command table: which states accept a verb and how many arguments it
 // takes. -1 as max: PASS's argument is the rest of the line.
 struct Session::Row {
@@ -494,7 +503,7 @@ void Session::do_uidl(const Command& c, Output& out) {
   if (!c.args.empty()) {
     long i = message_arg(out, c.args[0]);
     if (i < 0) return;
-    reply(out, true, std::to_string(i + 1) + " " + msgs[i].uid);
+    reply(out, true, std::to_string(i + 1) + " " + uidl_of(msgs[i].uid));
     return;
   }
   reply(out, true, "unique-id listing follows");
@@ -504,7 +513,7 @@ void Session::do_uidl(const Command& c, Output& out) {
     if (deleted_[i]) continue;
     chunk += std::to_string(i + 1);
     chunk += ' ';
-    chunk += msgs[i].uid;
+    chunk += uidl_of(msgs[i].uid);
     chunk += "\r\n";
     if (paced) {
       out.send(chunk);

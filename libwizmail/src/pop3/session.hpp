@@ -81,6 +81,14 @@ std::string account_from_login(std::string_view login,
 // Lower-case hex MD5 of `data` (OpenSSL EVP).
 std::string md5_hex(std::string_view data);
 
+// The UIDL unique-id (RFC 1939 §7: 1 to 70 octets in 0x21..0x7E) of the
+// message whose store uid (Maildir base name) is `uid`: `uid` itself when it
+// qualifies, else the 32 hex digits of its MD5 — a name that is too long
+// (long host names, ",S=,W=" fields) or that a foreign program made with
+// spaces or other bytes. Depends on the base name only, so it is the same
+// in every session, after restarts and after the move from new/ to cur/.
+std::string uidl_of(std::string_view uid);
+
 class Session {
  public:
   Session(SessionOptions options, Backend& backend);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 
 #include "server/log.hpp"
 
@@ -87,8 +88,33 @@ void CommitPipeline::run() {
       if (pending_.empty() && stop_) return;
       batch.swap(pending_);
     }
-    commit_batch(batch);
+    // Nothing may escape the commit thread (a user callback that throws,
+    // bad_alloc): every job not yet answered gets a temporary error (451).
+    std::string why;
+    try {
+      commit_batch(batch);
+    } catch (const std::exception& e) {
+      why = e.what();
+    } catch (...) {
+      why = "unknown exception";
+    }
+    if (!why.empty()) {
+      log_.server("commit batch failed: " + why);
+      for (auto& job : batch) complete(job, fail(Errc::internal, "commit failed: " + why));
+    }
     batch.clear();
+  }
+}
+
+void CommitPipeline::complete(CommitJob& job, Result<std::string> result) noexcept {
+  auto done = std::move(job.done);
+  job.done = nullptr;
+  if (!done) return;
+  try {
+    done(std::move(result));
+  } catch (...) {
+    // The completion only posts to the connection's executor; if even that
+    // fails the connection times out on its own.
   }
 }
 
@@ -99,6 +125,16 @@ std::string read_head(const StagedMessage& m) {
   ssize_t n = ::pread(m.fd(), head.data(), head.size(), 0);
   head.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
   return head;
+}
+
+std::string what_of(std::exception_ptr p) {
+  try {
+    std::rethrow_exception(p);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+  }
+  return "unknown exception";
 }
 
 }  // namespace
@@ -113,6 +149,7 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
     std::optional<std::size_t> batch_index;           // main copy in the delivery batch
     std::vector<std::size_t> extra;                   // rewritten copies
     std::optional<RelayQueue::Staged> queued;
+    bool published = false;
     Status error;                                      // ok unless staging failed
   };
   std::vector<Work> work(jobs.size());
@@ -122,93 +159,137 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     auto& job = jobs[i];
     auto& w = work[i];
-    if (!job.remote.recipients.empty()) {
-      auto st = queue_.stage(job.remote, job.message.tmp_path(), job.message.size());
-      if (!st) {
-        w.error = unexpected(st.error());
-        continue;
-      }
-      w.queued = std::move(*st);
-      for (int fd : w.queued->files_to_sync()) qsync.add_file(fd);
-      if (job.locals.empty()) qsync.add_file(job.message.fd());
-    }
-    std::vector<fs::path> maildirs;
-    if (cbs && !cbs->empty() && !job.locals.empty()) {
-      Delivery d;
-      d.sender = job.sender;
-      for (const auto& l : job.locals) d.recipients.push_back(l.address);
-      for (const auto& r : job.remote.recipients) d.recipients.push_back(r);
-      d.message_file = job.message.tmp_path();
-      d.headers = parse_header_block(read_head(job.message));
-      d.client_ip = job.client_ip;
-      d.auth_user = job.auth_user;
-      for (const auto& l : job.locals) {
-        d.recipient = l.address;
-        d.account = l.account;
-        d.mailbox = l.dir;
-        DeliveryDecision dec;
-        for (const auto& [id, cb] : *cbs) {
-          dec = cb(d);
-          if (dec.action != DeliveryDecision::Action::accept) break;
+    try {
+      if (!job.remote.recipients.empty()) {
+        auto st = queue_.stage(job.remote, job.message.tmp_path(), job.message.size());
+        if (!st) {
+          w.error = unexpected(st.error());
+          continue;
         }
-        switch (dec.action) {
-          case DeliveryDecision::Action::accept: maildirs.push_back(l.dir); break;
-          case DeliveryDecision::Action::discard:
-            log_.server("delivery callback discarded the copy for " + l.address);
-            break;
-          case DeliveryDecision::Action::redirect: {
-            auto dir = store_.account_dir(dec.target);
-            if (dir && store_.exists(dec.target)) {
-              maildirs.push_back(*dir);
-            } else {
-              log_.server("delivery callback: redirect to unknown account '" + dec.target +
-                          "' ignored; delivered to " + l.account);
-              maildirs.push_back(l.dir);
-            }
-            break;
-          }
-          case DeliveryDecision::Action::rewrite: {
-            auto m = StagedMessage::create(l.dir / "tmp");
-            Status st = m ? m->write(dec.content) : Status(unexpected(m.error()));
-            if (st) st = m->finish();
-            if (!st) {
-              w.error = st;
+        w.queued = std::move(*st);
+        for (int fd : w.queued->files_to_sync()) qsync.add_file(fd);
+      }
+      std::vector<fs::path> maildirs;
+      // Rewritten copies join the delivery batch only once every local
+      // recipient of this job was decided without error: a failure for one
+      // recipient leaves no extra copy for another.
+      std::vector<std::pair<StagedMessage, fs::path>> rewrites;
+      if (cbs && !cbs->empty() && !job.locals.empty()) {
+        Delivery d;
+        d.sender = job.sender;
+        for (const auto& l : job.locals) d.recipients.push_back(l.address);
+        for (const auto& r : job.remote.recipients) d.recipients.push_back(r);
+        d.message_file = job.message.tmp_path();
+        d.headers = parse_header_block(read_head(job.message));
+        d.client_ip = job.client_ip;
+        d.auth_user = job.auth_user;
+        for (const auto& l : job.locals) {
+          if (!w.error) break;
+          d.recipient = l.address;
+          d.account = l.account;
+          d.mailbox = l.dir;
+          DeliveryDecision dec;
+          for (const auto& [id, cb] : *cbs) {
+            try {
+              dec = cb(d);
+            } catch (...) {
+              w.error = fail(Errc::internal,
+                             "delivery callback failed for " + l.address + ": " +
+                                 what_of(std::current_exception()));
               break;
             }
-            w.extra.push_back(delivery.add(std::move(*m), {l.dir}));
-            break;
+            if (dec.action != DeliveryDecision::Action::accept) break;
+          }
+          if (!w.error) break;
+          switch (dec.action) {
+            case DeliveryDecision::Action::accept: maildirs.push_back(l.dir); break;
+            case DeliveryDecision::Action::discard:
+              log_.server("delivery callback discarded the copy for " + l.address);
+              break;
+            case DeliveryDecision::Action::redirect: {
+              auto dir = store_.account_dir(dec.target);
+              if (dir && store_.exists(dec.target)) {
+                maildirs.push_back(*dir);
+              } else {
+                log_.server("delivery callback: redirect to unknown account '" + dec.target +
+                            "' ignored; delivered to " + l.account);
+                maildirs.push_back(l.dir);
+              }
+              break;
+            }
+            case DeliveryDecision::Action::rewrite: {
+              auto m = StagedMessage::create(l.dir / "tmp");
+              Status st = m ? m->write(dec.content) : Status(unexpected(m.error()));
+              if (st) st = m->finish();
+              if (!st) {
+                w.error = st;
+                break;
+              }
+              rewrites.emplace_back(std::move(*m), l.dir);
+              break;
+            }
           }
         }
+      } else {
+        for (const auto& l : job.locals) maildirs.push_back(l.dir);
       }
-    } else {
-      for (const auto& l : job.locals) maildirs.push_back(l.dir);
-    }
-    if (!maildirs.empty() && w.error) {
-      // The queue copy (if any) is a link: the delivery batch syncs the data.
-      w.batch_index = delivery.add(std::move(job.message), std::move(maildirs));
+      if (!w.error) continue;  // staged copies and rewrites are dropped with their tmp files
+      // The queue entry links the message file: when no local copy takes it
+      // into the delivery batch (none, or every one discarded/rewritten), its
+      // data must be synced here before the entry is published.
+      if (w.queued && maildirs.empty()) qsync.add_file(job.message.fd());
+      for (auto& [m, dir] : rewrites) w.extra.push_back(delivery.add(std::move(m), {dir}));
+      if (!maildirs.empty()) w.batch_index = delivery.add(std::move(job.message), std::move(maildirs));
+    } catch (...) {
+      w.error = fail(Errc::internal, "commit failed: " + what_of(std::current_exception()));
     }
   }
 
   Status qfiles = qsync.sync_files();
   Status dst = delivery.size() ? delivery.commit() : Status{};
-  // Queue entries become visible only after their data is durable.
+  auto copies_ok = [&](const Work& w) {
+    auto all_ok = [&](std::size_t idx) {
+      for (const auto& r : delivery.results(idx))
+        if (!r) return false;
+      return true;
+    };
+    if (w.batch_index && !all_ok(*w.batch_index)) return false;
+    for (auto idx : w.extra)
+      if (!all_ok(idx)) return false;
+    return true;
+  };
+  // Queue entries become visible only after their data is durable, and only
+  // for a message whose local copies all succeeded: a client told 4xx
+  // retries, and a published entry would be relayed twice.
   for (auto& w : work) {
     if (!w.queued || !w.error) continue;
     if (!qfiles) {
       w.error = qfiles;
       continue;
     }
-    if (w.batch_index && !dst) {
+    if ((w.batch_index || !w.extra.empty()) && !dst) {
       w.error = dst;
       continue;
     }
+    if (!copies_ok(w)) continue;  // the result check below reports the failed copy
     if (auto st = w.queued->publish(); !st) {
       w.error = st;
       continue;
     }
+    w.published = true;
     for (auto& d : w.queued->dirs_to_sync()) qsync.add_dir(d);
   }
   Status qdirs = qsync.dir_count() ? qsync.sync_dirs() : Status{};
+  if (!qdirs) {
+    // The entries' names may not be durable and the clients get 4xx: take
+    // them back so a retry does not relay the message twice.
+    for (auto& w : work) {
+      if (!w.published) continue;
+      if (auto st = queue_.remove(w.queued->id()); !st)
+        log_.server("cannot withdraw queue entry " + w.queued->id() + ": " + st.error().message);
+      w.published = false;
+    }
+  }
   stats_.batches.fetch_add(1, std::memory_order_relaxed);
 
   for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -223,25 +304,33 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
     if (result && w.batch_index) check(*w.batch_index);
     for (auto idx : w.extra)
       if (result) check(idx);
+    if (result && w.queued && !w.published)
+      result = fail(Errc::internal, "queue entry " + w.queued->id() + " not published");
     if (result) {
       std::uint64_t copies = 0;
       if (w.batch_index) copies += delivery.results(*w.batch_index).size();
       copies += w.extra.size();
       stats_.delivered.fetch_add(copies, std::memory_order_relaxed);
       if (w.queued) stats_.relayed.fetch_add(1, std::memory_order_relaxed);
-      std::string id = w.queued ? w.queued->id() : job.message.new_name();
-      if (w.batch_index || !w.extra.empty() || w.queued) {
+      // The first local copy's name, else the queue id, else the message's own name.
+      std::string id;
+      if (w.batch_index && !delivery.results(*w.batch_index).empty()) {
         // new_name() of a moved-from message is not available: use the batch's path.
-        if (w.batch_index && !delivery.results(*w.batch_index).empty())
-          id = delivery.results(*w.batch_index).front()->filename().string();
+        id = delivery.results(*w.batch_index).front()->filename().string();
+      } else if (!w.extra.empty() && !delivery.results(w.extra.front()).empty()) {
+        id = delivery.results(w.extra.front()).front()->filename().string();
+      } else if (w.queued) {
+        id = w.queued->id();
+      } else {
+        id = job.message.new_name();
       }
       auto comma = id.find(',');
       if (comma != std::string::npos) id.resize(comma);
-      job.done(std::move(id));
+      complete(job, std::move(id));
     } else {
       log_.log(LogFile::error, {}, job.client_ip, job.auth_user,
                "commit failed: " + result.error().message);
-      job.done(unexpected(result.error()));
+      complete(job, unexpected(result.error()));
     }
   }
 }

@@ -69,6 +69,8 @@ class CommitPipeline {
  private:
   void run();
   void commit_batch(std::vector<CommitJob>& jobs);
+  // Call job.done once (later calls do nothing); never throws.
+  static void complete(CommitJob& job, Result<std::string> result) noexcept;
 
   AccountStore store_;
   RelayQueue queue_;

@@ -73,6 +73,10 @@ std::string local_day() {
 }  // namespace
 
 SendCounters::Entry& SendCounters::load(const std::string& account, const std::string& day) {
+  if (day != day_) {
+    map_.clear();  // yesterday's counts are 0 today; their files are read again if needed
+    day_ = day;
+  }
   auto it = map_.find(account);
   if (it == map_.end()) {
     Entry e;
@@ -245,6 +249,11 @@ Status Server::start() {
                     std::to_string(rec->reactivated) + " reactivated, " +
                     std::to_string(rec->corrupt) + " corrupt");
   AccountStore store(rt->mailbox_dir);
+  // Half-made or half-removed account folders of crashed admin commands.
+  if (auto gone = store.cleanup(); !gone)
+    I.logger.server("account folder cleanup failed: " + gone.error().message);
+  else if (*gone > 0)
+    I.logger.server("removed " + std::to_string(*gone) + " leftover account folders");
   if (auto names = store.list()) {
     for (const auto& n : *names) {
       auto dir = store.account_dir(n);
@@ -302,27 +311,34 @@ void Server::stop(std::function<void()> done) {
 void Server::stop(std::chrono::milliseconds grace, std::function<void()> done) {
   auto& I = *impl_;
   std::vector<std::shared_ptr<server::Connection>> live;
-  bool first;
+  bool first, sooner = false;
+  auto deadline = std::chrono::steady_clock::now() + grace;
   {
     std::lock_guard lk(I.conn_mu);
     first = !I.stopping;
-    I.stopping = true;
     if (first) {
-      I.stop_deadline = std::chrono::steady_clock::now() + grace;
+      I.stop_deadline = deadline;
       I.stop_guard.emplace(I.io.get_executor());
+    } else if (deadline < I.stop_deadline.load()) {
+      // A second stop with a shorter grace (e.g. a second SIGTERM) brings
+      // the hard close forward.
+      I.stop_deadline = deadline;
+      sooner = true;
     }
+    I.stopping = true;
     if (I.stop_finished) {
       if (done) asio::post(I.io, std::move(done));
       return;
     }
     I.stop_done.push_back(std::move(done));
+    deadline = I.stop_deadline.load();
     for (auto& [id, w] : I.conns)
       if (auto c = w.lock()) live.push_back(std::move(c));
   }
   asio::post(I.io, [&I] { I.listener.close(); });
-  if (first) {
-    I.logger.server("stopping: " + std::to_string(live.size()) + " sessions");
-    auto deadline = I.stop_deadline;
+  if (first || sooner) {
+    I.logger.server(std::string(first ? "stopping: " : "stopping sooner: ") +
+                    std::to_string(live.size()) + " sessions");
     for (auto& c : live) {
       auto ex = c->executor();
       asio::post(ex, [c, deadline] { c->shutdown(deadline); });

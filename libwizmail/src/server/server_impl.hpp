@@ -52,7 +52,9 @@ class Connection {
 };
 
 // send_max_during_a_day: messages relayed per account per (local) day,
-// persisted in var/sendcount/<account> ("YYYY-MM-DD count").
+// persisted in var/sendcount/<account> ("YYYY-MM-DD count"). Callers pass
+// existing accounts only (the SMTP Environment checks); the map holds the
+// current day's entries only.
 class SendCounters {
  public:
   explicit SendCounters(std::filesystem::path dir) : dir_(std::move(dir)) {}
@@ -67,6 +69,7 @@ class SendCounters {
   Entry& load(const std::string& account, const std::string& day);
   std::filesystem::path dir_;
   std::mutex mu_;
+  std::string day_;  // the day map_ holds; entries of earlier days are dropped
   std::unordered_map<std::string, Entry> map_;
 };
 
@@ -119,11 +122,13 @@ struct Server::Impl {
   std::uint64_t next_conn = 0;
   std::unordered_map<std::uint64_t, std::weak_ptr<server::Connection>> conns;
   bool started = false;
-  bool stopping = false;
+  // Written under conn_mu; atomics so that a connection starting on another
+  // thread (pop3/smtp start_*_connection) may read them without the lock.
+  std::atomic<bool> stopping{false};
   bool stop_finished = false;
   // Keeps io.run() going until every session has wound down.
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> stop_guard;
-  std::chrono::steady_clock::time_point stop_deadline{};
+  std::atomic<std::chrono::steady_clock::time_point> stop_deadline{};
   std::vector<std::function<void()>> stop_done;
 
   std::mutex cb_mu;

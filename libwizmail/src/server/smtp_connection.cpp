@@ -6,6 +6,7 @@
 #include <asio/strand.hpp>
 
 #include <cstdio>
+#include <unordered_map>
 #include <random>
 
 #include "net/stream.hpp"
@@ -59,22 +60,55 @@ class Environment final : public smtp::Environment {
     return info;
   }
 
+  // The session asks for an account's settings and quota on every RCPT:
+  // both are kept for kCacheTtl per session (the account's config.def is
+  // parsed, and its mailbox listed, at most once a second). The commit
+  // re-checks the quota without the cache (check_quota_now).
   Result<AccountSettings> account_settings(std::string_view account) override {
-    return rt_.config->account_settings(account);
+    auto now = std::chrono::steady_clock::now();
+    auto it = settings_.find(account);
+    if (it != settings_.end() && now - it->second.at < kCacheTtl) return it->second.value;
+    if (settings_.size() > kCacheMax) settings_.clear();
+    auto s = rt_.config->account_settings(account);
+    settings_.insert_or_assign(std::string(account), Cached<Result<AccountSettings>>{now, s});
+    return s;
   }
 
   Result<bool> quota_allows(std::string_view account, std::int64_t incoming) override {
-    auto s = rt_.config->account_settings(account);
+    auto s = account_settings(account);
     if (!s) return unexpected(s.error());
     if (s->mailbox_capacity_mail_count < 0 && s->mailbox_capacity_mail_size < 0) return true;
+    auto now = std::chrono::steady_clock::now();
+    auto it = totals_.find(account);
+    if (it == totals_.end() || now - it->second.at >= kCacheTtl) {
+      auto dir = store_.account_dir(account);
+      if (!dir) return unexpected(dir.error());
+      auto t = Mailbox(*dir).totals();
+      if (!t) return unexpected(t.error());
+      if (totals_.size() > kCacheMax) totals_.clear();
+      it = totals_.insert_or_assign(std::string(account), Cached<Mailbox::Totals>{now, *t}).first;
+    }
+    // The same rule as Mailbox::check_quota.
+    const auto& t = it->second.value;
+    auto in = static_cast<std::uint64_t>(std::max<std::int64_t>(incoming, 0));
+    if (s->mailbox_capacity_mail_count >= 0 &&
+        t.messages + 1 > static_cast<std::uint64_t>(s->mailbox_capacity_mail_count))
+      return false;
+    if (s->mailbox_capacity_mail_size >= 0 &&
+        t.bytes + in > static_cast<std::uint64_t>(s->mailbox_capacity_mail_size))
+      return false;
+    return true;
+  }
+
+  // The quota against the real message size, uncached (at commit time).
+  Status check_quota_now(std::string_view account, std::uint64_t size) {
+    auto s = rt_.config->account_settings(account);
+    if (!s) return unexpected(s.error());
     auto dir = store_.account_dir(account);
     if (!dir) return unexpected(dir.error());
-    auto st = Mailbox(*dir).check_quota(s->mailbox_capacity_mail_count,
-                                        s->mailbox_capacity_mail_size,
-                                        static_cast<std::uint64_t>(std::max<std::int64_t>(incoming, 0)));
-    if (st) return true;
-    if (st.error().smtp_code == 452) return false;
-    return unexpected(st.error());
+    totals_.erase(std::string(account));
+    return Mailbox(*dir).check_quota(s->mailbox_capacity_mail_count, s->mailbox_capacity_mail_size,
+                                     size);
   }
 
   Result<bool> authenticate(std::string_view user, std::string_view password) override {
@@ -96,10 +130,15 @@ class Environment final : public smtp::Environment {
     return srv_.pop_logins.find(store_, ip, ttl);
   }
 
+  // Only existing accounts are counted: a forged local sender must not
+  // create counters (memory, var/sendcount/ files) for arbitrary names.
   std::int64_t sends_today(std::string_view account) override {
+    if (!store_.exists(account)) return 0;
     return srv_.send_counters.today(account);
   }
-  void record_send(std::string_view account) override { srv_.send_counters.record(account); }
+  void record_send(std::string_view account) override {
+    if (store_.exists(account)) srv_.send_counters.record(account);
+  }
 
   std::chrono::system_clock::time_point now() override { return std::chrono::system_clock::now(); }
   std::uint64_t random() override {
@@ -112,6 +151,18 @@ class Environment final : public smtp::Environment {
   const Runtime& rt_;
   AccountStore store_;
   tcp::endpoint local_;
+  template <class T>
+  struct Cached {
+    std::chrono::steady_clock::time_point at;
+    T value;
+  };
+  static constexpr auto kCacheTtl = std::chrono::seconds(1);
+  static constexpr std::size_t kCacheMax = 256;
+  struct Hash : std::hash<std::string_view> {
+    using is_transparent = void;
+  };
+  std::unordered_map<std::string, Cached<Result<AccountSettings>>, Hash, std::equal_to<>> settings_;
+  std::unordered_map<std::string, Cached<Mailbox::Totals>, Hash, std::equal_to<>> totals_;
 };
 
 class SmtpConnection final : public Connection,
@@ -234,6 +285,20 @@ asio::awaitable<Result<std::string>> SmtpConnection::commit() {
     co_return unexpected(st.error());
   }
   const auto& txn = session_->transaction();
+  // The RCPT check knew only the declared SIZE (0 when absent): check every
+  // local recipient's quota against the real size. One recipient over quota
+  // refuses the whole message (452 4.2.2, nothing delivered to anyone); the
+  // client may retry the others alone.
+  for (const auto& r : txn.recipients) {
+    if (!r.local()) continue;
+    if (auto st = env_->check_quota_now(r.account, staged_->size()); !st) {
+      staged_.reset();
+      if (st.error().smtp_code == 452)
+        co_return unexpected(Error::smtp(452, "4.2.2", "Error: mailbox full: " + r.address,
+                                         st.error().message));
+      co_return unexpected(st.error());
+    }
+  }
   CommitJob job{std::move(*staged_), {}, {}, txn.reverse_path, peer_ip_, session_->account(), {}};
   staged_.reset();
   for (const auto& r : txn.recipients) {
@@ -393,8 +458,10 @@ void start_smtp_connection(Server::Impl& srv, tcp::socket socket, Protocol proto
     conn = std::make_shared<SmtpConnection>(srv, ex, std::move(s), protocol, std::move(runtime),
                                             capped, id);
     srv.conns.emplace(id, conn);
+    // Read under the lock stop() writes them under: either stop() saw this
+    // connection in conns, or this sees stopping.
+    if (srv.stopping) conn->shutdown(srv.stop_deadline.load());
   }
-  if (srv.stopping) conn->shutdown(srv.stop_deadline);
   asio::co_spawn(ex, conn->run(), asio::detached);
 }
 

@@ -4,6 +4,7 @@
 #include <crypt.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -12,7 +13,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <ctime>
 #include <memory>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -321,27 +324,12 @@ Status create_account(const fs::path& mailbox, const std::string& name,
     cleanup();
     return s;
   }
-  if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_NOREPLACE) !=
-      0) {
-    int e = errno;
-    if (e == EINVAL || e == ENOSYS) {
-      // The filesystem cannot refuse to replace; the lstat above and the rule
-      // that rename() never replaces a non-empty folder keep this safe enough.
-      if (::lstat(final_dir.c_str(), &st) == 0) {
-        cleanup();
-        return fail(Errc::already_exists, "account " + name + " already exists");
-      }
-      if (::rename(staging.c_str(), final_dir.c_str()) != 0) {
-        e = errno;
-        cleanup();
-        return fail_errno("rename " + staging.string() + " to " + final_dir.string(), e);
-      }
-    } else {
-      cleanup();
-      if (e == EEXIST || e == ENOTEMPTY)
-        return fail(Errc::already_exists, "account " + name + " already exists");
-      return fail_errno("rename " + staging.string() + " to " + final_dir.string(), e);
-    }
+  // Never replaces: an account made meanwhile by somebody else stays theirs.
+  if (int e = store::rename_noreplace(staging, final_dir); e != 0) {
+    cleanup();
+    if (e == EEXIST || e == ENOTEMPTY)
+      return fail(Errc::already_exists, "account " + name + " already exists");
+    return fail_errno("rename " + staging.string() + " to " + final_dir.string(), e);
   }
   return util::fsync_dir(mailbox);
 }
@@ -417,6 +405,72 @@ Result<std::vector<std::string>> AccountStore::list() const {
   if (errno != 0) return fail_errno("read " + dir_.string(), errno);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+namespace {
+
+// The writer and start time of a leftover "<prefix><name>.<sec>.M<usec>P<pid>Q<seq>".
+struct LeftoverStamp {
+  std::int64_t sec = 0;
+  pid_t pid = 0;
+};
+
+std::optional<LeftoverStamp> parse_leftover(std::string_view nm) {
+  auto dot = nm.rfind('.');
+  if (dot == std::string_view::npos || dot == 0) return std::nullopt;
+  std::string_view mid = nm.substr(dot + 1);  // M<usec>P<pid>Q<seq>
+  auto dot0 = nm.rfind('.', dot - 1);
+  if (dot0 == std::string_view::npos) return std::nullopt;
+  std::string_view sec = nm.substr(dot0 + 1, dot - dot0 - 1);
+  auto p = mid.find('P'), q = mid.find('Q');
+  if (mid.empty() || mid[0] != 'M' || p == std::string_view::npos || q == std::string_view::npos ||
+      q < p)
+    return std::nullopt;
+  auto sec_v = util::parse_int(sec);
+  auto pid_v = util::parse_int(mid.substr(p + 1, q - p - 1));
+  if (!sec_v || *sec_v < 0 || !pid_v || *pid_v <= 0 || *pid_v > 0x3fffffff) return std::nullopt;
+  return LeftoverStamp{*sec_v, static_cast<pid_t>(*pid_v)};
+}
+
+}  // namespace
+
+Result<std::size_t> AccountStore::cleanup(std::chrono::seconds max_age) {
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir_.c_str()), ::closedir);
+  if (!d) return fail_errno("open " + dir_.string(), errno);
+  std::vector<std::string> doomed;
+  const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+  const pid_t self = ::getpid();
+  errno = 0;
+  while (dirent* e = ::readdir(d.get())) {
+    std::string_view nm = e->d_name;
+    if (!nm.starts_with(".creating-") && !nm.starts_with(".deleted-")) {
+      errno = 0;
+      continue;
+    }
+    std::int64_t born = -1;
+    bool dead = false;
+    if (auto stamp = parse_leftover(nm)) {
+      born = stamp->sec;
+      dead = stamp->pid != self && ::kill(stamp->pid, 0) != 0 && errno == ESRCH;
+    } else {
+      struct stat st {};
+      if (::fstatat(::dirfd(d.get()), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        born = st.st_mtim.tv_sec;
+    }
+    if (dead || (born >= 0 && now - born > max_age.count())) doomed.emplace_back(nm);
+    errno = 0;
+  }
+  if (errno != 0) return fail_errno("read " + dir_.string(), errno);
+  d.reset();
+  std::size_t removed = 0;
+  for (const auto& nm : doomed) {
+    std::error_code ec;
+    // remove_all never follows a symbolic link out of the mailbox folder.
+    fs::remove_all(dir_ / nm, ec);
+    if (ec) return fail(Errc::io, "remove leftover " + (dir_ / nm).string() + ": " + ec.message());
+    ++removed;
+  }
+  return removed;
 }
 
 namespace {

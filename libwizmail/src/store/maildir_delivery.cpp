@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "store/fd.hpp"
+#include "store/store_util.hpp"
 #include "util/fs.hpp"
 #include "wizmail/mailbox.hpp"
 
@@ -45,6 +46,8 @@ struct StagedMessage::Impl {
   std::unique_ptr<char[]> buf;
   std::size_t buf_len = 0;
   std::uint64_t size = 0;
+  std::uint64_t bare_lf = 0;  // LFs not preceded by CR (each costs a CR on the wire)
+  char last = '\0';          // the last octet written, for a CR LF split across writes
   bool finished = false;
   bool failed = false;
 
@@ -85,6 +88,15 @@ Status StagedMessage::write(std::string_view data) {
     return fail(Errc::internal, "write to a staged message that is finished or failed");
   Impl& m = *impl_;
   m.size += data.size();
+  if (!data.empty()) {
+    for (const char* p = data.data(), *end = p + data.size();
+         (p = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p))));
+         ++p) {
+      const char prev = p == data.data() ? m.last : p[-1];
+      if (prev != '\r') ++m.bare_lf;
+    }
+    m.last = data.back();
+  }
   if (m.buf_len + data.size() <= kBufferSize) {
     std::memcpy(m.buf.get() + m.buf_len, data.data(), data.size());
     m.buf_len += data.size();
@@ -121,6 +133,9 @@ Status StagedMessage::sync() {
 
 bool StagedMessage::finished() const noexcept { return impl_ && impl_->finished; }
 std::uint64_t StagedMessage::size() const noexcept { return impl_ ? impl_->size : 0; }
+std::uint64_t StagedMessage::wire_size() const noexcept {
+  return impl_ ? impl_->size + impl_->bare_lf : 0;
+}
 int StagedMessage::fd() const noexcept { return impl_ ? impl_->fd.get() : -1; }
 const fs::path& StagedMessage::tmp_path() const noexcept {
   static const fs::path none;
@@ -132,6 +147,10 @@ std::string StagedMessage::new_name() const {
   std::string n = impl_->unique;
   n += ",S=";
   n += std::to_string(impl_->size);
+  if (impl_->bare_lf != 0) {
+    n += ",W=";
+    n += std::to_string(impl_->size + impl_->bare_lf);
+  }
   return n;
 }
 
@@ -162,8 +181,9 @@ Status copy_into(int src_fd, std::uint64_t size, const fs::path& maildir,
     off += n;
   }
   if (::fsync(out.get()) != 0) return undo(fail_errno("fsync " + tmp.string(), errno));
-  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE) != 0)
-    return undo(fail_errno("rename " + tmp.string() + " to " + target.string(), errno));
+  if (::close(out.release()) != 0) return undo(fail_errno("close " + tmp.string(), errno));
+  if (int e = store::rename_noreplace(tmp, target); e != 0)
+    return undo(fail_errno("rename " + tmp.string() + " to " + target.string(), e));
   return {};
 }
 
@@ -194,17 +214,54 @@ void StagedMessage::discard() noexcept {
   impl_.reset();
 }
 
-void BatchSyncer::add_file(int fd) { files_.push_back(fd); }
+void BatchSyncer::add_file(int fd, fs::path path) { files_.emplace_back(fd, std::move(path)); }
 
 void BatchSyncer::add_dir(const fs::path& dir) { dirs_.push_back(dir); }
+
+Status BatchSyncer::notify(DurabilityEvent::Kind kind, const fs::path& path,
+                           std::uint64_t device) const {
+  if (!observer_) return {};
+  DurabilityEvent ev;
+  ev.kind = kind;
+  ev.path = path;
+  ev.device = device;
+  return observer_(ev);
+}
+
+namespace {
+
+// The first fd (and its name) of each distinct filesystem, in order.
+struct DeviceFd {
+  std::uint64_t device;
+  int fd;
+  fs::path path;
+};
+
+void add_device(std::vector<DeviceFd>& devs, std::uint64_t dev, int fd, const fs::path& path) {
+  for (const auto& d : devs)
+    if (d.device == dev) return;
+  devs.push_back(DeviceFd{dev, fd, path});
+}
+
+}  // namespace
 
 Status BatchSyncer::sync_files() {
   if (files_.empty()) return {};
   if (mode_ == SyncMode::syncfs) {
-    if (::syncfs(files_.front()) != 0) return fail_errno("syncfs", errno);
+    std::vector<DeviceFd> devs;
+    for (const auto& [fd, path] : files_) {
+      struct stat st {};
+      if (::fstat(fd, &st) != 0) return fail_errno("stat " + path.string(), errno);
+      add_device(devs, static_cast<std::uint64_t>(st.st_dev), fd, path);
+    }
+    for (const auto& d : devs) {
+      if (auto st = notify(DurabilityEvent::Kind::data_syncfs, d.path, d.device); !st) return st;
+      if (::syncfs(d.fd) != 0) return fail_errno("syncfs (for " + d.path.string() + ")", errno);
+    }
   } else {
-    for (int fd : files_) {
-      if (::fsync(fd) != 0) return fail_errno("fsync", errno);
+    for (const auto& [fd, path] : files_) {
+      if (auto st = notify(DurabilityEvent::Kind::file_fsync, path); !st) return st;
+      if (::fsync(fd) != 0) return fail_errno("fsync " + path.string(), errno);
     }
   }
   files_.clear();
@@ -216,11 +273,26 @@ Status BatchSyncer::sync_dirs() {
   std::sort(dirs_.begin(), dirs_.end());
   dirs_.erase(std::unique(dirs_.begin(), dirs_.end()), dirs_.end());
   if (mode_ == SyncMode::syncfs) {
-    UniqueFd fd(::open(dirs_.front().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd) return fail_errno("open " + dirs_.front().string(), errno);
-    if (::syncfs(fd.get()) != 0) return fail_errno("syncfs", errno);
+    // Follows symbolic links: an account folder linked to another
+    // filesystem is synced there.
+    std::vector<UniqueFd> open_fds;
+    std::vector<DeviceFd> devs;
+    for (const auto& d : dirs_) {
+      UniqueFd fd(::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!fd) return fail_errno("open " + d.string(), errno);
+      struct stat st {};
+      if (::fstat(fd.get(), &st) != 0) return fail_errno("stat " + d.string(), errno);
+      const std::size_t before = devs.size();
+      add_device(devs, static_cast<std::uint64_t>(st.st_dev), fd.get(), d);
+      if (devs.size() != before) open_fds.push_back(std::move(fd));
+    }
+    for (const auto& d : devs) {
+      if (auto st = notify(DurabilityEvent::Kind::dir_syncfs, d.path, d.device); !st) return st;
+      if (::syncfs(d.fd) != 0) return fail_errno("syncfs (for " + d.path.string() + ")", errno);
+    }
   } else {
     for (const auto& d : dirs_) {
+      if (auto st = notify(DurabilityEvent::Kind::dir_fsync, d); !st) return st;
       if (auto st = util::fsync_dir(d); !st) return st;
     }
   }
@@ -255,9 +327,10 @@ Status DeliveryBatch::commit() {
 
   // 1. One flush of every message's data.
   BatchSyncer syncer(mode_);
+  syncer.set_observer(observer_);
   for (auto& e : entries_) {
     if (e.msg.finished()) {
-      syncer.add_file(e.msg.fd());
+      syncer.add_file(e.msg.fd(), e.msg.tmp_path());
     } else {
       e.results.assign(e.maildirs.size(),
                        unexpected(Error{Errc::internal, "message was not staged completely"}));
@@ -281,7 +354,14 @@ Status DeliveryBatch::commit() {
         e.results.push_back(e.results[static_cast<std::size_t>(dup - e.maildirs.begin())]);
         continue;
       }
-      auto r = e.msg.publish(e.maildirs[i]);
+      Result<fs::path> r = fs::path();
+      if (observer_) {
+        DurabilityEvent ev;
+        ev.kind = DurabilityEvent::Kind::publish;
+        ev.path = e.maildirs[i] / "new" / e.msg.new_name();
+        if (auto st = observer_(ev); !st) r = unexpected(st.error());
+      }
+      if (r) r = e.msg.publish(e.maildirs[i]);
       if (r) syncer.add_dir(e.maildirs[i] / "new");
       e.results.push_back(std::move(r));
     }

@@ -24,6 +24,15 @@ std::optional<std::uint64_t> maildir_size_field(std::string_view base) noexcept 
   return std::nullopt;
 }
 
+std::optional<std::int64_t> maildir_time_field(std::string_view name) noexcept {
+  auto dot = name.find('.');
+  if (dot == std::string_view::npos || dot == 0 || dot > 18) return std::nullopt;
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(name.data(), name.data() + dot, v);
+  if (ec != std::errc{} || p != name.data() + dot || v < 0) return std::nullopt;
+  return v;
+}
+
 std::optional<Writer> parse_writer(std::string_view name) noexcept {
   name = maildir_base(name);
   name = name.substr(0, name.find(','));

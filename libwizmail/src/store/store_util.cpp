@@ -1,6 +1,7 @@
 #include "store/store_util.hpp"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,6 +57,33 @@ Status replace_file(const std::filesystem::path& path, std::string_view data, un
   fd.reset();
   if (::rename(tmp.c_str(), path.c_str()) != 0) return undo(errno, "rename to " + path.string());
   return {};
+}
+
+int rename_noreplace_fallback(const std::filesystem::path& from,
+                              const std::filesystem::path& to) noexcept {
+  struct stat st {};
+  if (::lstat(from.c_str(), &st) != 0) return errno;
+  if (!S_ISDIR(st.st_mode)) {
+    if (::link(from.c_str(), to.c_str()) == 0) {
+      // Both names now lead to the file; dropping the old one cannot fail
+      // in a way that loses it.
+      if (::unlink(from.c_str()) != 0 && errno != ENOENT) return errno;
+      return 0;
+    }
+    const int e = errno;
+    if (e != EPERM && e != EOPNOTSUPP && e != EMLINK && e != ENOSYS) return e;
+  }
+  if (::lstat(to.c_str(), &st) == 0) return EEXIST;
+  if (errno != ENOENT) return errno;
+  if (::rename(from.c_str(), to.c_str()) != 0) return errno;
+  return 0;
+}
+
+int rename_noreplace(const std::filesystem::path& from, const std::filesystem::path& to) noexcept {
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
+  const int e = errno;
+  if (e == EINVAL || e == ENOSYS) return rename_noreplace_fallback(from, to);
+  return e;
 }
 
 }  // namespace wizmail::store
