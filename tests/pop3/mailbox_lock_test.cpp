@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <new>
@@ -289,8 +290,11 @@ TEST_CASE("contention: never two holders at once, stale takeovers included") {
     REQUIRE(pid >= 0);
     if (pid == 0) {
       int held = 0;
-      // Until each child has held it 30 times (at most ~10 s).
-      for (int i = 0; held < 30 && i < 100000; ++i) {
+      // Until each child has held it 30 times. The bound is time, not a
+      // count of attempts: under sanitizers on a loaded machine an attempt
+      // can take far longer than the 100 us pause.
+      auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+      for (int i = 0; held < 30 && std::chrono::steady_clock::now() < give_up; ++i) {
         auto l = MailboxLock::acquire(d.path);
         if (!l) {
           ::usleep(100);
