@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "wizmail/json.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/mailbox.hpp"
@@ -25,29 +26,6 @@ namespace wizmail::cli {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += ch;
-        }
-    }
-  }
-  return out + "\"";
-}
 
 // The loaded configuration of the home, or an error printed through ctx.
 std::shared_ptr<const Config> load(Context& ctx) {

@@ -6,6 +6,7 @@
 #include "wizmail/error.hpp"
 #include "wizmail/expected.hpp"
 #include "wizmail/mailbox.hpp"
+#include "wizmail/json.hpp"
 #include "wizmail/maildir_delivery.hpp"
 #include "wizmail/relay.hpp"
 #include "wizmail/server.hpp"
