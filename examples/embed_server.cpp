@@ -4,15 +4,18 @@
 //   embed_server HOME [SECONDS]
 //
 // HOME is a wizmail home (see `wizmail setup`). The server runs for SECONDS
-// (default 30) or until Ctrl-C, tagging every delivered message and
-// discarding mail whose subject contains "[spam]".
+// (default 30) or until Ctrl-C, tagging every delivered message (rewrite),
+// redirecting mail for "abuse" to postmaster and discarding mail whose
+// subject contains "[spam]".
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include "wizmail/wizmail.hpp"
@@ -28,12 +31,21 @@ int main(int argc, char** argv) {
     std::cerr << "embed_server: " << server.error().message << '\n';
     return 1;
   }
+  // Runs on the server's commit thread (never an I/O thread), once per local
+  // copy, before the copy is visible in the mailbox.
   (*server)->add_delivery_callback([](const wizmail::Delivery& d) {
     for (const auto& [name, value] : d.headers)
       if (name == "Subject" && value.find("[spam]") != std::string::npos)
         return wizmail::DeliveryDecision::discard();
+    // Mail for "abuse" lands in postmaster's mailbox.
+    if (d.account == "abuse") return wizmail::DeliveryDecision::redirect("postmaster");
     std::cout << "delivering to " << d.account << " from <" << d.sender << ">\n";
-    return wizmail::DeliveryDecision::accept();
+    // Tag the copy: the callback may hand back a whole new message.
+    std::ifstream in(d.message_file, std::ios::binary);
+    std::ostringstream text;
+    text << "X-Embedded-By: embed_server; rcpt=" << d.recipient << "\r\n" << in.rdbuf();
+    if (!in) return wizmail::DeliveryDecision::accept();
+    return wizmail::DeliveryDecision::rewrite(text.str());
   });
   if (auto st = (*server)->start(); !st) {
     std::cerr << "embed_server: " << st.error().message << '\n';

@@ -32,6 +32,10 @@ void add_account_commands(CLI::App& app, Context& ctx);
 void add_ml_commands(CLI::App& app, Context& ctx);
 void add_mailbox_commands(CLI::App& app, Context& ctx);
 void add_config_commands(CLI::App& app, Context& ctx);
+void add_ops_commands(CLI::App& app, Context& ctx);  // monitor, maintenance, parse
+void add_control_commands(CLI::App& app, Context& ctx);  // start, stop, sessions, ...
+void add_outbound_commands(CLI::App& app, Context& ctx);  // exists, check-smtp
+void add_queue_commands(CLI::App& app, Context& ctx);     // queue list|flush|delete
 
 // The manual's command names (wmsactcrt, wmsprtdef, ...) map onto wizmail
 // subcommands. Returns the argument vector to parse (without argv[0]) for

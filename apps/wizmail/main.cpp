@@ -37,6 +37,10 @@ int main(int argc, char** argv) {
   add_ml_commands(app, ctx);
   add_mailbox_commands(app, ctx);
   add_config_commands(app, ctx);
+  add_control_commands(app, ctx);
+  add_outbound_commands(app, ctx);
+  add_queue_commands(app, ctx);
+  add_ops_commands(app, ctx);
 
   // CLI11 parses argv in reverse order.
   std::reverse(args.begin(), args.end());

@@ -26,6 +26,17 @@ const std::vector<ManualName>& table() {
       {"wmsmngml", {"ml"}},
       {"wmsprtdef", {"config", "show"}},
       {"wmsprtmailbox", {"mailbox", "status"}},
+      {"wmsstr", {"start"}},
+      {"wmsstp", {"stop"}},
+      {"wmsmng", {"sessions"}},
+      {"wmsresur", {"supervise"}},
+      {"wmssvcsetup", {"service", "install"}},
+      {"wmssvcunsetup", {"service", "uninstall"}},
+      {"wmsntu", {"notify"}},
+      {"wmsmonitor", {"monitor"}},
+      {"wmsmnt", {"maintenance"}},
+      {"mailparser", {"parse"}},
+      {"ExistMailAddress", {"exists"}},
   };
   return t;
 }
@@ -49,6 +60,14 @@ std::vector<std::string> translate_manual_command(const std::string& program,
   if (it == table().end()) return args;
 
   std::vector<std::string> out = it->prefix;
+  if (program == "wmsmng") {
+    // wmsmng -t [N] / -ts [N]: the session table, N times (-ts, the
+    // original's thread stacks, shows the same table).
+    for (auto& a : args) {
+      if (a == "-t" || a == "-ts") a = "-n";
+    }
+    if (!args.empty() && args.back() == "-n") args.pop_back();
+  }
   if (program == "wmsmngact" || program == "wmsmngml") {
     // wmsmngact -cp NAME PASS; wmsmngml -a|-d LIST ADDRESS
     static const std::vector<std::pair<std::string, std::string>> flags = {

@@ -51,6 +51,10 @@ class Home:
             os.chmod(pw, 0o600)
         smtp = (f"port={self.port}\nsubmission_port={self.submission_port}\nsmtps_port={self.smtps_port}\n"
                 f"bind_address=127.0.0.1\nsend_permits_only_smtp_auth=1\n" + smtp_extra)
+        # The daemon relays queued mail: keep its DNS look-ups on loopback
+        # (nothing answers on port 9, so remote mail just waits, deferred).
+        if "dns_servers=" not in smtp_extra:
+            smtp += "dns_servers=127.0.0.1:9\n"
         with open(os.path.join(self.path, "def", "smtpenv.dat"), "w") as f:
             f.write(smtp)
         server = "domain=localhost\n"

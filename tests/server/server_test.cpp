@@ -331,7 +331,9 @@ TEST_CASE("reload: a good config is taken, a bad one keeps the old") {
   REQUIRE(util::make_dirs(home.path / "def"));
   REQUIRE(util::write_file_atomic(home.path / "def" / "smtpenv.dat", "bind_address=127.0.0.1\nmax_recipients=5\n"));
   asio::io_context io;
-  auto s = Server::create(io, home.path, ServerOptions{false, true, false, {}});
+  ServerOptions opts;
+  opts.ephemeral_ports = true;
+  auto s = Server::create(io, home.path, opts);
   REQUIRE(s);
   auto& server = **s;
   REQUIRE(server.start());

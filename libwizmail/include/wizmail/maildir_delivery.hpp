@@ -42,6 +42,8 @@
 
 namespace wizmail {
 
+class DeliveryJournal;
+
 enum class SyncMode {
   fsync_each,  // fsync every file / every distinct folder (precise, the default)
   syncfs,      // one syncfs() per phase and filesystem: cheapest for large
@@ -150,7 +152,17 @@ class DeliveryBatch {
 
   // Add a finished message and the Maildir folders (account folders) it goes
   // to. Returns its index for results(). A maildir listed twice gets one copy.
-  std::size_t add(StagedMessage&& msg, std::vector<std::filesystem::path> maildirs);
+  // `data_shared`: something else (a queue entry) links the staged file and
+  // relies on commit() syncing its data, so the journal must not take it.
+  std::size_t add(StagedMessage&& msg, std::vector<std::filesystem::path> maildirs,
+                  bool data_shared = false);
+
+  // With a journal, commit() records the messages that fit (not data_shared,
+  // at most journal->max_message() octets) in it with one flush, instead of
+  // syncing their files before and their new/ folders after the links;
+  // the others, or all when the journal has no room, go the classic way.
+  // See wizmail/delivery_journal.hpp. The journal must outlive commit().
+  void set_journal(DeliveryJournal* journal) noexcept { journal_ = journal; }
 
   // Sync, publish, sync folders, count. Afterwards each recipient's result is
   // final: ok means durable in new/ (the path), an error means not delivered
@@ -169,8 +181,11 @@ class DeliveryBatch {
     StagedMessage msg;
     std::vector<std::filesystem::path> maildirs;
     std::vector<Result<std::filesystem::path>> results;
+    bool shared = false;
+    bool journaled = false;
   };
   SyncMode mode_;
+  DeliveryJournal* journal_ = nullptr;
   bool committed_ = false;
   std::vector<Entry> entries_;
   DurabilityObserver observer_;

@@ -33,7 +33,8 @@
 
 namespace wizmail {
 
-enum class Protocol { smtp, submission, smtps, pop3, pop3s };
+// local_submit: the trusted local socket var/run/submit.sock (wizmail-sendmail).
+enum class Protocol { smtp, submission, smtps, pop3, pop3s, local_submit };
 std::string_view to_string(Protocol p) noexcept;
 
 struct ServerOptions {
@@ -43,8 +44,56 @@ struct ServerOptions {
   bool ephemeral_ports = false;
   // Commit pipeline: fsync each file and folder, or one syncfs() per phase.
   bool use_syncfs = false;
+  // Commit small local-only messages through the delivery journal
+  // var/journal/delivery (one flush per batch, wizmail/delivery_journal.hpp);
+  // false: always sync each file and its new/ folder before the reply.
+  bool commit_journal = true;
   // Host name in the banner, EHLO and Received:; empty = `domain`.
   std::string hostname;
+  // Open var/run/control.sock (admin commands, docs/control.md) and
+  // var/run/submit.sock (wizmail-sendmail) in start(); the daemon does.
+  bool local_sockets = false;
+  // Outbound queue runner (wizmail/outbound.hpp, docs/outbound.md): deliver
+  // resendmail/ to remote hosts. Off by default in-process (tests must not
+  // reach DNS); run_server() and embedders that relay turn it on. The
+  // durations override resend_scan_interval (scan and first retry) and
+  // resend_timeout for tests (0 = the configuration's).
+  bool relay = false;
+  std::chrono::milliseconds relay_scan_interval{0};
+  std::chrono::milliseconds relay_give_up_after{0};
+};
+
+// A live session, as `wizmail sessions` shows it (Server::sessions()).
+struct SessionInfo {
+  std::uint64_t id = 0;
+  Protocol protocol = Protocol::smtp;
+  std::string peer;     // "ip:port"; "local" for the submit socket
+  std::string account;  // authenticated account, "" before
+  std::string state;    // the protocol state, e.g. "ready", "data", "transaction"
+  std::string command;  // the last command line (secrets masked)
+  std::chrono::seconds age{0};
+};
+
+// A background worker (queue runner, hook runner): Server::register_worker().
+struct WorkerInfo {
+  std::string name;
+  std::string state;
+  std::chrono::seconds since{0};  // time in this state
+};
+
+// Keeps a worker listed in Server::workers() while it (or a copy) lives.
+class WorkerHandle {
+ public:
+  WorkerHandle() = default;
+  struct Slot;
+  explicit WorkerHandle(std::shared_ptr<Slot> slot) : slot_(std::move(slot)) {}
+  // What the worker does now ("idle", "sending 3 messages"); any thread.
+  void set_state(std::string state);
+  explicit operator bool() const noexcept { return slot_ != nullptr; }
+
+ private:
+  friend class Server;
+  std::shared_ptr<Slot> slot_;
 };
 
 struct ServerStats {
@@ -56,6 +105,11 @@ struct ServerStats {
   std::uint64_t messages_delivered = 0;  // local copies made durable
   std::uint64_t messages_relayed = 0;    // queue entries made durable
   std::uint64_t commit_batches = 0;      // group-commit rounds
+  std::uint64_t messages_bounced = 0;    // delivery error notices (DSNs) generated
+  std::uint64_t auth_failures_smtp = 0;  // failed SMTP AUTH attempts
+  std::uint64_t auth_failures_pop3 = 0;  // failed POP3 USER/PASS and APOP logins
+  std::uint64_t hook_runs = 0;           // exec*.def / forward / reply hooks started
+  std::uint64_t hook_failures = 0;       // hooks that failed (exit status, timeout, spawn error)
 };
 
 // In-process delivery callback (SPEC §8): called once per local recipient of
@@ -140,9 +194,23 @@ class Server {
   std::vector<Endpoint> endpoints() const;
   // Port of the first listener of `p`, 0 when there is none.
   std::uint16_t port(Protocol p) const;
+  // Port of the Prometheus endpoint (metrics_port), 0 when it is off.
+  std::uint16_t metrics_port() const;
 
   CallbackId add_delivery_callback(DeliveryCallback cb);
   void remove_delivery_callback(CallbackId id);
+
+  // Live sessions (any thread; each a snapshot taken without blocking it).
+  std::vector<SessionInfo> sessions() const;
+  std::vector<WorkerInfo> workers() const;
+  WorkerHandle register_worker(std::string name, std::string state = "idle");
+  // Who carries out a stop asked for on the control socket (run_server
+  // installs its own); by default stop() with time_out_of_stop, or 0 when
+  // forced.
+  void set_stop_handler(std::function<void(bool force)> handler);
+  // Retry every entry of the outbound queue now (`wizmail queue flush`,
+  // SIGUSR1 to the daemon). Errc::unavailable when no runner runs.
+  Status flush_queue();
 
   struct Impl;
 
@@ -157,5 +225,18 @@ class Server {
 // is bad or a port cannot be bound — the reasons are printed on stderr).
 // `threads` = 0: one worker per core.
 int run_server(const std::filesystem::path& home, unsigned threads = 0, bool use_syncfs = false);
+
+struct RunOptions {
+  unsigned threads = 0;     // 0: one worker per core
+  bool use_syncfs = false;
+  // `wizmail start`: once listening (and after dropping to run_as_user),
+  // write "ok\n" to this descriptor, or "error: <reason>\n" when start-up
+  // fails, then close it. -1: none.
+  int ready_fd = -1;
+};
+// The same daemon; also opens var/run/control.sock and var/run/submit.sock
+// (docs/control.md) and, started as root with run_as_user set, drops to
+// that user once the ports are bound.
+int run_server(const std::filesystem::path& home, const RunOptions& options);
 
 }  // namespace wizmail

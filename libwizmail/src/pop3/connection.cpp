@@ -13,6 +13,7 @@
 #include "pop3/session.hpp"
 #include "pop3/store_backend.hpp"
 #include "server/server_impl.hpp"
+#include "control/state_names.hpp"
 
 namespace wizmail::pop3 {
 
@@ -60,6 +61,7 @@ class Pop3Connection final : public server::Connection,
   }
 
   asio::any_io_executor executor() const override { return ex_; }
+  wizmail::SessionInfo describe() const override { return note_.snapshot(id_); }
 
  private:
   void log(LogFile f, std::string_view text) {
@@ -68,9 +70,16 @@ class Pop3Connection final : public server::Connection,
                     text);
   }
   void log_events() {
-    for (const auto& e : out_.logs)
+    for (const auto& e : out_.logs) {
       log(e.channel == LogEvent::Channel::error ? LogFile::error : LogFile::pop, e.text);
+      if (e.channel == LogEvent::Channel::pop) last_command_ = e.text;
+      // Session::login_failed's event (pop3/session.cpp) feeds the metrics.
+      if (e.channel == LogEvent::Channel::error && e.text.starts_with("pop3 login failed for '"))
+        srv_.auth_failures_pop3.fetch_add(1, std::memory_order_relaxed);
+    }
     out_.logs.clear();
+    if (session_)
+      note_.update(control::state_name(session_->state()), session_->account(), last_command_);
   }
   void maybe_refresh_lock() {
     auto now = std::chrono::steady_clock::now();
@@ -104,6 +113,8 @@ class Pop3Connection final : public server::Connection,
   std::unique_ptr<net::ReadBuffer> tls_in_;
   std::chrono::steady_clock::time_point refreshed_ = std::chrono::steady_clock::now();
   bool reading_ = false, stopping_ = false;
+  control::SessionNote note_;  // for Server::sessions()
+  std::string last_command_;
 };
 
 asio::awaitable<bool> Pop3Connection::flush() {
@@ -232,6 +243,8 @@ asio::awaitable<void> Pop3Connection::run() {
   peer_ip_ = peer_addr.to_string();
   peer_ = peer_ip_ + ":" + std::to_string(stream_.remote().port());
   sid_ = make_session_id(id_);
+  note_.start(proto_, peer_);
+  note_.update("connecting", "", "");
   std::error_code ignored;
   stream_.socket().non_blocking(true, ignored);
   stream_.socket().set_option(tcp::no_delay(true), ignored);

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <exception>
 
+#include "agent/local_agent.hpp"
 #include "server/log.hpp"
 
 namespace wizmail::server {
@@ -51,6 +52,15 @@ void CommitPipeline::start() {
   if (!threads_.empty()) return;
   stop_ = false;
   for (unsigned i = 0; i < nthreads_; ++i) threads_.emplace_back([this] { run(); });
+  if (journal_) journal_->start();
+}
+
+Result<DeliveryJournal::RecoveryReport> CommitPipeline::use_journal(const fs::path& file) {
+  DeliveryJournal::RecoveryReport report;
+  auto j = DeliveryJournal::open(file, DeliveryJournal::Options{}, &report);
+  if (!j) return unexpected(j.error());
+  journal_ = std::move(*j);
+  return report;
 }
 
 void CommitPipeline::stop() {
@@ -62,6 +72,7 @@ void CommitPipeline::stop() {
   cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  if (journal_) journal_->stop();  // a last checkpoint: nothing to replay at the next start
 }
 
 void CommitPipeline::submit(CommitJob job) {
@@ -150,10 +161,13 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
     std::vector<std::size_t> extra;                   // rewritten copies
     std::optional<RelayQueue::Staged> queued;
     bool published = false;
+    std::optional<RelayQueue::Staged> agent;          // the delivery agent's spool entry
+    bool agent_published = false;
     Status error;                                      // ok unless staging failed
   };
   std::vector<Work> work(jobs.size());
   DeliveryBatch delivery(mode_);
+  if (journal_) delivery.set_journal(journal_.get());
   BatchSyncer qsync(mode_);
 
   for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -237,9 +251,24 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
       // The queue entry links the message file: when no local copy takes it
       // into the delivery batch (none, or every one discarded/rewritten), its
       // data must be synced here before the entry is published.
-      if (w.queued && maildirs.empty()) qsync.add_file(job.message.fd());
+      if (agent_) {
+        QueueEnvelope aenv{job.sender, agent_->take(maildirs, job.locals), job.client_ip, job.auth_user};
+        if (!aenv.recipients.empty()) {
+          auto st = agent_->spool().stage(aenv, job.message.tmp_path(), job.message.size());
+          if (!st) {
+            w.error = unexpected(st.error());
+            continue;
+          }
+          w.agent = std::move(*st);
+          for (int fd : w.agent->files_to_sync()) qsync.add_file(fd);
+        }
+      }
+      if ((w.queued || w.agent) && maildirs.empty()) qsync.add_file(job.message.fd());
       for (auto& [m, dir] : rewrites) w.extra.push_back(delivery.add(std::move(m), {dir}));
-      if (!maildirs.empty()) w.batch_index = delivery.add(std::move(job.message), std::move(maildirs));
+      // A queue entry links the same file: its data must be synced, not journaled.
+      if (!maildirs.empty())
+        w.batch_index = delivery.add(std::move(job.message), std::move(maildirs),
+                                     w.queued.has_value() || w.agent.has_value());
     } catch (...) {
       w.error = fail(Errc::internal, "commit failed: " + what_of(std::current_exception()));
     }
@@ -258,6 +287,26 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
       if (!all_ok(idx)) return false;
     return true;
   };
+  // The agent's spool entries likewise (before the relay entries: a failure
+  // here then keeps the message out of the relay queue too).
+  for (auto& w : work) {
+    if (!w.agent || !w.error) continue;
+    if (!qfiles) {
+      w.error = qfiles;
+      continue;
+    }
+    if ((w.batch_index || !w.extra.empty()) && !dst) {
+      w.error = dst;
+      continue;
+    }
+    if (!copies_ok(w)) continue;
+    if (auto st = w.agent->publish(); !st) {
+      w.error = st;
+      continue;
+    }
+    w.agent_published = true;
+    for (auto& d : w.agent->dirs_to_sync()) qsync.add_dir(d);
+  }
   // Queue entries become visible only after their data is durable, and only
   // for a message whose local copies all succeeded: a client told 4xx
   // retries, and a published entry would be relayed twice.
@@ -274,6 +323,13 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
     if (!copies_ok(w)) continue;  // the result check below reports the failed copy
     if (auto st = w.queued->publish(); !st) {
       w.error = st;
+      // The client gets 4xx and retries: take the agent's entry back too,
+      // or its hooks and list distribution would run twice.
+      if (w.agent_published) {
+        if (auto rm = agent_->spool().remove(w.agent->id()); !rm)
+          log_.server("cannot withdraw agent spool entry " + w.agent->id() + ": " + rm.error().message);
+        w.agent_published = false;
+      }
       continue;
     }
     w.published = true;
@@ -289,6 +345,12 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
         log_.server("cannot withdraw queue entry " + w.queued->id() + ": " + st.error().message);
       w.published = false;
     }
+    for (auto& w : work) {
+      if (!w.agent_published) continue;
+      if (auto st = agent_->spool().remove(w.agent->id()); !st)
+        log_.server("cannot withdraw agent spool entry " + w.agent->id() + ": " + st.error().message);
+      w.agent_published = false;
+    }
   }
   stats_.batches.fetch_add(1, std::memory_order_relaxed);
 
@@ -296,7 +358,9 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
     auto& w = work[i];
     auto& job = jobs[i];
     Status result = w.error;
-    if (result && w.queued && !qdirs) result = qdirs;
+    if (result && (w.queued || w.agent) && !qdirs) result = qdirs;
+    if (result && w.agent && !w.agent_published)
+      result = fail(Errc::internal, "agent spool entry " + w.agent->id() + " not published");
     auto check = [&](std::size_t idx) {
       for (const auto& r : delivery.results(idx))
         if (!r && result) result = unexpected(r.error());
@@ -312,6 +376,7 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
       copies += w.extra.size();
       stats_.delivered.fetch_add(copies, std::memory_order_relaxed);
       if (w.queued) stats_.relayed.fetch_add(1, std::memory_order_relaxed);
+      if (w.queued && relay_notify_) relay_notify_();
       // The first local copy's name, else the queue id, else the message's own name.
       std::string id;
       if (w.batch_index && !delivery.results(*w.batch_index).empty()) {
@@ -333,6 +398,11 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
       complete(job, unexpected(result.error()));
     }
   }
+  for (const auto& w : work)
+    if (w.agent_published) {
+      agent_->notify();
+      break;
+    }
 }
 
 }  // namespace wizmail::server

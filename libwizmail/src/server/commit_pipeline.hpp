@@ -18,9 +18,14 @@
 #include <vector>
 
 #include "wizmail/account_store.hpp"
+#include "wizmail/delivery_journal.hpp"
 #include "wizmail/maildir_delivery.hpp"
 #include "wizmail/relay.hpp"
 #include "wizmail/server.hpp"
+
+namespace wizmail::agent {
+class LocalAgent;
+}
 
 namespace wizmail::server {
 
@@ -65,6 +70,15 @@ class CommitPipeline {
   void stop();
   void submit(CommitJob job);
   void set_callbacks(std::shared_ptr<const CallbackList> cbs);
+  // Before start(): copies for accounts that need the delivery agent (lists,
+  // hooks) are committed into its spool instead of their Maildir.
+  void set_agent(agent::LocalAgent* agent) { agent_ = agent; }
+  // Before start(): called on a commit thread each time a message's queue
+  // entry became durable (wakes the outbound queue runner).
+  void set_relay_notify(std::function<void()> notify) { relay_notify_ = std::move(notify); }
+  // Before start(): commit small local-only messages through the delivery
+  // journal `file` (wizmail/delivery_journal.hpp), replaying it now.
+  Result<DeliveryJournal::RecoveryReport> use_journal(const std::filesystem::path& file);
 
  private:
   void run();
@@ -84,6 +98,9 @@ class CommitPipeline {
   bool stop_ = false;
   unsigned nthreads_;
   std::vector<std::thread> threads_;
+  agent::LocalAgent* agent_ = nullptr;
+  std::function<void()> relay_notify_;
+  std::unique_ptr<DeliveryJournal> journal_;
 };
 
 // Unfolded header fields of a message's header block (up to the first empty

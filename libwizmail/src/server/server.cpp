@@ -14,6 +14,9 @@
 #include "server/server_impl.hpp"
 #include "pop3/connection.hpp"
 #include "server/smtp_connection.hpp"
+#include "outbound/server_relay.hpp"
+#include "control/daemon_support.hpp"
+#include "ops/server_metrics.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
 #include "wizmail/mailbox.hpp"
@@ -30,6 +33,7 @@ std::string_view to_string(Protocol p) noexcept {
     case Protocol::smtps: return "smtps";
     case Protocol::pop3: return "pop3";
     case Protocol::pop3s: return "pop3s";
+    case Protocol::local_submit: return "submit";
   }
   return "smtp";
 }
@@ -195,24 +199,32 @@ void Server::Impl::maybe_finish_stop() {
   {
     std::lock_guard lk(conn_mu);
     if (!stopping || !conns.empty() || stop_finished) return;
+    if (relay_running) return;  // the queue runner calls again once it is down
     done.swap(stop_done);
     stop_finished = true;
   }
   {
     if (pipeline) pipeline->stop();
+    if (agent) agent->stop();
     logger.server("stopped");
     logger.flush();
   }
   for (auto& f : done)
     if (f) f();
+  if (local_sockets) local_sockets->close();
   stop_guard.reset();
 }
 
-Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { impl_->owner = this; }
 
 Server::~Server() {
   impl_->listener.close();
+  if (impl_->metrics) impl_->metrics->close();
+  if (impl_->local_sockets) impl_->local_sockets->close();
+  // The pipeline and the agent notify the queue runner: stop them first.
   if (impl_->pipeline) impl_->pipeline->stop();
+  if (impl_->agent) impl_->agent->stop();
+  impl_->relay.reset();
   impl_->logger.stop();
 }
 
@@ -285,13 +297,65 @@ Status Server::start() {
     I.logger.server("cannot start: " + st.error().message);
     return st;
   }
+  // Every failure from here on undoes what was started, in reverse order,
+  // so a refused start leaves nothing running (no hooks, no relaying).
+  auto abandon = [&I](const Error& e) -> Status {
+    I.logger.server("cannot start: " + e.message);
+    if (I.local_sockets) {
+      I.local_sockets->close();
+      I.local_sockets.reset();
+    }
+    if (I.pipeline) I.pipeline->stop();
+    if (I.agent) I.agent->stop();
+    I.relay.reset();  // stops at once and joins
+    I.relay_running = false;
+    if (I.metrics) I.metrics->close();
+    I.listener.close();
+    return unexpected(e);
+  };
+  if (auto m = ops::open_server_metrics(I.io, *this, cfg, I.opt.ephemeral_ports); !m) {
+    return abandon(m.error());
+  } else {
+    I.metrics = std::move(*m);
+  }
   I.pipeline = std::make_unique<server::CommitPipeline>(
       store, queue, I.opt.use_syncfs ? SyncMode::syncfs : SyncMode::fsync_each, I.logger, I.pstats);
   {
     std::lock_guard lk(I.cb_mu);
     I.pipeline->set_callbacks(I.callbacks);
   }
+  if (I.opt.commit_journal) {
+    // Replays acknowledged messages a crash left in the journal, before
+    // anyone can read or retrieve mail.
+    auto rep = I.pipeline->use_journal(cfg.home / "var" / "journal" / "delivery");
+    if (!rep) {
+      return abandon(Error{rep.error().code, "delivery journal: " + rep.error().message});
+    }
+    if (!rep->corrupt_kept.empty())
+      I.logger.server("delivery journal unreadable, kept as " + rep->corrupt_kept.string());
+    if (rep->records > 0)
+      I.logger.server("delivery journal recovery: " + std::to_string(rep->records) + " records, " +
+                      std::to_string(rep->present) + " copies whole, " +
+                      std::to_string(rep->restored) + " restored, " +
+                      std::to_string(rep->repaired) + " repaired, " +
+                      std::to_string(rep->skipped) + " for removed accounts");
+  }
+  I.agent = std::make_unique<agent::LocalAgent>([&I] { return I.runtime()->config; },
+                                               [&I](const std::string& line) { I.logger.server(line); });
+  I.agent->set_counters(&I.hook_runs, &I.hook_failures);
+  if (auto st = I.agent->start(); !st) {
+    I.agent.reset();
+    return abandon(Error{st.error().code, "delivery agent: " + st.error().message});
+  }
+  I.pipeline->set_agent(I.agent.get());
+  if (auto st = outbound::start_server_relay(I); !st) I.logger.server("outbound queue runner not started: " + st.error().message);
   I.pipeline->start();
+  if (I.opt.local_sockets) {
+    I.local_sockets = std::make_unique<control::LocalSockets>(*this, I);
+    auto st = util::make_dirs(cfg.run_dir(), 0755);
+    if (st) st = I.local_sockets->open(cfg.run_dir());
+    if (!st) return abandon(st.error());
+  }
   I.listener.start([&I](asio::ip::tcp::socket s, int tag) { I.accept(std::move(s), tag); });
   I.started = true;
   std::string where;
@@ -335,8 +399,13 @@ void Server::stop(std::chrono::milliseconds grace, std::function<void()> done) {
     for (auto& [id, w] : I.conns)
       if (auto c = w.lock()) live.push_back(std::move(c));
   }
-  asio::post(I.io, [&I] { I.listener.close(); });
+  if (I.metrics) I.metrics->close();
+  asio::post(I.io, [&I] {
+    I.listener.close();
+    if (I.local_sockets) I.local_sockets->close_submit();
+  });
   if (first || sooner) {
+    outbound::stop_server_relay(I, deadline);
     I.logger.server(std::string(first ? "stopping: " : "stopping sooner: ") +
                     std::to_string(live.size()) + " sessions");
     for (auto& c : live) {
@@ -375,6 +444,7 @@ Status Server::reload() {
     std::lock_guard lk(I.rt_mu);
     I.rt = std::move(*rt);
   }
+  if (I.relay) I.relay->set_config(I.runtime()->config);
   I.logger.server("configuration reloaded");
   return {};
 }
@@ -392,6 +462,11 @@ ServerStats Server::stats() const {
   s.messages_delivered = I.pstats.delivered.load();
   s.messages_relayed = I.pstats.relayed.load();
   s.commit_batches = I.pstats.batches.load();
+  s.messages_bounced = I.messages_bounced.load();
+  s.auth_failures_smtp = I.auth_failures_smtp.load();
+  s.auth_failures_pop3 = I.auth_failures_pop3.load();
+  s.hook_runs = I.hook_runs.load();
+  s.hook_failures = I.hook_failures.load();
   return s;
 }
 
@@ -401,6 +476,8 @@ std::vector<Server::Endpoint> Server::endpoints() const {
     out.push_back({static_cast<Protocol>(b.tag), b.endpoint.address().to_string(), b.endpoint.port()});
   return out;
 }
+
+std::uint16_t Server::metrics_port() const { return impl_->metrics ? impl_->metrics->port() : 0; }
 
 std::uint16_t Server::port(Protocol p) const {
   for (const auto& b : impl_->listener.bound())
@@ -431,9 +508,20 @@ void Server::remove_delivery_callback(CallbackId id) {
 // ---------------------------------------------------------------------------
 
 int run_server(const fs::path& home, unsigned threads, bool use_syncfs) {
+  RunOptions o;
+  o.threads = threads;
+  o.use_syncfs = use_syncfs;
+  return run_server(home, o);
+}
+
+int run_server(const fs::path& home, const RunOptions& run) {
+  unsigned threads = run.threads;
+  bool use_syncfs = run.use_syncfs;
+  control::ReadyPipe ready(run.ready_fd);
   auto cfg = load_config(home);
   if (!cfg) {
     std::cerr << "wizmail-server: configuration errors:\n" << cfg.error().message << '\n';
+    ready.error("configuration errors:\n" + cfg.error().message);
     return 2;
   }
   for (const auto& w : (*cfg)->warnings) std::cerr << "wizmail-server: warning: " << w.to_string() << '\n';
@@ -441,16 +529,20 @@ int run_server(const fs::path& home, unsigned threads, bool use_syncfs) {
   asio::io_context io(static_cast<int>(threads));
   ServerOptions opt;
   opt.log_to_stderr = true;
+  opt.relay = true;
   opt.use_syncfs = use_syncfs;
+  opt.local_sockets = true;
   auto server = Server::create(io, *cfg, opt);
   if (!server) {
     std::cerr << "wizmail-server: " << server.error().message << '\n';
+    ready.error(server.error().message);
     return 2;
   }
   // Write our pid; a live server owning the pid file refuses a second start.
   auto run_dir = (*cfg)->run_dir();
   if (auto st = util::make_dirs(run_dir, 0755); !st) {
     std::cerr << "wizmail-server: " << st.error().message << '\n';
+    ready.error(st.error().message);
     return 1;
   }
   auto pid_file = run_dir / "wizmail.pid";
@@ -458,6 +550,7 @@ int run_server(const fs::path& home, unsigned threads, bool use_syncfs) {
     auto pid = util::parse_int(util::trim(*old));
     if (pid && *pid > 0 && *pid != ::getpid() && ::kill(static_cast<pid_t>(*pid), 0) == 0) {
       std::cerr << "wizmail-server: already running (pid " << *pid << ", " << pid_file.string() << ")\n";
+      ready.error("already running (pid " + std::to_string(*pid) + ")");
       return 1;
     }
   }
@@ -467,13 +560,34 @@ int run_server(const fs::path& home, unsigned threads, bool use_syncfs) {
     std::cerr << "wizmail-server: " << st.error().message << '\n';
   if (auto st = (*server)->start(); !st) {
     std::cerr << "wizmail-server: " << st.error().message << '\n';
+    ready.error(st.error().message);
+    ::unlink(pid_file.c_str());
+    return 1;
+  }
+  if (auto st = control::drop_privileges((*cfg)->server.run_as_user, **cfg); !st) {
+    std::cerr << "wizmail-server: " << st.error().message << '\n';
+    ready.error(st.error().message);
+    (*server)->stop(0ms);
+    io.run();
     ::unlink(pid_file.c_str());
     return 1;
   }
   std::signal(SIGPIPE, SIG_IGN);
   asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  signals.add(SIGUSR1);  // queue flush
   std::function<void()> wait_signal;
-  bool stopping = false;
+  std::atomic<bool> stopping{false};
+  // A stop asked for on the control socket: like SIGTERM, or at once.
+  (*server)->set_stop_handler([&](bool force) {
+    asio::post(io, [&, force] {
+      if (!stopping.exchange(true)) {
+        if (force) (*server)->stop(0ms, [&] { signals.cancel(); });
+        else (*server)->stop([&] { signals.cancel(); });
+      } else if (force) {
+        (*server)->stop(0ms);
+      }
+    });
+  });
   wait_signal = [&] {
     signals.async_wait([&](std::error_code ec, int sig) {
       if (ec) return;
@@ -482,18 +596,23 @@ int run_server(const fs::path& home, unsigned threads, bool use_syncfs) {
         wait_signal();
         return;
       }
-      if (stopping) {
+      if (sig == SIGUSR1) {  // `wizmail queue flush` (docs/outbound.md)
+        (void)(*server)->flush_queue();
+        wait_signal();
+        return;
+      }
+      if (stopping.exchange(true)) {
         // A second SIGTERM/SIGINT: stop waiting for sessions.
         (*server)->stop(0ms);
         wait_signal();
         return;
       }
-      stopping = true;
       (*server)->stop([&] { signals.cancel(); });
       wait_signal();
     });
   };
   wait_signal();
+  ready.ok();
   std::vector<std::thread> workers;
   for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&] { io.run(); });
   io.run();

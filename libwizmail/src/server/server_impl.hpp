@@ -20,9 +20,14 @@
 #include "net/address.hpp"
 #include "net/listener.hpp"
 #include "net/tls.hpp"
+#include "ops/metrics.hpp"
+#include "agent/local_agent.hpp"
 #include "server/commit_pipeline.hpp"
 #include "server/log.hpp"
+#include "control/live.hpp"
+#include "control/local_sockets.hpp"
 #include "wizmail/account_store.hpp"
+#include "wizmail/outbound.hpp"
 #include "wizmail/relay.hpp"
 #include "wizmail/server.hpp"
 
@@ -49,6 +54,8 @@ class Connection {
   // current transaction otherwise), hard close at `deadline`.
   virtual void shutdown(std::chrono::steady_clock::time_point deadline) = 0;
   virtual asio::any_io_executor executor() const = 0;
+  // A snapshot for Server::sessions(); called from any thread.
+  virtual SessionInfo describe() const = 0;
 };
 
 // send_max_during_a_day: messages relayed per account per (local) day,
@@ -110,6 +117,8 @@ struct Server::Impl {
   server::Logger logger;
   server::PipelineStats pstats;
   std::unique_ptr<server::CommitPipeline> pipeline;
+  // Lists, exec/forward/reply hooks (src/agent/); stopped after the pipeline.
+  std::unique_ptr<agent::LocalAgent> agent;
   net::Listener listener;
   server::SendCounters send_counters;
   server::PopLogins pop_logins;
@@ -117,6 +126,11 @@ struct Server::Impl {
   std::atomic<std::uint64_t> sessions_smtp{0}, sessions_pop3{0}, sessions_total{0},
       refused_busy{0}, messages_received{0};
   std::atomic<int> capped{0};  // sessions counted against `multiprocessing`
+  // Counters for ServerStats and the metrics endpoint: the outbound relay
+  // adds bounces, the hook runner hook runs/failures, the SMTP and POP3
+  // connections auth failures.
+  std::atomic<std::uint64_t> messages_bounced{0}, auth_failures_smtp{0}, auth_failures_pop3{0},
+      hook_runs{0}, hook_failures{0};
 
   std::mutex conn_mu;
   std::uint64_t next_conn = 0;
@@ -134,6 +148,23 @@ struct Server::Impl {
   std::mutex cb_mu;
   CallbackId next_cb = 0;
   std::shared_ptr<const server::CallbackList> callbacks = std::make_shared<server::CallbackList>();
+
+  // Control and submit sockets (opt.local_sockets), background workers,
+  // and who carries out a control-socket stop (src/control/).
+  Server* owner = nullptr;
+  std::unique_ptr<control::LocalSockets> local_sockets;
+  control::WorkerRegistry workers;
+  std::mutex stop_handler_mu;
+  std::function<void(bool force)> stop_handler;
+
+  // The outbound queue runner (src/outbound/), on its own thread; a stop
+  // finishes only once it has wound down (relay_running false).
+  std::unique_ptr<Relay> relay;
+  std::atomic<bool> relay_running{false};
+
+  // The Prometheus endpoint (metrics_port > 0; src/ops/); declared last so
+  // it is closed first when the Impl goes.
+  std::unique_ptr<ops::MetricsServer> metrics;
 
   void accept(asio::ip::tcp::socket s, int tag);
   void unregister(std::uint64_t id);

@@ -11,6 +11,7 @@
 
 #include "net/stream.hpp"
 #include "server/server_impl.hpp"
+#include "control/state_names.hpp"
 #include "smtp/address.hpp"
 #include "smtp/session.hpp"
 #include "wizmail/mailbox.hpp"
@@ -189,6 +190,7 @@ class SmtpConnection final : public Connection,
   }
 
   asio::any_io_executor executor() const override { return ex_; }
+  SessionInfo describe() const override { return note_.snapshot(id_); }
 
   // MessageSink
   Status begin(const smtp::Transaction& txn) override {
@@ -219,8 +221,15 @@ class SmtpConnection final : public Connection,
     srv_.logger.log(f, sid_, peer_, session_ ? session_->account() : std::string_view{}, text);
   }
   void log_events() {
-    for (const auto& e : out_.events)
+    for (const auto& e : out_.events) {
       log_line(e.kind == smtp::LogEvent::Kind::error ? LogFile::error : LogFile::smtp, e.text);
+      // "<MECH> authentication failed for user ..." (smtp/session.cpp) feeds the metrics.
+      if (auto at = e.text.find(" authentication failed for user \"");
+          e.kind == smtp::LogEvent::Kind::error && at != std::string::npos && at == e.text.find(' '))
+        srv_.auth_failures_smtp.fetch_add(1, std::memory_order_relaxed);
+      if (e.kind == smtp::LogEvent::Kind::command) last_command_ = e.text;
+    }
+    if (session_) note_.update(control::state_name(session_->state()), session_->account(), last_command_);
   }
   asio::awaitable<bool> act();
   asio::awaitable<Result<std::string>> commit();
@@ -246,6 +255,8 @@ class SmtpConnection final : public Connection,
   std::optional<StagedMessage> staged_;
   std::unique_ptr<net::ReadBuffer> tls_in_;
   bool reading_ = false, stopping_ = false;
+  control::SessionNote note_;  // for Server::sessions()
+  std::string last_command_;
 };
 
 constexpr std::size_t kThreadBuffer = 65536;
@@ -375,6 +386,8 @@ asio::awaitable<void> SmtpConnection::run() {
   peer_ip_ = net::unmap(stream_.remote().address()).to_string();
   peer_ = peer_ip_ + ":" + std::to_string(stream_.remote().port());
   sid_ = make_session_id(id_);
+  note_.start(proto_, peer_);
+  note_.update("connecting", "", "");
   std::error_code ignored;
   stream_.socket().non_blocking(true, ignored);
   stream_.socket().set_option(tcp::no_delay(true), ignored);

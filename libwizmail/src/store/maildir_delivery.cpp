@@ -8,11 +8,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "store/fd.hpp"
 #include "store/store_util.hpp"
 #include "util/fs.hpp"
+#include "wizmail/delivery_journal.hpp"
 #include "wizmail/mailbox.hpp"
 
 namespace wizmail {
@@ -305,8 +307,9 @@ void BatchSyncer::clear() {
   dirs_.clear();
 }
 
-std::size_t DeliveryBatch::add(StagedMessage&& msg, std::vector<fs::path> maildirs) {
-  entries_.push_back(Entry{std::move(msg), std::move(maildirs), {}});
+std::size_t DeliveryBatch::add(StagedMessage&& msg, std::vector<fs::path> maildirs,
+                               bool data_shared) {
+  entries_.push_back(Entry{std::move(msg), std::move(maildirs), {}, data_shared, false});
   return entries_.size() - 1;
 }
 
@@ -318,17 +321,52 @@ std::span<const Result<fs::path>> DeliveryBatch::results(std::size_t index) cons
 Status DeliveryBatch::commit() {
   if (committed_) return fail(Errc::internal, "a delivery batch was committed twice");
   committed_ = true;
+  // A failure of the classic flushes fails the classic entries only: the
+  // journaled ones are durable already.
   auto fail_all = [&](const Error& err) {
     for (auto& e : entries_) {
+      if (e.journaled) continue;
       e.results.assign(e.maildirs.size(), unexpected(err));
       e.msg.discard();
     }
   };
 
-  // 1. One flush of every message's data.
+  // 0. The journal takes what fits, with one flush (see set_journal()).
+  std::optional<DeliveryJournal::Ticket> ticket;
+  if (journal_) {
+    std::vector<std::string> names;
+    std::vector<DeliveryJournal::Message> logged;
+    std::vector<Entry*> which;
+    for (auto& e : entries_) {
+      if (!e.msg.finished() || e.shared || e.maildirs.empty() ||
+          e.msg.size() > journal_->max_message())
+        continue;
+      names.push_back(e.msg.new_name());
+      which.push_back(&e);
+    }
+    for (std::size_t i = 0; i < which.size(); ++i)
+      logged.push_back({which[i]->msg.fd(), which[i]->msg.size(), names[i], which[i]->maildirs});
+    if (!logged.empty()) {
+      // Busy (no room) or a broken journal: everything goes the classic way.
+      if (auto t = journal_->append(logged)) {
+        ticket = *t;
+        for (auto* e : which) e->journaled = true;
+      }
+    }
+  }
+  struct Applied {
+    DeliveryJournal* journal;
+    std::optional<DeliveryJournal::Ticket>& ticket;
+    ~Applied() {
+      if (ticket) journal->applied(*ticket);
+    }
+  } applied_guard{journal_, ticket};
+
+  // 1. One flush of every other message's data.
   BatchSyncer syncer(mode_);
   syncer.set_observer(observer_);
   for (auto& e : entries_) {
+    if (e.journaled) continue;
     if (e.msg.finished()) {
       syncer.add_file(e.msg.fd(), e.msg.tmp_path());
     } else {
@@ -337,9 +375,10 @@ Status DeliveryBatch::commit() {
       e.msg.discard();
     }
   }
-  if (auto st = syncer.sync_files(); !st) {
-    fail_all(st.error());
-    return st;
+  Status data_st = syncer.sync_files();
+  if (!data_st) {
+    fail_all(data_st.error());
+    if (!ticket) return data_st;  // else the journaled ones still get their names
   }
 
   // 2. Make each message visible in every recipient's new/.
@@ -362,7 +401,7 @@ Status DeliveryBatch::commit() {
         if (auto st = observer_(ev); !st) r = unexpected(st.error());
       }
       if (r) r = e.msg.publish(e.maildirs[i]);
-      if (r) syncer.add_dir(e.maildirs[i] / "new");
+      if (r && !e.journaled) syncer.add_dir(e.maildirs[i] / "new");
       e.results.push_back(std::move(r));
     }
   }
@@ -372,6 +411,7 @@ Status DeliveryBatch::commit() {
   //    (the client retries; a duplicate is better than a loss).
   if (auto st = syncer.sync_dirs(); !st) {
     for (auto& e : entries_) {
+      if (e.journaled) continue;
       for (auto& r : e.results) {
         if (r) {
           ::unlink(r->c_str());
@@ -404,7 +444,7 @@ Status DeliveryBatch::commit() {
     // A statistic; the mail is delivered whether or not it could be counted.
     (void)add_mailbox_counters(dir, d);
   }
-  return {};
+  return data_st;
 }
 
 std::vector<Result<fs::path>> deliver(std::span<const fs::path> maildirs, std::string_view data,

@@ -1,0 +1,148 @@
+// wizmail queue list [--json] | flush | delete ID
+// What Postfix users know as mailq, postqueue -f and postsuper -d.
+//
+// flush: asks the running server over var/run/control.sock; if that server
+// has no control command for it, sends SIGUSR1 to the pid in
+// var/run/wizmail.pid (the daemon retries the whole queue on SIGUSR1). With
+// no server running it makes every deferred entry due, so the next start
+// tries them at once.
+// delete: an entry being delivered right now (active/) is refused while a
+// server runs (try again); with no server it is removed wherever it is.
+#include <signal.h>
+
+#include <cstring>
+#include <ctime>
+#include <iostream>
+
+#include "commands.hpp"
+#include "wizmail/control.hpp"
+#include "wizmail/json.hpp"
+#include "wizmail/outbound.hpp"
+#include "wizmail/relay.hpp"
+
+namespace wizmail::cli {
+
+namespace {
+
+std::string time_text(std::int64_t t) {
+  if (t <= 0) return "now";
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  ::localtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+void list(Context& ctx, const RelayQueue& queue) {
+  auto ids = queue.list();
+  if (!ids) {
+    ctx.error(ids.error());
+    return;
+  }
+  std::string json = "[";
+  std::size_t shown = 0;
+  for (const auto& id : *ids) {
+    auto e = queue.load(id);
+    if (!e) {
+      // Moved on (delivered, deleted) between list and load, or unreadable.
+      if (e.error().code != Errc::not_found) std::cerr << "wizmail: " << id << ": " << e.error().message << '\n';
+      continue;
+    }
+    if (ctx.json) {
+      json += std::string(shown ? "," : "") + "{\"id\":" + json_string(e->id) + ",\"state\":" +
+              json_string(to_string(e->state)) + ",\"size\":" + std::to_string(e->size) +
+              ",\"created\":" + std::to_string(e->created) + ",\"next_attempt\":" +
+              std::to_string(e->next_attempt) + ",\"sender\":" + json_string(e->sender) + ",\"recipients\":[";
+      for (std::size_t i = 0; i < e->recipients.size(); ++i) {
+        const auto& r = e->recipients[i];
+        json += std::string(i ? "," : "") + "{\"address\":" + json_string(r.address) + ",\"state\":" +
+                json_string(to_string(r.state)) + ",\"attempts\":" + std::to_string(r.attempts) +
+                ",\"last_reply\":" + json_string(r.last_reply) + "}";
+      }
+      json += "]}";
+    } else {
+      std::cout << e->id << "  " << to_string(e->state) << "  " << e->size << " bytes  queued "
+                << time_text(e->created) << "  next "
+                << (e->state == QueueState::deferred ? time_text(e->next_attempt) : "now") << "\n  from <"
+                << e->sender << ">\n";
+      for (const auto& r : e->recipients) {
+        std::cout << "  to <" << r.address << ">  " << to_string(r.state);
+        if (r.attempts) std::cout << " after " << r.attempts << " attempt" << (r.attempts == 1 ? "" : "s");
+        if (!r.last_reply.empty()) std::cout << ": " << r.last_reply;
+        std::cout << '\n';
+      }
+    }
+    ++shown;
+  }
+  if (ctx.json) std::cout << json << "]\n";
+  else std::cout << (shown == 0 ? "the queue is empty\n" : "-- " + std::to_string(shown) + " message(s) queued\n");
+}
+
+void flush(Context& ctx, const std::filesystem::path& home, const RelayQueue& queue) {
+  auto reply = control::call(control::control_socket_path(home), {control::Command::flush, false});
+  if (reply) {
+    if (control::check_reply(*reply)) {
+      std::cout << "flush requested: the server retries every queued message now\n";
+      return;
+    }
+  }
+  if (auto pid = control::running_server(home)) {
+    if (::kill(*pid, SIGUSR1) == 0) {
+      std::cout << "flush requested (SIGUSR1 to pid " << *pid << ")\n";
+      return;
+    }
+    ctx.error("cannot signal the server (pid " + std::to_string(*pid) + "): " + std::strerror(errno));
+    return;
+  }
+  auto n = make_queue_due(queue);
+  if (!n) {
+    ctx.error(n.error());
+    return;
+  }
+  std::cout << "the server is not running; " << *n
+            << " deferred message(s) made due: they are tried as soon as it starts\n";
+}
+
+void remove(Context& ctx, const std::filesystem::path& home, const RelayQueue& queue, const std::string& id) {
+  bool running = control::running_server(home).has_value();
+  if (auto st = delete_queue_entry(queue, id, !running); !st) {
+    ctx.error(st.error());
+    return;
+  }
+  std::cout << "deleted " << id << '\n';
+}
+
+}  // namespace
+
+void add_queue_commands(CLI::App& app, Context& ctx) {
+  auto* queue = app.add_subcommand("queue", "the outbound retry queue (resendmail/): list, flush, delete");
+  queue->require_subcommand(1);
+  auto id = std::make_shared<std::string>();
+
+  auto with_queue = [&ctx](auto fn) {
+    return [&ctx, fn] {
+      auto home = ctx.home();
+      if (!home) {
+        ctx.error(home.error());
+        return;
+      }
+      RelayQueue q(*home / "resendmail");
+      fn(*home, q);
+    };
+  };
+
+  auto* ls = queue->add_subcommand("list", "messages waiting for delivery, per recipient (like mailq)");
+  ls->add_flag("--json", ctx.json, "print JSON");
+  ls->callback(with_queue([&ctx](const std::filesystem::path&, const RelayQueue& q) { list(ctx, q); }));
+
+  auto* fl = queue->add_subcommand("flush", "retry every queued message now (like postqueue -f)");
+  fl->callback(with_queue([&ctx](const std::filesystem::path& h, const RelayQueue& q) { flush(ctx, h, q); }));
+
+  auto* del = queue->add_subcommand("delete", "remove a queued message without a bounce (like postsuper -d)");
+  del->add_option("ID", *id, "the queue id (see queue list)")->required();
+  del->callback(
+      with_queue([&ctx, id](const std::filesystem::path& h, const RelayQueue& q) { remove(ctx, h, q, *id); }));
+}
+
+}  // namespace wizmail::cli

@@ -1,0 +1,531 @@
+#include "agent/local_agent.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "agent/message_head.hpp"
+#include "util/fs.hpp"
+#include "util/strings.hpp"
+#include "wizmail/account_store.hpp"
+#include "wizmail/autoreply.hpp"
+#include "wizmail/header_codec.hpp"
+#include "wizmail/hooks.hpp"
+#include "wizmail/mailing_list.hpp"
+#include "wizmail/maildir_delivery.hpp"
+
+namespace wizmail::agent {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+bool regular_file(const fs::path& p) {
+  struct stat st{};
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// The MAILFILE_PATH file of one delivery; removed once nobody uses it.
+struct WorkFile {
+  fs::path path;
+  ~WorkFile() {
+    if (!path.empty()) ::unlink(path.c_str());
+  }
+};
+
+// Server-wide values when an account's config.def is broken (logged).
+AccountSettings defaults_of(const Config& c) {
+  AccountSettings s;
+  const auto& v = c.server;
+  s.mailing_list_from_kind = v.mailing_list_from_kind;
+  s.mailing_list_to_kind = v.mailing_list_to_kind;
+  s.mailing_list_mail_header_x_element = v.mailing_list_mail_header_x_element;
+  s.mailing_list_public_level = v.mailing_list_public_level;
+  s.mailing_list_subject_header = v.mailing_list_subject_header;
+  s.mailing_list_filter_string = v.mailing_list_filter_string;
+  s.mailbox_capacity_mail_count = v.mailbox_capacity_mail_count;
+  s.mailbox_capacity_mail_size = v.mailbox_capacity_mail_size;
+  s.application_cooperation_wait_for_apl_end = v.application_cooperation_wait_for_apl_end;
+  return s;
+}
+
+// The account a local address names, or "" when the address is not local
+// or no such account exists.
+std::string local_account(const Config& cfg, const AccountStore& store, std::string_view address) {
+  auto at = address.rfind('@');
+  if (at == std::string_view::npos) return {};
+  std::string domain = util::to_lower(address.substr(at + 1));
+  auto domains = cfg.local_domains();
+  if (std::find(domains.begin(), domains.end(), domain) == domains.end()) return {};
+  auto name = AccountStore::normalize_name(address.substr(0, at));
+  if (!name || !store.exists(*name)) return {};
+  return *name;
+}
+
+}  // namespace
+
+std::string encode_recipient(std::string_view account, std::string_view address) {
+  return std::string(account) + "/" + std::string(address);
+}
+
+std::pair<std::string, std::string> decode_recipient(std::string_view rcpt) {
+  auto slash = rcpt.find('/');
+  if (slash == std::string_view::npos) return {std::string(rcpt), {}};
+  return {std::string(rcpt.substr(0, slash)), std::string(rcpt.substr(slash + 1))};
+}
+
+LocalAgent::LocalAgent(ConfigFn config, LogFn log) : LocalAgent(std::move(config), std::move(log), Options{}) {}
+
+LocalAgent::LocalAgent(ConfigFn config, LogFn log, Options options)
+    : config_(std::move(config)), log_(std::move(log)), opt_(options), spool_(spool_dir(*config_())),
+      work_(work_dir(*config_())), home_(config_()->home) {}
+
+LocalAgent::~LocalAgent() { stop(std::chrono::seconds(5)); }
+
+Status LocalAgent::start() {
+  if (!threads_.empty()) return {};
+  auto rec = spool_.recover();
+  if (!rec) return unexpected(rec.error());
+  if (rec->tmp_removed + rec->orphans_removed + rec->reactivated + rec->corrupt > 0)
+    log_("agent spool recovery: " + std::to_string(rec->reactivated) + " entries resumed, " +
+         std::to_string(rec->tmp_removed + rec->orphans_removed) + " leftovers removed, " +
+         std::to_string(rec->corrupt) + " corrupt");
+  if (auto st = util::make_dirs(work_, 0700); !st) return st;
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(work_, ec)) fs::remove(e.path(), ec);
+  runner_ = std::make_unique<ChildRunner>(log_);
+  {
+    std::lock_guard lk(mu_);
+    stop_ = false;
+  }
+  stopping_ = false;
+  for (unsigned i = 0; i < std::max(1u, opt_.threads); ++i) threads_.emplace_back([this] { worker(); });
+  return {};
+}
+
+void LocalAgent::stop(std::chrono::milliseconds grace) {
+  {
+    std::lock_guard lk(mu_);
+    if (threads_.empty() && !runner_) return;
+    stop_ = true;
+  }
+  stopping_ = true;
+  cv_.notify_all();
+  // Waited-for hooks end (killed after `grace`), so the workers can return.
+  if (runner_) runner_->stop(grace);
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  runner_.reset();
+}
+
+void LocalAgent::notify() {
+  {
+    std::lock_guard lk(mu_);
+    ++seq_;
+  }
+  cv_.notify_all();
+}
+
+void LocalAgent::set_relay_notify(std::function<void()> fn) {
+  std::lock_guard lk(mu_);
+  relay_notify_ = std::move(fn);
+}
+
+std::size_t LocalAgent::backlog() const {
+  auto ids = spool_.list();
+  return ids ? ids->size() : 0;
+}
+
+bool LocalAgent::needs_agent(const fs::path& dir) {
+  struct stat st{};
+  if (::stat(dir.c_str(), &st) != 0) return false;
+  std::string key = dir.string();
+  {
+    std::lock_guard lk(cache_mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end() && it->second.sec == st.st_mtim.tv_sec && it->second.nsec == st.st_mtim.tv_nsec)
+      return it->second.needs;
+  }
+  bool needs = regular_file(dir / "ml.def") || regular_file(dir / "exec.def") ||
+               regular_file(dir / "forward.def") || regular_file(dir / "reply.def");
+  std::lock_guard lk(cache_mu_);
+  if (cache_.size() > 100000) cache_.clear();
+  cache_[key] = {st.st_mtim.tv_sec, st.st_mtim.tv_nsec, needs};
+  return needs;
+}
+
+std::vector<std::string> LocalAgent::take(std::vector<fs::path>& maildirs,
+                                          const std::vector<server::LocalTarget>& locals) {
+  std::vector<std::string> out;
+  for (auto it = maildirs.begin(); it != maildirs.end();) {
+    if (!needs_agent(*it)) {
+      ++it;
+      continue;
+    }
+    std::string account = it->filename().string();
+    std::string address;
+    for (const auto& l : locals)
+      if (l.dir == *it) {
+        address = l.address;
+        break;
+      }
+    // Two addresses of one account (aliases) are one delivery, as on the
+    // plain Maildir path: hooks and lists run once.
+    auto rcpt = encode_recipient(account, address);
+    if (std::find(out.begin(), out.end(), rcpt) == out.end()) out.push_back(std::move(rcpt));
+    it = maildirs.erase(it);
+  }
+  return out;
+}
+
+void LocalAgent::worker() {
+  std::uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock lk(mu_);
+      if (stop_) return;
+      seen = seq_;
+    }
+    // Take every due entry nobody else is working on.
+    for (;;) {
+      if (stopping_) return;
+      auto due = spool_.due(unix_now());
+      if (!due) {
+        log_("agent spool: " + due.error().message);
+        break;
+      }
+      std::string id;
+      {
+        std::lock_guard lk(mu_);
+        for (const auto& d : *due)
+          if (!busy_.contains(d) && !broken_.contains(d)) {
+            id = d;
+            busy_.insert(d);
+            break;
+          }
+      }
+      if (id.empty()) break;
+      process(id);
+      std::lock_guard lk(mu_);
+      busy_.erase(id);
+    }
+    std::unique_lock lk(mu_);
+    cv_.wait_for(lk, std::chrono::seconds(1), [&] { return stop_ || seq_ != seen; });
+    if (stop_) return;
+  }
+}
+
+void LocalAgent::process(const std::string& id) {
+  auto e = spool_.load(id);
+  if (!e) {
+    log_("agent spool entry " + id + " unreadable: " + e.error().message);
+    std::lock_guard lk(mu_);
+    broken_.insert(id);
+    return;
+  }
+  if (auto st = spool_.move(id, QueueState::active); !st) {
+    log_("agent spool entry " + id + ": " + st.error().message);
+    return;
+  }
+  bool retry = false;
+  for (const auto& r : e->recipients) {
+    if (r.state != RecipientState::pending) continue;
+    if (stopping_) {
+      retry = true;
+      break;
+    }
+    Result1 res;
+    try {
+      res = deliver_one(*e, r.address);
+    } catch (const std::exception& ex) {
+      res = {Outcome::retry, std::string("internal error: ") + ex.what()};
+    }
+    if (res.outcome == Outcome::retry) {
+      retry = true;
+      log_("agent: " + r.address + " deferred: " + res.text);
+      continue;
+    }
+    auto state = res.outcome == Outcome::done ? RecipientState::delivered : RecipientState::failed;
+    if (res.outcome == Outcome::failed) log_("agent: " + r.address + " failed: " + res.text);
+    if (auto st = spool_.update_recipient(id, r.address, state, res.text); !st)
+      log_("agent spool entry " + id + ": " + st.error().message);
+  }
+  auto now_entry = spool_.load(id);
+  if (!now_entry) return;
+  if (now_entry->finished()) {
+    if (auto st = spool_.remove(id); !st) log_("agent spool entry " + id + ": " + st.error().message);
+    return;
+  }
+  if (!retry) return;
+  auto now = unix_now();
+  if (now - now_entry->created > opt_.give_up_after.count()) {
+    for (auto& r : now_entry->recipients)
+      if (r.state == RecipientState::pending) {
+        r.state = RecipientState::failed;
+        log_("agent: " + r.address + " given up after " + std::to_string(opt_.give_up_after.count()) + " s");
+      }
+    if (auto st = spool_.save(*now_entry); st) (void)spool_.remove(id);
+    return;
+  }
+  // Exponential back-off (at most an hour) measured by the attempts made.
+  int attempts = static_cast<int>(now_entry->attempts.size());
+  auto delay = opt_.retry_base * (1 << std::min(attempts, 7));
+  delay = std::min<std::chrono::milliseconds>(delay, std::chrono::hours(1));
+  now_entry->next_attempt = now + std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(delay).count());
+  now_entry->attempts.push_back({now, "deferred"});
+  if (auto st = spool_.save(*now_entry); !st) log_("agent spool entry " + id + ": " + st.error().message);
+  if (auto st = spool_.move(id, QueueState::deferred); !st) log_("agent spool entry " + id + ": " + st.error().message);
+}
+
+LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::string& rcpt) {
+  auto cfgp = config_();
+  const Config& cfg = *cfgp;
+  auto [account, address] = decode_recipient(rcpt);
+  AccountStore store(cfg.mailbox_dir());
+  auto dir = store.account_dir(account);
+  if (!dir) return {Outcome::failed, dir.error().message};
+  if (!store.exists(account)) return {Outcome::failed, "no such account " + account};
+  if (address.empty()) address = account + "@" + cfg.server.domain;
+  auto msg = util::read_file(spool_.message_path(e.id));
+  if (!msg) return {Outcome::retry, "cannot read the message: " + msg.error().message};
+
+  const bool is_list = regular_file(*dir / "ml.def");
+  AccountSettings settings;
+  if (auto s = cfg.account_settings(account)) {
+    settings = std::move(*s);
+  } else {
+    log_("agent: " + account + ": " + s.error().message + " (server defaults used)");
+    settings = defaults_of(cfg);
+  }
+  MessageHead head(*msg);
+  const auto headers = head.unfolded();
+  // Postfix's local(8) way to end forwarding loops: every copy says where it
+  // was delivered, and forward.def does not run for mail that was here before.
+  std::string content = is_list ? std::move(*msg) : "Delivered-To: " + address + "\r\n" + *msg;
+
+  auto work = std::make_shared<WorkFile>();
+  work->path = work_ / (util::unique_name_part() + "." + account + ".eml");
+  if (auto st = util::write_file_atomic(work->path, content, 0600); !st)
+    return {Outcome::retry, "cannot write the working file: " + st.error().message};
+
+  HookTokens tokens;
+  tokens.from_address = e.sender.empty() ? extract_address(head.get("From")) : e.sender;
+  tokens.to_address = address;
+  tokens.subject = mime::decode_header(head.get("Subject")).utf8;
+  tokens.mailfile_path = work->path.string();
+
+  const bool wait = settings.application_cooperation_wait_for_apl_end;
+  const auto timeout = std::chrono::seconds(cfg.server.application_cooperation_timeout);
+  if (!wait) {
+    auto r = store_copy(cfg, account, *dir, e.sender, content, is_list);
+    if (r.outcome != Outcome::done) return r;
+  }
+  for (const auto& hf : hook_files(*dir)) {
+    if (stopping_) return {Outcome::retry, "stopping"};
+    const std::string label = account + "/" + hf.path.filename().string();
+    auto text = util::read_file(hf.path);
+    if (!text) {
+      log_("hook " + label + ": " + text.error().message);
+      continue;
+    }
+    auto def = parse_hook_def(*text, hf.path.string());
+    if (!def) {
+      log_("hook " + label + " not run: " + def.error().message);
+      continue;
+    }
+    if (!hook_permits(*def, e.sender)) {
+      log_("hook " + label + " not run: sender <" + e.sender + "> not in permission_mailaddress");
+      continue;
+    }
+    if (hf.kind == HookKind::forward && forward_loop(headers, address)) {
+      log_("hook " + label + " not run: the message was already delivered to " + address + " (loop)");
+      continue;
+    }
+    if (hf.kind == HookKind::reply) {
+      auto ok = auto_reply_check(e.sender, headers, address);
+      if (!ok.allowed) {
+        log_("hook " + label + " not run (RFC 3834): " + ok.reason);
+        continue;
+      }
+      ReplyMemory memory(*dir / ".autoreply");
+      if (memory.recently(e.sender, unix_now(), opt_.reply_interval)) {
+        log_("hook " + label + " not run: <" + e.sender + "> had an auto-reply recently");
+        continue;
+      }
+      if (auto st = memory.record(e.sender, unix_now()); !st)
+        log_("hook " + label + ": cannot record the reply: " + st.error().message);
+    }
+    SpawnSpec spec;
+    spec.argv = hook_argv(*def, tokens);
+    spec.cwd = *dir;
+    if (def->stdin_message) spec.stdin_file = work->path;
+    spec.env = {"WIZ98MS_HOME=" + home_.string(), "WIZMAIL_ACCOUNT=" + account,
+                "WIZMAIL_HOOK=" + std::string(to_string(hf.kind))};
+    if (hf.kind == HookKind::reply) spec.env.push_back("WIZMAIL_AUTO_SUBMITTED=auto-replied");
+    spec.label = label;
+    spec.keepalive = work;
+    auto count_failure = [this] {
+      if (failures_) failures_->fetch_add(1, std::memory_order_relaxed);
+    };
+    if (runs_) runs_->fetch_add(1, std::memory_order_relaxed);
+    if (wait) {
+      spec.timeout = timeout;
+      auto r = runner_->run(std::move(spec));
+      if (!r) {
+        count_failure();
+        log_("hook " + label + ": " + r.error().message);
+      } else {
+        if (r->timed_out || r->status != 0) count_failure();
+        if (r->timed_out && stopping_) return {Outcome::retry, "stopped while " + label + " ran"};
+      }
+    } else {
+      spec.timeout = std::nullopt;
+      auto r = runner_->spawn(std::move(spec), [count_failure](const ChildExit& x) {
+        if (x.timed_out || x.status != 0) count_failure();
+      });
+      if (!r) {
+        count_failure();
+        log_("hook " + label + ": " + r.error().message);
+      }
+    }
+  }
+  if (!wait) return {Outcome::done, "delivered"};
+  // The hooks are done: what they left in the file is the message.
+  if (!regular_file(work->path)) {
+    log_("agent: " + address + ": the hooks removed the message; not stored");
+    return {Outcome::done, "removed by a hook"};
+  }
+  auto rewritten = util::read_file(work->path);
+  if (!rewritten) return {Outcome::retry, "cannot read the working file: " + rewritten.error().message};
+  return store_copy(cfg, account, *dir, e.sender, *rewritten, is_list);
+}
+
+LocalAgent::Result1 LocalAgent::store_copy(const Config& cfg, const std::string& account, const fs::path& dir,
+                                           const std::string& sender, std::string_view content, bool is_list) {
+  if (is_list) return distribute(cfg, account, sender, content);
+  fs::path d = dir;
+  auto r = deliver(std::span<const fs::path>(&d, 1), content);
+  if (r.empty() || !r.front()) return {Outcome::retry, r.empty() ? "no result" : r.front().error().message};
+  return {Outcome::done, "delivered"};
+}
+
+LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const std::string& account, const std::string& sender,
+                                           std::string_view content) {
+  auto list = MailingList::load(cfg, account);
+  if (!list) return {Outcome::failed, "mailing list " + account + ": " + list.error().message};
+  auto verdict = list->check(sender, content);
+  if (verdict.verdict != MailingList::Verdict::distribute) {
+    log_("mailing list " + account + ": post from <" + sender + "> not distributed (" +
+         std::string(to_string(verdict.verdict)) + "): " + verdict.reason);
+    return {Outcome::done, "not distributed: " + verdict.reason};
+  }
+  AccountStore store(cfg.mailbox_dir());
+  auto dir = store.account_dir(account);
+  if (!dir) return {Outcome::failed, dir.error().message};
+  auto count = increment_ml_count(*dir / "ml.def");
+  if (!count) return {Outcome::retry, "ml.def count: " + count.error().message};
+  const std::string rewritten = list->rewrite(content, *count);
+  const std::string from = list->envelope_sender();
+  const std::string return_path = "Return-Path: <" + from + ">\r\n";
+
+  struct Member {
+    std::string address, account;
+    fs::path dir;
+    bool agent = false;
+  };
+  std::vector<Member> locals;
+  std::vector<std::string> remotes;
+  for (const auto& m : list->members()) {
+    std::string acct = local_account(cfg, store, m);
+    if (acct == account) continue;  // the list itself: a loop
+    if (acct.empty()) {
+      auto at = m.rfind('@');
+      auto domains = cfg.local_domains();
+      if (at != std::string::npos &&
+          std::find(domains.begin(), domains.end(), util::to_lower(m.substr(at + 1))) != domains.end()) {
+        log_("mailing list " + account + ": member " + m + " has no account; skipped");
+        continue;
+      }
+      remotes.push_back(m);
+      continue;
+    }
+    auto d = store.account_dir(acct);
+    if (!d) continue;
+    locals.push_back({m, acct, *d, needs_agent(*d)});
+  }
+  std::size_t ok = 0, failed = 0;
+  bool queued_remote = false, queued_agent = false;
+  RelayQueue relay(cfg.queue_dir());
+  auto to_agent = [&](const std::vector<const Member*>& ms, const std::string& text) {
+    QueueEnvelope env;
+    env.sender = from;
+    for (auto* m : ms) env.recipients.push_back(encode_recipient(m->account, m->address));
+    auto id = spool_.enqueue(env, std::string_view(text));
+    if (id) {
+      ok += ms.size();
+      queued_agent = true;
+    } else {
+      failed += ms.size();
+      log_("mailing list " + account + ": spool: " + id.error().message);
+    }
+  };
+  auto to_maildirs = [&](const std::vector<const Member*>& ms, const std::string& text) {
+    std::vector<fs::path> dirs;
+    for (auto* m : ms) dirs.push_back(m->dir);
+    auto res = deliver(dirs, return_path + text);
+    for (std::size_t i = 0; i < res.size(); ++i) {
+      if (res[i]) ++ok;
+      else {
+        ++failed;
+        log_("mailing list " + account + ": " + ms[i]->address + ": " + res[i].error().message);
+      }
+    }
+  };
+  auto to_relay = [&](const std::vector<std::string>& rcpts, const std::string& text) {
+    QueueEnvelope env;
+    env.sender = from;
+    env.recipients = rcpts;
+    auto id = relay.enqueue(env, std::string_view(text));
+    if (id) {
+      ok += rcpts.size();
+      queued_remote = true;
+    } else {
+      failed += rcpts.size();
+      log_("mailing list " + account + ": relay queue: " + id.error().message);
+    }
+  };
+  if (list->policy().to_kind == 1) {
+    std::vector<const Member*> plain, agent;
+    for (const auto& m : locals) (m.agent ? agent : plain).push_back(&m);
+    if (!plain.empty()) to_maildirs(plain, rewritten);
+    if (!agent.empty()) to_agent(agent, rewritten);
+    if (!remotes.empty()) to_relay(remotes, rewritten);
+  } else {
+    for (const auto& m : locals) {
+      std::string copy = list->copy_for(rewritten, m.address);
+      if (m.agent) to_agent({&m}, copy);
+      else to_maildirs({&m}, copy);
+    }
+    for (const auto& r : remotes) to_relay({r}, list->copy_for(rewritten, r));
+  }
+  if (queued_agent) notify();
+  if (queued_remote) {
+    std::function<void()> fn;
+    {
+      std::lock_guard lk(mu_);
+      fn = relay_notify_;
+    }
+    if (fn) fn();
+  }
+  log_("mailing list " + account + ": post " + std::to_string(*count) + " from <" + sender + "> to " +
+       std::to_string(ok) + " members" + (failed ? ", " + std::to_string(failed) + " failed" : ""));
+  if (ok == 0 && failed > 0) return {Outcome::retry, "no member could be served"};
+  return {Outcome::done, "distributed to " + std::to_string(ok) + " members"};
+}
+
+}  // namespace wizmail::agent

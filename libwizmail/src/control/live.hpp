@@ -1,0 +1,53 @@
+// What `wizmail sessions` reads: each connection's SessionNote (kept up to
+// date on the connection's strand, copied from any thread) and the
+// registered background workers.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "wizmail/server.hpp"
+
+namespace wizmail {
+
+struct WorkerHandle::Slot {
+  std::mutex mu;
+  std::string name;
+  std::string state;
+  std::chrono::steady_clock::time_point since;
+};
+
+}  // namespace wizmail
+
+namespace wizmail::control {
+
+class WorkerRegistry {
+ public:
+  WorkerHandle add(std::string name, std::string state);
+  // Live workers in registration order (ended ones are dropped).
+  std::vector<WorkerInfo> list();
+
+ private:
+  std::mutex mu_;
+  std::vector<std::weak_ptr<WorkerHandle::Slot>> slots_;
+};
+
+class SessionNote {
+ public:
+  void start(Protocol protocol, std::string peer);
+  // Sets all three (a finished command does not linger).
+  void update(std::string_view state, std::string_view account, std::string_view command);
+  void set_state(std::string_view state);
+  SessionInfo snapshot(std::uint64_t id) const;
+
+ private:
+  mutable std::mutex mu_;
+  SessionInfo info_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace wizmail::control

@@ -1,0 +1,542 @@
+// Local submission helpers (wizmail/submit.hpp).
+#include "wizmail/submit.hpp"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <ctime>
+#include <random>
+
+#include "control/unix_socket.hpp"
+#include "smtp/parser.hpp"
+#include "util/strings.hpp"
+
+namespace wizmail::submit {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n;
+    std::uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07;
+    else return false;
+    if (s.size() - i < n) return false;
+    for (std::size_t k = 1; k < n; ++k) {
+      auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += n;
+  }
+  return true;
+}
+
+std::size_t utf8_seq_len(unsigned char c) {
+  if (c < 0x80) return 1;
+  if (c >= 0xF0) return 4;
+  if (c >= 0xE0) return 3;
+  return 2;
+}
+
+bool is_ascii_printable(std::string_view s) {
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7F) return false;
+  }
+  return true;
+}
+
+// Every line end becomes CRLF; a lone CR too.
+std::string crlf(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 32);
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\r') {
+      out += "\r\n";
+      if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
+    } else if (c == '\n') {
+      out += "\r\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// Where the header section ends (index of the empty line's CRLF start, or
+// size when there is no body).
+std::size_t header_end(std::string_view msg) {
+  if (msg.starts_with("\r\n")) return 0;
+  auto p = msg.find("\r\n\r\n");
+  return p == std::string_view::npos ? msg.size() : p + 2;
+}
+
+struct Field {
+  std::string name;   // as written
+  std::string value;  // unfolded
+  std::size_t begin, end;  // byte range of the whole field incl. CRLF
+};
+
+std::vector<Field> header_fields(std::string_view msg) {
+  std::vector<Field> out;
+  std::size_t end = header_end(msg);
+  std::size_t i = 0;
+  while (i < end) {
+    std::size_t line_end = msg.find("\r\n", i);
+    if (line_end == std::string_view::npos || line_end > end) line_end = end;
+    std::string_view line = msg.substr(i, line_end - i);
+    std::size_t next = std::min(line_end + 2, end);
+    if (!line.empty() && (line[0] == ' ' || line[0] == '\t') && !out.empty()) {
+      out.back().value += ' ';
+      out.back().value += util::trim(line);
+      out.back().end = next;
+    } else {
+      auto colon = line.find(':');
+      if (colon != std::string_view::npos)
+        out.push_back({std::string(util::trim(line.substr(0, colon))),
+                       std::string(util::trim(line.substr(colon + 1))), i, next});
+    }
+    i = next;
+  }
+  return out;
+}
+
+// Addresses of an RFC 5322 address-list: display names, quoted strings,
+// comments and groups are stepped over; what is inside <> or a bare
+// addr-spec is kept.
+std::vector<std::string> parse_address_list(std::string_view v) {
+  std::vector<std::string> out;
+  std::string current;      // bare text of the current item (outside quotes/comments)
+  std::string angle;        // inside <>
+  bool in_angle = false, have_angle = false;
+  int comment = 0;
+  bool quoted = false;
+  auto flush = [&] {
+    std::string a = have_angle ? angle : std::string(util::trim(current));
+    // A bare item may still hold a display-name-less "name addr" mix; keep
+    // the last word that looks like an address.
+    if (!have_angle) {
+      auto words = util::split_list(a, ' ');
+      a.clear();
+      for (auto& w : words)
+        if (w.find('@') != std::string::npos) a = w;
+    }
+    a = std::string(util::trim(a));
+    if (!a.empty()) out.push_back(a);
+    current.clear();
+    angle.clear();
+    in_angle = have_angle = false;
+  };
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    char c = v[i];
+    if (quoted) {
+      if (c == '\\') ++i;
+      else if (c == '"') quoted = false;
+      if (in_angle && c != '"') angle += c;
+      continue;
+    }
+    if (comment > 0) {
+      if (c == '\\') ++i;
+      else if (c == '(') ++comment;
+      else if (c == ')') --comment;
+      continue;
+    }
+    if (c == '"') {
+      quoted = true;
+      continue;
+    }
+    if (c == '(') {
+      comment = 1;
+      continue;
+    }
+    if (in_angle) {
+      if (c == '>') in_angle = false;
+      else angle += c;
+      continue;
+    }
+    if (c == '<') {
+      in_angle = have_angle = true;
+      angle.clear();
+      continue;
+    }
+    if (c == ':') {  // group name ends
+      current.clear();
+      continue;
+    }
+    if (c == ',' || c == ';') {
+      flush();
+      continue;
+    }
+    current += c;
+  }
+  flush();
+  return out;
+}
+
+}  // namespace
+
+Result<SubjectBody> parse_subject_body(std::string_view content) {
+  if (content.starts_with("\xEF\xBB\xBF")) content.remove_prefix(3);
+  if (!valid_utf8(content)) return fail(Errc::invalid_argument, "the subject-and-body file is not UTF-8");
+  if (content.find('\0') != std::string_view::npos)
+    return fail(Errc::invalid_argument, "the subject-and-body file contains a NUL byte");
+  SubjectBody sb;
+  auto nl = content.find('\n');
+  std::string_view first = nl == std::string_view::npos ? content : content.substr(0, nl);
+  if (!first.empty() && first.back() == '\r') first.remove_suffix(1);
+  if (first.find('\r') != std::string_view::npos)
+    return fail(Errc::invalid_argument, "the subject line contains a CR");
+  sb.subject = std::string(util::trim(first));
+  if (nl != std::string_view::npos) sb.body = std::string(content.substr(nl + 1));
+  return sb;
+}
+
+bool valid_address(std::string_view a) {
+  if (a.empty() || a.size() > 254) return false;
+  for (char c : a) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7F || c == '<' || c == '>' || c == '"' || c == ',' || c == ';' ||
+        c == '(' || c == ')' || c == '\\')
+      return false;
+  }
+  auto at = a.rfind('@');
+  if (at == std::string_view::npos) return true;
+  return at > 0 && at + 1 < a.size() && a.find('@') == at;
+}
+
+std::string encode_header_value(std::string_view s, std::size_t used) {
+  if (is_ascii_printable(s) && used + s.size() <= 998) return std::string(s);
+  // "=?UTF-8?B?" + base64 + "?=" ≤ 75 → base64 ≤ 63 → 45 octets of text
+  // (a multiple of 3 avoids padding in the middle); folded per word.
+  constexpr std::size_t kChunk = 45;
+  std::string out;
+  std::size_t i = 0;
+  bool first = true;
+  while (i < s.size()) {
+    std::size_t n = 0;
+    while (i + n < s.size()) {
+      std::size_t len = utf8_seq_len(static_cast<unsigned char>(s[i + n]));
+      if (n + len > kChunk) break;
+      n += len;
+    }
+    if (n == 0) n = std::min<std::size_t>(s.size() - i, 4);
+    if (!first) out += "\r\n ";
+    first = false;
+    out += "=?UTF-8?B?" + smtp::base64_encode(s.substr(i, n)) + "?=";
+    i += n;
+  }
+  return out;
+}
+
+std::string rfc5322_date(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  ::localtime_r(&tt, &tm);
+  static const char* const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char* const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  long off = tm.tm_gmtoff / 60;
+  char sign = off < 0 ? '-' : '+';
+  if (off < 0) off = -off;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s, %d %s %04d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday % 7],
+                tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec, sign, off / 60, off % 60);
+  return buf;
+}
+
+std::string new_message_id(std::string_view hostname) {
+  static std::atomic<unsigned> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%llx.%x.%u.%llx",
+                static_cast<unsigned long long>(std::chrono::duration_cast<std::chrono::microseconds>(now).count()),
+                static_cast<unsigned>(::getpid()), counter.fetch_add(1),
+                static_cast<unsigned long long>(rng() & 0xFFFFFFFFFFull));
+  std::string host(hostname.empty() ? "localhost" : hostname);
+  return "<" + std::string(buf) + "@" + host + ">";
+}
+
+std::string build_text_message(const TextMessage& m) {
+  std::string out;
+  out += "Date: " + rfc5322_date(std::chrono::system_clock::now()) + "\r\n";
+  out += "From: " + m.from + "\r\n";
+  std::string to;
+  for (const auto& a : m.to) to += (to.empty() ? "" : ",\r\n ") + a;
+  out += "To: " + (to.empty() ? std::string("undisclosed-recipients:;") : to) + "\r\n";
+  out += "Subject: " + encode_header_value(m.subject, 9) + "\r\n";
+  out += "Message-ID: " + new_message_id(m.hostname) + "\r\n";
+  out += m.extra_headers;
+  out += "MIME-Version: 1.0\r\n";
+  out += "Content-Type: text/plain; charset=UTF-8\r\n";
+  std::string body = crlf(m.body);
+  bool ascii = true;
+  for (char c : body)
+    if (static_cast<unsigned char>(c) >= 0x80 || c == '\0') ascii = false;
+  bool long_line = false;
+  for (std::size_t p = 0, q; p < body.size(); p = q + 2) {
+    q = body.find("\r\n", p);
+    if (q == std::string::npos) q = body.size();
+    if (q - p > 998) long_line = true;
+  }
+  if (ascii && !long_line) {
+    out += "Content-Transfer-Encoding: 7bit\r\n\r\n";
+    out += body;
+    if (!body.empty() && !body.ends_with("\r\n")) out += "\r\n";
+  } else {
+    out += "Content-Transfer-Encoding: base64\r\n\r\n";
+    auto b64 = smtp::base64_encode(body);
+    for (std::size_t i = 0; i < b64.size(); i += 76) out += b64.substr(i, 76) + "\r\n";
+  }
+  return out;
+}
+
+std::string read_message(std::string_view input, bool ignore_dots) {
+  std::string msg = crlf(input);
+  if (!ignore_dots) {
+    // A line with a single "." ends the message (classic sendmail without -i).
+    std::size_t p = 0;
+    while (p <= msg.size()) {
+      auto q = msg.find("\r\n", p);
+      std::string_view line = std::string_view(msg).substr(p, q == std::string::npos ? std::string::npos : q - p);
+      if (line == ".") {
+        msg.resize(p);
+        break;
+      }
+      if (q == std::string::npos) break;
+      p = q + 2;
+    }
+  }
+  if (!msg.empty() && !msg.ends_with("\r\n")) msg += "\r\n";
+  return msg;
+}
+
+Result<HeaderRecipients> recipients_from_headers(std::string_view message) {
+  HeaderRecipients r;
+  std::string msg(message);
+  auto fields = header_fields(msg);
+  std::vector<std::pair<std::size_t, std::size_t>> bcc;
+  for (const auto& f : fields) {
+    bool is_bcc = util::iequals(f.name, "Bcc");
+    if (util::iequals(f.name, "To") || util::iequals(f.name, "Cc") || is_bcc) {
+      for (auto& a : parse_address_list(f.value)) {
+        if (!valid_address(a)) return fail(Errc::invalid_argument, "bad address in " + f.name + ": " + a);
+        r.recipients.push_back(std::move(a));
+      }
+    }
+    if (is_bcc) bcc.emplace_back(f.begin, f.end);
+  }
+  for (auto it = bcc.rbegin(); it != bcc.rend(); ++it) msg.erase(it->first, it->second - it->first);
+  r.message = std::move(msg);
+  return r;
+}
+
+std::string complete_headers(std::string_view message, std::string_view from, std::string_view hostname) {
+  auto fields = header_fields(message);
+  auto has = [&](std::string_view name) {
+    for (const auto& f : fields)
+      if (util::iequals(f.name, name)) return true;
+    return false;
+  };
+  std::string add;
+  if (!has("Date")) add += "Date: " + rfc5322_date(std::chrono::system_clock::now()) + "\r\n";
+  if (!has("From")) add += "From: " + std::string(from.empty() ? "MAILER-DAEMON" : from) + "\r\n";
+  if (!has("Message-ID")) add += "Message-ID: " + new_message_id(hostname) + "\r\n";
+  if (header_end(message) == message.size() && !message.empty() && fields.empty())
+    return add + "\r\n" + std::string(message);  // no header at all: all body
+  return add + std::string(message);
+}
+
+namespace {
+
+// An exclusive lock on `file` (created 0600 when missing) for the -onlyonce
+// record; the descriptor is returned open.
+Result<int> lock_file(const fs::path& file) {
+  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return fail_errno("open " + file.string(), errno);
+  if (::flock(fd, LOCK_EX) != 0) {
+    int err = errno;
+    ::close(fd);
+    return fail_errno("lock " + file.string(), err);
+  }
+  return fd;
+}
+
+Result<std::string> read_fd(int fd) {
+  std::string out;
+  char buf[8192];
+  if (::lseek(fd, 0, SEEK_SET) < 0) return fail_errno("seek", errno);
+  for (;;) {
+    auto n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("read", errno);
+    if (n == 0) return out;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+bool pair_in(std::string_view text, std::string_view from, std::string_view to) {
+  for (const auto& line : util::split_list(text, '\n')) {
+    auto parts = util::split_list(line, ',');
+    if (parts.size() == 2 && util::iequals(util::trim(parts[0]), from) &&
+        util::iequals(util::trim(parts[1]), to))
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<bool> onlyonce_seen(const fs::path& file, std::string_view from, std::string_view to) {
+  auto fd = lock_file(file);
+  if (!fd) return unexpected(fd.error());
+  auto text = read_fd(*fd);
+  ::close(*fd);
+  if (!text) return unexpected(text.error());
+  return pair_in(*text, from, to);
+}
+
+Status onlyonce_record(const fs::path& file, std::string_view from, std::string_view to) {
+  if (!valid_address(from) || !valid_address(to))
+    return fail(Errc::invalid_argument, "cannot record an invalid address");
+  auto fd = lock_file(file);
+  if (!fd) return unexpected(fd.error());
+  auto text = read_fd(*fd);
+  Status st;
+  if (!text) st = unexpected(text.error());
+  else if (!pair_in(*text, from, to)) {
+    std::string line = std::string(from) + "," + std::string(to) + "\n";
+    if (!text->empty() && text->back() != '\n') line = "\n" + line;
+    if (::lseek(*fd, 0, SEEK_END) < 0 ||
+        ::write(*fd, line.data(), line.size()) != static_cast<ssize_t>(line.size()) || ::fsync(*fd) != 0)
+      st = fail_errno("write " + file.string(), errno);
+  }
+  ::close(*fd);
+  return st;
+}
+
+// ---- The SMTP client over the submit socket
+
+namespace {
+
+class Client {
+ public:
+  Client(int fd, Clock::time_point deadline) : fd_(fd), deadline_(deadline) {}
+  ~Client() { ::close(fd_); }
+
+  struct Reply {
+    int code = 0;
+    std::string text;
+  };
+
+  Result<Reply> reply() {
+    Reply r;
+    for (;;) {
+      auto line = control::read_line_buffered(fd_, buf_, 4096, deadline_);
+      if (!line) return unexpected(line.error());
+      if (line->size() < 3) return fail(Errc::protocol, "bad reply from the server: " + *line);
+      auto code = util::parse_int(std::string_view(*line).substr(0, 3));
+      if (!code) return fail(Errc::protocol, "bad reply from the server: " + *line);
+      r.code = static_cast<int>(*code);
+      if (!r.text.empty()) r.text += ' ';
+      r.text += *line;
+      if (line->size() == 3 || (*line)[3] != '-') return r;
+    }
+  }
+
+  Status send(std::string_view data) {
+    while (!data.empty()) {
+      auto n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return fail_errno("write to the server", errno);
+      data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return {};
+  }
+
+  // Send a command, expect a reply in [lo, hi].
+  Status command(std::string_view line, int expect) {
+    if (!line.empty())
+      if (auto st = send(std::string(line) + "\r\n"); !st) return st;
+    auto r = reply();
+    if (!r) return unexpected(r.error());
+    if (r->code / 100 != expect / 100) {
+      Error e(r->code >= 500 ? Errc::invalid_argument : Errc::temporary,
+              "the server refused " + (line.empty() ? std::string("the connection") : std::string(line)) +
+                  ": " + r->text);
+      e.smtp_code = r->code;
+      return unexpected(std::move(e));
+    }
+    return {};
+  }
+
+ private:
+  int fd_;
+  Clock::time_point deadline_;
+  std::string buf_;
+};
+
+}  // namespace
+
+Status send(const fs::path& socket, const Envelope& env, std::string_view message,
+            std::chrono::seconds timeout) {
+  if (env.recipients.empty()) return fail(Errc::invalid_argument, "no recipients");
+  if (!env.sender.empty() && !valid_address(env.sender))
+    return fail(Errc::invalid_argument, "bad sender address: " + env.sender);
+  for (const auto& r : env.recipients)
+    if (!valid_address(r)) return fail(Errc::invalid_argument, "bad recipient address: " + r);
+  auto fd = control::connect_unix(socket);
+  if (!fd) {
+    if (fd.error().code == Errc::unavailable)
+      return fail(Errc::unavailable, "the wizmail server is not running (" + socket.string() + ")");
+    return unexpected(fd.error());
+  }
+  Client c(*fd, Clock::now() + timeout);
+  if (auto st = c.command("", 220); !st) return st;
+  if (auto st = c.command("EHLO localhost", 250); !st) return st;
+  if (auto st = c.command("MAIL FROM:<" + env.sender + ">", 250); !st) return st;
+  for (const auto& r : env.recipients)
+    if (auto st = c.command("RCPT TO:<" + r + ">", 250); !st) return st;
+  if (auto st = c.command("DATA", 354); !st) return st;
+  // Dot-stuffing; the message already has CRLF line ends.
+  std::string norm = crlf(message);
+  std::string data;
+  data.reserve(norm.size() + 64);
+  bool bol = true;
+  for (char ch : norm) {
+    if (bol && ch == '.') data += '.';
+    data += ch;
+    bol = ch == '\n';
+  }
+  if (!data.empty() && !data.ends_with("\r\n")) data += "\r\n";
+  data += ".\r\n";
+  if (auto st = c.send(data); !st) return st;
+  if (auto st = c.command("", 250); !st) return st;
+  (void)c.command("QUIT", 221);
+  return {};
+}
+
+}  // namespace wizmail::submit

@@ -1,0 +1,29 @@
+#include "ops/server_metrics.hpp"
+
+#include <ctime>
+
+namespace wizmail::ops {
+
+Result<std::unique_ptr<MetricsServer>> open_server_metrics(asio::io_context& io, const Server& server,
+                                                           const Config& config, bool ephemeral) {
+  if (config.server.metrics_port <= 0) return std::unique_ptr<MetricsServer>();
+  auto gauge = std::make_shared<QueueGauge>(config.queue_dir());
+  const std::int64_t started = static_cast<std::int64_t>(std::time(nullptr));
+  auto m = std::make_unique<MetricsServer>(io, [&server, gauge, started] {
+    MetricsSnapshot s;
+    s.stats = server.stats();
+    auto q = gauge->get();
+    s.queue_length = q.length;
+    auto now = static_cast<std::int64_t>(std::time(nullptr));
+    s.queue_oldest_age = q.oldest_created > 0 && now > q.oldest_created ? now - q.oldest_created : 0;
+    s.start_time = started;
+    return render_metrics(s);
+  });
+  // Loopback only: the figures are not secret, but nothing about them needs
+  // the network; a remote Prometheus scrapes through a proxy or a tunnel.
+  auto port = static_cast<std::uint16_t>(ephemeral ? 0 : config.server.metrics_port);
+  if (auto st = m->open("127.0.0.1", port); !st) return unexpected(st.error());
+  return m;
+}
+
+}  // namespace wizmail::ops

@@ -1,0 +1,18 @@
+// Private: the glue between Server and the metrics endpoint.
+#pragma once
+
+#include <memory>
+
+#include "ops/metrics.hpp"
+#include "wizmail/config.hpp"
+#include "wizmail/server.hpp"
+
+namespace wizmail::ops {
+
+// Open the Prometheus endpoint on 127.0.0.1:<metrics_port> (an ephemeral
+// port when `ephemeral`) serving `server`'s figures; null when
+// metrics_port is 0. `server` must outlive the returned object's close().
+Result<std::unique_ptr<MetricsServer>> open_server_metrics(asio::io_context& io, const Server& server,
+                                                           const Config& config, bool ephemeral);
+
+}  // namespace wizmail::ops

@@ -1,0 +1,168 @@
+// RFC 3464 delivery status notifications (bounces), built as text. Pure.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <ctime>
+
+#include "wizmail/outbound.hpp"
+
+namespace wizmail {
+
+namespace {
+
+// DSN fields and the human part are 7-bit: anything else becomes '?', line
+// breaks become spaces, and a field is cut at `max` octets.
+std::string ascii(std::string_view s, std::size_t max = 900) {
+  std::string out;
+  out.reserve(std::min(s.size(), max));
+  for (char ch : s) {
+    if (out.size() >= max) break;
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '\r' || c == '\n' || c == '\t') out += ' ';
+    else if (c < 0x20 || c >= 0x7F) out += '?';
+    else out += ch;
+  }
+  return out;
+}
+
+std::string rfc5322_date(std::int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  ::gmtime_r(&tt, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  return buf;
+}
+
+std::string status_of(const DsnRecipient& r, bool timed_out) {
+  auto valid = [](std::string_view s) {
+    return s.size() >= 5 && (s[0] == '4' || s[0] == '5') && s[1] == '.' &&
+           s.find_first_not_of("0123456789.") == std::string_view::npos;
+  };
+  if (valid(r.status)) return r.status;
+  if (r.smtp_code >= 500) return "5.0.0";
+  if (timed_out) return "4.4.7";
+  if (r.smtp_code >= 400) return "4.0.0";
+  return "5.0.0";
+}
+
+// Header block with CRLF line ends; a line that could be taken for our MIME
+// boundary cannot occur (the boundary holds a random part and "=_").
+std::string crlf_headers(std::string_view h) {
+  std::string out;
+  out.reserve(h.size() + 64);
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    char c = h[i];
+    if (c == '\n' && (out.empty() || out.back() != '\r')) out += '\r';
+    out += c;
+  }
+  // Drop the empty line ending the block; the part ends with one CRLF.
+  while (out.size() >= 4 && out.compare(out.size() - 4, 4, "\r\n\r\n") == 0) out.resize(out.size() - 2);
+  if (!out.empty() && (out.size() < 2 || out.compare(out.size() - 2, 2, "\r\n") != 0)) out += "\r\n";
+  return out;
+}
+
+}  // namespace
+
+std::string build_dsn(const DsnInput& in) {
+  const std::string domain = ascii(in.reporting_domain.empty() ? "localhost" : in.reporting_domain, 200);
+  const std::string mta = ascii(in.reporting_mta.empty() ? domain : in.reporting_mta, 200);
+  const std::string boundary = "=_wizmail_" + ascii(in.queue_id, 100) + "_" + std::to_string(in.now);
+  const std::string sender = ascii(in.original_sender, 300);
+  std::string m;
+  m.reserve(2048 + in.original_headers.size());
+  m += "From: Mail Delivery System <MAILER-DAEMON@" + domain + ">\r\n";
+  m += "To: <" + sender + ">\r\n";
+  m += std::string("Subject: ") +
+       (in.timed_out ? "Undelivered Mail Returned to Sender (delivery time expired)"
+                     : "Undelivered Mail Returned to Sender") + "\r\n";
+  m += "Date: " + rfc5322_date(in.now) + "\r\n";
+  m += "Message-ID: <" + ascii(in.queue_id, 100) + "." + std::to_string(in.now) + ".dsn@" + domain + ">\r\n";
+  m += "Auto-Submitted: auto-replied\r\n";
+  m += "MIME-Version: 1.0\r\n";
+  m += "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"" + boundary + "\"\r\n";
+  m += "\r\nThis is a MIME-encapsulated message.\r\n\r\n";
+
+  // 1. For the human.
+  m += "--" + boundary + "\r\n";
+  m += "Content-Description: Notification\r\n";
+  m += "Content-Type: text/plain; charset=us-ascii\r\n\r\n";
+  m += "This is the mail system at host " + mta + ".\r\n\r\n";
+  if (in.timed_out)
+    m += "Your message could not be delivered to one or more recipients within the\r\n"
+         "time the mail system retries. It has been returned to you.\r\n\r\n";
+  else
+    m += "Your message could not be delivered to one or more recipients.\r\n"
+         "It has been returned to you.\r\n\r\n";
+  m += "For further assistance, send mail to postmaster@" + domain + ".\r\n\r\n";
+  for (const auto& r : in.recipients) {
+    m += "<" + ascii(r.address, 300) + ">: ";
+    if (!r.remote_mta.empty()) m += "host " + ascii(r.remote_mta, 200) + " said: ";
+    m += ascii(r.diagnostic) + "\r\n";
+  }
+  m += "\r\n";
+
+  // 2. For the machine (RFC 3464 §2).
+  m += "--" + boundary + "\r\n";
+  m += "Content-Description: Delivery report\r\n";
+  m += "Content-Type: message/delivery-status\r\n\r\n";
+  m += "Reporting-MTA: dns; " + mta + "\r\n";
+  if (!in.queue_id.empty()) m += "X-Wizmail-Queue-ID: " + ascii(in.queue_id, 100) + "\r\n";
+  if (in.arrival_time > 0) m += "Arrival-Date: " + rfc5322_date(in.arrival_time) + "\r\n";
+  for (const auto& r : in.recipients) {
+    m += "\r\n";
+    m += "Final-Recipient: rfc822; " + ascii(r.address, 300) + "\r\n";
+    m += "Action: failed\r\n";
+    m += "Status: " + status_of(r, in.timed_out) + "\r\n";
+    if (!r.remote_mta.empty()) m += "Remote-MTA: dns; " + ascii(r.remote_mta, 200) + "\r\n";
+    if (r.smtp_code > 0) m += "Diagnostic-Code: smtp; " + ascii(r.diagnostic) + "\r\n";
+    else if (!r.diagnostic.empty()) m += "Diagnostic-Code: X-wizmail; " + ascii(r.diagnostic) + "\r\n";
+    m += "Last-Attempt-Date: " + rfc5322_date(in.now) + "\r\n";
+  }
+  m += "\r\n";
+
+  // 3. The original headers.
+  m += "--" + boundary + "\r\n";
+  m += "Content-Description: Undelivered Message Headers\r\n";
+  m += "Content-Type: text/rfc822-headers\r\n";
+  bool eight = false;
+  for (char c : in.original_headers)
+    if (static_cast<unsigned char>(c) >= 0x80) eight = true;
+  if (eight) m += "Content-Transfer-Encoding: 8bit\r\n";
+  m += "\r\n";
+  m += crlf_headers(in.original_headers);
+  m += "\r\n--" + boundary + "--\r\n";
+  return m;
+}
+
+Result<std::string> read_header_block(const std::filesystem::path& message, std::size_t limit) {
+  int fd = ::open(message.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail_errno("open " + message.string(), errno);
+  std::string text;
+  char buf[8192];
+  while (text.size() < limit) {
+    ssize_t n = ::read(fd, buf, std::min(sizeof buf, limit - text.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      return fail_errno("read " + message.string(), e);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    auto end = text.find("\r\n\r\n");
+    auto end_lf = text.find("\n\n");
+    if (end != std::string::npos || end_lf != std::string::npos) break;
+  }
+  ::close(fd);
+  auto end = text.find("\r\n\r\n");
+  auto end_lf = text.find("\n\n");
+  if (end != std::string::npos && (end_lf == std::string::npos || end < end_lf)) return text.substr(0, end + 4);
+  if (end_lf != std::string::npos) return text.substr(0, end_lf + 2);
+  // No end of header found within the limit: cut at the last line end.
+  auto last = text.rfind('\n');
+  if (last == std::string::npos) return std::string();
+  return text.substr(0, last + 1);
+}
+
+}  // namespace wizmail

@@ -1,0 +1,741 @@
+// The retry-queue runner (wizmail::Relay). Everything below runs on the
+// runner's own io_context thread, so its state needs no lock; route look-ups
+// run on a small worker pool (c-ares, blocking) and come back to that thread.
+//
+// One round for a message: claim it (incoming|deferred → active), split its
+// pending recipients by destination (the recipient domain, or one group for
+// the smart host), hand each group to that destination's queue. A
+// destination has at most max_per_destination sessions, each delivering
+// group after group over one connection. When every group of a message is
+// done the message is finished: bounce what failed (once, in this round),
+// then remove it, or save it with its next attempt time and move it to
+// deferred/. A recipient's result is saved (fsynced) right after its
+// transaction, so a 250 is never followed by a second delivery; a crash
+// between the peer's 250 and that save can duplicate, as RFC 5321 §6.1
+// accepts.
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/thread_pool.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "net/tls.hpp"
+#include "outbound/smtp_client.hpp"
+#include "util/fs.hpp"
+#include "util/strings.hpp"
+#include "wizmail/account_store.hpp"
+#include "wizmail/maildir_delivery.hpp"
+#include "wizmail/outbound.hpp"
+
+// g++ 12 reports a false -Wmismatched-new-delete for some coroutine frames
+// (Asio's awaitable_frame_base defines both its operator new and delete,
+// so they always match): silence it for this file only.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+namespace wizmail {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using outbound::SmtpClient;
+
+namespace {
+
+std::int64_t unix_now() {
+  using namespace std::chrono;
+  return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string domain_of(std::string_view address) {
+  auto at = address.rfind('@');
+  if (at == std::string_view::npos) return {};
+  return util::to_lower(address.substr(at + 1));
+}
+
+bool has_eight_bit(const fs::path& file) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[65536];
+  bool found = false;
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    for (ssize_t i = 0; i < n && !found; ++i)
+      if (static_cast<unsigned char>(buf[i]) >= 0x80) found = true;
+    if (found) break;
+  }
+  ::close(fd);
+  return found;
+}
+
+}  // namespace
+
+std::chrono::milliseconds retry_delay(std::chrono::milliseconds base, int attempts) {
+  if (base.count() <= 0) base = 1ms;
+  auto cap = std::max<std::chrono::milliseconds>(base, 1h);
+  auto d = base;
+  for (int i = 1; i < attempts && d < cap; ++i) d *= 2;
+  return std::min(d, cap);
+}
+
+struct Relay::Impl {
+  Impl(std::shared_ptr<const Config> cfg, RelayOptions o)
+      : opt(std::move(o)), config(std::move(cfg)), queue(config->queue_dir()), scan_timer(io),
+        stop_timer(io) {}
+
+  // --- fixed
+  RelayOptions opt;
+  asio::io_context io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::thread thread;
+  asio::thread_pool dns_pool{2};
+  net::TlsContextPtr tls;
+
+  mutable std::mutex cfg_mu;
+  std::shared_ptr<const Config> config;
+  std::shared_ptr<const Config> cfg() const {
+    std::lock_guard lk(cfg_mu);
+    return config;
+  }
+
+  RelayQueue queue;
+  asio::steady_timer scan_timer;
+  asio::steady_timer stop_timer;
+
+  std::atomic<bool> scan_posted{false};
+  std::atomic<std::uint64_t> n_delivered{0}, n_deferred{0}, n_failed{0}, n_bounces{0}, n_connections{0},
+      n_in_flight{0};
+
+  // --- runner thread only
+  struct Claimed {
+    QueueEntry entry;
+    int outstanding = 0;  // destination groups not yet done
+    bool eight_bit = false;
+    bool attempted = false;
+    std::vector<DsnRecipient> failures;  // failed in this round
+  };
+  std::map<std::string, Claimed> claimed;
+  struct Work {
+    std::string id;
+    std::vector<std::size_t> rcpts;  // indexes into entry.recipients
+  };
+  struct Destination {
+    std::deque<Work> queue;
+    std::size_t workers = 0;
+  };
+  std::map<std::string, Destination> dests;
+  std::size_t workers_total = 0;
+  std::set<std::shared_ptr<SmtpClient>> live;
+  bool started = false, stopping = false, flush_requested = false, stop_finished = false;
+  std::vector<std::function<void()>> stop_done;
+
+  void log(const std::string& line) const {
+    if (opt.log) opt.log(line);
+  }
+  std::string hostname() const { return opt.hostname.empty() ? cfg()->server.domain : opt.hostname; }
+  std::chrono::milliseconds scan_interval() const {
+    if (opt.scan_interval.count() > 0) return opt.scan_interval;
+    return std::chrono::seconds(std::max(cfg()->smtp.resend_scan_interval, 1));
+  }
+  std::chrono::milliseconds retry_base() const {
+    if (opt.retry_base.count() > 0) return opt.retry_base;
+    return scan_interval();
+  }
+  std::chrono::milliseconds give_up_after() const {
+    if (opt.give_up_after.count() > 0) return opt.give_up_after;
+    return std::chrono::minutes(std::max(cfg()->smtp.resend_timeout, 1));
+  }
+
+  void scan();
+  void schedule_scan();
+  void claim(const std::string& id);
+  void ensure_workers();
+  asio::awaitable<void> worker(std::string key);
+  asio::awaitable<Result<std::shared_ptr<SmtpClient>>> open_session(const std::vector<Hop>& hops);
+  void apply(Work& w, const Result<outbound::TransactionResult>& tr, const std::string& host);
+  void record(Claimed& c, std::size_t idx, RecipientState st, const std::string& text, int code,
+              const std::string& enhanced, const std::string& host);
+  void fail_work(Work& w, const Error& why, const std::string& host);
+  void done_with(const std::string& id);
+  void finish(const std::string& id);
+  void bounce(const QueueEntry& e, const std::vector<DsnRecipient>& failures, bool timed_out);
+  void keep_dead(const QueueEntry& e);
+  void check_stopped();
+};
+
+void Relay::Impl::schedule_scan() {
+  if (stopping) return;
+  auto wait = scan_interval();
+  if (auto next = queue.next_due(); next && *next) {
+    auto delta = std::chrono::seconds(std::max<std::int64_t>(**next - unix_now(), 0));
+    // A retry due before the next regular scan is taken on time.
+    if (delta < wait) wait = std::max<std::chrono::milliseconds>(delta, 50ms);
+  }
+  scan_timer.expires_after(wait);
+  scan_timer.async_wait([this](std::error_code ec) {
+    if (!ec) scan();
+  });
+}
+
+void Relay::Impl::scan() {
+  if (stopping) return;
+  std::vector<std::string> ids;
+  if (flush_requested) {
+    flush_requested = false;
+    // Everything waiting, whatever its back-off (queue flush).
+    ids = queue.due(std::numeric_limits<std::int64_t>::max()).value_or(std::vector<std::string>{});
+  } else if (auto due = queue.due(unix_now())) {
+    ids = std::move(*due);
+  } else {
+    log("relay: queue scan failed: " + due.error().message);
+  }
+  for (const auto& id : ids) {
+    if (claimed.count(id)) continue;
+    claim(id);
+  }
+  ensure_workers();
+  schedule_scan();
+}
+
+void Relay::Impl::claim(const std::string& id) {
+  // The rename is the claim: an admin's `queue delete` racing with us either
+  // took the envelope first (then move fails) or finds it active.
+  if (auto st = queue.move(id, QueueState::active); !st) return;
+  auto e = queue.load(id);
+  if (!e) {
+    log("relay: " + id + ": unreadable envelope, moved to corrupt/: " + e.error().message);
+    auto from = queue.dir() / "active" / id;
+    ::rename(from.c_str(), (queue.dir() / "corrupt" / id).c_str());
+    return;
+  }
+  Claimed c;
+  c.entry = std::move(*e);
+  c.eight_bit = has_eight_bit(queue.message_path(id));
+  auto config = cfg();
+  const bool smart = !config->smtp.smart_host.empty();
+  std::map<std::string, std::vector<std::size_t>> groups;
+  for (std::size_t i = 0; i < c.entry.recipients.size(); ++i) {
+    const auto& r = c.entry.recipients[i];
+    if (r.state != RecipientState::pending) continue;
+    groups[smart ? "[smart-host]" : domain_of(r.address)].push_back(i);
+  }
+  c.outstanding = static_cast<int>(groups.size());
+  claimed.emplace(id, std::move(c));
+  n_in_flight.fetch_add(1);
+  if (groups.empty()) {
+    finish(id);
+    return;
+  }
+  for (auto& [key, idx] : groups) dests[key].queue.push_back({id, std::move(idx)});
+}
+
+void Relay::Impl::ensure_workers() {
+  for (auto& [key, d] : dests) {
+    while (!stopping && d.workers < opt.max_per_destination && d.workers < d.queue.size() &&
+           workers_total < opt.max_connections) {
+      ++d.workers;
+      ++workers_total;
+      asio::co_spawn(io, worker(key), asio::detached);
+    }
+  }
+  std::erase_if(dests, [](const auto& p) { return p.second.workers == 0 && p.second.queue.empty(); });
+}
+
+void Relay::Impl::record(Claimed& c, std::size_t idx, RecipientState st, const std::string& text, int code,
+                         const std::string& enhanced, const std::string& host) {
+  auto& r = c.entry.recipients[idx];
+  if (r.state != RecipientState::pending) return;
+  r.state = st;
+  ++r.attempts;
+  r.last_reply = host.empty() ? text : host + ": " + text;
+  c.attempted = true;
+  if (st == RecipientState::delivered) {
+    n_delivered.fetch_add(1);
+    log("relay: " + c.entry.id + " to <" + r.address + "> delivered: " + r.last_reply);
+  } else if (st == RecipientState::failed) {
+    n_failed.fetch_add(1);
+    c.failures.push_back({r.address, enhanced, host, text, code});
+    log("relay: " + c.entry.id + " to <" + r.address + "> failed: " + r.last_reply);
+  } else {
+    n_deferred.fetch_add(1);
+    log("relay: " + c.entry.id + " to <" + r.address + "> deferred: " + r.last_reply);
+  }
+}
+
+void Relay::Impl::fail_work(Work& w, const Error& why, const std::string& host) {
+  auto it = claimed.find(w.id);
+  if (it == claimed.end()) return;
+  bool permanent = why.code == Errc::not_found || why.code == Errc::invalid_argument;
+  for (auto i : w.rcpts)
+    record(it->second, i, permanent ? RecipientState::failed : RecipientState::pending, why.message, 0,
+           permanent ? (why.code == Errc::not_found ? "5.1.2" : "5.1.10") : "", host);
+  it->second.entry.attempts.push_back({unix_now(), (host.empty() ? "" : host + ": ") + why.message});
+}
+
+void Relay::Impl::apply(Work& w, const Result<outbound::TransactionResult>& tr, const std::string& host) {
+  auto it = claimed.find(w.id);
+  if (it == claimed.end()) return;
+  auto& c = it->second;
+  if (!tr) {
+    fail_work(w, tr.error(), host);
+    return;
+  }
+  auto state_of = [](const SmtpReply& r) {
+    return r.positive() ? RecipientState::delivered
+                        : r.permanent() ? RecipientState::failed : RecipientState::pending;
+  };
+  auto put = [&](std::size_t k, const SmtpReply& r) {
+    record(c, w.rcpts[k], state_of(r), r.to_string(), r.code, r.enhanced, host);
+  };
+  std::string summary;
+  if (tr->local_failure) {
+    for (std::size_t k = 0; k < w.rcpts.size(); ++k) put(k, *tr->local_failure);
+    summary = tr->local_failure->to_string();
+  } else if (!tr->mail.positive()) {
+    for (std::size_t k = 0; k < w.rcpts.size(); ++k) put(k, tr->mail);
+    summary = "MAIL: " + tr->mail.to_string();
+  } else {
+    const SmtpReply* final_reply = tr->end.code ? &tr->end : tr->data.code && tr->data.code != 354 ? &tr->data : nullptr;
+    for (std::size_t k = 0; k < w.rcpts.size(); ++k) {
+      const auto& rr = tr->rcpts[k];
+      if (!rr.positive()) put(k, rr.code ? rr : tr->mail);
+      else if (final_reply) put(k, *final_reply);
+      else {
+        // Accepted recipient, but no DATA happened (cannot occur with a
+        // well-behaved peer): try again later.
+        SmtpReply r;
+        r.code = 451;
+        r.lines = {"no DATA reply"};
+        put(k, r);
+      }
+    }
+    summary = final_reply ? final_reply->to_string() : "no recipient accepted";
+  }
+  c.entry.attempts.push_back({unix_now(), host + ": " + summary});
+  // Durable before anything else happens: a recorded 250 is never resent.
+  if (auto st = queue.save(c.entry); !st) log("relay: cannot save " + w.id + ": " + st.error().message);
+}
+
+void Relay::Impl::done_with(const std::string& id) {
+  auto it = claimed.find(id);
+  if (it == claimed.end()) return;
+  if (--it->second.outstanding <= 0) finish(id);
+}
+
+void Relay::Impl::finish(const std::string& id) {
+  auto it = claimed.find(id);
+  if (it == claimed.end()) return;
+  Claimed c = std::move(it->second);
+  claimed.erase(it);
+  n_in_flight.fetch_sub(1);
+  auto& e = c.entry;
+  auto now = unix_now();
+  bool timed_out = false;
+  if (!e.finished() && c.attempted) {
+    using namespace std::chrono;
+    auto now_ms = duration_cast<milliseconds>(system_clock::now().time_since_epoch());
+    timed_out = now_ms - milliseconds(e.created * 1000) >= give_up_after();
+  }
+  if (timed_out) {
+    for (auto& r : e.recipients) {
+      if (r.state != RecipientState::pending) continue;
+      r.state = RecipientState::failed;
+      n_failed.fetch_add(1);
+      auto sp = r.last_reply.find(": ");
+      std::string host = sp == std::string::npos ? "" : r.last_reply.substr(0, sp);
+      std::string text = sp == std::string::npos ? r.last_reply : r.last_reply.substr(sp + 2);
+      int code = 0;
+      if (auto n = util::parse_int(std::string_view(text).substr(0, 3)); n && *n >= 400 && *n < 600)
+        code = static_cast<int>(*n);
+      c.failures.push_back({r.address, "", host,
+                            "delivery time expired; last error: " + (text.empty() ? "none" : text), code});
+      log("relay: " + e.id + " to <" + r.address + "> given up after resend_timeout: " + r.last_reply);
+    }
+  }
+  if (!c.failures.empty()) bounce(e, c.failures, timed_out);
+  if (e.finished()) {
+    if (auto st = queue.remove(id); !st) log("relay: cannot remove " + id + ": " + st.error().message);
+    return;
+  }
+  if (c.attempted) {
+    int rounds = 0;
+    for (const auto& r : e.recipients)
+      if (r.state == RecipientState::pending) rounds = std::max(rounds, r.attempts);
+    auto delay = retry_delay(retry_base(), rounds);
+    e.next_attempt = now + std::max<std::int64_t>(
+                               std::chrono::duration_cast<std::chrono::seconds>(delay + 999ms).count(), 0);
+    if (delay < 1s) e.next_attempt = now;
+    if (auto st = queue.save(e); !st) log("relay: cannot save " + id + ": " + st.error().message);
+  }
+  if (auto st = queue.move(id, QueueState::deferred); !st)
+    log("relay: cannot defer " + id + ": " + st.error().message);
+}
+
+void Relay::Impl::keep_dead(const QueueEntry& e) {
+  auto dead = cfg()->dead_dir();
+  if (auto st = util::make_dirs(dead, 0700); !st) {
+    log("relay: " + st.error().message);
+    return;
+  }
+  auto target = dead / e.id;
+  struct stat sb{};
+  if (::stat(target.c_str(), &sb) != 0) {
+    auto src = queue.message_path(e.id);
+    if (::link(src.c_str(), target.c_str()) != 0) {
+      if (auto text = util::read_file(src)) (void)util::write_file_atomic(target, *text, 0600);
+    }
+  }
+  (void)util::write_file_atomic(dead / (e.id + ".envelope"), serialize_queue_entry(e), 0600);
+  (void)util::fsync_dir(dead);
+}
+
+void Relay::Impl::bounce(const QueueEntry& e, const std::vector<DsnRecipient>& failures, bool timed_out) {
+  keep_dead(e);
+  auto config = cfg();
+  DsnInput in;
+  in.reporting_domain = config->server.domain;
+  in.reporting_mta = hostname();
+  in.original_sender = e.sender;
+  in.queue_id = e.id;
+  in.arrival_time = e.created;
+  in.now = unix_now();
+  in.recipients = failures;
+  in.timed_out = timed_out;
+  if (auto h = read_header_block(queue.message_path(e.id))) in.original_headers = std::move(*h);
+  std::string dsn = build_dsn(in);
+  n_bounces.fetch_add(1);
+  if (opt.on_bounce) opt.on_bounce();
+
+  AccountStore store(config->mailbox_dir());
+  std::vector<fs::path> maildirs;
+  if (store.exists("postmaster"))
+    if (auto d = store.account_dir("postmaster")) maildirs.push_back(*d);
+  if (e.sender.empty()) {
+    log("relay: " + e.id + ": null sender, no bounce (copy to postmaster, message kept in deadmail/)");
+  } else {
+    auto domain = domain_of(e.sender);
+    auto locals = config->local_domains();
+    bool local = std::find(locals.begin(), locals.end(), domain) != locals.end();
+    if (local) {
+      auto name = AccountStore::normalize_name(std::string_view(e.sender).substr(0, e.sender.rfind('@')));
+      if (name && store.exists(*name)) {
+        if (auto d = store.account_dir(*name)) {
+          if (std::find(maildirs.begin(), maildirs.end(), *d) == maildirs.end()) maildirs.push_back(*d);
+        }
+      } else {
+        log("relay: " + e.id + ": bounce to <" + e.sender + ">: no such local account (postmaster gets it)");
+      }
+    } else {
+      QueueEnvelope env;
+      env.recipients = {e.sender};
+      if (auto id = queue.enqueue(env, std::string_view(dsn)))
+        log("relay: " + e.id + ": bounce to <" + e.sender + "> queued as " + *id);
+      else
+        log("relay: " + e.id + ": cannot queue bounce: " + id.error().message);
+      asio::post(io, [this] { scan(); });
+    }
+  }
+  if (maildirs.empty()) return;
+  auto results = deliver(maildirs, dsn);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (results[i]) log("relay: " + e.id + ": bounce delivered to " + maildirs[i].filename().string());
+    else log("relay: " + e.id + ": bounce delivery to " + maildirs[i].filename().string() + " failed: " +
+             results[i].error().message);
+  }
+}
+
+asio::awaitable<Result<std::shared_ptr<SmtpClient>>> Relay::Impl::open_session(const std::vector<Hop>& hops) {
+  Error last(Errc::temporary, "no host to try");
+  for (const auto& hop : hops) {
+    for (const auto& addr : hop.addresses) {
+      // Opportunistic TLS: when the handshake fails, the same host again
+      // in plain text (as Postfix does for `may`).
+      for (bool try_tls : {true, false}) {
+        if (stopping) co_return unexpected(Error(Errc::temporary, "stopping"));
+        auto client = std::make_shared<SmtpClient>(io.get_executor(), opt.timeouts);
+        live.insert(client);
+        struct Forget {
+          Impl* self;
+          std::shared_ptr<SmtpClient> c;
+          bool keep = false;
+          ~Forget() {
+            if (!keep) {
+              c->close();
+              self->live.erase(c);
+            }
+          }
+        } forget{this, client};
+        n_connections.fetch_add(1);
+        auto greeting = co_await client->connect(addr, hop.port);
+        std::string where = hop.host + "[" + addr + "]";
+        if (!greeting) {
+          last = Error(Errc::temporary, where + ": " + greeting.error().message);
+          break;
+        }
+        if (!greeting->positive()) {
+          last = Error(Errc::temporary, where + ": greeting " + greeting->to_string());
+          co_await client->quit();
+          break;
+        }
+        auto hello = co_await client->hello(hostname());
+        if (!hello || !hello->positive()) {
+          last = Error(Errc::temporary,
+                       where + ": " + (hello ? "EHLO/HELO " + hello->to_string() : hello.error().message));
+          co_await client->quit();
+          break;
+        }
+        if (try_tls && tls && client->has("STARTTLS")) {
+          auto st = co_await client->starttls(tls);
+          if (!st) {
+            last = Error(Errc::temporary, where + ": " + st.error().message);
+            log("relay: " + where + ": STARTTLS failed (" + st.error().message + "), retrying without TLS");
+            continue;
+          }
+          if (st->code == 220) {
+            auto again = co_await client->hello(hostname());
+            if (!again || !again->positive()) {
+              last = Error(Errc::temporary, where + ": EHLO after STARTTLS failed");
+              co_await client->quit();
+              break;
+            }
+            log("relay: " + where + ": TLS " + client->tls_description());
+          }
+        }
+        forget.keep = true;
+        co_return client;
+      }
+    }
+  }
+  co_return unexpected(last);
+}
+
+asio::awaitable<void> Relay::Impl::worker(std::string key) {
+  auto config = cfg();
+  auto ropt = route_options(*config);
+  std::string domain = key == "[smart-host]" ? std::string() : key;
+  // The look-up blocks (c-ares poll loop): run it on the pool, resume here.
+  // The initiation captures raw pointers only: g++ 12 destroys a coroutine
+  // parameter of lambda type with non-trivial captures twice (seen as a
+  // double free inside asio's use_awaitable initiate).
+  struct Lookup {
+    std::string domain;
+    RouteOptions ropt;
+    Result<std::vector<Hop>> result;
+  };
+  auto lookup = std::make_shared<Lookup>(Lookup{domain, ropt, fail(Errc::internal, "no look-up")});
+  Lookup* lp = lookup.get();
+  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+      [this, lp](auto handler) {
+        asio::post(dns_pool, [this, lp, handler = std::move(handler)]() mutable {
+          lp->result = route(lp->domain, lp->ropt);
+          asio::post(io, std::move(handler));
+        });
+      },
+      asio::use_awaitable);
+  auto hops = std::move(lp->result);
+  std::shared_ptr<SmtpClient> client;
+  std::string host;
+  std::size_t sent = 0;
+  int connect_failures = 0;
+  for (;;) {
+    auto dit = dests.find(key);
+    if (dit == dests.end() || dit->second.queue.empty()) break;
+    Work w = std::move(dit->second.queue.front());
+    dit->second.queue.pop_front();
+    if (stopping) {  // not attempted: it stays queued as it was
+      done_with(w.id);
+      continue;
+    }
+    if (!hops) {
+      fail_work(w, hops.error(), {});
+      if (auto it = claimed.find(w.id); it != claimed.end())
+        (void)queue.save(it->second.entry);
+      done_with(w.id);
+      continue;
+    }
+    if (client && (!client->is_open() || sent >= opt.max_messages_per_connection)) {
+      co_await client->quit();
+      live.erase(client);
+      client.reset();
+    }
+    if (!client) {
+      auto c = co_await open_session(*hops);
+      if (!c) {
+        // Nobody reachable: this message and, after a second failure, the
+        // rest of this destination's queue wait for the next round.
+        fail_work(w, c.error(), {});
+        if (auto it = claimed.find(w.id); it != claimed.end()) (void)queue.save(it->second.entry);
+        done_with(w.id);
+        if (++connect_failures >= 2) {
+          auto d2 = dests.find(key);
+          while (d2 != dests.end() && !d2->second.queue.empty()) {
+            Work rest = std::move(d2->second.queue.front());
+            d2->second.queue.pop_front();
+            fail_work(rest, c.error(), {});
+            if (auto it = claimed.find(rest.id); it != claimed.end()) (void)queue.save(it->second.entry);
+            done_with(rest.id);
+            d2 = dests.find(key);
+          }
+        }
+        continue;
+      }
+      client = std::move(*c);
+      host = client->remote_address();
+      sent = 0;
+    }
+    auto it = claimed.find(w.id);
+    if (it == claimed.end()) continue;
+    std::vector<std::string> rcpts;
+    for (auto i : w.rcpts) rcpts.push_back(it->second.entry.recipients[i].address);
+    auto tr = co_await client->send_mail(it->second.entry.sender, rcpts, queue.message_path(w.id),
+                                         it->second.entry.size, it->second.eight_bit);
+    ++sent;
+    apply(w, tr, host);
+    if (!tr) {
+      live.erase(client);
+      client.reset();
+    }
+    done_with(w.id);
+  }
+  if (client) {
+    co_await client->quit();
+    live.erase(client);
+  }
+  if (auto dit = dests.find(key); dit != dests.end()) --dit->second.workers;
+  --workers_total;
+  if (stopping) check_stopped();
+  else ensure_workers();
+}
+
+void Relay::Impl::check_stopped() {
+  if (!stopping || stop_finished || workers_total > 0) return;
+  // Groups no worker picked up (the overall cap): leave them queued.
+  for (auto& [key, d] : dests) {
+    while (!d.queue.empty()) {
+      auto id = d.queue.front().id;
+      d.queue.pop_front();
+      done_with(id);
+    }
+  }
+  dests.clear();
+  while (!claimed.empty()) finish(claimed.begin()->first);
+  stop_finished = true;
+  scan_timer.cancel();
+  stop_timer.cancel();
+  auto done = std::move(stop_done);
+  for (auto& f : done)
+    if (f) f();
+  work.reset();
+}
+
+// ---------------------------------------------------------------------------
+
+Relay::Relay(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Relay::~Relay() {
+  stop(0ms);
+  join();
+  impl_->dns_pool.join();
+}
+
+Result<std::unique_ptr<Relay>> Relay::create(std::shared_ptr<const Config> config, RelayOptions options) {
+  if (!config) return fail(Errc::invalid_argument, "relay: no configuration");
+  auto impl = std::make_unique<Impl>(std::move(config), std::move(options));
+  auto tls = net::make_client_tls_context(false);
+  if (tls) impl->tls = std::move(*tls);
+  else impl->log("relay: no client TLS context (" + tls.error().message + "), STARTTLS disabled");
+  return std::unique_ptr<Relay>(new Relay(std::move(impl)));
+}
+
+Status Relay::start() {
+  auto& I = *impl_;
+  if (I.started) return fail(Errc::invalid_argument, "relay already started");
+  if (auto st = I.queue.init(); !st) return st;
+  I.started = true;
+  I.work.emplace(I.io.get_executor());
+  asio::post(I.io, [&I] { I.scan(); });
+  I.thread = std::thread([&I] { I.io.run(); });
+  return {};
+}
+
+void Relay::notify() {
+  auto& I = *impl_;
+  // Many commits in a burst wake the runner once.
+  if (I.scan_posted.exchange(true)) return;
+  asio::post(I.io, [&I] {
+    I.scan_posted = false;
+    if (!I.stopping) I.scan();
+  });
+}
+
+void Relay::flush() {
+  auto& I = *impl_;
+  asio::post(I.io, [&I] {
+    if (I.stopping) return;
+    I.flush_requested = true;
+    I.scan();
+  });
+}
+
+void Relay::set_config(std::shared_ptr<const Config> config) {
+  if (!config) return;
+  std::lock_guard lk(impl_->cfg_mu);
+  impl_->config = std::move(config);
+}
+
+void Relay::stop(std::chrono::milliseconds grace, std::function<void()> done) {
+  auto& I = *impl_;
+  if (!I.started) {
+    if (done) done();
+    return;
+  }
+  asio::post(I.io, [&I, grace, done = std::move(done)]() mutable {
+    if (I.stop_finished) {
+      if (done) done();
+      return;
+    }
+    I.stop_done.push_back(std::move(done));
+    auto deadline = std::chrono::steady_clock::now() + grace;
+    if (!I.stopping || deadline < I.stop_timer.expiry()) {
+      I.stopping = true;
+      I.scan_timer.cancel();
+      I.stop_timer.expires_at(deadline);
+      I.stop_timer.async_wait([&I](std::error_code ec) {
+        if (ec) return;
+        // Grace is over: close every session; their recipients stay queued.
+        for (const auto& c : I.live) c->close();
+      });
+      if (grace <= 0ms)
+        for (const auto& c : I.live) c->close();
+    }
+    I.check_stopped();
+  });
+}
+
+void Relay::join() {
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+RelayStats Relay::stats() const {
+  auto& I = *impl_;
+  return {I.n_delivered.load(), I.n_deferred.load(), I.n_failed.load(), I.n_bounces.load(),
+          I.n_connections.load(), I.n_in_flight.load()};
+}
+
+}  // namespace wizmail

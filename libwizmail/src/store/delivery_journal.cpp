@@ -1,0 +1,565 @@
+#include "wizmail/delivery_journal.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "store/fd.hpp"
+#include "store/store_util.hpp"
+#include "util/fs.hpp"
+
+namespace wizmail {
+
+namespace fs = std::filesystem;
+using store::UniqueFd;
+
+namespace {
+
+constexpr std::uint32_t kHeaderMagic = 0x4a5a5757;  // "WWZJ"
+constexpr std::uint32_t kRecordMagic = 0x52434a57;  // "WJCR"
+constexpr std::uint64_t kSlotSize = 512;
+constexpr std::uint64_t kDataStart = 4096;
+constexpr std::uint64_t kMinSize = 1ull << 20;
+
+// CRC32C (Castagnoli), hardware when the CPU has SSE 4.2.
+std::uint32_t crc32c_soft(std::uint32_t crc, const unsigned char* p, std::size_t n) {
+  static const auto table = [] {
+    std::array<std::uint32_t, 256> t{};
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      std::uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  crc = ~crc;
+  while (n--) crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_hw(std::uint32_t crc,
+                                                          const unsigned char* p,
+                                                          std::size_t n) {
+  std::uint64_t c = ~crc & 0xffffffffu;
+  while (n >= 8) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+    p += 8;
+    n -= 8;
+  }
+  auto c32 = static_cast<std::uint32_t>(c);
+  while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return ~c32;
+}
+#endif
+
+std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+#if defined(__x86_64__)
+  static const bool hw = __builtin_cpu_supports("sse4.2");
+  if (hw) return crc32c_hw(crc, p, n);
+#endif
+  return crc32c_soft(crc, p, n);
+}
+
+struct HeaderSlot {
+  std::uint32_t magic;
+  std::uint32_t crc;  // of the fields after it
+  std::uint64_t seq;  // every record up to this one is delivered durably
+  std::uint64_t off;  // where record seq+1 starts (or kDataStart after a wrap)
+  std::uint64_t size;
+};
+
+struct RecordHead {
+  std::uint32_t magic;
+  std::uint32_t crc;  // crc32c(payload), continued over the head fields after `crc`
+  std::uint64_t seq;
+  std::uint64_t len;  // the whole record, head included, a multiple of 8
+  std::uint32_t name_len;
+  std::uint32_t ndirs;
+  std::uint64_t data_len;
+};
+static_assert(sizeof(RecordHead) == 40);
+
+std::uint32_t head_crc(std::uint32_t payload_crc, const RecordHead& h) {
+  return crc32c(payload_crc, reinterpret_cast<const char*>(&h) + 8, sizeof h - 8);
+}
+
+std::uint32_t slot_crc(const HeaderSlot& s) {
+  return crc32c(0, reinterpret_cast<const char*>(&s) + 8, sizeof s - 8);
+}
+
+Status pwrite_all(int fd, const char* p, std::size_t n, std::uint64_t off, const fs::path& path) {
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("write " + path.string(), errno);
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+    off += static_cast<std::uint64_t>(w);
+  }
+  return {};
+}
+
+Status pread_all(int fd, char* p, std::size_t n, std::uint64_t off, const fs::path& path) {
+  while (n > 0) {
+    ssize_t r = ::pread(fd, p, n, static_cast<off_t>(off));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno("read " + path.string(), errno);
+    }
+    if (r == 0) return fail(Errc::io, "short read of " + path.string());
+    p += r;
+    n -= static_cast<std::size_t>(r);
+    off += static_cast<std::uint64_t>(r);
+  }
+  return {};
+}
+
+// A new journal: zeros written (not just allocated: overwriting written
+// blocks later needs no metadata update), both header slots valid.
+Status create_journal(const fs::path& file, std::uint64_t size) {
+  const fs::path tmp = file.string() + ".new";
+  ::unlink(tmp.c_str());
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd) return fail_errno("create " + tmp.string(), errno);
+  auto undo = [&](Status st) {
+    ::unlink(tmp.c_str());
+    return st;
+  };
+  std::vector<char> zeros(1 << 20, '\0');
+  for (std::uint64_t off = 0; off < size; off += zeros.size()) {
+    auto n = static_cast<std::size_t>(std::min<std::uint64_t>(zeros.size(), size - off));
+    if (auto st = pwrite_all(fd.get(), zeros.data(), n, off, tmp); !st) return undo(st);
+  }
+  for (std::uint64_t slot = 0; slot < 2; ++slot) {
+    HeaderSlot h{kHeaderMagic, 0, 0, kDataStart, size};
+    h.crc = slot_crc(h);
+    if (auto st = pwrite_all(fd.get(), reinterpret_cast<const char*>(&h), sizeof h,
+                             slot * kSlotSize, tmp);
+        !st)
+      return undo(st);
+  }
+  if (::fsync(fd.get()) != 0) return undo(fail_errno("fsync " + tmp.string(), errno));
+  fd.reset();
+  if (::rename(tmp.c_str(), file.c_str()) != 0)
+    return undo(fail_errno("rename " + tmp.string(), errno));
+  return util::fsync_dir(file.parent_path());
+}
+
+// One record read back during recovery.
+struct Record {
+  std::uint64_t len = 0;
+  std::string name;
+  std::vector<fs::path> maildirs;
+  std::string data;
+};
+
+std::optional<Record> read_record(int fd, std::uint64_t off, std::uint64_t size,
+                                  std::uint64_t seq) {
+  RecordHead h{};
+  if (off + sizeof h > size) return std::nullopt;
+  if (::pread(fd, &h, sizeof h, static_cast<off_t>(off)) != static_cast<ssize_t>(sizeof h))
+    return std::nullopt;
+  if (h.magic != kRecordMagic || h.seq != seq || h.len < sizeof h || h.len % 8 != 0 ||
+      h.len > size - off)
+    return std::nullopt;
+  std::string payload(h.len - sizeof h, '\0');
+  if (::pread(fd, payload.data(), payload.size(), static_cast<off_t>(off + sizeof h)) !=
+      static_cast<ssize_t>(payload.size()))
+    return std::nullopt;
+  if (head_crc(crc32c(0, payload.data(), payload.size()), h) != h.crc) return std::nullopt;
+  Record r;
+  r.len = h.len;
+  std::size_t pos = 0;
+  auto take = [&](std::size_t n) -> std::optional<std::string_view> {
+    if (n > payload.size() - pos) return std::nullopt;
+    std::string_view v(payload.data() + pos, n);
+    pos += n;
+    return v;
+  };
+  auto name = take(h.name_len);
+  if (!name) return std::nullopt;
+  r.name = *name;
+  for (std::uint32_t i = 0; i < h.ndirs; ++i) {
+    auto l = take(4);
+    if (!l) return std::nullopt;
+    std::uint32_t n;
+    std::memcpy(&n, l->data(), 4);
+    auto d = take(n);
+    if (!d) return std::nullopt;
+    r.maildirs.emplace_back(std::string(*d));
+  }
+  auto data = take(static_cast<std::size_t>(h.data_len));
+  if (!data) return std::nullopt;
+  r.data = *data;
+  // A name is one path component: never a way out of new/.
+  if (r.name.empty() || r.name.find('/') != std::string::npos || r.name[0] == '.')
+    return std::nullopt;
+  return r;
+}
+
+Status write_synced(const fs::path& path, std::string_view data) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) return fail_errno("create " + path.string(), errno);
+  if (auto st = pwrite_all(fd.get(), data.data(), data.size(), 0, path); !st) return st;
+  if (::fsync(fd.get()) != 0) return fail_errno("fsync " + path.string(), errno);
+  return {};
+}
+
+// syncfs() once per filesystem holding one of `dirs`.
+Status sync_filesystems(const std::vector<fs::path>& dirs) {
+  std::set<dev_t> done;
+  for (const auto& d : dirs) {
+    UniqueFd fd(::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) {
+      if (errno == ENOENT) continue;  // account removed meanwhile: nothing to keep
+      return fail_errno("open " + d.string(), errno);
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return fail_errno("stat " + d.string(), errno);
+    if (!done.insert(st.st_dev).second) continue;
+    if (::syncfs(fd.get()) != 0) return fail_errno("syncfs (for " + d.string() + ")", errno);
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<DeliveryJournal>> DeliveryJournal::open(const fs::path& file,
+                                                               const Options& options,
+                                                               RecoveryReport* report) {
+  RecoveryReport local;
+  RecoveryReport& rep = report ? *report : local;
+  if (auto st = util::make_dirs(file.parent_path(), 0700); !st) return unexpected(st.error());
+  const std::uint64_t want = std::max(options.size, kMinSize);
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) {
+    if (errno != ENOENT) return fail_errno("stat " + file.string(), errno);
+    if (auto s = create_journal(file, want); !s) return unexpected(s.error());
+  }
+  std::unique_ptr<DeliveryJournal> j(new DeliveryJournal());
+  j->file_ = file;
+  j->interval_ = options.checkpoint_interval;
+  for (int round = 0; round < 2; ++round) {
+    j->fd_ = ::open(file.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (j->fd_ < 0) return fail_errno("open " + file.string(), errno);
+    if (::fstat(j->fd_, &st) != 0) return fail_errno("stat " + file.string(), errno);
+    HeaderSlot best{};
+    bool found = false;
+    for (int slot = 0; slot < 2; ++slot) {
+      HeaderSlot h{};
+      if (::pread(j->fd_, &h, sizeof h, slot * static_cast<off_t>(kSlotSize)) !=
+          static_cast<ssize_t>(sizeof h))
+        continue;
+      if (h.magic != kHeaderMagic || slot_crc(h) != h.crc ||
+          h.size != static_cast<std::uint64_t>(st.st_size) || h.size < kMinSize ||
+          h.off < kDataStart || h.off > h.size)
+        continue;
+      if (!found || h.seq > best.seq) {
+        best = h;
+        found = true;
+        j->next_slot_ = 1 - slot;
+      }
+    }
+    if (found) {
+      j->size_ = best.size;
+      j->ckpt_seq_ = best.seq;
+      j->ckpt_off_ = best.off;
+      break;
+    }
+    // Neither header is valid: keep the file for a human, start a new one.
+    ::close(j->fd_);
+    j->fd_ = -1;
+    if (round == 1) return fail(Errc::io, "journal " + file.string() + " unreadable after creation");
+    fs::path aside = file.string() + ".corrupt." + std::to_string(std::time(nullptr));
+    if (::rename(file.c_str(), aside.c_str()) != 0)
+      return fail_errno("rename " + file.string(), errno);
+    rep.corrupt_kept = aside;
+    if (auto s = create_journal(file, want); !s) return unexpected(s.error());
+  }
+  j->max_message_ = std::min<std::uint64_t>(1ull << 20, (j->size_ - kDataStart) / 8);
+  if (auto s = j->replay(rep); !s) return unexpected(s.error());
+  return j;
+}
+
+Status DeliveryJournal::replay(RecoveryReport& rep) {
+  std::uint64_t seq = ckpt_seq_ + 1;
+  std::uint64_t off = ckpt_off_;
+  std::vector<fs::path> touched;
+  // cur/ listings by Maildir: base name (before ':') -> file name.
+  std::map<fs::path, std::map<std::string, std::string>> cur_names;
+  for (;;) {
+    auto rec = read_record(fd_, off, size_, seq);
+    if (!rec && off != kDataStart) {
+      rec = read_record(fd_, kDataStart, size_, seq);
+      if (rec) off = kDataStart;
+    }
+    if (!rec) break;
+    ++rep.records;
+    for (const auto& dir : rec->maildirs) {
+      std::error_code ec;
+      if (!fs::is_directory(dir / "new", ec)) {
+        ++rep.skipped;
+        continue;
+      }
+      touched.push_back(dir);
+      fs::path found = dir / "new" / rec->name;
+      if (!fs::exists(found, ec)) {
+        auto it = cur_names.find(dir);
+        if (it == cur_names.end()) {
+          std::map<std::string, std::string> names;
+          for (const auto& e : fs::directory_iterator(dir / "cur", ec)) {
+            std::string n = e.path().filename().string();
+            names.emplace(n.substr(0, n.find(':')), n);
+          }
+          it = cur_names.emplace(dir, std::move(names)).first;
+        }
+        auto n = it->second.find(rec->name);
+        found = n == it->second.end() ? fs::path() : dir / "cur" / n->second;
+      }
+      const fs::path tmp = dir / "tmp" / (rec->name + ".journal");
+      if (found.empty()) {
+        if (auto st = write_synced(tmp, rec->data); !st) return st;
+        if (int e = store::rename_noreplace(tmp, dir / "new" / rec->name); e != 0) {
+          ::unlink(tmp.c_str());
+          return fail_errno("rename " + tmp.string(), e);
+        }
+        ++rep.restored;
+        continue;
+      }
+      auto have = util::read_file(found);
+      if (have && *have == rec->data) {
+        ++rep.present;
+        continue;
+      }
+      if (auto st = write_synced(tmp, rec->data); !st) return st;
+      if (::rename(tmp.c_str(), found.c_str()) != 0) {
+        int e = errno;
+        ::unlink(tmp.c_str());
+        return fail_errno("rename " + tmp.string(), e);
+      }
+      ++rep.repaired;
+    }
+    off += rec->len;
+    ++seq;
+  }
+  // Whole copies found in new/ or cur/ may still be only in the page cache
+  // (a process crash): sync them, and the names, before forgetting the records.
+  if (auto st = sync_filesystems(touched); !st) return st;
+  next_seq_ = seq;
+  head_ = off;
+  if (rep.records > 0) {
+    if (auto st = write_header(seq - 1, off); !st) return st;
+    ckpt_seq_ = seq - 1;
+    ckpt_off_ = off;
+  }
+  return {};
+}
+
+Status DeliveryJournal::write_header(std::uint64_t seq, std::uint64_t off) {
+  HeaderSlot h{kHeaderMagic, 0, seq, off, size_};
+  h.crc = slot_crc(h);
+  if (auto st = pwrite_all(fd_, reinterpret_cast<const char*>(&h), sizeof h,
+                           static_cast<std::uint64_t>(next_slot_) * kSlotSize, file_);
+      !st)
+    return st;
+  if (::fdatasync(fd_) != 0) return fail_errno("fdatasync " + file_.string(), errno);
+  next_slot_ = 1 - next_slot_;
+  return {};
+}
+
+DeliveryJournal::~DeliveryJournal() {
+  stop();
+  (void)checkpoint();
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void DeliveryJournal::start() {
+  std::lock_guard lk(mu_);
+  if (thread_.joinable()) return;
+  stop_ = false;
+  thread_ = std::thread([this] {
+    std::unique_lock lk(mu_);
+    while (!stop_) {
+      cv_.wait_for(lk, interval_, [&] { return stop_ || wanted_; });
+      wanted_ = false;
+      bool work = !inflight_.empty() && inflight_.front().applied;
+      lk.unlock();
+      if (work) (void)checkpoint();  // a failure leaves the records for the next try
+      lk.lock();
+    }
+  });
+}
+
+void DeliveryJournal::stop() {
+  {
+    std::lock_guard lk(mu_);
+    if (!thread_.joinable()) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  (void)checkpoint();
+}
+
+std::uint64_t DeliveryJournal::pending() const {
+  std::lock_guard lk(mu_);
+  return next_seq_ - 1 - ckpt_seq_;
+}
+
+Result<DeliveryJournal::Ticket> DeliveryJournal::append(std::span<const Message> messages) {
+  if (messages.empty()) return fail(Errc::invalid_argument, "empty journal append");
+  // Build the records outside the lock; the sequence numbers and the CRCs'
+  // last step are filled in under it.
+  std::size_t total = 0;
+  std::vector<std::size_t> lens;
+  for (const auto& m : messages) {
+    if (m.size > max_message_) return fail(Errc::busy, "message too large for the journal");
+    std::size_t len = sizeof(RecordHead) + m.name.size() + m.size;
+    for (const auto& d : m.maildirs) len += 4 + d.native().size();
+    len = (len + 7) & ~std::size_t{7};
+    lens.push_back(len);
+    total += len;
+  }
+  if (total > size_ - kDataStart) return fail(Errc::busy, "batch too large for the journal");
+  std::string buf(total, '\0');
+  std::vector<std::uint32_t> payload_crcs;
+  std::vector<fs::path> dirs;
+  std::size_t pos = 0;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    RecordHead h{kRecordMagic, 0, 0, lens[i], static_cast<std::uint32_t>(m.name.size()),
+                 static_cast<std::uint32_t>(m.maildirs.size()), m.size};
+    char* p = buf.data() + pos;
+    char* q = p + sizeof h;
+    std::memcpy(q, m.name.data(), m.name.size());
+    q += m.name.size();
+    for (const auto& d : m.maildirs) {
+      auto n = static_cast<std::uint32_t>(d.native().size());
+      std::memcpy(q, &n, 4);
+      std::memcpy(q + 4, d.native().data(), n);
+      q += 4 + n;
+      dirs.push_back(d);
+    }
+    if (auto st = pread_all(m.fd, q, static_cast<std::size_t>(m.size), 0, m.name); !st)
+      return unexpected(st.error());
+    payload_crcs.push_back(crc32c(0, p + sizeof h, lens[i] - sizeof h));
+    std::memcpy(p, &h, sizeof h);
+    pos += lens[i];
+  }
+  std::sort(dirs.begin(), dirs.end());
+  dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
+
+  Ticket t;
+  {
+    std::unique_lock lk(mu_);
+    if (broken_) return fail(Errc::io, "the delivery journal failed earlier");
+    // The ring: records after the checkpoint live in [ckpt_off_, head_), or
+    // [ckpt_off_, end) + [kDataStart, head_) after a wrap.
+    std::uint64_t at = head_;
+    const bool unchecked = next_seq_ != ckpt_seq_ + 1;
+    const bool wrapped = unchecked && wrap_ != ckpt_lap_;
+    bool wrap_now = false;
+    if (!wrapped) {
+      if (at + total > size_) {
+        at = kDataStart;
+        wrap_now = true;
+        // Unchecked records before ckpt_off_ would be overwritten. (With
+        // none, ckpt_off_ still bounds the new lap: recovery looks there
+        // first, so it must keep holding an older record.)
+        if (at + total > ckpt_off_) at = size_;
+      }
+    } else if (at + total > ckpt_off_) {
+      at = size_;  // the wrapped writer reached the oldest unchecked record
+    }
+    if (at + total > size_) {
+      wanted_ = true;
+      cv_.notify_all();
+      return fail(Errc::busy, "delivery journal full until the next checkpoint");
+    }
+    t.first = next_seq_;
+    t.last = next_seq_ + messages.size() - 1;
+    pos = 0;
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      RecordHead h;
+      std::memcpy(&h, buf.data() + pos, sizeof h);
+      h.seq = next_seq_ + i;
+      h.crc = head_crc(payload_crcs[i], h);
+      std::memcpy(buf.data() + pos, &h, sizeof h);
+      pos += lens[i];
+    }
+    // Written under the lock, in sequence order: an fdatasync started after
+    // this covers every earlier record too.
+    if (auto st = pwrite_all(fd_, buf.data(), buf.size(), at, file_); !st) {
+      broken_ = true;
+      return unexpected(st.error());
+    }
+    next_seq_ += messages.size();
+    head_ = at + total;
+    if (wrap_now) ++wrap_;
+    inflight_.push_back(Inflight{t.first, t.last, head_, wrap_, std::move(dirs), false});
+  }
+  if (::fdatasync(fd_) != 0) {
+    int e = errno;
+    std::lock_guard lk(mu_);
+    broken_ = true;
+    return fail_errno("fdatasync " + file_.string(), e);
+  }
+  return t;
+}
+
+void DeliveryJournal::applied(Ticket t) noexcept {
+  std::lock_guard lk(mu_);
+  for (auto& f : inflight_)
+    if (f.first == t.first) f.applied = true;
+}
+
+Status DeliveryJournal::checkpoint() {
+  std::lock_guard ck(checkpoint_mu_);
+  std::uint64_t seq = 0, off = 0, lap = 0;
+  std::vector<fs::path> dirs;
+  {
+    std::lock_guard lk(mu_);
+    while (!inflight_.empty() && inflight_.front().applied) {
+      auto& f = inflight_.front();
+      seq = f.last;
+      off = f.end;
+      lap = f.lap;
+      dirs.insert(dirs.end(), std::make_move_iterator(f.maildirs.begin()),
+                  std::make_move_iterator(f.maildirs.end()));
+      inflight_.pop_front();
+    }
+  }
+  if (seq == 0) return {};
+  std::sort(dirs.begin(), dirs.end());
+  dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
+  Status st = sync_filesystems(dirs);
+  if (st) st = write_header(seq, off);
+  std::lock_guard lk(mu_);
+  if (!st) {
+    // Keep the records: a later checkpoint covers them (the folders are
+    // synced again then). Nothing else may be reused meanwhile.
+    inflight_.push_front(Inflight{ckpt_seq_ + 1, seq, off, lap, std::move(dirs), true});
+    return st;
+  }
+  ckpt_seq_ = seq;
+  ckpt_off_ = off;
+  ckpt_lap_ = lap;
+  return {};
+}
+
+}  // namespace wizmail

@@ -1,0 +1,431 @@
+// The delivery agent inside a running Server: lists with local and remote
+// members, hooks with a recording program, permission, timeouts, rewrites,
+// forwarding and auto-reply loops. Mail goes in over real SMTP on loopback.
+#include "wizmail/server.hpp"
+
+#include <doctest/doctest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/message_head.hpp"
+#include "util/fs.hpp"
+#include "wizmail/account_store.hpp"
+#include "wizmail/header_codec.hpp"
+#include "wizmail/relay.hpp"
+
+namespace fs = std::filesystem;
+using namespace wizmail;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string helper() { return std::string(std::getenv("WIZMAIL_BUILD_DIR")) + "/tests/agent/hook_helper"; }
+std::string fake_sendmail() {
+  return std::string(std::getenv("WIZMAIL_SOURCE_DIR")) + "/tests/agent/fake_sendmail.py";
+}
+
+struct TempHome {
+  fs::path path;
+  AccountStore store{""};
+  TempHome() {
+    std::string t = (fs::temp_directory_path() / "wizmail-agent-XXXXXX").string();
+    REQUIRE(::mkdtemp(t.data()) != nullptr);
+    path = t;
+    store = AccountStore(path / "mailbox");
+    REQUIRE(util::make_dirs(path / "mailbox"));
+    for (const char* a : {"alice", "bob", "carol", "postmaster"}) REQUIRE(store.create(a, "pw"));
+    REQUIRE(store.create_mailing_list("ml", "pw", "admin@localhost"));
+    REQUIRE(store.add_member("ml", "alice@localhost"));
+    REQUIRE(store.add_member("ml", "Bob@LOCALHOST"));
+    REQUIRE(store.add_member("ml", "remote@remote.example"));
+    REQUIRE(util::make_dirs(path / "rec"));
+  }
+  ~TempHome() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  fs::path dir(const std::string& a) const { return path / "mailbox" / a; }
+  void write(const std::string& account, const std::string& file, const std::string& text) const {
+    REQUIRE(util::write_file_atomic(dir(account) / file, text));
+  }
+  std::vector<std::string> messages(const std::string& account) const {
+    std::vector<std::string> out;
+    for (auto& e : fs::directory_iterator(dir(account) / "new")) out.push_back(util::read_file(e.path()).value());
+    return out;
+  }
+  std::size_t count(const std::string& account) const { return messages(account).size(); }
+  std::vector<QueueEntry> relay_entries() const {
+    RelayQueue q(path / "resendmail");
+    std::vector<QueueEntry> out;
+    if (auto ids = q.list())
+      for (auto& id : *ids)
+        if (auto e = q.load(id)) out.push_back(*e);
+    return out;
+  }
+  std::vector<std::vector<std::string>> recorded() const {
+    std::vector<std::vector<std::string>> out;
+    for (auto& e : fs::directory_iterator(path / "rec")) {
+      if (e.path().extension() != ".argv") continue;
+      auto text = util::read_file(e.path()).value();
+      std::vector<std::string> args;
+      std::size_t pos = 0;
+      while (pos < text.size()) {
+        auto z = text.find('\0', pos);
+        args.push_back(text.substr(pos, z - pos));
+        pos = z + 1;
+      }
+      out.push_back(args);
+    }
+    return out;
+  }
+  std::string log() const {
+    auto t = util::read_file(path / "var" / "log" / "server.log");
+    return t ? *t : std::string();
+  }
+};
+
+std::shared_ptr<Config> base_config(const fs::path& home) {
+  auto c = std::make_shared<Config>();
+  c->home = home;
+  c->smtp.bind_address = {"127.0.0.1"};
+  c->smtp.send_permits_only_smtp_auth = true;
+  c->server.alias = {"alias.example"};
+  return c;
+}
+
+struct Running {
+  asio::io_context io;
+  std::unique_ptr<Server> server;
+  std::thread thread;
+  explicit Running(std::shared_ptr<const Config> cfg) {
+    ServerOptions opt;
+    opt.ephemeral_ports = true;
+    auto s = Server::create(io, std::move(cfg), opt);
+    REQUIRE(s);
+    server = std::move(*s);
+    auto st = server->start();
+    REQUIRE_MESSAGE(st, (st ? "" : st.error().message));
+    thread = std::thread([this] { io.run(); });
+    ::setenv("WIZTEST_SMTP_PORT", std::to_string(port()).c_str(), 1);
+  }
+  ~Running() { finish(); }
+  void finish() {
+    if (!thread.joinable()) return;
+    server->stop(2000ms);
+    thread.join();
+  }
+  std::uint16_t port() const { return server->port(Protocol::smtp); }
+};
+
+// One SMTP transaction; returns the reply to the final dot.
+std::string smtp_send(std::uint16_t port, const std::string& from, const std::vector<std::string>& rcpts,
+                      const std::string& data) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  std::string buf;
+  auto reply = [&]() {
+    std::string out;
+    for (;;) {
+      auto nl = buf.find("\r\n");
+      if (nl == std::string::npos) {
+        char tmp[4096];
+        auto n = ::recv(fd, tmp, sizeof tmp, 0);
+        if (n <= 0) return out;
+        buf.append(tmp, static_cast<std::size_t>(n));
+        continue;
+      }
+      std::string line = buf.substr(0, nl + 2);
+      buf.erase(0, nl + 2);
+      out += line;
+      if (line.size() < 4 || line[3] != '-') return out;
+    }
+  };
+  auto cmd = [&](const std::string& c) {
+    std::string s = c + "\r\n";
+    ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+    return reply();
+  };
+  reply();
+  cmd("EHLO test");
+  CHECK(cmd("MAIL FROM:<" + from + ">").substr(0, 3) == "250");
+  for (auto& r : rcpts) CHECK(cmd("RCPT TO:<" + r + ">").substr(0, 3) == "250");
+  CHECK(cmd("DATA").substr(0, 3) == "354");
+  std::string d = data + ".\r\n";
+  ::send(fd, d.data(), d.size(), MSG_NOSIGNAL);
+  auto r = reply();
+  cmd("QUIT");
+  ::close(fd);
+  return r;
+}
+
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return pred();
+}
+
+std::string field(const std::string& msg, std::string_view name) { return agent::MessageHead(msg).get(name); }
+
+bool spool_empty(const TempHome& h) {
+  RelayQueue q(h.path / "var" / "spool" / "agent");
+  auto ids = q.list();
+  return ids && ids->empty();
+}
+
+const std::string kPost = "From: Bob <bob@localhost>\r\nTo: ml@localhost\r\nSubject: hello\r\nX-Mailer: t\r\n\r\nbody\r\n";
+
+}  // namespace
+
+TEST_CASE("a list post reaches local members' Maildirs and queues the remote one") {
+  TempHome h;
+  Running srv(base_config(h.path));
+  CHECK(smtp_send(srv.port(), "bob@localhost", {"ml@localhost"}, kPost).substr(0, 3) == "250");
+  REQUIRE(wait_until([&] { return h.count("alice") == 1 && h.count("bob") == 1 && spool_empty(h); }));
+  CHECK(h.count("ml") == 0);
+  CHECK(h.count("carol") == 0);
+  auto a = h.messages("alice").front();
+  CHECK(field(a, "Return-Path") == "<admin@localhost>");
+  CHECK(field(a, "Subject") == "[ml0001]hello");
+  CHECK(field(a, "To") == "alice@localhost");
+  CHECK(field(a, "Reply-To") == "ml@localhost");
+  CHECK(field(a, "List-Id") == "<ml.localhost>");
+  CHECK(field(a, "List-Post") == "<mailto:ml@localhost>");
+  CHECK(field(a, "Precedence") == "list");
+  CHECK(!agent::MessageHead(a).has("X-Mailer"));
+  CHECK(field(h.messages("bob").front(), "To") == "Bob@LOCALHOST");
+  auto q = h.relay_entries();
+  REQUIRE(q.size() == 1);
+  CHECK(q[0].sender == "admin@localhost");
+  REQUIRE(q[0].recipients.size() == 1);
+  CHECK(q[0].recipients[0].address == "remote@remote.example");
+  auto data = util::read_file(h.path / "resendmail" / "data" / q[0].id).value();
+  CHECK(field(data, "To") == "remote@remote.example");
+  CHECK(!agent::MessageHead(data).has("Return-Path"));
+  CHECK(load_ml_def(h.dir("ml") / "ml.def")->count == 1);
+  // A second post: count 2; a copy that comes back (own List-Id) is dropped.
+  CHECK(smtp_send(srv.port(), "bob@localhost", {"ml@localhost"}, kPost).substr(0, 3) == "250");
+  REQUIRE(wait_until([&] { return h.count("alice") == 2 && spool_empty(h); }));
+  CHECK(smtp_send(srv.port(), "x@remote.example", {"ml@localhost"}, a).substr(0, 3) == "250");
+  REQUIRE(wait_until([&] { return spool_empty(h) && h.log().find("(loop)") != std::string::npos; }));
+  CHECK(h.count("alice") == 2);
+  CHECK(load_ml_def(h.dir("ml") / "ml.def")->count == 2);
+}
+
+TEST_CASE("config.def overrides: to_kind, from_kind, X- headers, subject modes, public level, filter") {
+  struct Case {
+    std::string config_def;
+    std::string sender;
+    std::function<void(TempHome&)> check;
+  };
+  std::vector<Case> cases = {
+      {"mailing_list_to_kind=1\nmailing_list_from_kind=1\nmailing_list_mail_header_x_element=1\n", "bob@localhost",
+       [](TempHome& h) {
+         auto a = h.messages("alice").at(0);
+         CHECK(field(a, "To") == "ml@localhost");
+         CHECK(field(a, "From") == "ml@localhost");
+         CHECK(field(a, "X-Mailer") == "t");
+         auto q = h.relay_entries();
+         REQUIRE(q.size() == 1);
+         CHECK(field(util::read_file(h.path / "resendmail" / "data" / q[0].id).value(), "To") == "ml@localhost");
+       }},
+      {"mailing_list_from_kind=2\nmailing_list_subject_header=0\n", "bob@localhost",
+       [](TempHome& h) {
+         auto a = h.messages("alice").at(0);
+         CHECK(field(a, "Reply-To") == "Bob <bob@localhost>");
+         CHECK(field(a, "From") == "Bob <bob@localhost>");
+         CHECK(field(a, "Subject") == "hello");
+       }},
+      {"mailing_list_public_level=0\n", "stranger@remote.example",
+       [](TempHome& h) {
+         CHECK(h.count("alice") == 0);
+         CHECK(h.relay_entries().empty());
+         CHECK(h.log().find("not permitted") != std::string::npos);
+       }},
+      {"mailing_list_public_level=0\n", "alice@localhost", [](TempHome& h) { CHECK(h.count("alice") == 1); }},
+      {"mailing_list_public_level=-1\n", "alice@localhost", [](TempHome& h) { CHECK(h.count("alice") == 0); }},
+      {"mailing_list_public_level=-1\n", "ml@alias.example", [](TempHome& h) { CHECK(h.count("alice") == 1); }},
+      {"mailing_list_filter_string=spam, hell\n", "bob@localhost",
+       [](TempHome& h) {
+         CHECK(h.count("alice") == 0);
+         CHECK(h.log().find("filtered") != std::string::npos);
+       }},
+  };
+  for (auto& c : cases) {
+    CAPTURE(c.config_def);
+    CAPTURE(c.sender);
+    TempHome h;
+    h.write("ml", "config.def", c.config_def);
+    Running srv(base_config(h.path));
+    // From: says who posts too (public level 0 accepts a member in either).
+    std::string post = kPost;
+    post.replace(post.find("bob@localhost"), 13, c.sender);
+    CHECK(smtp_send(srv.port(), c.sender, {"ml@localhost"}, post).substr(0, 3) == "250");
+    REQUIRE(wait_until([&] { return spool_empty(h); }));
+    srv.finish();
+    c.check(h);
+  }
+}
+
+TEST_CASE("ISO-2022-JP subjects round-trip through a list, mode 2") {
+  TempHome h;
+  h.write("ml", "config.def", "mailing_list_subject_header=2\n");
+  MailingListSettings ml = load_ml_def(h.dir("ml") / "ml.def").value();
+  ml.name = "サンプルメール:";
+  ml.count = 6;
+  REQUIRE(save_ml_def(h.dir("ml") / "ml.def", ml));
+  Running srv(base_config(h.path));
+  std::string subject = mime::encode_header("Re: [サンプルメール:0006]会議の件", "ISO-2022-JP");
+  REQUIRE(subject.find("=?ISO-2022-JP?B?") == 0);
+  std::string msg = "From: bob@localhost\r\nSubject: " + subject +
+                    "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=ISO-2022-JP\r\n\r\n\x1b$B%F%9%H\x1b(B\r\n";
+  CHECK(smtp_send(srv.port(), "bob@localhost", {"ml@localhost"}, msg).substr(0, 3) == "250");
+  REQUIRE(wait_until([&] { return h.count("alice") == 1 && spool_empty(h); }));
+  auto a = h.messages("alice").front();
+  auto s = field(a, "Subject");
+  CHECK(s.find("=?ISO-2022-JP?B?") == 0);
+  CHECK(mime::decode_header(s).utf8 == "[サンプルメール:0007]Re: 会議の件");
+  CHECK(a.find("\r\n\r\n\x1b$B%F%9%H\x1b(B\r\n") != std::string::npos);  // body untouched
+}
+
+TEST_CASE("exec hooks: argv verbatim (no shell), stdin, order, permission filter") {
+  TempHome h;
+  const std::string rec = (h.path / "rec").string();
+  h.write("alice", "exec.def",
+          "bin=" + helper() + " record " + rec + "\nparam1=FROM_ADDRESS\nparam2=TO_ADDRESS\nparam3=SUBJECT\n"
+          "param4=MAILFILE_PATH\nparam5=exec1\nstdin=1\n");
+  h.write("alice", "exec2.def", "bin=" + helper() + " record " + rec + "\nparam1=exec2\n");
+  h.write("alice", "exec4.def", "bin=" + helper() + " record " + rec + "\nparam1=exec4-never\n");
+  h.write("bob", "exec.def",
+          "bin=" + helper() + " record " + rec + "\nparam1=bob\npermission_mailaddress=friend@remote.example, localhost\n");
+  Running srv(base_config(h.path));
+  const std::string sender = "it's$HOME|x&y*{z}~`id`@remote.example";
+  const std::string subject = "$(touch /tmp/wizmail-pwned); `id` | 日本語 > x";
+  std::string msg = "From: <" + sender + ">\r\nSubject: " + mime::encode_header(subject) + "\r\n\r\nhi\r\n";
+  CHECK(smtp_send(srv.port(), sender, {"Alice@alias.example", "bob@localhost"}, msg).substr(0, 3) == "250");
+  REQUIRE(wait_until([&] { return h.recorded().size() == 2 && spool_empty(h); }));
+  REQUIRE(wait_until([&] { return h.log().find("exit 0") != std::string::npos; }));
+  std::this_thread::sleep_for(200ms);
+  auto r = h.recorded();
+  REQUIRE(r.size() == 2);  // alice's exec.def and exec2.def; bob's refused; exec4 after the gap
+  std::sort(r.begin(), r.end(), [](auto& x, auto& y) { return x.back() < y.back(); });
+  REQUIRE(r[0].size() == 5);
+  CHECK(r[0][0] == sender);
+  CHECK(r[0][1] == "Alice@alias.example");
+  CHECK(r[0][2] == subject);
+  CHECK(r[0][4] == "exec1");
+  CHECK(r[1] == std::vector<std::string>{"exec2"});
+  CHECK(!fs::exists("/tmp/wizmail-pwned"));
+  CHECK(h.count("alice") == 1);
+  CHECK(h.count("bob") == 1);
+  auto stored = h.messages("alice").front();
+  CHECK(field(stored, "Delivered-To") == "Alice@alias.example");
+  // The log names why bob's hook did not run, and what alice's printed.
+  CHECK(h.log().find("not in permission_mailaddress") != std::string::npos);
+  CHECK(h.log().find("recorded 5 args") != std::string::npos);
+  auto st = srv.server->stats();
+  CHECK(st.hook_runs == 2);
+  CHECK(st.hook_failures == 0);
+  // From a permitted domain bob's hook runs.
+  CHECK(smtp_send(srv.port(), "someone@localhost", {"bob@localhost"}, "Subject: x\r\n\r\nx\r\n").substr(0, 3) ==
+        "250");
+  REQUIRE(wait_until([&] { return h.recorded().size() == 3; }));
+}
+
+TEST_CASE("wait mode: a rewritten file is delivered, a removed one is not, a hung hook is killed") {
+  TempHome h;
+  auto cfg = base_config(h.path);
+  cfg->server.application_cooperation_wait_for_apl_end = true;
+  cfg->server.application_cooperation_timeout = 1;
+  h.write("alice", "exec.def", "bin=" + helper() + " rewrite\nparam1=MAILFILE_PATH\n");
+  h.write("bob", "exec.def", "bin=" + helper() + " delete\nparam1=MAILFILE_PATH\n");
+  h.write("carol", "exec.def", "bin=" + helper() + " sleep 30\n");
+  // A list whose hook rewrites the post before distribution.
+  h.write("ml", "exec.def", "bin=" + helper() + " rewrite\nparam1=MAILFILE_PATH\n");
+  Running srv(cfg);
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(smtp_send(srv.port(), "x@remote.example", {"alice@localhost", "bob@localhost", "carol@localhost"},
+                  "Subject: w\r\n\r\nbody\r\n")
+            .substr(0, 3) == "250");
+  REQUIRE(wait_until([&] { return h.count("alice") == 1 && h.count("carol") == 1 && spool_empty(h); }));
+  CHECK(std::chrono::steady_clock::now() - t0 < 8s);
+  CHECK(field(h.messages("alice").front(), "Comments") == "rewritten by hook");
+  CHECK(h.count("bob") == 0);
+  CHECK(h.log().find("the hooks removed the message") != std::string::npos);
+  CHECK(h.log().find("timeout, SIGTERM sent") != std::string::npos);
+  CHECK(srv.server->stats().hook_failures == 1);
+  CHECK(smtp_send(srv.port(), "bob@localhost", {"ml@localhost"}, kPost).substr(0, 3) == "250");
+  REQUIRE(wait_until([&] { return h.count("alice") == 2 && spool_empty(h); }));
+  bool rewritten = false;
+  for (auto& m : h.messages("alice"))
+    if (field(m, "List-Id") == "<ml.localhost>") rewritten = field(m, "Comments") == "rewritten by hook";
+  CHECK(rewritten);
+}
+
+TEST_CASE("forward.def loops between two accounts end") {
+  TempHome h;
+  for (auto [from, to] : {std::pair{"alice", "bob"}, std::pair{"bob", "alice"}})
+    h.write(from, "forward.def",
+            "bin=/usr/bin/python3 " + fake_sendmail() + "\nparam1=FROM_ADDRESS\nparam2=" + std::string(to) +
+                "@localhost\nparam3=-mf\nparam4=MAILFILE_PATH\n");
+  Running srv(base_config(h.path));
+  CHECK(smtp_send(srv.port(), "x@remote.example", {"alice@localhost"}, "Subject: fw\r\n\r\nbody\r\n").substr(0, 3) ==
+        "250");
+  // alice → bob → alice, where the Delivered-To of alice stops it.
+  REQUIRE(wait_until([&] { return h.count("alice") == 2 && h.count("bob") == 1; }, 20s));
+  REQUIRE(wait_until([&] { return h.log().find("(loop)") != std::string::npos; }));
+  std::this_thread::sleep_for(500ms);
+  CHECK(h.count("alice") == 2);
+  CHECK(h.count("bob") == 1);
+  CHECK(spool_empty(h));
+  CHECK(h.log().find("sent -mf from x@remote.example to bob@localhost") != std::string::npos);
+}
+
+TEST_CASE("reply.def: RFC 3834 and auto-reply loops between two accounts end") {
+  TempHome h;
+  for (const char* a : {"alice", "bob"}) {
+    h.write(a, "reply.sab", std::string("Away: ") + a + "\nI am away.\n");
+    h.write(a, "reply.def",
+            "bin=/usr/bin/python3 " + fake_sendmail() + "\nparam1=TO_ADDRESS\nparam2=FROM_ADDRESS\nparam3=-sb\n"
+            "param4=" + (h.dir(a) / "reply.sab").string() + "\n");
+  }
+  Running srv(base_config(h.path));
+  // List mail, bulk mail, mail from MAILER-DAEMON and the null sender get no reply.
+  CHECK(smtp_send(srv.port(), "carol@localhost", {"alice@localhost"}, "Precedence: bulk\r\n\r\nx\r\n").substr(0, 3) == "250");
+  CHECK(smtp_send(srv.port(), "MAILER-DAEMON@localhost", {"alice@localhost"}, "Subject: x\r\n\r\nx\r\n").substr(0, 3) == "250");
+  CHECK(smtp_send(srv.port(), "", {"alice@localhost"}, "Subject: bounce\r\n\r\nx\r\n").substr(0, 3) == "250");
+  CHECK(smtp_send(srv.port(), "carol@localhost", {"alice@localhost"}, "Auto-Submitted: auto-generated\r\n\r\nx\r\n").substr(0, 3) == "250");
+  REQUIRE(wait_until([&] { return h.count("alice") == 4 && spool_empty(h); }));
+  std::this_thread::sleep_for(300ms);
+  CHECK(h.count("carol") == 0);
+  CHECK(h.log().find("RFC 3834") != std::string::npos);
+  // bob → alice: alice replies to bob, bob replies to alice, alice had
+  // replied to bob already: the loop ends (the fake tool adds no header).
+  CHECK(smtp_send(srv.port(), "bob@localhost", {"alice@localhost"}, "Subject: hi\r\n\r\nx\r\n").substr(0, 3) == "250");
+  REQUIRE(wait_until([&] { return h.count("alice") == 6 && h.count("bob") == 1; }, 20s));
+  REQUIRE(wait_until([&] { return h.log().find("had an auto-reply recently") != std::string::npos; }));
+  std::this_thread::sleep_for(500ms);
+  CHECK(h.count("alice") == 6);
+  CHECK(h.count("bob") == 1);
+  CHECK(field(h.messages("bob").front(), "Subject") == "Away: alice");
+}

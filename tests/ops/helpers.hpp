@@ -1,0 +1,59 @@
+// Shared by the ops tests: a temporary home and aged files.
+#pragma once
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <system_error>
+
+#include "wizmail/config.hpp"
+
+namespace wizmail::test {
+
+class TempHome {
+ public:
+  TempHome() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "wizmail-ops-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw std::system_error(errno, std::generic_category(), "mkdtemp");
+    path_ = tmpl;
+  }
+  TempHome(const TempHome&) = delete;
+  TempHome& operator=(const TempHome&) = delete;
+  ~TempHome() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+  // A Config for this home from def-file texts (pure: nothing read from disk).
+  std::shared_ptr<const Config> config(const std::string& smtpenv = "", const std::string& wizenv = "") const {
+    auto load = parse_config_texts(path_, {{"smtpenv.dat", smtpenv}, {"wiz98msenv.dat", wizenv}});
+    return load.config;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline void write(const std::filesystem::path& p, const std::string& data) {
+  std::filesystem::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << data;
+}
+
+// Set a file's mtime (and atime) to `when` (unix seconds), without following links.
+inline void set_mtime(const std::filesystem::path& p, std::int64_t when) {
+  timespec ts[2];
+  ts[0].tv_sec = ts[1].tv_sec = static_cast<time_t>(when);
+  ts[0].tv_nsec = ts[1].tv_nsec = 0;
+  if (::utimensat(AT_FDCWD, p.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0)
+    throw std::system_error(errno, std::generic_category(), "utimensat " + p.string());
+}
+
+inline std::int64_t now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+}  // namespace wizmail::test
