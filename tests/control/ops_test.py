@@ -26,6 +26,8 @@ def _kill_daemons():
 import atexit  # noqa: E402
 
 atexit.register(_kill_daemons)
+# A test runner's timeout sends SIGTERM: exit normally so atexit still cleans up.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
 
 def read_pid(home):
@@ -196,6 +198,9 @@ def test_start_stop_sessions_control():
     check(by_proto["smtp"]["peer"].startswith("127.0.0.1:"), by_proto["smtp"])
     check(by_proto["pop3"]["state"] == "transaction" and by_proto["pop3"]["account"] == "alice", by_proto["pop3"])
     check(isinstance(rep["workers"], list), rep)
+    names = {w["name"]: w for w in rep["workers"]}
+    check("queue-runner" in names and "delivery-agent" in names, rep["workers"])
+    check(names["delivery-agent"]["state"] == "idle", rep["workers"])
     t0 = time.time()
     r = wizmail(h, "sessions", "-n", "2")
     check(r.returncode == 0 and r.stdout.count("2 sessions") == 2, r.stdout)

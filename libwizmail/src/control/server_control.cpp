@@ -2,7 +2,9 @@
 // control-socket stop handler.
 #include <algorithm>
 
+#include "agent/local_agent.hpp"
 #include "server/server_impl.hpp"
+#include "wizmail/outbound.hpp"
 
 namespace wizmail {
 
@@ -21,7 +23,20 @@ std::vector<SessionInfo> Server::sessions() const {
   return out;
 }
 
-std::vector<WorkerInfo> Server::workers() const { return impl_->workers.list(); }
+std::vector<WorkerInfo> Server::workers() const {
+  auto& I = *impl_;
+  if (I.relay && I.relay_running) {
+    auto n = I.relay->stats().in_flight;
+    I.relay_worker.set_state(n ? "delivering " + std::to_string(n) + " message" + (n == 1 ? "" : "s")
+                               : "idle");
+  }
+  if (I.agent) {
+    auto n = I.agent->backlog();
+    I.agent_worker.set_state(n ? std::to_string(n) + " message" + (n == 1 ? "" : "s") + " in the spool"
+                               : "idle");
+  }
+  return I.workers.list();
+}
 
 WorkerHandle Server::register_worker(std::string name, std::string state) {
   return impl_->workers.add(std::move(name), std::move(state));

@@ -206,6 +206,8 @@ void Server::Impl::maybe_finish_stop() {
   {
     if (pipeline) pipeline->stop();
     if (agent) agent->stop();
+    agent_worker = {};
+    relay_worker = {};
     logger.server("stopped");
     logger.flush();
   }
@@ -348,7 +350,9 @@ Status Server::start() {
     return abandon(Error{st.error().code, "delivery agent: " + st.error().message});
   }
   I.pipeline->set_agent(I.agent.get());
+  I.agent_worker = I.workers.add("delivery-agent", "idle");
   if (auto st = outbound::start_server_relay(I); !st) I.logger.server("outbound queue runner not started: " + st.error().message);
+  if (I.relay) I.relay_worker = I.workers.add("queue-runner", "idle");
   I.pipeline->start();
   if (I.opt.local_sockets) {
     I.local_sockets = std::make_unique<control::LocalSockets>(*this, I);

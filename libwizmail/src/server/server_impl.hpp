@@ -154,6 +154,9 @@ struct Server::Impl {
   Server* owner = nullptr;
   std::unique_ptr<control::LocalSockets> local_sockets;
   control::WorkerRegistry workers;
+  // The server's own workers, listed while they run (state refreshed by
+  // Server::workers() from their live figures).
+  WorkerHandle relay_worker, agent_worker;
   std::mutex stop_handler_mu;
   std::function<void(bool force)> stop_handler;
 
