@@ -151,6 +151,9 @@ class DeliveryJournal {
   bool wanted_ = false;  // a checkpoint was asked for (room)
 
   std::mutex checkpoint_mu_;  // one checkpoint at a time
+  // One fdatasync at a time: a write-back error is reported to one caller
+  // only, so each flush checks, under this lock, that no other flush failed.
+  std::mutex flush_mu_;
   std::thread thread_;
 };
 

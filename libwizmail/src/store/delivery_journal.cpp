@@ -313,6 +313,12 @@ Status DeliveryJournal::replay(RecoveryReport& rep) {
     for (const auto& dir : rec->maildirs) {
       std::error_code ec;
       if (!fs::is_directory(dir / "new", ec)) {
+        // Only an account that is gone (ENOENT) is skipped; any other error
+        // (EACCES, EIO, a file system not mounted yet) fails the recovery,
+        // so acknowledged mail is never written off.
+        struct stat st {};
+        if (::stat((dir / "new").c_str(), &st) != 0 && errno != ENOENT && errno != ENOTDIR)
+          return fail_errno("journal recovery: " + (dir / "new").string(), errno);
         ++rep.skipped;
         continue;
       }
@@ -513,11 +519,17 @@ Result<DeliveryJournal::Ticket> DeliveryJournal::append(std::span<const Message>
     if (wrap_now) ++wrap_;
     inflight_.push_back(Inflight{t.first, t.last, head_, wrap_, std::move(dirs), false});
   }
-  if (::fdatasync(fd_) != 0) {
+  {
+    std::lock_guard fl(flush_mu_);
+    int rc = ::fdatasync(fd_);
     int e = errno;
     std::lock_guard lk(mu_);
-    broken_ = true;
-    return fail_errno("fdatasync " + file_.string(), e);
+    if (rc != 0) {
+      broken_ = true;
+      return fail_errno("fdatasync " + file_.string(), e);
+    }
+    // Another flush may have taken the write-back error of our records.
+    if (broken_) return fail(Errc::io, "delivery journal " + file_.string() + " failed earlier");
   }
   return t;
 }
