@@ -260,7 +260,7 @@ TEST_CASE("config.def overrides: to_kind, from_kind, X- headers, subject modes, 
        [](TempHome& h) {
          CHECK(h.count("alice") == 0);
          CHECK(h.relay_entries().empty());
-         CHECK(h.log().find("not permitted") != std::string::npos);
+         CHECK(wait_until([&] { return h.log().find("not permitted") != std::string::npos; }));  // the log is written by its own thread
        }},
       {"mailing_list_public_level=0\n", "alice@localhost", [](TempHome& h) { CHECK(h.count("alice") == 1); }},
       {"mailing_list_public_level=-1\n", "alice@localhost", [](TempHome& h) { CHECK(h.count("alice") == 0); }},
@@ -268,7 +268,7 @@ TEST_CASE("config.def overrides: to_kind, from_kind, X- headers, subject modes, 
       {"mailing_list_filter_string=spam, hell\n", "bob@localhost",
        [](TempHome& h) {
          CHECK(h.count("alice") == 0);
-         CHECK(h.log().find("filtered") != std::string::npos);
+         CHECK(wait_until([&] { return h.log().find("filtered") != std::string::npos; }));  // the log is written by its own thread
        }},
   };
   for (auto& c : cases) {
@@ -341,8 +341,8 @@ TEST_CASE("exec hooks: argv verbatim (no shell), stdin, order, permission filter
   auto stored = h.messages("alice").front();
   CHECK(field(stored, "Delivered-To") == "Alice@alias.example");
   // The log names why bob's hook did not run, and what alice's printed.
-  CHECK(h.log().find("not in permission_mailaddress") != std::string::npos);
-  CHECK(h.log().find("recorded 5 args") != std::string::npos);
+  CHECK(wait_until([&] { return h.log().find("not in permission_mailaddress") != std::string::npos; }));  // the log is written by its own thread
+  CHECK(wait_until([&] { return h.log().find("recorded 5 args") != std::string::npos; }));  // the log is written by its own thread
   auto st = srv.server->stats();
   CHECK(st.hook_runs == 2);
   CHECK(st.hook_failures == 0);
@@ -371,9 +371,9 @@ TEST_CASE("wait mode: a rewritten file is delivered, a removed one is not, a hun
   CHECK(std::chrono::steady_clock::now() - t0 < 8s);
   CHECK(field(h.messages("alice").front(), "Comments") == "rewritten by hook");
   CHECK(h.count("bob") == 0);
-  CHECK(h.log().find("the hooks removed the message") != std::string::npos);
-  CHECK(h.log().find("timeout, SIGTERM sent") != std::string::npos);
-  CHECK(srv.server->stats().hook_failures == 1);
+  CHECK(wait_until([&] { return h.log().find("the hooks removed the message") != std::string::npos; }));  // the log is written by its own thread
+  CHECK(wait_until([&] { return h.log().find("timeout, SIGTERM sent") != std::string::npos; }));  // the log is written by its own thread
+  CHECK(wait_until([&] { return srv.server->stats().hook_failures == 1; }));
   CHECK(smtp_send(srv.port(), "bob@localhost", {"ml@localhost"}, kPost).substr(0, 3) == "250");
   REQUIRE(wait_until([&] { return h.count("alice") == 2 && spool_empty(h); }));
   bool rewritten = false;
@@ -398,7 +398,7 @@ TEST_CASE("forward.def loops between two accounts end") {
   CHECK(h.count("alice") == 2);
   CHECK(h.count("bob") == 1);
   CHECK(spool_empty(h));
-  CHECK(h.log().find("sent -mf from x@remote.example to bob@localhost") != std::string::npos);
+  CHECK(wait_until([&] { return h.log().find("sent -mf from x@remote.example to bob@localhost") != std::string::npos; }));  // the log is written by its own thread
 }
 
 TEST_CASE("reply.def: RFC 3834 and auto-reply loops between two accounts end") {
@@ -418,7 +418,7 @@ TEST_CASE("reply.def: RFC 3834 and auto-reply loops between two accounts end") {
   REQUIRE(wait_until([&] { return h.count("alice") == 4 && spool_empty(h); }));
   std::this_thread::sleep_for(300ms);
   CHECK(h.count("carol") == 0);
-  CHECK(h.log().find("RFC 3834") != std::string::npos);
+  CHECK(wait_until([&] { return h.log().find("RFC 3834") != std::string::npos; }));  // the log is written by its own thread
   // bob → alice: alice replies to bob, bob replies to alice, alice had
   // replied to bob already: the loop ends (the fake tool adds no header).
   CHECK(smtp_send(srv.port(), "bob@localhost", {"alice@localhost"}, "Subject: hi\r\n\r\nx\r\n").substr(0, 3) == "250");
