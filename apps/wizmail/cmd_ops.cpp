@@ -23,19 +23,6 @@ namespace wizmail::cli {
 
 namespace {
 
-std::shared_ptr<const Config> load(Context& ctx) {
-  auto home = ctx.home();
-  if (!home) {
-    ctx.error(home.error());
-    return nullptr;
-  }
-  auto cfg = load_config(*home);
-  if (!cfg) {
-    ctx.error(cfg.error());
-    return nullptr;
-  }
-  return *cfg;
-}
 
 volatile std::sig_atomic_t g_quit = 0;
 volatile std::sig_atomic_t g_resized = 0;
@@ -171,7 +158,7 @@ void add_ops_commands(CLI::App& app, Context& ctx) {
   monitor->callback([&ctx, margs] {
     auto sort = parse_activity_sort(margs->sort);
     if (!sort) return ctx.error("--sort: unknown key '" + margs->sort + "'", 2);
-    auto cfg = load(ctx);
+    auto cfg = ctx.config();
     if (!cfg) return;
     auto snap = collect_activity(*cfg);
     if (!snap) return ctx.error(snap.error());
@@ -211,7 +198,7 @@ void add_ops_commands(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(1, 1000));
   mnt->add_flag("--json", ctx.json, "print JSON");
   mnt->callback([&ctx, mopt] {
-    auto cfg = load(ctx);
+    auto cfg = ctx.config();
     if (!cfg) return;
     auto r = run_maintenance(*cfg, *mopt);
     if (!r) return ctx.error(r.error());

@@ -27,20 +27,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The loaded configuration of the home, or an error printed through ctx.
-std::shared_ptr<const Config> load(Context& ctx) {
-  auto home = ctx.home();
-  if (!home) {
-    ctx.error(home.error());
-    return nullptr;
-  }
-  auto cfg = load_config(*home);
-  if (!cfg) {
-    ctx.error(cfg.error());
-    return nullptr;
-  }
-  return *cfg;
-}
 
 // Read one line from stdin (the terminal's echo off when `secret`).
 std::optional<std::string> prompt(const std::string& question, bool secret) {
@@ -296,7 +282,7 @@ void add_account_commands(CLI::App& app, Context& ctx) {
     }
     auto norm = AccountStore::normalize_name(name);
     if (!norm) return ctx.error(norm.error());
-    auto cfg = load(ctx);
+    auto cfg = ctx.config();
     if (!cfg) return;
     AccountStore store(cfg->mailbox_dir());
     if (store.exists(*norm)) return ctx.error("account " + *norm + " already exists");
@@ -314,7 +300,7 @@ void add_account_commands(CLI::App& app, Context& ctx) {
   auto* del = account->add_subcommand("delete", "delete an account and its mail");
   del->add_option("name", a->name, "account name")->required();
   del->callback([&ctx, a] {
-    auto cfg = load(ctx);
+    auto cfg = ctx.config();
     if (!cfg) return;
     AccountStore store(cfg->mailbox_dir());
     if (auto st = store.remove(a->name); !st) return ctx.error(st.error());
@@ -326,7 +312,7 @@ void add_account_commands(CLI::App& app, Context& ctx) {
   passwd->add_option("password", a->password, "new password")->required();
   passwd->add_flag("--crypt", a->crypt, "store a {CRYPT} SHA-512 hash instead of the password");
   passwd->callback([&ctx, a] {
-    auto cfg = load(ctx);
+    auto cfg = ctx.config();
     if (!cfg) return;
     AccountStore store(cfg->mailbox_dir());
     auto st = store.set_password(a->name, a->password,
@@ -338,7 +324,7 @@ void add_account_commands(CLI::App& app, Context& ctx) {
   auto* list = account->add_subcommand("list", "list accounts");
   list->add_flag("--json", ctx.json, "print JSON");
   list->callback([&ctx] {
-    auto cfg = load(ctx);
+    auto cfg = ctx.config();
     if (!cfg) return;
     AccountStore store(cfg->mailbox_dir());
     auto names = store.list();
@@ -374,7 +360,7 @@ void add_ml_commands(CLI::App& app, Context& ctx) {
   create->add_option("password", a->password, "password")->required();
   create->add_option("admin", a->admin, "administrator address (default postmaster@<domain>)");
   create->callback([&ctx, a] {
-    auto cfg = load(ctx);
+    auto cfg = ctx.config();
     if (!cfg) return;
     AccountStore store(cfg->mailbox_dir());
     if (auto st = store.create_mailing_list(a->name, a->password, a->admin); !st)
@@ -386,7 +372,7 @@ void add_ml_commands(CLI::App& app, Context& ctx) {
   add->add_option("list", a->name, "list name")->required();
   add->add_option("address", a->address, "member address")->required();
   add->callback([&ctx, a] {
-    auto cfg = load(ctx);
+    auto cfg = ctx.config();
     if (!cfg) return;
     AccountStore store(cfg->mailbox_dir());
     if (auto st = store.add_member(a->name, a->address); !st) return ctx.error(st.error());
@@ -398,7 +384,7 @@ void add_ml_commands(CLI::App& app, Context& ctx) {
   del->add_option("list", a->name, "list name")->required();
   del->add_option("address", a->address, "member address")->required();
   del->callback([&ctx, a] {
-    auto cfg = load(ctx);
+    auto cfg = ctx.config();
     if (!cfg) return;
     AccountStore store(cfg->mailbox_dir());
     if (auto st = store.remove_member(a->name, a->address); !st) return ctx.error(st.error());
@@ -410,7 +396,7 @@ void add_ml_commands(CLI::App& app, Context& ctx) {
   list->add_option("list", a->name, "list name")->required();
   list->add_flag("--json", ctx.json, "print JSON");
   list->callback([&ctx, a] {
-    auto cfg = load(ctx);
+    auto cfg = ctx.config();
     if (!cfg) return;
     AccountStore store(cfg->mailbox_dir());
     auto m = store.members(a->name);
@@ -433,7 +419,7 @@ void add_mailbox_commands(CLI::App& app, Context& ctx) {
   auto* status = mailbox->add_subcommand("status", "per-account counts, sizes and counters");
   status->add_flag("--json", ctx.json, "print JSON");
   status->callback([&ctx] {
-    auto cfg = load(ctx);
+    auto cfg = ctx.config();
     if (!cfg) return;
     AccountStore store(cfg->mailbox_dir());
     auto names = store.list();

@@ -6,8 +6,10 @@
 
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 
+#include "wizmail/config.hpp"
 #include "wizmail/error.hpp"
 
 namespace wizmail::cli {
@@ -20,6 +22,8 @@ struct Context {
 
   // --home, else $WIZ98MS_HOME, else an error (printed by the caller).
   Result<std::filesystem::path> home() const;
+  // The home's loaded configuration, or null after printing why (error()).
+  std::shared_ptr<const Config> config();
   // Print "wizmail: <message>" on stderr and remember exit code `code`.
   void error(const std::string& message, int code = 1);
   void error(const Error& e, int code = 1) { error(e.message, code); }

@@ -11,6 +11,20 @@ namespace wizmail::cli {
 
 Result<std::filesystem::path> Context::home() const { return resolve_home(home_option); }
 
+std::shared_ptr<const Config> Context::config() {
+  auto h = home();
+  if (!h) {
+    error(h.error());
+    return nullptr;
+  }
+  auto cfg = load_config(*h);
+  if (!cfg) {
+    error(cfg.error());
+    return nullptr;
+  }
+  return *cfg;
+}
+
 void Context::error(const std::string& message, int code) {
   std::cerr << "wizmail: " << message << '\n';
   if (exit_code == 0) exit_code = code;
