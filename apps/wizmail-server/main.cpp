@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   std::string home_option;
   unsigned threads = 0;
   app.add_option("--home", home_option, "the server home (default: $WIZ98MS_HOME)");
-  app.add_option("--threads", threads, "worker threads (default: one per core)");
+  app.add_option("--threads", threads, "session threads, each with its own event loop (default: one per core)");
   std::string sync = "syncfs";
   app.add_option("--sync", sync, "how a commit batch is made durable: fsync (each file and "
                  "folder) or syncfs (one syncfs per phase)")

@@ -586,3 +586,124 @@ TEST_CASE("concurrent stop() calls close the listeners once, from any thread") {
   CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0);
   ::close(fd);
 }
+
+// ServerOptions::io_threads: sessions on the server's own threads, one
+// io_context each (the daemon's mode).
+
+namespace {
+ServerOptions pooled(unsigned n) {
+  ServerOptions o;
+  o.io_threads = n;
+  return o;
+}
+
+// One whole SMTP transaction; the reply codes joined ("220 250 ...").
+std::string send_one(std::uint16_t port, const std::string& rcpt, int n) {
+  Client c(port);
+  std::string codes = code(c.reply());
+  codes += " " + code(c.cmd("EHLO pool.example"));
+  codes += " " + code(c.cmd("MAIL FROM:<s" + std::to_string(n) + "@localhost>"));
+  codes += " " + code(c.cmd("RCPT TO:<" + rcpt + ">"));
+  codes += " " + code(c.cmd("DATA"));
+  c.send("Subject: m" + std::to_string(n) + "\r\n\r\nbody " + std::to_string(n) + "\r\n.\r\n");
+  codes += " " + code(c.reply());
+  codes += " " + code(c.cmd("QUIT"));
+  return codes;
+}
+}  // namespace
+
+TEST_CASE("session threads: concurrent SMTP and POP3 sessions are all served, each message durable before its 250") {
+  TempHome home;
+  Running srv(base_config(home.path), pooled(3));
+  const int clients = 12, each = 5;
+  std::vector<std::future<std::vector<std::string>>> results;
+  for (int t = 0; t < clients; ++t)
+    results.push_back(std::async(std::launch::async, [&, t] {
+      std::vector<std::string> out;
+      for (int i = 0; i < each; ++i) out.push_back(send_one(srv.port(), t % 2 ? "alice@localhost" : "bob@localhost", t * 100 + i));
+      return out;
+    }));
+  // POP3 sessions at the same time, on the same threads.
+  for (int i = 0; i < 6; ++i) {
+    Client p(srv.server->port(Protocol::pop3));
+    CHECK(p.reply().rfind("+OK", 0) == 0);
+    CHECK(p.cmd("USER alice").rfind("+OK", 0) == 0);
+    CHECK(p.cmd("PASS secret").rfind("+OK", 0) == 0);
+    CHECK(p.cmd("QUIT").rfind("+OK", 0) == 0);
+  }
+  for (auto& f : results)
+    for (const auto& codes : f.get()) CHECK(codes == "220 250 250 250 354 250 221");
+  // Every 250 was durable when sent: all are in new/ or (POP3 logins move
+  // them) cur/ now, without waiting.
+  auto count = [&](const std::string& a) {
+    std::size_t n = 0;
+    for (const char* d : {"new", "cur"})
+      for ([[maybe_unused]] auto& e : fs::directory_iterator(home.path / "mailbox" / a / d)) ++n;
+    return n;
+  };
+  CHECK(count("alice") == clients / 2 * each);
+  CHECK(count("bob") == clients / 2 * each);
+  CHECK(srv.server->stats().messages_received == clients * each);
+  srv.finish();
+  CHECK(srv.server->stopped());
+  auto log = util::read_file(home.path / "var" / "log" / "server.log").value();
+  CHECK(log.find("stopped") != std::string::npos);
+  CHECK(log.find("abandoned") == std::string::npos);  // the threads drained by themselves
+}
+
+TEST_CASE("session threads: graceful stop reaches sessions on every thread") {
+  TempHome home;
+  Running srv(base_config(home.path), pooled(2));
+  // Four idle sessions (spread over both threads) and one in DATA.
+  std::vector<std::unique_ptr<Client>> idle;
+  for (int i = 0; i < 4; ++i) {
+    idle.push_back(std::make_unique<Client>(srv.port()));
+    CHECK(code(idle.back()->reply()) == "220");
+  }
+  Client busy(srv.port());
+  busy.reply();
+  busy.cmd("EHLO x");
+  busy.cmd("MAIL FROM:<a@localhost>");
+  busy.cmd("RCPT TO:<alice@localhost>");
+  CHECK(code(busy.cmd("DATA")) == "354");
+  CHECK(srv.server->sessions().size() == 5);
+  std::promise<void> stopped;
+  srv.server->stop(5000ms, [&] { stopped.set_value(); });
+  for (auto& c : idle) {
+    CHECK(code(c->reply()) == "421");
+    CHECK(c->eof());
+  }
+  busy.send("Subject: late\r\n\r\nstill in time\r\n.\r\n");
+  CHECK(code(busy.reply()) == "250");
+  CHECK(code(busy.reply()) == "421");
+  CHECK(stopped.get_future().wait_for(5s) == std::future_status::ready);
+  srv.thread.join();
+  CHECK(home.count_new("alice") == 1);
+  auto log = util::read_file(home.path / "var" / "log" / "server.log").value();
+  CHECK(log.find("abandoned") == std::string::npos);
+}
+
+TEST_CASE("session threads: destroying a server with live sessions abandons them cleanly") {
+  TempHome home;
+  auto io = std::make_unique<asio::io_context>();
+  auto s = Server::create(*io, base_config(home.path), [] {
+    auto o = pooled(2);
+    o.ephemeral_ports = true;
+    return o;
+  }());
+  REQUIRE(s);
+  REQUIRE((*s)->start());
+  std::thread t([&] { io->run(); });
+  std::vector<std::unique_ptr<Client>> live;
+  for (int i = 0; i < 4; ++i) {
+    live.push_back(std::make_unique<Client>((*s)->port(Protocol::smtp)));
+    CHECK(code(live.back()->reply()) == "220");
+    live.back()->cmd("EHLO x");
+  }
+  // No stop(): the destructor tears the session threads down first (ASan
+  // builds catch any use of a session after its server).
+  s->reset();
+  for (auto& c : live) CHECK(c->eof());
+  io->stop();
+  t.join();
+}

@@ -311,3 +311,30 @@ TEST_CASE("delivery across filesystems copies instead of linking") {
   CHECK(count_files(s.dir("a") / "tmp") == 0);
   fs::remove_all(tmpl);
 }
+
+TEST_CASE("defer_tidy: commit publishes, tidy() counts and removes the tmp/ names") {
+  Store s{"a", "b"};
+  DeliveryBatch batch;
+  batch.defer_tidy();
+  for (int i = 0; i < 3; ++i) {
+    auto m = StagedMessage::create(s.dir("a") / "tmp");
+    REQUIRE(m);
+    REQUIRE(m->write(message(100)));
+    REQUIRE(m->finish());
+    batch.add(std::move(*m), {s.dir("a"), s.dir("b")});
+  }
+  REQUIRE(batch.commit());
+  // Delivered (results final, files in new/), not yet tidied.
+  for (std::size_t i = 0; i < 3; ++i)
+    for (const auto& r : batch.results(i)) CHECK(r);
+  CHECK(count_files(s.dir("a") / "new") == 3);
+  CHECK(count_files(s.dir("b") / "new") == 3);
+  CHECK(count_files(s.dir("a") / "tmp") == 3);
+  CHECK(Mailbox(s.dir("a")).counters().value().received == 0);
+  batch.tidy();
+  batch.tidy();  // once only
+  CHECK(count_files(s.dir("a") / "tmp") == 0);
+  CHECK(count_files(s.dir("a") / "new") == 3);
+  CHECK(Mailbox(s.dir("a")).counters().value().received == 3);
+  CHECK(Mailbox(s.dir("b")).counters().value().received == 3);
+}

@@ -171,6 +171,12 @@ class DeliveryBatch {
   // Commit may be called once.
   Status commit();
 
+  // Leave commit()'s last step — per-mailbox statistics, removing the tmp/
+  // names — to tidy(), for a caller that answers its clients first (the
+  // commit pipeline). Neither changes a result.
+  void defer_tidy() noexcept { defer_tidy_ = true; }
+  void tidy();
+
   std::size_t size() const noexcept { return entries_.size(); }
   std::span<const Result<std::filesystem::path>> results(std::size_t index) const;
   // Sees every sync and publish step of commit() (see DurabilityEvent).
@@ -187,6 +193,8 @@ class DeliveryBatch {
   SyncMode mode_;
   DeliveryJournal* journal_ = nullptr;
   bool committed_ = false;
+  bool defer_tidy_ = false;
+  bool tidied_ = false;
   std::vector<Entry> entries_;
   DurabilityObserver observer_;
 };

@@ -59,6 +59,14 @@ struct ServerOptions {
   // durations override resend_scan_interval (scan and first retry) and
   // resend_timeout for tests (0 = the configuration's).
   bool relay = false;
+  // Session threads owned by the server: 0 runs every session on the
+  // io_context given to create() (by however many threads run it); N > 0
+  // starts N threads in start(), each with an io_context of its own, and
+  // puts each TCP session on the least busy one for its whole life (the
+  // acceptors run on the first). The given io_context then carries only the
+  // control and submit sockets, metrics, signals and stop; run_server() does
+  // this with one session thread per core.
+  unsigned io_threads = 0;
   std::chrono::milliseconds relay_scan_interval{0};
   std::chrono::milliseconds relay_give_up_after{0};
 };
@@ -223,11 +231,11 @@ class Server {
 // Writes var/run/wizmail.pid, logs to stderr too, SIGHUP reloads. Returns the
 // process exit code (0 after a graceful stop; non-zero when the configuration
 // is bad or a port cannot be bound — the reasons are printed on stderr).
-// `threads` = 0: one worker per core.
+// `threads` = 0: one session thread per core (ServerOptions::io_threads).
 int run_server(const std::filesystem::path& home, unsigned threads = 0, bool use_syncfs = false);
 
 struct RunOptions {
-  unsigned threads = 0;     // 0: one worker per core
+  unsigned threads = 0;     // session threads; 0: one per core
   bool use_syncfs = false;
   // `wizmail start`: once listening (and after dropping to run_as_user),
   // write "ok\n" to this descriptor, or "error: <reason>\n" when start-up

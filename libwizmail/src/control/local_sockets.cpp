@@ -244,7 +244,8 @@ void LocalSockets::accept_control() {
       std::erase_if(conns_, [](const auto& p) { return p.second.expired(); });
       conns_.emplace(++next_, conn);
     }
-    asio::co_spawn(control_.get_executor(), conn->run(), asio::detached);
+    // The handler keeps the connection alive until run() has started.
+    asio::co_spawn(control_.get_executor(), conn->run(), [conn](std::exception_ptr) {});
     accept_control();
   });
 }

@@ -314,7 +314,8 @@ void start_submit_connection(Server::Impl& srv, LocalSockets& sockets, local::so
     srv.conns.emplace(id, conn);
   }
   auto ex = conn->executor();
-  asio::co_spawn(ex, conn->run(), asio::detached);
+  // The handler keeps the connection alive until run() has started.
+  asio::co_spawn(ex, conn->run(), [conn](std::exception_ptr) {});
 }
 
 }  // namespace wizmail::control

@@ -315,12 +315,15 @@ asio::awaitable<void> Pop3Connection::run() {
 
 void start_pop3_connection(Server::Impl& srv, tcp::socket socket, Protocol protocol,
                            std::shared_ptr<const server::Runtime> runtime, bool capped) {
-  auto ex = asio::make_strand(srv.io);
+  // Re-home the socket on the session's executor (its pool thread, or a
+  // strand on the server's io_context).
+  auto [ex, place] = srv.place_session();
   tcp::socket s(ex);
   std::error_code ec;
   auto proto = socket.local_endpoint(ec).protocol();
   if (!ec) s.assign(proto, socket.release(), ec);
   if (ec) {
+    srv.logger.server("cannot start a session: " + ec.message());
     if (capped) srv.capped.fetch_sub(1);
     return;
   }
@@ -335,7 +338,10 @@ void start_pop3_connection(Server::Impl& srv, tcp::socket socket, Protocol proto
     srv.conns.emplace(id, conn);
   }
   if (srv.stopping) conn->shutdown(srv.stop_deadline);
-  asio::co_spawn(ex, conn->run(), asio::detached);
+  // The completion handler keeps the connection alive until run() has
+  // started (it may start later on another thread) and holds the session's
+  // place in the pool until it ends.
+  asio::co_spawn(ex, conn->run(), [conn, place = std::move(place)](std::exception_ptr) {});
 }
 
 }  // namespace wizmail::pop3

@@ -51,7 +51,9 @@ CommitPipeline::~CommitPipeline() { stop(); }
 void CommitPipeline::start() {
   if (!threads_.empty()) return;
   stop_ = false;
-  for (unsigned i = 0; i < nthreads_; ++i) threads_.emplace_back([this] { run(); });
+  waiters_.clear();
+  for (unsigned i = 0; i < nthreads_; ++i) waiters_.push_back(std::make_unique<Waiter>());
+  for (unsigned i = 0; i < nthreads_; ++i) threads_.emplace_back([this, w = waiters_[i].get()] { run(*w); });
   if (journal_) journal_->start();
 }
 
@@ -68,21 +70,31 @@ void CommitPipeline::stop() {
     std::lock_guard lk(mu_);
     if (threads_.empty()) return;
     stop_ = true;
+    for (auto* w : idle_) {
+      w->woken = true;
+      w->cv.notify_one();
+    }
+    idle_.clear();
   }
-  cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
   if (journal_) journal_->stop();  // a last checkpoint: nothing to replay at the next start
 }
 
 void CommitPipeline::submit(CommitJob job) {
-  bool wake;
+  Waiter* wake = nullptr;
   {
     std::lock_guard lk(mu_);
-    wake = pending_.empty();
     pending_.push_back(std::move(job));
+    // A busy thread takes pending jobs when it is done; wake one only if
+    // this is the first job waiting.
+    if (pending_.size() == 1 && !idle_.empty()) {
+      wake = idle_.back();
+      idle_.pop_back();
+      wake->woken = true;
+    }
   }
-  if (wake) cv_.notify_one();
+  if (wake) wake->cv.notify_one();
 }
 
 void CommitPipeline::set_callbacks(std::shared_ptr<const CallbackList> cbs) {
@@ -90,12 +102,16 @@ void CommitPipeline::set_callbacks(std::shared_ptr<const CallbackList> cbs) {
   callbacks_ = std::move(cbs);
 }
 
-void CommitPipeline::run() {
+void CommitPipeline::run(Waiter& me) {
   std::vector<CommitJob> batch;
   for (;;) {
     {
       std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] { return !pending_.empty() || stop_; });
+      while (pending_.empty() && !stop_) {
+        idle_.push_back(&me);
+        me.cv.wait(lk, [&] { return me.woken; });
+        me.woken = false;  // whoever woke us took us off idle_
+      }
       if (pending_.empty() && stop_) return;
       batch.swap(pending_);
     }
@@ -168,6 +184,7 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
   std::vector<Work> work(jobs.size());
   DeliveryBatch delivery(mode_);
   if (journal_) delivery.set_journal(journal_.get());
+  delivery.defer_tidy();  // after the replies (below)
   BatchSyncer qsync(mode_);
 
   for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -403,6 +420,7 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
       agent_->notify();
       break;
     }
+  delivery.tidy();
 }
 
 }  // namespace wizmail::server

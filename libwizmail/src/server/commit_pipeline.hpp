@@ -60,7 +60,9 @@ class CommitPipeline {
  public:
   // `threads` commit threads: each takes every job pending when it is free,
   // so while one batch waits for the disk the next one gathers and starts
-  // (concurrent flushes overlap on the device).
+  // (concurrent flushes overlap on the device). A new job wakes one idle
+  // thread (the last to go idle, its cache still warm) and the others sleep
+  // on: a lone client costs one wake-up per message, not one per thread.
   CommitPipeline(AccountStore store, RelayQueue queue, SyncMode mode, Logger& log,
                  PipelineStats& stats, unsigned threads = 4);
   ~CommitPipeline();
@@ -81,7 +83,11 @@ class CommitPipeline {
   Result<DeliveryJournal::RecoveryReport> use_journal(const std::filesystem::path& file);
 
  private:
-  void run();
+  struct Waiter {
+    std::condition_variable cv;
+    bool woken = false;
+  };
+  void run(Waiter& me);
   void commit_batch(std::vector<CommitJob>& jobs);
   // Call job.done once (later calls do nothing); never throws.
   static void complete(CommitJob& job, Result<std::string> result) noexcept;
@@ -92,8 +98,11 @@ class CommitPipeline {
   Logger& log_;
   PipelineStats& stats_;
   std::mutex mu_;
-  std::condition_variable cv_;
   std::vector<CommitJob> pending_;
+  // One per thread, owned here so a notify after unlocking never reaches a
+  // finished thread's; idle_ = those waiting now (under mu_).
+  std::vector<std::unique_ptr<Waiter>> waiters_;
+  std::vector<Waiter*> idle_;
   std::shared_ptr<const CallbackList> callbacks_;
   bool stop_ = false;
   unsigned nthreads_;

@@ -4,6 +4,7 @@
 
 #include <asio/post.hpp>
 #include <asio/signal_set.hpp>
+#include <asio/strand.hpp>
 #include <asio/write.hpp>
 
 #include <cstdio>
@@ -151,7 +152,8 @@ std::optional<std::string> PopLogins::find(const AccountStore& store, std::strin
 Server::Impl::Impl(asio::io_context& io_, ServerOptions o, std::shared_ptr<const server::Runtime> r)
     : io(io_), opt(std::move(o)), rt(std::move(r)),
       logger(rt->config->log_dir(), rt->config->server.log_size_max, opt.log_to_stderr),
-      listener(io_.get_executor()),
+      io_pool(opt.io_threads > 0 ? std::make_unique<server::IoPool>(opt.io_threads) : nullptr),
+      listener(io_pool ? io_pool->executor(0) : io_.get_executor()),
       send_counters(rt->config->home / "var" / "sendcount") {}
 
 void Server::Impl::accept(asio::ip::tcp::socket s, int tag) {
@@ -184,6 +186,12 @@ void Server::Impl::accept(asio::ip::tcp::socket s, int tag) {
   server::start_smtp_connection(*this, std::move(s), protocol, std::move(r), limited);
 }
 
+std::pair<asio::any_io_executor, server::IoPool::Lease> Server::Impl::place_session() {
+  if (io_pool) return io_pool->place();
+  // Several threads may run the caller's io_context: a strand per session.
+  return {asio::make_strand(io), server::IoPool::Lease{}};
+}
+
 void Server::Impl::unregister(std::uint64_t id) {
   bool finish;
   {
@@ -204,6 +212,10 @@ void Server::Impl::maybe_finish_stop() {
     stop_finished = true;
   }
   {
+    // Every session has ended: the session threads have nothing left but
+    // completions already posted (they drain at once).
+    if (io_pool && !io_pool->finish(std::chrono::seconds(2)))
+      logger.server("session threads still had work after every session ended; abandoned");
     if (pipeline) pipeline->stop();
     if (agent) agent->stop();
     agent_worker = {};
@@ -214,6 +226,7 @@ void Server::Impl::maybe_finish_stop() {
   for (auto& f : done)
     if (f) f();
   if (local_sockets) local_sockets->close();
+  serve_guard.reset();
   stop_guard.reset();
 }
 
@@ -221,12 +234,20 @@ Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { impl_->own
 
 Server::~Server() {
   impl_->listener.close();
+  // Sessions still alive are abandoned with their threads (stop() first
+  // lets them finish).
+  if (impl_->io_pool) impl_->io_pool->stop_now();
   if (impl_->metrics) impl_->metrics->close();
   if (impl_->local_sockets) impl_->local_sockets->close();
   // The pipeline and the agent notify the queue runner: stop them first.
   if (impl_->pipeline) impl_->pipeline->stop();
   if (impl_->agent) impl_->agent->stop();
   impl_->relay.reset();
+  // Now that nothing posts to them any more, the session threads' contexts
+  // go, and with them any session still alive (its destructor unregisters
+  // and logs: the rest of the Impl is still here).
+  impl_->io_pool.reset();
+  impl_->serve_guard.reset();
   impl_->logger.stop();
 }
 
@@ -313,6 +334,7 @@ Status Server::start() {
     I.relay_running = false;
     if (I.metrics) I.metrics->close();
     I.listener.close();
+    if (I.io_pool) I.io_pool->stop_now();
     return unexpected(e);
   };
   if (auto m = ops::open_server_metrics(I.io, *this, cfg, I.opt.ephemeral_ports); !m) {
@@ -359,6 +381,10 @@ Status Server::start() {
     auto st = util::make_dirs(cfg.run_dir(), 0755);
     if (st) st = I.local_sockets->open(cfg.run_dir());
     if (!st) return abandon(st.error());
+  }
+  if (I.io_pool) {
+    I.io_pool->start();
+    I.serve_guard.emplace(I.io.get_executor());
   }
   I.listener.start([&I](asio::ip::tcp::socket s, int tag) { I.accept(std::move(s), tag); });
   I.started = true;
@@ -530,8 +556,12 @@ int run_server(const fs::path& home, const RunOptions& run) {
   }
   for (const auto& w : (*cfg)->warnings) std::cerr << "wizmail-server: warning: " << w.to_string() << '\n';
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  asio::io_context io(static_cast<int>(threads));
+  // Sessions run on `threads` threads of their own (ServerOptions::io_threads);
+  // this io_context, run by the main thread, has signals, the control and
+  // submit sockets, metrics and stop.
+  asio::io_context io(1);
   ServerOptions opt;
+  opt.io_threads = threads;
   opt.log_to_stderr = true;
   opt.relay = true;
   opt.use_syncfs = use_syncfs;
@@ -617,10 +647,7 @@ int run_server(const fs::path& home, const RunOptions& run) {
   };
   wait_signal();
   ready.ok();
-  std::vector<std::thread> workers;
-  for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&] { io.run(); });
   io.run();
-  for (auto& t : workers) t.join();
   ::unlink(pid_file.c_str());
   return 0;
 }

@@ -23,6 +23,7 @@
 #include "ops/metrics.hpp"
 #include "agent/local_agent.hpp"
 #include "server/commit_pipeline.hpp"
+#include "server/io_pool.hpp"
 #include "server/log.hpp"
 #include "control/live.hpp"
 #include "control/local_sockets.hpp"
@@ -119,6 +120,10 @@ struct Server::Impl {
   std::unique_ptr<server::CommitPipeline> pipeline;
   // Lists, exec/forward/reply hooks (src/agent/); stopped after the pipeline.
   std::unique_ptr<agent::LocalAgent> agent;
+  // Session threads (opt.io_threads > 0); the listener accepts on its first
+  // context. ~Server stops its threads first and destroys it last (after
+  // the commit pipeline), so no session outlives the rest of the Impl.
+  std::unique_ptr<server::IoPool> io_pool;
   net::Listener listener;
   server::SendCounters send_counters;
   server::PopLogins pop_logins;
@@ -142,6 +147,10 @@ struct Server::Impl {
   bool stop_finished = false;
   // Keeps io.run() going until every session has wound down.
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> stop_guard;
+  // With session threads the given io_context may have nothing of its own
+  // to wait for: this keeps its run() going from start() until the stop
+  // has finished, as without them.
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> serve_guard;
   std::atomic<std::chrono::steady_clock::time_point> stop_deadline{};
   std::vector<std::function<void()>> stop_done;
 
@@ -170,6 +179,9 @@ struct Server::Impl {
   std::unique_ptr<ops::MetricsServer> metrics;
 
   void accept(asio::ip::tcp::socket s, int tag);
+  // The executor a new TCP session runs on for its whole life, and its
+  // place in the pool (counted while the session's coroutine lives).
+  std::pair<asio::any_io_executor, server::IoPool::Lease> place_session();
   void unregister(std::uint64_t id);
   void maybe_finish_stop();
 };

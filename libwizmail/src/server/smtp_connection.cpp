@@ -452,13 +452,15 @@ asio::awaitable<void> SmtpConnection::run() {
 
 void start_smtp_connection(Server::Impl& srv, tcp::socket socket, Protocol protocol,
                            std::shared_ptr<const Runtime> runtime, bool capped) {
-  auto ex = asio::make_strand(srv.io);
-  // Re-home the socket on the strand (same io_context: just the executor).
+  // Re-home the socket on the session's executor (its pool thread, or a
+  // strand on the server's io_context).
+  auto [ex, place] = srv.place_session();
   tcp::socket s(ex);
   std::error_code ec;
   auto proto = socket.local_endpoint(ec).protocol();
   s.assign(proto, socket.release(), ec);
   if (ec) {
+    srv.logger.server("cannot start a session: " + ec.message());
     if (capped) srv.capped.fetch_sub(1);
     return;
   }
@@ -475,7 +477,10 @@ void start_smtp_connection(Server::Impl& srv, tcp::socket socket, Protocol proto
     // connection in conns, or this sees stopping.
     if (srv.stopping) conn->shutdown(srv.stop_deadline.load());
   }
-  asio::co_spawn(ex, conn->run(), asio::detached);
+  // The completion handler keeps the connection alive until run() has
+  // started (it may start later on another thread) and holds the session's
+  // place in the pool until it ends.
+  asio::co_spawn(ex, conn->run(), [conn, place = std::move(place)](std::exception_ptr) {});
 }
 
 }  // namespace wizmail::server

@@ -423,7 +423,15 @@ Status DeliveryBatch::commit() {
     return st;
   }
 
-  // 4. Statistics, once per mailbox and batch; then drop the tmp/ names.
+  // 4. Statistics and the tmp/ names (tidy()), unless the caller does it.
+  if (!defer_tidy_) tidy();
+  return data_st;
+}
+
+void DeliveryBatch::tidy() {
+  if (tidied_) return;
+  tidied_ = true;
+  // Statistics, once per mailbox and batch; then drop the tmp/ names.
   std::vector<std::pair<fs::path, std::uint64_t>> received;
   for (auto& e : entries_) {
     for (std::size_t i = 0; i < e.results.size(); ++i) {
@@ -444,7 +452,6 @@ Status DeliveryBatch::commit() {
     // A statistic; the mail is delivered whether or not it could be counted.
     (void)add_mailbox_counters(dir, d);
   }
-  return data_st;
 }
 
 std::vector<Result<fs::path>> deliver(std::span<const fs::path> maildirs, std::string_view data,
