@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""10,000 idle POP3 connections against wizmail (pop3_test_server): open
+"""10,000 idle POP3 connections against wizmail (pop3_test_server, one session thread): open
 them all (each reads the greeting), then print the server's RSS.
 usage: idle.py BUILD_DIR [N]"""
 import os

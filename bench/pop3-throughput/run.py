@@ -7,9 +7,9 @@ python3 poplib (one RETR at a time); 1 and 4 parallel clients (one account
 each). Prints messages/s per case and the wizmail/Dovecot ratio.
 
 usage: run.py [--messages N] [--build DIR] [--skip-dovecot]
-Needs: a build dir with tests/pop3/pop3_test_server (or apps/wizmail-server
-once POP3 is wired there), dovecot-pop3d installed; run as root or a user
-that may start dovecot with its own configuration.
+Needs: a build dir with apps/wizmail-server (the daemon, run with its
+defaults: one session thread per core), dovecot-pop3d installed; run as
+root or a user that may start dovecot with its own configuration.
 """
 import argparse
 import multiprocessing as mp
@@ -69,10 +69,25 @@ def setup_wizmail(root, master):
 
 
 def start_wizmail(build, home):
-    server = os.path.join(build, "tests", "pop3", "pop3_test_server")
-    p = subprocess.Popen([server, home], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    kind, port = p.stdout.readline().split()
-    return p, int(port)
+    """The real daemon (apps/wizmail-server: one session thread per core),
+    POP3 on a free loopback port; SMTP on another free port."""
+    server = os.path.join(build, "apps", "wizmail-server", "wizmail-server")
+    pop, smtp = free_port(), free_port()
+    with open(os.path.join(home, "def", "smtpenv.dat"), "w") as f:
+        f.write(f"port={smtp}\nbind_address=127.0.0.1\nmultiprocessing=1000\n")
+    with open(os.path.join(home, "def", "popenv.dat"), "w") as f:
+        f.write(f"host=pop.test\nport={pop}\n")
+    p = subprocess.Popen([server, "--home", home], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(400):
+        try:
+            socket.create_connection(("127.0.0.1", pop), timeout=1).close()
+            return p, pop
+        except OSError:
+            if p.poll() is not None:
+                raise SystemExit("wizmail-server exited at start")
+            time.sleep(0.05)
+    raise SystemExit("wizmail-server does not listen")
 
 
 def free_port():
@@ -197,7 +212,18 @@ def poplib_client(args):
     return count
 
 
+LOAD = None  # bench/pop3-throughput/pop3-load in the build dir (main())
+
+
 def measure(port, kind, clients, count):
+    if kind == "raw":
+        # The C++ load generator: the server's cost, not the client's, sets
+        # the pace (raw_client above is the same protocol in python, kept
+        # for --python-raw).
+        if LOAD:
+            out = subprocess.run([LOAD, str(port), PASSWORD, str(count), "16"] + ACCOUNTS[:clients],
+                                 check=True, capture_output=True, text=True).stdout.split()
+            return float(out[2])
     fn = raw_client if kind == "raw" else poplib_client
     jobs = [(port, ACCOUNTS[i], count) for i in range(clients)]
     t0 = time.perf_counter()
@@ -214,7 +240,14 @@ def main():
     ap.add_argument("--messages", type=int, default=10000)
     ap.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "..", "build"))
     ap.add_argument("--skip-dovecot", action="store_true")
+    ap.add_argument("--python-raw", action="store_true",
+                    help="raw pipelining client in python instead of pop3-load")
     a = ap.parse_args()
+    global LOAD
+    if not a.python_raw:
+        LOAD = os.path.join(a.build, "bench", "pop3-throughput", "pop3-load")
+        if not os.path.exists(LOAD):
+            raise SystemExit(f"{LOAD} missing: build the tree first (ninja -C {a.build})")
     root = tempfile.mkdtemp(prefix="wizmail-pop3-bench-")
     os.chmod(root, 0o755)  # Dovecot's auth process runs as user dovecot
     wiz = dov = None
@@ -239,7 +272,7 @@ def main():
                 print(f"{kind + ' x' + str(clients):<14}{w:>15.0f}{d:>15.0f}{ratio:>8}", flush=True)
     finally:
         if wiz:
-            wiz.stdin.close()
+            wiz.terminate()
             wiz.wait(timeout=30)
         if not a.skip_dovecot and dconf:
             stop_dovecot(dconf)
