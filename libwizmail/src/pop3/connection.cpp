@@ -318,16 +318,12 @@ void start_pop3_connection(Server::Impl& srv, tcp::socket socket, Protocol proto
   // Re-home the socket on the session's executor (its pool thread, or a
   // strand on the server's io_context).
   auto [ex, place] = srv.place_session();
-  tcp::socket s(ex);
-  std::error_code ec;
-  auto proto = socket.local_endpoint(ec).protocol();
-  if (!ec) s.assign(proto, socket.release(), ec);
-  if (ec) {
-    srv.logger.server("cannot start a session: " + ec.message());
+  auto adopted = srv.adopt(std::move(socket), ex);
+  if (!adopted) {
     if (capped) srv.capped.fetch_sub(1);
     return;
   }
-  std::uint64_t id;
+  tcp::socket s(std::move(*adopted));  std::uint64_t id;
   std::shared_ptr<Pop3Connection> conn;
   {
     std::lock_guard lk(srv.conn_mu);

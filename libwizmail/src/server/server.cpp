@@ -192,6 +192,20 @@ std::pair<asio::any_io_executor, server::IoPool::Lease> Server::Impl::place_sess
   return {asio::make_strand(io), server::IoPool::Lease{}};
 }
 
+std::optional<asio::ip::tcp::socket> Server::Impl::adopt(asio::ip::tcp::socket s,
+                                                         const asio::any_io_executor& ex) {
+  if (s.get_executor() == ex) return std::optional<asio::ip::tcp::socket>(std::move(s));
+  asio::ip::tcp::socket out(ex);
+  std::error_code ec;
+  auto proto = s.local_endpoint(ec).protocol();
+  if (!ec) out.assign(proto, s.release(), ec);
+  if (ec) {
+    logger.server("cannot start a session: " + ec.message());
+    return std::nullopt;
+  }
+  return std::optional<asio::ip::tcp::socket>(std::move(out));
+}
+
 void Server::Impl::unregister(std::uint64_t id) {
   bool finish;
   {

@@ -182,6 +182,10 @@ struct Server::Impl {
   // The executor a new TCP session runs on for its whole life, and its
   // place in the pool (counted while the session's coroutine lives).
   std::pair<asio::any_io_executor, server::IoPool::Lease> place_session();
+  // The accepted socket on `ex`: as it is when it already lives there (a
+  // session on the accepting thread), else re-registered with ex's reactor.
+  // nullopt (logged) when that fails; the socket is then closed.
+  std::optional<asio::ip::tcp::socket> adopt(asio::ip::tcp::socket s, const asio::any_io_executor& ex);
   void unregister(std::uint64_t id);
   void maybe_finish_stop();
 };
