@@ -47,6 +47,10 @@ struct World {
   bool fail_verify = false;
   int open_drops = 0;                            // live Maildrops
   std::vector<std::string> logins;               // "account ip"
+  // The client network's failed logins, as a shared net::AuthPenalty counts
+  // them; penalty_calls: "failed IP" / "succeeded IP".
+  int network_failures = 0;
+  std::vector<std::string> penalty_calls;
 };
 
 class Drop : public pop3::Maildrop {
@@ -92,6 +96,14 @@ class Backend : public pop3::Backend {
     auto it = w_.accounts.find(std::string(a));
     if (it == w_.accounts.end() || it->second.hashed) return std::optional<std::string>{};
     return std::optional<std::string>{it->second.password};
+  }
+  int login_failed(std::string_view ip) override {
+    w_.penalty_calls.push_back("failed " + std::string(ip));
+    return ++w_.network_failures;
+  }
+  void login_succeeded(std::string_view ip) override {
+    w_.penalty_calls.push_back("succeeded " + std::string(ip));
+    w_.network_failures = 0;
   }
   Result<std::unique_ptr<pop3::Maildrop>> open_maildrop(std::string_view a,
                                                         std::string_view ip) override {

@@ -266,6 +266,26 @@ TEST_CASE("a 10,000-octet line that hides a command is never executed") {
   CHECK(r2.world.commits[0] == std::vector<std::size_t>{0});
 }
 
+TEST_CASE("login failures of the client's network in other sessions lengthen this session's delay") {
+  fake::World w = make_world();
+  w.network_failures = 4;  // four failures from 192.0.2.x before this session
+  fake::Backend b(w);
+  Session s(options(), b);
+  Output out;
+  std::string t;
+  s.feed("USER alice\r\nPASS wrong\r\n", out);
+  render(out, t);
+  CHECK(t == "+OK send PASS\r\n<delay 1600>-ERR [AUTH] authentication failed\r\n");
+  CHECK(w.network_failures == 5);
+  // The right password: logged in, and the network's count is cleared.
+  t.clear();
+  s.feed("USER alice\r\nPASS secret\r\n", out);
+  render(out, t);
+  CHECK(t.find("+OK logged in") != std::string::npos);
+  CHECK(w.network_failures == 0);
+  CHECK(w.penalty_calls == std::vector<std::string>{"failed 192.0.2.7", "succeeded 192.0.2.7"});
+}
+
 TEST_CASE("login failures: [AUTH], growing delay, error.log, close after five") {
   std::string t = transcript(
       "USER alice\r\nPASS wrong\r\nUSER nobody\r\nPASS x\r\nUSER ../etc\r\nPASS x\r\n"

@@ -707,3 +707,34 @@ TEST_CASE("session threads: destroying a server with live sessions abandons them
   io->stop();
   t.join();
 }
+
+TEST_CASE("failed logins are penalised per client network, across connections and protocols") {
+  TempHome home;
+  Running srv(base_config(home.path), pooled(2));
+  auto timed = [](auto&& f) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::steady_clock::now() - t0;
+  };
+  // AUTH PLAIN alice/wrong: the network's first failure, answered after 1 s.
+  {
+    Client c(srv.port());
+    c.reply();
+    c.cmd("EHLO x");
+    auto d = timed([&] { CHECK(code(c.cmd("AUTH PLAIN AGFsaWNlAHdyb25n")) == "535"); });
+    CHECK(d >= 900ms);
+  }
+  // A new connection, another protocol: POP3's first failure of this
+  // session is the network's second, answered after 2 s (not 1).
+  {
+    Client p(srv.server->port(Protocol::pop3));
+    p.reply();
+    CHECK(p.cmd("USER alice").rfind("+OK", 0) == 0);
+    auto d = timed([&] { CHECK(p.cmd("PASS wrong").rfind("-ERR [AUTH]", 0) == 0); });
+    CHECK(d >= 1900ms);
+    // The right password still logs in (the penalty delays, never refuses).
+    CHECK(p.cmd("USER alice").rfind("+OK", 0) == 0);
+    auto ok = p.cmd("PASS secret");
+    CHECK(ok.rfind("+OK", 0) == 0);
+  }
+}

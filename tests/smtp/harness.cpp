@@ -54,6 +54,16 @@ std::optional<std::string> FakeEnv::plain_password(std::string_view user) {
   return it->second.password;
 }
 
+int FakeEnv::auth_failed(std::string_view client_ip) {
+  calls.push_back("auth_failed " + std::string(client_ip));
+  return ++network_failures;
+}
+
+void FakeEnv::auth_succeeded(std::string_view client_ip) {
+  calls.push_back("auth_succeeded " + std::string(client_ip));
+  network_failures = 0;
+}
+
 std::optional<std::string> FakeEnv::pop_login_account(std::string_view ip,
                                                       std::chrono::minutes ttl) {
   calls.push_back("pop " + std::string(ip) + " " + std::to_string(ttl.count()));
@@ -279,6 +289,8 @@ RunResult run_script(std::string_view script, std::size_t chunk) {
       env.accounts[std::string(w.at(0))] = a;
     } else if (line.starts_with("@ownip ")) {
       env.own_literals.emplace_back(line.substr(7));
+    } else if (line.starts_with("@penalty ")) {
+      env.network_failures = static_cast<int>(*util::parse_int(line.substr(9)));
     } else if (line.starts_with("@pop ")) {
       auto w = words(line.substr(5));
       env.pop_logins[std::string(w.at(0))] = std::string(w.at(1));

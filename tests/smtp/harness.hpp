@@ -10,6 +10,7 @@
 //                 [reject_domain=a,b] [reject_mailaddress=x,y]
 //   @ownip LITERAL         a local IP literal, e.g. [192.0.2.1]
 //   @pop IP ACCOUNT        ACCOUNT logged into POP3 from IP recently
+//   @penalty N             the client's network failed AUTH N times before
 //   @commit ok ID | @commit fail CODE ENH TEXT   results of the next commits
 //   @sinkfail begin|write  the sink fails
 //   C: TEXT                client line, CRLF appended (escapes: \r \n \t \0
@@ -52,12 +53,17 @@ class FakeEnv : public Environment {
   std::int64_t now_seconds = 697170952;
   std::uint64_t random_value = 1896;
   std::vector<std::string> calls;  // log of policy calls, for assertions
+  // The client network's earlier AUTH failures (@penalty N), as a shared
+  // net::AuthPenalty would count them.
+  int network_failures = 0;
 
   bool is_local_domain(std::string_view domain) override;
   AccountInfo lookup_account(std::string_view account) override;
   Result<AccountSettings> account_settings(std::string_view account) override;
   Result<bool> quota_allows(std::string_view account, std::int64_t size) override;
   Result<bool> authenticate(std::string_view user, std::string_view password) override;
+  int auth_failed(std::string_view client_ip) override;
+  void auth_succeeded(std::string_view client_ip) override;
   std::optional<std::string> plain_password(std::string_view user) override;
   std::optional<std::string> pop_login_account(std::string_view ip,
                                                std::chrono::minutes ttl) override;

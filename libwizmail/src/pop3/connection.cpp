@@ -264,7 +264,9 @@ asio::awaitable<void> Pop3Connection::run() {
       co_return;
     }
   }
-  backend_ = std::make_unique<StoreBackend>(store_backend_options(rt_->config));
+  auto bo = store_backend_options(rt_->config);
+  bo.penalty = &srv_.auth_penalty;
+  backend_ = std::make_unique<StoreBackend>(std::move(bo));
   SessionOptions so;
   so.host = cfg.pop.host;
   so.peer_ip = peer_ip_;

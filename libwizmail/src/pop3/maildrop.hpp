@@ -55,6 +55,16 @@ class Backend {
   // The clear-text secret for APOP; nullopt when the account does not exist
   // or stores only a hash (APOP is then refused).
   virtual Result<std::optional<std::string>> apop_secret(std::string_view account) = 0;
+  // Failed and successful logins from `peer_ip`, for the penalty shared by
+  // every session from its network (net/auth_penalty.hpp): login_failed()
+  // returns that network's recent failures, this one included; the session
+  // delays its -ERR by the larger of that and its own count. The defaults
+  // keep no shared state.
+  virtual int login_failed(std::string_view peer_ip) {
+    (void)peer_ip;
+    return 0;
+  }
+  virtual void login_succeeded(std::string_view peer_ip) { (void)peer_ip; }
   // Lock and open the mailbox after a successful login; also the place that
   // records the login for POP-before-SMTP and moves new/ to cur/.
   // Errc::busy when another session holds the lock.

@@ -312,7 +312,8 @@ void Session::login_failed(Output& out, std::string_view account, std::string_vi
   out.logs.push_back({LogEvent::Channel::error,
                       "pop3 login failed for '" + std::string(account).substr(0, 64) + "' from " +
                           opt_.peer_ip + ": " + std::string(why)});
-  auto d = opt_.failure_delay * (1L << std::min(failures_ - 1, 10));
+  const int penalty = std::max(failures_, backend_.login_failed(opt_.peer_ip));
+  auto d = opt_.failure_delay * (1L << std::min(penalty - 1, 10));
   if (d > max_failure_delay) d = max_failure_delay;
   if (d.count() > 0) {
     Action a;
@@ -333,6 +334,7 @@ void Session::login_failed(Output& out, std::string_view account, std::string_vi
 }
 
 void Session::login(Output& out, const std::string& account) {
+  backend_.login_succeeded(opt_.peer_ip);  // the credentials were right
   auto drop = backend_.open_maildrop(account, opt_.peer_ip);
   if (!drop) {
     if (drop.error().code == Errc::busy) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "pop3/mailbox_lock.hpp"
+#include "net/auth_penalty.hpp"
 #include "pop3/maildrop.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
@@ -23,6 +24,9 @@ struct StoreBackendOptions {
   // Whether DELE'd mail of this account goes to the dustbox; null = never.
   std::function<bool(std::string_view account)> use_dustbox;
   MailboxLock::Options lock;
+  // Failed logins per client network, shared with the server's other
+  // sessions; null = only the session's own count.
+  net::AuthPenalty* penalty = nullptr;
 };
 
 // From a Config: popenv `dustbox`=TRUE, or the account's `use_dustbox`
@@ -46,6 +50,12 @@ class StoreBackend : public Backend {
 
   Result<bool> verify_password(std::string_view account, std::string_view password) override;
   Result<std::optional<std::string>> apop_secret(std::string_view account) override;
+  int login_failed(std::string_view peer_ip) override {
+    return opt_.penalty ? opt_.penalty->failed(peer_ip) : 0;
+  }
+  void login_succeeded(std::string_view peer_ip) override {
+    if (opt_.penalty) opt_.penalty->succeeded(peer_ip);
+  }
   // Takes the lock, writes the ip file, moves new/ to cur/, lists cur/.
   Result<std::unique_ptr<Maildrop>> open_maildrop(std::string_view account,
                                                   std::string_view peer_ip) override;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "net/address.hpp"
+#include "net/auth_penalty.hpp"
 #include "net/listener.hpp"
 #include "net/tls.hpp"
 #include "ops/metrics.hpp"
@@ -127,6 +128,8 @@ struct Server::Impl {
   net::Listener listener;
   server::SendCounters send_counters;
   server::PopLogins pop_logins;
+  // Failed SMTP AUTH and POP3 logins per client network (both protocols).
+  net::AuthPenalty auth_penalty;
 
   std::atomic<std::uint64_t> sessions_smtp{0}, sessions_pop3{0}, sessions_total{0},
       refused_busy{0}, messages_received{0};

@@ -39,6 +39,9 @@ class Environment final : public smtp::Environment {
   Environment(Server::Impl& srv, const Runtime& rt, const tcp::endpoint& local)
       : srv_(srv), rt_(rt), store_(rt.mailbox_dir), local_(local) {}
 
+  int auth_failed(std::string_view client_ip) override { return srv_.auth_penalty.failed(client_ip); }
+  void auth_succeeded(std::string_view client_ip) override { srv_.auth_penalty.succeeded(client_ip); }
+
   bool is_local_domain(std::string_view domain) override {
     if (!domain.empty() && domain.front() == '[') {
       auto ip = smtp::parse_address_literal(domain);

@@ -853,15 +853,17 @@ void Session::Impl::auth_result(std::optional<std::string> account, Result<bool>
   }
   if (account && *ok) {
     s.auth_user_ = std::move(*account);
+    s.env_.auth_succeeded(s.opt_.client_ip);
     reply(out, "235 2.7.0 Authentication successful");
     return;
   }
   ++auth_failures;
+  const int penalty = std::max(auth_failures, s.env_.auth_failed(s.opt_.client_ip));
   std::string u(user.substr(0, 64));
   for (auto& c : u)
     if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
   error_event(out, sasl_mech + " authentication failed for user \"" + u + "\"");
-  int shift = std::min(auth_failures - 1, 6);
+  int shift = std::min(penalty - 1, 4);  // at most 16 × auth_fail_delay
   out.delay = s.opt_.auth_fail_delay * (1 << shift);
   paused = out.delay.count() > 0;
   if (auth_failures >= s.opt_.max_auth_failures) {

@@ -127,6 +127,16 @@ class Environment {
   // An error (store unreadable) → 454 4.7.0.
   virtual Result<bool> authenticate(std::string_view user,
                                     std::string_view password) = 0;
+  // Failed and successful AUTH from `client_ip`, for the penalty shared by
+  // every session from its network (net/auth_penalty.hpp): auth_failed()
+  // returns that network's recent failures, this one included; the session
+  // delays its 535 by the larger of that and its own count. The defaults
+  // keep no shared state.
+  virtual int auth_failed(std::string_view client_ip) {
+    (void)client_ip;
+    return 0;
+  }
+  virtual void auth_succeeded(std::string_view client_ip) { (void)client_ip; }
   // The stored plain password for CRAM-MD5; nullopt when the account does not
   // exist or holds a hash (CRAM-MD5 then fails like a wrong password).
   virtual std::optional<std::string> plain_password(std::string_view user) = 0;
@@ -162,7 +172,7 @@ struct SessionOptions {
   std::size_t max_auth_line = 12288;     // AUTH lines and SASL responses
   int max_errors = 20;                   // then 421 4.7.0 and close
   int max_auth_failures = 3;             // the next failure: 421 4.7.0, close
-  std::chrono::milliseconds auth_fail_delay{1000};  // doubled per failure
+  std::chrono::milliseconds auth_fail_delay{1000};  // doubled per failure (of the session or, when more, of its network), at most 16×
 };
 
 // A log line for the connection to write (it adds time, session id, peer and
