@@ -559,3 +559,32 @@ TEST_CASE("UIDL never sends a unique-id longer than 70 octets or outside 0x21..0
   }
   CHECK(lines == 4);
 }
+
+TEST_CASE("may_block: logins and QUIT's update go off the I/O thread, the rest stays") {
+  fake::World w = make_world();
+  fake::Backend b(w);
+  Session s(options(), b);
+  Output out;
+  s.greeting(out);
+  // Authorization: any line may complete a login.
+  CHECK(s.may_block("USER alice\r\n"));
+  CHECK(s.may_block("CAPA\r\n"));
+  s.feed("USER alice\r\nPASS secret\r\n", out);
+  out.clear();
+  REQUIRE(s.state() == State::transaction);
+  CHECK_FALSE(s.may_block("STAT\r\n"));
+  CHECK_FALSE(s.may_block("RETR 1\r\nDELE 1\r\nLIST\r\n"));
+  CHECK(s.may_block("NOOP\r\nquitting\r\n"));  // conservative: a QUIT-like line start
+  CHECK(s.may_block("QUIT\r\n"));
+  CHECK(s.may_block("quit\r\n"));
+  CHECK(s.may_block("DELE 1\r\nQuIt\r\n"));
+  CHECK_FALSE(s.may_block("NOOP X QUIT\r\n"));  // QUIT not at a line start
+  // A command split across reads: "QU" waits in the parser, "IT\r\n" comes.
+  s.feed("NOOP\r\nQU", out);
+  out.clear();
+  CHECK(s.may_block("IT\r\n"));
+  CHECK_FALSE(s.may_block("I"));  // no complete line yet: feeding it runs nothing
+  s.feed("IT\r\n", out);
+  CHECK(s.state() != State::transaction);
+  CHECK_FALSE(s.may_block("NOOP\r\n"));  // after QUIT nothing runs
+}

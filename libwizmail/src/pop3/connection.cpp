@@ -3,6 +3,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/strand.hpp>
+#include <asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -88,6 +89,10 @@ class Pop3Connection final : public server::Connection,
       session_->keep_alive();
     }
   }
+  // session_->feed(data) (resume() when data is empty): on the server's
+  // blocking pool when it may wait for the disk (Session::may_block), else
+  // here.
+  asio::awaitable<void> feed(std::string_view data);
   asio::awaitable<bool> flush();
   asio::awaitable<bool> stream_message(Action& a);
   asio::awaitable<bool> act();
@@ -116,6 +121,28 @@ class Pop3Connection final : public server::Connection,
   control::SessionNote note_;  // for Server::sessions()
   std::string last_command_;
 };
+
+asio::awaitable<void> Pop3Connection::feed(std::string_view data) {
+  auto step = [this](std::string_view d) {
+    if (d.empty()) session_->resume(out_);
+    else session_->feed(d, out_);
+  };
+  if (!srv_.blocking || !session_->may_block(data)) {
+    step(data);
+    co_return;
+  }
+  // `data` lives in this thread's read buffer, which another session of
+  // this thread may reuse meanwhile: the worker gets a copy. The session
+  // and out_ are touched by nobody else until this returns.
+  std::string copy(data);
+  co_await asio::co_spawn(
+      srv_.blocking->get_executor(),
+      [&]() -> asio::awaitable<void> {
+        step(copy);
+        co_return;
+      },
+      asio::use_awaitable);
+}
 
 asio::awaitable<bool> Pop3Connection::flush() {
   if (wbuf_.empty()) co_return true;
@@ -299,10 +326,10 @@ asio::awaitable<void> Pop3Connection::run() {
     }
     if (data.empty()) break;
     maybe_refresh_lock();
-    session_->feed(data, out_);
+    co_await feed(data);
     open = co_await act();
     while (open && session_->has_backlog()) {
-      session_->resume(out_);
+      co_await feed({});
       open = co_await act();
     }
   }

@@ -37,6 +37,8 @@ class LineParser {
 
   // Forget a partial line (STLS: buffered plaintext must not survive).
   void reset() noexcept;
+  // A line has begun and not ended yet.
+  bool partial() const noexcept { return !buf_.empty() || discarding_; }
 
  private:
   std::string buf_;      // the partial line so far

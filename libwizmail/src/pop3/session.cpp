@@ -136,6 +136,30 @@ void Session::feed(std::string_view bytes, Output& out) {
   process(bytes, out);
 }
 
+namespace {
+// A line in `text` (at its start or after a LF) that begins "QUIT", any case.
+bool has_quit_line(std::string_view text) noexcept {
+  for (std::size_t at = 0; at < text.size();) {
+    auto line = text.substr(at, 4);
+    if (line.size() == 4 && (line[0] | 0x20) == 'q' && (line[1] | 0x20) == 'u' &&
+        (line[2] | 0x20) == 'i' && (line[3] | 0x20) == 't')
+      return true;
+    auto nl = text.find('\n', at);
+    if (nl == std::string_view::npos) break;
+    at = nl + 1;
+  }
+  return false;
+}
+}  // namespace
+
+bool Session::may_block(std::string_view more) const noexcept {
+  if (state_ == State::authorization) return true;
+  if (state_ != State::transaction || stop_input_) return false;
+  // A command split across reads: its start is in the parser, unseen here.
+  if (parser_.partial() && more.find('\n') != std::string_view::npos) return true;
+  return has_quit_line(backlog_) || has_quit_line(more);
+}
+
 void Session::resume(Output& out) {
   std::string pending;
   pending.swap(backlog_);

@@ -110,6 +110,13 @@ class Session {
   void resume(Output& out);
   static constexpr std::size_t max_streams_per_batch = 32;
 
+  // Could feed(more) (or resume() when `more` is empty) touch the disk
+  // beyond reading a message — a login (lock, ip file, new/ → cur/) or
+  // QUIT's update (deletions, fsyncs)? Then the connection runs it off its
+  // I/O thread. Conservative: in the authorization state always, in the
+  // transaction state when a complete line may be QUIT.
+  bool may_block(std::string_view more) const noexcept;
+
   // The TLS handshake after STLS succeeded.
   void tls_started();
 

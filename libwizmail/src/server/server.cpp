@@ -230,6 +230,7 @@ void Server::Impl::maybe_finish_stop() {
     // completions already posted (they drain at once).
     if (io_pool && !io_pool->finish(std::chrono::seconds(2)))
       logger.server("session threads still had work after every session ended; abandoned");
+    if (blocking) blocking->join();  // idle: every session has ended
     if (pipeline) pipeline->stop();
     if (agent) agent->stop();
     agent_worker = {};
@@ -251,6 +252,11 @@ Server::~Server() {
   // Sessions still alive are abandoned with their threads (stop() first
   // lets them finish).
   if (impl_->io_pool) impl_->io_pool->stop_now();
+  if (impl_->blocking) {
+    // Work still queued there (a login of an abandoned session) is dropped.
+    impl_->blocking->stop();
+    impl_->blocking->join();
+  }
   if (impl_->metrics) impl_->metrics->close();
   if (impl_->local_sockets) impl_->local_sockets->close();
   // The pipeline and the agent notify the queue runner: stop them first.
@@ -260,6 +266,7 @@ Server::~Server() {
   // Now that nothing posts to them any more, the session threads' contexts
   // go, and with them any session still alive (its destructor unregisters
   // and logs: the rest of the Impl is still here).
+  impl_->blocking.reset();
   impl_->io_pool.reset();
   impl_->serve_guard.reset();
   impl_->logger.stop();
@@ -396,6 +403,7 @@ Status Server::start() {
     if (st) st = I.local_sockets->open(cfg.run_dir());
     if (!st) return abandon(st.error());
   }
+  I.blocking = std::make_unique<asio::thread_pool>(2);
   if (I.io_pool) {
     I.io_pool->start();
     I.serve_guard.emplace(I.io.get_executor());

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <asio/io_context.hpp>
+#include <asio/thread_pool.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <atomic>
@@ -125,6 +126,10 @@ struct Server::Impl {
   // context. ~Server stops its threads first and destroys it last (after
   // the commit pipeline), so no session outlives the rest of the Impl.
   std::unique_ptr<server::IoPool> io_pool;
+  // Session work that may wait for the disk — a POP3 login (lock, new/ →
+  // cur/) and QUIT's update — runs here, not on a session thread, so the
+  // other sessions of that thread do not wait with it. From start().
+  std::unique_ptr<asio::thread_pool> blocking;
   net::Listener listener;
   server::SendCounters send_counters;
   server::PopLogins pop_logins;
