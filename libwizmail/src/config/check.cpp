@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "config/table.hpp"
+#include "util/ip.hpp"
 #include "util/strings.hpp"
 #include "wizmail/config.hpp"
 
@@ -79,7 +80,8 @@ std::vector<ConfigDiagnostic> check_config(const Config& c) {
         "pop_befor_smtp_time_to_live minutes; SMTP AUTH (send_permits_only_smtp_auth=1) is safer");
   }
   for (const auto& net : c.smtp.address_permits_relay) {
-    int prefix = config::cidr_prefix(net);
+    auto block = util::CidrBlock::parse(net);
+    int prefix = block ? static_cast<int>(block->prefix) : -1;
     if (prefix == 0) {
       add(Severity::error, smtpenv, "address_permits_relay",
           net + " lets every address on the Internet relay (an open relay)");
@@ -89,7 +91,7 @@ std::vector<ConfigDiagnostic> check_config(const Config& c) {
     }
   }
   for (const auto& net : c.smtp.multiprocessing_exempt) {
-    if (config::cidr_prefix(net) == 0)
+    if (auto block = util::CidrBlock::parse(net); block && block->prefix == 0)
       add(Severity::warning, smtpenv, "multiprocessing_exempt",
           net + " exempts every client from the multiprocessing session limit");
   }

@@ -6,6 +6,7 @@
 #include <climits>
 #include <limits>
 
+#include "util/ip.hpp"
 #include "util/strings.hpp"
 
 namespace wizmail::config {
@@ -446,22 +447,7 @@ bool valid_ip(std::string_view s) noexcept {
   return ::inet_pton(AF_INET, buf, &a4) == 1 || ::inet_pton(AF_INET6, buf, &a6) == 1;
 }
 
-int cidr_prefix(std::string_view s) noexcept {
-  auto slash = s.find('/');
-  std::string_view ip = s.substr(0, slash);
-  if (!valid_ip(ip)) return -1;
-  int full = ip.find(':') != std::string_view::npos ? 128 : 32;
-  if (slash == std::string_view::npos) return full;
-  std::string_view len = s.substr(slash + 1);
-  if (len.empty() || len.size() > 3) return -1;
-  for (char c : len)
-    if (!is_digit(c)) return -1;
-  auto n = util::parse_int(len);
-  if (!n || *n > full) return -1;
-  return static_cast<int>(*n);
-}
-
-bool valid_cidr(std::string_view s) noexcept { return cidr_prefix(s) >= 0; }
+bool valid_cidr(std::string_view s) noexcept { return util::CidrBlock::parse(s).has_value(); }
 
 bool valid_hostname(std::string_view s) noexcept {
   if (s.size() > 2 && s.front() == '[' && s.back() == ']') return valid_ip(s.substr(1, s.size() - 2));

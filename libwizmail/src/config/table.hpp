@@ -85,10 +85,8 @@ std::string allowed_text(const Key& key);
 
 // Validators shared with check_config.
 bool valid_ip(std::string_view s) noexcept;
-// "a.b.c.d/n" or "v6/n" or a plain IP; fills the parsed address family/prefix.
+// "a.b.c.d/n" or "v6/n" or a plain IP (util::CidrBlock::parse).
 bool valid_cidr(std::string_view s) noexcept;
-// Prefix length of a CIDR ("10.0.0.0/8" → 8; a plain IP → 32/128).
-int cidr_prefix(std::string_view s) noexcept;
 bool valid_hostname(std::string_view s) noexcept;
 
 }  // namespace wizmail::config

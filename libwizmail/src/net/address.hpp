@@ -7,21 +7,18 @@
 #include <string_view>
 #include <vector>
 
+#include "util/ip.hpp"
 #include "wizmail/error.hpp"
 
 namespace wizmail::net {
 
-// One "IP" or "IP/prefix" entry. IPv4-mapped IPv6 peers (::ffff:a.b.c.d) match
-// IPv4 entries, so a dual-stack listener applies IPv4 rules unchanged.
-struct Cidr {
-  asio::ip::address network;
-  unsigned prefix = 0;
+// The same address as util::IpAddress (IPv4-mapped IPv6 becomes IPv4).
+util::IpAddress to_ip(const asio::ip::address& a) noexcept;
 
-  static Result<Cidr> parse(std::string_view text);
-  bool contains(const asio::ip::address& a) const noexcept;
-};
-
-// A list of CIDRs; parse() fails on the first bad entry, naming it.
+// A list of CIDR blocks (util::CidrBlock: "IP" or "IP/prefix"). IPv4-mapped
+// IPv6 peers (::ffff:a.b.c.d) match IPv4 entries, so a dual-stack listener
+// applies IPv4 rules unchanged. parse() fails on the first bad entry,
+// naming it.
 class CidrList {
  public:
   static Result<CidrList> parse(const std::vector<std::string>& entries);
@@ -29,7 +26,7 @@ class CidrList {
   bool empty() const noexcept { return list_.empty(); }
 
  private:
-  std::vector<Cidr> list_;
+  std::vector<util::CidrBlock> list_;
 };
 
 // ::ffff:a.b.c.d → a.b.c.d; anything else unchanged.

@@ -9,33 +9,15 @@
 #include <string_view>
 #include <vector>
 
+#include "util/ip.hpp"
+
 namespace wizmail::smtp {
 
-// An IPv4 or IPv6 address as 16 bytes; IPv4 and IPv4-mapped IPv6
-// (::ffff:a.b.c.d) are both stored as v4 so they compare equal.
-struct IpAddress {
-  bool v6 = false;
-  std::array<std::uint8_t, 16> bytes{};  // v4 uses the first 4
-
-  // "192.0.2.1", "2001:db8::1", "::ffff:192.0.2.1". No brackets, no port.
-  static std::optional<IpAddress> parse(std::string_view text);
-  bool loopback() const noexcept;
-  friend bool operator==(const IpAddress&, const IpAddress&) = default;
-};
-
-// "IP" or "IP/prefix".
-struct CidrBlock {
-  IpAddress network;
-  unsigned prefix = 0;
-
-  static std::optional<CidrBlock> parse(std::string_view text);
-  bool contains(const IpAddress& a) const noexcept;
-};
-
-// True when `ip` lies in any entry; unparsable entries never match (config
-// validation reports them).
-bool cidr_list_contains(const std::vector<std::string>& entries,
-                        const IpAddress& ip);
+// IpAddress, CidrBlock, cidr_list_contains: util/ip.hpp (shared with the
+// server's CIDR lists and the configuration check).
+using util::cidr_list_contains;
+using util::CidrBlock;
+using util::IpAddress;
 
 // A domain part that is an address literal: "[192.0.2.1]" or
 // "[IPv6:2001:db8::1]" (case-insensitive tag). Also accepts the bare forms
