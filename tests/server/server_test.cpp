@@ -146,7 +146,10 @@ std::string code(const std::string& r) { return r.substr(0, 3); }
 
 TEST_CASE("a message to a local account is durable in new/ before the 250") {
   TempHome home;
-  Running srv(base_config(home.path));
+  ServerOptions opt;
+  SUBCASE("sessions on the given io_context: commit threads") {}
+  SUBCASE("session threads: the commit runs on the session's thread") { opt.io_threads = 2; }
+  Running srv(base_config(home.path), opt);
   Client c(srv.port());
   CHECK(code(c.reply()) == "220");
   CHECK(c.cmd("EHLO client.example").find("250-PIPELINING") != std::string::npos);
@@ -470,7 +473,11 @@ TEST_CASE("a throwing delivery callback gives 451; the server keeps serving") {
   TempHome home;
   auto cfg = base_config(home.path);
   cfg->smtp.address_permits_relay = {"127.0.0.0/8"};
-  Running srv(cfg);
+  ServerOptions opt;
+  SUBCASE("sessions on the given io_context: commit threads") {}
+  // A lone client on its session thread commits there (commit_here).
+  SUBCASE("session threads: the commit runs on the session's thread") { opt.io_threads = 2; }
+  Running srv(cfg, opt);
   srv.server->add_delivery_callback([](const Delivery& d) -> DeliveryDecision {
     for (const auto& [k, v] : d.headers)
       if (k == "Subject" && v == "boom") throw std::runtime_error("callback exploded");

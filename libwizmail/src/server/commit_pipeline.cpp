@@ -115,22 +115,37 @@ void CommitPipeline::run(Waiter& me) {
       if (pending_.empty() && stop_) return;
       batch.swap(pending_);
     }
-    // Nothing may escape the commit thread (a user callback that throws,
-    // bad_alloc): every job not yet answered gets a temporary error (451).
-    std::string why;
-    try {
-      commit_batch(batch);
-    } catch (const std::exception& e) {
-      why = e.what();
-    } catch (...) {
-      why = "unknown exception";
-    }
-    if (!why.empty()) {
-      log_.server("commit batch failed: " + why);
-      for (auto& job : batch) complete(job, fail(Errc::internal, "commit failed: " + why));
-    }
+    process(batch);
     batch.clear();
   }
+}
+
+void CommitPipeline::process(std::vector<CommitJob>& batch) noexcept {
+  // Nothing may escape a commit (a user callback that throws, bad_alloc):
+  // every job not yet answered gets a temporary error (451).
+  std::string why;
+  try {
+    commit_batch(batch);
+  } catch (const std::exception& e) {
+    why = e.what();
+  } catch (...) {
+    why = "unknown exception";
+  }
+  if (!why.empty()) {
+    log_.server("commit batch failed: " + why);
+    for (auto& job : batch) complete(job, fail(Errc::internal, "commit failed: " + why));
+  }
+}
+
+bool CommitPipeline::commit_here(CommitJob& job) {
+  {
+    std::lock_guard lk(mu_);
+    if (stop_ || threads_.empty() || !pending_.empty()) return false;
+  }
+  std::vector<CommitJob> one;
+  one.push_back(std::move(job));
+  process(one);
+  return true;
 }
 
 void CommitPipeline::complete(CommitJob& job, Result<std::string> result) noexcept {

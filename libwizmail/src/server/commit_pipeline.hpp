@@ -71,6 +71,11 @@ class CommitPipeline {
   // Finish everything submitted, then stop the thread.
   void stop();
   void submit(CommitJob job);
+  // Commit `job` on the calling thread, now, if no job is waiting for a
+  // commit thread (nothing to batch it with); false (job untouched)
+  // otherwise. For a session alone on its thread: the two hand-overs
+  // between threads cost more than the flush it waits for anyway.
+  bool commit_here(CommitJob& job);
   void set_callbacks(std::shared_ptr<const CallbackList> cbs);
   // Before start(): copies for accounts that need the delivery agent (lists,
   // hooks) are committed into its spool instead of their Maildir.
@@ -88,6 +93,8 @@ class CommitPipeline {
     bool woken = false;
   };
   void run(Waiter& me);
+  // commit_batch(), answering every job with an error if it throws.
+  void process(std::vector<CommitJob>& batch) noexcept;
   void commit_batch(std::vector<CommitJob>& jobs);
   // Call job.done once (later calls do nothing); never throws.
   static void complete(CommitJob& job, Result<std::string> result) noexcept;

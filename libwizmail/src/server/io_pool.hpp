@@ -55,6 +55,9 @@ class IoPool {
       return *this;
     }
     ~Lease() { release(); }
+    // Live sessions on this lease's thread now (this one included); null
+    // for a default Lease.
+    const std::atomic<int>* counter() const noexcept { return count_; }
 
    private:
     friend class IoPool;

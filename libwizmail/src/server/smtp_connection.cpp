@@ -185,6 +185,9 @@ class SmtpConnection final : public Connection,
   }
 
   asio::awaitable<void> run();
+  // The live-session count of this session's thread (IoPool::Lease), if
+  // it has one of its own.
+  void set_thread_sessions(const std::atomic<int>* n) noexcept { thread_sessions_ = n; }
 
   void shutdown(std::chrono::steady_clock::time_point deadline) override {
     stopping_ = true;
@@ -251,6 +254,7 @@ class SmtpConnection final : public Connection,
   Protocol proto_;
   bool capped_;
   std::uint64_t id_;
+  const std::atomic<int>* thread_sessions_ = nullptr;
   std::string sid_, peer_, peer_ip_;
   std::unique_ptr<Environment> env_;
   std::unique_ptr<smtp::Session> session_;
@@ -334,6 +338,12 @@ asio::awaitable<Result<std::string>> SmtpConnection::commit() {
         job.done = [h = std::move(handler), ex = ex_](Result<std::string> r) mutable {
           asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
         };
+        // Alone on its session thread, nobody waits while this one
+        // flushes: commit here rather than hand over to a commit thread and
+        // back (docs/architecture.md, Threads).
+        if (thread_sessions_ && thread_sessions_->load(std::memory_order_relaxed) == 1 &&
+            srv_.pipeline->commit_here(job))
+          return;
         srv_.pipeline->submit(std::move(job));
       },
       asio::use_awaitable);
@@ -477,6 +487,7 @@ void start_smtp_connection(Server::Impl& srv, tcp::socket socket, Protocol proto
     // connection in conns, or this sees stopping.
     if (srv.stopping) conn->shutdown(srv.stop_deadline.load());
   }
+  conn->set_thread_sessions(place.counter());
   // The completion handler keeps the connection alive until run() has
   // started (it may start later on another thread) and holds the session's
   // place in the pool until it ends.
