@@ -352,7 +352,8 @@ void start_pop3_connection(Server::Impl& srv, tcp::socket socket, Protocol proto
     if (capped) srv.capped.fetch_sub(1);
     return;
   }
-  tcp::socket s(std::move(*adopted));  std::uint64_t id;
+  tcp::socket s(std::move(*adopted));
+  std::uint64_t id;
   std::shared_ptr<Pop3Connection> conn;
   {
     std::lock_guard lk(srv.conn_mu);
