@@ -76,6 +76,16 @@ TEST_CASE("encode: ASCII stays, words are short, whole characters, round trip") 
   CHECK(mime::encode_header("hello") == "hello");
   CHECK(mime::encode_header("a =?b") != "a =?b");  // would be read as a word
   CHECK(mime::decode_header(mime::encode_header("a =?b")).utf8 == "a =?b");
+  // A CR or LF can never start a field of its own; other controls and an
+  // over-long line are encoded too.
+  auto inj = mime::encode_header("hi\r\nBcc: victim@example.com");
+  CHECK(inj.starts_with("=?UTF-8?B?"));
+  for (std::size_t nl = inj.find('\n'); nl != std::string::npos; nl = inj.find('\n', nl + 1))
+    CHECK(inj[nl + 1] == ' ');
+  CHECK(mime::decode_header(inj).utf8 == "hi\r\nBcc: victim@example.com");
+  CHECK(mime::encode_header("a\x01z").starts_with("=?UTF-8?B?"));
+  CHECK(mime::encode_header(std::string(989, 'x'), "UTF-8", 9) == std::string(989, 'x'));
+  CHECK(mime::encode_header(std::string(990, 'x'), "UTF-8", 9).starts_with("=?UTF-8?B?"));
   for (const char* charset : {"UTF-8", "ISO-2022-JP", "Shift_JIS"}) {
     CAPTURE(charset);
     for (std::string text : {std::string("[ml0001]テスト"), std::string("日本語の件名です。とても長い件名はいくつかの単語に分割されます。ですよね？"),

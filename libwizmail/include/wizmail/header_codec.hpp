@@ -32,8 +32,9 @@ struct DecodedHeader {
 // Shift_JIS converted; anything undecodable becomes U+FFFD. Never fails.
 DecodedHeader decode_header(std::string_view value);
 
-// Encode UTF-8 text as a header value. Pure ASCII (without "=?") is returned
-// as is. Otherwise B encoded-words in `charset` (falling back to UTF-8 when
+// Encode UTF-8 text as a header value. Printable ASCII without "=?" that
+// fits the 998-octet line is returned as is (control characters such as CR
+// and LF are always encoded: no caller can inject a header field). Otherwise B encoded-words in `charset` (falling back to UTF-8 when
 // the text is not representable in it), each at most 75 octets and holding
 // whole characters (each ISO-2022-JP word ends in ASCII state), joined by
 // CRLF SP so that no line passes 76 octets; `used` is how much of the first

@@ -26,9 +26,9 @@ Result<SubjectBody> parse_subject_body(std::string_view file_content);
 bool valid_address(std::string_view address);
 
 // RFC 2047 encoded-words (UTF-8, "B") for a header value when it needs them
-// (non-ASCII, or too long to stay readable); ASCII text comes back as is.
-// Encoded words stay within 75 octets and never split a UTF-8 sequence;
-// continuation lines are folded with CRLF SP.
+// (non-ASCII, control characters, "=?", or longer than the 998-octet line);
+// printable ASCII comes back as is. mime::encode_header() in UTF-8: words
+// stay within 75 octets, never split a character, folded with CRLF SP.
 std::string encode_header_value(std::string_view utf8, std::size_t first_line_used);
 
 struct TextMessage {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "util/base64.hpp"
 #include "util/strings.hpp"
 
 namespace wizmail::mime {
@@ -37,60 +38,6 @@ struct Iconv {
   bool ok() const { return cd != reinterpret_cast<iconv_t>(-1); }
 };
 
-int b64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-std::optional<std::string> b64_decode(std::string_view in) {
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=') break;
-    int v = b64_value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  return out;
-}
-
-std::string b64_encode(std::string_view in) {
-  static constexpr char kTable[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    std::uint32_t v = (static_cast<unsigned char>(in[i]) << 16) |
-                      (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
-    out += kTable[(v >> 18) & 63];
-    out += kTable[(v >> 12) & 63];
-    out += kTable[(v >> 6) & 63];
-    out += kTable[v & 63];
-  }
-  if (i + 1 == in.size()) {
-    std::uint32_t v = static_cast<unsigned char>(in[i]) << 16;
-    out += kTable[(v >> 18) & 63];
-    out += kTable[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    std::uint32_t v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-    out += kTable[(v >> 18) & 63];
-    out += kTable[(v >> 12) & 63];
-    out += kTable[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -190,7 +137,7 @@ std::optional<Word> parse_word(std::string_view s, std::size_t pos) {
   std::string_view text = s.substr(q1 + 3, close - q1 - 3);
   if (cs.empty() || text.find_first_of(" \t") != std::string_view::npos) return std::nullopt;
   std::optional<std::string> raw;
-  if (enc == 'B' || enc == 'b') raw = b64_decode(text);
+  if (enc == 'B' || enc == 'b') raw = util::base64_decode_lenient(text);
   else if (enc == 'Q' || enc == 'q') raw = q_decode(text);
   if (!raw) return std::nullopt;
   Word w;
@@ -338,7 +285,7 @@ std::optional<std::string> encode_words(std::string_view utf8, const std::string
       if (best.size() > max_raw) break;  // one oversized character: a word of its own
     }
     if (!first) out += "\r\n ";
-    out += head + b64_encode(best) + "?=";
+    out += head + util::base64_encode(best) + "?=";
     first = false;
     i = j;
   }
@@ -348,7 +295,13 @@ std::optional<std::string> encode_words(std::string_view utf8, const std::string
 }  // namespace
 
 std::string encode_header(std::string_view utf8, std::string_view charset, std::size_t used) {
-  if (is_ascii(utf8) && utf8.find("=?") == std::string_view::npos) return std::string(utf8);
+  // As is: printable ASCII that no reader takes for an encoded-word and that
+  // fits the 998-octet line. A control character (a CR or LF would start a
+  // new header field) or a longer text is encoded.
+  bool plain = used + utf8.size() <= 998 && utf8.find("=?") == std::string_view::npos;
+  for (char c : utf8)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7F) plain = false;
+  if (plain) return std::string(utf8);
   std::string cs = iconv_name(charset.empty() ? "UTF-8" : charset);
   if (cs == "utf-8") cs = "UTF-8";
   if (cs != "UTF-8")

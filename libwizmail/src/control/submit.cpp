@@ -15,6 +15,7 @@
 
 #include "control/unix_socket.hpp"
 #include "smtp/parser.hpp"
+#include "wizmail/header_codec.hpp"
 #include "util/strings.hpp"
 
 namespace wizmail::submit {
@@ -48,21 +49,6 @@ bool valid_utf8(std::string_view s) {
         (cp >= 0xD800 && cp <= 0xDFFF))
       return false;
     i += n;
-  }
-  return true;
-}
-
-std::size_t utf8_seq_len(unsigned char c) {
-  if (c < 0x80) return 1;
-  if (c >= 0xF0) return 4;
-  if (c >= 0xE0) return 3;
-  return 2;
-}
-
-bool is_ascii_printable(std::string_view s) {
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7F) return false;
   }
   return true;
 }
@@ -226,28 +212,8 @@ bool valid_address(std::string_view a) {
   return at > 0 && at + 1 < a.size() && a.find('@') == at;
 }
 
-std::string encode_header_value(std::string_view s, std::size_t used) {
-  if (is_ascii_printable(s) && used + s.size() <= 998) return std::string(s);
-  // "=?UTF-8?B?" + base64 + "?=" ≤ 75 → base64 ≤ 63 → 45 octets of text
-  // (a multiple of 3 avoids padding in the middle); folded per word.
-  constexpr std::size_t kChunk = 45;
-  std::string out;
-  std::size_t i = 0;
-  bool first = true;
-  while (i < s.size()) {
-    std::size_t n = 0;
-    while (i + n < s.size()) {
-      std::size_t len = utf8_seq_len(static_cast<unsigned char>(s[i + n]));
-      if (n + len > kChunk) break;
-      n += len;
-    }
-    if (n == 0) n = std::min<std::size_t>(s.size() - i, 4);
-    if (!first) out += "\r\n ";
-    first = false;
-    out += "=?UTF-8?B?" + smtp::base64_encode(s.substr(i, n)) + "?=";
-    i += n;
-  }
-  return out;
+std::string encode_header_value(std::string_view utf8, std::size_t first_line_used) {
+  return mime::encode_header(utf8, "UTF-8", first_line_used);
 }
 
 std::string rfc5322_date(std::chrono::system_clock::time_point t) {

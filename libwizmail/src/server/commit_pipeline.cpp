@@ -319,19 +319,38 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
       if (!all_ok(idx)) return false;
     return true;
   };
-  // The agent's spool entries likewise (before the relay entries: a failure
-  // here then keeps the message out of the relay queue too).
-  for (auto& w : work) {
-    if (!w.agent || !w.error) continue;
+  // A spool or queue entry is published only once its data is durable and
+  // every local copy of its message succeeded (else the result check below
+  // reports the failed copy).
+  auto may_publish = [&](Work& w) {
     if (!qfiles) {
       w.error = qfiles;
-      continue;
+      return false;
     }
     if ((w.batch_index || !w.extra.empty()) && !dst) {
       w.error = dst;
-      continue;
+      return false;
     }
-    if (!copies_ok(w)) continue;
+    return copies_ok(w);
+  };
+  // Take back a published entry whose client gets 4xx and retries, or its
+  // hooks, list distribution or relaying would run twice.
+  auto withdraw_agent = [&](Work& w) {
+    if (!w.agent_published) return;
+    if (auto rm = agent_->spool().remove(w.agent->id()); !rm)
+      log_.server("cannot withdraw agent spool entry " + w.agent->id() + ": " + rm.error().message);
+    w.agent_published = false;
+  };
+  auto withdraw_queued = [&](Work& w) {
+    if (!w.published) return;
+    if (auto rm = queue_.remove(w.queued->id()); !rm)
+      log_.server("cannot withdraw queue entry " + w.queued->id() + ": " + rm.error().message);
+    w.published = false;
+  };
+  // The agent's spool entries first: a failure here then keeps the message
+  // out of the relay queue too.
+  for (auto& w : work) {
+    if (!w.agent || !w.error || !may_publish(w)) continue;
     if (auto st = w.agent->publish(); !st) {
       w.error = st;
       continue;
@@ -343,25 +362,10 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
   // for a message whose local copies all succeeded: a client told 4xx
   // retries, and a published entry would be relayed twice.
   for (auto& w : work) {
-    if (!w.queued || !w.error) continue;
-    if (!qfiles) {
-      w.error = qfiles;
-      continue;
-    }
-    if ((w.batch_index || !w.extra.empty()) && !dst) {
-      w.error = dst;
-      continue;
-    }
-    if (!copies_ok(w)) continue;  // the result check below reports the failed copy
+    if (!w.queued || !w.error || !may_publish(w)) continue;
     if (auto st = w.queued->publish(); !st) {
       w.error = st;
-      // The client gets 4xx and retries: take the agent's entry back too,
-      // or its hooks and list distribution would run twice.
-      if (w.agent_published) {
-        if (auto rm = agent_->spool().remove(w.agent->id()); !rm)
-          log_.server("cannot withdraw agent spool entry " + w.agent->id() + ": " + rm.error().message);
-        w.agent_published = false;
-      }
+      withdraw_agent(w);  // the client gets 4xx
       continue;
     }
     w.published = true;
@@ -372,16 +376,8 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
     // The entries' names may not be durable and the clients get 4xx: take
     // them back so a retry does not relay the message twice.
     for (auto& w : work) {
-      if (!w.published) continue;
-      if (auto st = queue_.remove(w.queued->id()); !st)
-        log_.server("cannot withdraw queue entry " + w.queued->id() + ": " + st.error().message);
-      w.published = false;
-    }
-    for (auto& w : work) {
-      if (!w.agent_published) continue;
-      if (auto st = agent_->spool().remove(w.agent->id()); !st)
-        log_.server("cannot withdraw agent spool entry " + w.agent->id() + ": " + st.error().message);
-      w.agent_published = false;
+      withdraw_queued(w);
+      withdraw_agent(w);
     }
   }
   stats_.batches.fetch_add(1, std::memory_order_relaxed);

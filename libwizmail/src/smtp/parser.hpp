@@ -20,6 +20,8 @@
 #include <string_view>
 #include <vector>
 
+#include "util/base64.hpp"
+
 namespace wizmail::smtp {
 
 class LineReader {
@@ -69,8 +71,8 @@ bool parse_params(std::string_view s, std::vector<EsmtpParam>& out,
 // RFC 3461 xtext decode ("+HH" escapes); nullopt when malformed.
 std::optional<std::string> decode_xtext(std::string_view s);
 
-// Strict base64 (RFC 4648, padding required, no whitespace).
-std::optional<std::string> base64_decode(std::string_view s);
-std::string base64_encode(std::string_view s);
+// Strict base64 for SASL (util/base64.hpp).
+using util::base64_decode;
+using util::base64_encode;
 
 }  // namespace wizmail::smtp
