@@ -4,6 +4,8 @@
 #include "wizmail/server.hpp"
 
 #include <doctest/doctest.h>
+
+#include "temp_dir.hpp"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -36,13 +38,10 @@ std::string fake_sendmail() {
 }
 
 struct TempHome {
-  fs::path path;
-  AccountStore store{""};
+  test::TempDir tmp{"wizmail-agent"};
+  fs::path path = tmp.path();
+  AccountStore store{path / "mailbox"};
   TempHome() {
-    std::string t = (fs::temp_directory_path() / "wizmail-agent-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path = t;
-    store = AccountStore(path / "mailbox");
     REQUIRE(util::make_dirs(path / "mailbox"));
     for (const char* a : {"alice", "bob", "carol", "postmaster"}) REQUIRE(store.create(a, "pw"));
     REQUIRE(store.create_mailing_list("ml", "pw", "admin@localhost"));
@@ -50,10 +49,6 @@ struct TempHome {
     REQUIRE(store.add_member("ml", "Bob@LOCALHOST"));
     REQUIRE(store.add_member("ml", "remote@remote.example"));
     REQUIRE(util::make_dirs(path / "rec"));
-  }
-  ~TempHome() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
   }
   fs::path dir(const std::string& a) const { return path / "mailbox" / a; }
   void write(const std::string& account, const std::string& file, const std::string& text) const {

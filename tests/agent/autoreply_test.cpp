@@ -1,6 +1,8 @@
 #include "wizmail/autoreply.hpp"
 
 #include <doctest/doctest.h>
+
+#include "temp_dir.hpp"
 #include <stdlib.h>
 
 #include <filesystem>
@@ -55,9 +57,8 @@ TEST_CASE("forward loop guard: Delivered-To of this address, or too many hops") 
 }
 
 TEST_CASE("ReplyMemory: once per sender within the interval") {
-  std::string t = (fs::temp_directory_path() / "wizmail-reply-XXXXXX").string();
-  REQUIRE(::mkdtemp(t.data()) != nullptr);
-  ReplyMemory m(fs::path(t) / ".autoreply");
+  test::TempDir tmp("wizmail-reply");
+  ReplyMemory m(tmp.path() / ".autoreply");
   using namespace std::chrono_literals;
   CHECK(!m.recently("bob@example.org", 1000, 3600s));  // no file yet
   REQUIRE(m.record("Bob@Example.org", 1000));
@@ -71,5 +72,4 @@ TEST_CASE("ReplyMemory: once per sender within the interval") {
   for (int i = 0; i < 1005; ++i) REQUIRE(m.record("u" + std::to_string(i) + "@x", 10000 + i));
   CHECK(!m.recently("bob@example.org", 10000, 1000000s));
   CHECK(m.recently("u1004@x", 11004, 10s));
-  fs::remove_all(t);
 }

@@ -1,6 +1,8 @@
 #include "agent/child_runner.hpp"
 
 #include <doctest/doctest.h>
+
+#include "temp_dir.hpp"
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,15 +40,6 @@ struct Logs {
   }
 };
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "wizmail-child-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 std::vector<std::string> read_argv(const fs::path& file) {
   auto text = util::read_file(file).value();
@@ -63,34 +56,34 @@ std::vector<std::string> read_argv(const fs::path& file) {
 }  // namespace
 
 TEST_CASE("argv arrives verbatim, one argument each; stdin, cwd and env") {
-  TempDir d;
+  test::TempDir d("wizmail-child");
   Logs logs;
   agent::ChildRunner r(logs.fn());
-  std::ofstream(d.path / "in.eml") << "Subject: x\r\n\r\nbody\r\n";
-  const std::vector<std::string> nasty = {"a b", "$(touch " + (d.path / "pwned").string() + ")", "`id`", "x;y|z&",
+  std::ofstream(d.path() / "in.eml") << "Subject: x\r\n\r\nbody\r\n";
+  const std::vector<std::string> nasty = {"a b", "$(touch " + (d.path() / "pwned").string() + ")", "`id`", "x;y|z&",
                                           "'\"", "*", "", "日本語", "> /tmp/x", "\\n"};
   agent::SpawnSpec s;
-  s.argv = {helper(), "record", d.path.string()};
+  s.argv = {helper(), "record", d.path().string()};
   s.argv.insert(s.argv.end(), nasty.begin(), nasty.end());
-  s.stdin_file = d.path / "in.eml";
+  s.stdin_file = d.path() / "in.eml";
   s.label = "test";
   auto e = r.run(s);
   REQUIRE(e);
   CHECK(WIFEXITED(e->status));
   CHECK(WEXITSTATUS(e->status) == 0);
   CHECK(!e->timed_out);
-  auto argv = read_argv(d.path / (std::to_string(e->pid) + ".argv"));
+  auto argv = read_argv(d.path() / (std::to_string(e->pid) + ".argv"));
   CHECK(argv == nasty);
-  CHECK(util::read_file(d.path / (std::to_string(e->pid) + ".stdin")).value() == "Subject: x\r\n\r\nbody\r\n");
-  CHECK(!fs::exists(d.path / "pwned"));
+  CHECK(util::read_file(d.path() / (std::to_string(e->pid) + ".stdin")).value() == "Subject: x\r\n\r\nbody\r\n");
+  CHECK(!fs::exists(d.path() / "pwned"));
   CHECK(logs.has("test[" + std::to_string(e->pid) + "]: recorded 10 args"));
   CHECK(logs.has("exit 0"));
   // Without a stdin file the child reads /dev/null.
   s.stdin_file.clear();
-  s.argv = {helper(), "record", d.path.string()};
+  s.argv = {helper(), "record", d.path().string()};
   auto e2 = r.run(s);
   REQUIRE(e2);
-  CHECK(util::read_file(d.path / (std::to_string(e2->pid) + ".stdin")).value().empty());
+  CHECK(util::read_file(d.path() / (std::to_string(e2->pid) + ".stdin")).value().empty());
 }
 
 TEST_CASE("failures: missing program, exit status, output logged") {
@@ -140,7 +133,7 @@ TEST_CASE("a waited-for child is killed at its timeout, with what it started") {
 
 TEST_CASE("no-wait children are all reaped; stop kills what is left") {
   Logs logs;
-  TempDir d;
+  test::TempDir d("wizmail-child");
   std::atomic<int> exited{0};
   {
     agent::ChildRunner r(logs.fn());
@@ -148,7 +141,7 @@ TEST_CASE("no-wait children are all reaped; stop kills what is left") {
     auto keep = std::make_shared<int>(1);
     for (int i = 0; i < 20; ++i) {
       agent::SpawnSpec s;
-      s.argv = {helper(), "record", d.path.string(), std::to_string(i)};
+      s.argv = {helper(), "record", d.path().string(), std::to_string(i)};
       s.keepalive = keep;
       auto pid = r.spawn(s, [&](const agent::ChildExit&) { ++exited; });
       REQUIRE(pid);

@@ -1,6 +1,8 @@
 #include "wizmail/hooks.hpp"
 
 #include <doctest/doctest.h>
+
+#include "temp_dir.hpp"
 #include <stdlib.h>
 
 #include <filesystem>
@@ -105,9 +107,8 @@ TEST_CASE("hook_argv: tokens replaced as whole arguments, bytes verbatim") {
 }
 
 TEST_CASE("hook_files: exec.def, exec2.def … to the first gap, then forward, reply") {
-  std::string t = (fs::temp_directory_path() / "wizmail-hooks-XXXXXX").string();
-  REQUIRE(::mkdtemp(t.data()) != nullptr);
-  fs::path dir = t;
+  test::TempDir tmp("wizmail-hooks");
+  const fs::path& dir = tmp.path();
   auto touch = [&](const char* n) { std::ofstream(dir / n) << "bin=x\n"; };
   CHECK(hook_files(dir).empty());
   touch("exec2.def");  // without exec.def it never runs
@@ -128,5 +129,4 @@ TEST_CASE("hook_files: exec.def, exec2.def … to the first gap, then forward, r
   CHECK(h[3].kind == HookKind::forward);
   CHECK(h[4].kind == HookKind::reply);
   CHECK(to_string(HookKind::forward) == "forward");
-  fs::remove_all(dir);
 }

@@ -11,33 +11,20 @@
 #include <string>
 #include <system_error>
 
+#include "temp_dir.hpp"
 #include "wizmail/config.hpp"
 
 namespace wizmail::test {
 
-class TempHome {
+class TempHome : public TempDir {
  public:
-  TempHome() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "wizmail-ops-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::system_error(errno, std::generic_category(), "mkdtemp");
-    path_ = tmpl;
-  }
-  TempHome(const TempHome&) = delete;
-  TempHome& operator=(const TempHome&) = delete;
-  ~TempHome() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
+  TempHome() : TempDir("wizmail-ops") {}
 
   // A Config for this home from def-file texts (pure: nothing read from disk).
   std::shared_ptr<const Config> config(const std::string& smtpenv = "", const std::string& wizenv = "") const {
-    auto load = parse_config_texts(path_, {{"smtpenv.dat", smtpenv}, {"wiz98msenv.dat", wizenv}});
+    auto load = parse_config_texts(path(), {{"smtpenv.dat", smtpenv}, {"wiz98msenv.dat", wizenv}});
     return load.config;
   }
-
- private:
-  std::filesystem::path path_;
 };
 
 inline void write(const std::filesystem::path& p, const std::string& data) {

@@ -1,8 +1,10 @@
-// A temporary folder for one test, removed afterwards.
+// A temporary folder for one test, removed afterwards (every test area:
+// tests/meson.build puts tests/common on the include path).
 #pragma once
 
 #include <stdlib.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -12,8 +14,9 @@ namespace wizmail::test {
 
 class TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "wizmail-store-XXXXXX").string();
+  explicit TempDir(const std::string& prefix = "wizmail-test",
+                   const std::filesystem::path& under = std::filesystem::temp_directory_path()) {
+    std::string tmpl = (under / (prefix + "-XXXXXX")).string();
     if (!::mkdtemp(tmpl.data())) throw std::system_error(errno, std::generic_category(), "mkdtemp");
     path_ = tmpl;
   }
