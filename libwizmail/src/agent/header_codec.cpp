@@ -38,6 +38,35 @@ struct Iconv {
   bool ok() const { return cd != reinterpret_cast<iconv_t>(-1); }
 };
 
+// Append `in` converted by `cv` to `out`, ending in the initial shift state
+// (ASCII for ISO-2022-JP). An invalid or truncated sequence: with `lossy`
+// U+FFFD and the next byte, else false.
+bool convert(Iconv& cv, std::string_view in, std::string& out, bool lossy) {
+  char* src = const_cast<char*>(in.data());
+  std::size_t left = in.size();
+  char buf[1024];
+  while (left > 0) {
+    char* dst = buf;
+    std::size_t room = sizeof buf;
+    std::size_t r = ::iconv(cv.cd, &src, &left, &dst, &room);
+    out.append(buf, static_cast<std::size_t>(dst - buf));
+    if (r != static_cast<std::size_t>(-1) || errno == E2BIG) continue;
+    if (!lossy) return false;
+    out += kReplacement;
+    ++src;
+    --left;
+    ::iconv(cv.cd, nullptr, nullptr, nullptr, nullptr);
+  }
+  for (;;) {
+    char* dst = buf;
+    std::size_t room = sizeof buf;
+    std::size_t r = ::iconv(cv.cd, nullptr, nullptr, &dst, &room);
+    out.append(buf, static_cast<std::size_t>(dst - buf));
+    if (r == static_cast<std::size_t>(-1) && errno == E2BIG) continue;
+    return true;
+  }
+}
+
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -81,27 +110,7 @@ std::string to_utf8_lossy(std::string_view in, const std::string& from) {
     return out;
   }
   std::string out;
-  char* src = const_cast<char*>(in.data());
-  std::size_t left = in.size();
-  char buf[1024];
-  while (left > 0) {
-    char* dst = buf;
-    std::size_t room = sizeof buf;
-    std::size_t r = ::iconv(cv.cd, &src, &left, &dst, &room);
-    out.append(buf, static_cast<std::size_t>(dst - buf));
-    if (r == static_cast<std::size_t>(-1)) {
-      if (errno == E2BIG) continue;
-      // EILSEQ or EINVAL (truncated): skip one byte.
-      out += kReplacement;
-      ++src;
-      --left;
-      ::iconv(cv.cd, nullptr, nullptr, nullptr, nullptr);
-    }
-  }
-  char* dst = buf;
-  std::size_t room = sizeof buf;
-  ::iconv(cv.cd, nullptr, nullptr, &dst, &room);
-  out.append(buf, static_cast<std::size_t>(dst - buf));
+  convert(cv, in, out, true);
   return out;
 }
 
@@ -156,27 +165,9 @@ Result<std::string> convert_charset(std::string_view in, std::string_view from, 
     return fail(Errc::invalid_argument,
                 "unknown charset conversion " + std::string(from) + " -> " + std::string(to));
   std::string out;
-  char* src = const_cast<char*>(in.data());
-  std::size_t left = in.size();
-  char buf[1024];
-  while (left > 0) {
-    char* dst = buf;
-    std::size_t room = sizeof buf;
-    std::size_t r = ::iconv(cv.cd, &src, &left, &dst, &room);
-    out.append(buf, static_cast<std::size_t>(dst - buf));
-    if (r == static_cast<std::size_t>(-1) && errno != E2BIG)
-      return fail(Errc::parse, "text not convertible from " + std::string(from) + " to " +
-                                   std::string(to));
-  }
-  // The shift back to the initial state (ASCII for ISO-2022-JP).
-  for (;;) {
-    char* dst = buf;
-    std::size_t room = sizeof buf;
-    std::size_t r = ::iconv(cv.cd, nullptr, nullptr, &dst, &room);
-    out.append(buf, static_cast<std::size_t>(dst - buf));
-    if (r == static_cast<std::size_t>(-1) && errno == E2BIG) continue;
-    break;
-  }
+  if (!convert(cv, in, out, false))
+    return fail(Errc::parse, "text not convertible from " + std::string(from) + " to " +
+                                 std::string(to));
   return out;
 }
 
