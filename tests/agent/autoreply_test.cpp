@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "temp_dir.hpp"
+#include "util/strings.hpp"
 #include <stdlib.h>
 
 #include <filesystem>
@@ -50,7 +51,7 @@ TEST_CASE("forward loop guard: Delivered-To of this address, or too many hops") 
   CHECK(forward_loop({{"Delivered-To", "b@localhost"}, {"delivered-to", " A@LocalHost "}}, "a@localhost"));
   CHECK(forward_loop({{"Delivered-To", "<a@localhost>"}}, "a@localhost"));
   HeaderList hops;
-  for (int i = 0; i < 24; ++i) hops.emplace_back(i % 2 ? "Received" : "Delivered-To", "x" + std::to_string(i));
+  for (int i = 0; i < 24; ++i) hops.emplace_back(i % 2 ? "Received" : "Delivered-To", util::cat("x", std::to_string(i)));
   CHECK(!forward_loop(hops, "a@localhost"));
   hops.emplace_back("Received", "y");
   CHECK(forward_loop(hops, "a@localhost"));
@@ -69,7 +70,7 @@ TEST_CASE("ReplyMemory: once per sender within the interval") {
   REQUIRE(m.record("bob@example.org", 5000));
   CHECK(m.recently("bob@example.org", 5001, 3600s));
   // Bounded: the oldest entries go.
-  for (int i = 0; i < 1005; ++i) REQUIRE(m.record("u" + std::to_string(i) + "@x", 10000 + i));
+  for (int i = 0; i < 1005; ++i) REQUIRE(m.record(util::cat("u", std::to_string(i), "@x"), 10000 + i));
   CHECK(!m.recently("bob@example.org", 10000, 1000000s));
   CHECK(m.recently("u1004@x", 11004, 10s));
 }

@@ -1,6 +1,8 @@
 // Shared by the ops tests: a temporary home and aged files.
 #pragma once
 
+#include "unix_time.hpp"
+
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -41,6 +43,6 @@ inline void set_mtime(const std::filesystem::path& p, std::int64_t when) {
     throw std::system_error(errno, std::generic_category(), "utimensat " + p.string());
 }
 
-inline std::int64_t now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
+inline std::int64_t now_s() { return unix_now(); }
 
 }  // namespace wizmail::test

@@ -13,6 +13,7 @@
 
 #include "pop3/mailbox_lock.hpp"
 #include "pop3/session.hpp"
+#include "util/strings.hpp"
 #include "test_server.hpp"
 #include "util/fs.hpp"
 #include "wizmail/account_store.hpp"
@@ -62,7 +63,7 @@ struct Client {
   std::string line() {
     std::error_code ec;
     asio::read_until(sock, buf, "\r\n", ec);
-    if (ec) return "<" + ec.message() + ">";
+    if (ec) return util::cat("<", ec.message(), ">");
     std::istream is(&buf);
     std::string l;
     std::getline(is, l);

@@ -19,6 +19,7 @@
 
 #include "server/log.hpp"
 #include "util/fs.hpp"
+#include "util/strings.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/relay.hpp"
 
@@ -608,13 +609,13 @@ ServerOptions pooled(unsigned n) {
 std::string send_one(std::uint16_t port, const std::string& rcpt, int n) {
   Client c(port);
   std::string codes = code(c.reply());
-  codes += " " + code(c.cmd("EHLO pool.example"));
-  codes += " " + code(c.cmd("MAIL FROM:<s" + std::to_string(n) + "@localhost>"));
-  codes += " " + code(c.cmd("RCPT TO:<" + rcpt + ">"));
-  codes += " " + code(c.cmd("DATA"));
-  c.send("Subject: m" + std::to_string(n) + "\r\n\r\nbody " + std::to_string(n) + "\r\n.\r\n");
-  codes += " " + code(c.reply());
-  codes += " " + code(c.cmd("QUIT"));
+  codes += util::cat(" ", code(c.cmd("EHLO pool.example")));
+  codes += util::cat(" ", code(c.cmd(util::cat("MAIL FROM:<s", std::to_string(n), "@localhost>"))));
+  codes += util::cat(" ", code(c.cmd(util::cat("RCPT TO:<", rcpt, ">"))));
+  codes += util::cat(" ", code(c.cmd("DATA")));
+  c.send(util::cat("Subject: m", std::to_string(n), "\r\n\r\nbody ", std::to_string(n), "\r\n.\r\n"));
+  codes += util::cat(" ", code(c.reply()));
+  codes += util::cat(" ", code(c.cmd("QUIT")));
   return codes;
 }
 }  // namespace

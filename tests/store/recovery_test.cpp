@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "temp_dir.hpp"
+#include "unix_time.hpp"
 #include "util/fs.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/mailbox.hpp"
@@ -208,9 +209,9 @@ TEST_CASE("list(): one second's messages in delivery order (numbers in names com
 
 TEST_CASE("a delivered message's list() time is its delivery second") {
   Box b;
-  const auto before = static_cast<std::int64_t>(std::time(nullptr));
+  const auto before = test::unix_now();
   const std::string u = b.put("x\r\n");
-  const auto after = static_cast<std::int64_t>(std::time(nullptr));
+  const auto after = test::unix_now();
   auto l = Mailbox(b.a()).list();
   REQUIRE(l);
   REQUIRE(l->size() == 1);

@@ -4,6 +4,7 @@
 
 #include "config/parser.hpp"
 #include "config/table.hpp"
+#include "util/strings.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/json.hpp"
 
@@ -167,15 +168,14 @@ std::string config_reference_markdown() {
     out += "| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n";
     for (const Key& k : config::keys()) {
       if (k.file != f) continue;
-      std::string name = "`" + std::string(k.name) + "`";
-      for (auto s : k.synonyms) name += " (also `" + std::string(s) + "`)";
+      std::string name = util::cat("`", k.name, "`");
+      for (auto s : k.synonyms) name += util::cat(" (also `", s, "`)");
       std::string doc(k.doc);
       if (k.account_override) doc += " Per-account override allowed.";
-      if (!k.setup_value.empty())
-        doc += " `wizmail setup` writes `" + std::string(k.setup_value) + "`.";
-      out += "| " + md_cell(name) + " | " + std::string(config::type_name(k.type)) + " | " +
-             (k.default_value.empty() ? std::string("—") : "`" + std::string(k.default_value) + "`") +
-             " | " + md_cell(config::allowed_text(k)) + " | " + md_cell(doc) + " |\n";
+      if (!k.setup_value.empty()) doc += util::cat(" `wizmail setup` writes `", k.setup_value, "`.");
+      const std::string dflt = k.default_value.empty() ? std::string("—") : util::cat("`", k.default_value, "`");
+      out += util::cat("| ", md_cell(name), " | ", config::type_name(k.type), " | ", dflt, " | ",
+                       md_cell(config::allowed_text(k)), " | ", md_cell(doc), " |\n");
     }
   }
   out +=

@@ -316,11 +316,11 @@ Result<std::int64_t> parse_number(const Key& key, std::string_view text) {
   }
   auto n = util::parse_int(digits);
   if (!n) {
-    return fail(Errc::parse, "'" + std::string(text) + "' is not a whole number" +
-                                 (key.type == Type::bytes ? " (K, M, G suffixes allowed)" : ""));
+    return fail(Errc::parse, util::cat("'", text, "' is not a whole number",
+                                 (key.type == Type::bytes ? " (K, M, G suffixes allowed)" : "")));
   }
   if (mult != 1 && (*n > kInt64Max / mult || *n < -kInt64Max / mult))
-    return fail(Errc::parse, "'" + std::string(text) + "' is too large");
+    return fail(Errc::parse, util::cat("'", text, "' is too large"));
   std::int64_t v = *n * mult;
   if (v < key.min || v > key.max)
     return fail(Errc::parse, std::string(text) + " is out of range (allowed: " +

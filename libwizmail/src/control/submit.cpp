@@ -243,7 +243,7 @@ std::string new_message_id(std::string_view hostname) {
                 static_cast<unsigned>(::getpid()), counter.fetch_add(1),
                 static_cast<unsigned long long>(rng() & 0xFFFFFFFFFFull));
   std::string host(hostname.empty() ? "localhost" : hostname);
-  return "<" + std::string(buf) + "@" + host + ">";
+  return util::cat("<", buf, "@", host, ">");
 }
 
 std::string build_text_message(const TextMessage& m) {

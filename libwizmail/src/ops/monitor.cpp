@@ -178,7 +178,10 @@ std::string activity_json(const ActivitySnapshot& s) {
     return o + "}";
   };
   std::string out = "{\"time\":" + std::to_string(s.taken_at) + ",\"accounts\":[";
-  for (std::size_t i = 0; i < s.accounts.size(); ++i) out += (i ? "," : "") + obj(s.accounts[i], true);
+  for (std::size_t i = 0; i < s.accounts.size(); ++i) {
+    if (i) out += ',';
+    out += obj(s.accounts[i], true);
+  }
   out += "],\"totals\":" + obj(s.totals, false);
   out += ",\"queue_length\":" + (s.queue_length < 0 ? std::string("null") : std::to_string(s.queue_length));
   return out + "}\n";

@@ -4,6 +4,7 @@
 
 #include <ctime>
 
+#include "util/strings.hpp"
 #include "wizmail/outbound.hpp"
 
 namespace wizmail {
@@ -96,7 +97,7 @@ std::string build_dsn(const DsnInput& in) {
          "It has been returned to you.\r\n\r\n";
   m += "For further assistance, send mail to postmaster@" + domain + ".\r\n\r\n";
   for (const auto& r : in.recipients) {
-    m += "<" + ascii(r.address, 300) + ">: ";
+    m += util::cat("<", ascii(r.address, 300), ">: ");
     if (!r.remote_mta.empty()) m += "host " + ascii(r.remote_mta, 200) + " said: ";
     m += ascii(r.diagnostic) + "\r\n";
   }

@@ -116,7 +116,7 @@ std::vector<std::string> ehlo_capabilities(const SmtpReply& ehlo) {
     auto sp = l.find(' ');
     std::string kw = util::to_lower(l.substr(0, sp));
     for (auto& c : kw) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    if (sp != std::string_view::npos) kw += " " + std::string(util::trim(l.substr(sp + 1)));
+    if (sp != std::string_view::npos) kw += util::cat(" ", util::trim(l.substr(sp + 1)));
     out.push_back(std::move(kw));
   }
   return out;

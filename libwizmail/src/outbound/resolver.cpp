@@ -202,13 +202,13 @@ Result<HostPort> parse_host_port(std::string_view text) {
   if (text.empty()) return fail(Errc::invalid_argument, "empty host");
   if (text.front() == '[') {
     auto close = text.find(']');
-    if (close == std::string_view::npos) return fail(Errc::invalid_argument, "'" + std::string(text) + "': missing ]");
+    if (close == std::string_view::npos) return fail(Errc::invalid_argument, util::cat("'", text, "': missing ]"));
     hp.host = std::string(text.substr(1, close - 1));
     auto rest = text.substr(close + 1);
     if (!rest.empty()) {
-      if (rest.front() != ':') return fail(Errc::invalid_argument, "'" + std::string(text) + "': junk after ]");
+      if (rest.front() != ':') return fail(Errc::invalid_argument, util::cat("'", text, "': junk after ]"));
       port = rest.substr(1);
-      if (port.empty()) return fail(Errc::invalid_argument, "'" + std::string(text) + "': empty port");
+      if (port.empty()) return fail(Errc::invalid_argument, util::cat("'", text, "': empty port"));
     }
   } else {
     auto colon = text.find(':');
@@ -217,17 +217,17 @@ Result<HostPort> parse_host_port(std::string_view text) {
     } else if (colon != std::string_view::npos) {
       hp.host = std::string(text.substr(0, colon));
       port = text.substr(colon + 1);
-      if (port.empty()) return fail(Errc::invalid_argument, "'" + std::string(text) + "': empty port");
+      if (port.empty()) return fail(Errc::invalid_argument, util::cat("'", text, "': empty port"));
     } else {
       hp.host = std::string(text);
     }
   }
-  if (hp.host.empty()) return fail(Errc::invalid_argument, "'" + std::string(text) + "': empty host");
+  if (hp.host.empty()) return fail(Errc::invalid_argument, util::cat("'", text, "': empty host"));
   if (!ip_literal(hp.host) && !valid_domain(hp.host))
-    return fail(Errc::invalid_argument, "'" + std::string(text) + "': bad host name");
+    return fail(Errc::invalid_argument, util::cat("'", text, "': bad host name"));
   if (!port.empty()) {
     auto p = util::parse_int(port);
-    if (!p || *p < 1 || *p > 65535) return fail(Errc::invalid_argument, "'" + std::string(text) + "': bad port");
+    if (!p || *p < 1 || *p > 65535) return fail(Errc::invalid_argument, util::cat("'", text, "': bad port"));
     hp.port = static_cast<std::uint16_t>(*p);
   }
   return hp;

@@ -41,8 +41,8 @@ void Output::send(std::string_view text) {
 
 std::string make_apop_timestamp(std::string_view host) {
   static std::atomic<unsigned long> counter{0};
-  return "<" + std::to_string(::getpid()) + "." + std::to_string(std::time(nullptr)) + "." +
-         std::to_string(counter.fetch_add(1) + 1) + "@" + std::string(host) + ">";
+  return util::cat("<", std::to_string(::getpid()), ".", std::to_string(std::time(nullptr)), ".",
+                   std::to_string(counter.fetch_add(1) + 1), "@", host, ">");
 }
 
 std::string account_from_login(std::string_view login,

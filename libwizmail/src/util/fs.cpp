@@ -49,7 +49,13 @@ Status fsync_dir(const fs::path& dir) {
 Status write_file_atomic(const fs::path& path, std::string_view data, unsigned mode) {
   fs::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
-  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + unique_name_part());
+  // Appended piece by piece: `"." + std::string` trips GCC 12's -Wrestrict
+  // false positive (GCC PR 105329) in optimised builds.
+  std::string tmp_name = ".";
+  tmp_name += path.filename().string();
+  tmp_name += ".tmp.";
+  tmp_name += unique_name_part();
+  fs::path tmp = dir / tmp_name;
   {
     Fd f(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
     if (f.fd < 0) return fail_errno("create " + tmp.string(), errno);
