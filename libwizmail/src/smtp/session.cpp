@@ -541,7 +541,9 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
     return;
   }
   if (s.txn_.recipients.size() >= static_cast<std::size_t>(std::max(cfg.smtp.max_recipients, 0))) {
-    refuse(out, "452 4.5.3 Error: too many recipients");
+    // Not an error (RFC 5321 §4.5.3.1.10): the client delivers to the
+    // recipients accepted so far and sends the rest in another transaction.
+    reply(out, "452 4.5.3 Error: too many recipients");
     return;
   }
   const Mailbox& mb = pr.path->mailbox;
