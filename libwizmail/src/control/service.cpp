@@ -197,7 +197,16 @@ Result<NotifyResult> notify(const Config& config, std::string_view content) {
     return st;
   };
   for (const auto& name : *names) {
-    if (name == "notifi" || name == "postmaster" || store.is_mailing_list(name)) {
+    if (name == "notifi" || name == "postmaster") {
+      out.skipped.push_back(name);
+      continue;
+    }
+    auto kind = store.lookup(name);
+    if (!kind) {
+      out.failed.emplace_back(name, kind.error().message);
+      continue;
+    }
+    if (*kind != AccountKind::mailbox) {  // a list (or gone meanwhile)
       out.skipped.push_back(name);
       continue;
     }

@@ -144,6 +144,10 @@ struct Session::Impl {
     out.events.push_back({LogEvent::Kind::error, std::move(text)});
   }
 
+  // Mail from this session is a submission by a local user or program
+  // (RFC 6409), not mail relayed by another MTA.
+  bool submission() const noexcept { return s.opt_.local_submit || !s.auth_user_.empty(); }
+
   bool auth_offered() const noexcept {
     return !(cfg.smtp.auth_requires_tls && !s.tls_active_ && !loopback);
   }
@@ -560,13 +564,19 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
       return;
     }
     r.account = lower(mb.local);
-    auto info = s.env_.lookup_account(r.account);
-    if (!info.exists && r.account != "postmaster") {
+    auto found = s.env_.lookup_account(r.account);
+    if (!found) {
+      error_event(out, "account lookup of " + r.account + ": " + found.error().message);
+      refuse(out, "451 4.3.0 <" + r.address + ">: Error: temporary local problem, try again later");
+      return;
+    }
+    const bool exists = *found != AccountKind::none;
+    if (!exists && r.account != "postmaster") {
       refuse(out, "550 5.1.1 <" + r.address + ">: Recipient address rejected: no such user");
       return;
     }
-    r.mailing_list = info.mailing_list;
-    if (info.exists) {
+    r.mailing_list = *found == AccountKind::mailing_list;
+    if (exists) {
       auto settings = s.env_.account_settings(r.account);
       if (!settings) {
         error_event(out, "account settings of " + r.account + ": " + settings.error().message);
@@ -603,7 +613,15 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
         int limit = cfg.smtp.send_max_during_a_day;
         auto st = s.env_.account_settings(acct);
         if (st) limit = st->send_max_during_a_day;
-        over = limit >= 0 && s.env_.sends_today(acct) >= limit;
+        if (limit >= 0) {
+          auto sent = s.env_.sends_today(acct);
+          if (!sent) {
+            error_event(out, "daily send count of " + acct + ": " + sent.error().message);
+            refuse(out, "451 4.3.0 <" + r.address + ">: Error: temporary local problem, try again later");
+            return;
+          }
+          over = *sent >= limit;
+        }
       }
       over_daily_limit = over;
     }
@@ -672,6 +690,7 @@ void Session::Impl::cmd_data(std::string_view args, Output& out) {
   std::int64_t max = cfg.smtp.max_mail_size;
   if (s.txn_.declared_size >= 0) max = std::min(max, s.txn_.declared_size);
   data.begin(max);
+
   s.state_ = State::data;
   reply(out, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -1020,9 +1039,12 @@ void Session::resume(Output& out) {
 void Session::on_commit(Result<std::string> queue_id, Output& out) {
   if (state_ != State::awaiting_commit) return;
   if (queue_id) {
-    if (txn_.has_remote()) {
+    const bool relayed = txn_.has_remote();
+    if (relayed || impl_->submission()) {
       const std::string& acct = impl_->daily_account();
-      if (!acct.empty()) env_.record_send(acct);
+      if (!acct.empty())
+        if (auto st = env_.record_send(acct, relayed); !st)
+          impl_->error_event(out, "send counters of " + acct + ": " + st.error().message);
     }
     impl_->reply(out, "250 2.0.0 Ok: queued as " + *queue_id);
   } else {
