@@ -1,5 +1,7 @@
 #include "harness.hpp"
 
+#include <cstdlib>
+#include <ctime>
 #include <deque>
 #include <stdexcept>
 
@@ -245,6 +247,9 @@ const std::vector<std::size_t>& chunk_sizes() {
 }
 
 RunResult run_script(std::string_view script, std::size_t chunk) {
+  // Date: fields added to submissions are local time: a fixed zone.
+  ::setenv("TZ", "JST-9", 1);
+  ::tzset();
   FakeEnv env;
   MemorySink sink;
   SessionOptions opt;

@@ -24,6 +24,7 @@
 // of one Output: "[delay N]", "[commit]" followed by the stored message
 // (without the Received: header) as "| line" rows, "[starttls]", "[tls up]",
 // "[close]", "[sent ACCOUNT relayed|submitted]" (record_send).
+// Transcripts run with TZ=JST-9, so a local Date: reads "+0900".
 #pragma once
 
 #include <map>

@@ -170,7 +170,8 @@ struct SessionOptions {
   bool tls_available = false;  // a TLS context exists (STARTTLS offered)
   bool tls_active = false;     // implicit TLS (smtps) already running
   // The trusted local submit socket (wizmail-sendmail): like an
-  // authenticated session, its messages are submissions: they count as sent.
+  // authenticated session, its messages are submissions — missing Date: and
+  // Message-ID: are added (RFC 6409 §8) and they count as sent.
   bool local_submit = false;
   bool log_protocol = true;    // emit command/reply events for smtp.log
 
