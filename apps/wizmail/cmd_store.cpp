@@ -338,7 +338,11 @@ void add_account_commands(CLI::App& app, Context& ctx) {
     bool first = true;
     for (const auto& n : *names) {
       auto kind = store.lookup(n);
-      if (!kind) return ctx.error(kind.error());
+      if (!kind) {
+        // Named on stderr (exit status 1); the other accounts are still listed.
+        ctx.error(kind.error());
+        continue;
+      }
       const bool ml = *kind == AccountKind::mailing_list;
       if (ctx.json) {
         out << (first ? "" : ",") << "\n  {\"name\": " << json_string(n)

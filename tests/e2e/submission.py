@@ -162,5 +162,15 @@ r = subprocess.run([CLI, "--home", home.path, "account", "create", "carol", "pw"
                    timeout=30)
 check(r.returncode != 0 and "already exists" not in r.stderr and "carol" in r.stderr,
       f"account create: the fault is named ({r.stderr.strip()})")
+notice = os.path.join(home.path, "notice.txt")
+with open(notice, "w") as f:
+    f.write("Maintenance\nTonight.\n")
+r = subprocess.run([CLI, "--home", home.path, "account", "list"], capture_output=True, text=True, timeout=30)
+check(r.returncode == 1 and "carol" in r.stderr and "alice\n" in r.stdout and "bob\n" in r.stdout,
+      f"account list: the unreadable account is named, the others listed ({r.stderr.strip()})")
+bob_before = count("bob")
+r = subprocess.run([CLI, "--home", home.path, "notify", notice], capture_output=True, text=True, timeout=30)
+check(r.returncode == 1 and "not delivered to carol" in r.stderr and count("bob") == bob_before + 1,
+      f"notify: the unreadable account is reported, the others served ({r.stderr.strip()})")
 os.unlink(loop)
 srv.stop()

@@ -467,6 +467,11 @@ TEST_CASE("lookup: a store that cannot tell is an error, never \"no such account
     CHECK(h.store.remove(n).error().code == Errc::io);
   }
   CHECK(h.store.lookup("loop").error().message.find("loop") != std::string::npos);
+  // One bad entry neither fails the list nor hides itself: the loop is
+  // listed (its lookup says why), files and dangling links are not.
+  auto l = h.store.list();
+  REQUIRE(l);
+  CHECK(*l == std::vector<std::string>{"alice", "loop", "ml"});
 
   // ml.def that cannot be examined.
   fs::create_symlink("ml.def", h.mailbox / "alice" / "ml.def");  // a link to itself

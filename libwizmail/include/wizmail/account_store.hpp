@@ -77,7 +77,10 @@ class AccountStore {
   // then deleted.
   Status remove(std::string_view name);
   // Account names, sorted. Folders whose names are not valid account names
-  // (leftovers, hand-made folders) are skipped.
+  // (leftovers, hand-made folders) are skipped, and so are files and
+  // dangling links; a link that cannot be examined (a loop, EACCES) is
+  // listed, so that one bad entry neither hides itself nor fails the list:
+  // lookup() of that name reports the fault.
   Result<std::vector<std::string>> list() const;
 
   // Remove what a crash left in the mailbox folder: the hidden

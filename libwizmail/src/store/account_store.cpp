@@ -417,16 +417,24 @@ Result<std::vector<std::string>> AccountStore::list() const {
   std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir_.c_str()), ::closedir);
   if (!d) return fail_errno("open " + dir_.string(), errno);
   std::vector<std::string> out;
-  errno = 0;
-  while (dirent* e = ::readdir(d.get())) {
+  for (;;) {
+    errno = 0;
+    dirent* e = ::readdir(d.get());
+    if (!e) break;
     std::string_view nm = e->d_name;
     if (!validate_name(nm)) continue;
-    bool is_dir = e->d_type == DT_DIR;
+    bool listed = e->d_type == DT_DIR;
     if (e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) {
       struct stat st {};
-      is_dir = ::fstatat(::dirfd(d.get()), e->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode);
+      if (::fstatat(::dirfd(d.get()), e->d_name, &st, 0) == 0)
+        listed = S_ISDIR(st.st_mode);
+      else
+        // A link that cannot be followed (ELOOP, EACCES …) may be an
+        // account: listed, so that whoever looks it up meets the fault
+        // (lookup() says why); a dangling link is nobody.
+        listed = errno != ENOENT;
     }
-    if (is_dir) out.emplace_back(nm);
+    if (listed) out.emplace_back(nm);
   }
   if (errno != 0) return fail_errno("read " + dir_.string(), errno);
   std::sort(out.begin(), out.end());
