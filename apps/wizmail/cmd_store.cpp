@@ -217,7 +217,9 @@ void run_setup(Context& ctx, const SetupOptions& o) {
   // 4. The initial accounts: only the missing ones.
   AccountStore store(c.mailbox_dir());
   for (const char* name : kInitialAccounts) {
-    if (store.exists(name)) {
+    auto kind = store.lookup(name);
+    if (!kind) return ctx.error(kind.error());
+    if (*kind != AccountKind::none) {
       std::cout << "kept existing account " << name << '\n';
       continue;
     }
@@ -285,7 +287,9 @@ void add_account_commands(CLI::App& app, Context& ctx) {
     auto cfg = ctx.config();
     if (!cfg) return;
     AccountStore store(cfg->mailbox_dir());
-    if (store.exists(*norm)) return ctx.error("account " + *norm + " already exists");
+    auto kind = store.lookup(*norm);
+    if (!kind) return ctx.error(kind.error());
+    if (*kind != AccountKind::none) return ctx.error("account " + *norm + " already exists");
     std::string pw = a->password;
     if (pw.empty()) {
       auto p = prompt_password(ctx, *norm);
@@ -333,7 +337,13 @@ void add_account_commands(CLI::App& app, Context& ctx) {
     if (ctx.json) out << "[";
     bool first = true;
     for (const auto& n : *names) {
-      const bool ml = store.is_mailing_list(n);
+      auto kind = store.lookup(n);
+      if (!kind) {
+        // Named on stderr (exit status 1); the other accounts are still listed.
+        ctx.error(kind.error());
+        continue;
+      }
+      const bool ml = *kind == AccountKind::mailing_list;
       if (ctx.json) {
         out << (first ? "" : ",") << "\n  {\"name\": " << json_string(n)
             << ", \"mailing_list\": " << (ml ? "true" : "false") << "}";

@@ -4,6 +4,7 @@ import atexit, os, shutil, signal, socket, subprocess, sys, tempfile, time
 
 BUILD = os.environ.get("WIZMAIL_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SERVER = os.path.join(BUILD, "apps", "wizmail-server", "wizmail-server")
+CLI = os.path.join(BUILD, "apps", "wizmail", "wizmail")
 _procs = []
 
 
@@ -50,7 +51,10 @@ class Home:
                 f.write(password + "\n")
             os.chmod(pw, 0o600)
         smtp = (f"port={self.port}\nsubmission_port={self.submission_port}\nsmtps_port={self.smtps_port}\n"
-                f"bind_address=127.0.0.1\nsend_permits_only_smtp_auth=1\n" + smtp_extra)
+                f"bind_address=127.0.0.1\n")
+        if "send_permits_only_smtp_auth=" not in smtp_extra:
+            smtp += "send_permits_only_smtp_auth=1\n"
+        smtp += smtp_extra
         # The daemon relays queued mail: keep its DNS look-ups on loopback
         # (nothing answers on port 9, so remote mail just waits, deferred).
         if "dns_servers=" not in smtp_extra:

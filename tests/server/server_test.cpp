@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <future>
 #include <string>
@@ -21,6 +22,7 @@
 #include "util/fs.hpp"
 #include "util/strings.hpp"
 #include "wizmail/account_store.hpp"
+#include "wizmail/mailbox.hpp"
 #include "wizmail/relay.hpp"
 
 namespace fs = std::filesystem;
@@ -745,4 +747,113 @@ TEST_CASE("failed logins are penalised per client network, across connections an
     auto ok = p.cmd("PASS secret");
     CHECK(ok.rfind("+OK", 0) == 0);
   }
+}
+
+TEST_CASE("POP-before-SMTP: a POP3 login lets its address relay at once") {
+  TempHome home;
+  auto cfg = base_config(home.path);
+  cfg->smtp.send_permits_only_smtp_auth = false;
+  cfg->smtp.pop_before_smtp = true;
+  cfg->smtp.pop_befor_smtp_time_to_live = 10;
+  Running srv(cfg, pooled(2));
+  Client c(srv.port());
+  c.reply();
+  c.cmd("EHLO x");
+  CHECK(code(c.cmd("MAIL FROM:<alice@localhost>")) == "250");
+  // No POP3 login yet: relaying is refused.
+  CHECK(c.cmd("RCPT TO:<far@remote.example>").substr(0, 9) == "554 5.7.1");
+  {
+    Client p(srv.server->port(Protocol::pop3));
+    p.reply();
+    CHECK(p.cmd("USER alice").rfind("+OK", 0) == 0);
+    CHECK(p.cmd("PASS secret").rfind("+OK", 0) == 0);
+    CHECK(p.cmd("QUIT").rfind("+OK", 0) == 0);
+  }
+  // Right after the +OK, in a new transaction of the same session.
+  c.cmd("RSET");
+  CHECK(code(c.cmd("MAIL FROM:<alice@localhost>")) == "250");
+  CHECK(code(c.cmd("RCPT TO:<far@remote.example>")) == "250");
+  // The manual's ip file is still written.
+  auto login = AccountStore(home.path / "mailbox").read_pop_login("alice");
+  REQUIRE(login);
+  CHECK(login->ip == "127.0.0.1");
+}
+
+TEST_CASE("POP-before-SMTP: logins in the ip files survive a restart, within the TTL only") {
+  TempHome home;
+  AccountStore store(home.path / "mailbox");
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  SUBCASE("recent") { REQUIRE(store.write_pop_login("alice", "127.0.0.1", now - 60)); }
+  SUBCASE("older than pop_befor_smtp_time_to_live") {
+    REQUIRE(store.write_pop_login("alice", "127.0.0.1", now - 11 * 60));
+  }
+  const bool recent = store.read_pop_login("alice")->time >= now - 60;
+  auto cfg = base_config(home.path);
+  cfg->smtp.send_permits_only_smtp_auth = false;
+  cfg->smtp.pop_before_smtp = true;
+  cfg->smtp.pop_befor_smtp_time_to_live = 10;
+  Running srv(cfg);
+  Client c(srv.port());
+  c.reply();
+  c.cmd("EHLO x");
+  c.cmd("MAIL FROM:<alice@localhost>");
+  CHECK(code(c.cmd("RCPT TO:<far@remote.example>")) == (recent ? "250" : "554"));
+}
+
+TEST_CASE("an account the store cannot read is a temporary failure everywhere") {
+  TempHome home;
+  // A loop of symbolic links where carol's folder should be: stat() fails
+  // with ELOOP, even for root.
+  fs::create_symlink(home.path / "mailbox" / "carol", home.path / "mailbox" / "carol");
+  Running srv(base_config(home.path));
+  Client c(srv.port());
+  c.reply();
+  c.cmd("EHLO x");
+  c.cmd("MAIL FROM:<someone@example.org>");
+  CHECK(c.cmd("RCPT TO:<carol@localhost>").substr(0, 9) == "451 4.3.0");
+  CHECK(c.cmd("RCPT TO:<nobody@localhost>").substr(0, 9) == "550 5.1.1");
+  CHECK(code(c.cmd("RCPT TO:<alice@localhost>")) == "250");
+  c.cmd("RSET");
+  // AUTH as carol: a temporary failure, not "wrong password".
+  CHECK(c.cmd("AUTH PLAIN AGNhcm9sAHB3").substr(0, 9) == "454 4.7.0");  // carol / pw
+  Client p(srv.server->port(Protocol::pop3));
+  p.reply();
+  CHECK(p.cmd("USER carol").rfind("+OK", 0) == 0);
+  CHECK(p.cmd("PASS pw").rfind("-ERR [SYS/TEMP]", 0) == 0);
+  srv.finish();
+  auto err = util::read_file(home.path / "var" / "log" / "error.log").value();
+  CHECK(err.find("carol") != std::string::npos);
+}
+
+TEST_CASE("the sent counter counts submissions and relayed mail of the account") {
+  TempHome home;
+  auto cfg = base_config(home.path);
+  cfg->smtp.address_permits_relay = {"127.0.0.0/8"};
+  Running srv(cfg);
+  auto sent = [&](const char* account) {
+    auto c = Mailbox(home.path / "mailbox" / account).counters();
+    REQUIRE(c);
+    return c->sent;
+  };
+  // Inbound mail from another MTA to a local account is not alice's sending.
+  CHECK(code(send_message(srv.port(), "alice@localhost", {"bob@localhost"}, "Subject: in\r\n\r\nx")) == "250");
+  CHECK(sent("alice") == 0);
+  // Relayed with alice as the sender: as send_max_during_a_day counts it.
+  CHECK(code(send_message(srv.port(), "alice@localhost", {"far@remote.example"}, "Subject: r\r\n\r\nx")) ==
+        "250");
+  CHECK(sent("alice") == 1);
+  // Authenticated: every message counts, local or remote, for the AUTH user.
+  Client c(srv.port());
+  c.reply();
+  c.cmd("EHLO x");
+  CHECK(code(c.cmd("AUTH PLAIN AGFsaWNlAHNlY3JldA==")) == "235");
+  for (const char* rcpt : {"bob@localhost", "far@remote.example"}) {
+    c.cmd("MAIL FROM:<other@example.org>");
+    CHECK(code(c.cmd(std::string("RCPT TO:<") + rcpt + ">")) == "250");
+    c.cmd("DATA");
+    c.send("Subject: s\r\n\r\nx\r\n.\r\n");
+    CHECK(code(c.reply()) == "250");
+  }
+  CHECK(sent("alice") == 3);
+  CHECK(sent("bob") == 0);
 }

@@ -1,5 +1,7 @@
 #include "harness.hpp"
 
+#include <cstdlib>
+#include <ctime>
 #include <deque>
 #include <stdexcept>
 
@@ -18,11 +20,12 @@ bool FakeEnv::is_local_domain(std::string_view domain) {
   return false;
 }
 
-Environment::AccountInfo FakeEnv::lookup_account(std::string_view account) {
+Result<AccountKind> FakeEnv::lookup_account(std::string_view account) {
   calls.push_back("lookup " + std::string(account));
   auto it = accounts.find(std::string(account));
-  if (it == accounts.end()) return {};
-  return {it->second.exists, it->second.mailing_list};
+  if (it == accounts.end() || !it->second.exists) return AccountKind::none;
+  if (it->second.broken) return fail(Errc::io, "stat mailbox/" + std::string(account) + ": Input/output error");
+  return it->second.mailing_list ? AccountKind::mailing_list : AccountKind::mailbox;
 }
 
 Result<AccountSettings> FakeEnv::account_settings(std::string_view account) {
@@ -72,15 +75,18 @@ std::optional<std::string> FakeEnv::pop_login_account(std::string_view ip,
   return it->second;
 }
 
-std::int64_t FakeEnv::sends_today(std::string_view account) {
+Result<std::int64_t> FakeEnv::sends_today(std::string_view account) {
   auto it = accounts.find(std::string(account));
+  if (it != accounts.end() && it->second.broken) return fail(Errc::io, "sendcount: Input/output error");
   return it == accounts.end() ? 0 : it->second.sent;
 }
 
-void FakeEnv::record_send(std::string_view account) {
-  sends_recorded.emplace_back(account);
+Status FakeEnv::record_send(std::string_view account, bool relayed) {
+  sends_recorded.push_back(std::string(account) + (relayed ? " relayed" : " submitted"));
   auto it = accounts.find(std::string(account));
-  if (it != accounts.end()) ++it->second.sent;
+  if (it != accounts.end() && it->second.broken) return fail(Errc::io, "counters: Input/output error");
+  if (it != accounts.end() && relayed) ++it->second.sent;
+  return {};
 }
 
 std::chrono::system_clock::time_point FakeEnv::now() {
@@ -176,6 +182,7 @@ void apply_option(SessionOptions& o, std::string_view key, std::string_view v) {
   else if (key == "hostname") o.hostname = std::string(v);
   else if (key == "max_errors") o.max_errors = static_cast<int>(*util::parse_int(v));
   else if (key == "max_auth_failures") o.max_auth_failures = static_cast<int>(*util::parse_int(v));
+  else if (key == "local_submit") o.local_submit = to_bool(v);
   else throw std::runtime_error("unknown @option key " + std::string(key));
 }
 
@@ -240,6 +247,9 @@ const std::vector<std::size_t>& chunk_sizes() {
 }
 
 RunResult run_script(std::string_view script, std::size_t chunk) {
+  // Date: fields added to submissions are local time: a fixed zone.
+  ::setenv("TZ", "JST-9", 1);
+  ::tzset();
   FakeEnv env;
   MemorySink sink;
   SessionOptions opt;
@@ -280,6 +290,7 @@ RunResult run_script(std::string_view script, std::size_t chunk) {
         else if (k == "hashed") a.hashed = true;
         else if (k == "list") a.mailing_list = true;
         else if (k == "full") a.full = true;
+        else if (k == "broken") a.broken = true;
         else if (k == "send_max") a.settings.send_max_during_a_day = static_cast<int>(*util::parse_int(v));
         else if (k == "sent") a.sent = *util::parse_int(v);
         else if (k == "reject_domain") a.settings.reject_domain = util::split_list(v);
@@ -351,7 +362,10 @@ RunResult run_script(std::string_view script, std::size_t chunk) {
           res = std::move(commits.front());
           commits.pop_front();
         }
+        const auto sends = env.sends_recorded.size();
         session.on_commit(std::move(res), next);
+        for (auto i = sends; i < env.sends_recorded.size(); ++i)
+          next.replies.insert(0, "[sent " + env.sends_recorded[i] + "]\r\n");
         again = true;
       } else if (out.delay.count()) {
         session.resume(next);

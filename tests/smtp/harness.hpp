@@ -5,9 +5,11 @@
 //   # comment
 //   @config KEY=VALUE      smtpenv/wiz98msenv keys (see apply_config)
 //   @option KEY=VALUE      SessionOptions: listener, tls_available, tls_active,
-//                          client_ip, hostname, max_errors, max_auth_failures
+//                          client_ip, hostname, max_errors, max_auth_failures,
+//                          local_submit
 //   @account NAME [pass=P] [hashed] [list] [full] [send_max=N] [sent=N]
 //                 [reject_domain=a,b] [reject_mailaddress=x,y]
+//                 [broken]    (lookups of the account fail, as on EIO)
 //   @ownip LITERAL         a local IP literal, e.g. [192.0.2.1]
 //   @pop IP ACCOUNT        ACCOUNT logged into POP3 from IP recently
 //   @penalty N             the client's network failed AUTH N times before
@@ -21,7 +23,8 @@
 // Output (the .ref): each server reply line, then markers after the replies
 // of one Output: "[delay N]", "[commit]" followed by the stored message
 // (without the Received: header) as "| line" rows, "[starttls]", "[tls up]",
-// "[close]".
+// "[close]", "[sent ACCOUNT relayed|submitted]" (record_send).
+// Transcripts run with TZ=JST-9, so a local Date: reads "+0900".
 #pragma once
 
 #include <map>
@@ -35,6 +38,7 @@ namespace wizmail::smtp::test {
 
 struct FakeAccount {
   bool exists = true;
+  bool broken = false;  // the store cannot tell (EIO): lookups fail
   bool mailing_list = false;
   std::string password;
   bool hashed = false;
@@ -49,6 +53,7 @@ class FakeEnv : public Environment {
   std::map<std::string, FakeAccount> accounts;
   std::vector<std::string> own_literals;
   std::map<std::string, std::string> pop_logins;  // ip -> account
+  // record_send calls: "account relayed" or "account submitted".
   std::vector<std::string> sends_recorded;
   std::int64_t now_seconds = 697170952;
   std::uint64_t random_value = 1896;
@@ -58,7 +63,7 @@ class FakeEnv : public Environment {
   int network_failures = 0;
 
   bool is_local_domain(std::string_view domain) override;
-  AccountInfo lookup_account(std::string_view account) override;
+  Result<AccountKind> lookup_account(std::string_view account) override;
   Result<AccountSettings> account_settings(std::string_view account) override;
   Result<bool> quota_allows(std::string_view account, std::int64_t size) override;
   Result<bool> authenticate(std::string_view user, std::string_view password) override;
@@ -67,8 +72,8 @@ class FakeEnv : public Environment {
   std::optional<std::string> plain_password(std::string_view user) override;
   std::optional<std::string> pop_login_account(std::string_view ip,
                                                std::chrono::minutes ttl) override;
-  std::int64_t sends_today(std::string_view account) override;
-  void record_send(std::string_view account) override;
+  Result<std::int64_t> sends_today(std::string_view account) override;
+  Status record_send(std::string_view account, bool relayed) override;
   std::chrono::system_clock::time_point now() override;
   std::uint64_t random() override;
 };

@@ -87,7 +87,7 @@ TEST_CASE("account_dir stays inside the mailbox folder") {
   for (std::string n : std::vector<std::string>{"../x", "a/b", "..", ".", "", std::string(65, 'a')}) {
     CAPTURE(n);
     CHECK(!h.store.account_dir(n));
-    CHECK(!h.store.exists(n));
+    CHECK(h.store.lookup(n).value() == AccountKind::none);
   }
 }
 
@@ -98,8 +98,8 @@ TEST_CASE("create makes a whole account, mode 0600 password") {
   for (auto sub : {"new", "cur", "tmp"}) CHECK(fs::is_directory(d / sub));
   CHECK(slurp(d / "password") == "s3cret\n");
   CHECK(mode_of(d / "password") == 0600);
-  CHECK(h.store.exists("alice"));
-  CHECK(h.store.exists("ALICE"));
+  CHECK(h.store.lookup("alice").value() == AccountKind::mailbox);
+  CHECK(h.store.lookup("ALICE").value() == AccountKind::mailbox);
   // No staging leftovers beside it.
   CHECK(tree(h.mailbox) == std::set<std::string>{"alice", "alice/cur", "alice/new",
                                                  "alice/password", "alice/tmp"});
@@ -155,7 +155,7 @@ TEST_CASE("remove deletes the account; notifi and postmaster are protected") {
   for (auto n : {"alice", "notifi", "postmaster"}) REQUIRE(h.store.create(n, "pw"));
   REQUIRE(util::write_file_atomic(h.mailbox / "alice" / "new" / "m1", "hello\r\n"));
   REQUIRE(h.store.remove("Alice"));
-  CHECK(!h.store.exists("alice"));
+  CHECK(h.store.lookup("alice").value() == AccountKind::none);
   CHECK(tree(h.mailbox).count("alice") == 0);
   // Nothing left aside.
   for (auto& e : fs::directory_iterator(h.mailbox))
@@ -167,8 +167,8 @@ TEST_CASE("remove deletes the account; notifi and postmaster are protected") {
     REQUIRE(!st);
     CHECK(st.error().code == Errc::permission_denied);
   }
-  CHECK(h.store.exists("notifi"));
-  CHECK(h.store.exists("postmaster"));
+  CHECK(h.store.lookup("notifi").value() == AccountKind::mailbox);
+  CHECK(h.store.lookup("postmaster").value() == AccountKind::mailbox);
 
   auto missing = h.store.remove("ghost");
   REQUIRE(!missing);
@@ -189,7 +189,7 @@ TEST_CASE("remove cannot reach outside the mailbox folder") {
   CHECK(fs::exists(h.mailbox));
   // An account that is a symbolic link to a folder elsewhere: only the link goes.
   fs::create_directory_symlink(h.tmp.path() / "victim", h.mailbox / "linked");
-  CHECK(h.store.exists("linked"));
+  CHECK(h.store.lookup("linked").value() == AccountKind::mailbox);
   REQUIRE(h.store.remove("linked"));
   CHECK(!fs::exists(h.mailbox / "linked"));
   CHECK(slurp(h.tmp.path() / "victim" / "file") == "keep");
@@ -313,7 +313,7 @@ TEST_CASE("validate_address") {
 TEST_CASE("mailing lists: create, members, add, remove") {
   Home h;
   REQUIRE(h.store.create_mailing_list("ML", "pw", "ml_err@localhost"));
-  CHECK(h.store.is_mailing_list("ml"));
+  CHECK(h.store.lookup("ml").value() == AccountKind::mailing_list);
   CHECK(h.store.authenticate("ml", "pw").value());
   CHECK(slurp(h.mailbox / "ml" / "ml.def") == "count=0\nadmin_mail_address=ml_err@localhost\n");
   CHECK(h.store.members("ml").value().empty());
@@ -359,9 +359,9 @@ TEST_CASE("mailing lists refuse bad input without changing disk") {
   CHECK(h.store.remove_member("ml", "").error().code == Errc::invalid_argument);
   CHECK(h.store.remove_member("ml", "a@b\n").error().code == Errc::invalid_argument);
   CHECK(h.store.members("plain").error().code == Errc::not_found);
-  CHECK(!h.store.is_mailing_list("plain"));
-  CHECK(!h.store.is_mailing_list("ghost"));
-  CHECK(!h.store.is_mailing_list("../ml"));
+  CHECK(h.store.lookup("plain").value() == AccountKind::mailbox);
+  CHECK(h.store.lookup("ghost").value() == AccountKind::none);
+  CHECK(h.store.lookup("../ml").value() == AccountKind::none);
 
   CHECK(tree(h.tmp.path()) == before);
   CHECK(slurp(h.mailbox / "ml" / "ml_member.csv") == csv);
@@ -435,4 +435,56 @@ TEST_CASE("POP login record: the manual's ip file") {
     REQUIRE(!j);
     CHECK(j.error().code == Errc::parse);
   }
+}
+
+TEST_CASE("lookup: a store that cannot tell is an error, never \"no such account\"") {
+  Home h;
+  REQUIRE(h.store.create("alice", "pw"));
+  REQUIRE(h.store.create_mailing_list("ml", "pw"));
+  CHECK(h.store.lookup("alice").value() == AccountKind::mailbox);
+  CHECK(h.store.lookup("ml").value() == AccountKind::mailing_list);
+  CHECK(h.store.lookup("ghost").value() == AccountKind::none);
+  // A dangling link is nobody.
+  fs::create_symlink(h.tmp.path() / "gone", h.mailbox / "dangling");
+  CHECK(h.store.lookup("dangling").value() == AccountKind::none);
+
+  // Faults that work as root too: a loop of symbolic links (ELOOP) and a
+  // file where the account's folder should be.
+  fs::create_symlink(h.mailbox / "loop", h.mailbox / "loop");
+  spit(h.mailbox / "plainfile", "x");
+  for (std::string n : {"loop", "LOOP", "plainfile"}) {
+    CAPTURE(n);
+    auto k = h.store.lookup(n);
+    REQUIRE(!k);
+    CHECK(k.error().code == Errc::io);
+    CHECK(k.error().temporary());
+    // Every method that needs the account says the same, not not_found.
+    auto a = h.store.authenticate(n, "pw");
+    REQUIRE(!a);
+    CHECK(a.error().code == Errc::io);
+    CHECK(h.store.plain_password(n).error().code == Errc::io);
+    CHECK(h.store.read_pop_login(n).error().code == Errc::io);
+    CHECK(h.store.remove(n).error().code == Errc::io);
+  }
+  CHECK(h.store.lookup("loop").error().message.find("loop") != std::string::npos);
+  // One bad entry neither fails the list nor hides itself: the loop is
+  // listed (its lookup says why), files and dangling links are not.
+  auto l = h.store.list();
+  REQUIRE(l);
+  CHECK(*l == std::vector<std::string>{"alice", "loop", "ml"});
+
+  // ml.def that cannot be examined.
+  fs::create_symlink("ml.def", h.mailbox / "alice" / "ml.def");  // a link to itself
+  auto k = h.store.lookup("alice");
+  REQUIRE(!k);
+  CHECK(k.error().code == Errc::io);
+  CHECK(h.store.members("alice").error().code == Errc::io);
+
+  // The mailbox folder itself is not a folder (ENOTDIR).
+  TempDir t;
+  spit(t.path() / "mailbox", "not a folder");
+  AccountStore broken(t.path() / "mailbox");
+  auto b = broken.lookup("alice");
+  REQUIRE(!b);
+  CHECK(b.error().code == Errc::io);
 }

@@ -26,6 +26,13 @@ enum class PasswordScheme {
 };
 
 // The last POP3 login of an account (the `ip` file: "seconds,IP").
+// What an account name stands for (AccountStore::lookup).
+enum class AccountKind {
+  none,          // no such account
+  mailbox,       // an account
+  mailing_list,  // an account with ml.def (SPEC §7)
+};
+
 struct PopLogin {
   std::int64_t time = 0;  // seconds since the epoch
   std::string ip;         // canonical form: "127.0.0.1", "2001:db8::1"
@@ -51,7 +58,13 @@ class AccountStore {
   // <mailbox_dir>/<normalized name>; an error for an invalid name. Does not
   // check that the account exists.
   Result<std::filesystem::path> account_dir(std::string_view name) const;
-  bool exists(std::string_view name) const;
+  // Whether `name` is an account, and of which kind. AccountKind::none when
+  // nothing of that name is in the mailbox folder (or the name is invalid).
+  // An error (Errc::io) when the store cannot tell — the folder or ml.def
+  // cannot be examined (EACCES, EIO, ENOMEM, a loop of symbolic links), or
+  // something that is not a folder has the account's name: a fault to
+  // answer as temporary (SMTP 451 4.3.0), never as "no such user".
+  Result<AccountKind> lookup(std::string_view name) const;
 
   // Create the account folder with new/ cur/ tmp/ and the password file
   // (mode 0600). All or nothing: the folder is built under a hidden name and
@@ -64,7 +77,10 @@ class AccountStore {
   // then deleted.
   Status remove(std::string_view name);
   // Account names, sorted. Folders whose names are not valid account names
-  // (leftovers, hand-made folders) are skipped.
+  // (leftovers, hand-made folders) are skipped, and so are files and
+  // dangling links; a link that cannot be examined (a loop, EACCES) is
+  // listed, so that one bad entry neither hides itself nor fails the list:
+  // lookup() of that name reports the fault.
   Result<std::vector<std::string>> list() const;
 
   // Remove what a crash left in the mailbox folder: the hidden
@@ -83,7 +99,9 @@ class AccountStore {
   Status set_password(std::string_view name, std::string_view password,
                       PasswordScheme scheme = PasswordScheme::plain);
   // true when `password` is right, false when it is wrong (compared in
-  // constant time). Errc::not_found when the account does not exist.
+  // constant time). Errc::not_found when the account does not exist; like
+  // every method that needs an existing account, an error of another kind
+  // (Errc::io) when the store cannot tell whether it exists (see lookup).
   Result<bool> authenticate(std::string_view name, std::string_view password) const;
   // The stored plain password, for APOP and CRAM-MD5. Errc::permission_denied
   // for an account whose password is stored hashed.
@@ -93,7 +111,6 @@ class AccountStore {
   // `admin` may be empty (the list then uses postmaster@<domain>).
   Status create_mailing_list(std::string_view name, std::string_view password,
                              std::string_view admin = {});
-  bool is_mailing_list(std::string_view name) const;
   // Members are compared case-insensitively; the file is rewritten
   // atomically under a lock. Errc::already_exists / Errc::not_found.
   Status add_member(std::string_view list, std::string_view address);

@@ -30,7 +30,7 @@ struct MessageInfo {
 // The persisted event counters of an account (SPEC §3, §10).
 struct MailboxCounters {
   std::uint64_t received = 0;  // messages delivered into the mailbox
-  std::uint64_t sent = 0;      // messages the account sent (relayed)
+  std::uint64_t sent = 0;      // messages the account sent: submissions and relayed mail (docs/smtp.md)
   std::uint64_t deleted = 0;   // messages removed from the mailbox
 };
 

@@ -33,6 +33,8 @@
 
 namespace wizmail {
 
+class PopLoginTable;
+
 // local_submit: the trusted local socket var/run/submit.sock (wizmail-sendmail).
 enum class Protocol { smtp, submission, smtps, pop3, pop3s, local_submit };
 std::string_view to_string(Protocol p) noexcept;
@@ -69,6 +71,10 @@ struct ServerOptions {
   unsigned io_threads = 0;
   std::chrono::milliseconds relay_scan_interval{0};
   std::chrono::milliseconds relay_give_up_after{0};
+  // POP-before-SMTP logins (wizmail/pop_before_smtp.hpp): null = a table in
+  // this process's memory, seeded from the `ip` files in start(); a table
+  // given here (shared by several nodes) is seeded the same way.
+  std::shared_ptr<PopLoginTable> pop_logins;
 };
 
 // A live session, as `wizmail sessions` shows it (Server::sessions()).

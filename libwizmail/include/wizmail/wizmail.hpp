@@ -19,6 +19,7 @@
 #include "wizmail/mime.hpp"
 #include "wizmail/monitor.hpp"
 #include "wizmail/outbound.hpp"
+#include "wizmail/pop_before_smtp.hpp"
 #include "wizmail/relay.hpp"
 #include "wizmail/server.hpp"
 #include "wizmail/submit.hpp"

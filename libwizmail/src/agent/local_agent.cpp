@@ -55,7 +55,9 @@ AccountSettings defaults_of(const Config& c) {
 }
 
 // The account a local address names, or "" when the address is not local
-// or no such account exists.
+// or no such account exists. An account the store cannot look up (EIO …)
+// counts as existing: its delivery is tried and a failure reported, never
+// skipped as "no account".
 std::string local_account(const Config& cfg, const AccountStore& store, std::string_view address) {
   auto at = address.rfind('@');
   if (at == std::string_view::npos) return {};
@@ -63,7 +65,9 @@ std::string local_account(const Config& cfg, const AccountStore& store, std::str
   auto domains = cfg.local_domains();
   if (std::find(domains.begin(), domains.end(), domain) == domains.end()) return {};
   auto name = AccountStore::normalize_name(address.substr(0, at));
-  if (!name || !store.exists(*name)) return {};
+  if (!name) return {};
+  auto kind = store.lookup(*name);
+  if (kind && *kind == AccountKind::none) return {};
   return *name;
 }
 
@@ -289,7 +293,9 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
   AccountStore store(cfg.mailbox_dir());
   auto dir = store.account_dir(account);
   if (!dir) return {Outcome::failed, dir.error().message};
-  if (!store.exists(account)) return {Outcome::failed, "no such account " + account};
+  auto kind = store.lookup(account);
+  if (!kind) return {Outcome::retry, kind.error().message};
+  if (*kind == AccountKind::none) return {Outcome::failed, "no such account " + account};
   if (address.empty()) address = account + "@" + cfg.server.domain;
   auto msg = util::read_file(spool_.message_path(e.id));
   if (!msg) return {Outcome::retry, "cannot read the message: " + msg.error().message};

@@ -197,7 +197,13 @@ Result<NotifyResult> notify(const Config& config, std::string_view content) {
     return st;
   };
   for (const auto& name : *names) {
-    if (name == "notifi" || name == "postmaster" || store.is_mailing_list(name)) {
+    const bool system = name == "notifi" || name == "postmaster";
+    auto kind = system ? Result<AccountKind>(AccountKind::none) : store.lookup(name);
+    if (!kind) {
+      out.failed.emplace_back(name, kind.error().message);
+      continue;
+    }
+    if (*kind != AccountKind::mailbox) {  // notifi, postmaster, a list (or gone meanwhile)
       out.skipped.push_back(name);
       continue;
     }

@@ -34,12 +34,7 @@ class TrustedEnvironment final : public smtp::Environment {
       if (d == domain) return true;
     return false;
   }
-  AccountInfo lookup_account(std::string_view account) override {
-    AccountInfo info;
-    info.exists = store_.exists(account);
-    if (info.exists) info.mailing_list = store_.is_mailing_list(account);
-    return info;
-  }
+  Result<AccountKind> lookup_account(std::string_view account) override { return store_.lookup(account); }
   Result<AccountSettings> account_settings(std::string_view account) override {
     return rt_.config->account_settings(account);
   }
@@ -63,12 +58,11 @@ class TrustedEnvironment final : public smtp::Environment {
   std::optional<std::string> pop_login_account(std::string_view, std::chrono::minutes) override {
     return std::nullopt;
   }
-  std::int64_t sends_today(std::string_view account) override {
-    if (!store_.exists(account)) return 0;
-    return srv_.send_counters.today(account);
+  Result<std::int64_t> sends_today(std::string_view account) override {
+    return srv_.sends_today(store_, account);
   }
-  void record_send(std::string_view account) override {
-    if (store_.exists(account)) srv_.send_counters.record(account);
+  Status record_send(std::string_view account, bool relayed) override {
+    return srv_.record_send(store_, account, relayed);
   }
   std::chrono::system_clock::time_point now() override { return std::chrono::system_clock::now(); }
   std::uint64_t random() override {
@@ -269,6 +263,7 @@ asio::awaitable<void> SubmitConnection::run() {
   so.session_id = sid_;
   so.client_ip = "127.0.0.1";
   so.tls_available = false;
+  so.local_submit = true;
   session_ = std::make_unique<smtp::Session>(std::move(so), *env_, *this);
   session_->start(out_);
   bool open = co_await act();

@@ -423,8 +423,15 @@ void Relay::Impl::bounce(const QueueEntry& e, const std::vector<DsnRecipient>& f
   if (opt.on_bounce) opt.on_bounce();
 
   AccountStore store(config->mailbox_dir());
+  // An account the store cannot look up may exist: the delivery is tried
+  // (and its failure logged; the message stays in deadmail/ either way).
+  auto may_exist = [&](const std::string& name) {
+    auto kind = store.lookup(name);
+    if (!kind) log("relay: " + e.id + ": account " + name + ": " + kind.error().message);
+    return !kind || *kind != AccountKind::none;
+  };
   std::vector<fs::path> maildirs;
-  if (store.exists("postmaster"))
+  if (may_exist("postmaster"))
     if (auto d = store.account_dir("postmaster")) maildirs.push_back(*d);
   if (e.sender.empty()) {
     log("relay: " + e.id + ": null sender, no bounce (copy to postmaster, message kept in deadmail/)");
@@ -434,7 +441,7 @@ void Relay::Impl::bounce(const QueueEntry& e, const std::vector<DsnRecipient>& f
     bool local = std::find(locals.begin(), locals.end(), domain) != locals.end();
     if (local) {
       auto name = AccountStore::normalize_name(std::string_view(e.sender).substr(0, e.sender.rfind('@')));
-      if (name && store.exists(*name)) {
+      if (name && may_exist(*name)) {
         if (auto d = store.account_dir(*name)) {
           if (std::find(maildirs.begin(), maildirs.end(), *d) == maildirs.end()) maildirs.push_back(*d);
         }

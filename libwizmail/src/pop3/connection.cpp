@@ -293,6 +293,8 @@ asio::awaitable<void> Pop3Connection::run() {
   }
   auto bo = store_backend_options(rt_->config);
   bo.penalty = &srv_.auth_penalty;
+  bo.pop_logins = srv_.pop_logins;
+  bo.pop_login_ttl = std::chrono::minutes(cfg.smtp.pop_befor_smtp_time_to_live);
   backend_ = std::make_unique<StoreBackend>(std::move(bo));
   SessionOptions so;
   so.host = cfg.pop.host;

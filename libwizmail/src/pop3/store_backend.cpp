@@ -173,9 +173,14 @@ Result<std::unique_ptr<Maildrop>> StoreBackend::open_maildrop(std::string_view a
   if (!lock) return unexpected(lock.error());
   if (!peer_ip.empty()) {
     // POP-before-SMTP relies on it: a login that cannot record itself fails
-    // (the session says [SYS/TEMP] and error.log gets the reason).
-    if (auto st = store_.write_pop_login(account, peer_ip, std::time(nullptr)); !st)
-      return unexpected(st.error());
+    // (the session says [SYS/TEMP] and error.log gets the reason). The file
+    // keeps the login across restarts; the table makes it visible to SMTP
+    // before the client sees +OK.
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    if (auto st = store_.write_pop_login(account, peer_ip, now); !st) return unexpected(st.error());
+    if (opt_.pop_logins)
+      if (auto st = opt_.pop_logins->record(peer_ip, dir->filename().string(), now, opt_.pop_login_ttl); !st)
+        return unexpected(st.error());
   }
   Mailbox box(*dir);
   if (auto moved = box.move_all_to_cur(); !moved) return unexpected(moved.error());

@@ -2,6 +2,7 @@
 // ip file, Mailbox (Maildir) for the messages, MailboxLock for exclusivity.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -15,6 +16,7 @@
 #include "pop3/maildrop.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
+#include "wizmail/pop_before_smtp.hpp"
 
 namespace wizmail::pop3 {
 
@@ -27,6 +29,10 @@ struct StoreBackendOptions {
   // Failed logins per client network, shared with the server's other
   // sessions; null = only the session's own count.
   net::AuthPenalty* penalty = nullptr;
+  // POP-before-SMTP: each login is recorded here (besides the `ip` file)
+  // before it is answered, kept for `pop_login_ttl`; null = the file only.
+  std::shared_ptr<PopLoginTable> pop_logins;
+  std::chrono::seconds pop_login_ttl{0};
 };
 
 // From a Config: popenv `dustbox`=TRUE, or the account's `use_dustbox`
@@ -56,7 +62,8 @@ class StoreBackend : public Backend {
   void login_succeeded(std::string_view peer_ip) override {
     if (opt_.penalty) opt_.penalty->succeeded(peer_ip);
   }
-  // Takes the lock, writes the ip file, moves new/ to cur/, lists cur/.
+  // Takes the lock, writes the ip file and records the login in the
+  // POP-before-SMTP table, moves new/ to cur/, lists cur/.
   Result<std::unique_ptr<Maildrop>> open_maildrop(std::string_view account,
                                                   std::string_view peer_ip) override;
 

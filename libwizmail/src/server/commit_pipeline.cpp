@@ -254,7 +254,13 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
               break;
             case DeliveryDecision::Action::redirect: {
               auto dir = store_.account_dir(dec.target);
-              if (dir && store_.exists(dec.target)) {
+              auto kind = store_.lookup(dec.target);
+              if (!kind) {
+                // The target may exist: retry later rather than misdeliver.
+                w.error = unexpected(kind.error());
+                break;
+              }
+              if (dir && *kind != AccountKind::none) {
                 maildirs.push_back(*dir);
               } else {
                 log_.server("delivery callback: redirect to unknown account '" + dec.target +

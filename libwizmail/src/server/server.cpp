@@ -60,13 +60,6 @@ Result<std::shared_ptr<const Runtime>> make_runtime(std::shared_ptr<const Config
 }
 
 namespace {
-std::string smtp_ip_canonical(std::string_view ip) {
-  std::error_code ec;
-  auto a = asio::ip::make_address(std::string(ip), ec);
-  if (ec) return std::string(ip);
-  return net::unmap(a).to_string();
-}
-
 std::string local_day() {
   std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -120,31 +113,6 @@ void SendCounters::record(std::string_view account) {
   if (ok) ::rename(tmp.c_str(), (dir_ / account).c_str());
 }
 
-std::optional<std::string> PopLogins::find(const AccountStore& store, std::string_view ip,
-                                           std::chrono::minutes ttl) {
-  auto canonical = smtp_ip_canonical(ip);
-  std::lock_guard lk(mu_);
-  auto now = std::chrono::steady_clock::now();
-  if (now - built_ > 2s) {
-    by_ip_.clear();
-    if (auto names = store.list()) {
-      for (const auto& n : *names) {
-        auto login = store.read_pop_login(n);
-        if (!login) continue;
-        auto key = smtp_ip_canonical(login->ip);
-        auto& slot = by_ip_[key];
-        if (login->time >= slot.time) slot = {n, login->time};
-      }
-    }
-    built_ = now;
-  }
-  auto it = by_ip_.find(canonical);
-  if (it == by_ip_.end()) return std::nullopt;
-  auto age = std::time(nullptr) - it->second.time;
-  if (age < 0 || age > std::chrono::duration_cast<std::chrono::seconds>(ttl).count()) return std::nullopt;
-  return it->second.account;
-}
-
 }  // namespace server
 
 // ---------------------------------------------------------------------------
@@ -154,7 +122,29 @@ Server::Impl::Impl(asio::io_context& io_, ServerOptions o, std::shared_ptr<const
       logger(rt->config->log_dir(), rt->config->server.log_size_max, opt.log_to_stderr),
       io_pool(opt.io_threads > 0 ? std::make_unique<server::IoPool>(opt.io_threads) : nullptr),
       listener(io_pool ? io_pool->executor(0) : io_.get_executor()),
-      send_counters(rt->config->home / "var" / "sendcount") {}
+      send_counters(rt->config->home / "var" / "sendcount"),
+      pop_logins(opt.pop_logins ? opt.pop_logins : make_memory_pop_login_table()) {}
+
+// Only existing accounts are counted: a forged local sender must not create
+// counters (memory, var/sendcount/ files) for arbitrary names.
+Result<std::int64_t> Server::Impl::sends_today(const AccountStore& store, std::string_view account) {
+  auto kind = store.lookup(account);
+  if (!kind) return unexpected(kind.error());
+  if (*kind == AccountKind::none) return 0;
+  return send_counters.today(account);
+}
+
+Status Server::Impl::record_send(const AccountStore& store, std::string_view account, bool relayed) {
+  auto kind = store.lookup(account);
+  if (!kind) return unexpected(kind.error());
+  if (*kind == AccountKind::none) return {};
+  if (relayed) send_counters.record(account);
+  auto dir = store.account_dir(account);
+  if (!dir) return unexpected(dir.error());
+  MailboxCounters sent;
+  sent.sent = 1;
+  return add_mailbox_counters(*dir, sent);
+}
 
 void Server::Impl::accept(asio::ip::tcp::socket s, int tag) {
   auto protocol = static_cast<Protocol>(tag);
@@ -318,6 +308,13 @@ Status Server::start() {
       if (cleaned && *cleaned > 0)
         I.logger.server("removed " + std::to_string(*cleaned) + " leftover files from " + n + "/tmp");
     }
+  }
+  // POP-before-SMTP: the logins of the last TTL survive a restart. Read
+  // once here; from now on each POP3 login records itself.
+  {
+    const auto ttl = std::chrono::minutes(cfg.smtp.pop_befor_smtp_time_to_live);
+    auto seeded = seed_pop_logins(*I.pop_logins, store, std::time(nullptr), ttl);
+    if (!seeded) I.logger.server("POP-before-SMTP logins not read from the ip files: " + seeded.error().message);
   }
   std::vector<net::ListenSpec> specs;
   auto port = [&](int p) { return static_cast<std::uint16_t>(I.opt.ephemeral_ports ? 0 : p); };

@@ -31,6 +31,7 @@
 #include "control/local_sockets.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/outbound.hpp"
+#include "wizmail/pop_before_smtp.hpp"
 #include "wizmail/relay.hpp"
 #include "wizmail/server.hpp"
 
@@ -83,23 +84,6 @@ class SendCounters {
   std::unordered_map<std::string, Entry> map_;
 };
 
-// POP-before-SMTP: which account logged in from an IP (the accounts' `ip`
-// files), rebuilt at most every two seconds.
-class PopLogins {
- public:
-  std::optional<std::string> find(const AccountStore& store, std::string_view ip,
-                                  std::chrono::minutes ttl);
-
- private:
-  std::mutex mu_;
-  std::chrono::steady_clock::time_point built_{};
-  struct Login {
-    std::string account;
-    std::int64_t time = 0;
-  };
-  std::unordered_map<std::string, Login> by_ip_;  // canonical ip → newest login
-};
-
 }  // namespace wizmail::server
 
 namespace wizmail {
@@ -132,7 +116,8 @@ struct Server::Impl {
   std::unique_ptr<asio::thread_pool> blocking;
   net::Listener listener;
   server::SendCounters send_counters;
-  server::PopLogins pop_logins;
+  // POP3 logins for POP-before-SMTP (opt.pop_logins, else in memory).
+  std::shared_ptr<PopLoginTable> pop_logins;
   // Failed SMTP AUTH and POP3 logins per client network (both protocols).
   net::AuthPenalty auth_penalty;
 
@@ -185,6 +170,12 @@ struct Server::Impl {
   // The Prometheus endpoint (metrics_port > 0; src/ops/); declared last so
   // it is closed first when the Impl goes.
   std::unique_ptr<ops::MetricsServer> metrics;
+
+  // For the SMTP environments (TCP sessions and the submit socket): today's
+  // relayed messages of an account (0 for a name that is no account), and
+  // one message it sent (smtp::Environment::record_send).
+  Result<std::int64_t> sends_today(const AccountStore& store, std::string_view account);
+  Status record_send(const AccountStore& store, std::string_view account, bool relayed);
 
   void accept(asio::ip::tcp::socket s, int tag);
   // The executor a new TCP session runs on for its whole life, and its

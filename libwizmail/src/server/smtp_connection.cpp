@@ -6,6 +6,7 @@
 #include <asio/strand.hpp>
 
 #include <cstdio>
+#include <ctime>
 #include <unordered_map>
 #include <random>
 
@@ -57,12 +58,7 @@ class Environment final : public smtp::Environment {
     return false;
   }
 
-  AccountInfo lookup_account(std::string_view account) override {
-    AccountInfo info;
-    info.exists = store_.exists(account);
-    if (info.exists) info.mailing_list = store_.is_mailing_list(account);
-    return info;
-  }
+  Result<AccountKind> lookup_account(std::string_view account) override { return store_.lookup(account); }
 
   // The session asks for an account's settings and quota on every RCPT:
   // both are kept for kCacheTtl per session (the account's config.def is
@@ -131,17 +127,20 @@ class Environment final : public smtp::Environment {
   }
 
   std::optional<std::string> pop_login_account(std::string_view ip, std::chrono::minutes ttl) override {
-    return srv_.pop_logins.find(store_, ip, ttl);
+    auto since = static_cast<std::int64_t>(std::time(nullptr)) - std::chrono::seconds(ttl).count();
+    auto who = srv_.pop_logins->find(ip, since);
+    if (!who) {
+      srv_.logger.server("POP-before-SMTP lookup failed: " + who.error().message);
+      return std::nullopt;
+    }
+    return *who;
   }
 
-  // Only existing accounts are counted: a forged local sender must not
-  // create counters (memory, var/sendcount/ files) for arbitrary names.
-  std::int64_t sends_today(std::string_view account) override {
-    if (!store_.exists(account)) return 0;
-    return srv_.send_counters.today(account);
+  Result<std::int64_t> sends_today(std::string_view account) override {
+    return srv_.sends_today(store_, account);
   }
-  void record_send(std::string_view account) override {
-    if (store_.exists(account)) srv_.send_counters.record(account);
+  Status record_send(std::string_view account, bool relayed) override {
+    return srv_.record_send(store_, account, relayed);
   }
 
   std::chrono::system_clock::time_point now() override { return std::chrono::system_clock::now(); }

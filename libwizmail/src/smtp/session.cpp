@@ -9,7 +9,9 @@
 
 #include "smtp/address.hpp"
 #include "smtp/body.hpp"
+#include "smtp/missing_headers.hpp"
 #include "smtp/parser.hpp"
+#include "util/date.hpp"
 #include "util/strings.hpp"
 
 namespace wizmail::smtp {
@@ -102,6 +104,10 @@ struct Session::Impl {
   bool loopback = false;
   LineReader lines;
   DataReader data;
+  // Submissions only: adds a missing Date:/Message-ID: on the way to the sink.
+  MissingHeaders fixer;
+  bool fixing = false;
+  std::uint64_t messages = 0;  // DATA commands accepted (for Message-ID)
   std::string stash;        // input kept while an action is pending
   bool paused = false;      // a delayed reply is pending: resume() needed
   bool esmtp = false;       // EHLO (not HELO) was used
@@ -143,6 +149,12 @@ struct Session::Impl {
   void error_event(Output& out, std::string text) {
     out.events.push_back({LogEvent::Kind::error, std::move(text)});
   }
+
+  // Mail from this session is a submission by a local user or program
+  // (RFC 6409), not mail relayed by another MTA.
+  bool submission() const noexcept { return s.opt_.local_submit || !s.auth_user_.empty(); }
+  MessageSink& data_sink() noexcept { return fixing ? static_cast<MessageSink&>(fixer) : s.sink_; }
+  std::string new_message_id();
 
   bool auth_offered() const noexcept {
     return !(cfg.smtp.auth_requires_tls && !s.tls_active_ && !loopback);
@@ -224,7 +236,7 @@ void Session::Impl::process(std::string_view in, Output& out) {
   while (!in.empty()) {
     if (s.awaiting() || s.state_ == State::closed) break;
     if (s.state_ == State::data) {
-      if (data.consume(in, s.sink_)) finish_data(out);
+      if (data.consume(in, data_sink())) finish_data(out);
       continue;
     }
     std::string_view line;
@@ -541,7 +553,9 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
     return;
   }
   if (s.txn_.recipients.size() >= static_cast<std::size_t>(std::max(cfg.smtp.max_recipients, 0))) {
-    refuse(out, "452 4.5.3 Error: too many recipients");
+    // Not an error (RFC 5321 §4.5.3.1.10): the client delivers to the
+    // recipients accepted so far and sends the rest in another transaction.
+    reply(out, "452 4.5.3 Error: too many recipients");
     return;
   }
   const Mailbox& mb = pr.path->mailbox;
@@ -558,13 +572,19 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
       return;
     }
     r.account = lower(mb.local);
-    auto info = s.env_.lookup_account(r.account);
-    if (!info.exists && r.account != "postmaster") {
+    auto found = s.env_.lookup_account(r.account);
+    if (!found) {
+      error_event(out, "account lookup of " + r.account + ": " + found.error().message);
+      refuse(out, "451 4.3.0 <" + r.address + ">: Error: temporary local problem, try again later");
+      return;
+    }
+    const bool exists = *found != AccountKind::none;
+    if (!exists && r.account != "postmaster") {
       refuse(out, "550 5.1.1 <" + r.address + ">: Recipient address rejected: no such user");
       return;
     }
-    r.mailing_list = info.mailing_list;
-    if (info.exists) {
+    r.mailing_list = *found == AccountKind::mailing_list;
+    if (exists) {
       auto settings = s.env_.account_settings(r.account);
       if (!settings) {
         error_event(out, "account settings of " + r.account + ": " + settings.error().message);
@@ -601,7 +621,15 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
         int limit = cfg.smtp.send_max_during_a_day;
         auto st = s.env_.account_settings(acct);
         if (st) limit = st->send_max_during_a_day;
-        over = limit >= 0 && s.env_.sends_today(acct) >= limit;
+        if (limit >= 0) {
+          auto sent = s.env_.sends_today(acct);
+          if (!sent) {
+            error_event(out, "daily send count of " + acct + ": " + sent.error().message);
+            refuse(out, "451 4.3.0 <" + r.address + ">: Error: temporary local problem, try again later");
+            return;
+          }
+          over = *sent >= limit;
+        }
       }
       over_daily_limit = over;
     }
@@ -670,6 +698,9 @@ void Session::Impl::cmd_data(std::string_view args, Output& out) {
   std::int64_t max = cfg.smtp.max_mail_size;
   if (s.txn_.declared_size >= 0) max = std::min(max, s.txn_.declared_size);
   data.begin(max);
+  ++messages;
+  fixing = submission();
+  if (fixing) fixer.start(s.sink_, util::rfc5322_local_date(s.env_.now()), new_message_id());
   s.state_ = State::data;
   reply(out, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -678,9 +709,16 @@ void Session::Impl::finish_data(Output& out) {
   s.written_ += data.size();
   if (s.opt_.log_protocol)
     out.events.push_back({LogEvent::Kind::command, "(end of data)"});
+  Status completed;
+  if (fixing) {
+    fixing = false;
+    if (data.acceptable()) completed = fixer.finish();
+    s.written_ += fixer.added();
+  }
   std::string_view refusal;
-  if (!data.sink_status()) {
-    error_event(out, "writing message failed: " + data.sink_status().error().message);
+  if (!data.sink_status() || !completed) {
+    const auto& e = !data.sink_status() ? data.sink_status().error() : completed.error();
+    error_event(out, "writing message failed: " + e.message);
     refusal = "451 4.3.0 Error: temporary local problem";
   } else if (data.bare_newline()) {
     error_event(out, "message refused: bare LF or CR in data");
@@ -706,6 +744,24 @@ void Session::Impl::finish_data(Output& out) {
   }
   s.state_ = State::awaiting_commit;
   out.commit = true;
+}
+
+// "<20250304090507.0123abcd4567.2.8e1f0a2b3c4d5e6f@host>": time, session,
+// message number and 64 random bits, as unique as Postfix's
+// <time.queue-id@host>.
+std::string Session::Impl::new_message_id() {
+  std::time_t t = std::chrono::system_clock::to_time_t(s.env_.now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char stamp[32];
+  std::size_t n = std::strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
+  std::uint64_t r = s.env_.random();
+  unsigned char bytes[8];
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<unsigned char>(r >> (56 - 8 * i));
+  std::string id = "<" + std::string(stamp, n) + ".";
+  if (!s.opt_.session_id.empty()) id += s.opt_.session_id + ".";
+  id += std::to_string(messages) + "." + hex(bytes, sizeof bytes) + "@" + s.opt_.hostname + ">";
+  return id;
 }
 
 void Session::Impl::cmd_rset(std::string_view, Output& out) {
@@ -1018,9 +1074,12 @@ void Session::resume(Output& out) {
 void Session::on_commit(Result<std::string> queue_id, Output& out) {
   if (state_ != State::awaiting_commit) return;
   if (queue_id) {
-    if (txn_.has_remote()) {
+    const bool relayed = txn_.has_remote();
+    if (relayed || impl_->submission()) {
       const std::string& acct = impl_->daily_account();
-      if (!acct.empty()) env_.record_send(acct);
+      if (!acct.empty())
+        if (auto st = env_.record_send(acct, relayed); !st)
+          impl_->error_event(out, "send counters of " + acct + ": " + st.error().message);
     }
     impl_->reply(out, "250 2.0.0 Ok: queued as " + *queue_id);
   } else {

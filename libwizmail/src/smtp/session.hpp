@@ -39,6 +39,7 @@
 #include <string_view>
 #include <vector>
 
+#include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/error.hpp"
 
@@ -107,12 +108,10 @@ class Environment {
   // (use smtp::parse_address_literal() in address.hpp to compare).
   virtual bool is_local_domain(std::string_view domain) = 0;
 
-  struct AccountInfo {
-    bool exists = false;
-    bool mailing_list = false;
-  };
   // `account` is a valid account name ([a-z0-9._-], 1–64, not leading '.').
-  virtual AccountInfo lookup_account(std::string_view account) = 0;
+  // An error (the store cannot tell: EACCES, EIO …) → 451 4.3.0, never
+  // "no such user" (AccountStore::lookup).
+  virtual Result<AccountKind> lookup_account(std::string_view account) = 0;
 
   // The account's config.def view (reject lists, send_max_during_a_day).
   virtual Result<AccountSettings> account_settings(std::string_view account) = 0;
@@ -147,10 +146,15 @@ class Environment {
       std::string_view client_ip, std::chrono::minutes ttl) = 0;
 
   // Daily send counter (send_max_during_a_day): messages relayed by the
-  // account today; record_send() is called once per committed message that
-  // has remote recipients.
-  virtual std::int64_t sends_today(std::string_view account) = 0;
-  virtual void record_send(std::string_view account) = 0;
+  // account today (0 for a name that is no account). An error → 451 4.3.0.
+  virtual Result<std::int64_t> sends_today(std::string_view account) = 0;
+  // A committed message that `account` sent (docs/smtp.md, "What counts as
+  // sent"): once per message that has remote recipients (`relayed`: it
+  // counts toward send_max_during_a_day) or that came from a submission
+  // (authenticated, or the local submit socket). Adds 1 to the account's
+  // `sent` counter, and to today's sends when `relayed`; a name that is no
+  // account is ignored. An error is logged; the message stays accepted.
+  virtual Status record_send(std::string_view account, bool relayed) = 0;
 
   virtual std::chrono::system_clock::time_point now() = 0;
   // Randomness for the CRAM-MD5 challenge.
@@ -165,6 +169,10 @@ struct SessionOptions {
   std::string client_ip;     // numeric, e.g. "192.0.2.7" or "2001:db8::7"
   bool tls_available = false;  // a TLS context exists (STARTTLS offered)
   bool tls_active = false;     // implicit TLS (smtps) already running
+  // The trusted local submit socket (wizmail-sendmail): like an
+  // authenticated session, its messages are submissions — missing Date: and
+  // Message-ID: are added (RFC 6409 §8) and they count as sent.
+  bool local_submit = false;
   bool log_protocol = true;    // emit command/reply events for smtp.log
 
   // Limits (defaults documented in docs; tests shrink the delays).

@@ -272,11 +272,37 @@ Result<fs::path> AccountStore::account_dir(std::string_view name) const {
   return dir_ / *n;
 }
 
-bool AccountStore::exists(std::string_view name) const {
-  auto d = account_dir(name);
-  if (!d) return false;
+namespace {
+
+// The account folder `dir` of a valid name: true when it is there, false when
+// nothing has that name, an error when the store cannot tell. Only ENOENT
+// means "no account": EACCES, EIO, ELOOP, ENOTDIR (the mailbox folder itself
+// is not a folder) … are faults, and so is a non-folder with the account's
+// name (list() skips it, create() refuses the name: the store is damaged).
+Result<bool> account_folder_present(const fs::path& dir) {
   struct stat st {};
-  return ::stat(d->c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) return false;
+    return fail_errno("stat " + dir.string(), errno);
+  }
+  if (!S_ISDIR(st.st_mode))
+    return fail(Errc::io, dir.string() + " is not a folder: the account cannot be used");
+  return true;
+}
+
+}  // namespace
+
+Result<AccountKind> AccountStore::lookup(std::string_view name) const {
+  auto d = account_dir(name);
+  if (!d) return AccountKind::none;  // an invalid name is nobody
+  auto present = account_folder_present(*d);
+  if (!present) return unexpected(present.error());
+  if (!*present) return AccountKind::none;
+  const fs::path ml = *d / "ml.def";
+  struct stat st {};
+  if (::stat(ml.c_str(), &st) == 0) return S_ISREG(st.st_mode) ? AccountKind::mailing_list : AccountKind::mailbox;
+  if (errno == ENOENT) return AccountKind::mailbox;
+  return fail_errno("stat " + ml.string(), errno);
 }
 
 namespace {
@@ -369,9 +395,9 @@ Status AccountStore::remove(std::string_view name) {
   if (is_protected(*n))
     return fail(Errc::permission_denied, "account " + *n + " cannot be deleted");
   const fs::path d = dir_ / *n;
-  struct stat st {};
-  if (::stat(d.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    return fail(Errc::not_found, "no account " + *n);
+  auto present = account_folder_present(d);
+  if (!present) return unexpected(present.error());
+  if (!*present) return fail(Errc::not_found, "no account " + *n);
   // The account disappears with one rename; what follows only frees space.
   // (An account that is a symbolic link loses the link only: remove_all
   // never follows it out of the mailbox folder.)
@@ -391,16 +417,24 @@ Result<std::vector<std::string>> AccountStore::list() const {
   std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir_.c_str()), ::closedir);
   if (!d) return fail_errno("open " + dir_.string(), errno);
   std::vector<std::string> out;
-  errno = 0;
-  while (dirent* e = ::readdir(d.get())) {
+  for (;;) {
+    errno = 0;
+    dirent* e = ::readdir(d.get());
+    if (!e) break;
     std::string_view nm = e->d_name;
     if (!validate_name(nm)) continue;
-    bool is_dir = e->d_type == DT_DIR;
+    bool listed = e->d_type == DT_DIR;
     if (e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) {
       struct stat st {};
-      is_dir = ::fstatat(::dirfd(d.get()), e->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode);
+      if (::fstatat(::dirfd(d.get()), e->d_name, &st, 0) == 0)
+        listed = S_ISDIR(st.st_mode);
+      else
+        // A link that cannot be followed (ELOOP, EACCES …) may be an
+        // account: listed, so that whoever looks it up meets the fault
+        // (lookup() says why); a dangling link is nobody.
+        listed = errno != ENOENT;
     }
-    if (is_dir) out.emplace_back(nm);
+    if (listed) out.emplace_back(nm);
   }
   if (errno != 0) return fail_errno("read " + dir_.string(), errno);
   std::sort(out.begin(), out.end());
@@ -475,13 +509,14 @@ Result<std::size_t> AccountStore::cleanup(std::chrono::seconds max_age) {
 
 namespace {
 
-// The account folder of an existing account, or Errc::not_found.
+// The account folder of an existing account, Errc::not_found, or the
+// error that kept the store from telling (account_folder_present).
 Result<fs::path> existing_account(const AccountStore& s, std::string_view name) {
   auto d = s.account_dir(name);
   if (!d) return d;
-  struct stat st {};
-  if (::stat(d->c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    return fail(Errc::not_found, "no account " + d->filename().string());
+  auto present = account_folder_present(*d);
+  if (!present) return unexpected(present.error());
+  if (!*present) return fail(Errc::not_found, "no account " + d->filename().string());
   return d;
 }
 
@@ -546,21 +581,16 @@ Result<std::string> AccountStore::plain_password(std::string_view name) const {
   return stored;
 }
 
-bool AccountStore::is_mailing_list(std::string_view name) const {
-  auto d = existing_account(*this, name);
-  if (!d) return false;
-  struct stat st {};
-  return ::stat((*d / "ml.def").c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
 namespace {
 
 Result<fs::path> existing_list(const AccountStore& s, std::string_view name) {
   auto d = existing_account(s, name);
   if (!d) return d;
   struct stat st {};
-  if (::stat((*d / "ml.def").c_str(), &st) != 0)
+  if (::stat((*d / "ml.def").c_str(), &st) != 0) {
+    if (errno != ENOENT) return fail_errno("stat " + (*d / "ml.def").string(), errno);
     return fail(Errc::not_found, "account " + d->filename().string() + " is not a mailing list");
+  }
   return d;
 }
 
