@@ -337,7 +337,8 @@ asio::awaitable<void> Pop3Connection::run() {
   if (session_ && !session_->closed()) log(LogFile::pop, "connection lost: nothing deleted");
   log(LogFile::pop, "close");
   if (session_) session_->connection_lost();
-  stream_.close();
+  co_await stream_.close_gracefully(
+      watchdog_.bound(std::chrono::steady_clock::now() + net::tls_close_wait));
 }
 
 }  // namespace
