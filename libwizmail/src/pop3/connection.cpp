@@ -293,6 +293,7 @@ asio::awaitable<void> Pop3Connection::run() {
   }
   auto bo = store_backend_options(rt_->config);
   bo.penalty = &srv_.auth_penalty;
+  bo.journal = srv_.pipeline ? srv_.pipeline->journal() : nullptr;
   backend_ = std::make_unique<StoreBackend>(std::move(bo));
   SessionOptions so;
   so.host = cfg.pop.host;

@@ -15,6 +15,7 @@
 #include "pop3/maildrop.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
+#include "wizmail/delivery_journal.hpp"
 
 namespace wizmail::pop3 {
 
@@ -27,6 +28,10 @@ struct StoreBackendOptions {
   // Failed logins per client network, shared with the server's other
   // sessions; null = only the session's own count.
   net::AuthPenalty* penalty = nullptr;
+  // The server's delivery journal, if any: before messages are removed,
+  // the records that could bring them back after a crash are checkpointed
+  // (DeliveryJournal::settle). Must outlive the backend's maildrops.
+  DeliveryJournal* journal = nullptr;
 };
 
 // From a Config: popenv `dustbox`=TRUE, or the account's `use_dustbox`
