@@ -60,6 +60,13 @@ std::vector<fs::path> files_in(const fs::path& dir) {
   return out;
 }
 
+// A journal the child never closes (leaked): its destructor would make a
+// checkpoint, which a crash does not. Null when it cannot be opened.
+DeliveryJournal* leaked_journal(const fs::path& file) {
+  auto j = DeliveryJournal::open(file);
+  return j ? j->release() : nullptr;
+}
+
 int run_child(auto&& fn) {
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
@@ -288,9 +295,8 @@ TEST_CASE("journal: settle() before a removal: a deleted fresh message is not br
   // first of the first batch (as POP3 DELE+QUIT does) after settle(), and
   // "crashes" with the second batch still after the checkpoint.
   int rc = run_child([&] {
-    auto jo = DeliveryJournal::open(jf);
-    if (!jo) return 2;
-    DeliveryJournal* j = jo->release();  // leaked: no checkpoint at the end
+    DeliveryJournal* j = leaked_journal(jf);
+    if (!j) return 2;
     std::vector<std::string> first;
     {
       DeliveryBatch batch;
@@ -328,9 +334,8 @@ TEST_CASE("journal: a withdrawn entry (client told 4xx) is neither kept nor repl
   // Message 0 goes to a and b; its link into b fails (as link(2) with EIO):
   // the caller refuses it and withdraws the copy a got. Message 1 is fine.
   int rc = run_child([&] {
-    auto jo = DeliveryJournal::open(jf);
-    if (!jo) return 2;
-    DeliveryJournal* j = jo->release();  // leaked: no checkpoint at the end
+    DeliveryJournal* j = leaked_journal(jf);
+    if (!j) return 2;
     DeliveryBatch batch;
     batch.set_journal(j);
     batch.set_observer([&](const DurabilityEvent& e) -> Status {
