@@ -95,6 +95,17 @@ Result<ServiceResult> install_service(const UnitOptions& options, const std::fil
 Result<ServiceResult> uninstall_service(const std::filesystem::path& unit_dir);
 bool systemd_running();
 
+// ---- admin commands run as root
+// What an admin command creates in a home must belong to the user the
+// server runs as, or the server cannot use it (a root-owned 0700 account
+// folder, a root-owned 0600 notice). So a command run as root on a home
+// with `run_as_user` set becomes that user first, as the server does at
+// start: the home and the mailbox folder must already belong to it (else
+// Errc::permission_denied naming the chown to run), root-owned leftovers
+// in var/, resendmail/, deadmail/ are handed over, then setgroups/setgid/
+// setuid. Nothing to do when not root or run_as_user is empty.
+Status become_server_user(const Config& config);
+
 // ---- notify (wmsntu)
 struct NotifyResult {
   std::vector<std::string> delivered;  // accounts

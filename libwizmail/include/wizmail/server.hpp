@@ -69,6 +69,13 @@ struct ServerOptions {
   unsigned io_threads = 0;
   std::chrono::milliseconds relay_scan_interval{0};
   std::chrono::milliseconds relay_give_up_after{0};
+  // Called by start() as soon as the listening ports and the metrics
+  // endpoint are bound, before anything touches the store (queue and
+  // journal recovery), starts a hook or accepts a client: where a daemon
+  // started as root becomes run_as_user (run_server() does), so that no
+  // session, recovered message or hook ever runs as root. An error fails
+  // start().
+  std::function<Status()> after_bind;
 };
 
 // A live session, as `wizmail sessions` shows it (Server::sessions()).
