@@ -7,6 +7,7 @@
 
 #include "commands.hpp"
 #include "wizmail/config.hpp"
+#include "wizmail/daemon.hpp"
 
 namespace wizmail::cli {
 
@@ -54,6 +55,9 @@ void add_config_commands(CLI::App& app, Context& ctx) {
 
   auto* check = config->add_subcommand(
       "check", "report errors and dangerous settings (exit 1 when there are errors)");
+  static std::string unit_dir;
+  check->add_option("--unit-dir", unit_dir,
+                    "where `service install` wrote wizmail.service (default /etc/systemd/system)");
   check->callback([&ctx] {
     std::size_t errors = 0, warnings = 0;
     auto c = load(ctx, errors, warnings);
@@ -61,6 +65,11 @@ void add_config_commands(CLI::App& app, Context& ctx) {
       for (const auto& d : check_config(*c)) {
         print_diagnostic(d);
         (d.severity == ConfigDiagnostic::Severity::error ? errors : warnings)++;
+      }
+      // An installed unit written for other folders keeps the new ones read-only.
+      if (auto stale = daemon::stale_unit(daemon::unit_options(*c), unit_dir)) {
+        std::cerr << "wizmail: warning: " << *stale << '\n';
+        ++warnings;
       }
     }
     if (errors) {

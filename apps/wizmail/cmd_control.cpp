@@ -152,14 +152,21 @@ void add_control_commands(CLI::App& app, Context& ctx) {
   install->callback([&ctx] {
     auto home = ctx.home();
     if (!home) return ctx.error(home.error());
-    daemon::UnitOptions o;
+    // The unit lists the folders the server writes: it needs the configuration.
+    auto cfg = ctx.config();
+    if (!cfg) return;
+    daemon::UnitOptions o = daemon::unit_options(*cfg);
     o.home = std::filesystem::absolute(*home);
     auto program = daemon::server_program(unit_server);
     std::error_code ec;
     auto canonical = std::filesystem::weakly_canonical(program, ec);
     o.program = ec ? program : canonical;
     o.user = unit_user;
-    if (auto cfg = load_config(*home)) o.time_out_of_stop = (*cfg)->server.time_out_of_stop;
+    for (const auto& w : o.writable)
+      if (!std::filesystem::is_directory(w, ec))
+        std::cerr << "wizmail: warning: " << w.string()
+                  << " does not exist; create it (owned by the server's user) before the service "
+                     "starts: the unit lets the server write there but not create it\n";
     if (print_only) {
       auto text = daemon::systemd_unit(o);
       if (!text) return ctx.error(text.error());

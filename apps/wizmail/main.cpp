@@ -1,11 +1,16 @@
 // wizmail: the admin CLI. Also runs under the manual's command names
 // (wmsactcrt, wmsprtdef, ...), dispatching on argv[0].
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <set>
+#include <string>
 
 #include "commands.hpp"
 #include "wizmail/config.hpp"
+#include "wizmail/daemon.hpp"
 
 namespace wizmail::cli {
 
@@ -56,6 +61,30 @@ int main(int argc, char** argv) {
   add_queue_commands(app, ctx);
   add_ops_commands(app, ctx);
 
+  // Run as root on a home whose server runs as run_as_user, a command
+  // becomes that user before it runs, so that whatever it creates in the
+  // home (accounts, lists, passwords, notices, queue changes ...) belongs
+  // to the server's user — or it refuses, saying why. Exempt: the commands
+  // that need root or only read (docs/operations.md).
+  struct Refused {};
+  app.parse_complete_callback([&] {
+    static const std::set<std::string> keep_root = {"start",      "stop",    "reload",
+                                                    "sessions",   "supervise", "service",
+                                                    "config"};
+    for (const auto* sub : app.get_subcommands())
+      if (keep_root.contains(sub->get_name())) return;
+    if (::geteuid() != 0) return;
+    auto home = ctx.home();
+    if (!home) return;  // the command says so, if it needs one
+    auto cfg = wizmail::load_config(*home);
+    if (!cfg || (*cfg)->server.run_as_user.empty()) return;
+    if (auto st = wizmail::daemon::become_server_user(**cfg); !st) {
+      ctx.error("refused: run as root, this command acts as the server's user (run_as_user), but " +
+                st.error().message);
+      throw Refused{};
+    }
+  });
+
   // CLI11 parses argv in reverse order.
   std::reverse(args.begin(), args.end());
   try {
@@ -63,6 +92,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
+  } catch (const Refused&) {
+    return ctx.exit_code;
   }
   return ctx.exit_code;
 }

@@ -3,7 +3,7 @@ forced, stale pid file, port in use, bad config), the control socket (bad
 input, peer check), sessions against live SMTP and POP3 sessions, reload,
 supervise restarting a killed server, wizmail-sendmail in every form, notify,
 and the service unit. Every daemon a test starts is killed at exit."""
-import base64, email, email.header, json, os, signal, socket, stat, subprocess, sys, tempfile, time
+import base64, email, email.header, json, os, shutil, signal, socket, stat, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 import harness  # noqa: E402
@@ -492,6 +492,66 @@ def test_service_unit():
     r = wizmail(h, "service", "uninstall", "--unit-dir", units)
     check(r.returncode == 1, r.stderr)
     os.rmdir(units)
+
+
+def test_service_unit_writable_paths():
+    """ProtectSystem=strict leaves everything read-only but ReadWritePaths=:
+    the unit lists mailbox_path and dustbox_path outside the home (and where
+    a symlinked mailbox/ leads), systemd-analyze accepts it, and `config
+    check` says when the installed unit no longer matches the configuration."""
+    h = make_home()
+    home = os.path.realpath(h.path)
+    outside = os.path.realpath(tempfile.mkdtemp(prefix="wizmail-srv-"))
+    units = tempfile.mkdtemp(prefix="wizmail-units-")
+    mailbox = os.path.join(outside, "mailbox")
+    shutil.copytree(os.path.join(h.path, "mailbox"), mailbox)
+    dust = os.path.join(outside, "dustbox")  # not made yet
+    env = os.path.join(h.path, "def", "wiz98msenv.dat")
+    with open(env, "a") as f:
+        f.write(f"mailbox_path={mailbox}\ndustbox_path={dust}\n")
+    unit_file = os.path.join(units, "wizmail.service")
+
+    def rw_line():
+        return [l for l in open(unit_file).read().splitlines() if l.startswith("ReadWritePaths=")]
+
+    r = wizmail(h, "service", "install", "--unit-dir", units, "--server", harness.SERVER)
+    check(r.returncode == 0, r.stderr)
+    check(rw_line() == [f"ReadWritePaths={home} -{mailbox} -{dust}"], rw_line())
+    check(dust in r.stderr and "does not exist" in r.stderr, "install warns that the dustbox is missing: " + r.stderr)
+    analyze = shutil.which("systemd-analyze")
+    check(analyze is not None, "systemd-analyze is installed (package systemd, scripts/packages.txt)")
+    v = subprocess.run([analyze, "verify", unit_file], capture_output=True, text=True, timeout=60)
+    check(v.returncode == 0, "systemd-analyze verify: " + v.stdout + v.stderr)
+    r = wizmail(h, "config", "check", "--unit-dir", units)
+    check(r.returncode == 0 and "out of date" not in r.stderr, r.stderr)
+
+    # mailbox_path moves: the installed unit is stale until installed again.
+    moved = os.path.join(outside, "mail2")
+    shutil.move(mailbox, moved)
+    text = open(env).read().replace(f"mailbox_path={mailbox}", f"mailbox_path={moved}")
+    with open(env, "w") as f:
+        f.write(text)
+    r = wizmail(h, "config", "check", "--unit-dir", units)
+    check(r.returncode == 0 and unit_file + " is out of date" in r.stderr and moved in r.stderr,
+          "config check: the installed unit is stale: " + r.stderr)
+    r = wizmail(h, "service", "install", "--unit-dir", units, "--server", harness.SERVER)
+    check(r.returncode == 0 and rw_line() == [f"ReadWritePaths={home} -{moved} -{dust}"], rw_line())
+    r = wizmail(h, "config", "check", "--unit-dir", units)
+    check(r.returncode == 0 and "out of date" not in r.stderr, r.stderr)
+    # A unit for another home is not this one's business.
+    other = make_home()
+    r = wizmail(other, "config", "check", "--unit-dir", units)
+    check(r.returncode == 0 and "out of date" not in r.stderr, r.stderr)
+
+    # The default folders are symbolic links to elsewhere: there too.
+    s = make_home()
+    real = os.path.join(outside, "real-mailbox")
+    shutil.move(os.path.join(s.path, "mailbox"), real)
+    os.symlink(real, os.path.join(s.path, "mailbox"))
+    r = wizmail(s, "service", "install", "--print", "--server", harness.SERVER)
+    check(r.returncode == 0 and f"ReadWritePaths={os.path.realpath(s.path)} -{real}\n" in r.stdout, r.stdout)
+    shutil.rmtree(units)
+    shutil.rmtree(outside)
 
 
 if __name__ == "__main__":

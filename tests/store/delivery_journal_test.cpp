@@ -15,6 +15,7 @@
 
 #include "temp_dir.hpp"
 #include "util/fs.hpp"
+#include "wizmail/mailbox.hpp"
 #include "wizmail/maildir_delivery.hpp"
 
 using namespace wizmail;
@@ -57,6 +58,13 @@ std::vector<fs::path> files_in(const fs::path& dir) {
   std::vector<fs::path> out;
   for (auto& e : fs::directory_iterator(dir)) out.push_back(e.path());
   return out;
+}
+
+// A journal the child never closes (leaked): its destructor would make a
+// checkpoint, which a crash does not. Null when it cannot be opened.
+DeliveryJournal* leaked_journal(const fs::path& file) {
+  auto j = DeliveryJournal::open(file);
+  return j ? j->release() : nullptr;
 }
 
 int run_child(auto&& fn) {
@@ -277,4 +285,115 @@ TEST_CASE("journal: a torn record ends the replay") {
   REQUIRE(DeliveryJournal::open(jf, {}, &rep));
   CHECK(rep.records == 0);
   CHECK(count_files(a / "new") == 0);
+}
+
+TEST_CASE("journal: settle() before a removal: a deleted fresh message is not brought back") {
+  TempDir t;
+  auto a = make_maildir(t.path(), "a");
+  const fs::path jf = t.path() / "journal";
+  // The child delivers three messages in two batches, then removes the
+  // first of the first batch (as POP3 DELE+QUIT does) after settle(), and
+  // "crashes" with the second batch still after the checkpoint.
+  int rc = run_child([&] {
+    DeliveryJournal* j = leaked_journal(jf);
+    if (!j) return 2;
+    std::vector<std::string> first;
+    {
+      DeliveryBatch batch;
+      batch.set_journal(j);
+      stage(batch, {a}, body(0));
+      stage(batch, {a}, body(1));
+      if (!batch.commit()) return 3;
+      for (auto& p : files_in(a / "new")) first.push_back(p.filename().string());
+    }
+    DeliveryBatch later;
+    later.set_journal(j);
+    stage(later, {a}, body(2));
+    if (!later.commit()) return 4;
+    if (j->pending() != 3) return 5;
+    // A name no record holds: nothing to do, nothing checkpointed.
+    const std::string other = "1.M1P1Q1.elsewhere,S=1";
+    if (!j->settle(std::span(&other, 1)) || j->pending() != 3) return 6;
+    if (!j->settle(std::span(&first.front(), 1))) return 7;
+    if (j->pending() != 0) return 8;  // through the record: the later batch came along
+    fs::remove(a / "new" / first.front());
+    return 0;
+  });
+  REQUIRE(rc == 0);
+  REQUIRE(count_files(a / "new") == 2);
+  DeliveryJournal::RecoveryReport rep;
+  REQUIRE(DeliveryJournal::open(jf, {}, &rep));
+  CHECK(rep.records == 0);
+  CHECK(count_files(a / "new") == 2);  // the removed one stays removed
+}
+
+TEST_CASE("journal: a withdrawn entry (client told 4xx) is neither kept nor replayed") {
+  TempDir t;
+  auto a = make_maildir(t.path(), "a"), b = make_maildir(t.path(), "b");
+  const fs::path jf = t.path() / "journal";
+  // Message 0 goes to a and b; its link into b fails (as link(2) with EIO):
+  // the caller refuses it and withdraws the copy a got. Message 1 is fine.
+  int rc = run_child([&] {
+    DeliveryJournal* j = leaked_journal(jf);
+    if (!j) return 2;
+    DeliveryBatch batch;
+    batch.set_journal(j);
+    batch.set_observer([&](const DurabilityEvent& e) -> Status {
+      if (e.kind == DurabilityEvent::Kind::publish && e.path.parent_path() == b / "new")
+        return fail(Errc::io, "link: Input/output error");
+      return {};
+    });
+    auto i0 = stage(batch, {a, b}, body(0));
+    auto i1 = stage(batch, {a}, body(1));
+    (void)batch.commit();
+    if (!batch.results(i0)[0] || batch.results(i0)[1]) return 3;
+    if (!batch.results(i1)[0]) return 4;
+    if (count_files(a / "new") != 2 || j->pending() != 2) return 5;
+    const std::size_t refused[] = {i0};
+    if (!batch.withdraw(refused)) return 6;
+    if (batch.results(i0)[0] || !batch.results(i1)[0]) return 7;
+    if (j->pending() != 0) return 8;  // checkpointed before the 4xx would leave
+    batch.tidy();
+    return 0;
+  });
+  REQUIRE(rc == 0);
+  REQUIRE(count_files(a / "new") == 1);
+  const auto kept = files_in(a / "new");
+  DeliveryJournal::RecoveryReport rep;
+  REQUIRE(DeliveryJournal::open(jf, {}, &rep));
+  CHECK(rep.records == 0);
+  CHECK(files_in(a / "new") == kept);  // message 1 only
+  CHECK(count_files(b / "new") == 0);
+}
+
+TEST_CASE("delivery batch: withdrawing a classic entry removes its copies durably") {
+  TempDir t;
+  auto a = make_maildir(t.path(), "a"), b = make_maildir(t.path(), "b");
+  DeliveryBatch batch;  // no journal
+  batch.defer_tidy();
+  std::vector<DurabilityEvent> events;
+  batch.set_observer([&](const DurabilityEvent& e) {
+    events.push_back(e);
+    return Status{};
+  });
+  auto i0 = stage(batch, {a, b, a}, body(0));
+  REQUIRE(batch.commit());
+  REQUIRE(count_files(a / "new") == 1);
+  REQUIRE(count_files(b / "new") == 1);
+  events.clear();
+  const std::size_t refused[] = {i0};
+  REQUIRE(batch.withdraw(refused));
+  CHECK(count_files(a / "new") == 0);
+  CHECK(count_files(b / "new") == 0);
+  for (auto& r : batch.results(i0)) CHECK(!r);
+  // Both new/ folders synced after the unlinks, once each.
+  std::vector<fs::path> synced;
+  for (auto& e : events)
+    if (e.kind == DurabilityEvent::Kind::dir_fsync) synced.push_back(e.path);
+  std::sort(synced.begin(), synced.end());
+  CHECK(synced == std::vector<fs::path>{a / "new", b / "new"});
+  // A withdrawn copy is not counted as received.
+  batch.tidy();
+  auto counters = Mailbox(a).counters();
+  CHECK((!counters || counters->received == 0));
 }

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -80,9 +81,25 @@ struct UnitOptions {
   std::filesystem::path program;  // absolute path of wizmail-server
   std::string user;               // User=; empty: start as root (run_as_user applies)
   int time_out_of_stop = 60;
+  // Besides the home, what the server writes (writable_paths()): listed in
+  // ReadWritePaths=, as ProtectSystem=strict makes everything else read-only.
+  std::vector<std::filesystem::path> writable;
 };
+// The folders outside the home that the server of `config` writes:
+// mailbox_path and dustbox_path (and where they lead when they, or the
+// home's own mailbox/ and dustbox/, are symbolic links elsewhere). Absolute,
+// normalised, each once, none inside the home or another one.
+std::vector<std::filesystem::path> writable_paths(const Config& config);
+// UnitOptions for `config`'s home: time_out_of_stop and writable_paths().
+UnitOptions unit_options(const Config& config);
 // The unit text. Errc::invalid_argument for paths systemd cannot take.
 Result<std::string> systemd_unit(const UnitOptions& options);
+// When `unit_dir` (default /etc/systemd/system) holds a wizmail.service for
+// the home of `options` whose ReadWritePaths= is not what systemd_unit()
+// writes now (e.g. mailbox_path changed since `service install`): a
+// sentence saying so and what to run. Nothing when there is no unit for
+// this home or it is current.
+std::optional<std::string> stale_unit(const UnitOptions& options, const std::filesystem::path& unit_dir);
 std::string unit_name();  // "wizmail.service"
 // Write (0644, atomically) into `unit_dir` (default /etc/systemd/system);
 // then `systemctl daemon-reload` and `enable` when systemd runs and
@@ -94,6 +111,17 @@ struct ServiceResult {
 Result<ServiceResult> install_service(const UnitOptions& options, const std::filesystem::path& unit_dir);
 Result<ServiceResult> uninstall_service(const std::filesystem::path& unit_dir);
 bool systemd_running();
+
+// ---- admin commands run as root
+// What an admin command creates in a home must belong to the user the
+// server runs as, or the server cannot use it (a root-owned 0700 account
+// folder, a root-owned 0600 notice). So a command run as root on a home
+// with `run_as_user` set becomes that user first, as the server does at
+// start: the home and the mailbox folder must already belong to it (else
+// Errc::permission_denied naming the chown to run), root-owned leftovers
+// in var/, resendmail/, deadmail/ are handed over, then setgroups/setgid/
+// setuid. Nothing to do when not root or run_as_user is empty.
+Status become_server_user(const Config& config);
 
 // ---- notify (wmsntu)
 struct NotifyResult {

@@ -22,9 +22,11 @@
 // lost with the power) is rewritten in place by rename. So after a crash
 // every acknowledged message is whole in new/ or cur/ before the server
 // accepts a connection; a file left half-written in new/ by a power loss is
-// repaired before anyone reads it. The price: a message retrieved and
-// deleted after its 2xx but before the next checkpoint is delivered again
-// after a crash (a duplicate, never a loss).
+// repaired before anyone reads it. A message must therefore not be removed
+// (POP3 DELE+QUIT) or refused (4xx after a failed link) while a record not
+// yet covered by a checkpoint names it, or a crash would bring it back:
+// settle() checkpoints through such records first — only fresh messages
+// pay for it.
 //
 // Layout: two 512-octet header slots at 0 and 512 (magic, CRC, checkpoint
 // sequence, offset of the next record, file size; written alternately, the
@@ -113,6 +115,17 @@ class DeliveryJournal {
   // Sync every filesystem the applied records touched, then advance the
   // header past them.
   Status checkpoint();
+  // When this returns ok, recovery replays no record up to `seq`: it waits
+  // until every record up to it is applied (their tickets' applied() calls
+  // come from the commits that wrote them) and checkpoints through it.
+  // Before a 4xx for a message whose record is on disk: the client retries,
+  // and recovery must not deliver it a second time.
+  Status settle(std::uint64_t seq);
+  // The same for the records naming any of `names` (new/ names, which are
+  // unique; POP3 UIDLs): before these messages are removed from a mailbox,
+  // so that a crash cannot bring them back. Nothing to do (no wait, no
+  // sync) when no record after the checkpoint names one of them.
+  Status settle(std::span<const std::string> names);
 
   // Records appended and not yet covered by a checkpoint (tests).
   std::uint64_t pending() const;
@@ -122,6 +135,7 @@ class DeliveryJournal {
     std::uint64_t first, last, end;  // sequence range and offset after it
     std::uint64_t lap;               // wrap_ when it was written
     std::vector<std::filesystem::path> maildirs;
+    std::vector<std::string> names;  // the messages' names in new/ (settle)
     bool applied = false;
   };
   DeliveryJournal() = default;
@@ -137,6 +151,7 @@ class DeliveryJournal {
 
   mutable std::mutex mu_;  // the state below
   std::condition_variable cv_;
+  std::condition_variable applied_cv_;  // applied() was called (settle waits)
   std::uint64_t next_seq_ = 1;
   std::uint64_t head_ = 0;      // where the next record goes
   std::uint64_t ckpt_seq_ = 0;  // last sequence covered by the header
@@ -145,6 +160,8 @@ class DeliveryJournal {
   // record. While records are unchecked and the laps differ, the writer
   // has wrapped and may not pass ckpt_off_.
   std::uint64_t wrap_ = 0, ckpt_lap_ = 0;
+  // Records after the checkpoint, in order; a checkpoint removes the ones
+  // it covered only once the header is written (settle() looks here).
   std::deque<Inflight> inflight_;
   bool broken_ = false;
   bool stop_ = false;

@@ -177,6 +177,16 @@ class DeliveryBatch {
   void defer_tidy() noexcept { defer_tidy_ = true; }
   void tidy();
 
+  // After commit(): take back every copy of the given entries, for messages
+  // whose client is told 4xx after all (it will retry; a copy left behind
+  // would be a duplicate). Their names in new/ are removed, and durably so
+  // before this returns: a journaled entry's record is checkpointed
+  // (DeliveryJournal::settle; recovery never replays it), the new/ folders
+  // of the others are synced. Their results become errors (so a later
+  // tidy() does not count them: use defer_tidy()). An error return means a
+  // crash could still bring a copy back.
+  Status withdraw(std::span<const std::size_t> indexes);
+
   std::size_t size() const noexcept { return entries_.size(); }
   std::span<const Result<std::filesystem::path>> results(std::size_t index) const;
   // Sees every sync and publish step of commit() (see DurabilityEvent).
@@ -192,6 +202,7 @@ class DeliveryBatch {
   };
   SyncMode mode_;
   DeliveryJournal* journal_ = nullptr;
+  std::uint64_t journal_last_ = 0;  // the batch's last journal record (0: none)
   bool committed_ = false;
   bool defer_tidy_ = false;
   bool tidied_ = false;

@@ -75,6 +75,13 @@ struct ServerOptions {
   // this process's memory, seeded from the `ip` files in start(); a table
   // given here (shared by several nodes) is seeded the same way.
   std::shared_ptr<PopLoginTable> pop_logins;
+  // Called by start() as soon as the listening ports and the metrics
+  // endpoint are bound, before anything touches the store (queue and
+  // journal recovery), starts a hook or accepts a client: where a daemon
+  // started as root becomes run_as_user (run_server() does), so that no
+  // session, recovered message or hook ever runs as root. An error fails
+  // start().
+  std::function<Status()> after_bind;
 };
 
 // A live session, as `wizmail sessions` shows it (Server::sessions()).

@@ -199,7 +199,10 @@ std::string config_reference_markdown() {
       "- TLS configured but `auth_requires_tls=0` on a reachable listener; no TLS at all on a\n"
       "  reachable listener (passwords in clear); `submission_port` without TLS.\n"
       "- `mailbox_capacity_mail_size` below `max_mail_size`; `mailbox_capacity_mail_count=0`;\n"
-      "  `domain=localhost` on a reachable listener.\n";
+      "  `domain=localhost` on a reachable listener.\n"
+      "- The systemd unit installed for this home (`--unit-dir DIR`, default\n"
+      "  /etc/systemd/system) does not list the folders the server writes in `ReadWritePaths=`\n"
+      "  (e.g. `mailbox_path` changed since `wizmail service install`).\n";
   out +=
       "\n## mailbox/&lt;account&gt;/config.def — per-account overrides\n\n"
       "Same format. Only these keys may appear; any other known key is an error naming\n"

@@ -14,6 +14,7 @@
 #include <ctime>
 #include <thread>
 
+#include "control/daemon_support.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
 #include "wizmail/control.hpp"
@@ -74,6 +75,10 @@ fs::path server_program(const fs::path& explicit_path) {
       if (executable(cand)) return cand;
   }
   return "wizmail-server";
+}
+
+Status become_server_user(const Config& config) {
+  return control::drop_privileges(config.server.run_as_user, config);
 }
 
 Result<Started> start(const fs::path& home, const StartOptions& opt) {

@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "util/fs.hpp"
 #include "util/strings.hpp"
 #include "wizmail/account_store.hpp"
@@ -58,7 +60,63 @@ Result<int> systemctl(std::vector<std::string> args) {
 
 const fs::path kSystemUnitDir = "/etc/systemd/system";
 
+// Absolute, normalised, without a trailing slash.
+fs::path plain_path(const fs::path& p) {
+  auto n = fs::absolute(p).lexically_normal();
+  if (n.native().size() > 1 && n.native().back() == '/') n = n.parent_path();
+  return n;
+}
+
+bool inside(const fs::path& p, const fs::path& dir) {
+  auto rel = p.lexically_relative(dir);
+  return !rel.empty() && *rel.begin() != "..";
+}
+
+// "ReadWritePaths=HOME [-PATH...]": the home must exist; the others may be
+// missing at start (systemd skips a "-" path) and the server says why it
+// cannot use them.
+std::string read_write_line(const fs::path& home, const std::vector<fs::path>& writable) {
+  std::string line = "ReadWritePaths=" + home.string();
+  for (const auto& w : writable) line += " -" + w.string();
+  return line;
+}
+
 }  // namespace
+
+std::vector<fs::path> writable_paths(const Config& config) {
+  const fs::path home = plain_path(config.home);
+  std::vector<fs::path> candidates;
+  for (const auto& dir : {config.mailbox_dir(), config.dustbox_dir()}) {
+    candidates.push_back(plain_path(dir));
+    // A symbolic link leads the server elsewhere: that must be writable.
+    std::error_code ec;
+    auto real = fs::canonical(dir, ec);
+    if (!ec) candidates.push_back(plain_path(real));
+  }
+  std::vector<fs::path> out;
+  for (const auto& c : candidates) {
+    if (c == home || inside(c, home)) continue;
+    if (std::find(out.begin(), out.end(), c) != out.end()) continue;
+    out.push_back(c);
+  }
+  // Drop a path inside another one listed.
+  std::vector<fs::path> kept;
+  for (const auto& c : out) {
+    bool covered = false;
+    for (const auto& o : out)
+      if (o != c && inside(c, o)) covered = true;
+    if (!covered) kept.push_back(c);
+  }
+  return kept;
+}
+
+UnitOptions unit_options(const Config& config) {
+  UnitOptions o;
+  o.home = config.home;
+  o.time_out_of_stop = config.server.time_out_of_stop;
+  o.writable = writable_paths(config);
+  return o;
+}
 
 std::string unit_name() { return "wizmail.service"; }
 
@@ -68,11 +126,14 @@ bool systemd_running() {
 }
 
 Result<std::string> systemd_unit(const UnitOptions& o) {
-  auto home = fs::absolute(o.home).lexically_normal();
-  if (home.native().size() > 1 && home.native().back() == '/') home = home.parent_path();
+  auto home = plain_path(o.home);
   if (!unit_safe_path(home))
     return fail(Errc::invalid_argument, "the home path cannot be written into a unit file "
                                         "(use letters, digits and / . _ - + @ , : = only): " + home.string());
+  for (const auto& w : o.writable)
+    if (!unit_safe_path(w))
+      return fail(Errc::invalid_argument, "a folder the server writes cannot be written into a unit file "
+                                          "(use letters, digits and / . _ - + @ , : = only): " + w.string());
   if (!unit_safe_path(o.program))
     return fail(Errc::invalid_argument, "the server program must be an absolute plain path: " + o.program.string());
   if (!o.user.empty() && !valid_user(o.user)) return fail(Errc::invalid_argument, "bad user name: " + o.user);
@@ -80,7 +141,6 @@ Result<std::string> systemd_unit(const UnitOptions& o) {
   u += "# Written by `wizmail service install`; remove with `wizmail service uninstall`.\n";
   u += "[Unit]\n";
   u += "Description=wizmail mail server (" + home.string() + ")\n";
-  u += "Documentation=man:wizmail(1)\n";
   u += "After=network-online.target\n";
   u += "Wants=network-online.target\n\n";
   u += "[Service]\n";
@@ -106,7 +166,9 @@ Result<std::string> systemd_unit(const UnitOptions& o) {
   }
   u += "NoNewPrivileges=yes\n";
   u += "ProtectSystem=strict\n";
-  u += "ReadWritePaths=" + home.string() + "\n";
+  // Everything else is read-only (ProtectSystem=strict): the home and every
+  // folder outside it that the server writes (mailbox_path, dustbox_path).
+  u += read_write_line(home, o.writable) + "\n";
   u += "ProtectHome=read-only\n";
   u += "PrivateTmp=yes\n";
   u += "PrivateDevices=yes\n";
@@ -142,6 +204,23 @@ Result<ServiceResult> install_service(const UnitOptions& o, const fs::path& unit
     if (*rc != 0) return fail(Errc::io, "systemctl enable failed (exit " + std::to_string(*rc) + ")");
   }
   return r;
+}
+
+std::optional<std::string> stale_unit(const UnitOptions& o, const fs::path& unit_dir) {
+  const fs::path file = (unit_dir.empty() ? kSystemUnitDir : unit_dir) / unit_name();
+  auto text = util::read_file(file);
+  if (!text) return std::nullopt;
+  const auto home = plain_path(o.home);
+  const std::string want = read_write_line(home, o.writable);
+  bool ours = false;
+  std::string have;
+  for (const auto& line : util::split_list(*text, '\n')) {
+    if (line == "Environment=WIZ98MS_HOME=" + home.string()) ours = true;
+    if (line.starts_with("ReadWritePaths=")) have = line;
+  }
+  if (!ours || have == want) return std::nullopt;
+  return file.string() + " is out of date: it has \"" + have + "\" but the configuration needs \"" +
+         want + "\" (run `wizmail service install` again, then `systemctl restart wizmail`)";
 }
 
 Result<ServiceResult> uninstall_service(const fs::path& unit_dir) {

@@ -19,25 +19,35 @@ bool Stream::load_endpoints() noexcept {
   return !ec;
 }
 
+void Stream::note(const std::error_code& ec) noexcept {
+  // A cancelled read or write leaves the TLS state usable (the watchdog's
+  // cancel, then 421 / -ERR and the close). The peer's close_notify (eof)
+  // still wants ours. Anything else — a TLS alert or protocol error, the
+  // TCP connection ending without close_notify (stream_truncated), a
+  // reset — ends TLS for good (OpenSSL: no SSL_shutdown after a fatal error).
+  if (!ec || ec == asio::error::operation_aborted || ec == asio::error::eof) return;
+  tls_sound_ = false;
+}
+
 asio::awaitable<std::tuple<std::error_code, std::size_t>> Stream::read_some(
     asio::mutable_buffer buf) {
-  if (tls_) co_return co_await tls_->async_read_some(buf, use_tuple);
+  if (tls_) {
+    auto [ec, n] = co_await tls_->async_read_some(buf, use_tuple);
+    note(ec);
+    co_return std::tuple{ec, n};
+  }
   co_return co_await socket_.async_read_some(buf, use_tuple);
 }
 
 asio::awaitable<std::error_code> Stream::write_all(std::string_view data) {
-  auto buf = asio::buffer(data.data(), data.size());
-  if (tls_) {
-    auto [ec, n] = co_await asio::async_write(*tls_, buf, use_tuple);
-    co_return ec;
-  }
-  auto [ec, n] = co_await asio::async_write(socket_, buf, use_tuple);
-  co_return ec;
+  const asio::const_buffer buf = asio::buffer(data.data(), data.size());
+  co_return co_await write_all(std::span<const asio::const_buffer>(&buf, 1));
 }
 
 asio::awaitable<std::error_code> Stream::write_all(std::span<const asio::const_buffer> bufs) {
   if (tls_) {
     auto [ec, n] = co_await asio::async_write(*tls_, bufs, use_tuple);
+    note(ec);
     co_return ec;
   }
   auto [ec, n] = co_await asio::async_write(socket_, bufs, use_tuple);
@@ -49,7 +59,16 @@ asio::awaitable<std::error_code> Stream::handshake(TlsContextPtr context) {
   tls_context_ = std::move(context);
   tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls_context_);
   auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
+  tls_sound_ = !ec;
   co_return ec;
+}
+
+asio::awaitable<void> Stream::close_gracefully(std::chrono::steady_clock::time_point deadline) {
+  if (tls_ && tls_sound_ && socket_.is_open()) {
+    tls_sound_ = false;
+    co_await shutdown_tls(*tls_, deadline);
+  }
+  close();
 }
 
 std::string Stream::tls_description() const {

@@ -24,7 +24,7 @@
 //                                   co_await stream_.handshake(tls); }
 //       }
 //       if (watchdog_.expired()) co_await stream_.write_all("-ERR timeout\r\n");
-//       stream_.close();
+//       co_await stream_.close_gracefully(now + net::tls_close_wait);  // TLS close_notify
 //     }
 //   };
 //
@@ -79,8 +79,14 @@ class Stream {
 
   // Cancel pending reads and writes (they complete with operation_aborted).
   void cancel() noexcept;
-  // Close at once (no TLS close_notify; the peer sees EOF or a reset).
+  // Close at once (no TLS close_notify; the peer sees EOF or a reset). For
+  // a stuck peer, a failed handshake, a broken connection.
   void close() noexcept;
+  // The orderly end: on a TLS session whose state allows it (no fatal
+  // error, the peer not gone) send close_notify and wait for the peer's
+  // until `deadline` at the latest (net::shutdown_tls), then close.
+  // Plain TCP: close() at once.
+  asio::awaitable<void> close_gracefully(std::chrono::steady_clock::time_point deadline);
   bool is_open() const noexcept { return socket_.is_open(); }
 
   tcp::socket& socket() noexcept { return socket_; }
@@ -91,8 +97,12 @@ class Stream {
 
  private:
   tcp::socket socket_;
+  // Notes the TLS errors after which no close_notify may be sent.
+  void note(const std::error_code& ec) noexcept;
+
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
   TlsContextPtr tls_context_;
+  bool tls_sound_ = false;  // handshake done, no fatal error or EOF since
   tcp::endpoint remote_, local_;
 };
 
@@ -150,6 +160,11 @@ class Watchdog {
   void expire_at(std::chrono::steady_clock::time_point when) noexcept;
   void stop() noexcept;
   bool expired() const noexcept { return expired_; }
+  // `when`, or the expire_at() deadline when that comes first (a stopping
+  // server's: the TLS close must not outlast it).
+  std::chrono::steady_clock::time_point bound(std::chrono::steady_clock::time_point when) const noexcept {
+    return std::min(when, hard_);
+  }
 
  private:
   void arm();

@@ -1,5 +1,8 @@
 #include "net/tls.hpp"
 
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -65,6 +68,27 @@ Result<TlsContextPtr> make_client_tls_context(bool verify) {
   }
   if (ec) return fail(Errc::internal, "TLS verify mode: " + openssl_reason(ec));
   return ctx;
+}
+
+asio::awaitable<std::error_code> shutdown_tls(asio::ssl::stream<asio::ip::tcp::socket&>& tls,
+                                              std::chrono::steady_clock::time_point deadline) {
+  auto& socket = tls.next_layer();
+  asio::steady_timer timer(socket.get_executor());
+  timer.expires_at(deadline);
+  // The timer's handler may run after this coroutine went on (it was queued
+  // just as the shutdown completed): it touches the socket only while the
+  // shutdown still waits, i.e. while the socket surely exists.
+  auto waiting = std::make_shared<bool>(true);
+  timer.async_wait([&socket, waiting](std::error_code ec) {
+    if (ec || !*waiting) return;
+    std::error_code ignored;
+    socket.close(ignored);  // the shutdown completes with an error
+  });
+  auto [ec] = co_await tls.async_shutdown(asio::experimental::as_tuple(asio::use_awaitable));
+  *waiting = false;
+  timer.cancel();
+  ::ERR_clear_error();
+  co_return ec;
 }
 
 }  // namespace wizmail::net

@@ -323,7 +323,10 @@ asio::awaitable<Result<TransactionResult>> SmtpClient::send_mail(std::string sen
 asio::awaitable<void> SmtpClient::quit() {
   if (socket_.is_open() && !closed_) {
     auto r = co_await command("QUIT", std::min(timeouts_.command, std::chrono::milliseconds(10'000)));
-    (void)r;
+    // A reply came, so TLS is sound: end it with close_notify both ways
+    // (command() closed the connection on any error).
+    if (r && tls_ && socket_.is_open() && !closed_)
+      co_await net::shutdown_tls(*tls_, std::chrono::steady_clock::now() + net::tls_close_wait);
   }
   close();
 }

@@ -58,7 +58,7 @@ class SmtpClient : public std::enable_shared_from_this<SmtpClient> {
   asio::awaitable<Result<TransactionResult>> send_mail(std::string sender, std::vector<std::string> rcpts,
                                                        std::filesystem::path body, std::uint64_t size,
                                                        bool eight_bit);
-  // QUIT (reply awaited briefly) and close.
+  // QUIT (reply awaited briefly), TLS close_notify (net::shutdown_tls), close.
   asio::awaitable<void> quit();
   // Close at once; a pending operation fails (used by stop).
   void close() noexcept;

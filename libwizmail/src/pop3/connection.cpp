@@ -295,6 +295,7 @@ asio::awaitable<void> Pop3Connection::run() {
   bo.penalty = &srv_.auth_penalty;
   bo.pop_logins = srv_.pop_logins;
   bo.pop_login_ttl = std::chrono::minutes(cfg.smtp.pop_befor_smtp_time_to_live);
+  bo.journal = srv_.pipeline ? srv_.pipeline->journal() : nullptr;
   backend_ = std::make_unique<StoreBackend>(std::move(bo));
   SessionOptions so;
   so.host = cfg.pop.host;
@@ -339,7 +340,8 @@ asio::awaitable<void> Pop3Connection::run() {
   if (session_ && !session_->closed()) log(LogFile::pop, "connection lost: nothing deleted");
   log(LogFile::pop, "close");
   if (session_) session_->connection_lost();
-  stream_.close();
+  co_await stream_.close_gracefully(
+      watchdog_.bound(std::chrono::steady_clock::now() + net::tls_close_wait));
 }
 
 }  // namespace

@@ -40,8 +40,9 @@ class FileReader : public MessageReader {
 class MaildirDrop : public Maildrop {
  public:
   MaildirDrop(MailboxLock lock, Mailbox box, std::vector<wizmail::MessageInfo> list,
-              fs::path dustbox)
-      : lock_(std::move(lock)), box_(std::move(box)), dustbox_(std::move(dustbox)) {
+              fs::path dustbox, DeliveryJournal* journal)
+      : lock_(std::move(lock)), box_(std::move(box)), dustbox_(std::move(dustbox)),
+        journal_(journal) {
     infos_.reserve(list.size());
     paths_.reserve(list.size());
     for (auto& m : list) {
@@ -74,6 +75,11 @@ class MaildirDrop : public Maildrop {
     std::vector<std::string> uids;
     uids.reserve(indexes.size());
     for (auto i : indexes) uids.push_back(infos_.at(i).uid);
+    // A fresh message's journal record would bring it back after a crash:
+    // checkpoint it first (nothing to do for the others).
+    if (journal_) {
+      if (auto st = journal_->settle(std::span<const std::string>(uids)); !st) return st;
+    }
     return box_.remove(std::span<const std::string>(uids), dustbox_);
   }
 
@@ -83,6 +89,7 @@ class MaildirDrop : public Maildrop {
   MailboxLock lock_;
   Mailbox box_;
   fs::path dustbox_;
+  DeliveryJournal* journal_;
   std::vector<MessageInfo> infos_;
   std::vector<fs::path> paths_;
 };
@@ -190,7 +197,7 @@ Result<std::unique_ptr<Maildrop>> StoreBackend::open_maildrop(std::string_view a
   if (opt_.use_dustbox && opt_.use_dustbox(account)) dust = opt_.dustbox_dir;
   return std::unique_ptr<Maildrop>(
       std::make_unique<MaildirDrop>(std::move(*lock), std::move(box), std::move(*list),
-                                    std::move(dust)));
+                                    std::move(dust), opt_.journal));
 }
 
 }  // namespace wizmail::pop3

@@ -17,6 +17,7 @@
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/pop_before_smtp.hpp"
+#include "wizmail/delivery_journal.hpp"
 
 namespace wizmail::pop3 {
 
@@ -33,6 +34,10 @@ struct StoreBackendOptions {
   // before it is answered, kept for `pop_login_ttl`; null = the file only.
   std::shared_ptr<PopLoginTable> pop_logins;
   std::chrono::seconds pop_login_ttl{0};
+  // The server's delivery journal, if any: before messages are removed,
+  // the records that could bring them back after a crash are checkpointed
+  // (DeliveryJournal::settle). Must outlive the backend's maildrops.
+  DeliveryJournal* journal = nullptr;
 };
 
 // From a Config: popenv `dustbox`=TRUE, or the account's `use_dustbox`

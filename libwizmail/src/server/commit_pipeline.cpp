@@ -388,9 +388,10 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
   }
   stats_.batches.fetch_add(1, std::memory_order_relaxed);
 
+  std::vector<Status> results(jobs.size());
+  std::vector<std::size_t> refused;  // delivery entries of messages answered 4xx
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     auto& w = work[i];
-    auto& job = jobs[i];
     Status result = w.error;
     if (result && (w.queued || w.agent) && !qdirs) result = qdirs;
     if (result && w.agent && !w.agent_published)
@@ -404,6 +405,25 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
       if (result) check(idx);
     if (result && w.queued && !w.published)
       result = fail(Errc::internal, "queue entry " + w.queued->id() + " not published");
+    if (!result) {
+      if (w.batch_index) refused.push_back(*w.batch_index);
+      refused.insert(refused.end(), w.extra.begin(), w.extra.end());
+    }
+    results[i] = std::move(result);
+  }
+  // A refused message stays refused: the client retries it, so no copy of
+  // it may stay in new/ or come back from the journal after a crash. Done
+  // (durably) before any reply of the batch leaves.
+  if (!refused.empty()) {
+    if (auto st = delivery.withdraw(refused); !st)
+      log_.server("cannot take back every copy of a refused message (a retry may duplicate it): " +
+                  st.error().message);
+  }
+
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    auto& w = work[i];
+    auto& job = jobs[i];
+    Status& result = results[i];
     if (result) {
       std::uint64_t copies = 0;
       if (w.batch_index) copies += delivery.results(*w.batch_index).size();

@@ -86,6 +86,8 @@ class CommitPipeline {
   // Before start(): commit small local-only messages through the delivery
   // journal `file` (wizmail/delivery_journal.hpp), replaying it now.
   Result<DeliveryJournal::RecoveryReport> use_journal(const std::filesystem::path& file);
+  // The journal in use (null: none). POP3 settles it before removing mail.
+  DeliveryJournal* journal() const noexcept { return journal_.get(); }
 
  private:
   struct Waiter {

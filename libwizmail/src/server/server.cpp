@@ -285,37 +285,6 @@ Status Server::start() {
   auto rt = I.runtime();
   const auto& cfg = *rt->config;
   if (auto st = I.logger.start(); !st) return st;
-  // Start-up recovery: the queue, then crash leftovers in every tmp/.
-  RelayQueue queue(cfg.queue_dir());
-  auto rec = queue.recover();
-  if (!rec) return unexpected(rec.error());
-  if (rec->tmp_removed + rec->orphans_removed + rec->reactivated + rec->corrupt > 0)
-    I.logger.server("queue recovery: " + std::to_string(rec->tmp_removed) + " tmp files, " +
-                    std::to_string(rec->orphans_removed) + " orphan data files removed, " +
-                    std::to_string(rec->reactivated) + " reactivated, " +
-                    std::to_string(rec->corrupt) + " corrupt");
-  AccountStore store(rt->mailbox_dir);
-  // Half-made or half-removed account folders of crashed admin commands.
-  if (auto gone = store.cleanup(); !gone)
-    I.logger.server("account folder cleanup failed: " + gone.error().message);
-  else if (*gone > 0)
-    I.logger.server("removed " + std::to_string(*gone) + " leftover account folders");
-  if (auto names = store.list()) {
-    for (const auto& n : *names) {
-      auto dir = store.account_dir(n);
-      if (!dir) continue;
-      auto cleaned = Mailbox(*dir).cleanup_tmp(std::chrono::hours(36), true);
-      if (cleaned && *cleaned > 0)
-        I.logger.server("removed " + std::to_string(*cleaned) + " leftover files from " + n + "/tmp");
-    }
-  }
-  // POP-before-SMTP: the logins of the last TTL survive a restart. Read
-  // once here; from now on each POP3 login records itself.
-  {
-    const auto ttl = std::chrono::minutes(cfg.smtp.pop_befor_smtp_time_to_live);
-    auto seeded = seed_pop_logins(*I.pop_logins, store, std::time(nullptr), ttl);
-    if (!seeded) I.logger.server("POP-before-SMTP logins not read from the ip files: " + seeded.error().message);
-  }
   std::vector<net::ListenSpec> specs;
   auto port = [&](int p) { return static_cast<std::uint16_t>(I.opt.ephemeral_ports ? 0 : p); };
   specs.push_back({cfg.smtp.bind_address, port(cfg.smtp.port), static_cast<int>(Protocol::smtp)});
@@ -359,6 +328,41 @@ Status Server::start() {
     return abandon(m.error());
   } else {
     I.metrics = std::move(*m);
+  }
+  // Ports bound: from here on nothing needs root (see after_bind).
+  if (I.opt.after_bind) {
+    if (auto st = I.opt.after_bind(); !st) return abandon(st.error());
+  }
+  // Start-up recovery: the queue, then crash leftovers in every tmp/.
+  RelayQueue queue(cfg.queue_dir());
+  auto rec = queue.recover();
+  if (!rec) return abandon(rec.error());
+  if (rec->tmp_removed + rec->orphans_removed + rec->reactivated + rec->corrupt > 0)
+    I.logger.server("queue recovery: " + std::to_string(rec->tmp_removed) + " tmp files, " +
+                    std::to_string(rec->orphans_removed) + " orphan data files removed, " +
+                    std::to_string(rec->reactivated) + " reactivated, " +
+                    std::to_string(rec->corrupt) + " corrupt");
+  AccountStore store(rt->mailbox_dir);
+  // Half-made or half-removed account folders of crashed admin commands.
+  if (auto gone = store.cleanup(); !gone)
+    I.logger.server("account folder cleanup failed: " + gone.error().message);
+  else if (*gone > 0)
+    I.logger.server("removed " + std::to_string(*gone) + " leftover account folders");
+  if (auto names = store.list()) {
+    for (const auto& n : *names) {
+      auto dir = store.account_dir(n);
+      if (!dir) continue;
+      auto cleaned = Mailbox(*dir).cleanup_tmp(std::chrono::hours(36), true);
+      if (cleaned && *cleaned > 0)
+        I.logger.server("removed " + std::to_string(*cleaned) + " leftover files from " + n + "/tmp");
+    }
+  }
+  // POP-before-SMTP: the logins of the last TTL survive a restart. Read
+  // once here; from now on each POP3 login records itself.
+  {
+    const auto ttl = std::chrono::minutes(cfg.smtp.pop_befor_smtp_time_to_live);
+    auto seeded = seed_pop_logins(*I.pop_logins, store, std::time(nullptr), ttl);
+    if (!seeded) I.logger.server("POP-before-SMTP logins not read from the ip files: " + seeded.error().message);
   }
   I.pipeline = std::make_unique<server::CommitPipeline>(
       store, queue, I.opt.use_syncfs ? SyncMode::syncfs : SyncMode::fsync_each, I.logger, I.pstats);
@@ -585,6 +589,9 @@ int run_server(const fs::path& home, const RunOptions& run) {
   opt.relay = true;
   opt.use_syncfs = use_syncfs;
   opt.local_sockets = true;
+  // Root binds the ports, then becomes run_as_user before the store is
+  // touched or a client accepted (docs/operations.md, Privileges).
+  opt.after_bind = [&cfg] { return control::drop_privileges((*cfg)->server.run_as_user, **cfg); };
   auto server = Server::create(io, *cfg, opt);
   if (!server) {
     std::cerr << "wizmail-server: " << server.error().message << '\n';
@@ -614,14 +621,6 @@ int run_server(const fs::path& home, const RunOptions& run) {
   if (auto st = (*server)->start(); !st) {
     std::cerr << "wizmail-server: " << st.error().message << '\n';
     ready.error(st.error().message);
-    ::unlink(pid_file.c_str());
-    return 1;
-  }
-  if (auto st = control::drop_privileges((*cfg)->server.run_as_user, **cfg); !st) {
-    std::cerr << "wizmail-server: " << st.error().message << '\n';
-    ready.error(st.error().message);
-    (*server)->stop(0ms);
-    io.run();
     ::unlink(pid_file.c_str());
     return 1;
   }

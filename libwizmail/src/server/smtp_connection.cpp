@@ -457,7 +457,8 @@ asio::awaitable<void> SmtpConnection::run() {
   log_line(LogFile::smtp, "close");
   session_.reset();  // aborts an unfinished message
   staged_.reset();
-  stream_.close();
+  co_await stream_.close_gracefully(
+      watchdog_.bound(std::chrono::steady_clock::now() + net::tls_close_wait));
 }
 
 }  // namespace

@@ -445,9 +445,12 @@ Result<DeliveryJournal::Ticket> DeliveryJournal::append(std::span<const Message>
   std::string buf(total, '\0');
   std::vector<std::uint32_t> payload_crcs;
   std::vector<fs::path> dirs;
+  std::vector<std::string> names;
+  names.reserve(messages.size());
   std::size_t pos = 0;
   for (std::size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
+    names.emplace_back(m.name);
     RecordHead h{kRecordMagic, 0, 0, lens[i], static_cast<std::uint32_t>(m.name.size()),
                  static_cast<std::uint32_t>(m.maildirs.size()), m.size};
     char* p = buf.data() + pos;
@@ -517,7 +520,8 @@ Result<DeliveryJournal::Ticket> DeliveryJournal::append(std::span<const Message>
     next_seq_ += messages.size();
     head_ = at + total;
     if (wrap_now) ++wrap_;
-    inflight_.push_back(Inflight{t.first, t.last, head_, wrap_, std::move(dirs), false});
+    inflight_.push_back(
+        Inflight{t.first, t.last, head_, wrap_, std::move(dirs), std::move(names), false});
   }
   {
     std::lock_guard fl(flush_mu_);
@@ -535,43 +539,78 @@ Result<DeliveryJournal::Ticket> DeliveryJournal::append(std::span<const Message>
 }
 
 void DeliveryJournal::applied(Ticket t) noexcept {
-  std::lock_guard lk(mu_);
-  for (auto& f : inflight_)
-    if (f.first == t.first) f.applied = true;
+  {
+    std::lock_guard lk(mu_);
+    for (auto& f : inflight_)
+      if (f.first == t.first) f.applied = true;
+  }
+  applied_cv_.notify_all();
 }
 
 Status DeliveryJournal::checkpoint() {
   std::lock_guard ck(checkpoint_mu_);
   std::uint64_t seq = 0, off = 0, lap = 0;
+  std::size_t covered = 0;
   std::vector<fs::path> dirs;
   {
     std::lock_guard lk(mu_);
-    while (!inflight_.empty() && inflight_.front().applied) {
-      auto& f = inflight_.front();
+    for (const auto& f : inflight_) {
+      if (!f.applied) break;
       seq = f.last;
       off = f.end;
       lap = f.lap;
-      dirs.insert(dirs.end(), std::make_move_iterator(f.maildirs.begin()),
-                  std::make_move_iterator(f.maildirs.end()));
-      inflight_.pop_front();
+      dirs.insert(dirs.end(), f.maildirs.begin(), f.maildirs.end());
+      ++covered;
     }
   }
-  if (seq == 0) return {};
+  if (covered == 0) return {};
   std::sort(dirs.begin(), dirs.end());
   dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
   Status st = sync_filesystems(dirs);
   if (st) st = write_header(seq, off);
+  // A failure keeps the records: a later checkpoint covers them (the
+  // folders are synced again then). Nothing else may be reused meanwhile.
+  if (!st) return st;
   std::lock_guard lk(mu_);
-  if (!st) {
-    // Keep the records: a later checkpoint covers them (the folders are
-    // synced again then). Nothing else may be reused meanwhile.
-    inflight_.push_front(Inflight{ckpt_seq_ + 1, seq, off, lap, std::move(dirs), true});
-    return st;
-  }
+  // Still the front: only a checkpoint removes records, one at a time.
+  inflight_.erase(inflight_.begin(), inflight_.begin() + static_cast<long>(covered));
   ckpt_seq_ = seq;
   ckpt_off_ = off;
   ckpt_lap_ = lap;
   return {};
+}
+
+Status DeliveryJournal::settle(std::uint64_t seq) {
+  for (int round = 0;; ++round) {
+    {
+      std::unique_lock lk(mu_);
+      if (ckpt_seq_ >= seq) return {};
+      if (round == 2)  // a checkpoint succeeded twice without covering it: cannot happen
+        return fail(Errc::internal, "delivery journal: record " + std::to_string(seq) +
+                                        " not covered by a checkpoint");
+      // Every record up to `seq` applied: each ticket's applied() comes
+      // from the commit that wrote it, whatever happened there.
+      applied_cv_.wait(lk, [&] {
+        for (const auto& f : inflight_) {
+          if (f.first > seq) break;
+          if (!f.applied) return false;
+        }
+        return true;
+      });
+    }
+    if (auto st = checkpoint(); !st) return st;
+  }
+}
+
+Status DeliveryJournal::settle(std::span<const std::string> names) {
+  std::uint64_t through = 0;
+  {
+    std::lock_guard lk(mu_);
+    for (const auto& f : inflight_)
+      for (const auto& n : f.names)
+        if (std::find(names.begin(), names.end(), n) != names.end()) through = f.last;
+  }
+  return through == 0 ? Status{} : settle(through);
 }
 
 }  // namespace wizmail

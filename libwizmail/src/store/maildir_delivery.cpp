@@ -350,6 +350,7 @@ Status DeliveryBatch::commit() {
       // Busy (no room) or a broken journal: everything goes the classic way.
       if (auto t = journal_->append(logged)) {
         ticket = *t;
+        journal_last_ = t->last;
         for (auto* e : which) e->journaled = true;
       }
     }
@@ -426,6 +427,37 @@ Status DeliveryBatch::commit() {
   // 4. Statistics and the tmp/ names (tidy()), unless the caller does it.
   if (!defer_tidy_) tidy();
   return data_st;
+}
+
+Status DeliveryBatch::withdraw(std::span<const std::size_t> indexes) {
+  if (!committed_) return fail(Errc::internal, "withdraw before commit");
+  BatchSyncer syncer(mode_);
+  syncer.set_observer(observer_);
+  bool journaled = false;
+  Status result;
+  for (auto i : indexes) {
+    if (i >= entries_.size()) continue;
+    auto& e = entries_[i];
+    journaled = journaled || e.journaled;
+    const Error why{Errc::temporary, "withdrawn: the message was refused"};
+    for (auto& r : e.results) {
+      if (!r) continue;
+      // A maildir listed twice shares one copy (and one path).
+      if (::unlink(r->c_str()) == 0 || errno == ENOENT) {
+        if (!e.journaled) syncer.add_dir(r->parent_path());
+      } else if (result) {
+        result = fail_errno("unlink " + r->string(), errno);
+      }
+      r = unexpected(why);
+    }
+  }
+  // A record behind the checkpoint is never replayed; the checkpoint's
+  // syncfs also makes the unlinks above durable.
+  if (journaled && journal_ && journal_last_ != 0) {
+    if (auto st = journal_->settle(journal_last_); !st && result) result = st;
+  }
+  if (auto st = syncer.sync_dirs(); !st && result) result = st;
+  return result;
 }
 
 void DeliveryBatch::tidy() {
