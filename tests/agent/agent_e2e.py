@@ -136,6 +136,39 @@ def top_fields(raw, n=2):
 
 # ---------------------------------------------------------------- item 3
 
+def getmail_return_path(env, account):
+    """The Return-Path of each message getmail6 stores when it fetches the
+    account over POP3 (sorted); None when getmail or setpriv is missing
+    (getmail refuses to deliver as root: it runs as nobody)."""
+    if not shutil.which("getmail") or not shutil.which("setpriv") or os.geteuid() != 0:
+        print("skip getmail: getmail6, setpriv and root needed")
+        return None
+    g = tempfile.mkdtemp(prefix="wizmail-getmail-")
+    try:
+        md = os.path.join(g, "Maildir")
+        for sub in ("new", "cur", "tmp"):
+            os.makedirs(os.path.join(md, sub))
+        with open(os.path.join(g, "getmailrc"), "w") as f:
+            f.write(f"[retriever]\ntype = SimplePOP3Retriever\nserver = 127.0.0.1\nport = {env.home.pop_port}\n"
+                    f"username = {account}\npassword = pw-{account}\n\n[destination]\ntype = Maildir\n"
+                    f"path = {md}/\n\n[options]\ndelete = false\nread_all = true\nverbose = 0\n")
+        for root, dirs, files in os.walk(g):
+            for n in [root] + [os.path.join(root, x) for x in dirs + files]:
+                os.chown(n, 65534, 65534)
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "getmail", "--getmaildir",
+                            g, "--rcfile", "getmailrc"], capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, HOME=g))
+        check(r.returncode == 0, (r.stdout, r.stderr))
+        out = []
+        for n in os.listdir(os.path.join(md, "new")):
+            first = open(os.path.join(md, "new", n), "rb").read().split(b"\n", 1)[0].rstrip(b"\r")
+            check(first.startswith(b"Return-Path: "), first)
+            out.append(first[len(b"Return-Path: "):])
+        return sorted(out)
+    finally:
+        shutil.rmtree(g, ignore_errors=True)
+
+
 def test_final_headers():
     env = Env()
     try:
@@ -151,6 +184,11 @@ def test_final_headers():
         r = subprocess.run([SENDMAIL, "--home", env.path, "-i", "-f", "erin@example.test", "alice@example.test"],
                            input=b"Subject: local\n\nbody\n", capture_output=True, timeout=60)
         check(r.returncode == 0, r.stderr)
+        # getmail (as its users met it: the sender was "<unknown>") takes the
+        # sender from the Return-Path of what it retrieves.
+        getmail_sender = getmail_return_path(env, "alice")
+        if getmail_sender is not None:
+            check(getmail_sender == [b"<erin@example.test>", b"<someone@remote.example>"], getmail_sender)
         got = env.pop3("alice")
         check(len(got) == 2, f"alice has 2 messages ({len(got)})")
         one = [m for m in got if b"Subject: one" in m][0]
