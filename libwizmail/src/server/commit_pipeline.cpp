@@ -443,6 +443,12 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
     auto& w = work[i];
     auto& job = jobs[i];
     Status result = w.error;
+    // A staged file no copy took (every local copy written anew, or
+    // discarded) is dropped before the client hears back: the queue and the
+    // spool entries have their own links by now.
+    const std::string own_name = job.message.new_name();
+    job.message.discard();
+    w.plain.reset();
     if (result && (w.queued || w.agent) && !qdirs) result = qdirs;
     if (result && w.agent && !w.agent_published)
       result = fail(Errc::internal, "agent spool entry " + w.agent->id() + " not published");
@@ -472,7 +478,7 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
       } else if (w.queued) {
         id = w.queued->id();
       } else {
-        id = job.message.new_name();
+        id = own_name;
       }
       auto comma = id.find(',');
       if (comma != std::string::npos) id.resize(comma);
