@@ -1,18 +1,11 @@
 // wizmail-sendmail: hand a message to the running server (SPEC §8, the
 // manual's メール送信ツール), over the trusted local socket var/run/submit.sock.
-//
-//   wizmail-sendmail FROM TO[,TO...] -mf FILE [-del]
-//   wizmail-sendmail FROM TO[,TO...] -sb FILE [-onlyonce CSV] [--auto-replied]
-//   wizmail-sendmail [-t] [-i|-oi] [-f FROM] [-F NAME] [RCPT...]  < message
-//
-// Every form takes --home DIR (default $WIZ98MS_HOME). Exit status follows
-// sysexits.h: 0 sent; 64 usage; 65 bad message; 66 cannot read the file;
-// 69 the server refused the message; 75 the server is not running or asked
-// to try later (nothing was sent).
+// The command line rules and exit statuses are submit::parse_command_line()
+// and submit::exit_status() (wizmail/submit.hpp); the text below says them.
 #include <pwd.h>
 #include <unistd.h>
 
-#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -29,26 +22,39 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace wizmail;
-
-constexpr int kUsage = 64, kDataErr = 65, kNoInput = 66, kUnavailable = 69, kTempFail = 75;
+namespace x = submit::exit_code;
 
 const char* const kUsageText =
     "usage: wizmail-sendmail [--home DIR] FROM TO[,TO...] -mf FILE [-del]\n"
     "       wizmail-sendmail [--home DIR] FROM TO[,TO...] -sb FILE [-onlyonce CSV] [--auto-replied]\n"
-    "       wizmail-sendmail [--home DIR] [-t] [-i|-oi] [-f FROM] [-F NAME] [RCPT...] < message\n";
+    "       wizmail-sendmail [--home DIR] FROM TO[,TO...]  < message\n"
+    "       wizmail-sendmail [--home DIR] [-t] [-i|-oi] [-f FROM] [-F NAME] [--] [RCPT...] < message\n"
+    "\n"
+    "Which form: with -mf or -sb, FROM TO (the manual's forms). Exactly two\n"
+    "arguments and no option: FROM TO, the message on standard input (the\n"
+    "manual's forwarding recipe) -- except when started as \"sendmail\" outside a\n"
+    "server hook, where `sendmail a b < msg` sends to two recipients as on any\n"
+    "Unix. Anything else is the classic form: every argument a recipient; give\n"
+    "an option (-i) or -- to send to exactly two recipients. An empty message is\n"
+    "refused. Run by a reply.def hook, every message gets Auto-Submitted:\n"
+    "auto-replied (RFC 3834) and In-Reply-To/References of the mail answered.\n"
+    "\n"
+    "Exit status (sysexits.h): 0 sent (on disk at the server); 64 usage;\n"
+    "65 bad message; 66 file unreadable or empty message; 67 the server refused\n"
+    "a recipient (unknown user); 69 the server refused the message otherwise;\n"
+    "70 internal error; 73 -onlyonce file unusable; 75 server not running, busy\n"
+    "or 4xx: try again later; 76 protocol error; 77 permission denied on the\n"
+    "submit socket (the message says which user or group may use it);\n"
+    "78 no home (set WIZ98MS_HOME or --home).\n";
 
 int usage(const std::string& why) {
   std::cerr << "wizmail-sendmail: " << why << '\n' << kUsageText;
-  return kUsage;
+  return x::usage;
 }
 
 int report(const Error& e) {
   std::cerr << "wizmail-sendmail: " << e.message << '\n';
-  if (e.code == Errc::unavailable || e.code == Errc::temporary || (e.smtp_code >= 400 && e.smtp_code < 500))
-    return kTempFail;
-  if (e.smtp_code >= 500) return kUnavailable;
-  if (e.code == Errc::invalid_argument) return kDataErr;
-  return kTempFail;
+  return submit::exit_status(e);
 }
 
 std::optional<std::string> read_file(const std::string& path) {
@@ -59,19 +65,56 @@ std::optional<std::string> read_file(const std::string& path) {
   return s;
 }
 
-std::vector<std::string> split_addresses(const std::string& s) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : s) {
-    if (c == ',') {
-      if (!cur.empty()) out.push_back(cur);
-      cur.clear();
-    } else if (c != ' ' && c != '\t') {
-      cur += c;
+const char* env(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : nullptr;
+}
+
+// Run by a reply.def hook of the server: what RFC 3834 asks of the reply.
+std::vector<std::string> auto_reply_fields() {
+  std::vector<std::string> f;
+  const char* hook = env("WIZMAIL_HOOK");
+  const char* as = env("WIZMAIL_AUTO_SUBMITTED");
+  if (!as && !(hook && std::string(hook) == "reply")) return f;
+  auto clean = [](std::string v) {
+    for (char& c : v)
+      if (c == '\r' || c == '\n') c = ' ';
+    return v;
+  };
+  f.push_back("Auto-Submitted: " + clean(as ? as : "auto-replied") + "\r\n");
+  if (const char* irt = env("WIZMAIL_IN_REPLY_TO")) f.push_back("In-Reply-To: " + clean(irt) + "\r\n");
+  if (const char* refs = env("WIZMAIL_REFERENCES")) {
+    // One id a line: folded, every line far below 998 octets.
+    std::string v = clean(refs), folded;
+    std::size_t pos = 0;
+    while (pos < v.size()) {
+      auto sp = v.find(' ', pos);
+      std::string id = v.substr(pos, sp == std::string::npos ? std::string::npos : sp - pos);
+      if (!id.empty()) folded += (folded.empty() ? "" : "\r\n ") + id;
+      if (sp == std::string::npos) break;
+      pos = sp + 1;
     }
+    if (!folded.empty()) f.push_back("References: " + folded + "\r\n");
   }
-  if (!cur.empty()) out.push_back(cur);
-  return out;
+  return f;
+}
+
+// Standard input, line ends made CRLF; nullopt (reported) when unreadable.
+std::optional<std::string> read_stdin(bool ignore_dots) {
+  std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  if (std::cin.bad()) {
+    std::cerr << "wizmail-sendmail: cannot read standard input\n";
+    return std::nullopt;
+  }
+  return submit::read_message(input, ignore_dots);
+}
+
+int refuse_empty() {
+  std::cerr << "wizmail-sendmail: no message on standard input: nothing sent\n";
+  if (env("WIZMAIL_HOOK"))
+    std::cerr << "wizmail-sendmail: (run by a hook: the server gives a hook the mail on standard input only "
+                 "when its .def file has the line stdin=1; or pass the file: FROM TO -mf MAILFILE_PATH)\n";
+  return x::no_input;
 }
 
 struct Setup {
@@ -79,129 +122,74 @@ struct Setup {
   std::string domain = "localhost";
 };
 
-int manual_form(const Setup& setup, const std::vector<std::string>& args) {
-  std::vector<std::string> positional;
-  std::string mf, sb, onlyonce;
-  bool del = false, auto_replied = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto& a = args[i];
-    auto value = [&](std::string& into) {
-      if (i + 1 >= args.size()) return false;
-      into = args[++i];
-      return true;
-    };
-    if (a == "-mf") {
-      if (!value(mf)) return usage("-mf needs a file");
-    } else if (a == "-sb") {
-      if (!value(sb)) return usage("-sb needs a file");
-    } else if (a == "-onlyonce") {
-      if (!value(onlyonce)) return usage("-onlyonce needs a file");
-    } else if (a == "-del") {
-      del = true;
-    } else if (a == "--auto-replied") {
-      auto_replied = true;
-    } else if (a == "-nowait") {
-      // accepted and ignored, like every manual command
-    } else if (!a.empty() && a[0] == '-' && a != "-") {
-      return usage("unknown option " + a);
-    } else {
-      positional.push_back(a);
-    }
-  }
-  if (positional.size() != 2) return usage("FROM and TO are needed");
-  if (!mf.empty() && !sb.empty()) return usage("-mf and -sb exclude each other");
-  if (del && mf.empty()) return usage("-del goes with -mf");
-  if (!onlyonce.empty() && sb.empty()) return usage("-onlyonce goes with -sb");
-  const std::string& from = positional[0];
-  auto to = split_addresses(positional[1]);
-  if (!submit::valid_address(from)) return usage("bad sender address: " + from);
-  if (to.empty()) return usage("no recipient");
-  for (const auto& t : to)
-    if (!submit::valid_address(t)) return usage("bad recipient address: " + t);
+int send(const Setup& setup, const submit::Envelope& env, const std::string& message) {
+  if (auto st = submit::send(control::submit_socket_path(setup.home), env, message); !st) return report(st.error());
+  return x::ok;
+}
 
+int manual_form(const Setup& setup, submit::CommandLine& c) {
+  const auto replying = auto_reply_fields();
   std::string message;
-  if (!mf.empty()) {
-    auto content = read_file(mf);
+  if (c.form == submit::CommandLine::Form::manual_stdin) {
+    auto in = read_stdin(true);
+    if (!in) return x::no_input;
+    if (submit::empty_message(*in)) return refuse_empty();
+    message = submit::add_missing_fields(*in, replying);
+  } else if (c.form == submit::CommandLine::Form::stored_file) {
+    auto content = read_file(c.file);
     if (!content) {
-      std::cerr << "wizmail-sendmail: cannot read " << mf << '\n';
-      return kNoInput;
+      std::cerr << "wizmail-sendmail: cannot read " << c.file << '\n';
+      return x::no_input;
     }
-    message = std::move(*content);
+    if (submit::empty_message(*content)) {
+      std::cerr << "wizmail-sendmail: " << c.file << " is empty: nothing sent\n";
+      return x::no_input;
+    }
+    message = submit::add_missing_fields(*content, replying);
   } else {
-    auto content = read_file(sb);
+    auto content = read_file(c.file);
     if (!content) {
-      std::cerr << "wizmail-sendmail: cannot read " << sb << '\n';
-      return kNoInput;
+      std::cerr << "wizmail-sendmail: cannot read " << c.file << '\n';
+      return x::no_input;
     }
     auto parsed = submit::parse_subject_body(*content);
     if (!parsed) return report(parsed.error());
-    if (!onlyonce.empty()) {
+    if (!c.onlyonce.empty()) {
       std::vector<std::string> fresh;
-      for (const auto& t : to) {
-        auto seen = submit::onlyonce_seen(onlyonce, from, t);
-        if (!seen) return report(seen.error());
+      for (const auto& t : c.recipients) {
+        auto seen = submit::onlyonce_seen(c.onlyonce, c.sender, t);
+        if (!seen) {
+          std::cerr << "wizmail-sendmail: " << seen.error().message << '\n';
+          return x::cant_create;
+        }
         if (!*seen) fresh.push_back(t);
       }
-      if (fresh.empty()) return 0;  // sent before: nothing to do
-      to = std::move(fresh);
+      if (fresh.empty()) return x::ok;  // sent before: nothing to do
+      c.recipients = std::move(fresh);
     }
     submit::TextMessage m;
-    m.from = from;
-    m.to = to;
+    m.from = c.sender;
+    m.to = c.recipients;
     m.subject = parsed->subject;
     m.body = parsed->body;
     m.hostname = setup.domain;
-    if (auto_replied) m.extra_headers = "Auto-Submitted: auto-replied\r\n";
+    for (const auto& f : replying) m.extra_headers += f;
+    if (c.auto_replied && m.extra_headers.find("Auto-Submitted:") == std::string::npos)
+      m.extra_headers += "Auto-Submitted: auto-replied\r\n";
     message = submit::build_text_message(m);
   }
-  submit::Envelope env{from, to};
-  if (auto st = submit::send(control::submit_socket_path(setup.home), env, message); !st)
-    return report(st.error());
-  if (!onlyonce.empty())
-    for (const auto& t : to)
-      if (auto st = submit::onlyonce_record(onlyonce, from, t); !st)
+  if (int rc = send(setup, {c.sender, c.recipients}, message); rc != x::ok) return rc;
+  if (!c.onlyonce.empty())
+    for (const auto& t : c.recipients)
+      if (auto st = submit::onlyonce_record(c.onlyonce, c.sender, t); !st)
         std::cerr << "wizmail-sendmail: sent, but could not record the pair: " << st.error().message << '\n';
-  if (del && ::unlink(mf.c_str()) != 0)
-    std::cerr << "wizmail-sendmail: sent, but could not remove " << mf << '\n';
-  return 0;
+  if (c.del && ::unlink(c.file.c_str()) != 0)
+    std::cerr << "wizmail-sendmail: sent, but could not remove " << c.file << '\n';
+  return x::ok;
 }
 
-int classic_form(const Setup& setup, const std::vector<std::string>& args) {
-  bool from_headers = false, ignore_dots = false;
-  std::string from, full_name;
-  bool f_given = false;
-  std::vector<std::string> rcpts;
-  bool options_done = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto& a = args[i];
-    if (options_done || a.empty() || a[0] != '-') {
-      for (auto& r : split_addresses(a)) rcpts.push_back(r);
-      continue;
-    }
-    if (a == "--") {
-      options_done = true;
-    } else if (a == "-t") {
-      from_headers = true;
-    } else if (a == "-i" || a == "-oi") {
-      ignore_dots = true;
-    } else if (a == "-f" || a == "-r" || a == "-F") {
-      if (i + 1 >= args.size()) return usage(a + " needs a value");
-      if (a != "-F") f_given = true;
-      (a == "-F" ? full_name : from) = args[++i];
-    } else if (a.starts_with("-f") || a.starts_with("-r")) {
-      f_given = true;
-      from = a.substr(2);
-    } else if (a.starts_with("-F")) {
-      full_name = a.substr(2);
-    } else if (a == "-bm" || a == "-v" || a.starts_with("-od") || a.starts_with("-oe") || a == "-om" ||
-               a == "-oem" || a == "-U" || a == "-nowait") {
-      // sendmail compatibility: delivery mode, error mode, verbosity
-    } else {
-      return usage("unsupported option " + a);
-    }
-  }
-  if (!from.empty() && from != "<>" && !submit::valid_address(from))
-    return usage("bad sender address: " + from);
+int classic_form(const Setup& setup, submit::CommandLine& c) {
+  std::string from = c.sender;
   if (from == "<>") from.clear();
   std::string login;
   if (passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_name) login = pw->pw_name;
@@ -210,34 +198,31 @@ int classic_form(const Setup& setup, const std::vector<std::string>& args) {
   std::string header_from = from;
   if (from.empty()) {
     header_from = (login.empty() ? std::string("nobody") : login) + "@" + setup.domain;
-    if (!f_given) from = header_from;
+    if (!c.sender_given) from = header_from;
   }
-  std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-  if (std::cin.bad()) {
-    std::cerr << "wizmail-sendmail: cannot read standard input\n";
-    return kNoInput;
-  }
-  std::string message = submit::read_message(input, ignore_dots);
-  if (from_headers) {
+  auto in = read_stdin(c.ignore_dots);
+  if (!in) return x::no_input;
+  std::string message = std::move(*in);
+  if (submit::empty_message(message)) return refuse_empty();
+  if (c.from_headers) {
     auto hr = submit::recipients_from_headers(message);
     if (!hr) return report(hr.error());
     message = std::move(hr->message);
-    for (auto& r : hr->recipients) rcpts.push_back(std::move(r));
+    for (auto& r : hr->recipients) c.recipients.push_back(std::move(r));
   }
-  for (const auto& r : rcpts)
+  for (const auto& r : c.recipients)
     if (!submit::valid_address(r)) return usage("bad recipient address: " + r);
-  if (rcpts.empty()) return usage("no recipients (give them as arguments, or use -t)");
+  if (c.recipients.empty()) return usage("no recipients (give them as arguments, or use -t)");
   std::string shown_from = header_from;
-  if (!full_name.empty()) {
+  if (!c.full_name.empty()) {
     bool plain = true;
-    for (char c : full_name)
-      if (c == '"' || c == '\\' || c == '\r' || c == '\n') plain = false;
-    if (plain) shown_from = "\"" + full_name + "\" <" + header_from + ">";
+    for (char ch : c.full_name)
+      if (ch == '"' || ch == '\\' || ch == '\r' || ch == '\n') plain = false;
+    if (plain) shown_from = "\"" + c.full_name + "\" <" + header_from + ">";
   }
-  message = submit::complete_headers(message, shown_from, setup.domain);
-  if (auto st = submit::send(control::submit_socket_path(setup.home), {from, rcpts}, message); !st)
-    return report(st.error());
-  return 0;
+  message = submit::add_missing_fields(submit::complete_headers(message, shown_from, setup.domain),
+                                       auto_reply_fields());
+  return send(setup, {from, c.recipients}, message);
 }
 
 }  // namespace
@@ -254,21 +239,21 @@ int main(int argc, char** argv) {
       args.erase(args.begin() + static_cast<long>(i));
     } else if (args[i] == "--help" || args[i] == "-h") {
       std::cout << kUsageText;
-      return 0;
+      return x::ok;
     } else {
       ++i;
     }
   }
+  const bool as_sendmail = argc > 0 && fs::path(argv[0]).filename() == "sendmail";
+  auto line = submit::parse_command_line(args, as_sendmail, env("WIZMAIL_HOOK") != nullptr);
+  if (!line) return usage(line.error().message);
   auto home = resolve_home(home_option);
   if (!home) {
     std::cerr << "wizmail-sendmail: " << home.error().message << '\n';
-    return kUsage;
+    return x::config;
   }
   Setup setup;
   setup.home = *home;
   if (auto cfg = load_config(*home)) setup.domain = (*cfg)->server.domain;
-  bool manual = false;
-  for (const auto& a : args)
-    if (a == "-mf" || a == "-sb") manual = true;
-  return manual ? manual_form(setup, args) : classic_form(setup, args);
+  return line->form == submit::CommandLine::Form::classic ? classic_form(setup, *line) : manual_form(setup, *line);
 }

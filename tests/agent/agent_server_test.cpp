@@ -254,11 +254,29 @@ TEST_CASE("config.def overrides: to_kind, from_kind, X- headers, subject modes, 
       {"mailing_list_public_level=0\n", "stranger@remote.example",
        [](TempHome& h) {
          CHECK(h.count("alice") == 0);
-         CHECK(h.relay_entries().empty());
+         // No list copy went out; the poster is told (RFC 3464, null sender).
+         auto q = h.relay_entries();
+         REQUIRE(q.size() == 1);
+         CHECK(q[0].sender.empty());
+         REQUIRE(q[0].recipients.size() == 1);
+         CHECK(q[0].recipients[0].address == "stranger@remote.example");
+         auto dsn = util::read_file(h.path / "resendmail" / "data" / q[0].id).value();
+         CHECK(dsn.find("report-type=delivery-status") != std::string::npos);
+         CHECK(dsn.find("Final-Recipient: rfc822; ml@localhost\r\n") != std::string::npos);
+         CHECK(dsn.find("Status: 5.7.1\r\n") != std::string::npos);
          CHECK(wait_until([&] { return h.log().find("not permitted") != std::string::npos; }));  // the log is written by its own thread
        }},
       {"mailing_list_public_level=0\n", "alice@localhost", [](TempHome& h) { CHECK(h.count("alice") == 1); }},
-      {"mailing_list_public_level=-1\n", "alice@localhost", [](TempHome& h) { CHECK(h.count("alice") == 0); }},
+      {"mailing_list_public_level=-1\n", "alice@localhost",
+       [](TempHome& h) {
+         // No list copy; alice only has the notice that her post was refused.
+         REQUIRE(h.count("alice") == 1);
+         auto n = h.messages("alice").front();
+         CHECK(field(n, "List-Id").empty());
+         CHECK(field(n, "Return-Path") == "<>");
+         CHECK(field(n, "Delivered-To") == "alice@localhost");
+         CHECK(n.find("Final-Recipient: rfc822; ml@localhost\r\n") != std::string::npos);
+       }},
       {"mailing_list_public_level=-1\n", "ml@alias.example", [](TempHome& h) { CHECK(h.count("alice") == 1); }},
       {"mailing_list_filter_string=spam, hell\n", "bob@localhost",
        [](TempHome& h) {

@@ -425,9 +425,9 @@ def test_sendmail_forms_and_notify():
         m = [x for x in stored(h, "alice") if x["Subject"] == "args"][0]
         check(payload(m) == "a\n.\nb\n", repr(m.get_payload()))
         check(m["From"] == "bob@localhost", m["From"])
-        # Refusals keep their meaning: unknown local user.
+        # Refusals keep their meaning: unknown local user is EX_NOUSER.
         r = sendmail(h, "-i", "nobody@localhost", input=b"Subject: x\n\nx\n")
-        check(r.returncode == 69 and b"550" in r.stderr, r.stderr)
+        check(r.returncode == 67 and b"550 5.1.1" in r.stderr, r.stderr)
         # Usage errors.
         for args in (["-f"], ["a@x", "b@y", "-mf"], ["a@x", "b@y", "-sb", sb, "-mf", sb],
                      ["a b@x", "b@y", "-sb", sb], ["-q"], ["a@x", "b@y", "-onlyonce", once, "-mf", sb]):
@@ -462,6 +462,7 @@ def test_sendmail_forms_and_notify():
     m = [x for x in stored(h, "alice") if x["From"] == "notifi@localhost"]
     check(len(m) == 1 and decode_subject(m[0]) == "メンテナンスのお知らせ", m)
     check(m[0]["To"] == "alice@localhost", m[0]["To"])
+    check(m[0]["Return-Path"] == "<notifi@localhost>" and m[0]["Delivered-To"] == "alice@localhost", dict(m[0]))
     check("明日10時から停止します。" in m[0].get_payload(decode=True).decode("utf-8"), "notice body")
     wmsntu = os.path.join(BUILD, "apps", "wizmail", "wmsntu")
     if os.path.exists(wmsntu):

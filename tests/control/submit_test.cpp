@@ -215,6 +215,103 @@ TEST_CASE("send: the server not running is a clear error") {
         Errc::invalid_argument);
 }
 
+TEST_CASE("command line: which form (manual FROM TO vs classic recipients)") {
+  using F = CommandLine::Form;
+  auto parse = [](std::vector<std::string> a, bool as_sendmail = false, bool hook = false) {
+    return parse_command_line(a, as_sendmail, hook);
+  };
+  // The manual's forwarding recipe: FROM TO, the mail on standard input.
+  auto m = parse({"fwd1@example.test", "bob@example.test"});
+  REQUIRE(m);
+  CHECK(m->form == F::manual_stdin);
+  CHECK(m->sender == "fwd1@example.test");
+  CHECK(m->recipients == std::vector<std::string>{"bob@example.test"});
+  CHECK(m->ignore_dots);
+  m = parse({"a@x", "b@y, c@z", "-nowait"});
+  REQUIRE(m);
+  CHECK(m->form == F::manual_stdin);
+  CHECK(m->recipients == std::vector<std::string>{"b@y", "c@z"});
+  // Started as "sendmail": Unix meaning, two recipients; in a hook the manual's.
+  m = parse({"a@x", "b@y"}, true);
+  REQUIRE(m);
+  CHECK(m->form == F::classic);
+  CHECK(m->recipients == std::vector<std::string>{"a@x", "b@y"});
+  CHECK(parse({"a@x", "b@y"}, true, true)->form == F::manual_stdin);
+  // Any option, one or three addresses, or -- : classic.
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"a@x"}, {"a@x", "b@y", "c@z"}, {"-i", "a@x", "b@y"}, {"--", "a@x", "b@y"}, {"-oi", "a@x"},
+           {"-t"}, {"-f", "a@x", "b@y"}, {"-i", "-FCronDaemon", "-B8BITMIME", "-oem", "root"},
+           {"-B", "8BITMIME", "-i", "root"}}) {
+    CAPTURE(args.size());
+    auto c = parse(args);
+    REQUIRE(c);
+    CHECK(c->form == F::classic);
+  }
+  m = parse({"--", "a@x", "b@y"});
+  CHECK(m->recipients == std::vector<std::string>{"a@x", "b@y"});
+  m = parse({"-f", "<>", "-t"});
+  REQUIRE(m);
+  CHECK(m->sender == "<>");
+  CHECK(m->sender_given);
+  CHECK(m->from_headers);
+  m = parse({"-i", "-FCronDaemon", "-B8BITMIME", "-oem", "root"});
+  CHECK(m->full_name == "CronDaemon");
+  CHECK(m->recipients == std::vector<std::string>{"root"});
+  // The manual's -mf / -sb forms.
+  m = parse({"a@x", "b@y,c@z", "-mf", "/tmp/m.eml", "-del"});
+  REQUIRE(m);
+  CHECK(m->form == F::stored_file);
+  CHECK(m->file == "/tmp/m.eml");
+  CHECK(m->del);
+  m = parse({"a@x", "b@y", "-sb", "r.sab", "-onlyonce", "o.csv", "--auto-replied"});
+  REQUIRE(m);
+  CHECK(m->form == F::subject_body);
+  CHECK(m->onlyonce == "o.csv");
+  CHECK(m->auto_replied);
+  // Usage errors.
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"-f"}, {"a@x", "b@y", "-mf"}, {"a@x", "b@y", "-sb", "s", "-mf", "s"}, {"a b@x", "b@y", "-sb", "s"},
+           {"-q"}, {"a@x", "b@y", "-onlyonce", "o", "-mf", "s"}, {"a@x", "-mf", "m"}, {"a@x", "b@y", "-del"},
+           {"bad address", "b@y"}, {"a@x", "b@y>"}, {"a@x", ","}, {"-f", "a b", "c@d"}, {"-i", "x<y@z"}, {"-B"}}) {
+    CAPTURE(args.size());
+    auto c = parse(args);
+    REQUIRE_FALSE(c);
+    CHECK(c.error().code == Errc::invalid_argument);
+  }
+}
+
+TEST_CASE("exit statuses follow sysexits.h") {
+  namespace x = exit_code;
+  CHECK(exit_status(Error(Errc::permission_denied, "")) == x::no_perm);
+  CHECK(x::no_perm == 77);
+  CHECK(exit_status(Error(Errc::unavailable, "")) == x::temp_fail);
+  CHECK(x::temp_fail == 75);
+  CHECK(exit_status(Error::smtp(451, "4.3.0", "later")) == x::temp_fail);
+  CHECK(exit_status(Error::smtp(452, "4.2.2", "full")) == x::temp_fail);
+  CHECK(exit_status(Error::smtp(550, "5.1.1", "no such user")) == x::no_user);
+  CHECK(exit_status(Error::smtp(552, "5.3.4", "too big")) == x::unavailable);
+  CHECK(exit_status(Error::smtp(554, "", "no")) == x::unavailable);
+  CHECK(exit_status(Error(Errc::protocol, "")) == x::protocol);
+  CHECK(exit_status(Error(Errc::invalid_argument, "")) == x::data_err);
+  CHECK(exit_status(Error(Errc::io, "")) == x::temp_fail);
+  CHECK(exit_status(Error(Errc::internal, "")) == x::software);
+}
+
+TEST_CASE("auto-reply fields are added only when missing; empty messages") {
+  const std::vector<std::string> f = {"Auto-Submitted: auto-replied\r\n", "In-Reply-To: <a@b>\r\n"};
+  CHECK(add_missing_fields("Subject: s\r\n\r\nb\r\n", f) ==
+        "Auto-Submitted: auto-replied\r\nIn-Reply-To: <a@b>\r\nSubject: s\r\n\r\nb\r\n");
+  CHECK(add_missing_fields("auto-submitted: no\r\n\r\nb\r\n", f) ==
+        "In-Reply-To: <a@b>\r\nauto-submitted: no\r\n\r\nb\r\n");
+  CHECK(add_missing_fields("just a body\r\n", f) ==
+        "Auto-Submitted: auto-replied\r\nIn-Reply-To: <a@b>\r\n\r\njust a body\r\n");
+  CHECK(add_missing_fields("Subject: s\r\n\r\nb\r\n", {}) == "Subject: s\r\n\r\nb\r\n");
+  CHECK(empty_message(""));
+  CHECK(empty_message("\r\n\r\n \t\r\n"));
+  CHECK_FALSE(empty_message("\r\nx"));
+  CHECK_FALSE(empty_message("Subject: s\r\n"));
+}
+
 TEST_CASE("systemd unit") {
   daemon::UnitOptions o;
   o.home = "/srv/wizmail";

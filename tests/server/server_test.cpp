@@ -166,9 +166,14 @@ TEST_CASE("a message to a local account is durable in new/ before the 250") {
   // The 250 means it is already there, for both recipients.
   REQUIRE(home.count_new("alice") == 1);
   REQUIRE(home.count_new("bob") == 1);
+  // Final delivery records the envelope (Postfix local/virtual, Dovecot
+  // LDA): each copy names its own recipient, so the two are two files.
   auto msg = home.only_message("alice");
-  CHECK(msg.rfind("Received: ", 0) == 0);
+  CHECK(msg.rfind("Return-Path: <sender@localhost>\r\nDelivered-To: Alice@localhost\r\nReceived: ", 0) == 0);
   CHECK(msg.find("Subject: test\r\n\r\nhello\r\n.dot\r\n") != std::string::npos);
+  auto bob = home.only_message("bob");
+  CHECK(bob.rfind("Return-Path: <sender@localhost>\r\nDelivered-To: bob@localhost\r\nReceived: ", 0) == 0);
+  CHECK(bob.substr(bob.find("Received: ")) == msg.substr(msg.find("Received: ")));
   CHECK(code(c.cmd("QUIT")) == "221");
   CHECK(c.eof());
   auto st = srv.server->stats();
@@ -242,8 +247,11 @@ TEST_CASE("accepted remote recipients go durably into the relay queue") {
   REQUIRE(e.recipients.size() == 1);
   CHECK(e.recipients[0].address == "far@remote.example");
   CHECK(e.client_ip == "127.0.0.1");
+  // The relayed copy is the message as received; the local one starts with
+  // its final headers, then the same octets.
   auto data = util::read_file(q.message_path(ids[0])).value();
-  CHECK(data == home.only_message("bob"));
+  CHECK(data.rfind("Received: ", 0) == 0);
+  CHECK(home.only_message("bob") == "Return-Path: <alice@localhost>\r\nDelivered-To: bob@localhost\r\n" + data);
   CHECK(srv.server->stats().messages_relayed == 1);
 }
 
@@ -403,7 +411,8 @@ TEST_CASE("delivery callbacks: discard, redirect, rewrite, then removal") {
   CHECK(home.count_new("bob") == 1);
   send("rewrite");
   REQUIRE(home.count_new("alice") == 1);
-  CHECK(home.only_message("alice") == "Subject: rewritten\r\n\r\nnew body\r\n");
+  CHECK(home.only_message("alice") ==
+        "Return-Path: <a@localhost>\r\nDelivered-To: alice@localhost\r\nSubject: rewritten\r\n\r\nnew body\r\n");
   CHECK(calls == 3);
   srv.server->remove_delivery_callback(id);
   send("drop me");

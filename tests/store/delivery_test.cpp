@@ -338,3 +338,110 @@ TEST_CASE("defer_tidy: commit publishes, tidy() counts and removes the tmp/ name
   CHECK(Mailbox(s.dir("a")).counters().value().received == 3);
   CHECK(Mailbox(s.dir("b")).counters().value().received == 3);
 }
+
+// ---- Final delivery: Return-Path / Delivered-To (RFC 5321 §4.4)
+
+namespace {
+
+// The filter over `msg` cut into chunks of `n` octets.
+std::string filtered(std::string_view msg, std::size_t n) {
+  ReturnPathFilter f;
+  std::string out;
+  auto append = [&](std::string_view s) -> Status {
+    out += s;
+    return {};
+  };
+  for (std::size_t i = 0; i < msg.size(); i += n) REQUIRE(f.feed(msg.substr(i, n), append));
+  REQUIRE(f.finish(append));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("ReturnPathFilter drops every Return-Path of the header section, at any chunk size") {
+  struct Case {
+    std::string in, out;
+  };
+  const std::vector<Case> cases = {
+      {"Received: from x\r\n\tby y\r\nReturn-Path: <forged@example.org>\r\nSubject: s\r\n\r\nbody\r\n",
+       "Received: from x\r\n\tby y\r\nSubject: s\r\n\r\nbody\r\n"},
+      // Case-insensitive, white space before the colon (obsolete syntax),
+      // folded continuation lines go with the field, several fields.
+      {"return-path:<a@b>\r\nRETURN-PATH \t: <c@d>\r\n  (folded)\r\n\tmore\r\nFrom: a@b\r\nReturn-Path: <>\r\n\r\nx\r\n",
+       "From: a@b\r\n\r\nx\r\n"},
+      // Look-alikes stay.
+      {"Return-Paths: x\r\nReturn-Path-X: y\r\nReturn: z\r\nX-Return-Path: w\r\nReturn-Path\r\n\r\nb\r\n",
+       "Return-Paths: x\r\nReturn-Path-X: y\r\nReturn: z\r\nX-Return-Path: w\r\nReturn-Path\r\n\r\nb\r\n"},
+      // The body is never touched, not even a Return-Path line in it.
+      {"Subject: s\r\n\r\nReturn-Path: <body@example.org>\r\n \r\n", "Subject: s\r\n\r\nReturn-Path: <body@example.org>\r\n \r\n"},
+      // A continuation of a kept field after a dropped one is kept.
+      {"Return-Path: <x>\r\nTo: a,\r\n b\r\n\r\n", "To: a,\r\n b\r\n\r\n"},
+      // No body, and a header cut short without a line end.
+      {"Subject: s\r\nReturn-Path: <x>\r\n", "Subject: s\r\n"},
+      {"Subject: s\r\nReturn-Pa", "Subject: s\r\nReturn-Pa"},
+      {"Subject: s\r\nReturn-Path: <x>", "Subject: s\r\n"},
+      // Bare LF line ends (a program's message) work the same.
+      {"Return-Path: <x>\nFrom: a\n\nReturn-Path: <y>\n", "From: a\n\nReturn-Path: <y>\n"},
+      // A message starting with its body.
+      {"\r\nReturn-Path: <x>\r\n", "\r\nReturn-Path: <x>\r\n"},
+      {"", ""},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.in);
+    for (std::size_t n = 1; n <= 512; n = n < 16 ? n + 1 : n * 2) {
+      CAPTURE(n);
+      CHECK(filtered(c.in, n) == c.out);
+    }
+    CHECK(without_return_path(c.in) == c.out);
+  }
+  // A long field name that starts like Return-Path but is not one.
+  const std::string spaced = "Return-Path" + std::string(80, ' ') + "x: y\r\n\r\n";
+  CHECK(filtered(spaced, 7) == spaced);
+}
+
+TEST_CASE("ReturnPathFilter passes the body in the caller's spans and stops on an error") {
+  ReturnPathFilter f;
+  std::vector<std::string> pieces;
+  auto keep = [&](std::string_view s) -> Status {
+    pieces.emplace_back(s);
+    return {};
+  };
+  REQUIRE(f.feed("Subject: s\r\n\r\n", keep));
+  CHECK(f.in_body());
+  pieces.clear();
+  const std::string body(100000, 'x');
+  REQUIRE(f.feed(body, keep));
+  REQUIRE(pieces.size() == 1);
+  CHECK(pieces[0].size() == body.size());
+  ReturnPathFilter g;
+  auto broken = [](std::string_view) -> Status { return fail(Errc::io, "disk full"); };
+  CHECK(!g.feed("Subject: s\r\n\r\nbody\r\n", broken));
+}
+
+TEST_CASE("final_headers: Return-Path and Delivered-To, null sender, no control characters") {
+  CHECK(final_headers("a@example.org", "Bob@example.test") ==
+        "Return-Path: <a@example.org>\r\nDelivered-To: Bob@example.test\r\n");
+  CHECK(final_headers("", "bob@example.test") == "Return-Path: <>\r\nDelivered-To: bob@example.test\r\n");
+  CHECK(final_headers("a\r\nBcc: x@y", "b\n@c\x7f") == "Return-Path: <aBcc: x@y>\r\nDelivered-To: b@c\r\n");
+}
+
+TEST_CASE("create_copy writes the prefix and the source from an offset, through a fixed buffer") {
+  Store s{"alice", "bob"};
+  auto src = StagedMessage::create(s.dir("alice") / "tmp");
+  REQUIRE(src);
+  std::string big;
+  for (int i = 0; i < 20000; ++i) big += "line " + std::to_string(i) + "\r\n";
+  REQUIRE(src->write("HEAD\r\n" + big));
+  REQUIRE(src->finish());
+  auto copy = StagedMessage::create_copy(s.dir("bob") / "tmp", "X: y\r\n", *src, 6);
+  REQUIRE(copy);
+  CHECK(copy->finished());
+  CHECK(copy->size() == 6 + big.size());
+  CHECK(util::read_file(copy->tmp_path()).value() == "X: y\r\n" + big);
+  auto unfinished = StagedMessage::create(s.dir("alice") / "tmp");
+  REQUIRE(unfinished);
+  CHECK(!StagedMessage::create_copy(s.dir("bob") / "tmp", "", *unfinished));
+  auto r = deliver_final(s.dir("bob"), "", "bob@example.test", "Return-Path: <x@y>\r\nSubject: n\r\n\r\nb\r\n");
+  REQUIRE(r);
+  CHECK(util::read_file(*r).value() == "Return-Path: <>\r\nDelivered-To: bob@example.test\r\nSubject: n\r\n\r\nb\r\n");
+}

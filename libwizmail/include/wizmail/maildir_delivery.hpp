@@ -78,6 +78,11 @@ class StagedMessage {
  public:
   // Create "<tmp_dir>/<unique>.<host>" (mode 0600, O_EXCL).
   static Result<StagedMessage> create(const std::filesystem::path& tmp_dir);
+  // A finished message in `tmp_dir`: `prefix`, then `source`'s octets from
+  // `skip` on, copied through a fixed buffer (never the whole message in
+  // memory). The per-recipient copy of final delivery (final_headers()).
+  static Result<StagedMessage> create_copy(const std::filesystem::path& tmp_dir, std::string_view prefix,
+                                           const StagedMessage& source, std::uint64_t skip = 0);
 
   StagedMessage(StagedMessage&&) noexcept;
   StagedMessage& operator=(StagedMessage&&) noexcept;
@@ -211,10 +216,120 @@ class DeliveryBatch {
 };
 
 // Deliver `data` durably to every maildir (staged in the first one whose tmp/
-// accepts it).
+// accepts it), as it is: the caller adds final_headers() (below).
 // One result per maildir, in order.
 std::vector<Result<std::filesystem::path>> deliver(
     std::span<const std::filesystem::path> maildirs, std::string_view data,
     SyncMode mode = SyncMode::fsync_each);
+
+// Final delivery records the envelope, as Postfix local(8)/virtual(8) and
+// Dovecot's LDA do: every copy stored in a Maildir starts with
+//   Return-Path: <sender>          ("<>" for the null sender; RFC 5321 §4.4)
+//   Delivered-To: recipient        (the address the copy was delivered to)
+// and a Return-Path the message arrived with is dropped (only final delivery
+// writes one; Postfix's cleanup drops it too). Copies for different
+// recipients therefore differ: only copies for one recipient share a file.
+// Control characters in either value are dropped.
+std::string final_headers(std::string_view sender, std::string_view recipient);
+// `message` without the Return-Path fields of its header section.
+std::string without_return_path(std::string_view message);
+// deliver() of one final copy: final_headers() + without_return_path(message).
+Result<std::filesystem::path> deliver_final(const std::filesystem::path& maildir, std::string_view sender,
+                                            std::string_view recipient, std::string_view message,
+                                            SyncMode mode = SyncMode::fsync_each);
+
+// Streams a message through, dropping every Return-Path field (with its
+// continuation lines) from the header section; chunks may be cut anywhere
+// (a field name split across chunks is held back until it is known). After
+// the header section everything passes through in the caller's spans.
+class ReturnPathFilter {
+ public:
+  // `emit(std::string_view) -> Status` gets what passes, in order.
+  template <class Emit>
+  Status feed(std::string_view in, Emit&& emit);
+  // At the end of the message: what is still held back (a header line
+  // cut short without a line end).
+  template <class Emit>
+  Status finish(Emit&& emit) {
+    if (name_.empty()) return {};
+    std::string held = std::move(name_);
+    name_.clear();
+    st_ = St::keep;
+    return emit(std::string_view(held));
+  }
+  bool in_body() const noexcept { return st_ == St::body; }
+
+ private:
+  enum class St : std::uint8_t { line_start, name, keep, drop, body };
+  enum class Verdict : std::uint8_t { undecided, keep, drop };
+  static Verdict classify(std::string_view name) noexcept;
+  St st_ = St::line_start;
+  bool dropping_ = false;  // the field whose continuation lines follow is dropped
+  std::string name_;       // held-back start of a header line
+};
+
+template <class Emit>
+Status ReturnPathFilter::feed(std::string_view in, Emit&& emit) {
+  if (st_ == St::body) return in.empty() ? Status{} : emit(in);
+  const std::size_t n = in.size();
+  std::size_t i = 0, pass = 0;  // [pass, i) passes
+  auto flush = [&](std::size_t upto) -> Status {
+    std::size_t from = pass;
+    pass = upto;
+    return upto > from ? emit(in.substr(from, upto - from)) : Status{};
+  };
+  while (i < n) {
+    switch (st_) {
+      case St::body:
+        return flush(n);
+      case St::line_start: {
+        const char c = in[i];
+        if (c == ' ' || c == '\t') {  // a continuation line
+          st_ = dropping_ ? St::drop : St::keep;
+          if (dropping_)
+            if (auto st = flush(i); !st) return st;
+        } else if (c == '\r' || c == '\n') {
+          st_ = St::body;  // the empty line ends the header section
+        } else {
+          if (auto st = flush(i); !st) return st;
+          st_ = St::name;
+        }
+        break;
+      }
+      case St::name: {
+        const char c = in[i++];
+        pass = i;  // held in name_ until decided
+        name_ += c;
+        const Verdict v = classify(name_);
+        if (v == Verdict::drop) {
+          name_.clear();
+          dropping_ = true;
+          st_ = St::drop;
+        } else if (v == Verdict::keep) {
+          dropping_ = false;
+          st_ = c == '\n' ? St::line_start : St::keep;
+          std::string held = std::move(name_);
+          name_.clear();
+          if (auto st = emit(std::string_view(held)); !st) return st;
+        }
+        break;
+      }
+      case St::keep:
+      case St::drop: {
+        const auto nl = in.find('\n', i);
+        i = nl == std::string_view::npos ? n : nl + 1;
+        if (nl != std::string_view::npos) {
+          if (st_ == St::drop) pass = i;
+          st_ = St::line_start;
+        } else if (st_ == St::drop) {
+          pass = i;
+        }
+        break;
+      }
+    }
+  }
+  if (st_ == St::name) return {};
+  return flush(n);
+}
 
 }  // namespace wizmail

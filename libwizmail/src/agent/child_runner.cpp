@@ -56,6 +56,7 @@ struct ChildRunner::Child {
   Clock::time_point term_sent{};
   bool timed_out = false;
   std::string partial;
+  std::string last_line;
   std::size_t logged = 0;
   bool truncated = false;
   std::function<void(const ChildExit&)> on_exit;
@@ -165,7 +166,7 @@ Result<pid_t> ChildRunner::spawn(SpawnSpec spec, std::function<void(const ChildE
     ::waitpid(pid, &status, 0);
     ::close(c->out_fd);
     if (c->pidfd >= 0) ::close(c->pidfd);
-    if (c->on_exit) c->on_exit(ChildExit{pid, status, true});
+    if (c->on_exit) c->on_exit(ChildExit{pid, status, true, {}});
     return fail(Errc::unavailable, "shutting down: " + c->label + " stopped");
   }
   wake();
@@ -263,6 +264,7 @@ void ChildRunner::loop() {
             std::string line = c->partial.substr(0, nl);
             c->partial.erase(0, nl + 1);
             if (!line.empty() && line.back() == '\r') line.pop_back();
+            if (!line.empty()) c->last_line = line.substr(0, 512);
             if (c->logged < kMaxLogged) {
               c->logged += line.size();
               log_("hook " + c->label + "[" + std::to_string(c->pid) + "]: " + line);
@@ -286,6 +288,7 @@ void ChildRunner::loop() {
         }
         break;  // EAGAIN or error
       }
+      if (final && !c->partial.empty()) c->last_line = c->partial.substr(0, 512);
       if (final && !c->partial.empty() && c->logged < kMaxLogged)
         log_("hook " + c->label + "[" + std::to_string(c->pid) + "]: " + c->partial);
       if (final) c->partial.clear();
@@ -319,7 +322,7 @@ void ChildRunner::loop() {
     for (auto& c : gone) {
       if (c->out_fd >= 0) ::close(c->out_fd);
       if (c->pidfd >= 0) ::close(c->pidfd);
-      ChildExit e{c->pid, c->status, c->timed_out};
+      ChildExit e{c->pid, c->status, c->timed_out, c->last_line};
       log_("hook " + c->label + "[" + std::to_string(c->pid) + "]: " + e.describe());
       if (c->on_exit) {
         try {

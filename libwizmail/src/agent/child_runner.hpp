@@ -38,6 +38,7 @@ struct ChildExit {
   pid_t pid = 0;
   int status = 0;          // waitpid status
   bool timed_out = false;  // we killed it
+  std::string last_line;   // the last non-empty line it wrote (at most 512 octets), for notices
   std::string describe() const;  // "exit 0", "killed by signal 9 (timeout)"
 };
 

@@ -16,6 +16,9 @@
 #include "wizmail/hooks.hpp"
 #include "wizmail/mailing_list.hpp"
 #include "wizmail/maildir_delivery.hpp"
+#include "wizmail/mailbox.hpp"
+#include "wizmail/outbound.hpp"
+#include "outbound/notice.hpp"
 
 namespace wizmail::agent {
 
@@ -69,6 +72,51 @@ std::string local_account(const Config& cfg, const AccountStore& store, std::str
   auto kind = store.lookup(*name);
   if (kind && *kind == AccountKind::none) return {};
   return *name;
+}
+
+// The header section of a message (for the text/rfc822-headers part of a
+// notice), at most 64 KiB, cut at a line end.
+std::string header_block(std::string_view message) {
+  auto end = message.find("\r\n\r\n");
+  if (end != std::string_view::npos) return std::string(message.substr(0, std::min<std::size_t>(end + 2, 65536)));
+  end = message.find("\n\n");
+  return std::string(message.substr(0, std::min<std::size_t>(end == std::string_view::npos ? message.size() : end + 1, 65536)));
+}
+
+// A message id as it may go into a header the sendmail tool writes: one
+// "<...>" token of printable ASCII, or "" when the value is not one.
+std::string clean_msg_id(std::string_view v) {
+  v = util::trim(v);
+  if (v.size() < 3 || v.size() > 250 || v.front() != '<' || v.back() != '>') return {};
+  for (char c : v.substr(1, v.size() - 2))
+    if (c <= ' ' || c >= 0x7F || c == '<' || c == '>') return {};
+  return std::string(v);
+}
+
+// RFC 3834 §3.1.5: a reply refers to the message it answers. The
+// environment of a reply.def hook (the sendmail tool writes the headers).
+void add_reply_env(std::vector<std::string>& env, const MessageHead& head) {
+  const std::string id = clean_msg_id(head.get("Message-ID"));
+  if (id.empty()) return;
+  env.push_back("WIZMAIL_IN_REPLY_TO=" + id);
+  // References: the original's (else its In-Reply-To), then its own id;
+  // the newest ten ids at most.
+  std::string refs = head.get("References");
+  if (refs.empty()) refs = head.get("In-Reply-To");
+  std::vector<std::string> ids;
+  for (std::size_t pos = 0;;) {
+    auto lt = refs.find('<', pos);
+    if (lt == std::string::npos) break;
+    auto gt = refs.find('>', lt);
+    if (gt == std::string::npos) break;
+    if (auto one = clean_msg_id(std::string_view(refs).substr(lt, gt - lt + 1)); !one.empty()) ids.push_back(one);
+    pos = gt + 1;
+  }
+  ids.push_back(id);
+  if (ids.size() > 10) ids.erase(ids.begin(), ids.end() - 10);
+  std::string joined;
+  for (const auto& i : ids) joined += (joined.empty() ? "" : " ") + i;
+  env.push_back("WIZMAIL_REFERENCES=" + joined);
 }
 
 }  // namespace
@@ -163,26 +211,19 @@ bool LocalAgent::needs_agent(const fs::path& dir) {
   return needs;
 }
 
-std::vector<std::string> LocalAgent::take(std::vector<fs::path>& maildirs,
-                                          const std::vector<server::LocalTarget>& locals) {
+std::vector<std::string> LocalAgent::take(std::vector<server::LocalTarget>& targets) {
   std::vector<std::string> out;
-  for (auto it = maildirs.begin(); it != maildirs.end();) {
-    if (!needs_agent(*it)) {
+  for (auto it = targets.begin(); it != targets.end();) {
+    if (!needs_agent(it->dir)) {
       ++it;
       continue;
     }
-    std::string account = it->filename().string();
-    std::string address;
-    for (const auto& l : locals)
-      if (l.dir == *it) {
-        address = l.address;
-        break;
-      }
     // Two addresses of one account (aliases) are one delivery, as on the
     // plain Maildir path: hooks and lists run once.
-    auto rcpt = encode_recipient(account, address);
-    if (std::find(out.begin(), out.end(), rcpt) == out.end()) out.push_back(std::move(rcpt));
-    it = maildirs.erase(it);
+    bool seen = false;
+    for (const auto& r : out) seen = seen || decode_recipient(r).first == it->dir.filename().string();
+    if (!seen) out.push_back(encode_recipient(it->dir.filename().string(), it->address));
+    it = targets.erase(it);
   }
   return out;
 }
@@ -310,9 +351,13 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
   }
   MessageHead head(*msg);
   const auto headers = head.unfolded();
-  // Postfix's local(8) way to end forwarding loops: every copy says where it
-  // was delivered, and forward.def does not run for mail that was here before.
-  std::string content = is_list ? std::move(*msg) : "Delivered-To: " + address + "\r\n" + *msg;
+  // Final delivery (wizmail/maildir_delivery.hpp): the copy — and so the
+  // MAILFILE_PATH file the hooks see — starts with Return-Path and
+  // Delivered-To; a list's post gets them per member when distributed.
+  // Delivered-To is also Postfix's local(8) way to end forwarding loops: no
+  // hook runs for mail that was delivered here before.
+  std::string content = is_list ? std::move(*msg) : final_headers(e.sender, address) + without_return_path(*msg);
+  const bool loop = forward_loop(headers, address);
 
   auto work = std::make_shared<WorkFile>();
   work->path = work_ / (util::unique_name_part() + "." + account + ".eml");
@@ -328,7 +373,7 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
   const bool wait = settings.application_cooperation_wait_for_apl_end;
   const auto timeout = std::chrono::seconds(cfg.server.application_cooperation_timeout);
   if (!wait) {
-    auto r = store_copy(cfg, account, *dir, e.sender, content, is_list);
+    auto r = store_copy(cfg, e, account, address, *dir, content, is_list);
     if (r.outcome != Outcome::done) return r;
   }
   for (const auto& hf : hook_files(*dir)) {
@@ -348,7 +393,7 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
       log_("hook " + label + " not run: sender <" + e.sender + "> not in permission_mailaddress");
       continue;
     }
-    if (hf.kind == HookKind::forward && forward_loop(headers, address)) {
+    if (loop) {
       log_("hook " + label + " not run: the message was already delivered to " + address + " (loop)");
       continue;
     }
@@ -372,11 +417,29 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
     if (def->stdin_message) spec.stdin_file = work->path;
     spec.env = {"WIZ98MS_HOME=" + home_.string(), "WIZMAIL_ACCOUNT=" + account,
                 "WIZMAIL_HOOK=" + std::string(to_string(hf.kind))};
-    if (hf.kind == HookKind::reply) spec.env.push_back("WIZMAIL_AUTO_SUBMITTED=auto-replied");
+    if (hf.kind == HookKind::reply) {
+      spec.env.push_back("WIZMAIL_AUTO_SUBMITTED=auto-replied");
+      add_reply_env(spec.env, head);
+    }
     spec.label = label;
     spec.keepalive = work;
     auto count_failure = [this] {
       if (failures_) failures_->fetch_add(1, std::memory_order_relaxed);
+    };
+    // A forward that failed is the sender's business too (never the null
+    // sender's): an RFC 3464 notice naming the recipient and the reason.
+    std::function<void(const std::string&)> forward_failed;
+    if (hf.kind == HookKind::forward && !e.sender.empty()) {
+      forward_failed = [this, cfgp, e, address, label, headers_text = header_block(content)](const std::string& why) {
+        DsnRecipient r;
+        r.address = address;
+        r.status = "5.3.0";
+        r.diagnostic = "the message was stored for " + address + ", but forwarding it (" + label + ") failed: " + why;
+        notify_sender(*cfgp, e, e.sender, {r}, headers_text, "agent: " + address + ": forward failure notice");
+      };
+    }
+    auto why_failed = [](const ChildExit& x) {
+      return x.describe() + (x.last_line.empty() ? std::string() : ": " + x.last_line);
     };
     if (runs_) runs_->fetch_add(1, std::memory_order_relaxed);
     if (wait) {
@@ -385,18 +448,24 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
       if (!r) {
         count_failure();
         log_("hook " + label + ": " + r.error().message);
+        if (forward_failed && !stopping_) forward_failed("cannot start it: " + r.error().message);
       } else {
         if (r->timed_out || r->status != 0) count_failure();
         if (r->timed_out && stopping_) return {Outcome::retry, "stopped while " + label + " ran"};
+        if ((r->timed_out || r->status != 0) && forward_failed) forward_failed(why_failed(*r));
       }
     } else {
       spec.timeout = std::nullopt;
-      auto r = runner_->spawn(std::move(spec), [count_failure](const ChildExit& x) {
-        if (x.timed_out || x.status != 0) count_failure();
+      auto r = runner_->spawn(std::move(spec), [this, count_failure, forward_failed, why_failed](const ChildExit& x) {
+        if (!(x.timed_out || x.status != 0)) return;
+        count_failure();
+        // Killed by stop(): not a failure of the forward itself.
+        if (forward_failed && !stopping_) forward_failed(why_failed(x));
       });
       if (!r) {
         count_failure();
         log_("hook " + label + ": " + r.error().message);
+        if (forward_failed && !stopping_) forward_failed("cannot start it: " + r.error().message);
       }
     }
   }
@@ -408,26 +477,98 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
   }
   auto rewritten = util::read_file(work->path);
   if (!rewritten) return {Outcome::retry, "cannot read the working file: " + rewritten.error().message};
-  return store_copy(cfg, account, *dir, e.sender, *rewritten, is_list);
+  // What the hooks left is stored as the final copy: its final headers are
+  // ours again (a hook may have dropped or changed them).
+  if (!is_list) {
+    const std::string fh = final_headers(e.sender, address);
+    const std::string_view delivered_to = std::string_view(fh).substr(fh.find('\n') + 1);
+    std::string rest = without_return_path(*rewritten);
+    if (std::string_view(rest).starts_with(delivered_to)) rest.erase(0, delivered_to.size());
+    *rewritten = fh + rest;
+  }
+  return store_copy(cfg, e, account, address, *dir, *rewritten, is_list);
 }
 
-LocalAgent::Result1 LocalAgent::store_copy(const Config& cfg, const std::string& account, const fs::path& dir,
-                                           const std::string& sender, std::string_view content, bool is_list) {
-  if (is_list) return distribute(cfg, account, sender, content);
+// The quota of the account folder `dir` against a copy of `size` octets:
+// ok, full (the Error says why) or unknown (a temporary error).
+Status LocalAgent::check_quota(const Config& cfg, const std::string& account, const fs::path& dir,
+                               std::uint64_t size) {
+  AccountSettings settings;
+  if (auto s = cfg.account_settings(account)) settings = std::move(*s);
+  else settings = defaults_of(cfg);
+  return Mailbox(dir).check_quota(settings.mailbox_capacity_mail_count, settings.mailbox_capacity_mail_size, size);
+}
+
+void LocalAgent::notify_sender(const Config& cfg, const QueueEntry& e, const std::string& to,
+                               std::vector<DsnRecipient> failed, std::string headers, const std::string& label) {
+  if (to.empty()) return;  // never to the null sender
+  DsnInput in;
+  in.reporting_domain = cfg.server.domain;
+  in.reporting_mta = cfg.server.domain;
+  in.original_sender = to;
+  in.queue_id = e.id;
+  in.arrival_time = e.created;
+  in.now = unix_now();
+  in.recipients = std::move(failed);
+  in.original_headers = std::move(headers);
+  RelayQueue relay(cfg.queue_dir());
+  if (outbound::deliver_notice(cfg, relay, to, build_dsn(in), false, label, log_)) wake_relay();
+}
+
+void LocalAgent::wake_relay() {
+  std::function<void()> fn;
+  {
+    std::lock_guard lk(mu_);
+    fn = relay_notify_;
+  }
+  if (fn) fn();
+}
+
+LocalAgent::Result1 LocalAgent::store_copy(const Config& cfg, const QueueEntry& e, const std::string& account,
+                                           const std::string& address, const fs::path& dir,
+                                           std::string_view content, bool is_list) {
+  if (is_list) return distribute(cfg, e, account, content);
+  // Quotas hold on every path: the SMTP check before the 250 saw the message
+  // as received, this one the copy as stored (hooks may have rewritten it,
+  // other mail may have arrived meanwhile). Full: the sender is told, as by
+  // Dovecot's LDA (quota_full_tempfail=no) — and for a list copy that is
+  // the list's envelope sender, never the poster.
+  if (auto q = check_quota(cfg, account, dir, content.size()); !q) {
+    if (q.error().smtp_code != 452) return {Outcome::retry, "quota: " + q.error().message};
+    DsnRecipient r;
+    r.address = address;
+    r.status = "5.2.2";
+    r.diagnostic = "mailbox full: " + q.error().message;
+    notify_sender(cfg, e, e.sender, {r}, header_block(content), "agent: " + address + ": over quota notice");
+    return {Outcome::failed, "mailbox full: " + q.error().message};
+  }
   fs::path d = dir;
   auto r = deliver(std::span<const fs::path>(&d, 1), content);
   if (r.empty() || !r.front()) return {Outcome::retry, r.empty() ? "no result" : r.front().error().message};
   return {Outcome::done, "delivered"};
 }
 
-LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const std::string& account, const std::string& sender,
+LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const QueueEntry& e, const std::string& account,
                                            std::string_view content) {
+  const std::string& sender = e.sender;
   auto list = MailingList::load(cfg, account);
   if (!list) return {Outcome::failed, "mailing list " + account + ": " + list.error().message};
   auto verdict = list->check(sender, content);
   if (verdict.verdict != MailingList::Verdict::distribute) {
     log_("mailing list " + account + ": post from <" + sender + "> not distributed (" +
          std::string(to_string(verdict.verdict)) + "): " + verdict.reason);
+    // The poster is told (Mailman's rejection notice), never the null
+    // sender, and never for a post that came back to its own list (loop).
+    if (verdict.verdict != MailingList::Verdict::loop) {
+      DsnRecipient r;
+      r.address = list->address();
+      r.status = "5.7.1";
+      r.diagnostic = (verdict.verdict == MailingList::Verdict::not_permitted
+                          ? "the mailing list " + list->address() + " does not accept posts from you: "
+                          : "the mailing list " + list->address() + " refused the post: ") +
+                     verdict.reason;
+      notify_sender(cfg, e, sender, {r}, header_block(content), "mailing list " + account + ": refusal notice");
+    }
     return {Outcome::done, "not distributed: " + verdict.reason};
   }
   AccountStore store(cfg.mailbox_dir());
@@ -437,7 +578,6 @@ LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const std::string&
   if (!count) return {Outcome::retry, "ml.def count: " + count.error().message};
   const std::string rewritten = list->rewrite(content, *count);
   const std::string from = list->envelope_sender();
-  const std::string return_path = "Return-Path: <" + from + ">\r\n";
 
   struct Member {
     std::string address, account;
@@ -480,15 +620,33 @@ LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const std::string&
       log_("mailing list " + account + ": spool: " + id.error().message);
     }
   };
+  // A local member's copy starts with its own final headers (Delivered-To
+  // differs per member, so no two members share a file). Over quota: no
+  // copy; the list's envelope sender gets one notice per post naming every
+  // such member (as a bounce of the copy would reach it with Postfix), the
+  // poster none.
+  std::vector<DsnRecipient> over_quota;
   auto to_maildirs = [&](const std::vector<const Member*>& ms, const std::string& text) {
-    std::vector<fs::path> dirs;
-    for (auto* m : ms) dirs.push_back(m->dir);
-    auto res = deliver(dirs, return_path + text);
-    for (std::size_t i = 0; i < res.size(); ++i) {
-      if (res[i]) ++ok;
-      else {
+    for (auto* m : ms) {
+      if (auto q = check_quota(cfg, m->account, m->dir, final_headers(from, m->address).size() + text.size()); !q) {
+        if (q.error().smtp_code == 452) {
+          log_("mailing list " + account + ": " + m->address + ": mailbox full, no copy: " + q.error().message);
+          DsnRecipient r;
+          r.address = m->address;
+          r.status = "5.2.2";
+          r.diagnostic = "mailbox full: " + q.error().message;
+          over_quota.push_back(std::move(r));
+        } else {
+          ++failed;
+          log_("mailing list " + account + ": " + m->address + ": quota: " + q.error().message);
+        }
+        continue;
+      }
+      if (auto r = deliver_final(m->dir, from, m->address, text)) {
+        ++ok;
+      } else {
         ++failed;
-        log_("mailing list " + account + ": " + ms[i]->address + ": " + res[i].error().message);
+        log_("mailing list " + account + ": " + m->address + ": " + r.error().message);
       }
     }
   };
@@ -520,16 +678,13 @@ LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const std::string&
     for (const auto& r : remotes) to_relay({r}, list->copy_for(rewritten, r));
   }
   if (queued_agent) notify();
-  if (queued_remote) {
-    std::function<void()> fn;
-    {
-      std::lock_guard lk(mu_);
-      fn = relay_notify_;
-    }
-    if (fn) fn();
-  }
+  if (queued_remote) wake_relay();
   log_("mailing list " + account + ": post " + std::to_string(*count) + " from <" + sender + "> to " +
-       std::to_string(ok) + " members" + (failed ? ", " + std::to_string(failed) + " failed" : ""));
+       std::to_string(ok) + " members" + (failed ? ", " + std::to_string(failed) + " failed" : "") +
+       (over_quota.empty() ? "" : ", " + std::to_string(over_quota.size()) + " over quota"));
+  if (!over_quota.empty())
+    notify_sender(cfg, e, from, std::move(over_quota), header_block(rewritten),
+                  "mailing list " + account + ": over quota notice");
   if (ok == 0 && failed > 0) return {Outcome::retry, "no member could be served"};
   return {Outcome::done, "distributed to " + std::to_string(ok) + " members"};
 }

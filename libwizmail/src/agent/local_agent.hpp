@@ -34,6 +34,7 @@
 #include "agent/child_runner.hpp"
 #include "server/commit_pipeline.hpp"
 #include "wizmail/config.hpp"
+#include "wizmail/outbound.hpp"
 #include "wizmail/relay.hpp"
 
 namespace wizmail::agent {
@@ -72,10 +73,9 @@ class LocalAgent {
   // Whether mail for this account folder goes through the agent (cached per
   // folder, revalidated by the folder's mtime).
   bool needs_agent(const std::filesystem::path& account_dir);
-  // Commit-pipeline glue: move the locals whose account needs the agent out
-  // of `maildirs`, returning their spool recipients.
-  std::vector<std::string> take(std::vector<std::filesystem::path>& maildirs,
-                                const std::vector<server::LocalTarget>& locals);
+  // Commit-pipeline glue: move the local targets whose account needs the
+  // agent out of `targets`, returning their spool recipients.
+  std::vector<std::string> take(std::vector<server::LocalTarget>& targets);
 
   const RelayQueue& spool() const noexcept { return spool_; }
   // New entries are in the spool: look now.
@@ -103,10 +103,15 @@ class LocalAgent {
   void worker();
   void process(const std::string& id);
   Result1 deliver_one(const QueueEntry& e, const std::string& rcpt);
-  Result1 store_copy(const Config& cfg, const std::string& account, const std::filesystem::path& dir,
-                     const std::string& sender, std::string_view content, bool is_list);
-  Result1 distribute(const Config& cfg, const std::string& account, const std::string& sender,
-                     std::string_view content);
+  Result1 store_copy(const Config& cfg, const QueueEntry& e, const std::string& account, const std::string& address,
+                     const std::filesystem::path& dir, std::string_view content, bool is_list);
+  Result1 distribute(const Config& cfg, const QueueEntry& e, const std::string& account, std::string_view content);
+  Status check_quota(const Config& cfg, const std::string& account, const std::filesystem::path& dir,
+                     std::uint64_t size);
+  // An RFC 3464 notice to `to` (nothing for the null sender) about entry `e`.
+  void notify_sender(const Config& cfg, const QueueEntry& e, const std::string& to,
+                     std::vector<DsnRecipient> failed, std::string headers, const std::string& label);
+  void wake_relay();
 
   ConfigFn config_;
   LogFn log_;

@@ -4,6 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <vector>
+
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/post.hpp>
@@ -46,6 +50,23 @@ PeerCred peer_cred(local::socket& s) {
     p.ok = true;
   }
   return p;
+}
+
+// Whether the peer is a member of `gid` by its supplementary groups
+// (SO_PEERGROUPS, Linux 4.13): a user who joined the socket's group as told
+// may submit, whatever its primary group.
+bool peer_in_group(local::socket& s, gid_t gid) {
+  std::vector<gid_t> groups(64);
+  for (int round = 0; round < 2; ++round) {
+    socklen_t len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (::getsockopt(s.native_handle(), SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
+      groups.resize(len / sizeof(gid_t));
+      return std::find(groups.begin(), groups.end(), gid) != groups.end();
+    }
+    if (errno != ERANGE) return false;
+    groups.resize(len / sizeof(gid_t) + 1);
+  }
+  return false;
 }
 
 // Bind at `path` with `mode`: under a temporary name first, then renamed.
@@ -254,10 +275,18 @@ void LocalSockets::accept_submit() {
   submit_.async_accept(asio::make_strand(impl_.io), [this](std::error_code ec, local::socket s) {
     if (ec) return;
     auto cred = peer_cred(s);
-    if (!cred.ok || (cred.uid != ::geteuid() && cred.uid != 0 && cred.gid != ::getegid())) {
+    if (!cred.ok || (cred.uid != ::geteuid() && cred.uid != 0 && cred.gid != ::getegid() &&
+                     !peer_in_group(s, ::getegid()))) {
       impl_.logger.log(server::LogFile::error, {}, "local", {},
                        "submit socket: refused peer uid " + std::to_string(cred.uid));
+      // Said, not just closed: the sendmail tool exits EX_NOPERM with it.
+      // A fresh socket's send buffer takes one line without blocking.
+      const std::string no = "554 5.7.1 Error: uid " + std::to_string(cred.uid) +
+                             " may not submit here: only the server's user, root and members of gid " +
+                             std::to_string(::getegid()) + " may\r\n";
       std::error_code ignored;
+      s.non_blocking(true, ignored);
+      asio::write(s, asio::buffer(no), ignored);
       s.close(ignored);
     } else {
       start_submit_connection(impl_, *this, std::move(s), cred.uid);

@@ -298,7 +298,8 @@ Result<NotifyResult> notify(const Config& config, std::string_view content) {
     m.body = sb->body;
     m.hostname = domain;
     m.extra_headers = "Auto-Submitted: auto-generated\r\n";
-    auto text = "Return-Path: <" + from + ">\r\n" + submit::build_text_message(m);
+    // Stored as a final delivery (Return-Path, Delivered-To) like all mail.
+    auto text = final_headers(from, m.to.front()) + submit::build_text_message(m);
     auto staged = StagedMessage::create(*dir / "tmp");
     if (!staged) {
       out.failed.emplace_back(name, staged.error().message);

@@ -4,10 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <ctime>
@@ -322,6 +326,184 @@ std::string complete_headers(std::string_view message, std::string_view from, st
   return add + std::string(message);
 }
 
+std::string add_missing_fields(std::string_view message, const std::vector<std::string>& fields) {
+  auto present = header_fields(message);
+  std::string add;
+  for (const auto& f : fields) {
+    auto colon = f.find(':');
+    if (colon == std::string::npos) continue;
+    std::string_view name = util::trim(std::string_view(f).substr(0, colon));
+    bool has = false;
+    for (const auto& p : present) has = has || util::iequals(p.name, name);
+    if (!has) add += f;
+  }
+  if (add.empty()) return std::string(message);
+  if (header_end(message) == message.size() && !message.empty() && present.empty())
+    return add + "\r\n" + std::string(message);  // no header at all: all body
+  return add + std::string(message);
+}
+
+bool empty_message(std::string_view message) {
+  return message.find_first_not_of(" \t\r\n") == std::string_view::npos;
+}
+
+namespace {
+
+std::vector<std::string> split_addresses(std::string_view s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == ',') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else if (c != ' ' && c != '\t') {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+unexpected<Error> usage_error(std::string why) { return fail(Errc::invalid_argument, std::move(why)); }
+
+Result<CommandLine> parse_manual(const std::vector<std::string>& args) {
+  CommandLine c;
+  c.ignore_dots = true;
+  std::vector<std::string> positional;
+  std::string mf, sb;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    auto value = [&](std::string& into) {
+      if (i + 1 >= args.size()) return false;
+      into = args[++i];
+      return true;
+    };
+    if (a == "-mf") {
+      if (!value(mf)) return usage_error("-mf needs a file");
+    } else if (a == "-sb") {
+      if (!value(sb)) return usage_error("-sb needs a file");
+    } else if (a == "-onlyonce") {
+      if (!value(c.onlyonce)) return usage_error("-onlyonce needs a file");
+    } else if (a == "-del") {
+      c.del = true;
+    } else if (a == "--auto-replied") {
+      c.auto_replied = true;
+    } else if (a == "-nowait") {
+      // accepted and ignored, like every manual command
+    } else if (!a.empty() && a[0] == '-' && a != "-") {
+      return usage_error("unknown option " + a);
+    } else {
+      positional.push_back(a);
+    }
+  }
+  if (positional.size() != 2) return usage_error("FROM and TO are needed");
+  if (!mf.empty() && !sb.empty()) return usage_error("-mf and -sb exclude each other");
+  if (c.del && mf.empty()) return usage_error("-del goes with -mf");
+  if (!c.onlyonce.empty() && sb.empty()) return usage_error("-onlyonce goes with -sb");
+  c.form = mf.empty() ? CommandLine::Form::subject_body : CommandLine::Form::stored_file;
+  c.file = mf.empty() ? sb : mf;
+  c.sender = positional[0];
+  c.recipients = split_addresses(positional[1]);
+  return c;
+}
+
+Result<CommandLine> parse_classic(const std::vector<std::string>& args) {
+  CommandLine c;
+  bool options_done = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (options_done || a.empty() || a[0] != '-') {
+      for (auto& r : split_addresses(a)) c.recipients.push_back(r);
+      continue;
+    }
+    if (a == "--") {
+      options_done = true;
+    } else if (a == "-t") {
+      c.from_headers = true;
+    } else if (a == "-i" || a == "-oi") {
+      c.ignore_dots = true;
+    } else if (a == "-f" || a == "-r" || a == "-F") {
+      if (i + 1 >= args.size()) return usage_error(a + " needs a value");
+      if (a != "-F") c.sender_given = true;
+      (a == "-F" ? c.full_name : c.sender) = args[++i];
+    } else if (a.starts_with("-f") || a.starts_with("-r")) {
+      c.sender_given = true;
+      c.sender = a.substr(2);
+    } else if (a.starts_with("-F")) {
+      c.full_name = a.substr(2);
+    } else if (a == "-B") {
+      // body type (Debian's cron passes -B8BITMIME): the server takes 8-bit
+      if (i + 1 >= args.size()) return usage_error("-B needs a value");
+      ++i;
+    } else if (a.starts_with("-B") || a == "-bm" || a == "-v" || a.starts_with("-od") || a.starts_with("-oe") ||
+               a == "-om" || a == "-U" || a == "-nowait") {
+      // sendmail compatibility: body type, delivery mode, error mode, verbosity
+    } else {
+      return usage_error("unsupported option " + a);
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+Result<CommandLine> parse_command_line(const std::vector<std::string>& args, bool invoked_as_sendmail,
+                                       bool in_hook) {
+  Result<CommandLine> c = fail(Errc::internal, "no form");
+  const bool manual = std::find(args.begin(), args.end(), "-mf") != args.end() ||
+                      std::find(args.begin(), args.end(), "-sb") != args.end();
+  if (manual) {
+    c = parse_manual(args);
+  } else {
+    std::vector<std::string> bare;
+    bool option = false;
+    for (const auto& a : args) {
+      if (a == "-nowait") continue;
+      if (!a.empty() && a[0] == '-') option = true;
+      else bare.push_back(a);
+    }
+    if (!option && bare.size() == 2 && (!invoked_as_sendmail || in_hook)) {
+      // The manual's forwarding recipe: `sendmail FROM TO` with the mail on
+      // standard input, read to its end (a "." line is data).
+      CommandLine m;
+      m.form = CommandLine::Form::manual_stdin;
+      m.ignore_dots = true;
+      m.sender = bare[0];
+      m.recipients = split_addresses(bare[1]);
+      c = std::move(m);
+    } else {
+      c = parse_classic(args);
+    }
+  }
+  if (!c) return c;
+  if (c->form == CommandLine::Form::classic) {
+    if (!c->sender.empty() && c->sender != "<>" && !valid_address(c->sender))
+      return usage_error("bad sender address: " + c->sender);
+  } else {
+    if (!valid_address(c->sender)) return usage_error("bad sender address: " + c->sender);
+    if (c->recipients.empty()) return usage_error("no recipient");
+  }
+  for (const auto& r : c->recipients)
+    if (!valid_address(r)) return usage_error("bad recipient address: " + r);
+  return c;
+}
+
+int exit_status(const Error& e) {
+  namespace x = exit_code;
+  if (e.code == Errc::permission_denied) return x::no_perm;
+  if (e.code == Errc::unavailable) return x::temp_fail;
+  if (e.smtp_code >= 400 && e.smtp_code < 500) return x::temp_fail;
+  if (e.smtp_code >= 500) return e.enhanced.starts_with("5.1.") ? x::no_user : x::unavailable;
+  switch (e.code) {
+    case Errc::invalid_argument:
+    case Errc::parse: return x::data_err;
+    case Errc::not_found: return x::no_input;
+    case Errc::protocol: return x::protocol;
+    case Errc::internal: return x::software;
+    default: return x::temp_fail;  // io, temporary, busy, limit: try again later
+  }
+}
+
 namespace {
 
 // An exclusive lock on `file` (created 0600 when missing) for the -onlyonce
@@ -440,6 +622,12 @@ class Client {
               "the server refused " + (line.empty() ? std::string("the connection") : std::string(line)) +
                   ": " + r->text);
       e.smtp_code = r->code;
+      // "550 5.1.1 ...": the enhanced status code (RFC 3463), if any.
+      if (auto sp = r->text.find(' ', 4); r->text.size() > 4 && sp != std::string::npos) {
+        std::string_view code = std::string_view(r->text).substr(4, sp - 4);
+        if (code.size() >= 5 && code[1] == '.' && code.find_first_not_of("0123456789.") == std::string_view::npos)
+          e.enhanced = std::string(code);
+      }
       return unexpected(std::move(e));
     }
     return {};
@@ -450,6 +638,56 @@ class Client {
   Clock::time_point deadline_;
   std::string buf_;
 };
+
+}  // namespace
+
+namespace {
+
+std::string user_name(uid_t uid) {
+  if (passwd* pw = ::getpwuid(uid); pw && pw->pw_name) return pw->pw_name;
+  return "uid " + std::to_string(uid);
+}
+std::string group_name(gid_t gid) {
+  if (group* gr = ::getgrgid(gid); gr && gr->gr_name) return gr->gr_name;
+  return "gid " + std::to_string(gid);
+}
+
+// Why this user may not submit, and what to do about it: the socket's owner,
+// group and mode, or the folder on its path that may not be searched.
+std::string who_may_submit(const fs::path& socket) {
+  const std::string me = user_name(::getuid());
+  struct stat st {};
+  if (::stat(socket.c_str(), &st) != 0) {
+    // A folder on the way may not be searched (x) by this user: name it.
+    fs::path dir;
+    for (fs::path p = socket.parent_path(); !p.empty(); p = p.parent_path()) {
+      if (::access(p.c_str(), X_OK) != 0) dir = p;
+      if (p == p.root_path()) break;
+    }
+    if (dir.empty()) return "the socket cannot be reached by " + me;
+    struct stat ds {};
+    std::string who;
+    if (::stat(dir.c_str(), &ds) == 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(ds.st_mode & 07777));
+      who = " (owner " + user_name(ds.st_uid) + ", group " + group_name(ds.st_gid) + ", mode " + mode + ")";
+    }
+    return "the folder " + dir.string() + who + " may not be searched by " + me +
+           "; its mode forbids: give its group or others search permission (x)";
+  }
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  const std::string owner = user_name(st.st_uid), grp = group_name(st.st_gid);
+  std::string text = "the socket belongs to " + owner + ", group " + grp + ", mode " + mode + ": only " + owner +
+                     ", root";
+  if (st.st_mode & 0060) text += " and members of group " + grp;
+  text += " may submit mail";
+  if (st.st_mode & 0060)
+    text += "; join the group (usermod -aG " + grp + " " + me + ", then log in again) or run as " + owner;
+  else
+    text += "; run as " + owner;
+  return text;
+}
 
 }  // namespace
 
@@ -464,10 +702,17 @@ Status send(const fs::path& socket, const Envelope& env, std::string_view messag
   if (!fd) {
     if (fd.error().code == Errc::unavailable)
       return fail(Errc::unavailable, "the wizmail server is not running (" + socket.string() + ")");
+    if (fd.error().code == Errc::permission_denied)
+      return fail(Errc::permission_denied, fd.error().message + ": " + who_may_submit(socket));
     return unexpected(fd.error());
   }
   Client c(*fd, Clock::now() + timeout);
-  if (auto st = c.command("", 220); !st) return st;
+  if (auto st = c.command("", 220); !st) {
+    // Refused at the greeting: the server's own check of who may submit.
+    if (st.error().smtp_code >= 500)
+      return fail(Errc::permission_denied, st.error().message + "; " + who_may_submit(socket));
+    return st;
+  }
   if (auto st = c.command("EHLO localhost", 250); !st) return st;
   if (auto st = c.command("MAIL FROM:<" + env.sender + ">", 250); !st) return st;
   for (const auto& r : env.recipients)

@@ -13,6 +13,7 @@
 #include "control/state_names.hpp"
 #include "net/stream.hpp"
 #include "server/server_impl.hpp"
+#include "server/staging.hpp"
 #include "smtp/session.hpp"
 #include "wizmail/mailbox.hpp"
 
@@ -105,24 +106,9 @@ class SubmitConnection final : public server::Connection,
   asio::any_io_executor executor() const override { return ex_; }
   SessionInfo describe() const override { return note_.snapshot(id_); }
 
-  Status begin(const smtp::Transaction& txn) override {
-    std::filesystem::path tmp;
-    for (const auto& r : txn.recipients) {
-      if (!r.local()) continue;
-      tmp = rt_->mailbox_dir / r.account / "tmp";
-      break;
-    }
-    if (tmp.empty()) tmp = rt_->config->queue_dir() / "tmp";
-    auto m = StagedMessage::create(tmp);
-    if (!m) return unexpected(m.error());
-    staged_.emplace(std::move(*m));
-    return {};
-  }
-  Status write(std::string_view bytes) override {
-    if (!staged_) return fail(Errc::internal, "no message open");
-    return staged_->write(bytes);
-  }
-  void abort() noexcept override { staged_.reset(); }
+  Status begin(const smtp::Transaction& txn) override { return staging_.begin(*rt_, *srv_.pipeline, txn); }
+  Status write(std::string_view bytes) override { return staging_.write(bytes); }
+  void abort() noexcept override { staging_.abort(); }
 
  private:
   bool idle_state() const {
@@ -160,7 +146,7 @@ class SubmitConnection final : public server::Connection,
   std::unique_ptr<TrustedEnvironment> env_;
   std::unique_ptr<smtp::Session> session_;
   smtp::Output out_;
-  std::optional<StagedMessage> staged_;
+  server::MessageStaging staging_;
   SessionNote note_;
   std::string last_command_;
   std::array<char, 16384> buf_{};
@@ -168,32 +154,19 @@ class SubmitConnection final : public server::Connection,
 };
 
 asio::awaitable<Result<std::string>> SubmitConnection::commit() {
-  if (!staged_) co_return fail(Errc::internal, "commit without a message");
-  if (auto st = staged_->finish(); !st) {
-    staged_.reset();
-    co_return unexpected(st.error());
-  }
+  if (auto st = staging_.finish(); !st) co_return unexpected(st.error());
   const auto& txn = session_->transaction();
   for (const auto& r : txn.recipients) {
     if (!r.local()) continue;
-    if (auto st = env_->check_quota(r.account, staged_->size()); !st) {
-      staged_.reset();
+    if (auto st = env_->check_quota(r.account, staging_.size()); !st) {
+      staging_.abort();
       if (st.error().smtp_code == 452 || st.error().code == Errc::limit)
         co_return unexpected(Error::smtp(452, "4.2.2", "Error: mailbox full: " + r.address,
                                          st.error().message));
       co_return unexpected(st.error());
     }
   }
-  server::CommitJob job{std::move(*staged_), {}, {}, txn.reverse_path, "127.0.0.1", {}, {}};
-  staged_.reset();
-  for (const auto& r : txn.recipients) {
-    if (r.local()) job.locals.push_back({r.address, r.account, rt_->mailbox_dir / r.account});
-    else job.remote.recipients.push_back(r.address);
-  }
-  if (!job.remote.recipients.empty()) {
-    job.remote.sender = txn.reverse_path;
-    job.remote.client_ip = "127.0.0.1";
-  }
+  server::CommitJob job = staging_.take(*rt_, txn, "127.0.0.1", {});
   watchdog_.suspend();
   auto self = shared_from_this();
   auto result = co_await asio::async_initiate<decltype(asio::use_awaitable), void(Result<std::string>)>(
@@ -290,7 +263,7 @@ asio::awaitable<void> SubmitConnection::run() {
   watchdog_.stop();
   log_line(server::LogFile::smtp, "close");
   session_.reset();
-  staged_.reset();
+  staging_.abort();
   std::error_code ec;
   sock_.close(ec);
 }

@@ -34,6 +34,7 @@
 #include <thread>
 
 #include "net/tls.hpp"
+#include "outbound/notice.hpp"
 #include "outbound/smtp_client.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
@@ -422,49 +423,22 @@ void Relay::Impl::bounce(const QueueEntry& e, const std::vector<DsnRecipient>& f
   n_bounces.fetch_add(1);
   if (opt.on_bounce) opt.on_bounce();
 
-  AccountStore store(config->mailbox_dir());
-  // An account the store cannot look up may exist: the delivery is tried
-  // (and its failure logged; the message stays in deadmail/ either way).
-  auto may_exist = [&](const std::string& name) {
-    auto kind = store.lookup(name);
-    if (!kind) log("relay: " + e.id + ": account " + name + ": " + kind.error().message);
-    return !kind || *kind != AccountKind::none;
-  };
-  std::vector<fs::path> maildirs;
-  if (may_exist("postmaster"))
-    if (auto d = store.account_dir("postmaster")) maildirs.push_back(*d);
   if (e.sender.empty()) {
     log("relay: " + e.id + ": null sender, no bounce (copy to postmaster, message kept in deadmail/)");
-  } else {
-    auto domain = domain_of(e.sender);
-    auto locals = config->local_domains();
-    bool local = std::find(locals.begin(), locals.end(), domain) != locals.end();
-    if (local) {
-      auto name = AccountStore::normalize_name(std::string_view(e.sender).substr(0, e.sender.rfind('@')));
-      if (name && may_exist(*name)) {
-        if (auto d = store.account_dir(*name)) {
-          if (std::find(maildirs.begin(), maildirs.end(), *d) == maildirs.end()) maildirs.push_back(*d);
-        }
-      } else {
-        log("relay: " + e.id + ": bounce to <" + e.sender + ">: no such local account (postmaster gets it)");
-      }
-    } else {
-      QueueEnvelope env;
-      env.recipients = {e.sender};
-      if (auto id = queue.enqueue(env, std::string_view(dsn)))
-        log("relay: " + e.id + ": bounce to <" + e.sender + "> queued as " + *id);
+    AccountStore store(config->mailbox_dir());
+    auto kind = store.lookup("postmaster");
+    if (!kind) log("relay: " + e.id + ": account postmaster: " + kind.error().message);
+    if (auto d = store.account_dir("postmaster"); d && (!kind || *kind != AccountKind::none)) {
+      if (auto r = deliver_final(*d, "", "postmaster@" + config->server.domain, dsn))
+        log("relay: " + e.id + ": bounce delivered to postmaster");
       else
-        log("relay: " + e.id + ": cannot queue bounce: " + id.error().message);
-      asio::post(io, [this] { scan(); });
+        log("relay: " + e.id + ": bounce delivery to postmaster failed: " + r.error().message);
     }
+    return;
   }
-  if (maildirs.empty()) return;
-  auto results = deliver(maildirs, dsn);
-  for (std::size_t i = 0; i < results.size(); ++i) {
-    if (results[i]) log("relay: " + e.id + ": bounce delivered to " + maildirs[i].filename().string());
-    else log("relay: " + e.id + ": bounce delivery to " + maildirs[i].filename().string() + " failed: " +
-             results[i].error().message);
-  }
+  if (outbound::deliver_notice(*config, queue, e.sender, dsn, true, "relay: " + e.id + ": bounce",
+                               [this](const std::string& line) { log(line); }))
+    asio::post(io, [this] { scan(); });
 }
 
 asio::awaitable<Result<std::shared_ptr<SmtpClient>>> Relay::Impl::open_session(const std::vector<Hop>& hops) {

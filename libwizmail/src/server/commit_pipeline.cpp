@@ -99,7 +99,13 @@ void CommitPipeline::submit(CommitJob job) {
 
 void CommitPipeline::set_callbacks(std::shared_ptr<const CallbackList> cbs) {
   std::lock_guard lk(mu_);
+  has_callbacks_ = cbs && !cbs->empty();
   callbacks_ = std::move(cbs);
+}
+
+bool CommitPipeline::plain_delivery(const fs::path& account_dir) {
+  if (has_callbacks_.load(std::memory_order_relaxed)) return false;
+  return !(agent_ && agent_->needs_agent(account_dir));
 }
 
 void CommitPipeline::run(Waiter& me) {
@@ -194,6 +200,7 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
     bool published = false;
     std::optional<RelayQueue::Staged> agent;          // the delivery agent's spool entry
     bool agent_published = false;
+    std::optional<StagedMessage> plain;               // the message without final headers
     Status error;                                      // ok unless staging failed
   };
   std::vector<Work> work(jobs.size());
@@ -206,8 +213,28 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
     auto& job = jobs[i];
     auto& w = work[i];
     try {
+      const bool prefixed = job.final_headers_len > 0 && !job.locals.empty();
+      // The message as received, without final headers, for the relay queue
+      // and the agent's spool: the staged file itself, or (rarely: the
+      // account got hooks after DATA began) a copy without them.
+      auto plain = [&]() -> Result<const StagedMessage*> {
+        if (!prefixed) return &job.message;
+        if (!w.plain) {
+          auto c = StagedMessage::create_copy(job.message.tmp_path().parent_path(), {}, job.message,
+                                              job.final_headers_len);
+          if (!c) return unexpected(c.error());
+          w.plain.emplace(std::move(*c));
+          qsync.add_file(w.plain->fd(), w.plain->tmp_path());
+        }
+        return &*w.plain;
+      };
       if (!job.remote.recipients.empty()) {
-        auto st = queue_.stage(job.remote, job.message.tmp_path(), job.message.size());
+        auto p = plain();
+        if (!p) {
+          w.error = unexpected(p.error());
+          continue;
+        }
+        auto st = queue_.stage(job.remote, (*p)->tmp_path(), (*p)->size());
         if (!st) {
           w.error = unexpected(st.error());
           continue;
@@ -215,7 +242,9 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
         w.queued = std::move(*st);
         for (int fd : w.queued->files_to_sync()) qsync.add_file(fd);
       }
-      std::vector<fs::path> maildirs;
+      // The local copies: which account folder gets a copy, delivered to
+      // which address (its Delivered-To).
+      std::vector<LocalTarget> targets;
       // Rewritten copies join the delivery batch only once every local
       // recipient of this job was decided without error: a failure for one
       // recipient leaves no extra copy for another.
@@ -248,7 +277,7 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
           }
           if (!w.error) break;
           switch (dec.action) {
-            case DeliveryDecision::Action::accept: maildirs.push_back(l.dir); break;
+            case DeliveryDecision::Action::accept: targets.push_back(l); break;
             case DeliveryDecision::Action::discard:
               log_.server("delivery callback discarded the copy for " + l.address);
               break;
@@ -261,17 +290,21 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
                 break;
               }
               if (dir && *kind != AccountKind::none) {
-                maildirs.push_back(*dir);
+                // Delivered to the target account at the recipient's domain.
+                const auto at = l.address.rfind('@');
+                targets.push_back({dec.target + (at == std::string::npos ? "" : l.address.substr(at)),
+                                   dec.target, *dir});
               } else {
                 log_.server("delivery callback: redirect to unknown account '" + dec.target +
                             "' ignored; delivered to " + l.account);
-                maildirs.push_back(l.dir);
+                targets.push_back(l);
               }
               break;
             }
             case DeliveryDecision::Action::rewrite: {
               auto m = StagedMessage::create(l.dir / "tmp");
-              Status st = m ? m->write(dec.content) : Status(unexpected(m.error()));
+              Status st = m ? m->write(final_headers(job.sender, l.address)) : Status(unexpected(m.error()));
+              if (st) st = m->write(without_return_path(dec.content));
               if (st) st = m->finish();
               if (!st) {
                 w.error = st;
@@ -283,16 +316,18 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
           }
         }
       } else {
-        for (const auto& l : job.locals) maildirs.push_back(l.dir);
+        targets = job.locals;
       }
       if (!w.error) continue;  // staged copies and rewrites are dropped with their tmp files
-      // The queue entry links the message file: when no local copy takes it
-      // into the delivery batch (none, or every one discarded/rewritten), its
-      // data must be synced here before the entry is published.
       if (agent_) {
-        QueueEnvelope aenv{job.sender, agent_->take(maildirs, job.locals), job.client_ip, job.auth_user};
+        QueueEnvelope aenv{job.sender, agent_->take(targets), job.client_ip, job.auth_user};
         if (!aenv.recipients.empty()) {
-          auto st = agent_->spool().stage(aenv, job.message.tmp_path(), job.message.size());
+          auto p = plain();
+          if (!p) {
+            w.error = unexpected(p.error());
+            continue;
+          }
+          auto st = agent_->spool().stage(aenv, (*p)->tmp_path(), (*p)->size());
           if (!st) {
             w.error = unexpected(st.error());
             continue;
@@ -301,12 +336,34 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
           for (int fd : w.agent->files_to_sync()) qsync.add_file(fd);
         }
       }
-      if ((w.queued || w.agent) && maildirs.empty()) qsync.add_file(job.message.fd());
+      // One copy per account folder (two addresses of one account are one
+      // delivery), each starting with its own final headers: the staged
+      // file itself when it was written for that recipient, else a copy.
+      std::optional<fs::path> main_dir;
+      std::vector<std::pair<StagedMessage, fs::path>> copies;
+      std::vector<fs::path> seen;
+      for (const auto& t : targets) {
+        if (std::find(seen.begin(), seen.end(), t.dir) != seen.end()) continue;
+        seen.push_back(t.dir);
+        if (prefixed && !main_dir && t.dir == job.locals.front().dir) {
+          main_dir = t.dir;
+          continue;
+        }
+        auto c = StagedMessage::create_copy(t.dir / "tmp", final_headers(job.sender, t.address), job.message,
+                                            job.final_headers_len);
+        if (!c) {
+          w.error = unexpected(c.error());
+          break;
+        }
+        copies.emplace_back(std::move(*c), t.dir);
+      }
+      if (!w.error) continue;
+      // A queue or spool entry links the message file as received: its data
+      // is synced here (a copy without final headers was added above).
+      if ((w.queued || w.agent) && !prefixed) qsync.add_file(job.message.fd(), job.message.tmp_path());
       for (auto& [m, dir] : rewrites) w.extra.push_back(delivery.add(std::move(m), {dir}));
-      // A queue entry links the same file: its data must be synced, not journaled.
-      if (!maildirs.empty())
-        w.batch_index = delivery.add(std::move(job.message), std::move(maildirs),
-                                     w.queued.has_value() || w.agent.has_value());
+      for (auto& [m, dir] : copies) w.extra.push_back(delivery.add(std::move(m), {dir}));
+      if (main_dir) w.batch_index = delivery.add(std::move(job.message), {*main_dir});
     } catch (...) {
       w.error = fail(Errc::internal, "commit failed: " + what_of(std::current_exception()));
     }
@@ -390,9 +447,17 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
 
   std::vector<Status> results(jobs.size());
   std::vector<std::size_t> refused;  // delivery entries of messages answered 4xx
+  std::vector<std::string> own_names(jobs.size());
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     auto& w = work[i];
+    auto& job = jobs[i];
     Status result = w.error;
+    // A staged file no copy took (every local copy written anew, or
+    // discarded) is dropped before the client hears back: the queue and the
+    // spool entries have their own links by now.
+    own_names[i] = job.message.new_name();
+    job.message.discard();
+    w.plain.reset();
     if (result && (w.queued || w.agent) && !qdirs) result = qdirs;
     if (result && w.agent && !w.agent_published)
       result = fail(Errc::internal, "agent spool entry " + w.agent->id() + " not published");
@@ -441,7 +506,7 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
       } else if (w.queued) {
         id = w.queued->id();
       } else {
-        id = job.message.new_name();
+        id = own_names[i];
       }
       auto comma = id.find(',');
       if (comma != std::string::npos) id.resize(comma);

@@ -6,6 +6,7 @@
 // ever runs on an I/O thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
@@ -46,6 +47,11 @@ struct CommitJob {
   std::string auth_user;
   // Called on the commit thread: the queue id (message id) or why not.
   std::move_only_function<void(Result<std::string>)> done;
+  // The staged file starts with this many octets of final headers
+  // (final_headers() of `sender` and locals.front()): it is that
+  // recipient's Maildir copy as it is. 0: the message as received, and
+  // every local copy is written with its own headers at commit.
+  std::uint64_t final_headers_len = 0;
 };
 
 struct PipelineStats {
@@ -77,6 +83,10 @@ class CommitPipeline {
   // between threads cost more than the flush it waits for anyway.
   bool commit_here(CommitJob& job);
   void set_callbacks(std::shared_ptr<const CallbackList> cbs);
+  // Whether a copy for this account folder goes straight into its Maildir
+  // (no delivery callbacks, no list or hooks): then a session may stage it
+  // with its final headers (server/staging.hpp). Any thread.
+  bool plain_delivery(const std::filesystem::path& account_dir);
   // Before start(): copies for accounts that need the delivery agent (lists,
   // hooks) are committed into its spool instead of their Maildir.
   void set_agent(agent::LocalAgent* agent) { agent_ = agent; }
@@ -113,6 +123,7 @@ class CommitPipeline {
   std::vector<std::unique_ptr<Waiter>> waiters_;
   std::vector<Waiter*> idle_;
   std::shared_ptr<const CallbackList> callbacks_;
+  std::atomic<bool> has_callbacks_{false};
   bool stop_ = false;
   unsigned nthreads_;
   std::vector<std::thread> threads_;

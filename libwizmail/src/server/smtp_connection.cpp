@@ -12,6 +12,7 @@
 
 #include "net/stream.hpp"
 #include "server/server_impl.hpp"
+#include "server/staging.hpp"
 #include "control/state_names.hpp"
 #include "smtp/address.hpp"
 #include "smtp/session.hpp"
@@ -198,24 +199,9 @@ class SmtpConnection final : public Connection,
   SessionInfo describe() const override { return note_.snapshot(id_); }
 
   // MessageSink
-  Status begin(const smtp::Transaction& txn) override {
-    std::filesystem::path tmp;
-    for (const auto& r : txn.recipients) {
-      if (!r.local()) continue;
-      tmp = rt_->mailbox_dir / r.account / "tmp";
-      break;
-    }
-    if (tmp.empty()) tmp = rt_->config->queue_dir() / "tmp";
-    auto m = StagedMessage::create(tmp);
-    if (!m) return unexpected(m.error());
-    staged_.emplace(std::move(*m));
-    return {};
-  }
-  Status write(std::string_view bytes) override {
-    if (!staged_) return fail(Errc::internal, "no message open");
-    return staged_->write(bytes);
-  }
-  void abort() noexcept override { staged_.reset(); }
+  Status begin(const smtp::Transaction& txn) override { return staging_.begin(*rt_, *srv_.pipeline, txn); }
+  Status write(std::string_view bytes) override { return staging_.write(bytes); }
+  void abort() noexcept override { staging_.abort(); }
 
  private:
   bool idle_state() const {
@@ -258,7 +244,7 @@ class SmtpConnection final : public Connection,
   std::unique_ptr<Environment> env_;
   std::unique_ptr<smtp::Session> session_;
   smtp::Output out_;
-  std::optional<StagedMessage> staged_;
+  MessageStaging staging_;
   std::unique_ptr<net::ReadBuffer> tls_in_;
   bool reading_ = false, stopping_ = false;
   control::SessionNote note_;  // for Server::sessions()
@@ -296,11 +282,7 @@ asio::awaitable<std::tuple<std::error_code, std::string_view>> SmtpConnection::r
 }
 
 asio::awaitable<Result<std::string>> SmtpConnection::commit() {
-  if (!staged_) co_return fail(Errc::internal, "commit without a message");
-  if (auto st = staged_->finish(); !st) {
-    staged_.reset();
-    co_return unexpected(st.error());
-  }
+  if (auto st = staging_.finish(); !st) co_return unexpected(st.error());
   const auto& txn = session_->transaction();
   // The RCPT check knew only the declared SIZE (0 when absent): check every
   // local recipient's quota against the real size. One recipient over quota
@@ -308,27 +290,15 @@ asio::awaitable<Result<std::string>> SmtpConnection::commit() {
   // client may retry the others alone.
   for (const auto& r : txn.recipients) {
     if (!r.local()) continue;
-    if (auto st = env_->check_quota_now(r.account, staged_->size()); !st) {
-      staged_.reset();
+    if (auto st = env_->check_quota_now(r.account, staging_.size()); !st) {
+      staging_.abort();
       if (st.error().smtp_code == 452)
         co_return unexpected(Error::smtp(452, "4.2.2", "Error: mailbox full: " + r.address,
                                          st.error().message));
       co_return unexpected(st.error());
     }
   }
-  CommitJob job{std::move(*staged_), {}, {}, txn.reverse_path, peer_ip_, session_->account(), {}};
-  staged_.reset();
-  for (const auto& r : txn.recipients) {
-    if (r.local())
-      job.locals.push_back({r.address, r.account, rt_->mailbox_dir / r.account});
-    else
-      job.remote.recipients.push_back(r.address);
-  }
-  if (!job.remote.recipients.empty()) {
-    job.remote.sender = txn.reverse_path;
-    job.remote.client_ip = peer_ip_;
-    job.remote.auth_user = session_->account();
-  }
+  CommitJob job = staging_.take(*rt_, txn, peer_ip_, std::string(session_->account()));
   watchdog_.suspend();
   auto self = shared_from_this();
   auto result = co_await asio::async_initiate<decltype(asio::use_awaitable),
@@ -456,7 +426,7 @@ asio::awaitable<void> SmtpConnection::run() {
   watchdog_.stop();
   log_line(LogFile::smtp, "close");
   session_.reset();  // aborts an unfinished message
-  staged_.reset();
+  staging_.abort();
   co_await stream_.close_gracefully(
       watchdog_.bound(std::chrono::steady_clock::now() + net::tls_close_wait));
 }

@@ -85,6 +85,27 @@ Result<StagedMessage> StagedMessage::create(const fs::path& tmp_dir) {
   return StagedMessage(std::move(impl));
 }
 
+Result<StagedMessage> StagedMessage::create_copy(const fs::path& tmp_dir, std::string_view prefix,
+                                                const StagedMessage& source, std::uint64_t skip) {
+  if (!source.finished()) return fail(Errc::internal, "copy of a staged message that is not finished");
+  auto m = create(tmp_dir);
+  if (!m) return m;
+  if (auto st = m->write(prefix); !st) return unexpected(st.error());
+  auto buf = std::make_unique_for_overwrite<char[]>(kBufferSize);
+  for (std::uint64_t off = skip; off < source.size();) {
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kBufferSize, source.size() - off));
+    ssize_t n = ::pread(source.fd(), buf.get(), want, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("read " + source.tmp_path().string(), errno);
+    if (n == 0) return fail(Errc::io, "staged message " + source.tmp_path().string() + " shrank while being copied");
+    if (auto st = m->write(std::string_view(buf.get(), static_cast<std::size_t>(n))); !st)
+      return unexpected(st.error());
+    off += static_cast<std::uint64_t>(n);
+  }
+  if (auto st = m->finish(); !st) return unexpected(st.error());
+  return m;
+}
+
 Status StagedMessage::write(std::string_view data) {
   if (!impl_ || impl_->finished || impl_->failed)
     return fail(Errc::internal, "write to a staged message that is finished or failed");
@@ -506,6 +527,65 @@ std::vector<Result<fs::path>> deliver(std::span<const fs::path> maildirs, std::s
   (void)batch.commit();  // the per-recipient results say everything
   auto r = batch.results(0);
   return std::vector<Result<fs::path>>(r.begin(), r.end());
+}
+
+namespace {
+
+// A header value from an envelope address: no control characters (a line
+// break would start a field of the sender's choosing).
+void append_printable(std::string& out, std::string_view s) {
+  for (char c : s)
+    if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7F) out += c;
+}
+
+}  // namespace
+
+std::string final_headers(std::string_view sender, std::string_view recipient) {
+  std::string h;
+  h.reserve(32 + sender.size() + recipient.size());
+  h += "Return-Path: <";
+  append_printable(h, sender);
+  h += ">\r\nDelivered-To: ";
+  append_printable(h, recipient);
+  h += "\r\n";
+  return h;
+}
+
+ReturnPathFilter::Verdict ReturnPathFilter::classify(std::string_view name) noexcept {
+  static constexpr std::string_view kName = "return-path";
+  const std::size_t k = name.size();
+  for (std::size_t j = 0; j < std::min(k, kName.size()); ++j) {
+    char c = name[j];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+    if (c != kName[j]) return Verdict::keep;
+  }
+  // "Return-Path", optional white space (RFC 5322 obs-optional), ':'.
+  for (std::size_t j = kName.size(); j < k; ++j) {
+    if (name[j] == ':') return Verdict::drop;
+    if (name[j] != ' ' && name[j] != '\t') return Verdict::keep;
+  }
+  return k > 64 ? Verdict::keep : Verdict::undecided;
+}
+
+std::string without_return_path(std::string_view message) {
+  std::string out;
+  out.reserve(message.size());
+  ReturnPathFilter f;
+  auto append = [&](std::string_view s) -> Status {
+    out += s;
+    return {};
+  };
+  (void)f.feed(message, append);
+  (void)f.finish(append);
+  return out;
+}
+
+Result<fs::path> deliver_final(const fs::path& maildir, std::string_view sender, std::string_view recipient,
+                               std::string_view message, SyncMode mode) {
+  std::string copy = final_headers(sender, recipient) + without_return_path(message);
+  auto r = deliver(std::span<const fs::path>(&maildir, 1), copy, mode);
+  if (r.empty()) return fail(Errc::internal, "no delivery result");
+  return std::move(r.front());
 }
 
 }  // namespace wizmail

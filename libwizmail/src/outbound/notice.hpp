@@ -1,0 +1,28 @@
+// Private: where a delivery status notification goes (SPEC §6) — the relay's
+// bounces and the delivery agent's notices (refused list posts, failed
+// forwards, list members over quota) take the same way.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "wizmail/config.hpp"
+#include "wizmail/relay.hpp"
+
+namespace wizmail::outbound {
+
+// Deliver `notice` (a whole message, e.g. build_dsn()) to `to`, with the null
+// sender: a local address with an account gets it in its Maildir (final
+// headers "Return-Path: <>", "Delivered-To: <to>"), a local address without
+// one goes to postmaster instead, any other address is queued in `queue`
+// (resendmail/) for the relay. `copy_to_postmaster` also stores a copy for
+// postmaster (SPEC §6 for the relay's bounces; once when `to` is postmaster).
+// `to` must not be empty: nobody is told about mail from the null sender.
+// `label` starts every log line ("relay: <id>: bounce"). True when a queue
+// entry was made (the caller wakes the relay).
+bool deliver_notice(const Config& config, RelayQueue& queue, std::string_view to, std::string_view notice,
+                    bool copy_to_postmaster, std::string_view label,
+                    const std::function<void(const std::string&)>& log);
+
+}  // namespace wizmail::outbound

@@ -1,0 +1,67 @@
+#include "server/staging.hpp"
+
+#include "server/server_impl.hpp"
+
+namespace wizmail::server {
+
+Status MessageStaging::begin(const Runtime& rt, CommitPipeline& pipeline, const smtp::Transaction& txn) {
+  staged_.reset();
+  filter_ = ReturnPathFilter{};
+  final_len_ = 0;
+  const smtp::Recipient* first = nullptr;
+  bool one_account = true;
+  for (const auto& r : txn.recipients) {
+    if (!r.local()) continue;
+    if (!first) first = &r;
+    else if (r.account != first->account) one_account = false;
+  }
+  const auto tmp = first ? rt.mailbox_dir / first->account / "tmp" : rt.config->queue_dir() / "tmp";
+  auto m = StagedMessage::create(tmp);
+  if (!m) return unexpected(m.error());
+  staged_.emplace(std::move(*m));
+  if (first && one_account && !txn.has_remote() && pipeline.plain_delivery(rt.mailbox_dir / first->account)) {
+    const std::string h = final_headers(txn.reverse_path, first->address);
+    if (auto st = staged_->write(h); !st) {
+      staged_.reset();
+      return st;
+    }
+    final_len_ = h.size();
+  }
+  return {};
+}
+
+Status MessageStaging::write(std::string_view bytes) {
+  if (!staged_) return fail(Errc::internal, "no message open");
+  return filter_.feed(bytes, [this](std::string_view s) { return staged_->write(s); });
+}
+
+void MessageStaging::abort() noexcept { staged_.reset(); }
+
+Status MessageStaging::finish() {
+  if (!staged_) return fail(Errc::internal, "commit without a message");
+  Status st = filter_.finish([this](std::string_view s) { return staged_->write(s); });
+  if (st) st = staged_->finish();
+  if (!st) staged_.reset();
+  return st;
+}
+
+CommitJob MessageStaging::take(const Runtime& rt, const smtp::Transaction& txn, std::string client_ip,
+                               std::string auth_user) {
+  CommitJob job{std::move(*staged_), {}, {}, txn.reverse_path, std::move(client_ip), std::move(auth_user), {}};
+  staged_.reset();
+  job.final_headers_len = final_len_;
+  for (const auto& r : txn.recipients) {
+    if (r.local())
+      job.locals.push_back({r.address, r.account, rt.mailbox_dir / r.account});
+    else
+      job.remote.recipients.push_back(r.address);
+  }
+  if (!job.remote.recipients.empty()) {
+    job.remote.sender = job.sender;
+    job.remote.client_ip = job.client_ip;
+    job.remote.auth_user = job.auth_user;
+  }
+  return job;
+}
+
+}  // namespace wizmail::server
