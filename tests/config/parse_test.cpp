@@ -88,7 +88,7 @@ TEST_CASE("every key of the manual and of SPEC §2 is in the table, in its file"
         "pop_before_smtp", "pop_befor_smtp_time_to_live", "use_dustbox", "address_permits_relay",
         "resend_timeout", "resend_scan_interval", "send_permits_only_smtp_auth", "multiprocessing",
         "multiprocessing_exempt", "send_max_during_a_day", "reject_domain", "reject_mailaddress",
-        "reject_mailaddres", "max_mail_size", "max_recipients", "auth_requires_tls", "smart_host",
+        "reject_mailaddres", "max_mail_size", "queue_minfree", "max_recipients", "auth_requires_tls", "smart_host",
         "dns_servers", "outbound_port", "session_timeout", "host"}},
       {"popenv.dat", {"host", "port", "pop3s_port", "uidl_interval", "dustbox"}},
       {"wiz98msenv.dat",

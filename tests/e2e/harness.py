@@ -36,8 +36,9 @@ def make_cert(directory):
 
 
 class Home:
-    def __init__(self, tls=False, smtp_extra="", accounts=(("alice", "secret"), ("postmaster", "pm"))):
-        self.path = tempfile.mkdtemp(prefix="wizmail-e2e-")
+    def __init__(self, tls=False, smtp_extra="", accounts=(("alice", "secret"), ("postmaster", "pm")),
+                 root=None, server_extra=""):
+        self.path = tempfile.mkdtemp(prefix="wizmail-e2e-", dir=root)
         atexit.register(shutil.rmtree, self.path, True)
         self.port = free_port()
         self.submission_port = free_port()
@@ -61,7 +62,7 @@ class Home:
             smtp += "dns_servers=127.0.0.1:9\n"
         with open(os.path.join(self.path, "def", "smtpenv.dat"), "w") as f:
             f.write(smtp)
-        server = "domain=localhost\n"
+        server = "domain=localhost\n" + server_extra
         if tls:
             self.cert, self.key = make_cert(self.path)
             server += f"tls_cert_file={self.cert}\ntls_key_file={self.key}\n"
@@ -80,18 +81,22 @@ class Home:
 
 
 class Server:
-    def __init__(self, home):
+    def __init__(self, home, wait=True):
         self.home = home
-        self.log = open(os.path.join(home.path, "stderr.log"), "wb")
+        self.log = open(os.path.join(home.path, "stderr.log"), "ab")
         self.proc = subprocess.Popen([SERVER, "--home", home.path], stdout=self.log, stderr=self.log)
         _procs.append(self.proc)
-        end = time.time() + 20
+        if wait:
+            self.wait_listening()
+
+    def wait_listening(self, timeout=20):
+        end = time.time() + timeout
         while True:
             if self.proc.poll() is not None:
                 raise SystemExit("wizmail-server exited: " + open(self.log.name).read())
             try:
-                socket.create_connection(("127.0.0.1", home.port), 0.2).close()
-                break
+                socket.create_connection(("127.0.0.1", self.home.port), 0.2).close()
+                return
             except OSError:
                 if time.time() > end:
                     raise SystemExit("wizmail-server did not start listening")

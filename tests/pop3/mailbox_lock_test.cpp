@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "small_fs.hpp"
 #include "util/fs.hpp"
 
 namespace fs = std::filesystem;
@@ -24,12 +26,14 @@ using namespace wizmail::pop3;
 
 namespace {
 
+// An account folder: the lock flocks its cur/.
 struct TempDir {
   fs::path path;
   TempDir() {
     char t[] = "/tmp/wizmail-pop3-lock-XXXXXX";
     REQUIRE(::mkdtemp(t));
     path = t;
+    fs::create_directory(path / "cur");
   }
   ~TempDir() { fs::remove_all(path); }
 };
@@ -318,4 +322,91 @@ TEST_CASE("contention: never two holders at once, stale takeovers included") {
   }
   CHECK(violations->load() == 0);
   ::munmap(shared, 2 * sizeof(int));
+}
+
+namespace {
+
+// Whether another process can take the lock now (it exits at once).
+bool child_acquires(const fs::path& dir) {
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const bool got = MailboxLock::acquire(dir).has_value();  // and released
+    ::_exit(got ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  return WEXITSTATUS(status) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("full disk: no room for the name, the lock holds with an empty file") {
+  // Issue 13: the owner of a mailbox on a full file system could not log in
+  // (the lock's content could not be written).
+  test::SmallTmpfs tmp("size=64k");
+  const fs::path acct = tmp.path() / "alice";
+  fs::create_directories(acct / "cur");
+  tmp.fill_blocks();
+  auto a = MailboxLock::acquire(acct);
+  REQUIRE(a);
+  CHECK(a->held());
+  CHECK(a->note().find("left empty") != std::string::npos);
+  CHECK(fs::file_size(acct / lock_file_name) == 0);
+  CHECK(a->refresh());  // needs no block either
+  auto b = MailboxLock::acquire(acct);
+  REQUIRE_FALSE(b);
+  CHECK(b.error().code == Errc::busy);
+  CHECK_FALSE(child_acquires(acct));
+  // Its own empty file is removed at release, so the next login is not
+  // kept out by an anonymous lock.
+  a->release();
+  CHECK_FALSE(fs::exists(acct / lock_file_name));
+  CHECK(child_acquires(acct));
+  // With room again the name is written.
+  tmp.free_all();
+  auto c = MailboxLock::acquire(acct);
+  REQUIRE(c);
+  CHECK(c->note().empty());
+  CHECK(util::read_file(acct / lock_file_name).value().starts_with(me() + " "));
+}
+
+TEST_CASE("full disk: no inode for the lock file, cur/ alone locks on this host") {
+  test::SmallTmpfs tmp("size=64k,nr_inodes=16");
+  const fs::path acct = tmp.path() / "alice";
+  fs::create_directories(acct / "cur");
+  tmp.fill_blocks();
+  tmp.fill_inodes();
+  auto a = MailboxLock::acquire(acct);
+  REQUIRE(a);
+  CHECK(a->held());
+  CHECK(a->path().empty());
+  CHECK(a->note().find("no lock file") != std::string::npos);
+  CHECK_FALSE(fs::exists(acct / lock_file_name));
+  auto b = MailboxLock::acquire(acct);
+  REQUIRE_FALSE(b);
+  CHECK(b.error().code == Errc::busy);
+  CHECK(b.error().message.find("another session on this host") != std::string::npos);
+  CHECK_FALSE(child_acquires(acct));
+  // Room again while it is held: another process still cannot get in
+  // through a lock file it could now create.
+  tmp.free_all();
+  CHECK_FALSE(child_acquires(acct));
+  a->release();
+  CHECK(child_acquires(acct));
+}
+
+TEST_CASE("a holder that flocks only the lock file (an older wizmail) still excludes") {
+  TempDir d;
+  write_lock(d.path, me() + " 1 " + std::to_string(process_start_time(1)) + "\n");
+  int fd = ::open((d.path / lock_file_name).c_str(), O_RDWR | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(::flock(fd, LOCK_EX) == 0);
+  write_lock(d.path, me() + " 2147483646 0\n");  // looks stale: only the flock keeps it
+  auto r = MailboxLock::acquire(d.path);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == Errc::busy);
+  ::close(fd);
+  CHECK(MailboxLock::acquire(d.path));
 }

@@ -38,6 +38,18 @@ Result<AccountSettings> FakeEnv::account_settings(std::string_view account) {
   return it->second.settings;
 }
 
+bool FakeEnv::storage_allows(Storage where, std::int64_t size) {
+  static const char* const names[] = {"mailboxes", "queue", "any"};
+  calls.push_back(std::string("storage ") + names[static_cast<int>(where)] + " " +
+                  std::to_string(size));
+  const auto need = effective_queue_minfree(config->smtp) + size;
+  auto fits = [&](Storage w) {
+    auto it = free_bytes.find(w);
+    return it == free_bytes.end() || it->second >= need;
+  };
+  return where == Storage::any ? fits(Storage::mailboxes) || fits(Storage::queue) : fits(where);
+}
+
 Result<bool> FakeEnv::quota_allows(std::string_view account, std::int64_t size) {
   calls.push_back("quota " + std::string(account) + " " + std::to_string(size));
   auto it = accounts.find(std::string(account));
@@ -162,6 +174,7 @@ void apply_config(Config& c, std::string_view key, std::string_view v) {
   else if (key == "reject_domain") c.smtp.reject_domain = list();
   else if (key == "reject_mailaddress") c.smtp.reject_mailaddress = list();
   else if (key == "max_mail_size") c.smtp.max_mail_size = num();
+  else if (key == "queue_minfree") c.smtp.queue_minfree = num();
   else if (key == "max_recipients") c.smtp.max_recipients = static_cast<int>(num());
   else if (key == "auth_requires_tls") c.smtp.auth_requires_tls = to_bool(v);
   else if (key == "domain") c.server.domain = std::string(v);
@@ -298,6 +311,14 @@ RunResult run_script(std::string_view script, std::size_t chunk) {
         else throw std::runtime_error("bad @account word");
       }
       env.accounts[std::string(w.at(0))] = a;
+    } else if (line.starts_with("@disk ")) {
+      for (auto w : words(line.substr(6))) {
+        auto [k, v] = key_value(w);
+        auto n = *util::parse_int(v);
+        if (k == "mailboxes") env.free_bytes[Environment::Storage::mailboxes] = n;
+        else if (k == "queue") env.free_bytes[Environment::Storage::queue] = n;
+        else throw std::runtime_error("bad @disk word");
+      }
     } else if (line.starts_with("@ownip ")) {
       env.own_literals.emplace_back(line.substr(7));
     } else if (line.starts_with("@penalty ")) {

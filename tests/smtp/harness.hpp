@@ -61,11 +61,14 @@ class FakeEnv : public Environment {
   // The client network's earlier AUTH failures (@penalty N), as a shared
   // net::AuthPenalty would count them.
   int network_failures = 0;
+  // Free bytes per file system (@disk mailboxes=N queue=M); missing: plenty.
+  std::map<Storage, std::int64_t> free_bytes;
 
   bool is_local_domain(std::string_view domain) override;
   Result<AccountKind> lookup_account(std::string_view account) override;
   Result<AccountSettings> account_settings(std::string_view account) override;
   Result<bool> quota_allows(std::string_view account, std::int64_t size) override;
+  bool storage_allows(Storage where, std::int64_t size) override;
   Result<bool> authenticate(std::string_view user, std::string_view password) override;
   int auth_failed(std::string_view client_ip) override;
   void auth_succeeded(std::string_view client_ip) override;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "small_fs.hpp"
 #include "temp_dir.hpp"
 #include "util/fs.hpp"
 #include "wizmail/mailbox.hpp"
@@ -396,4 +397,24 @@ TEST_CASE("delivery batch: withdrawing a classic entry removes its copies durabl
   batch.tidy();
   auto counters = Mailbox(a).counters();
   CHECK((!counters || counters->received == 0));
+}
+
+TEST_CASE("journal: no room for a new one: no journal, nothing written, made once there is room") {
+  // Issue 13: a home with less than 16 MiB free could not start.
+  test::SmallTmpfs small("size=4m");
+  const fs::path jf = small.path() / "var" / "journal" / "delivery";
+  DeliveryJournal::RecoveryReport rep;
+  auto j = DeliveryJournal::open(jf, {}, &rep);
+  REQUIRE(j);
+  CHECK(*j == nullptr);
+  CHECK(rep.not_created.find("the journal needs") != std::string::npos);
+  CHECK_FALSE(fs::exists(jf));
+  CHECK_FALSE(fs::exists(jf.string() + ".new"));
+  small.remount("size=40m");
+  DeliveryJournal::RecoveryReport rep3;
+  auto j3 = DeliveryJournal::open(jf, {}, &rep3);
+  REQUIRE(j3);
+  REQUIRE(*j3 != nullptr);
+  CHECK(rep3.not_created.empty());
+  CHECK(fs::file_size(jf) == 16ull << 20);
 }

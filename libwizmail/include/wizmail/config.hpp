@@ -52,6 +52,7 @@ struct SmtpSettings {
   std::vector<std::string> reject_domain;
   std::vector<std::string> reject_mailaddress;
   std::int64_t max_mail_size = 52428800;
+  std::int64_t queue_minfree = 0;          // bytes; 0 = 1.5 × max_mail_size
   int max_recipients = 1000;
   bool auth_requires_tls = false;
   std::string smart_host;                  // host[:port], empty = MX routing
@@ -62,6 +63,11 @@ struct SmtpSettings {
   // with a warning; a non-empty value is one more local domain.
   std::string host;
 };
+
+// The free space MAIL and RCPT require (queue_minfree, its 0 resolved).
+inline std::int64_t effective_queue_minfree(const SmtpSettings& s) noexcept {
+  return s.queue_minfree > 0 ? s.queue_minfree : s.max_mail_size + s.max_mail_size / 2;
+}
 
 // Settings that def/popenv.dat holds.
 struct PopSettings {

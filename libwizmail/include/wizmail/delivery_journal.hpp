@@ -69,10 +69,15 @@ class DeliveryJournal {
     std::size_t repaired = 0;  // copies whose content differed, rewritten
     std::size_t skipped = 0;   // target Maildirs that no longer exist
     std::filesystem::path corrupt_kept;  // set when an unreadable journal was set aside
+    // Why no journal was made (its file system has not the room for a new
+    // one): open() then returns a null journal, and the caller commits the
+    // classic way; the next open() with room makes it.
+    std::string not_created;
   };
 
   // Open the journal `file` (creating and preallocating it, and its folder,
-  // when missing) and replay what follows its checkpoint. A journal whose
+  // when missing: null, with report->not_created, when that has no room)
+  // and replay what follows its checkpoint. A journal whose
   // headers are both unreadable is renamed to "<file>.corrupt.<time>" (kept
   // for the administrator) and a new one is created; report->corrupt_kept
   // names it.

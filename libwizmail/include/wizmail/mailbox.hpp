@@ -90,6 +90,7 @@ class Mailbox {
   // them to <dustbox_root>/<account>/. The folder is fsynced once for the
   // whole batch and the `deleted` counter updated once. Stops at the first
   // failure (messages removed before it stay removed; the counter counts them).
+  // A counter that cannot be written (a full disk) is not a failure.
   // A dustbox on another filesystem gets a copy made under a hidden name,
   // fsynced, renamed into place and its folder fsynced before the message is
   // unlinked: an error or crash never leaves a partial file under the final

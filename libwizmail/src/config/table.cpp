@@ -144,6 +144,14 @@ std::vector<Key> make_keys() {
        .min = 1024, .max = std::int64_t{1} << 40,
        .doc = "Largest message accepted, in bytes (advertised with SIZE).",
        .example = "10485760", .field = field<smtp, &S::max_mail_size>},
+      {.name = "queue_minfree", .file = smtpenv, .type = T::bytes, .default_value = "0",
+       .min = 0, .max = std::int64_t{1} << 50,
+       .doc = "Bytes a file system must keep free to take mail (as Postfix's queue_minfree): "
+              "below it, or below it plus a SIZE= declared at MAIL, MAIL and RCPT get "
+              "452 4.3.1 Insufficient system storage before any data is sent. Checked on the "
+              "mailbox folder's file system for local recipients and on the queue's "
+              "(resendmail/) for remote ones. 0 = 1.5 × max_mail_size (Postfix's rule).",
+       .example = "104857600", .field = field<smtp, &S::queue_minfree>},
       {.name = "max_recipients", .file = smtpenv, .type = T::integer, .default_value = "1000",
        .min = 1, .max = 100000, .doc = "Recipients allowed in one transaction.",
        .example = "100", .field = field<smtp, &S::max_recipients>},

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 #include <sstream>
+#include <utility>
 
 #include "util/fs.hpp"
 
@@ -65,22 +66,23 @@ unsigned long long process_start_time(pid_t pid) {
 }
 
 MailboxLock::MailboxLock(MailboxLock&& o) noexcept
-    : path_(std::move(o.path_)), fd_(o.fd_), content_(std::move(o.content_)), dev_(o.dev_),
-      ino_(o.ino_) {
+    : dir_fd_(std::exchange(o.dir_fd_, -1)), path_(std::move(o.path_)),
+      fd_(std::exchange(o.fd_, -1)), content_(std::move(o.content_)),
+      note_(std::move(o.note_)), dev_(o.dev_), ino_(o.ino_) {
   o.path_.clear();
-  o.fd_ = -1;
 }
 
 MailboxLock& MailboxLock::operator=(MailboxLock&& o) noexcept {
   if (this != &o) {
     release();
+    dir_fd_ = std::exchange(o.dir_fd_, -1);
     path_ = std::move(o.path_);
-    fd_ = o.fd_;
+    fd_ = std::exchange(o.fd_, -1);
     content_ = std::move(o.content_);
+    note_ = std::move(o.note_);
     dev_ = o.dev_;
     ino_ = o.ino_;
     o.path_.clear();
-    o.fd_ = -1;
   }
   return *this;
 }
@@ -106,6 +108,12 @@ Holder read_holder(int fd) {
   return h;
 }
 
+bool no_room(int err) { return err == ENOSPC || err == EDQUOT; }
+
+std::string locked_by(const fs::path& path, const Holder& h) {
+  return "mailbox locked by " + h.who() + " (" + path.string() + ")";
+}
+
 }  // namespace
 
 Result<MailboxLock> MailboxLock::acquire(const fs::path& account_dir, const Options& opt) {
@@ -117,10 +125,38 @@ Result<MailboxLock> MailboxLock::acquire(const fs::path& account_dir, const Opti
                               util::unique_name_part() + "\n";
   constexpr int open_flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW;
 
+  // This host first: the cur/ flock needs no disk space.
+  const fs::path cur = account_dir / "cur";
+  Fd dir(::open(cur.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.fd < 0) return fail_errno("open " + cur.string(), errno);
+  int rc;
+  do rc = ::flock(dir.fd, LOCK_EX | LOCK_NB);
+  while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    if (errno == EWOULDBLOCK) {
+      Holder h;
+      if (Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)); f.fd >= 0)
+        h = read_holder(f.fd);
+      return fail(Errc::busy, h.parsed ? locked_by(path, h)
+                                       : "mailbox locked by another session on this host (" +
+                                             cur.string() + ")");
+    }
+    ::close(dir.fd);  // no flock on directories here (NFS): the lock file alone
+    dir.fd = -1;
+  }
+
   for (int attempt = 0; attempt < 8; ++attempt) {
     bool created = true;
     Fd fd(::open(path.c_str(), open_flags | O_CREAT | O_EXCL, 0600));
     if (fd.fd < 0) {
+      if (no_room(errno) && dir.fd >= 0) {
+        // Not even an empty file fits (no inode left): the cur/ flock alone.
+        MailboxLock lock;
+        lock.note_ = "no lock file (" + std::string(std::strerror(errno)) + " in " +
+                     account_dir.string() + "): locked on this host only";
+        lock.dir_fd_ = std::exchange(dir.fd, -1);
+        return lock;
+      }
       if (errno != EEXIST) return fail_errno("create " + path.string(), errno);
       created = false;
       fd.fd = ::open(path.c_str(), open_flags);
@@ -132,14 +168,12 @@ Result<MailboxLock> MailboxLock::acquire(const fs::path& account_dir, const Opti
     // A file we just created can only be flocked meanwhile by an acquirer
     // judging it (empty and fresh: busy), which lets go at once: wait for
     // it rather than leave an empty lock file behind.
-    int rc;
     do rc = ::flock(fd.fd, created ? LOCK_EX : LOCK_EX | LOCK_NB);
     while (rc != 0 && errno == EINTR);
     if (rc != 0) {
       if (errno != EWOULDBLOCK) return fail_errno("flock " + path.string(), errno);
       // A live holder (it may not have written its name yet).
-      return fail(Errc::busy,
-                  "mailbox locked by " + read_holder(fd.fd).who() + " (" + path.string() + ")");
+      return fail(Errc::busy, locked_by(path, read_holder(fd.fd)));
     }
     // We hold the flock of the file we opened; make sure it is still the
     // lock file and not one its holder removed after we opened it.
@@ -163,49 +197,61 @@ Result<MailboxLock> MailboxLock::acquire(const fs::path& account_dir, const Opti
         stale = h.pid == my_pid || !process_alive(h.pid, h.start);
       else
         stale = age > opt.foreign_stale_age;
-      if (!stale)
-        return fail(Errc::busy, "mailbox locked by " + h.who() + " (" + path.string() + ")");
+      if (!stale) return fail(Errc::busy, locked_by(path, h));
       if (::ftruncate(fd.fd, 0) != 0) return fail_errno("truncate " + path.string(), errno);
     }
+    MailboxLock lock;
+    lock.content_ = content;
+    errno = 0;
     if (::pwrite(fd.fd, content.data(), content.size(), 0) !=
         static_cast<ssize_t>(content.size())) {
-      int e = errno;
-      if (created) ::unlink(path.c_str());  // still ours: we hold its flock
-      return fail_errno("write " + path.string(), e);
+      // No room for the name (a full disk; any write error): the lock
+      // holds all the same, with an empty file, as Dovecot's dotlocks do;
+      // a partial write is undone (a torn name would read as another holder).
+      const int e = errno ? errno : ENOSPC;
+      if (::ftruncate(fd.fd, 0) != 0) {
+        if (created) ::unlink(path.c_str());  // still ours: we hold its flock
+        return fail_errno("write " + path.string(), e);
+      }
+      lock.content_.clear();
+      lock.note_ = "lock file " + path.string() + " left empty (" + std::strerror(e) +
+                   "): other hosts see an anonymous lock";
     }
-    MailboxLock lock;
+    lock.dir_fd_ = std::exchange(dir.fd, -1);
     lock.path_ = path;
-    lock.content_ = content;
     lock.dev_ = mine.st_dev;
     lock.ino_ = mine.st_ino;
-    lock.fd_ = fd.fd;
-    fd.fd = -1;
+    lock.fd_ = std::exchange(fd.fd, -1);
     return lock;
   }
   return fail(Errc::busy, "mailbox lock contended (" + path.string() + ")");
 }
 
 Status MailboxLock::refresh() {
-  if (path_.empty()) return {};
+  if (fd_ < 0) return {};
   if (::futimens(fd_, nullptr) != 0) return fail_errno("touch " + path_.string(), errno);
   return {};
 }
 
 void MailboxLock::release() noexcept {
-  if (path_.empty()) return;
-  // Still holding the flock: nobody on this host can take the file over
-  // meanwhile. Remove it only when the path is still our file with our
-  // content (a foreign host may have taken over a lock it judged stale).
-  struct stat st {};
-  if (::stat(path_.c_str(), &st) == 0 && st.st_ino == ino_ && st.st_dev == dev_) {
-    char buf[512];
-    ssize_t n = ::pread(fd_, buf, sizeof buf, 0);
-    if (n > 0 && std::string_view(buf, static_cast<std::size_t>(n)) == content_)
-      ::unlink(path_.c_str());
+  if (fd_ >= 0) {
+    // Still holding the flock: nobody on this host can take the file over
+    // meanwhile. Remove it only when the path is still our file with our
+    // content (a foreign host may have taken over a lock it judged stale).
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) == 0 && st.st_ino == ino_ && st.st_dev == dev_) {
+      char buf[512];
+      ssize_t n = ::pread(fd_, buf, sizeof buf, 0);
+      if (n >= 0 && std::string_view(buf, static_cast<std::size_t>(n)) == content_)
+        ::unlink(path_.c_str());
+    }
+    ::close(fd_);  // drops the flock
+    fd_ = -1;
   }
-  ::close(fd_);  // drops the flock
-  fd_ = -1;
+  if (dir_fd_ >= 0) ::close(dir_fd_);
+  dir_fd_ = -1;
   path_.clear();
+  note_.clear();
 }
 
 }  // namespace wizmail::pop3

@@ -43,6 +43,10 @@ class Maildrop {
   virtual Status commit(const std::vector<std::size_t>& indexes) = 0;
   // The holder is alive: refresh the lock so other hosts do not break it.
   virtual void keep_alive() {}
+  // What could not be done at login without failing it (a full disk: the
+  // lock file left empty, the `ip` file not written, new/ not moved to
+  // cur/), for error.log.
+  virtual std::vector<std::string> login_notes() const { return {}; }
 };
 
 // Accounts: verifying credentials and opening the maildrop.

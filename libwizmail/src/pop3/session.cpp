@@ -373,6 +373,8 @@ void Session::login(Output& out, const std::string& account) {
     return;
   }
   drop_ = std::move(*drop);
+  for (auto& note : drop_->login_notes())
+    out.logs.push_back({LogEvent::Channel::error, "pop3: " + account + ": " + note});
   account_ = account;
   state_ = State::transaction;
   const auto& msgs = drop_->messages();

@@ -40,9 +40,9 @@ class FileReader : public MessageReader {
 class MaildirDrop : public Maildrop {
  public:
   MaildirDrop(MailboxLock lock, Mailbox box, std::vector<wizmail::MessageInfo> list,
-              fs::path dustbox, DeliveryJournal* journal)
+              fs::path dustbox, DeliveryJournal* journal, std::vector<std::string> notes)
       : lock_(std::move(lock)), box_(std::move(box)), dustbox_(std::move(dustbox)),
-        journal_(journal) {
+        journal_(journal), notes_(std::move(notes)) {
     infos_.reserve(list.size());
     paths_.reserve(list.size());
     for (auto& m : list) {
@@ -84,12 +84,14 @@ class MaildirDrop : public Maildrop {
   }
 
   void keep_alive() override { (void)lock_.refresh(); }
+  std::vector<std::string> login_notes() const override { return notes_; }
 
  private:
   MailboxLock lock_;
   Mailbox box_;
   fs::path dustbox_;
   DeliveryJournal* journal_;
+  std::vector<std::string> notes_;
   std::vector<MessageInfo> infos_;
   std::vector<fs::path> paths_;
 };
@@ -178,26 +180,34 @@ Result<std::unique_ptr<Maildrop>> StoreBackend::open_maildrop(std::string_view a
   if (!dir) return unexpected(dir.error());
   auto lock = MailboxLock::acquire(*dir, opt_.lock);
   if (!lock) return unexpected(lock.error());
+  // Nothing below may fail the login for want of disk space: on a full
+  // disk the owner must still be able to download and delete (Dovecot
+  // likewise logs a failed last-login update and goes on).
+  std::vector<std::string> notes;
+  if (!lock->note().empty()) notes.push_back(lock->note());
   if (!peer_ip.empty()) {
-    // POP-before-SMTP relies on it: a login that cannot record itself fails
-    // (the session says [SYS/TEMP] and error.log gets the reason). The file
-    // keeps the login across restarts; the table makes it visible to SMTP
-    // before the client sees +OK.
+    // The table makes the login visible to SMTP before the client sees +OK
+    // (POP-before-SMTP relies on it: a login it cannot record fails, the
+    // session says [SYS/TEMP]); the file keeps it across restarts, and one
+    // that cannot be written (a full disk) is logged, not fatal.
     const auto now = static_cast<std::int64_t>(std::time(nullptr));
-    if (auto st = store_.write_pop_login(account, peer_ip, now); !st) return unexpected(st.error());
+    if (auto st = store_.write_pop_login(account, peer_ip, now); !st)
+      notes.push_back("POP login not recorded in the ip file: " + st.error().message);
     if (opt_.pop_logins)
       if (auto st = opt_.pop_logins->record(peer_ip, dir->filename().string(), now, opt_.pop_login_ttl); !st)
         return unexpected(st.error());
   }
   Mailbox box(*dir);
-  if (auto moved = box.move_all_to_cur(); !moved) return unexpected(moved.error());
+  // A message left in new/ is listed and served from there all the same.
+  if (auto moved = box.move_all_to_cur(); !moved)
+    notes.push_back("new/ not moved to cur/: " + moved.error().message);
   auto list = box.list();
   if (!list) return unexpected(list.error());
   fs::path dust;
   if (opt_.use_dustbox && opt_.use_dustbox(account)) dust = opt_.dustbox_dir;
   return std::unique_ptr<Maildrop>(
       std::make_unique<MaildirDrop>(std::move(*lock), std::move(box), std::move(*list),
-                                    std::move(dust), opt_.journal));
+                                    std::move(dust), opt_.journal, std::move(notes)));
 }
 
 }  // namespace wizmail::pop3

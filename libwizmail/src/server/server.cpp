@@ -379,6 +379,9 @@ Status Server::start() {
     }
     if (!rep->corrupt_kept.empty())
       I.logger.server("delivery journal unreadable, kept as " + rep->corrupt_kept.string());
+    if (!rep->not_created.empty())
+      I.logger.server("delivery journal not made (" + rep->not_created +
+                      "): committing without it; it is made at a start with room");
     if (rep->records > 0)
       I.logger.server("delivery journal recovery: " + std::to_string(rep->records) + " records, " +
                       std::to_string(rep->present) + " copies whole, " +

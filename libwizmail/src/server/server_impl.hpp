@@ -25,6 +25,7 @@
 #include "ops/metrics.hpp"
 #include "agent/local_agent.hpp"
 #include "server/commit_pipeline.hpp"
+#include "server/free_space.hpp"
 #include "server/io_pool.hpp"
 #include "server/log.hpp"
 #include "control/live.hpp"
@@ -118,6 +119,8 @@ struct Server::Impl {
   server::SendCounters send_counters;
   // POP3 logins for POP-before-SMTP (opt.pop_logins, else in memory).
   std::shared_ptr<PopLoginTable> pop_logins;
+  // Free space of the mailbox and queue file systems (queue_minfree).
+  server::FreeSpace free_space;
   // Failed SMTP AUTH and POP3 logins per client network (both protocols).
   net::AuthPenalty auth_penalty;
 

@@ -127,6 +127,19 @@ class Environment final : public smtp::Environment {
     return *r;
   }
 
+  bool storage_allows(Storage where, std::int64_t size) override {
+    const auto minfree = effective_queue_minfree(rt_.config->smtp);
+    const auto& mailboxes = rt_.mailbox_dir;
+    const auto queue = rt_.config->queue_dir();
+    switch (where) {
+      case Storage::mailboxes: return srv_.free_space.allows(mailboxes, minfree, size);
+      case Storage::queue: return srv_.free_space.allows(queue, minfree, size);
+      case Storage::any: break;
+    }
+    return srv_.free_space.allows(mailboxes, minfree, size) ||
+           srv_.free_space.allows(queue, minfree, size);
+  }
+
   std::optional<std::string> pop_login_account(std::string_view ip, std::chrono::minutes ttl) override {
     auto since = static_cast<std::int64_t>(std::time(nullptr)) - std::chrono::seconds(ttl).count();
     auto who = srv_.pop_logins->find(ip, since);

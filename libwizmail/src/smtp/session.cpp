@@ -200,6 +200,7 @@ struct Session::Impl {
                    std::string_view user, Output& out);
 
   // --- policy ---
+  bool storage_allows(Environment::Storage where, std::int64_t size, Output& out);
   bool sender_domain_local();
   bool relay_allowed();
   const std::string& daily_account();
@@ -466,6 +467,7 @@ void Session::Impl::cmd_mail(std::string_view args, Output& out) {
     refuse(out, "552 5.3.4 Error: message size exceeds fixed maximum message size");
     return;
   }
+  if (!storage_allows(Environment::Storage::any, size, out)) return;
   reset_transaction();
   s.txn_.reverse_path = pr.path->null ? std::string() : pr.path->mailbox.str();
   if (rejected_by(cfg.smtp.reject_domain, cfg.smtp.reject_mailaddress)) {
@@ -481,6 +483,18 @@ void Session::Impl::cmd_mail(std::string_view args, Output& out) {
   s.txn_.auth_param = std::move(auth_param);
   s.state_ = State::mail;
   reply(out, "250 2.1.0 Ok");
+}
+
+// Too little free space: 452 4.3.1 now, not a 451 after the whole DATA.
+bool Session::Impl::storage_allows(Environment::Storage where, std::int64_t size, Output& out) {
+  if (s.env_.storage_allows(where, std::max<std::int64_t>(size, 0))) return true;
+  error_event(out, std::string("insufficient storage for ") +
+                       (where == Environment::Storage::mailboxes ? "the mailboxes"
+                        : where == Environment::Storage::queue   ? "the queue"
+                                                                 : "any message") +
+                       (size > 0 ? " (SIZE=" + std::to_string(size) + ")" : std::string()));
+  refuse(out, "452 4.3.1 Insufficient system storage");
+  return false;
 }
 
 bool Session::Impl::sender_domain_local() {
@@ -608,6 +622,7 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
         return;
       }
     }
+    if (!storage_allows(Environment::Storage::mailboxes, s.txn_.declared_size, out)) return;
   } else {
     if (!relay_allowed()) {
       error_event(out, "relay denied: <" + s.txn_.reverse_path + "> -> <" + r.address + ">");
@@ -638,6 +653,7 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
       refuse(out, "450 4.7.1 Error: daily sending limit reached, try again tomorrow");
       return;
     }
+    if (!storage_allows(Environment::Storage::queue, s.txn_.declared_size, out)) return;
   }
   bool dup = std::any_of(s.txn_.recipients.begin(), s.txn_.recipients.end(),
                          [&](const Recipient& x) { return ieq(x.address, r.address); });

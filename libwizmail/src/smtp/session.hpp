@@ -121,6 +121,18 @@ class Environment {
   virtual Result<bool> quota_allows(std::string_view account,
                                     std::int64_t incoming_size) = 0;
 
+  // Room on the disk for one more message of `size` bytes (0 when no SIZE=
+  // was declared), keeping queue_minfree free (Postfix's smtpd_check_size):
+  // on the file system of the mailboxes (a local recipient), of the queue
+  // (a remote one), or of either (at MAIL, before the recipients are
+  // known). false → 452 4.3.1. The default: always room.
+  enum class Storage { mailboxes, queue, any };
+  virtual bool storage_allows(Storage where, std::int64_t size) {
+    (void)where;
+    (void)size;
+    return true;
+  }
+
   // Password check; `user` is the account name (the session strips a local
   // domain from user@domain and lower-cases). false = wrong user or password.
   // An error (store unreadable) → 454 4.7.0.

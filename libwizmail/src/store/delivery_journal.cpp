@@ -160,6 +160,27 @@ Status create_journal(const fs::path& file, std::uint64_t size) {
   return util::fsync_dir(file.parent_path());
 }
 
+bool no_room(const Error& e) { return e.code == Errc::temporary; }  // ENOSPC, EDQUOT
+
+// create_journal() unless its file system has no room for it: then nothing
+// is written (not even for a moment, so no other writer meets a full disk
+// for it) and the reason is returned; "" when the journal was made.
+Result<std::string> create_journal_if_room(const fs::path& file, std::uint64_t size) {
+  if (auto st = util::make_dirs(file.parent_path(), 0700); !st) {
+    if (no_room(st.error())) return st.error().message;
+    return unexpected(st.error());
+  }
+  auto free = util::free_space(file.parent_path());
+  if (free && *free < size)
+    return "only " + std::to_string(*free) + " bytes free in " + file.parent_path().string() +
+           ", the journal needs " + std::to_string(size);
+  if (auto st = create_journal(file, size); !st) {
+    if (no_room(st.error())) return st.error().message;
+    return unexpected(st.error());
+  }
+  return std::string();
+}
+
 // One record read back during recovery.
 struct Record {
   std::uint64_t len = 0;
@@ -244,12 +265,21 @@ Result<std::unique_ptr<DeliveryJournal>> DeliveryJournal::open(const fs::path& f
                                                                RecoveryReport* report) {
   RecoveryReport local;
   RecoveryReport& rep = report ? *report : local;
-  if (auto st = util::make_dirs(file.parent_path(), 0700); !st) return unexpected(st.error());
   const std::uint64_t want = std::max(options.size, kMinSize);
+  // A new journal that does not fit is no error: no journal, the classic
+  // commit path (a null journal, and why in the report).
+  auto make = [&]() -> Result<bool> {
+    auto made = create_journal_if_room(file, want);
+    if (!made) return unexpected(made.error());
+    if (!made->empty()) rep.not_created = std::move(*made);
+    return rep.not_created.empty();
+  };
   struct stat st {};
   if (::stat(file.c_str(), &st) != 0) {
     if (errno != ENOENT) return fail_errno("stat " + file.string(), errno);
-    if (auto s = create_journal(file, want); !s) return unexpected(s.error());
+    auto made = make();
+    if (!made) return unexpected(made.error());
+    if (!*made) return std::unique_ptr<DeliveryJournal>();
   }
   std::unique_ptr<DeliveryJournal> j(new DeliveryJournal());
   j->file_ = file;
@@ -289,7 +319,9 @@ Result<std::unique_ptr<DeliveryJournal>> DeliveryJournal::open(const fs::path& f
     if (::rename(file.c_str(), aside.c_str()) != 0)
       return fail_errno("rename " + file.string(), errno);
     rep.corrupt_kept = aside;
-    if (auto s = create_journal(file, want); !s) return unexpected(s.error());
+    auto made = make();
+    if (!made) return unexpected(made.error());
+    if (!*made) return std::unique_ptr<DeliveryJournal>();
   }
   j->max_message_ = std::min<std::uint64_t>(1ull << 20, (j->size_ - kDataStart) / 8);
   if (auto s = j->replay(rep); !s) return unexpected(s.error());

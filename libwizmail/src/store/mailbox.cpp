@@ -436,9 +436,12 @@ Status Mailbox::remove(std::span<const std::string> uids, const fs::path& dustbo
     if (auto st = util::fsync_dir(dust); !st && result) result = st;
   }
   if (removed) {
+    // A statistic, never fsynced anyway: failing to count (no room for a
+    // new counters file on a full disk) does not undo the removal, and must
+    // not tell a POP3 client that its deletions failed.
     MailboxCounters d;
     d.deleted = removed;
-    if (auto st = add_counters(d); !st && result) result = st;
+    (void)add_counters(d);
   }
   return result;
 }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -98,6 +99,12 @@ Result<std::string> read_file(const fs::path& path) {
     out.append(buf, static_cast<std::size_t>(n));
   }
   return out;
+}
+
+Result<std::uint64_t> free_space(const fs::path& path) {
+  struct statvfs v {};
+  if (::statvfs(path.c_str(), &v) != 0) return fail_errno("statvfs " + path.string(), errno);
+  return static_cast<std::uint64_t>(v.f_bavail) * static_cast<std::uint64_t>(v.f_frsize);
 }
 
 Status make_dirs(const fs::path& dir, unsigned mode) {

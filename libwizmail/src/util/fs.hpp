@@ -1,6 +1,7 @@
 // File-system primitives with the durability rules of SPEC §3.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -22,6 +23,11 @@ Result<std::string> read_file(const std::filesystem::path& path);
 
 // Create a directory (and parents) with `mode`; existing is fine.
 Status make_dirs(const std::filesystem::path& dir, unsigned mode = 0755);
+
+// Bytes free for unprivileged writers (statvfs f_bavail) on the file system
+// holding `path`: what a server not running as root can still use, and the
+// conservative figure for one that does (as Postfix's fsspace()).
+Result<std::uint64_t> free_space(const std::filesystem::path& path);
 
 // A process-unique, time-ordered name part: "<sec>.M<usec>P<pid>Q<seq>".
 std::string unique_name_part();
