@@ -6,6 +6,7 @@
 
 #include "harness.hpp"
 #include "smtp/parser.hpp"
+#include "wizmail/aliases.hpp"
 
 using namespace wizmail;
 using namespace wizmail::smtp;
@@ -347,4 +348,58 @@ TEST_CASE("random garbage and command soup: same output at every chunk size") {
       CHECK(got.messages == ref.messages);
     }
   }
+}
+
+TEST_CASE("SMTPUTF8: Received says UTF8SMTP (RFC 6531 §4.3); plain ESMTP otherwise") {
+  Rig r;
+  auto& s = r.start();
+  r.feed("EHLO c\r\nMAIL FROM:<j\xc3\xb6rg@example.com> SMTPUTF8\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n"
+         "Subject: x\r\n\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  CHECK(r.sink.data.find("with UTF8SMTP id S1") != std::string::npos);
+  CHECK(s.transaction().smtputf8);
+  Output o;
+  s.on_commit(std::string("Q1"), o);
+  r.feed("MAIL FROM:<a@example.com>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\nSubject: y\r\n\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  CHECK(r.sink.data.find("with ESMTP id S1") != std::string::npos);
+  CHECK_FALSE(s.transaction().smtputf8);
+}
+
+TEST_CASE("aliases: unknown targets and run-time loops are error events, never silent") {
+  Rig r;
+  r.env.config->server.alias = {"example.net"};
+  std::vector<ConfigDiagnostic> diags;
+  auto map = AliasMap::parse("team@example.org ghost, alice\n@example.net a@example.net\na@example.net b@example.net\n",
+                             "aliases.def", r.env.config->local_domains(), "example.org", diags);
+  REQUIRE(diags.empty());
+  r.env.config->aliases = std::make_shared<const AliasMap>(std::move(map));
+  r.start();
+  auto rep = r.feed("EHLO c\r\nMAIL FROM:<x@elsewhere.example>\r\nRCPT TO:<team@example.org>\r\n");
+  CHECK(rep.find("250 2.1.5 Ok") != std::string::npos);
+  CHECK(any_event_contains(r.out.events, LogEvent::Kind::error, "target <ghost@example.org> names no account"));
+  // b@example.net has no account: the catch-all sends it to a, whose alias
+  // sends it to b again.
+  rep = r.feed("RCPT TO:<b@example.net>\r\n");
+  CHECK(rep == "451 4.3.0 Error: temporary local problem\r\n");
+  CHECK(any_event_contains(r.out.events, LogEvent::Kind::error, "alias loop at"));
+}
+
+TEST_CASE("a remote alias target is not relayed mail: the daily counter ignores it") {
+  Rig r;
+  std::vector<ConfigDiagnostic> diags;
+  auto map = AliasMap::parse("fwd@example.org partner@remote.example\n", "aliases.def",
+                             r.env.config->local_domains(), "example.org", diags);
+  REQUIRE(diags.empty());
+  r.env.config->aliases = std::make_shared<const AliasMap>(std::move(map));
+  r.env.config->smtp.send_max_during_a_day = 0;  // any relaying would be over the limit
+  r.env.accounts["alice"].settings.send_max_during_a_day = 0;
+  auto& s = r.start();
+  r.feed("EHLO c\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<fwd@example.org>\r\nDATA\r\nSubject: x\r\n\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  CHECK(s.transaction().has_remote());
+  CHECK_FALSE(s.transaction().has_relayed());
+  Output o;
+  s.on_commit(std::string("Q1"), o);
+  CHECK(r.env.sends_recorded.empty());
 }
