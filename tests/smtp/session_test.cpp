@@ -6,6 +6,7 @@
 
 #include "harness.hpp"
 #include "smtp/parser.hpp"
+#include "util/strings.hpp"
 #include "wizmail/aliases.hpp"
 
 using namespace wizmail;
@@ -402,4 +403,32 @@ TEST_CASE("a remote alias target is not relayed mail: the daily counter ignores 
   Output o;
   s.on_commit(std::string("Q1"), o);
   CHECK(r.env.sends_recorded.empty());
+}
+
+TEST_CASE("SMTPUTF8: our Received: header stays ASCII (A-label domain, no 'for' with a UTF-8 local part)") {
+  Rig r;
+  r.env.config->server.domain = "xn--mnchen-3ya.example";
+  r.env.config->smtp.relay = true;
+  auto& s = r.start();
+  r.feed("EHLO c\r\nMAIL FROM:<j\xc3\xb6rg@example.com> SMTPUTF8\r\nRCPT TO:<alice@M\xc3\x9cNCHEN.example>\r\nDATA\r\n"
+         "Subject: x\r\n\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  auto received = r.sink.data.substr(0, r.sink.data.find("\r\nSubject:"));
+  CHECK(received.find("for <alice@xn--mnchen-3ya.example>;") != std::string::npos);
+  CHECK(util::is_ascii(received));
+  Output o;
+  s.on_commit(std::string("Q1"), o);
+  r.feed("MAIL FROM:<a@example.com> SMTPUTF8\r\nRCPT TO:<\xe7\x94\xb0\xe4\xb8\xad@b\xc3\xbcro.example>\r\nDATA\r\n"
+         "Subject: y\r\n\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  received = r.sink.data.substr(0, r.sink.data.find("\r\nSubject:"));
+  CHECK(received.find("with UTF8SMTP id S1") != std::string::npos);
+  CHECK(received.find(" for <") == std::string::npos);
+  CHECK(util::is_ascii(received));
+  s.on_commit(std::string("Q2"), o);
+  r.feed("MAIL FROM:<a@example.com> SMTPUTF8\r\nRCPT TO:<bob@b\xc3\xbcro.example>\r\nDATA\r\nSubject: z\r\n\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  received = r.sink.data.substr(0, r.sink.data.find("\r\nSubject:"));
+  CHECK(received.find("for <bob@xn--bro-hoa.example>;") != std::string::npos);
+  CHECK(util::is_ascii(received));
 }

@@ -864,8 +864,12 @@ std::string Session::Impl::received_header() {
   h += " id ";
   h += s.opt_.session_id;
   h += "\r\n\t";
+  // Our own header stays ASCII (so an SMTPUTF8 message with ASCII header
+  // fields may still go to a peer without SMTPUTF8): a U-label domain as
+  // its A-label, no "for" for a UTF-8 local part.
   if (s.txn_.recipients.size() == 1 && !s.txn_.recipients.front().via_alias) {
-    h += "for <" + s.txn_.recipients.front().address + ">; ";
+    auto a = util::address_domain_to_ascii(s.txn_.recipients.front().address);
+    if (a && util::is_ascii(*a)) h += "for <" + *a + ">; ";
   }
   h += rfc5322_date(s.env_.now());
   h += "\r\n";
