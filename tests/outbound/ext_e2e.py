@@ -361,4 +361,84 @@ wait_for(lambda: open(log, errors="replace").read().count("slow@example.test> de
          "another round for the delayed message ran")
 check(len(home.messages("alice")) == alice_n + 1, "one delay notice only; none for the one that did not ask")
 server.stop()
+
+# 11. Final delivery and the delivery agent. Delivered-To names the address
+#     as it arrived (the alias, the catch-all address) on the plain path and
+#     the agent's (an account with a hook); success notices for copies the
+#     agent stores come from the agent once stored (one, never two); the
+#     agent's failure notices (a refused list post) honour NOTIFY, ENVID, ORCPT.
+d_home = Home(accounts=(("alice", "secret"), ("carol", "pw"), ("dave", "pw"), ("postmaster", "pm")))
+_homes.append(d_home)
+with open(os.path.join(d_home.path, "def", "aliases.def"), "w") as f:
+    f.write("team@localhost  alice, carol\n@localhost  dave\n")
+with open(os.path.join(d_home.path, "mailbox", "carol", "exec.def"), "w") as f:
+    f.write("bin=/bin/true\n")  # carol's mail goes through the delivery agent
+for name in ("ml", "ml2"):
+    r = subprocess.run([WIZMAIL, "--home", d_home.path, "ml", "create", name, "pw"], capture_output=True, text=True)
+    check(r.returncode == 0, "ml create " + name + ": " + r.stderr)
+with open(os.path.join(d_home.path, "mailbox", "ml", "ml_member.csv"), "w") as f:
+    f.write("dave@localhost\n")
+with open(os.path.join(d_home.path, "mailbox", "ml2", "config.def"), "w") as f:
+    f.write("mailing_list_public_level=0\n")  # members only: alice's posts are refused
+d_server = Server(d_home)
+spool = os.path.join(d_home.path, "var", "spool", "agent")
+
+
+def spool_empty():
+    return all(not os.path.isdir(os.path.join(spool, st)) or not os.listdir(os.path.join(spool, st))
+               for st in ("incoming", "active", "deferred"))
+
+
+def top_fields(raw):
+    return raw.split(b"\r\n")[:2]
+
+
+s = client(d_home, login=False)
+s.sendmail("someone@elsewhere.test", ["team@localhost"], message("to-team", "someone@elsewhere.test"))
+s.sendmail("someone@elsewhere.test", ["whoever@localhost"], message("to-catchall", "someone@elsewhere.test"))
+s.quit()
+wait_for(lambda: len(d_home.messages("carol")) == 1 and spool_empty(), "the agent stored carol's copy")
+want = [b"Return-Path: <someone@elsewhere.test>", b"Delivered-To: team@localhost"]
+check(top_fields(d_home.messages("alice")[0]) == want, "plain copy: Delivered-To names the alias: " +
+      repr(top_fields(d_home.messages("alice")[0])))
+check(top_fields(d_home.messages("carol")[0]) == want, "agent's copy: Delivered-To names the alias: " +
+      repr(top_fields(d_home.messages("carol")[0])))
+check(top_fields(d_home.messages("dave")[0]) ==
+      [b"Return-Path: <someone@elsewhere.test>", b"Delivered-To: whoever@localhost"],
+      "catch-all copy: Delivered-To names the address as it arrived")
+
+s = client(d_home)
+s.sendmail("alice@localhost", ["carol@localhost"], message("carol-success"), mail_options=["ENVID=c-1"],
+           rcpt_options=["NOTIFY=SUCCESS"])
+s.sendmail("alice@localhost", ["ml@localhost"], message("list-success"), rcpt_options=["NOTIFY=SUCCESS"])
+s.quit()
+wait_for(lambda: len(d_home.messages("alice")) == 3 and len(d_home.messages("dave")) == 2 and spool_empty(),
+         "carol's copy stored, the list post distributed, two success notices")
+notices = sorted(newest_n for newest_n in glob.glob(os.path.join(d_home.new_dir("alice"), "*"))
+                 if b"Successful Mail Delivery Report" in open(newest_n, "rb").read())
+check(len(notices) == 2, "exactly one 'delivered' notice each (none from the commit for agent copies)")
+by_subject = {("carol" if b"carol-success" in open(n, "rb").read() else "list"): n for n in notices}
+ok, why = dsn_ok(by_subject["carol"], "alice@localhost", "carol@localhost=2.0.0", "Subject: carol-success",
+                 "--action", "delivered", "--envid", "c-1")
+check(ok, "the agent's 'delivered' notice for carol: " + why)
+ok, why = dsn_ok(by_subject["list"], "alice@localhost", "ml@localhost=2.0.0", "Subject: list-success",
+                 "--action", "delivered")
+check(ok, "the agent's 'delivered' notice for the list post: " + why)
+
+s = client(d_home)
+s.sendmail("alice@localhost", ["ml2@localhost"], message("refused-quietly"), rcpt_options=["NOTIFY=NEVER"])
+s.sendmail("alice@localhost", ["ml2@localhost"], message("refused-loudly"), mail_options=["ENVID=r-2", "RET=FULL"],
+           rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;lists@localhost"])
+s.quit()
+log = os.path.join(d_home.path, "var", "log", "server.log")
+wait_for(lambda: open(log, errors="replace").read().count("not distributed (not permitted)") == 2 and spool_empty(),
+         "both posts refused by ml2")
+wait_for(lambda: len(d_home.messages("alice")) == 4, "one refusal notice")
+ok, why = dsn_ok(newest(d_home, "alice"), "alice@localhost", "ml2@localhost=5.7.1", "body of refused-loudly",
+                 "--envid", "r-2", "--orcpt", "ml2@localhost=rfc822; lists@localhost", "--full")
+check(ok, "the refusal honours ENVID, ORCPT and RET=FULL; NOTIFY=NEVER got none: " + why)
+check("refusal notice not sent: NOTIFY=NEVER" in open(log, errors="replace").read(), "…and the log says why")
+check(not [m for m in d_home.messages("alice") if b"Successful" in m and b"refused-loudly" in m],
+      "a post the list refused got no 'delivered' notice (the commit does not report copies the agent takes)")
+d_server.stop()
 print("all DSN / SMTPUTF8 / alias end-to-end checks passed")
