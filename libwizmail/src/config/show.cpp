@@ -239,7 +239,10 @@ std::string config_reference_markdown() {
       "and `alice@d  alice, bob` keeps a copy for the account alice. Keys compare without\n"
       "ASCII case and with domains in their ASCII (A-label) form. A bad line, a key at a\n"
       "domain that is not local, a duplicate key or an alias loop is an error naming file\n"
-      "and line; resolution stops after 20 levels and 1000 addresses (451 4.3.0).\n";
+      "and line; resolution stops after 20 levels and 1000 addresses (451 4.3.0).\n"
+      "A copy delivered through an alias has `Delivered-To:` naming the address as it\n"
+      "arrived (the alias, or the address a catch-all took), not the account's own\n"
+      "address (docs/smtp.md says why).\n";
   return out;
 }
 

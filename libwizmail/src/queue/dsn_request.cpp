@@ -87,18 +87,20 @@ std::optional<std::string> parse_dsn_orcpt(std::string_view value) {
     if (!atext(c)) return std::nullopt;
   auto addr = util::decode_xtext(value.substr(semi + 1));
   if (!addr || !printable_ascii(*addr)) return std::nullopt;
-  return std::string(value.substr(0, semi + 1)) + *addr;
+  return util::cat(value.substr(0, semi + 1), *addr);
 }
 
 std::string format_dsn_orcpt(std::string_view decoded) {
   auto semi = decoded.find(';');
-  if (semi == std::string_view::npos) return "rfc822;" + util::encode_xtext(decoded);
-  return std::string(decoded.substr(0, semi + 1)) + util::encode_xtext(decoded.substr(semi + 1));
+  if (semi == std::string_view::npos) return util::cat("rfc822;", util::encode_xtext(decoded));
+  return util::cat(decoded.substr(0, semi + 1), util::encode_xtext(decoded.substr(semi + 1)));
 }
 
 std::string dsn_address_field(std::string_view address) {
-  std::string o = dsn_orcpt_for(address);
-  return o.insert(o.find(';') + 1, " ");
+  const std::string o = dsn_orcpt_for(address);  // "type;address", never without ';'
+  const std::string_view v = o;
+  const auto semi = v.find(';');
+  return util::cat(v.substr(0, semi + 1), " ", v.substr(semi + 1));
 }
 
 std::string dsn_orcpt_for(std::string_view address) {
@@ -115,7 +117,7 @@ std::string dsn_orcpt_for(std::string_view address) {
       cp >>= 4;
     } while (cp);
     if (digits.size() < 2) digits.insert(digits.begin(), '0');
-    out += "\\x{" + digits + "}";
+    out += util::cat("\\x{", digits, "}");
   };
   std::string out = "utf-8;";
   for (std::size_t i = 0; i < address.size();) {
