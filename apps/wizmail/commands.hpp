@@ -34,6 +34,7 @@ struct Context {
 void add_setup_command(CLI::App& app, Context& ctx);
 void add_account_commands(CLI::App& app, Context& ctx);
 void add_ml_commands(CLI::App& app, Context& ctx);
+void add_alias_commands(CLI::App& app, Context& ctx);  // alias add|del|list
 void add_mailbox_commands(CLI::App& app, Context& ctx);
 void add_config_commands(CLI::App& app, Context& ctx);
 void add_ops_commands(CLI::App& app, Context& ctx);  // monitor, maintenance, parse

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   add_setup_command(app, ctx);
   add_account_commands(app, ctx);
   add_ml_commands(app, ctx);
+  add_alias_commands(app, ctx);
   add_mailbox_commands(app, ctx);
   add_config_commands(app, ctx);
   add_control_commands(app, ctx);

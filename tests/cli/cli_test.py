@@ -372,6 +372,64 @@ class CliTest(unittest.TestCase):
             with self.subTest(args=args):
                 self.refused(args, expect)
 
+    # --- aliases (def/aliases.def) ------------------------------------------
+
+    def test_aliases(self):
+        self.setup_home()
+        aliases = os.path.join(self.home, "def", "aliases.def")
+        r = self.ok(["alias", "add", "Sales@localhost", "administrator,", "partner@example.com"])
+        self.assertIn("not running", r.stdout)
+        self.assertEqual(read(aliases), "Sales@localhost  administrator, partner@example.com\n")
+        r = self.ok(["alias", "add", "team", "administrator", "ghost"])
+        self.assertIn("target ghost@localhost names no account", r.stderr)
+        self.ok(["alias", "add", "@localhost", "postmaster"])  # now ghost@localhost goes there
+        self.assertEqual(json.loads(self.ok(["alias", "list", "--json"]).stdout), [
+            {"alias": "sales@localhost", "targets": ["administrator", "partner@example.com"], "line": 1},
+            {"alias": "team", "targets": ["administrator", "ghost"], "line": 2},
+            {"alias": "@localhost", "targets": ["postmaster"], "line": 3}])
+        self.assertEqual(self.ok(["alias", "list"]).stdout.splitlines()[0],
+                         "sales@localhost  administrator, partner@example.com")
+        # Replacing keeps the line's place; a hand-written comment stays.
+        with open(aliases, "a") as f:
+            f.write("# by hand\n")
+        self.ok(["alias", "add", "SALES@LOCALHOST", "postmaster"])
+        self.assertEqual(read(aliases), "SALES@LOCALHOST  postmaster\nteam  administrator, ghost\n"
+                                        "@localhost  postmaster\n# by hand\n")
+        self.ok(["alias", "del", "team"])
+        self.assertNotIn("team", read(aliases))
+        # `config check` reads the file with the others.
+        self.ok(["config", "check"])
+
+    def test_alias_misuse_changes_nothing(self):
+        self.setup_home()
+        self.ok(["alias", "add", "a@localhost", "administrator"])
+        cases = [
+            (["alias", "add", "x@example.com", "administrator"], "not a local domain"),
+            (["alias", "add", "@example.com", "administrator"], "not a local domain"),
+            (["alias", "add", "x@localhost", "Bad Name"], "bad target"),
+            (["alias", "add", "x@localhost", "a,,b"], "bad target"),
+            (["alias", "add", "x@localhost", "@localhost"], "account or an address"),
+            (["alias", "add", "x y@localhost", "administrator"], "bad alias"),
+            (["alias", "add", "b@localhost", "a@localhost"], None),
+            (["alias", "add", "a@localhost", "b@localhost"], "alias loop"),
+            (["alias", "add", "x@localhost"], "targets"),
+            (["alias", "del", "nobody@localhost"], "no alias"),
+            (["alias", "del", "@"], "empty domain"),
+            (["alias"], "subcommand"),
+        ]
+        for args, expect in cases:
+            with self.subTest(args=args):
+                if expect is None:
+                    self.ok(args)
+                else:
+                    self.refused(args, expect)
+        # A broken file (by hand) is a file:line error for every command that loads the config.
+        with open(os.path.join(self.home, "def", "aliases.def"), "a") as f:
+            f.write("broken-line-without-targets\n")
+        r = run(["alias", "list"], self.home)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("aliases.def:3", r.stderr)
+
     # --- mailbox status ----------------------------------------------------
 
     def test_mailbox_status(self):

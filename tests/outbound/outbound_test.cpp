@@ -284,6 +284,96 @@ TEST_CASE("build_dsn: python3's email package reads it as a delivery report") {
   fs::remove_all(dir, ec);
 }
 
+namespace {
+
+// build_dsn(in) read by check_dsn.py with `args` after FILE.
+int check_with_python(const DsnInput& in, std::vector<std::string> args) {
+  auto dir = fs::temp_directory_path() / ("wizmail-dsn2-" + std::to_string(::getpid()));
+  REQUIRE(util::make_dirs(dir));
+  auto file = dir / "dsn.eml";
+  REQUIRE(util::write_file_atomic(file, build_dsn(in)));
+  auto script = fs::path(std::getenv("WIZMAIL_SOURCE_DIR") ? std::getenv("WIZMAIL_SOURCE_DIR") : ".") / "tests" /
+                "outbound" / "check_dsn.py";
+  args.insert(args.begin(), {"python3", script.string(), file.string()});
+  int rc = run_python(args);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return rc;
+}
+
+}  // namespace
+
+TEST_CASE("build_dsn: ENVID and ORCPT come back (RFC 3464 Original-Envelope-Id, Original-Recipient)") {
+  auto in = sample_dsn();
+  in.envelope_id = "QQ314159";
+  in.recipients[0].original_recipient = "rfc822;Sales@example.org";
+  in.recipients[1].original_recipient = "utf-8;j\\x{F6}rg@example.org";
+  auto dsn = build_dsn(in);
+  CHECK(dsn.find("Original-Envelope-Id: QQ314159\r\nReporting-MTA: dns; mail.example.com\r\n") != std::string::npos);
+  CHECK(dsn.find("\r\nOriginal-Recipient: rfc822; Sales@example.org\r\nFinal-Recipient: rfc822; bob@example.org\r\n") !=
+        std::string::npos);
+  CHECK(check_with_python(in, {"alice@example.com", "bob@example.org=5.1.1,carol@example.net=5.0.0",
+                               "Subject: hello", "--envid", "QQ314159", "--orcpt",
+                               "bob@example.org=rfc822; Sales@example.org", "--orcpt",
+                               "carol@example.net=utf-8; j\\x{F6}rg@example.org"}) == 0);
+  // A hostile ORCPT or ENVID stays one 7-bit line.
+  in.envelope_id = "x\r\nAction: delivered";
+  in.recipients[0].original_recipient = "rfc822;a\r\nX-Evil: 1\xff";
+  dsn = build_dsn(in);
+  CHECK(dsn.find("\r\nAction: delivered") == std::string::npos);
+  CHECK(dsn.find("\r\nX-Evil") == std::string::npos);
+}
+
+TEST_CASE("build_dsn: RET=FULL returns the whole message as message/rfc822") {
+  auto in = sample_dsn();
+  in.original_message = "From: Alice <alice@example.com>\r\nSubject: hello\r\n\r\nthe body line\r\n--=_not_ours\r\n";
+  auto dsn = build_dsn(in);
+  CHECK(dsn.find("Content-Type: message/rfc822\r\n\r\nFrom: Alice") != std::string::npos);
+  CHECK(check_with_python(in, {"alice@example.com", "bob@example.org=5.1.1,carol@example.net=5.0.0",
+                               "the body line", "--full"}) == 0);
+  // Without the message (RET=HDRS, or too large): the headers only.
+  in.original_message.clear();
+  CHECK(check_with_python(in, {"alice@example.com", "bob@example.org=5.1.1,carol@example.net=5.0.0",
+                               "Subject: hello", "--absent", "the body line"}) == 0);
+}
+
+TEST_CASE("build_dsn: success and delay reports; their headers only, whatever RET said") {
+  auto in = sample_dsn();
+  in.recipients.resize(1);
+  in.recipients[0].action = DsnAction::relayed;
+  in.recipients[0].status = "";
+  in.recipients[0].smtp_code = 250;
+  in.recipients[0].diagnostic = "250 2.0.0 Ok: queued";
+  in.original_message = "Subject: hello\r\n\r\nsecret body\r\n";  // never returned on success
+  auto dsn = build_dsn(in);
+  CHECK(dsn.find("Subject: Successful Mail Delivery Report\r\n") != std::string::npos);
+  CHECK(dsn.find("Action: relayed\r\nStatus: 2.0.0\r\n") != std::string::npos);
+  CHECK(check_with_python(in, {"alice@example.com", "bob@example.org=2.0.0", "Subject: hello", "--action", "relayed",
+                               "--absent", "secret body"}) == 0);
+  in.recipients[0].action = DsnAction::delayed;
+  in.recipients[0].smtp_code = 0;
+  in.recipients[0].diagnostic = "connect to mx.example.org: Connection refused";
+  in.will_retry_until = 1700086400;
+  dsn = build_dsn(in);
+  CHECK(dsn.find("Subject: Delayed Mail (still being retried)\r\n") != std::string::npos);
+  CHECK(dsn.find("Action: delayed\r\nStatus: 4.0.0\r\n") != std::string::npos);
+  CHECK(dsn.find("Will-Retry-Until: Wed, 15 Nov 2023 22:13:20 +0000\r\n") != std::string::npos);
+  CHECK(check_with_python(in, {"alice@example.com", "bob@example.org=4.0.0", "Subject: hello", "--action",
+                               "delayed", "--absent", "secret body"}) == 0);
+}
+
+TEST_CASE("build_dsn: a UTF-8 recipient is a utf-8 address type; a UTF-8 sender stays UTF-8 in To:") {
+  auto in = sample_dsn();
+  in.original_sender = "j\xc3\xb6rg@b\xc3\xbcro.example";
+  in.recipients.resize(1);
+  in.recipients[0].address = "\xe7\x94\xb0\xe4\xb8\xad@example.org";
+  auto dsn = build_dsn(in);
+  CHECK(dsn.find("To: <j\xc3\xb6rg@b\xc3\xbcro.example>\r\n") != std::string::npos);
+  CHECK(dsn.find("Final-Recipient: utf-8; \\x{7530}\\x{4E2D}@example.org\r\n") != std::string::npos);
+  CHECK(check_with_python(in, {"j\xc3\xb6rg@b\xc3\xbcro.example", "\\x{7530}\\x{4E2D}@example.org=5.1.1",
+                               "Subject: hello"}) == 0);
+}
+
 TEST_CASE("a resolver nobody answers is a temporary failure") {
   ResolverOptions opt;
   opt.servers = {"127.0.0.1:9"};

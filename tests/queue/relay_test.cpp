@@ -198,3 +198,107 @@ TEST_CASE("staged entries appear only after publish and vanish when dropped") {
   CHECK_FALSE(s->publish());
   CHECK_FALSE(q.stage(QueueEnvelope{}, msg, 7));  // no recipients
 }
+
+TEST_CASE("queue envelope: an entry written before DSN and SMTPUTF8 existed reads as it did") {
+  // Byte for byte what the previous format wrote.
+  const std::string old = "wizmail-queue 1\nid 1700000000.M1P2Q3\ncreated 1700000000\nnext 1700000300\nsize 42\n"
+                          "sender alice@example.org\nclient 192.0.2.7\nauth alice\n"
+                          "rcpt pending 1 bob@remote.example 451%204.3.0%20later\n"
+                          "attempt 1700000001 mx:%20451\nend\n";
+  auto e = parse_queue_entry(old);
+  REQUIRE(e);
+  CHECK(e->ret == DsnRet::unspecified);
+  CHECK(e->envid.empty());
+  CHECK_FALSE(e->smtputf8);
+  CHECK(e->delay_notified == 0);
+  REQUIRE(e->recipients.size() == 1);
+  CHECK(e->recipients[0].dsn.empty());
+  CHECK(e->recipients[0].last_reply == "451 4.3.0 later");
+  // And an entry without DSN data is written exactly so.
+  CHECK(serialize_queue_entry(*e) == old);
+}
+
+TEST_CASE("queue envelope: DSN requests, SMTPUTF8 and the delay notice survive a round trip") {
+  TempDir t;
+  RelayQueue q(t.path / "q");
+  REQUIRE(q.init());
+  QueueEnvelope env = env2();
+  env.recipients.push_back("j\xc3\xb6rg@b\xc3\xbcro.example");
+  env.ret = DsnRet::hdrs;
+  env.envid = "QQ 1+x";
+  env.smtputf8 = true;
+  env.dsn = {{dsn_notify::success | dsn_notify::delay, "rfc822;Bob+List@remote.example"},
+             {dsn_notify::never, ""},
+             {0, "utf-8;j\\x{F6}rg@example.org"}};
+  auto id = q.enqueue(env, std::string_view("Subject: x\r\n\r\nbody\r\n"));
+  REQUIRE(id);
+  auto e = q.load(*id);
+  REQUIRE(e);
+  CHECK(e->ret == DsnRet::hdrs);
+  CHECK(e->envid == "QQ 1+x");
+  CHECK(e->smtputf8);
+  REQUIRE(e->recipients.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) CHECK(e->recipients[i].dsn == env.dsn[i]);
+  CHECK(e->recipients[2].address == "j\xc3\xb6rg@b\xc3\xbcro.example");
+  e->delay_notified = 1700000999;
+  REQUIRE(q.save(*e));
+  auto again = q.load(*id);
+  REQUIRE(again);
+  CHECK(again->delay_notified == 1700000999);
+  CHECK(serialize_queue_entry(*again) == serialize_queue_entry(*e));
+  // A DSN list that does not match the recipients is refused before anything is written.
+  env.dsn.pop_back();
+  CHECK_FALSE(q.enqueue(env, std::string_view("x\r\n")));
+  CHECK(count(t.path / "q" / "tmp") == 0);
+}
+
+TEST_CASE("queue envelope: malformed DSN records make the entry unreadable, never half-read") {
+  const std::string head = "wizmail-queue 1\nid a.b\ncreated 1\nnext 1\nsize 1\nsender \nclient \nauth \n";
+  const std::string rcpt = "rcpt pending 0 b@c -\n";
+  for (const std::string& bad : {head + "ret BODY\n" + rcpt, head + "ret \n" + rcpt, head + "envid \n" + rcpt,
+                                 head + "smtputf8 yes\n" + rcpt, head + "delay-notified -5\n" + rcpt,
+                                 head + "dsn NEVER\n" + rcpt,                   // before any rcpt
+                                 head + rcpt + "dsn NEVER\ndsn NEVER\n",        // twice
+                                 head + rcpt + "dsn SOMETIMES\n", head + rcpt + "dsn -\n",
+                                 head + rcpt + "dsn - no-semicolon\n", head + rcpt + "dsn NEVER,SUCCESS\n"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_queue_entry(bad + "end\n"));
+  }
+  auto ok = parse_queue_entry(head + rcpt + "dsn - rfc822;x%40y\nend\n");
+  REQUIRE(ok);
+  CHECK(ok->recipients[0].dsn.orcpt == "rfc822;x@y");
+}
+
+TEST_CASE("RFC 3461 parameter values") {
+  CHECK(parse_dsn_notify("NEVER") == std::optional<std::uint8_t>(dsn_notify::never));
+  CHECK(parse_dsn_notify("success,Failure,DELAY") ==
+        std::optional<std::uint8_t>(dsn_notify::success | dsn_notify::failure | dsn_notify::delay));
+  for (auto bad : {"", "NEVER,SUCCESS", "SUCCESS,NEVER", "SUCCESS,", ",SUCCESS", "SUCCESS,,DELAY",
+                   "DELAY,DELAY", "ALWAYS", "SUCCESS FAILURE"})
+    CHECK_FALSE(parse_dsn_notify(bad));
+  CHECK(format_dsn_notify(dsn_notify::delay | dsn_notify::success) == "SUCCESS,DELAY");
+  CHECK(format_dsn_notify(0).empty());
+  CHECK(wants_failure_notice(0));
+  CHECK(wants_failure_notice(dsn_notify::failure | dsn_notify::delay));
+  CHECK_FALSE(wants_failure_notice(dsn_notify::never));
+  CHECK_FALSE(wants_failure_notice(dsn_notify::success));
+  CHECK_FALSE(wants_success_notice(0));
+  CHECK_FALSE(wants_delay_notice(0));
+  CHECK(parse_dsn_ret("hdrs") == std::optional<DsnRet>(DsnRet::hdrs));
+  CHECK_FALSE(parse_dsn_ret("HEADERS"));
+  CHECK(parse_dsn_envid("abc+2Bd") == std::optional<std::string>("abc+d"));
+  CHECK_FALSE(parse_dsn_envid(std::string(101, 'x')));
+  CHECK_FALSE(parse_dsn_envid("a+0Db"));  // decodes to a control character
+  CHECK_FALSE(parse_dsn_envid(""));
+  CHECK(parse_dsn_orcpt("rfc822;a+2Bb@c") == std::optional<std::string>("rfc822;a+b@c"));
+  CHECK(format_dsn_orcpt("rfc822;a+b=c@d") == "rfc822;a+2Bb+3Dc@d");
+  CHECK_FALSE(parse_dsn_orcpt("rfc822"));
+  CHECK_FALSE(parse_dsn_orcpt(";a@b"));
+  CHECK_FALSE(parse_dsn_orcpt("rfc 822;a@b"));
+  CHECK_FALSE(parse_dsn_orcpt("rfc822;a+C3+B6@b"));  // not US-ASCII once decoded
+  CHECK_FALSE(parse_dsn_orcpt("rfc822;" + std::string(500, 'a')));
+  CHECK(dsn_orcpt_for("a@b") == "rfc822;a@b");
+  CHECK(dsn_orcpt_for("j\xc3\xb6rg+x@b\xc3\xbcro.example") == "utf-8;j\\x{F6}rg\\x{2B}x@b\\x{FC}ro.example");
+  CHECK(dsn_address_field("\xe7\x94\xb0@x") == "utf-8; \\x{7530}@x");
+  CHECK(dsn_address_field("a\r\nb@x") == "rfc822; a??b@x");
+}

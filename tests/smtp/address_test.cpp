@@ -176,3 +176,35 @@ TEST_CASE("parse_address_literal") {
   CHECK_FALSE(parse_address_literal("[192.0.2.1"));
   CHECK_FALSE(parse_address_literal("example.org"));
 }
+
+TEST_CASE("parse_path: UTF-8 (RFC 6531) only when asked for, and only valid UTF-8") {
+  auto r = parse_path("<j\xc3\xb6rg@b\xc3\xbcro.example> SMTPUTF8", true, false, true);
+  REQUIRE(r.path);
+  CHECK(r.path->utf8);
+  CHECK(r.path->mailbox.local == "j\xc3\xb6rg");
+  CHECK(r.path->mailbox.domain == "b\xc3\xbcro.example");
+  CHECK(r.consumed == std::string("<j\xc3\xb6rg@b\xc3\xbcro.example>").size());
+  // A quoted UTF-8 local part, and ASCII-only case folding of the domain.
+  r = parse_path("<\"\xe7\x94\xb0 \xe4\xb8\xad\"@EX\xc3\x84MPLE.org>", false, true, true);
+  REQUIRE(r.path);
+  CHECK(r.path->mailbox.quoted);
+  CHECK(r.path->mailbox.domain == "ex\xc3\x84mple.org");
+  // ASCII paths are not marked.
+  r = parse_path("<a@b.c>", true, true, true);
+  REQUIRE(r.path);
+  CHECK_FALSE(r.path->utf8);
+  // Not UTF-8: refused even when UTF-8 is allowed.
+  for (const std::string& bad : {std::string("<j\xf6rg@example.com>"), std::string("<a@ex\xc3" "ample.com>"),
+                                 std::string("<a@b.c\xed\xa0\x80>"), std::string("<\xc0\xafx@b.c>")}) {
+    CAPTURE(bad);
+    auto b = parse_path(bad, true, true, true);
+    CHECK_FALSE(b.path);
+    CHECK(b.error == PathError::non_ascii);
+  }
+  // Length limits count octets.
+  std::string local;
+  for (int i = 0; i < 33; ++i) local += "\xc3\xb6";  // 66 octets
+  auto l = parse_path("<" + local + "@b.c>", true, true, true);
+  CHECK_FALSE(l.path);
+  CHECK(l.error == PathError::too_long);
+}

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "util/strings.hpp"
+#include "wizmail/aliases.hpp"
 
 namespace wizmail::smtp::test {
 
@@ -252,6 +253,28 @@ std::string show_message(const std::string& msg) {
   return out;
 }
 
+// "@show envelope": what the commit would carry, one "[…]" row each.
+std::string show_envelope(const Transaction& t) {
+  std::string out = "[envelope] from=<" + t.reverse_path + ">";
+  if (t.ret != DsnRet::unspecified) out += " ret=" + std::string(to_string(t.ret));
+  if (!t.envid.empty()) out += " envid=" + t.envid;
+  if (t.smtputf8) out += " smtputf8";
+  out += "\n";
+  auto dsn = [](const DsnRequest& d) {
+    std::string o;
+    if (d.notify) o += " notify=" + format_dsn_notify(d.notify);
+    if (!d.orcpt.empty()) o += " orcpt=" + d.orcpt;
+    return o;
+  };
+  for (const auto& r : t.recipients) {
+    out += "[rcpt] <" + r.address + ">" + (r.local() ? " account=" + r.account : std::string(" remote"));
+    if (r.via_alias) out += " via <" + r.original + ">";
+    out += dsn(r.dsn) + "\n";
+  }
+  for (const auto& e : t.expanded) out += "[expanded] <" + e.address + ">" + dsn(e.dsn) + "\n";
+  return out;
+}
+
 }  // namespace
 
 const std::vector<std::size_t>& chunk_sizes() {
@@ -273,6 +296,8 @@ RunResult run_script(std::string_view script, std::size_t chunk) {
   env.config->server.domain = "example.org";
   std::vector<std::string> segments(1);
   std::deque<Result<std::string>> commits;
+  bool envelope = false;
+  std::string aliases;
 
   std::size_t pos = 0;
   while (pos < script.size()) {
@@ -335,6 +360,11 @@ RunResult run_script(std::string_view script, std::size_t chunk) {
         commits.emplace_back(unexpected<Error>(Error::smtp(
             static_cast<int>(*util::parse_int(w.at(1))), std::string(w.at(2)), std::string(rest))));
       }
+    } else if (line == "@show envelope") {
+      envelope = true;
+    } else if (line.starts_with("@alias ")) {
+      aliases += unescape(line.substr(7));
+      aliases += "\n";
     } else if (line.starts_with("@sinkfail ")) {
       if (line.substr(10) == "begin") sink.fail_begin = true;
       else sink.fail_write = true;
@@ -343,6 +373,13 @@ RunResult run_script(std::string_view script, std::size_t chunk) {
     }
   }
 
+  if (!aliases.empty()) {
+    std::vector<ConfigDiagnostic> diags;
+    auto map = AliasMap::parse(aliases, "aliases.def", env.config->local_domains(), env.config->server.domain, diags);
+    for (const auto& d : diags)
+      if (d.severity == ConfigDiagnostic::Severity::error) throw std::runtime_error("@alias: " + d.to_string());
+    env.config->aliases = std::make_shared<const AliasMap>(std::move(map));
+  }
   RunResult r;
   opt.config = env.config;
   Session session(opt, env, sink);
@@ -374,6 +411,12 @@ RunResult run_script(std::string_view script, std::size_t chunk) {
         r.messages.push_back(sink.data);
         std::string shown = show_message(sink.data);
         r.output += "[commit]\r\n";
+        if (envelope) {
+          for (char c : show_envelope(session.transaction())) {
+            if (c == '\n') r.output += "\r\n";
+            else r.output += c;
+          }
+        }
         for (std::size_t i = 0; i < shown.size(); ++i) {
           if (shown[i] == '\n') r.output += "\r\n";
           else r.output += shown[i];

@@ -15,6 +15,11 @@
 //   @penalty N             the client's network failed AUTH N times before
 //   @commit ok ID | @commit fail CODE ENH TEXT   results of the next commits
 //   @sinkfail begin|write  the sink fails
+//   @alias LINE            a line of def/aliases.def (escapes as for C:)
+//   @show envelope         after "[commit]", the transaction's envelope:
+//                          "[envelope] from=<…> [ret=] [envid=] [smtputf8]",
+//                          "[rcpt] <…> account=…|remote [via <alias>]
+//                          [notify=] [orcpt=]", "[expanded] <…> …"
 //   C: TEXT                client line, CRLF appended (escapes: \r \n \t \0
 //                          \\ \xHH)
 //   c: TEXT                raw client bytes, nothing appended

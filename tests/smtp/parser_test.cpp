@@ -103,6 +103,38 @@ TEST_CASE("LineReader: NUL, controls, DEL and 8-bit bytes are bad; HT is allowed
   CHECK(items[0] == Item{LineReader::Status::line, "NOOP a\tb"});
 }
 
+TEST_CASE("LineReader: MAIL and RCPT lines may hold valid UTF-8 (SMTPUTF8), nothing else may") {
+  for (const std::string& good : {std::string("MAIL FROM:<j\xc3\xb6rg@example.com> SMTPUTF8\r\n"),
+                                  std::string("rcpt TO:<\xe7\x94\xb0@\xe4\xbe\x8b.jp>\r\n")}) {
+    for (auto chunk : kChunks) {
+      CAPTURE(good);
+      CAPTURE(chunk);
+      auto items = read_all(good, chunk);
+      REQUIRE(items.size() == 1);
+      CHECK(items[0] == Item{LineReader::Status::line, good.substr(0, good.size() - 2)});
+    }
+  }
+  for (const std::string& bad : {std::string("MAIL FROM:<j\xf6rg@example.com>\r\n"),   // Latin-1
+                                 std::string("RCPT TO:<a@b\xed\xa0\x80>\r\n"),       // a surrogate
+                                 std::string("MAIL FROM:<\xc0\xaf@b>\r\n"),           // overlong
+                                 std::string("MAILX <\xc3\xb6>\r\n"), std::string("EHLO \xc3\xb6\r\n"),
+                                 std::string("MAIL FROM:<\xc3\xb6\x7f>\r\n")}) {
+    CAPTURE(bad);
+    auto items = read_all(bad, 3);
+    REQUIRE(items.size() == 1);
+    CHECK(items[0].st == LineReader::Status::bad_bytes);
+  }
+}
+
+TEST_CASE("xtext: encode and decode are inverse; every octet survives") {
+  std::string all;
+  for (int c = 0; c < 256; ++c) all += static_cast<char>(c);
+  auto enc = encode_xtext(all);
+  for (char c : enc) CHECK((c >= 33 && c <= 126 && c != '='));
+  CHECK(decode_xtext(enc) == std::optional<std::string>(all));
+  CHECK(encode_xtext("a+b=c d") == "a+2Bb+3Dc+20d");
+}
+
 TEST_CASE("LineReader: memory stays bounded by the limit") {
   LineReader r;
   std::string chunk(4096, 'z');

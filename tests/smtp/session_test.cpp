@@ -6,6 +6,8 @@
 
 #include "harness.hpp"
 #include "smtp/parser.hpp"
+#include "util/strings.hpp"
+#include "wizmail/aliases.hpp"
 
 using namespace wizmail;
 using namespace wizmail::smtp;
@@ -347,4 +349,86 @@ TEST_CASE("random garbage and command soup: same output at every chunk size") {
       CHECK(got.messages == ref.messages);
     }
   }
+}
+
+TEST_CASE("SMTPUTF8: Received says UTF8SMTP (RFC 6531 §4.3); plain ESMTP otherwise") {
+  Rig r;
+  auto& s = r.start();
+  r.feed("EHLO c\r\nMAIL FROM:<j\xc3\xb6rg@example.com> SMTPUTF8\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n"
+         "Subject: x\r\n\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  CHECK(r.sink.data.find("with UTF8SMTP id S1") != std::string::npos);
+  CHECK(s.transaction().smtputf8);
+  Output o;
+  s.on_commit(std::string("Q1"), o);
+  r.feed("MAIL FROM:<a@example.com>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\nSubject: y\r\n\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  CHECK(r.sink.data.find("with ESMTP id S1") != std::string::npos);
+  CHECK_FALSE(s.transaction().smtputf8);
+}
+
+TEST_CASE("aliases: unknown targets and run-time loops are error events, never silent") {
+  Rig r;
+  r.env.config->server.alias = {"example.net"};
+  std::vector<ConfigDiagnostic> diags;
+  auto map = AliasMap::parse("team@example.org ghost, alice\n@example.net a@example.net\na@example.net b@example.net\n",
+                             "aliases.def", r.env.config->local_domains(), "example.org", diags);
+  REQUIRE(diags.empty());
+  r.env.config->aliases = std::make_shared<const AliasMap>(std::move(map));
+  r.start();
+  auto rep = r.feed("EHLO c\r\nMAIL FROM:<x@elsewhere.example>\r\nRCPT TO:<team@example.org>\r\n");
+  CHECK(rep.find("250 2.1.5 Ok") != std::string::npos);
+  CHECK(any_event_contains(r.out.events, LogEvent::Kind::error, "target <ghost@example.org> names no account"));
+  // b@example.net has no account: the catch-all sends it to a, whose alias
+  // sends it to b again.
+  rep = r.feed("RCPT TO:<b@example.net>\r\n");
+  CHECK(rep == "451 4.3.0 Error: temporary local problem\r\n");
+  CHECK(any_event_contains(r.out.events, LogEvent::Kind::error, "alias loop at"));
+}
+
+TEST_CASE("a remote alias target is not relayed mail: the daily counter ignores it") {
+  Rig r;
+  std::vector<ConfigDiagnostic> diags;
+  auto map = AliasMap::parse("fwd@example.org partner@remote.example\n", "aliases.def",
+                             r.env.config->local_domains(), "example.org", diags);
+  REQUIRE(diags.empty());
+  r.env.config->aliases = std::make_shared<const AliasMap>(std::move(map));
+  r.env.config->smtp.send_max_during_a_day = 0;  // any relaying would be over the limit
+  r.env.accounts["alice"].settings.send_max_during_a_day = 0;
+  auto& s = r.start();
+  r.feed("EHLO c\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<fwd@example.org>\r\nDATA\r\nSubject: x\r\n\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  CHECK(s.transaction().has_remote());
+  CHECK_FALSE(s.transaction().has_relayed());
+  Output o;
+  s.on_commit(std::string("Q1"), o);
+  CHECK(r.env.sends_recorded.empty());
+}
+
+TEST_CASE("SMTPUTF8: our Received: header stays ASCII (A-label domain, no 'for' with a UTF-8 local part)") {
+  Rig r;
+  r.env.config->server.domain = "xn--mnchen-3ya.example";
+  r.env.config->smtp.relay = true;
+  auto& s = r.start();
+  r.feed("EHLO c\r\nMAIL FROM:<j\xc3\xb6rg@example.com> SMTPUTF8\r\nRCPT TO:<alice@M\xc3\x9cNCHEN.example>\r\nDATA\r\n"
+         "Subject: x\r\n\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  auto received = r.sink.data.substr(0, r.sink.data.find("\r\nSubject:"));
+  CHECK(received.find("for <alice@xn--mnchen-3ya.example>;") != std::string::npos);
+  CHECK(util::is_ascii(received));
+  Output o;
+  s.on_commit(std::string("Q1"), o);
+  r.feed("MAIL FROM:<a@example.com> SMTPUTF8\r\nRCPT TO:<\xe7\x94\xb0\xe4\xb8\xad@b\xc3\xbcro.example>\r\nDATA\r\n"
+         "Subject: y\r\n\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  received = r.sink.data.substr(0, r.sink.data.find("\r\nSubject:"));
+  CHECK(received.find("with UTF8SMTP id S1") != std::string::npos);
+  CHECK(received.find(" for <") == std::string::npos);
+  CHECK(util::is_ascii(received));
+  s.on_commit(std::string("Q2"), o);
+  r.feed("MAIL FROM:<a@example.com> SMTPUTF8\r\nRCPT TO:<bob@b\xc3\xbcro.example>\r\nDATA\r\nSubject: z\r\n\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  received = r.sink.data.substr(0, r.sink.data.find("\r\nSubject:"));
+  CHECK(received.find("for <bob@xn--bro-hoa.example>;") != std::string::npos);
+  CHECK(util::is_ascii(received));
 }

@@ -19,6 +19,8 @@
 
 namespace wizmail {
 
+class AliasMap;  // wizmail/aliases.hpp
+
 // A problem found while loading: errors make the load fail, warnings do not.
 struct ConfigDiagnostic {
   enum class Severity { warning, error } severity = Severity::error;
@@ -45,6 +47,8 @@ struct SmtpSettings {
   std::vector<std::string> address_permits_relay;  // IPs and CIDRs
   int resend_timeout = 1440;               // minutes
   int resend_scan_interval = 300;          // seconds
+  int delay_warning_time = 4;              // hours before a delay notice (NOTIFY=DELAY); 0 = never
+  std::int64_t bounce_size_limit = 50000;  // octets of a message a RET=FULL failure notice returns
   bool send_permits_only_smtp_auth = false;
   int multiprocessing = 20;
   std::vector<std::string> multiprocessing_exempt{"127.0.0.0/8", "::1"};
@@ -136,6 +140,8 @@ struct Config {
   PopSettings pop;
   ServerSettings server;
   std::vector<ConfigDiagnostic> warnings;  // unknown keys, deprecated spellings
+  // def/aliases.def (wizmail/aliases.hpp); null when there is none.
+  std::shared_ptr<const AliasMap> aliases;
 
   // <home>/mailbox unless mailbox_path says otherwise; likewise dustbox.
   std::filesystem::path mailbox_dir() const;
@@ -168,8 +174,8 @@ struct Config {
 // error telling the user to give one of them.
 Result<std::filesystem::path> resolve_home(const std::string& cli_home);
 
-// Load and validate the three def files of `home`. A missing file means all
-// its keys take their defaults; an unreadable file, a bad value, a value out of
+// Load and validate the three def files of `home` (and def/aliases.def when
+// there is one). A missing file means all its keys take their defaults; an unreadable file, a bad value, a value out of
 // range or a duplicate key is an error naming file, line and key.
 // On failure the error message holds every error, one per line.
 // A home that does not exist (or is not a directory) is an error.
@@ -187,7 +193,8 @@ ConfigLoad load_config_report(const std::filesystem::path& home);
 
 // Parse the three def files from text (pure: no file access). `texts` maps a
 // file name ("smtpenv.dat", ...) to its contents; a missing name = missing
-// file. Used by load_config_report and by tests.
+// file; "aliases.def" is def/aliases.def (checked against the local domains
+// the other files give). Used by load_config_report and by tests.
 ConfigLoad parse_config_texts(const std::filesystem::path& home,
                               const std::vector<std::pair<std::string, std::string>>& texts);
 

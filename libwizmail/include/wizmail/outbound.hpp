@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "wizmail/config.hpp"
+#include "wizmail/dsn.hpp"
 #include "wizmail/error.hpp"
 #include "wizmail/relay.hpp"
 
@@ -106,12 +107,18 @@ struct SmtpReply {
 // ---------------------------------------------------------------------------
 // Delivery status notifications (RFC 3464)
 
+// RFC 3464 §2.3.3 Action values wizmail reports.
+enum class DsnAction { failed, delayed, delivered, relayed, expanded };
+std::string_view to_string(DsnAction a) noexcept;
+
 struct DsnRecipient {
-  std::string address;        // final recipient (rfc822;address)
-  std::string status;         // "5.1.1"; derived from the reply when empty
+  std::string address;        // final recipient (rfc822;address, utf-8;… when not ASCII)
+  std::string status;         // "5.1.1"; derived from the reply and action when empty
   std::string remote_mta;     // host that answered (empty when none did)
   std::string diagnostic;     // the peer's reply, or our reason
   int smtp_code = 0;          // the peer's reply code, 0 when none
+  DsnAction action = DsnAction::failed;
+  std::string original_recipient{};  // decoded ORCPT "type;address" (Original-Recipient); empty = none
 };
 
 struct DsnInput {
@@ -122,13 +129,20 @@ struct DsnInput {
   std::int64_t arrival_time = 0;  // unix seconds (Arrival-Date)
   std::int64_t now = 0;           // unix seconds (Date:, boundary)
   std::vector<DsnRecipient> recipients;
-  std::string original_headers;   // header block of the failed message, CRLF
+  std::string original_headers;   // header block of the message, CRLF
+  // The whole message (RET=FULL on a failure notice): returned as
+  // message/rfc822 instead of original_headers when not empty.
+  std::string original_message{};
+  std::string envelope_id{};       // ENVID (Original-Envelope-Id); empty = none
+  std::int64_t will_retry_until = 0;  // delay notices: unix seconds (Will-Retry-Until)
   bool timed_out = false;         // given up after resend_timeout
 };
 
 // The whole notice, CRLF line ends: multipart/report; report-type=
 // delivery-status with a human-readable part, message/delivery-status and
-// text/rfc822-headers. Pure.
+// the original headers (text/rfc822-headers) or message (message/rfc822).
+// Its subject and text follow the recipients' actions: a failure, a delay,
+// or a success report (delivered/relayed/expanded). Pure.
 std::string build_dsn(const DsnInput& in);
 
 // The header block (up to and including the empty line, at most `limit`

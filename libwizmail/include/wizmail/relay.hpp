@@ -19,9 +19,18 @@
 //   size <message octets>          must match data/<id>
 //   sender <address>               empty value = null sender <>
 //   client <ip>  / auth <account>  where the message came from (may be empty)
+//   ret FULL|HDRS                  RFC 3461 RET (only when given)
+//   envid <id>                     RFC 3461 ENVID, decoded (only when given)
+//   smtputf8 1                     received with SMTPUTF8 (RFC 6531)
+//   delay-notified <unix seconds>  when the delay notice went out
 //   rcpt <pending|delivered|failed> <attempts> <address> <last reply>
+//   dsn <NOTIFY or -> [<ORCPT>]    that recipient's NOTIFY and ORCPT (decoded
+//                                  "type;address"), right after its rcpt line
+//                                  (only when one was given)
 //   attempt <unix seconds> <text>  one per delivery attempt, oldest first
 //   end
+// The optional records are written only when they say something, so an
+// entry without them reads exactly as before they existed.
 // The explicit `end` record means a truncated file is never taken for mail.
 // Writes are tmp → fsync → rename → fsync directory; an entry is created by
 // renaming data/ first and the envelope last, so a crash leaves at worst an
@@ -36,6 +45,7 @@
 #include <string_view>
 #include <vector>
 
+#include "wizmail/dsn.hpp"
 #include "wizmail/error.hpp"
 
 namespace wizmail {
@@ -48,6 +58,7 @@ struct QueueRecipient {
   RecipientState state = RecipientState::pending;
   int attempts = 0;
   std::string last_reply;  // the peer's last reply (or our reason)
+  DsnRequest dsn{};        // RFC 3461 NOTIFY / ORCPT
 };
 
 struct QueueAttempt {
@@ -61,6 +72,11 @@ struct QueueEnvelope {
   std::vector<std::string> recipients;
   std::string client_ip;
   std::string auth_user;
+  // RFC 3461 requests: `dsn` is empty or holds one entry per recipient.
+  DsnRet ret = DsnRet::unspecified;
+  std::string envid{};
+  std::vector<DsnRequest> dsn{};
+  bool smtputf8 = false;  // received with SMTPUTF8 (RFC 6531)
 };
 
 struct QueueEntry {
@@ -74,6 +90,10 @@ struct QueueEntry {
   std::uint64_t size = 0;
   std::string client_ip;
   std::string auth_user;
+  DsnRet ret = DsnRet::unspecified;
+  std::string envid{};
+  bool smtputf8 = false;
+  std::int64_t delay_notified = 0;  // unix seconds; 0 = no delay notice yet
 
   bool finished() const noexcept;  // no recipient pending
 };

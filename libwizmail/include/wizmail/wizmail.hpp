@@ -2,11 +2,13 @@
 #pragma once
 
 #include "wizmail/account_store.hpp"
+#include "wizmail/aliases.hpp"
 #include "wizmail/autoreply.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/control.hpp"
 #include "wizmail/daemon.hpp"
 #include "wizmail/delivery_journal.hpp"
+#include "wizmail/dsn.hpp"
 #include "wizmail/error.hpp"
 #include "wizmail/expected.hpp"
 #include "wizmail/header_codec.hpp"

@@ -211,7 +211,7 @@ bool LocalAgent::needs_agent(const fs::path& dir) {
   return needs;
 }
 
-std::vector<std::string> LocalAgent::take(std::vector<server::LocalTarget>& targets) {
+std::vector<std::string> LocalAgent::take(std::vector<server::LocalTarget>& targets, std::vector<DsnRequest>& dsn) {
   std::vector<std::string> out;
   for (auto it = targets.begin(); it != targets.end();) {
     if (!needs_agent(it->dir)) {
@@ -222,7 +222,10 @@ std::vector<std::string> LocalAgent::take(std::vector<server::LocalTarget>& targ
     // plain Maildir path: hooks and lists run once.
     bool seen = false;
     for (const auto& r : out) seen = seen || decode_recipient(r).first == it->dir.filename().string();
-    if (!seen) out.push_back(encode_recipient(it->dir.filename().string(), it->address));
+    if (!seen) {
+      out.push_back(encode_recipient(it->dir.filename().string(), it->address));
+      dsn.push_back(it->dsn);
+    }
     it = targets.erase(it);
   }
   return out;
@@ -297,6 +300,20 @@ void LocalAgent::process(const std::string& id) {
     }
     auto state = res.outcome == Outcome::done ? RecipientState::delivered : RecipientState::failed;
     if (res.outcome == Outcome::failed) log_("agent: " + r.address + " failed: " + res.text);
+    // RFC 3461 NOTIFY=SUCCESS: "delivered" once the copy is stored (or the
+    // list post distributed).
+    if (res.delivered && wants_success_notice(r.dsn.notify)) {
+      auto cfgp = config_();
+      auto [account, address] = decode_recipient(r.address);
+      DsnRecipient d;
+      d.address = address.empty() ? account + "@" + cfgp->server.domain : address;
+      d.action = DsnAction::delivered;
+      d.diagnostic = res.text;
+      std::string head;
+      if (auto m = util::read_file(spool_.message_path(id))) head = header_block(*m);
+      const std::string label = "agent: " + d.address + ": success notice";
+      notify_sender(*cfgp, *e, e->sender, {std::move(d)}, std::move(head), label, r.address);
+    }
     if (auto st = spool_.update_recipient(id, r.address, state, res.text); !st)
       log_("agent spool entry " + id + ": " + st.error().message);
   }
@@ -373,8 +390,8 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
   const bool wait = settings.application_cooperation_wait_for_apl_end;
   const auto timeout = std::chrono::seconds(cfg.server.application_cooperation_timeout);
   if (!wait) {
-    auto r = store_copy(cfg, e, account, address, *dir, content, is_list);
-    if (r.outcome != Outcome::done) return r;
+    auto r = store_copy(cfg, e, rcpt, account, address, *dir, content, is_list);
+    if (r.outcome != Outcome::done || !r.delivered) return r;
   }
   for (const auto& hf : hook_files(*dir)) {
     if (stopping_) return {Outcome::retry, "stopping"};
@@ -430,12 +447,13 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
     // sender's): an RFC 3464 notice naming the recipient and the reason.
     std::function<void(const std::string&)> forward_failed;
     if (hf.kind == HookKind::forward && !e.sender.empty()) {
-      forward_failed = [this, cfgp, e, address, label, headers_text = header_block(content)](const std::string& why) {
+      forward_failed = [this, cfgp, e, rcpt, address, label,
+                        headers_text = header_block(content)](const std::string& why) {
         DsnRecipient r;
         r.address = address;
         r.status = "5.3.0";
         r.diagnostic = "the message was stored for " + address + ", but forwarding it (" + label + ") failed: " + why;
-        notify_sender(*cfgp, e, e.sender, {r}, headers_text, "agent: " + address + ": forward failure notice");
+        notify_sender(*cfgp, e, e.sender, {r}, headers_text, "agent: " + address + ": forward failure notice", rcpt);
       };
     }
     auto why_failed = [](const ChildExit& x) {
@@ -469,11 +487,11 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
       }
     }
   }
-  if (!wait) return {Outcome::done, "delivered"};
+  if (!wait) return {Outcome::done, "delivered to the mailbox", true};
   // The hooks are done: what they left in the file is the message.
   if (!regular_file(work->path)) {
     log_("agent: " + address + ": the hooks removed the message; not stored");
-    return {Outcome::done, "removed by a hook"};
+    return {Outcome::done, "removed by a hook", true};
   }
   auto rewritten = util::read_file(work->path);
   if (!rewritten) return {Outcome::retry, "cannot read the working file: " + rewritten.error().message};
@@ -486,7 +504,7 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
     if (std::string_view(rest).starts_with(delivered_to)) rest.erase(0, delivered_to.size());
     *rewritten = fh + rest;
   }
-  return store_copy(cfg, e, account, address, *dir, *rewritten, is_list);
+  return store_copy(cfg, e, rcpt, account, address, *dir, *rewritten, is_list);
 }
 
 // The quota of the account folder `dir` against a copy of `size` octets:
@@ -500,7 +518,8 @@ Status LocalAgent::check_quota(const Config& cfg, const std::string& account, co
 }
 
 void LocalAgent::notify_sender(const Config& cfg, const QueueEntry& e, const std::string& to,
-                               std::vector<DsnRecipient> failed, std::string headers, const std::string& label) {
+                               std::vector<DsnRecipient> reports, std::string headers, const std::string& label,
+                               std::string_view about) {
   if (to.empty()) return;  // never to the null sender
   DsnInput in;
   in.reporting_domain = cfg.server.domain;
@@ -509,10 +528,26 @@ void LocalAgent::notify_sender(const Config& cfg, const QueueEntry& e, const std
   in.queue_id = e.id;
   in.arrival_time = e.created;
   in.now = unix_now();
-  in.recipients = std::move(failed);
+  const bool failure = std::any_of(reports.begin(), reports.end(),
+                                   [](const DsnRecipient& r) { return r.action == DsnAction::failed; });
+  auto origin = std::find_if(e.recipients.begin(), e.recipients.end(),
+                             [&](const QueueRecipient& r) { return !about.empty() && r.address == about; });
+  if (origin != e.recipients.end()) {
+    if (failure && !wants_failure_notice(origin->dsn.notify)) {
+      log_(label + " not sent: NOTIFY=" + format_dsn_notify(origin->dsn.notify));
+      return;
+    }
+    for (auto& r : reports) r.original_recipient = origin->dsn.orcpt;
+    in.envelope_id = e.envid;
+    if (failure && e.ret == DsnRet::full && e.size <= static_cast<std::uint64_t>(cfg.smtp.bounce_size_limit))
+      if (auto m = util::read_file(spool_.message_path(e.id))) in.original_message = std::move(*m);
+  }
+  in.recipients = std::move(reports);
   in.original_headers = std::move(headers);
   RelayQueue relay(cfg.queue_dir());
-  if (outbound::deliver_notice(cfg, relay, to, build_dsn(in), false, label, log_)) wake_relay();
+  outbound::NoticeOptions o;
+  o.smtputf8 = e.smtputf8;
+  if (outbound::deliver_notice(cfg, relay, to, build_dsn(in), false, label, log_, o)) wake_relay();
 }
 
 void LocalAgent::wake_relay() {
@@ -524,10 +559,10 @@ void LocalAgent::wake_relay() {
   if (fn) fn();
 }
 
-LocalAgent::Result1 LocalAgent::store_copy(const Config& cfg, const QueueEntry& e, const std::string& account,
-                                           const std::string& address, const fs::path& dir,
-                                           std::string_view content, bool is_list) {
-  if (is_list) return distribute(cfg, e, account, content);
+LocalAgent::Result1 LocalAgent::store_copy(const Config& cfg, const QueueEntry& e, const std::string& rcpt,
+                                           const std::string& account, const std::string& address,
+                                           const fs::path& dir, std::string_view content, bool is_list) {
+  if (is_list) return distribute(cfg, e, rcpt, account, content);
   // Quotas hold on every path: the SMTP check before the 250 saw the message
   // as received, this one the copy as stored (hooks may have rewritten it,
   // other mail may have arrived meanwhile). Full: the sender is told, as by
@@ -539,17 +574,17 @@ LocalAgent::Result1 LocalAgent::store_copy(const Config& cfg, const QueueEntry& 
     r.address = address;
     r.status = "5.2.2";
     r.diagnostic = "mailbox full: " + q.error().message;
-    notify_sender(cfg, e, e.sender, {r}, header_block(content), "agent: " + address + ": over quota notice");
+    notify_sender(cfg, e, e.sender, {r}, header_block(content), "agent: " + address + ": over quota notice", rcpt);
     return {Outcome::failed, "mailbox full: " + q.error().message};
   }
   fs::path d = dir;
   auto r = deliver(std::span<const fs::path>(&d, 1), content);
   if (r.empty() || !r.front()) return {Outcome::retry, r.empty() ? "no result" : r.front().error().message};
-  return {Outcome::done, "delivered"};
+  return {Outcome::done, "delivered to the mailbox", true};
 }
 
-LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const QueueEntry& e, const std::string& account,
-                                           std::string_view content) {
+LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const QueueEntry& e, const std::string& rcpt,
+                                           const std::string& account, std::string_view content) {
   const std::string& sender = e.sender;
   auto list = MailingList::load(cfg, account);
   if (!list) return {Outcome::failed, "mailing list " + account + ": " + list.error().message};
@@ -567,7 +602,7 @@ LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const QueueEntry& 
                           ? "the mailing list " + list->address() + " does not accept posts from you: "
                           : "the mailing list " + list->address() + " refused the post: ") +
                      verdict.reason;
-      notify_sender(cfg, e, sender, {r}, header_block(content), "mailing list " + account + ": refusal notice");
+      notify_sender(cfg, e, sender, {r}, header_block(content), "mailing list " + account + ": refusal notice", rcpt);
     }
     return {Outcome::done, "not distributed: " + verdict.reason};
   }
@@ -686,7 +721,8 @@ LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const QueueEntry& 
     notify_sender(cfg, e, from, std::move(over_quota), header_block(rewritten),
                   "mailing list " + account + ": over quota notice");
   if (ok == 0 && failed > 0) return {Outcome::retry, "no member could be served"};
-  return {Outcome::done, "distributed to " + std::to_string(ok) + " members"};
+  return {Outcome::done, "delivered to the mailing list " + list->address() + " (" + std::to_string(ok) + " members)",
+          true};
 }
 
 }  // namespace wizmail::agent

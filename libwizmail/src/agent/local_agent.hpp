@@ -74,8 +74,9 @@ class LocalAgent {
   // folder, revalidated by the folder's mtime).
   bool needs_agent(const std::filesystem::path& account_dir);
   // Commit-pipeline glue: move the local targets whose account needs the
-  // agent out of `targets`, returning their spool recipients.
-  std::vector<std::string> take(std::vector<server::LocalTarget>& targets);
+  // agent out of `targets`, returning their spool recipients; `dsn` gets
+  // each one's RFC 3461 request, in the same order.
+  std::vector<std::string> take(std::vector<server::LocalTarget>& targets, std::vector<DsnRequest>& dsn);
 
   const RelayQueue& spool() const noexcept { return spool_; }
   // New entries are in the spool: look now.
@@ -99,18 +100,27 @@ class LocalAgent {
   struct Result1 {
     Outcome outcome = Outcome::done;
     std::string text;
+    bool delivered = false;  // done, and the copy was stored (or the list post distributed)
   };
   void worker();
   void process(const std::string& id);
   Result1 deliver_one(const QueueEntry& e, const std::string& rcpt);
-  Result1 store_copy(const Config& cfg, const QueueEntry& e, const std::string& account, const std::string& address,
-                     const std::filesystem::path& dir, std::string_view content, bool is_list);
-  Result1 distribute(const Config& cfg, const QueueEntry& e, const std::string& account, std::string_view content);
+  // `rcpt`: the spool recipient of `e` being delivered (for its notices).
+  Result1 store_copy(const Config& cfg, const QueueEntry& e, const std::string& rcpt, const std::string& account,
+                     const std::string& address, const std::filesystem::path& dir, std::string_view content,
+                     bool is_list);
+  Result1 distribute(const Config& cfg, const QueueEntry& e, const std::string& rcpt, const std::string& account,
+                     std::string_view content);
   Status check_quota(const Config& cfg, const std::string& account, const std::filesystem::path& dir,
                      std::uint64_t size);
   // An RFC 3464 notice to `to` (nothing for the null sender) about entry `e`.
+  // `about` is the spool recipient of `e` the notice reports on when it goes
+  // to e's sender (empty: another envelope, e.g. a list's): its RFC 3461
+  // request is honoured — no failure notice unless NOTIFY allows it, its
+  // ORCPT, e's ENVID, RET=FULL.
   void notify_sender(const Config& cfg, const QueueEntry& e, const std::string& to,
-                     std::vector<DsnRecipient> failed, std::string headers, const std::string& label);
+                     std::vector<DsnRecipient> reports, std::string headers, const std::string& label,
+                     std::string_view about = {});
   void wake_relay();
 
   ConfigFn config_;

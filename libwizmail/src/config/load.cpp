@@ -6,6 +6,7 @@
 #include "config/parser.hpp"
 #include "config/table.hpp"
 #include "util/strings.hpp"
+#include "wizmail/aliases.hpp"
 #include "wizmail/config.hpp"
 
 namespace wizmail {
@@ -145,6 +146,15 @@ ConfigLoad parse_config_texts(const fs::path& home,
                      });
     out.diagnostics.insert(out.diagnostics.end(), diags.begin(), diags.end());
   }
+  if (auto it = std::find_if(texts.begin(), texts.end(), [](const auto& t) { return t.first == "aliases.def"; });
+      it != texts.end()) {
+    std::vector<ConfigDiagnostic> diags;
+    auto map = AliasMap::parse(it->second, aliases_file(*c).string(), c->local_domains(), c->server.domain, diags);
+    std::stable_sort(diags.begin(), diags.end(),
+                     [](const ConfigDiagnostic& a, const ConfigDiagnostic& b) { return a.line < b.line; });
+    out.diagnostics.insert(out.diagnostics.end(), diags.begin(), diags.end());
+    c->aliases = std::make_shared<const AliasMap>(std::move(map));
+  }
   bool errors = false;
   for (const auto& d : out.diagnostics) {
     if (d.severity == Severity::error) errors = true;
@@ -174,6 +184,13 @@ ConfigLoad load_config_report(const fs::path& home) {
       read_errors.push_back({Severity::error, p.string(), 0, {},
                              strip_path_prefix(data.error().message, p.string())});
     }
+  }
+  {
+    fs::path p = home / "def" / "aliases.def";
+    auto data = config::read_def_file(p);
+    if (data) texts.emplace_back("aliases.def", std::move(*data));
+    else if (data.error().code != Errc::not_found)
+      read_errors.push_back({Severity::error, p.string(), 0, {}, strip_path_prefix(data.error().message, p.string())});
   }
   ConfigLoad out = parse_config_texts(home, texts);
   if (!read_errors.empty()) {

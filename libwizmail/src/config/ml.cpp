@@ -2,11 +2,6 @@
 // return_path, name. Writers serialise on an flock'd lock file beside it
 // (ml.def.lock), so concurrent increments from threads and processes never
 // lose a count; every write is write_file_atomic (crash-safe).
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <limits>
 #include <map>
 
@@ -20,34 +15,6 @@ namespace wizmail {
 namespace fs = std::filesystem;
 
 namespace {
-
-class FileLock {
- public:
-  static Result<FileLock> acquire(const fs::path& file) {
-    fs::path lock = file;
-    lock += ".lock";
-    int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return fail_errno("open lock file " + lock.string(), errno);
-    while (::flock(fd, LOCK_EX) != 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return fail_errno("lock " + lock.string(), e);
-    }
-    return FileLock(fd);
-  }
-  FileLock(FileLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  FileLock(const FileLock&) = delete;
-  FileLock& operator=(const FileLock&) = delete;
-  FileLock& operator=(FileLock&&) = delete;
-  ~FileLock() {
-    if (fd_ >= 0) ::close(fd_);  // closing releases the flock
-  }
-
- private:
-  explicit FileLock(int fd) : fd_(fd) {}
-  int fd_ = -1;
-};
 
 Result<MailingListSettings> parse_ml_def(std::string_view text, const std::string& path) {
   auto parsed = config::parse_def_text(text, path);
@@ -126,13 +93,13 @@ Status write_ml_def(const fs::path& file, const MailingListSettings& ml) {
 Result<MailingListSettings> load_ml_def(const fs::path& file) { return read_ml_def(file); }
 
 Status save_ml_def(const fs::path& file, const MailingListSettings& ml) {
-  auto lock = FileLock::acquire(file);
+  auto lock = util::FileLock::acquire(file);
   if (!lock) return unexpected(lock.error());
   return write_ml_def(file, ml);
 }
 
 Result<std::int64_t> increment_ml_count(const fs::path& file) {
-  auto lock = FileLock::acquire(file);
+  auto lock = util::FileLock::acquire(file);
   if (!lock) return unexpected(lock.error());
   auto ml = read_ml_def(file);
   if (!ml) return unexpected(ml.error());

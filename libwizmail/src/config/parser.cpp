@@ -48,42 +48,19 @@ std::string check_line_bytes(std::string_view line) {
 
 }  // namespace
 
-std::size_t utf8_sequence_length(std::string_view s) noexcept {
-  if (s.empty()) return 0;
-  auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
-  unsigned char c = b(0);
-  if (c < 0x80) return 1;
-  std::size_t n;
-  unsigned cp;
-  if (c >= 0xc2 && c <= 0xdf) { n = 2; cp = c & 0x1f; }
-  else if (c >= 0xe0 && c <= 0xef) { n = 3; cp = c & 0x0f; }
-  else if (c >= 0xf0 && c <= 0xf4) { n = 4; cp = c & 0x07; }
-  else return 0;
-  if (s.size() < n) return 0;
-  for (std::size_t i = 1; i < n; ++i) {
-    if ((b(i) & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (b(i) & 0x3f);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000)) return 0;  // overlong
-  if (cp >= 0xd800 && cp <= 0xdfff) return 0;                         // surrogate
-  if (cp > 0x10ffff) return 0;
-  return n;
-}
-
-DefText parse_def_text(std::string_view text, const std::string& path) {
-  DefText out;
-  int errors = 0;
-  auto error = [&](int line, std::string key, std::string msg) {
-    out.diagnostics.push_back({ConfigDiagnostic::Severity::error, path, line, std::move(key),
-                               std::move(msg)});
-    ++errors;
+void for_each_def_line(std::string_view text, const std::string& path,
+                       std::vector<ConfigDiagnostic>& diagnostics,
+                       const std::function<void(int, std::string_view)>& on_line) {
+  const std::size_t first = diagnostics.size();
+  auto error = [&](int line, std::string msg) {
+    diagnostics.push_back({ConfigDiagnostic::Severity::error, path, line, {}, std::move(msg)});
   };
   if (text.starts_with("\xef\xbb\xbf")) text.remove_prefix(3);
 
   int line_no = 0;
   while (!text.empty()) {
-    if (errors >= kMaxErrors) {
-      error(line_no + 1, {}, "too many errors; the rest of the file was not read");
+    if (diagnostics.size() - first >= static_cast<std::size_t>(kMaxErrors)) {
+      error(line_no + 1, "too many errors; the rest of the file was not read");
       break;
     }
     ++line_no;
@@ -94,32 +71,43 @@ DefText parse_def_text(std::string_view text, const std::string& path) {
 
     if (auto problem = check_line_bytes(line); !problem.empty()) {
       bool nul = problem.starts_with("NUL");
-      error(line_no, {}, std::move(problem));
+      error(line_no, std::move(problem));
       if (nul) break;  // a binary file: one clear message is enough
       continue;
     }
     std::string_view t = util::trim(line);
     if (t.empty() || t.starts_with('#') || t.starts_with("//")) continue;
+    on_line(line_no, t);
+  }
+}
+
+DefText parse_def_text(std::string_view text, const std::string& path) {
+  DefText out;
+  auto error = [&](int line, std::string key, std::string msg) {
+    out.diagnostics.push_back({ConfigDiagnostic::Severity::error, path, line, std::move(key),
+                               std::move(msg)});
+  };
+  for_each_def_line(text, path, out.diagnostics, [&](int line_no, std::string_view t) {
     auto eq = t.find('=');
     if (eq == std::string_view::npos) {
       error(line_no, {}, "expected key=value, got '" + std::string(t.substr(0, 60)) + "'");
-      continue;
+      return;
     }
     std::string_view key = util::trim(t.substr(0, eq));
     std::string_view value = util::trim(t.substr(eq + 1));
     if (key.empty()) {
       error(line_no, {}, "missing key before '='");
-      continue;
+      return;
     }
     bool key_ok = key.size() <= 128;
     for (char c : key) key_ok = key_ok && valid_key_char(c);
     if (!key_ok) {
       error(line_no, std::string(key.substr(0, 60)),
             "invalid key name (letters, digits, '_', '-' and '.' only)");
-      continue;
+      return;
     }
     out.lines.push_back({std::string(key), std::string(value), line_no});
-  }
+  });
   return out;
 }
 

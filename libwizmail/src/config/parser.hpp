@@ -3,10 +3,12 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "util/strings.hpp"
 #include "wizmail/config.hpp"
 
 namespace wizmail::config {
@@ -28,6 +30,14 @@ struct DefText {
 // `path` and the line. After kMaxErrors errors the rest of the file is skipped.
 DefText parse_def_text(std::string_view text, const std::string& path);
 
+// The line loop of every def format (also aliases.def): BOM, CR LF, the byte
+// checks and comment lines as above; `on_line(line, text)` gets each other
+// line trimmed and may append its own diagnostics (they count towards
+// kMaxErrors).
+void for_each_def_line(std::string_view text, const std::string& path,
+                       std::vector<ConfigDiagnostic>& diagnostics,
+                       const std::function<void(int, std::string_view)>& on_line);
+
 inline constexpr int kMaxErrors = 20;
 inline constexpr std::size_t kMaxDefFileSize = 1 << 20;
 
@@ -35,8 +45,7 @@ inline constexpr std::size_t kMaxDefFileSize = 1 << 20;
 // unreadable file or one over kMaxDefFileSize is an error naming the path.
 Result<std::string> read_def_file(const std::filesystem::path& path);
 
-// Length of the valid UTF-8 sequence at s[0], or 0 when it is invalid
-// (overlong forms, surrogates and code points over U+10FFFF are invalid).
-std::size_t utf8_sequence_length(std::string_view s) noexcept;
+// Length of the valid UTF-8 sequence at s[0], or 0 (util/strings.hpp).
+using util::utf8_sequence_length;
 
 }  // namespace wizmail::config

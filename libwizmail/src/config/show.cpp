@@ -217,6 +217,32 @@ std::string config_reference_markdown() {
       "| `return_path` | envelope sender and Return-Path of list mail; empty = admin_mail_address |\n"
       "| `name` | the subject prefix name; empty = the account name |\n"
       "\nAny other key, a duplicate key or a bad count is an error.\n";
+  out +=
+      "\n## def/aliases.def — aliases and catch-alls\n\n"
+      "Postfix's `virtual_alias_maps` for wizmail, managed with `wizmail alias add|del|list`\n"
+      "(or edited by hand; `wizmail reload` or SIGHUP re-reads it with the other files).\n"
+      "One alias a line, `#` and `//` comment lines, UTF-8:\n\n"
+      "```\n"
+      "sales@example.org   alice, bob@partner.example\n"
+      "info                alice          # info@ every local domain\n"
+      "@example.net        catchall       # anything else @example.net\n"
+      "```\n\n"
+      "| key | meaning |\n|---|---|\n"
+      "| `local@domain` | that address; the domain must be a local domain |\n"
+      "| `local` | that local part at every local domain |\n"
+      "| `@domain` | catch-all of a local domain: only for addresses that name no account and no other alias |\n"
+      "\nTargets (comma-separated) are account names (`alice` = `alice@<domain>`) or\n"
+      "addresses: a local address is resolved again (its account or alias), another one is\n"
+      "relayed — without the relay rules, since the sender wrote to a local address (as\n"
+      "Postfix does). At RCPT the exact address wins, then the bare local part, then the\n"
+      "account, then the catch-all; an alias applies before an account of the same name,\n"
+      "and `alice@d  alice, bob` keeps a copy for the account alice. Keys compare without\n"
+      "ASCII case and with domains in their ASCII (A-label) form. A bad line, a key at a\n"
+      "domain that is not local, a duplicate key or an alias loop is an error naming file\n"
+      "and line; resolution stops after 20 levels and 1000 addresses (451 4.3.0).\n"
+      "A copy delivered through an alias has `Delivered-To:` naming the address as it\n"
+      "arrived (the alias, or the address a catch-all took), not the account's own\n"
+      "address (docs/smtp.md says why).\n";
   return out;
 }
 

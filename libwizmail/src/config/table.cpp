@@ -109,6 +109,16 @@ std::vector<Key> make_keys() {
        .default_value = "300", .min = 1, .max = 86400,
        .doc = "Seconds between scans of the retry queue (resendmail/).", .example = "60",
        .field = field<smtp, &S::resend_scan_interval>},
+      {.name = "delay_warning_time", .file = smtpenv, .type = T::integer, .default_value = "4",
+       .min = 0, .max = 8760,
+       .doc = "Hours a message may wait in the retry queue before its sender gets one delay notice; "
+              "only for recipients whose RCPT asked NOTIFY=DELAY (RFC 3461); 0 = never.",
+       .example = "1", .field = field<smtp, &S::delay_warning_time>},
+      {.name = "bounce_size_limit", .file = smtpenv, .type = T::bytes, .default_value = "50000",
+       .min = 0, .max = 52428800,
+       .doc = "Octets of a failed message returned whole in its failure notice when the sender "
+              "asked RET=FULL; a larger message is returned as its headers only.",
+       .example = "1M", .field = field<smtp, &S::bounce_size_limit>},
       {.name = "send_permits_only_smtp_auth", .file = smtpenv, .type = T::boolean,
        .default_value = "0",
        .doc = "1: relaying requires SMTP AUTH; 0: a local sender may also relay (see relay).",

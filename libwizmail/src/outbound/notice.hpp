@@ -21,8 +21,19 @@ namespace wizmail::outbound {
 // `to` must not be empty: nobody is told about mail from the null sender.
 // `label` starts every log line ("relay: <id>: bounce"). True when a queue
 // entry was made (the caller wakes the relay).
+// A local address is recognised in any spelling of a local domain (U-labels
+// as their A-label form, SMTPUTF8).
+struct NoticeOptions {
+  // The queued notice goes with SMTPUTF8 (its message was an SMTPUTF8 one,
+  // or `to` is a UTF-8 address).
+  bool smtputf8 = false;
+  // Postmaster's copy when it must differ from `notice` (RFC 3461: the
+  // sender's notice may leave out recipients, or return the whole message;
+  // postmaster gets every failure, headers only). Empty: `notice` itself.
+  std::string_view postmaster_notice{};
+};
 bool deliver_notice(const Config& config, RelayQueue& queue, std::string_view to, std::string_view notice,
                     bool copy_to_postmaster, std::string_view label,
-                    const std::function<void(const std::string&)>& log);
+                    const std::function<void(const std::string&)>& log, const NoticeOptions& options = {});
 
 }  // namespace wizmail::outbound

@@ -37,6 +37,7 @@
 #include "outbound/notice.hpp"
 #include "outbound/smtp_client.hpp"
 #include "util/fs.hpp"
+#include "util/idna.hpp"
 #include "util/strings.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/maildir_delivery.hpp"
@@ -85,6 +86,30 @@ bool has_eight_bit(const fs::path& file) {
   return found;
 }
 
+// The report line of one recipient.
+DsnRecipient report(const QueueRecipient& r, DsnAction action, std::string status, std::string host,
+                    std::string text, int code) {
+  DsnRecipient d;
+  d.address = r.address;
+  d.status = std::move(status);
+  d.remote_mta = std::move(host);
+  d.diagnostic = std::move(text);
+  d.smtp_code = code;
+  d.action = action;
+  d.original_recipient = r.dsn.orcpt;
+  return d;
+}
+
+// An address as a peer without SMTPUTF8 can take it: the domain in its
+// A-label form; nullopt when the local part itself is UTF-8.
+std::optional<std::string> ascii_address(std::string_view address) {
+  auto at = address.rfind('@');
+  if (!util::is_ascii(address.substr(0, at == std::string_view::npos ? address.size() : at))) return std::nullopt;
+  auto a = util::address_domain_to_ascii(address);
+  if (!a) return std::nullopt;
+  return *a;
+}
+
 }  // namespace
 
 std::chrono::milliseconds retry_delay(std::chrono::milliseconds base, int attempts) {
@@ -128,8 +153,10 @@ struct Relay::Impl {
     QueueEntry entry;
     int outstanding = 0;  // destination groups not yet done
     bool eight_bit = false;
+    bool utf8_headers = false;           // SMTPUTF8 message with UTF-8 header fields
     bool attempted = false;
     std::vector<DsnRecipient> failures;  // failed in this round
+    std::vector<DsnRecipient> relayed;   // to a peer without DSN, NOTIFY=SUCCESS (RFC 3461 §5.2.2)
   };
   std::map<std::string, Claimed> claimed;
   struct Work {
@@ -169,13 +196,22 @@ struct Relay::Impl {
   void ensure_workers();
   asio::awaitable<void> worker(std::string key);
   asio::awaitable<Result<std::shared_ptr<SmtpClient>>> open_session(const std::vector<Hop>& hops);
-  void apply(Work& w, const Result<outbound::TransactionResult>& tr, const std::string& host);
+  void apply(Work& w, const Result<outbound::TransactionResult>& tr, const std::string& host, bool peer_dsn);
   void record(Claimed& c, std::size_t idx, RecipientState st, const std::string& text, int code,
-              const std::string& enhanced, const std::string& host);
+              const std::string& enhanced, const std::string& host, bool peer_dsn = true);
   void fail_work(Work& w, const Error& why, const std::string& host);
   void done_with(const std::string& id);
   void finish(const std::string& id);
   void bounce(const QueueEntry& e, const std::vector<DsnRecipient>& failures, bool timed_out);
+  // A notice to the sender of `e` (failure, delay or "relayed"): RET=FULL
+  // returns the message when a recipient failed and it is small enough.
+  void notify_sender(const QueueEntry& e, std::vector<DsnRecipient> rcpts, bool timed_out,
+                     std::int64_t retry_until, std::string_view what);
+  DsnInput sender_notice(const QueueEntry& e, std::vector<DsnRecipient> rcpts, bool timed_out,
+                         std::int64_t retry_until) const;
+  void route_notice(const QueueEntry& e, const std::string& to, const std::string& text, std::string_view what,
+                    bool copy_to_postmaster = false, std::string_view postmaster_text = {});
+  DsnInput notice_base(const QueueEntry& e, bool timed_out) const;
   void keep_dead(const QueueEntry& e);
   void check_stopped();
 };
@@ -228,13 +264,17 @@ void Relay::Impl::claim(const std::string& id) {
   Claimed c;
   c.entry = std::move(*e);
   c.eight_bit = has_eight_bit(queue.message_path(id));
+  if (c.entry.smtputf8)
+    if (auto h = read_header_block(queue.message_path(id))) c.utf8_headers = !util::is_ascii(*h);
   auto config = cfg();
   const bool smart = !config->smtp.smart_host.empty();
   std::map<std::string, std::vector<std::size_t>> groups;
   for (std::size_t i = 0; i < c.entry.recipients.size(); ++i) {
     const auto& r = c.entry.recipients[i];
     if (r.state != RecipientState::pending) continue;
-    groups[smart ? "[smart-host]" : domain_of(r.address)].push_back(i);
+    // U-label domains are looked up (and grouped) in their A-label form.
+    std::string d = domain_of(r.address);
+    groups[smart ? "[smart-host]" : util::domain_to_ascii(d).value_or(d)].push_back(i);
   }
   c.outstanding = static_cast<int>(groups.size());
   claimed.emplace(id, std::move(c));
@@ -259,7 +299,7 @@ void Relay::Impl::ensure_workers() {
 }
 
 void Relay::Impl::record(Claimed& c, std::size_t idx, RecipientState st, const std::string& text, int code,
-                         const std::string& enhanced, const std::string& host) {
+                         const std::string& enhanced, const std::string& host, bool peer_dsn) {
   auto& r = c.entry.recipients[idx];
   if (r.state != RecipientState::pending) return;
   r.state = st;
@@ -269,9 +309,12 @@ void Relay::Impl::record(Claimed& c, std::size_t idx, RecipientState st, const s
   if (st == RecipientState::delivered) {
     n_delivered.fetch_add(1);
     log("relay: " + c.entry.id + " to <" + r.address + "> delivered: " + r.last_reply);
+    // A peer without DSN says nothing more: report "relayed" ourselves.
+    if (!peer_dsn && wants_success_notice(r.dsn.notify))
+      c.relayed.push_back(report(r, DsnAction::relayed, enhanced, host, text, code));
   } else if (st == RecipientState::failed) {
     n_failed.fetch_add(1);
-    c.failures.push_back({r.address, enhanced, host, text, code});
+    c.failures.push_back(report(r, DsnAction::failed, enhanced, host, text, code));
     log("relay: " + c.entry.id + " to <" + r.address + "> failed: " + r.last_reply);
   } else {
     n_deferred.fetch_add(1);
@@ -289,7 +332,8 @@ void Relay::Impl::fail_work(Work& w, const Error& why, const std::string& host) 
   it->second.entry.attempts.push_back({unix_now(), (host.empty() ? "" : host + ": ") + why.message});
 }
 
-void Relay::Impl::apply(Work& w, const Result<outbound::TransactionResult>& tr, const std::string& host) {
+void Relay::Impl::apply(Work& w, const Result<outbound::TransactionResult>& tr, const std::string& host,
+                        bool peer_dsn) {
   auto it = claimed.find(w.id);
   if (it == claimed.end()) return;
   auto& c = it->second;
@@ -302,7 +346,7 @@ void Relay::Impl::apply(Work& w, const Result<outbound::TransactionResult>& tr, 
                         : r.permanent() ? RecipientState::failed : RecipientState::pending;
   };
   auto put = [&](std::size_t k, const SmtpReply& r) {
-    record(c, w.rcpts[k], state_of(r), r.to_string(), r.code, r.enhanced, host);
+    record(c, w.rcpts[k], state_of(r), r.to_string(), r.code, r.enhanced, host, peer_dsn);
   };
   std::string summary;
   if (tr->local_failure) {
@@ -364,12 +408,31 @@ void Relay::Impl::finish(const std::string& id) {
       int code = 0;
       if (auto n = util::parse_int(std::string_view(text).substr(0, 3)); n && *n >= 400 && *n < 600)
         code = static_cast<int>(*n);
-      c.failures.push_back({r.address, "", host,
-                            "delivery time expired; last error: " + (text.empty() ? "none" : text), code});
+      c.failures.push_back(report(r, DsnAction::failed, "", host,
+                                  "delivery time expired; last error: " + (text.empty() ? "none" : text), code));
       log("relay: " + e.id + " to <" + r.address + "> given up after resend_timeout: " + r.last_reply);
     }
   }
+  // One delay notice per message (RFC 3461 §5.2.5: only to recipients that
+  // asked NOTIFY=DELAY), once it waited delay_warning_time.
+  const auto warn_after = std::int64_t{cfg()->smtp.delay_warning_time} * 3600;
+  if (!timed_out && !e.finished() && c.attempted && warn_after > 0 && e.delay_notified == 0 &&
+      now - e.created >= warn_after) {
+    std::vector<DsnRecipient> delayed;
+    for (const auto& r : e.recipients) {
+      if (r.state != RecipientState::pending || !wants_delay_notice(r.dsn.notify)) continue;
+      auto sp = r.last_reply.find(": ");
+      delayed.push_back(report(r, DsnAction::delayed, "", sp == std::string::npos ? "" : r.last_reply.substr(0, sp),
+                               sp == std::string::npos ? r.last_reply : r.last_reply.substr(sp + 2), 0));
+    }
+    if (!delayed.empty()) {
+      auto until = e.created + std::int64_t{std::chrono::duration_cast<std::chrono::seconds>(give_up_after()).count()};
+      notify_sender(e, std::move(delayed), false, until, "delay notice");
+      e.delay_notified = now;
+    }
+  }
   if (!c.failures.empty()) bounce(e, c.failures, timed_out);
+  if (!c.relayed.empty()) notify_sender(e, std::move(c.relayed), false, 0, "relayed notice");
   if (e.finished()) {
     if (auto st = queue.remove(id); !st) log("relay: cannot remove " + id + ": " + st.error().message);
     return;
@@ -406,8 +469,7 @@ void Relay::Impl::keep_dead(const QueueEntry& e) {
   (void)util::fsync_dir(dead);
 }
 
-void Relay::Impl::bounce(const QueueEntry& e, const std::vector<DsnRecipient>& failures, bool timed_out) {
-  keep_dead(e);
+DsnInput Relay::Impl::notice_base(const QueueEntry& e, bool timed_out) const {
   auto config = cfg();
   DsnInput in;
   in.reporting_domain = config->server.domain;
@@ -416,29 +478,75 @@ void Relay::Impl::bounce(const QueueEntry& e, const std::vector<DsnRecipient>& f
   in.queue_id = e.id;
   in.arrival_time = e.created;
   in.now = unix_now();
-  in.recipients = failures;
   in.timed_out = timed_out;
+  in.envelope_id = e.envid;
   if (auto h = read_header_block(queue.message_path(e.id))) in.original_headers = std::move(*h);
-  std::string dsn = build_dsn(in);
+  return in;
+}
+
+void Relay::Impl::route_notice(const QueueEntry& e, const std::string& to, const std::string& text,
+                               std::string_view what, bool copy_to_postmaster, std::string_view postmaster_text) {
+  outbound::NoticeOptions o;
+  o.smtputf8 = e.smtputf8;
+  o.postmaster_notice = postmaster_text;
+  if (outbound::deliver_notice(*cfg(), queue, to, text, copy_to_postmaster, util::cat("relay: ", e.id, ": ", what),
+                               [this](const std::string& line) { log(line); }, o))
+    asio::post(io, [this] { scan(); });
+}
+
+DsnInput Relay::Impl::sender_notice(const QueueEntry& e, std::vector<DsnRecipient> rcpts, bool timed_out,
+                                    std::int64_t retry_until) const {
+  auto in = notice_base(e, timed_out);
+  in.recipients = std::move(rcpts);
+  in.will_retry_until = retry_until;
+  const bool failed = std::any_of(in.recipients.begin(), in.recipients.end(),
+                                  [](const DsnRecipient& r) { return r.action == DsnAction::failed; });
+  if (failed && e.ret == DsnRet::full && e.size <= static_cast<std::uint64_t>(cfg()->smtp.bounce_size_limit)) {
+    if (auto m = util::read_file(queue.message_path(e.id))) in.original_message = std::move(*m);
+  }
+  return in;
+}
+
+void Relay::Impl::notify_sender(const QueueEntry& e, std::vector<DsnRecipient> rcpts, bool timed_out,
+                                std::int64_t retry_until, std::string_view what) {
+  if (e.sender.empty() || rcpts.empty()) return;  // never to the null sender
+  route_notice(e, e.sender, build_dsn(sender_notice(e, std::move(rcpts), timed_out, retry_until)), what);
+}
+
+void Relay::Impl::bounce(const QueueEntry& e, const std::vector<DsnRecipient>& failures, bool timed_out) {
+  keep_dead(e);
   n_bounces.fetch_add(1);
   if (opt.on_bounce) opt.on_bounce();
-
+  // The postmaster sees every failure (SPEC §6), with the headers only.
+  auto pm = notice_base(e, timed_out);
+  pm.recipients = failures;
+  const std::string pm_text = build_dsn(pm);
+  const std::string postmaster = "postmaster@" + cfg()->server.domain;
   if (e.sender.empty()) {
     log("relay: " + e.id + ": null sender, no bounce (copy to postmaster, message kept in deadmail/)");
-    AccountStore store(config->mailbox_dir());
-    auto kind = store.lookup("postmaster");
-    if (!kind) log("relay: " + e.id + ": account postmaster: " + kind.error().message);
-    if (auto d = store.account_dir("postmaster"); d && (!kind || *kind != AccountKind::none)) {
-      if (auto r = deliver_final(*d, "", "postmaster@" + config->server.domain, dsn))
-        log("relay: " + e.id + ": bounce delivered to postmaster");
-      else
-        log("relay: " + e.id + ": bounce delivery to postmaster failed: " + r.error().message);
-    }
+    route_notice(e, postmaster, pm_text, "bounce");
     return;
   }
-  if (outbound::deliver_notice(*config, queue, e.sender, dsn, true, "relay: " + e.id + ": bounce",
-                               [this](const std::string& line) { log(line); }))
-    asio::post(io, [this] { scan(); });
+  // The sender is told about the recipients that did not say NOTIFY
+  // without FAILURE (RFC 3461 §4.1).
+  std::vector<DsnRecipient> wanted;
+  for (const auto& f : failures) {
+    auto it = std::find_if(e.recipients.begin(), e.recipients.end(),
+                           [&](const QueueRecipient& r) { return r.address == f.address; });
+    if (it == e.recipients.end() || wants_failure_notice(it->dsn.notify)) wanted.push_back(f);
+  }
+  if (wanted.empty()) {
+    log("relay: " + e.id + ": no failure notice to <" + e.sender + ">: its NOTIFY did not ask for one");
+    route_notice(e, postmaster, pm_text, "bounce");
+    return;
+  }
+  const bool same = wanted.size() == failures.size();
+  auto in = sender_notice(e, std::move(wanted), timed_out, 0);
+  if (same && in.original_message.empty()) {
+    route_notice(e, e.sender, pm_text, "bounce", true);
+    return;
+  }
+  route_notice(e, e.sender, build_dsn(in), "bounce", true, pm_text);
 }
 
 asio::awaitable<Result<std::shared_ptr<SmtpClient>>> Relay::Impl::open_session(const std::vector<Hop>& hops) {
@@ -582,12 +690,51 @@ asio::awaitable<void> Relay::Impl::worker(std::string key) {
     }
     auto it = claimed.find(w.id);
     if (it == claimed.end()) continue;
+    const auto& entry = it->second.entry;
+    // SMTPUTF8 (RFC 6531 §3.2): a peer that does not offer it gets the
+    // message only when nothing needs it — U-label domains go as A-labels;
+    // a UTF-8 local part or (with SMTPUTF8) UTF-8 header fields cannot,
+    // and bounce with 5.6.7 rather than be mangled.
+    const bool peer_utf8 = client->has("SMTPUTF8");
     std::vector<std::string> rcpts;
-    for (auto i : w.rcpts) rcpts.push_back(it->second.entry.recipients[i].address);
-    auto tr = co_await client->send_mail(it->second.entry.sender, rcpts, queue.message_path(w.id),
-                                         it->second.entry.size, it->second.eight_bit);
+    bool needs_utf8 = entry.smtputf8 && it->second.utf8_headers;
+    std::string sender = entry.sender;
+    if (!peer_utf8) {
+      if (auto a = ascii_address(entry.sender)) sender = *a;
+      else needs_utf8 = true;
+    }
+    for (auto i : w.rcpts) {
+      const auto& address = entry.recipients[i].address;
+      auto a = peer_utf8 ? std::optional<std::string>(address) : ascii_address(address);
+      if (!a) needs_utf8 = true;
+      rcpts.push_back(a.value_or(address));
+    }
+    if (needs_utf8 && !peer_utf8) {
+      for (auto i : w.rcpts)
+        record(it->second, i, RecipientState::failed,
+               "553 5.6.7 SMTPUTF8 is required, but was not offered by host " + host, 553, "5.6.7", host);
+      it->second.entry.attempts.push_back({unix_now(), host + ": SMTPUTF8 required, not offered"});
+      if (auto st = queue.save(it->second.entry); !st) log("relay: cannot save " + w.id + ": " + st.error().message);
+      done_with(w.id);
+      continue;
+    }
+    outbound::MailOptions mo;
+    mo.size = entry.size;
+    mo.eight_bit = it->second.eight_bit;
+    mo.smtputf8 = peer_utf8 && (entry.smtputf8 || !util::is_ascii(sender) ||
+                                std::any_of(rcpts.begin(), rcpts.end(), [](const std::string& r) { return !util::is_ascii(r); }));
+    mo.ret = entry.ret;
+    mo.envid = entry.envid;
+    bool any_dsn = false;
+    for (auto i : w.rcpts) {
+      mo.dsn.push_back(entry.recipients[i].dsn);
+      any_dsn = any_dsn || !entry.recipients[i].dsn.empty();
+    }
+    if (!any_dsn) mo.dsn.clear();
+    const bool peer_dsn = client->has("DSN");
+    auto tr = co_await client->send_mail(sender, rcpts, queue.message_path(w.id), std::move(mo));
     ++sent;
-    apply(w, tr, host);
+    apply(w, tr, host, peer_dsn);
     if (!tr) {
       live.erase(client);
       client.reset();

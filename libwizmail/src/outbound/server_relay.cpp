@@ -1,6 +1,7 @@
 #include "outbound/server_relay.hpp"
 
 #include "agent/local_agent.hpp"
+#include "outbound/notice.hpp"
 
 #include <asio/post.hpp>
 
@@ -25,6 +26,24 @@ Status start_server_relay(Server::Impl& I) {
   // Remote list members and forwards the delivery agent queues go out at once.
   if (I.agent) I.agent->set_relay_notify([r] { r->notify(); });
   return {};
+}
+
+void install_success_notices(Server::Impl& I) {
+  I.pipeline->set_notices([&I](DsnInput in, bool smtputf8) {
+    auto rt = I.runtime();
+    const auto& cfg = *rt->config;
+    in.reporting_domain = cfg.server.domain;
+    in.reporting_mta = rt->hostname;
+    in.now = in.arrival_time;
+    const std::string to = in.original_sender;
+    RelayQueue queue(cfg.queue_dir());
+    NoticeOptions o;
+    o.smtputf8 = smtputf8;
+    if (deliver_notice(cfg, queue, to, build_dsn(in), false, "commit: " + in.queue_id + ": success notice",
+                       [&I](const std::string& line) { I.logger.server(line); }, o) &&
+        I.relay)
+      I.relay->notify();
+  });
 }
 
 void stop_server_relay(Server::Impl& I, std::chrono::steady_clock::time_point deadline) {

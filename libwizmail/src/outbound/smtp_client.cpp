@@ -13,6 +13,7 @@
 
 #include "pop3/dot_stuffer.hpp"
 #include "util/strings.hpp"
+#include "util/xtext.hpp"
 
 // g++ 12 reports a false -Wmismatched-new-delete for some coroutine frames
 // (Asio's awaitable_frame_base defines both its operator new and delete,
@@ -198,8 +199,8 @@ asio::awaitable<Result<SmtpReply>> SmtpClient::starttls(net::TlsContextPtr conte
 }
 
 asio::awaitable<Result<TransactionResult>> SmtpClient::send_mail(std::string sender, std::vector<std::string> rcpts,
-                                                                 std::filesystem::path body, std::uint64_t size,
-                                                                 bool eight_bit) {
+                                                                 std::filesystem::path body, MailOptions options) {
+  const std::uint64_t size = options.size;
   TransactionResult tr;
   tr.rcpts.resize(rcpts.size());
   if (auto limit = find_capability(caps_, "SIZE"); limit && !limit->empty()) {
@@ -216,11 +217,24 @@ asio::awaitable<Result<TransactionResult>> SmtpClient::send_mail(std::string sen
   FileFd file{::open(body.c_str(), O_RDONLY | O_CLOEXEC)};
   if (file.fd < 0) co_return fail_errno("open " + body.string(), errno);
 
+  const bool dsn = has("DSN");
   std::string mail = "MAIL FROM:<" + sender + ">";
   if (has("SIZE")) mail += " SIZE=" + std::to_string(size);
-  if (eight_bit && has("8BITMIME")) mail += " BODY=8BITMIME";
+  if (options.eight_bit && has("8BITMIME")) mail += " BODY=8BITMIME";
+  if (options.smtputf8) mail += " SMTPUTF8";
+  if (dsn && options.ret != DsnRet::unspecified) mail += " RET=" + std::string(to_string(options.ret));
+  if (dsn && !options.envid.empty()) mail += " ENVID=" + util::encode_xtext(options.envid);
   mail += "\r\n";
   const bool pipelining = has("PIPELINING");
+  auto rcpt_line = [&](std::size_t i) {
+    std::string line = "RCPT TO:<" + rcpts[i] + ">";
+    if (dsn && i < options.dsn.size()) {
+      const auto& d = options.dsn[i];
+      if (d.notify) line += " NOTIFY=" + format_dsn_notify(d.notify);
+      if (!d.orcpt.empty()) line += " ORCPT=" + format_dsn_orcpt(d.orcpt);
+    }
+    return line;
+  };
 
   auto fail_io = [&](std::string_view what, std::error_code ec) {
     auto err = io_error(std::string(what) + " " + remote_, ec);
@@ -231,7 +245,7 @@ asio::awaitable<Result<TransactionResult>> SmtpClient::send_mail(std::string sen
   std::size_t accepted = 0;
   if (pipelining) {
     std::string batch = mail;
-    for (const auto& r : rcpts) batch += "RCPT TO:<" + r + ">\r\n";
+    for (std::size_t i = 0; i < rcpts.size(); ++i) batch += rcpt_line(i) + "\r\n";
     batch += "DATA\r\n";
     if (auto ec = co_await write(batch, timeouts_.command)) co_return fail_io("write to", ec);
     auto m = co_await read_reply(timeouts_.command);
@@ -272,7 +286,7 @@ asio::awaitable<Result<TransactionResult>> SmtpClient::send_mail(std::string sen
       co_return tr;
     }
     for (std::size_t i = 0; i < rcpts.size(); ++i) {
-      auto r = co_await command("RCPT TO:<" + rcpts[i] + ">", timeouts_.command);
+      auto r = co_await command(rcpt_line(i), timeouts_.command);
       if (!r) co_return unexpected(r.error());
       tr.rcpts[i] = std::move(*r);
       if (tr.rcpts[i].positive()) ++accepted;

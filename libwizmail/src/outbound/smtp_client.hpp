@@ -37,6 +37,18 @@ struct TransactionResult {
   std::optional<SmtpReply> local_failure;
 };
 
+// What a transaction carries besides sender, recipients and body.
+struct MailOptions {
+  std::uint64_t size = 0;   // the message size (SIZE=)
+  bool eight_bit = false;   // octets over 127 in the body (BODY=8BITMIME when offered)
+  bool smtputf8 = false;    // MAIL … SMTPUTF8 (the caller checked the peer offers it)
+  // RFC 3461, sent only when the peer offers DSN: RET and ENVID with MAIL,
+  // NOTIFY and ORCPT with each RCPT (`dsn` empty or one per recipient).
+  DsnRet ret = DsnRet::unspecified;
+  std::string envid;
+  std::vector<DsnRequest> dsn;
+};
+
 class SmtpClient : public std::enable_shared_from_this<SmtpClient> {
  public:
   SmtpClient(asio::any_io_executor ex, RelayTimeouts timeouts);
@@ -52,12 +64,10 @@ class SmtpClient : public std::enable_shared_from_this<SmtpClient> {
   // One command line (without CRLF) and its reply.
   asio::awaitable<Result<SmtpReply>> command(std::string line, std::chrono::milliseconds timeout);
   // MAIL, RCPT…, DATA, body, "." — pipelined when the peer offers it.
-  // `size` is the message size, `eight_bit` whether the body has octets
-  // over 127 (BODY=8BITMIME is then sent when offered; when it is not
-  // offered the message is sent anyway, as most MTAs do).
+  // A body with octets over 127 goes with BODY=8BITMIME when offered; when
+  // it is not offered the message is sent anyway, as most MTAs do.
   asio::awaitable<Result<TransactionResult>> send_mail(std::string sender, std::vector<std::string> rcpts,
-                                                       std::filesystem::path body, std::uint64_t size,
-                                                       bool eight_bit);
+                                                       std::filesystem::path body, MailOptions options);
   // QUIT (reply awaited briefly), TLS close_notify (net::shutdown_tls), close.
   asio::awaitable<void> quit();
   // Close at once; a pending operation fails (used by stop).

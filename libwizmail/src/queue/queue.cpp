@@ -159,10 +159,17 @@ std::string serialize_queue_entry(const QueueEntry& e) {
   out += "\nsender " + encode(e.sender);
   out += "\nclient " + encode(e.client_ip);
   out += "\nauth " + encode(e.auth_user);
+  if (e.ret != DsnRet::unspecified) out += "\nret " + std::string(to_string(e.ret));
+  if (!e.envid.empty()) out += "\nenvid " + encode(e.envid);
+  if (e.smtputf8) out += "\nsmtputf8 1";
+  if (e.delay_notified > 0) out += "\ndelay-notified " + std::to_string(e.delay_notified);
   for (const auto& r : e.recipients) {
     out += "\nrcpt ";
     out += to_string(r.state);
     out += ' ' + std::to_string(r.attempts) + ' ' + encode(r.address) + ' ' + encode(r.last_reply);
+    if (r.dsn.empty()) continue;
+    out += "\ndsn " + (r.dsn.notify ? format_dsn_notify(r.dsn.notify) : std::string("-"));
+    if (!r.dsn.orcpt.empty()) out += ' ' + encode(r.dsn.orcpt);
   }
   for (const auto& a : e.attempts) out += "\nattempt " + std::to_string(a.time) + ' ' + encode(a.text);
   out += "\nend\n";
@@ -234,6 +241,38 @@ Result<QueueEntry> parse_queue_entry(std::string_view text) {
       r.address = *addr;
       r.last_reply = *reply;
       e.recipients.push_back(std::move(r));
+    } else if (key == "ret") {
+      auto v = parse_dsn_ret(val);
+      if (!v) return bad("bad ret record" + where);
+      e.ret = *v;
+    } else if (key == "envid") {
+      auto v = decode(val);
+      if (!v || v->empty()) return bad("bad envid record" + where);
+      e.envid = *v;
+    } else if (key == "smtputf8") {
+      if (val != "1") return bad("bad smtputf8 record" + where);
+      e.smtputf8 = true;
+    } else if (key == "delay-notified") {
+      auto t = num(val);
+      if (!t) return bad("bad delay-notified record" + where);
+      e.delay_notified = *t;
+    } else if (key == "dsn") {
+      if (e.recipients.empty() || !e.recipients.back().dsn.empty()) return bad("dsn record without its rcpt" + where);
+      auto sp2 = val.find(' ');
+      auto nv = val.substr(0, sp2);
+      DsnRequest d;
+      if (nv != "-") {
+        auto n = parse_dsn_notify(nv);
+        if (!n) return bad("bad NOTIFY in dsn record" + where);
+        d.notify = *n;
+      }
+      if (sp2 != std::string_view::npos) {
+        auto o = decode(val.substr(sp2 + 1));
+        if (!o || o->find(';') == std::string::npos) return bad("bad ORCPT in dsn record" + where);
+        d.orcpt = *o;
+      }
+      if (d.empty()) return bad("empty dsn record" + where);
+      e.recipients.back().dsn = std::move(d);
     } else if (key == "attempt") {
       auto s = val.find(' ');
       if (s == std::string_view::npos) return bad("bad attempt record" + where);
@@ -357,6 +396,8 @@ std::vector<fs::path> RelayQueue::Staged::dirs_to_sync() const {
 Result<RelayQueue::Staged> RelayQueue::stage(const QueueEnvelope& env, const fs::path& message_path,
                                              std::uint64_t size) const {
   if (env.recipients.empty()) return fail(Errc::invalid_argument, "queue: no recipients");
+  if (!env.dsn.empty() && env.dsn.size() != env.recipients.size())
+    return fail(Errc::invalid_argument, "queue: DSN requests do not match the recipients");
   Staged s;
   s.dir_ = dir_;
   s.id_ = util::unique_name_part();
@@ -375,7 +416,12 @@ Result<RelayQueue::Staged> RelayQueue::stage(const QueueEnvelope& env, const fs:
   e.auth_user = env.auth_user;
   e.created = e.next_attempt = unix_now();
   e.size = size;
-  for (const auto& r : env.recipients) e.recipients.push_back({r, RecipientState::pending, 0, {}});
+  e.ret = env.ret;
+  e.envid = env.envid;
+  e.smtputf8 = env.smtputf8;
+  for (std::size_t i = 0; i < env.recipients.size(); ++i)
+    e.recipients.push_back({env.recipients[i], RecipientState::pending, 0, {},
+                            env.dsn.empty() ? DsnRequest{} : env.dsn[i]});
   auto tmp_env = dir_ / "tmp" / (s.id_ + ".env");
   int fd = ::open(tmp_env.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return fail_errno("queue: create " + tmp_env.string(), errno);

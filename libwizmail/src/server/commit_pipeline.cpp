@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <ctime>
 #include <exception>
 
 #include "agent/local_agent.hpp"
 #include "server/log.hpp"
+#include "smtp/session.hpp"
 
 namespace wizmail::server {
 
@@ -39,6 +41,50 @@ std::vector<std::pair<std::string, std::string>> parse_header_block(std::string_
     out.emplace_back(std::string(line.substr(0, colon)), std::string(value));
   }
   return out;
+}
+
+CommitJob make_commit_job(StagedMessage message, const smtp::Transaction& txn, const fs::path& mailbox_dir,
+                          std::string client_ip, std::string auth_user) {
+  CommitJob job{std::move(message), {}, {}, {}, {}, {}, {}};
+  job.sender = txn.reverse_path;
+  job.client_ip = std::move(client_ip);
+  job.auth_user = std::move(auth_user);
+  job.ret = txn.ret;
+  job.envid = txn.envid;
+  job.smtputf8 = txn.smtputf8;
+  const bool notices = !txn.reverse_path.empty();  // never to the null sender
+  auto success = [&](const smtp::Recipient& r, DsnAction action, std::string text, fs::path dir) {
+    DsnRecipient d;
+    d.address = r.address;
+    d.diagnostic = std::move(text);
+    d.action = action;
+    d.original_recipient = r.dsn.orcpt;
+    job.success.push_back({std::move(d), std::move(dir)});
+  };
+  bool remote_dsn = false;
+  for (const auto& r : txn.recipients) {
+    if (r.local()) {
+      job.locals.push_back({std::string(r.delivered_to()), r.account, mailbox_dir / r.account, r.dsn});
+      if (notices && wants_success_notice(r.dsn.notify))
+        success(r, DsnAction::delivered, "delivered to the mailbox", mailbox_dir / r.account);
+    } else {
+      job.remote.recipients.push_back(r.address);
+      job.remote.dsn.push_back(r.dsn);
+      remote_dsn = remote_dsn || !r.dsn.empty();
+    }
+  }
+  if (notices)
+    for (const auto& e : txn.expanded) success(e, DsnAction::expanded, "alias expanded to several addresses", {});
+  if (!job.remote.recipients.empty()) {
+    job.remote.sender = txn.reverse_path;
+    job.remote.client_ip = job.client_ip;
+    job.remote.auth_user = job.auth_user;
+    job.remote.ret = txn.ret;
+    job.remote.envid = txn.envid;
+    job.remote.smtputf8 = txn.smtputf8;
+  }
+  if (!remote_dsn) job.remote.dsn.clear();
+  return job;
 }
 
 CommitPipeline::CommitPipeline(AccountStore store, RelayQueue queue, SyncMode mode, Logger& log,
@@ -168,9 +214,9 @@ void CommitPipeline::complete(CommitJob& job, Result<std::string> result) noexce
 
 namespace {
 
-std::string read_head(const StagedMessage& m) {
-  std::string head(std::min<std::uint64_t>(m.size(), 65536), '\0');
-  ssize_t n = ::pread(m.fd(), head.data(), head.size(), 0);
+std::string read_head(const StagedMessage& m, std::uint64_t offset = 0) {
+  std::string head(std::min<std::uint64_t>(m.size() - std::min(offset, m.size()), 65536), '\0');
+  ssize_t n = ::pread(m.fd(), head.data(), head.size(), static_cast<off_t>(offset));
   head.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
   return head;
 }
@@ -201,6 +247,8 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
     std::optional<RelayQueue::Staged> agent;          // the delivery agent's spool entry
     bool agent_published = false;
     std::optional<StagedMessage> plain;               // the message without final headers
+    std::string head;                                  // headers, for a success notice
+    std::vector<fs::path> agent_dirs;                  // account folders the agent took
     Status error;                                      // ok unless staging failed
   };
   std::vector<Work> work(jobs.size());
@@ -228,6 +276,12 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
         }
         return &*w.plain;
       };
+      if (notices_ && !job.success.empty()) {
+        // The headers as received (after the final headers a staged file
+        // may start with).
+        w.head = read_head(job.message, job.final_headers_len);
+        if (auto end = w.head.find("\r\n\r\n"); end != std::string::npos) w.head.resize(end + 2);
+      }
       if (!job.remote.recipients.empty()) {
         auto p = plain();
         if (!p) {
@@ -320,7 +374,24 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
       }
       if (!w.error) continue;  // staged copies and rewrites are dropped with their tmp files
       if (agent_) {
-        QueueEnvelope aenv{job.sender, agent_->take(targets), job.client_ip, job.auth_user};
+        // The agent's spool entry keeps the DSN requests (RFC 3461): the
+        // agent reports success or failure when it stores the copy.
+        std::vector<fs::path> before;
+        for (const auto& t : targets) before.push_back(t.dir);
+        std::vector<DsnRequest> adsn;
+        QueueEnvelope aenv;
+        aenv.sender = job.sender;
+        aenv.recipients = agent_->take(targets, adsn);
+        aenv.client_ip = job.client_ip;
+        aenv.auth_user = job.auth_user;
+        if (std::any_of(adsn.begin(), adsn.end(), [](const DsnRequest& d) { return !d.empty(); }))
+          aenv.dsn = std::move(adsn);
+        aenv.ret = job.ret;
+        aenv.envid = job.envid;
+        aenv.smtputf8 = job.smtputf8;
+        for (const auto& d : before)
+          if (std::none_of(targets.begin(), targets.end(), [&](const LocalTarget& t) { return t.dir == d; }))
+            w.agent_dirs.push_back(d);
         if (!aenv.recipients.empty()) {
           auto p = plain();
           if (!p) {
@@ -510,6 +581,25 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
       }
       auto comma = id.find(',');
       if (comma != std::string::npos) id.resize(comma);
+      if (notices_ && !job.success.empty()) {
+        DsnInput in;
+        in.original_sender = job.sender;
+        in.queue_id = id;
+        in.arrival_time = static_cast<std::int64_t>(::time(nullptr));
+        // Copies the delivery agent took are reported by the agent.
+        for (auto& sr : job.success)
+          if (sr.dir.empty() || std::find(w.agent_dirs.begin(), w.agent_dirs.end(), sr.dir) == w.agent_dirs.end())
+            in.recipients.push_back(std::move(sr.report));
+        in.original_headers = std::move(w.head);
+        in.envelope_id = job.envid;
+        if (!in.recipients.empty()) {
+          try {
+            notices_(std::move(in), job.smtputf8);
+          } catch (const std::exception& e) {
+            log_.server("success notice for " + id + " not sent: " + e.what());
+          }
+        }
+      }
       complete(job, std::move(id));
     } else {
       log_.log(LogFile::error, {}, job.client_ip, job.auth_user,

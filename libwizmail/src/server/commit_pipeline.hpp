@@ -21,11 +21,15 @@
 #include "wizmail/account_store.hpp"
 #include "wizmail/delivery_journal.hpp"
 #include "wizmail/maildir_delivery.hpp"
+#include "wizmail/outbound.hpp"
 #include "wizmail/relay.hpp"
 #include "wizmail/server.hpp"
 
 namespace wizmail::agent {
 class LocalAgent;
+}
+namespace wizmail::smtp {
+struct Transaction;
 }
 
 namespace wizmail::server {
@@ -33,9 +37,21 @@ namespace wizmail::server {
 class Logger;
 
 struct LocalTarget {
-  std::string address;  // recipient as given
+  // The address the copy is delivered to (its Delivered-To): the recipient
+  // as given — for the target of an alias, the alias address as it arrived.
+  std::string address;
   std::string account;
   std::filesystem::path dir;  // the account folder (Maildir)
+  DsnRequest dsn{};     // RFC 3461 NOTIFY / ORCPT
+};
+
+// A success notice asked for (RFC 3461 NOTIFY=SUCCESS): the report line and
+// the account folder it depends on (empty: none, e.g. "expanded"). A copy
+// the delivery agent takes (lists, hooks) is reported by the agent when it
+// is stored, not here.
+struct SuccessReport {
+  DsnRecipient report;
+  std::filesystem::path dir;
 };
 
 struct CommitJob {
@@ -52,7 +68,22 @@ struct CommitJob {
   // recipient's Maildir copy as it is. 0: the message as received, and
   // every local copy is written with its own headers at commit.
   std::uint64_t final_headers_len = 0;
+  // RFC 3461: the recipients whose sender asked for a success notice
+  // ("delivered", "expanded"), sent once the message is durable, before
+  // the reply; RET, the envelope id and SMTPUTF8 of the message (for these
+  // notices and the delivery agent's spool entry).
+  std::vector<SuccessReport> success{};
+  DsnRet ret = DsnRet::unspecified;
+  std::string envid{};
+  bool smtputf8 = false;
 };
+
+// The job for a session's finished transaction (SMTP listeners and the
+// submit socket alike): local targets, the queue envelope of the remote
+// ones with their DSN requests, and the success notices asked for.
+CommitJob make_commit_job(StagedMessage message, const smtp::Transaction& txn,
+                          const std::filesystem::path& mailbox_dir, std::string client_ip,
+                          std::string auth_user);
 
 struct PipelineStats {
   std::atomic<std::uint64_t> delivered{0};
@@ -93,6 +124,11 @@ class CommitPipeline {
   // Before start(): called on a commit thread each time a message's queue
   // entry became durable (wakes the outbound queue runner).
   void set_relay_notify(std::function<void()> notify) { relay_notify_ = std::move(notify); }
+  // Before start(): sends a success notice (CommitJob::success) for a
+  // committed message; called on a commit thread before its reply. The
+  // DsnInput has the recipients, sender, envelope id, id, arrival and
+  // headers; the callee adds who reports and routes it.
+  void set_notices(std::function<void(DsnInput, bool smtputf8)> fn) { notices_ = std::move(fn); }
   // Before start(): commit small local-only messages through the delivery
   // journal `file` (wizmail/delivery_journal.hpp), replaying it now.
   Result<DeliveryJournal::RecoveryReport> use_journal(const std::filesystem::path& file);
@@ -129,6 +165,7 @@ class CommitPipeline {
   std::vector<std::thread> threads_;
   agent::LocalAgent* agent_ = nullptr;
   std::function<void()> relay_notify_;
+  std::function<void(DsnInput, bool)> notices_;
   std::unique_ptr<DeliveryJournal> journal_;
 };
 

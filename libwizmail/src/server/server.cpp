@@ -397,6 +397,7 @@ Status Server::start() {
     return abandon(Error{st.error().code, "delivery agent: " + st.error().message});
   }
   I.pipeline->set_agent(I.agent.get());
+  outbound::install_success_notices(I);
   I.agent_worker = I.workers.add("delivery-agent", "idle");
   if (auto st = outbound::start_server_relay(I); !st) I.logger.server("outbound queue runner not started: " + st.error().message);
   if (I.relay) I.relay_worker = I.workers.add("queue-runner", "idle");

@@ -20,7 +20,7 @@ Status MessageStaging::begin(const Runtime& rt, CommitPipeline& pipeline, const 
   if (!m) return unexpected(m.error());
   staged_.emplace(std::move(*m));
   if (first && one_account && !txn.has_remote() && pipeline.plain_delivery(rt.mailbox_dir / first->account)) {
-    const std::string h = final_headers(txn.reverse_path, first->address);
+    const std::string h = final_headers(txn.reverse_path, first->delivered_to());
     if (auto st = staged_->write(h); !st) {
       staged_.reset();
       return st;
@@ -47,20 +47,9 @@ Status MessageStaging::finish() {
 
 CommitJob MessageStaging::take(const Runtime& rt, const smtp::Transaction& txn, std::string client_ip,
                                std::string auth_user) {
-  CommitJob job{std::move(*staged_), {}, {}, txn.reverse_path, std::move(client_ip), std::move(auth_user), {}};
+  CommitJob job = make_commit_job(std::move(*staged_), txn, rt.mailbox_dir, std::move(client_ip), std::move(auth_user));
   staged_.reset();
   job.final_headers_len = final_len_;
-  for (const auto& r : txn.recipients) {
-    if (r.local())
-      job.locals.push_back({r.address, r.account, rt.mailbox_dir / r.account});
-    else
-      job.remote.recipients.push_back(r.address);
-  }
-  if (!job.remote.recipients.empty()) {
-    job.remote.sender = job.sender;
-    job.remote.client_ip = job.client_ip;
-    job.remote.auth_user = job.auth_user;
-  }
   return job;
 }
 

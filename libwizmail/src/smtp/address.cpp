@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "util/strings.hpp"
+
 namespace wizmail::smtp {
 
 namespace {
@@ -31,20 +33,25 @@ char lower(char c) noexcept {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
-// Domain = sub-domain *("." sub-domain); sub-domain = Let-dig [Ldh-str].
+bool is_high(char c) noexcept { return static_cast<unsigned char>(c) >= 0x80; }
+
+// Domain = sub-domain *("." sub-domain); sub-domain = Let-dig [Ldh-str],
+// with `utf8` also a U-label (RFC 6531 §3.3: octets of UTF-8 characters;
+// libidn2 validates the label later).
 // Returns the length matched at the start of s (0 = none).
-std::size_t match_domain(std::string_view s) noexcept {
+std::size_t match_domain(std::string_view s, bool utf8 = false) noexcept {
+  auto label_start = [&](char c) { return is_let_dig(c) || (utf8 && is_high(c)); };
   std::size_t i = 0;
   std::size_t matched = 0;
   for (;;) {
-    if (i >= s.size() || !is_let_dig(s[i])) return matched;
+    if (i >= s.size() || !label_start(s[i])) return matched;
     std::size_t start = i;
-    while (i < s.size() && (is_let_dig(s[i]) || s[i] == '-')) ++i;
+    while (i < s.size() && (label_start(s[i]) || s[i] == '-')) ++i;
     // Ldh-str must not end in '-'; back off to the last let-dig.
     while (i > start && s[i - 1] == '-') --i;
     if (i - start > 63) return 0;
     matched = i;
-    if (i < s.size() && s[i] == '.' && i + 1 < s.size() && is_let_dig(s[i + 1])) {
+    if (i < s.size() && s[i] == '.' && i + 1 < s.size() && label_start(s[i + 1])) {
       ++i;
       continue;
     }
@@ -92,16 +99,32 @@ std::string Mailbox::str() const {
 }
 
 PathResult parse_path(std::string_view text, bool allow_null,
-                      bool allow_postmaster) {
+                      bool allow_postmaster, bool utf8) {
   PathResult r;
   if (text.empty() || text[0] != '<') return r;
   std::size_t i = 1;
-  const std::size_t n = text.size();
-  for (std::size_t k = 0; k < n; ++k) {
-    if (static_cast<unsigned char>(text[k]) >= 0x80) {
-      r.error = PathError::non_ascii;
-      return r;
+  // The path ends at the first '>' outside a quoted string; only its own
+  // octets matter (the parameters after it are checked by their parser).
+  std::size_t n = text.size();
+  {
+    bool quoted = false;
+    for (std::size_t k = 1; k < text.size(); ++k) {
+      if (quoted && text[k] == '\\') {
+        ++k;
+        continue;
+      }
+      if (text[k] == '"') quoted = !quoted;
+      if (!quoted && text[k] == '>') {
+        n = k + 1;
+        break;
+      }
     }
+  }
+  bool high = false;
+  for (std::size_t k = 0; k < n; ++k) high = high || is_high(text[k]);
+  if (high && (!utf8 || !util::valid_utf8(text.substr(0, n)))) {
+    r.error = PathError::non_ascii;
+    return r;
   }
   if (allow_null && text.size() >= 2 && text[1] == '>') {
     r.path = Path{};
@@ -150,15 +173,15 @@ PathResult parse_path(std::string_view text, bool allow_null,
         i += 2;
         continue;
       }
-      if (c < 32 || c > 126) return r;
+      if ((c < 32 || c > 126) && !is_high(c)) return r;
       p.mailbox.local += c;
       ++i;
     }
   } else {
-    // Dot-string = Atom *("." Atom)
+    // Dot-string = Atom *("." Atom); atext =/ UTF8-non-ascii (RFC 6531)
     for (;;) {
       std::size_t a = i;
-      while (i < n && is_atext(text[i])) ++i;
+      while (i < n && (is_atext(text[i]) || is_high(text[i]))) ++i;
       if (i == a) return r;
       if (i < n && text[i] == '.') {
         ++i;
@@ -199,7 +222,7 @@ PathResult parse_path(std::string_view text, bool allow_null,
     p.mailbox.literal = true;
     i = end + 1;
   } else {
-    auto dl = match_domain(text.substr(i));
+    auto dl = match_domain(text.substr(i, n - i), true);
     if (dl == 0) return r;
     i += dl;
   }
@@ -214,6 +237,7 @@ PathResult parse_path(std::string_view text, bool allow_null,
   }
   p.mailbox.domain.reserve(i - dom_start);
   for (std::size_t k = dom_start; k < i; ++k) p.mailbox.domain += lower(text[k]);
+  p.utf8 = high;
   r.path = std::move(p);
   r.consumed = i + 1;
   return r;

@@ -40,13 +40,14 @@ struct Path {
   bool null = false;        // "<>"
   bool bare_postmaster = false;  // "<postmaster>" (RCPT only)
   bool had_route = false;   // a source route was given (and ignored)
+  bool utf8 = false;        // holds UTF-8 (needs SMTPUTF8, RFC 6531)
   Mailbox mailbox;
 };
 
 enum class PathError {
   syntax,        // not a path
   too_long,      // local part > 64, domain > 255, path > 256
-  non_ascii,     // 8-bit (SMTPUTF8 is not offered)
+  non_ascii,     // 8-bit when `utf8` is false, or not valid UTF-8
 };
 
 struct PathResult {
@@ -57,8 +58,11 @@ struct PathResult {
 
 // Parse a path at the start of `text` ("<...>" then optional parameters).
 // allow_null: "<>" accepted (MAIL); allow_postmaster: "<postmaster>" (RCPT).
+// utf8: UTF-8 is allowed in local parts and domains (RFC 6531 §3.3; the
+// caller checks the SMTPUTF8 parameter and the domain's IDNA validity);
+// otherwise any octet over 0x7f is PathError::non_ascii.
 PathResult parse_path(std::string_view text, bool allow_null,
-                      bool allow_postmaster);
+                      bool allow_postmaster, bool utf8 = false);
 
 // Local parts that may name an account: [a-z0-9._-] (any case), 1–64,
 // not starting with '.'. Everything else (%, !, @, quotes, …) is not an

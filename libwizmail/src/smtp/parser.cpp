@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "util/strings.hpp"
+
 namespace wizmail::smtp {
 
 namespace {
@@ -12,10 +14,22 @@ bool starts_auth(std::string_view s) noexcept {
          (s[3] | 0x20) == 'h' && s[4] == ' ';
 }
 
+// No control characters (HT excepted), no DEL; octets over 0x7f only in
+// MAIL and RCPT lines and only as valid UTF-8 (SMTPUTF8 addresses).
 bool clean(std::string_view s) noexcept {
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c >= 0x7f || (c < 0x20 && c != '\t')) return false;
+  auto verb = [&](std::string_view v) {
+    if (s.size() <= v.size() || s[v.size()] != ' ') return false;
+    for (std::size_t i = 0; i < v.size(); ++i)
+      if ((s[i] | 0x20) != v[i]) return false;
+    return true;
+  };
+  const bool utf8 = verb("mail") || verb("rcpt");
+  for (std::size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c == 0x7f || (c < 0x20 && c != '\t')) return false;
+    std::size_t n = c < 0x80 ? 1 : utf8 ? util::utf8_sequence_length(s.substr(i)) : 0;
+    if (n == 0) return false;
+    i += n;
   }
   return true;
 }
@@ -140,30 +154,6 @@ bool parse_params(std::string_view s, std::vector<EsmtpParam>& out,
     if (i < n && s[i] != ' ') return false;
     out.push_back(p);
   }
-}
-
-std::optional<std::string> decode_xtext(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '+') {
-      if (i + 2 >= s.size()) return std::nullopt;
-      int h = hex(s[i + 1]), l = hex(s[i + 2]);
-      if (h < 0 || l < 0) return std::nullopt;
-      out += static_cast<char>(h * 16 + l);
-      i += 2;
-      continue;
-    }
-    if (c < 33 || c > 126 || c == '=') return std::nullopt;
-    out += c;
-  }
-  return out;
 }
 
 }  // namespace wizmail::smtp

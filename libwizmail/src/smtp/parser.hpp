@@ -9,8 +9,10 @@
 //   default) because initial responses can be long. A longer line is
 //   discarded up to and including its LF and reported once as too_long; it is
 //   never executed. Memory stays bounded by the limit.
-// - A line holding NUL, another control character (except HT) or a byte over
-//   0x7f is reported as `bad_bytes` (500 5.5.2).
+// - A line holding NUL, another control character (except HT), DEL or
+//   octets over 0x7f is reported as `bad_bytes` (500 5.5.2) — except that
+//   MAIL and RCPT lines may hold valid UTF-8 (SMTPUTF8 addresses, RFC
+//   6531; the session checks the SMTPUTF8 parameter).
 #pragma once
 
 #include <cstddef>
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "util/base64.hpp"
+#include "util/xtext.hpp"
 
 namespace wizmail::smtp {
 
@@ -68,8 +71,9 @@ struct EsmtpParam {
 bool parse_params(std::string_view s, std::vector<EsmtpParam>& out,
                   std::size_t max = 16);
 
-// RFC 3461 xtext decode ("+HH" escapes); nullopt when malformed.
-std::optional<std::string> decode_xtext(std::string_view s);
+// RFC 3461 xtext ("+HH" escapes), util/xtext.hpp.
+using util::decode_xtext;
+using util::encode_xtext;
 
 // Strict base64 for SASL (util/base64.hpp).
 using util::base64_decode;

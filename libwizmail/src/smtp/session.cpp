@@ -12,13 +12,20 @@
 #include "smtp/missing_headers.hpp"
 #include "smtp/parser.hpp"
 #include "util/date.hpp"
+#include "util/idna.hpp"
 #include "util/strings.hpp"
+#include "wizmail/aliases.hpp"
 
 namespace wizmail::smtp {
 
 bool Transaction::has_remote() const noexcept {
   return std::any_of(recipients.begin(), recipients.end(),
                      [](const Recipient& r) { return !r.local(); });
+}
+
+bool Transaction::has_relayed() const noexcept {
+  return std::any_of(recipients.begin(), recipients.end(),
+                     [](const Recipient& r) { return !r.local() && !r.via_alias; });
 }
 
 void Transaction::reset() {
@@ -28,6 +35,11 @@ void Transaction::reset() {
   declared_size = -1;
   body = BodyType::seven_bit;
   auth_param.clear();
+  ret = DsnRet::unspecified;
+  envid.clear();
+  smtputf8 = false;
+  rcpt_count = 0;
+  expanded.clear();
 }
 
 namespace {
@@ -207,6 +219,11 @@ struct Session::Impl {
   bool rejected_by(const std::vector<std::string>& domains,
                    const std::vector<std::string>& addresses);
   std::string received_header();
+
+  // --- recipients ---
+  bool local_recipient_ok(Recipient& r, std::string_view shown, Output& out);
+  void accept_alias(Recipient r, AliasMap::Resolution res, Output& out);
+  void add_recipient(Recipient r);
 };
 
 // The command table (STYLE.md point 3): verb, states, pre-TLS, handler.
@@ -358,7 +375,7 @@ void Session::Impl::greet(std::string_view args, Output& out, bool extended) {
   r.reserve(160);
   r += "250-" + s.opt_.hostname + "\r\n250-PIPELINING\r\n250-SIZE ";
   r += std::to_string(cfg.smtp.max_mail_size);
-  r += "\r\n250-8BITMIME\r\n";
+  r += "\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n";
   if (s.opt_.tls_available && !s.tls_active_) r += "250-STARTTLS\r\n";
   if (auth_offered() && s.auth_user_.empty()) r += "250-AUTH PLAIN LOGIN CRAM-MD5\r\n";
   r += "250 ENHANCEDSTATUSCODES";
@@ -373,7 +390,10 @@ bool Session::Impl::rejected_by(const std::vector<std::string>& domains,
     if (ieq(util::trim(a), mb)) return true;
   auto at = mb.rfind('@');
   if (at == std::string::npos) return false;
-  std::string_view dom = std::string_view(mb).substr(at + 1);
+  // A U-label domain matches its A-label form (reject_domain lists hostnames).
+  const std::string ascii = util::domain_to_ascii(std::string_view(mb).substr(at + 1))
+                                .value_or(std::string(std::string_view(mb).substr(at + 1)));
+  std::string_view dom = ascii;
   std::optional<IpAddress> lit;
   if (!dom.empty() && dom.front() == '[') lit = parse_address_literal(dom);
   for (const auto& d0 : domains) {
@@ -404,9 +424,10 @@ void Session::Impl::cmd_mail(std::string_view args, Output& out) {
   }
   std::string_view rest = args.substr(5);
   while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-  auto pr = parse_path(rest, true, false);
-  if (!pr.path || (pr.consumed < rest.size() && rest[pr.consumed] != ' ')) {
-    refuse(out, pr.path || pr.error == PathError::syntax
+  auto pr = parse_path(rest, true, false, true);
+  if (!pr.path || (pr.consumed < rest.size() && rest[pr.consumed] != ' ') ||
+      (pr.path->utf8 && !util::domain_to_ascii(pr.path->mailbox.domain))) {
+    refuse(out, pr.path || pr.error != PathError::too_long
                     ? "501 5.1.7 Bad sender address syntax"
                     : "501 5.1.7 Sender address too long");
     return;
@@ -418,8 +439,16 @@ void Session::Impl::cmd_mail(std::string_view args, Output& out) {
   std::int64_t size = -1;
   BodyType body = BodyType::seven_bit;
   std::string auth_param;
+  DsnRet ret = DsnRet::unspecified;
+  std::optional<std::string> envid;
+  bool smtputf8 = false;
   bool seen_size = false, seen_body = false, seen_auth = false;
   for (const auto& p : params) {
+    // DSN and SMTPUTF8 are offered to EHLO only.
+    if (!esmtp && (ieq(p.keyword, "RET") || ieq(p.keyword, "ENVID") || ieq(p.keyword, "SMTPUTF8"))) {
+      refuse(out, "555 5.5.4 Error: unsupported MAIL parameter");
+      return;
+    }
     if (ieq(p.keyword, "SIZE")) {
       if (seen_size || !p.has_value || p.value.size() > 18) {
         refuse(out, "501 5.5.4 Error: bad SIZE parameter");
@@ -458,10 +487,34 @@ void Session::Impl::cmd_mail(std::string_view args, Output& out) {
       // RFC 4954 §5: only trusted for authenticated sessions.
       auth_param = s.auth_user_.empty() ? std::string("<>") : std::move(*v);
       seen_auth = true;
+    } else if (ieq(p.keyword, "RET")) {
+      auto v = p.has_value ? parse_dsn_ret(p.value) : std::nullopt;
+      if (ret != DsnRet::unspecified || !v) {
+        refuse(out, "501 5.5.4 Error: bad RET parameter");
+        return;
+      }
+      ret = *v;
+    } else if (ieq(p.keyword, "ENVID")) {
+      auto v = p.has_value ? parse_dsn_envid(p.value) : std::nullopt;
+      if (envid || !v) {
+        refuse(out, "501 5.5.4 Error: bad ENVID parameter");
+        return;
+      }
+      envid = std::move(v);
+    } else if (ieq(p.keyword, "SMTPUTF8")) {
+      if (smtputf8 || p.has_value) {
+        refuse(out, "501 5.5.4 Error: bad SMTPUTF8 parameter");
+        return;
+      }
+      smtputf8 = true;
     } else {
       refuse(out, "555 5.5.4 Error: unsupported MAIL parameter");
       return;
     }
+  }
+  if (pr.path->utf8 && !smtputf8) {
+    refuse(out, "553 5.6.7 Error: a UTF-8 address needs the SMTPUTF8 parameter");
+    return;
   }
   if (size > cfg.smtp.max_mail_size) {
     refuse(out, "552 5.3.4 Error: message size exceeds fixed maximum message size");
@@ -481,6 +534,9 @@ void Session::Impl::cmd_mail(std::string_view args, Output& out) {
   s.txn_.declared_size = size;
   s.txn_.body = body;
   s.txn_.auth_param = std::move(auth_param);
+  s.txn_.ret = ret;
+  s.txn_.envid = envid.value_or(std::string());
+  s.txn_.smtputf8 = smtputf8;
   s.state_ = State::mail;
   reply(out, "250 2.1.0 Ok");
 }
@@ -501,7 +557,8 @@ bool Session::Impl::sender_domain_local() {
   const auto& rp = s.txn_.reverse_path;
   auto at = rp.rfind('@');
   if (rp.empty() || at == std::string::npos) return false;
-  return s.env_.is_local_domain(std::string_view(rp).substr(at + 1));
+  auto dom = util::domain_to_ascii(std::string_view(rp).substr(at + 1));
+  return dom && s.env_.is_local_domain(*dom);
 }
 
 // SPEC §4.3, in its order.
@@ -551,9 +608,16 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
   }
   std::string_view rest = args.substr(3);
   while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-  auto pr = parse_path(rest, false, true);
-  if (!pr.path || (pr.consumed < rest.size() && rest[pr.consumed] != ' ')) {
-    refuse(out, pr.path || pr.error == PathError::syntax
+  auto pr = parse_path(rest, false, true, true);
+  // The domain in its ASCII form: U-labels (SMTPUTF8) become A-labels, so
+  // every spelling of a local domain is recognised.
+  std::optional<std::string> domain;
+  if (pr.path) {
+    auto d = util::domain_to_ascii(pr.path->mailbox.domain);
+    if (d) domain = std::move(*d);
+  }
+  if (!pr.path || !domain || (pr.consumed < rest.size() && rest[pr.consumed] != ' ')) {
+    refuse(out, pr.path || pr.error != PathError::too_long
                     ? "501 5.1.3 Bad recipient address syntax"
                     : "501 5.1.3 Recipient address too long");
     return;
@@ -562,11 +626,35 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
     refuse(out, "501 5.5.4 Error: bad RCPT parameters");
     return;
   }
-  if (!params.empty()) {
-    refuse(out, "555 5.5.4 Error: unsupported RCPT parameter");
+  DsnRequest dsn;
+  bool seen_notify = false;
+  for (const auto& p : params) {
+    if (esmtp && ieq(p.keyword, "NOTIFY")) {
+      auto v = p.has_value ? parse_dsn_notify(p.value) : std::nullopt;
+      if (seen_notify || !v) {
+        refuse(out, "501 5.5.4 Error: bad NOTIFY parameter");
+        return;
+      }
+      dsn.notify = *v;
+      seen_notify = true;
+    } else if (esmtp && ieq(p.keyword, "ORCPT")) {
+      auto v = p.has_value ? parse_dsn_orcpt(p.value) : std::nullopt;
+      if (!dsn.orcpt.empty() || !v) {
+        refuse(out, "501 5.5.4 Error: bad ORCPT parameter");
+        return;
+      }
+      dsn.orcpt = std::move(*v);
+    } else {
+      refuse(out, "555 5.5.4 Error: unsupported RCPT parameter");
+      return;
+    }
+  }
+  if (pr.path->utf8 && !s.txn_.smtputf8) {
+    refuse(out, "553 5.6.7 Error: a UTF-8 address needs the SMTPUTF8 parameter with MAIL");
     return;
   }
-  if (s.txn_.recipients.size() >= static_cast<std::size_t>(std::max(cfg.smtp.max_recipients, 0))) {
+  // RCPT commands count (an alias with several targets is one).
+  if (s.txn_.rcpt_count >= static_cast<std::size_t>(std::max(cfg.smtp.max_recipients, 0))) {
     // Not an error (RFC 5321 §4.5.3.1.10): the client delivers to the
     // recipients accepted so far and sends the rest in another transaction.
     reply(out, "452 4.5.3 Error: too many recipients");
@@ -575,8 +663,40 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
   const Mailbox& mb = pr.path->mailbox;
   Recipient r;
   r.address = pr.path->bare_postmaster ? std::string("postmaster") : mb.str();
-  bool local_domain = pr.path->bare_postmaster || s.env_.is_local_domain(mb.domain);
+  r.dsn = std::move(dsn);
+  bool local_domain = pr.path->bare_postmaster || s.env_.is_local_domain(*domain);
   if (local_domain) {
+    // One spelling of a local address: its domain in ASCII form (so that
+    // alice@MÜNCHEN.example and alice@xn--mnchen-3ya.example are one).
+    if (!pr.path->bare_postmaster && !mb.quoted) r.address = mb.local + "@" + *domain;
+    // def/aliases.def first: an alias applies before the account of its
+    // name, a catch-all when there is no account (wizmail/aliases.hpp).
+    if (cfg.aliases && !cfg.aliases->empty() && !mb.quoted) {
+      std::string alias_domain = *domain;
+      if (pr.path->bare_postmaster) alias_domain = util::domain_to_ascii(cfg.server.domain).value_or(cfg.server.domain);
+      AliasMap::Directory dir{
+          [this](std::string_view d) { return s.env_.is_local_domain(d); },
+          [this](std::string_view a) -> Result<bool> {
+            auto kind = s.env_.lookup_account(a);
+            if (!kind) return unexpected(kind.error());
+            return *kind != AccountKind::none;
+          }};
+      auto res = cfg.aliases->resolve(pr.path->bare_postmaster ? "postmaster" : mb.local, alias_domain, dir);
+      if (!res) {
+        // A loop or limit of the aliases (Errc::limit), or a store fault
+        // while looking up a target: temporary either way, never 550.
+        const bool store_fault = res.error().code != Errc::limit;
+        error_event(out, (store_fault ? "account lookup for the aliases of <" : "aliases for <") + r.address +
+                             ">: " + res.error().message);
+        refuse(out, store_fault ? "451 4.3.0 <" + r.address + ">: Error: temporary local problem, try again later"
+                                : std::string("451 4.3.0 Error: temporary local problem"));
+        return;
+      }
+      if (res->aliased) {
+        accept_alias(std::move(r), std::move(*res), out);
+        return;
+      }
+    }
     // Only plain account names are accounts: %-hacks, bang paths, quoted or
     // @-bearing local parts at a local domain never reach anybody (and are
     // never relayed onwards).
@@ -586,42 +706,8 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
       return;
     }
     r.account = lower(mb.local);
-    auto found = s.env_.lookup_account(r.account);
-    if (!found) {
-      error_event(out, "account lookup of " + r.account + ": " + found.error().message);
-      refuse(out, "451 4.3.0 <" + r.address + ">: Error: temporary local problem, try again later");
-      return;
-    }
-    const bool exists = *found != AccountKind::none;
-    if (!exists && r.account != "postmaster") {
-      refuse(out, "550 5.1.1 <" + r.address + ">: Recipient address rejected: no such user");
-      return;
-    }
-    r.mailing_list = *found == AccountKind::mailing_list;
-    if (exists) {
-      auto settings = s.env_.account_settings(r.account);
-      if (!settings) {
-        error_event(out, "account settings of " + r.account + ": " + settings.error().message);
-        refuse(out, "451 4.3.0 Error: temporary local problem");
-        return;
-      }
-      if (rejected_by(settings->reject_domain, settings->reject_mailaddress)) {
-        error_event(out, "sender <" + s.txn_.reverse_path + "> rejected by " + r.account +
-                             "'s reject list");
-        refuse(out, "550 5.7.1 <" + r.address + ">: Recipient refuses mail from this sender");
-        return;
-      }
-      auto q = s.env_.quota_allows(r.account, std::max<std::int64_t>(s.txn_.declared_size, 0));
-      if (!q) {
-        error_event(out, "quota check of " + r.account + ": " + q.error().message);
-        refuse(out, "451 4.3.0 Error: temporary local problem");
-        return;
-      }
-      if (!*q) {
-        refuse(out, "452 4.2.2 <" + r.address + ">: Mailbox full");
-        return;
-      }
-    }
+    const std::string shown = r.address;
+    if (!local_recipient_ok(r, shown, out)) return;
     if (!storage_allows(Environment::Storage::mailboxes, s.txn_.declared_size, out)) return;
   } else {
     if (!relay_allowed()) {
@@ -655,11 +741,107 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
     }
     if (!storage_allows(Environment::Storage::queue, s.txn_.declared_size, out)) return;
   }
-  bool dup = std::any_of(s.txn_.recipients.begin(), s.txn_.recipients.end(),
-                         [&](const Recipient& x) { return ieq(x.address, r.address); });
-  if (!dup) s.txn_.recipients.push_back(std::move(r));
+  add_recipient(std::move(r));
+  ++s.txn_.rcpt_count;
   s.state_ = State::rcpt;
   reply(out, "250 2.1.5 Ok");
+}
+
+// The checks for a local account (r.account): it exists, its reject lists
+// let the sender through, its quota has room. Refuses (naming `shown`, the
+// address the client gave) and returns false otherwise.
+bool Session::Impl::local_recipient_ok(Recipient& r, std::string_view shown, Output& out) {
+  const std::string addr(shown);
+  auto found = s.env_.lookup_account(r.account);
+  if (!found) {
+    error_event(out, "account lookup of " + r.account + ": " + found.error().message);
+    refuse(out, "451 4.3.0 <" + addr + ">: Error: temporary local problem, try again later");
+    return false;
+  }
+  const bool exists = *found != AccountKind::none;
+  if (!exists && r.account != "postmaster") {
+    refuse(out, "550 5.1.1 <" + addr + ">: Recipient address rejected: no such user");
+    return false;
+  }
+  r.mailing_list = *found == AccountKind::mailing_list;
+  if (!exists) return true;
+  auto settings = s.env_.account_settings(r.account);
+  if (!settings) {
+    error_event(out, "account settings of " + r.account + ": " + settings.error().message);
+    refuse(out, "451 4.3.0 Error: temporary local problem");
+    return false;
+  }
+  if (rejected_by(settings->reject_domain, settings->reject_mailaddress)) {
+    error_event(out, "sender <" + s.txn_.reverse_path + "> rejected by " + r.account + "'s reject list");
+    refuse(out, "550 5.7.1 <" + addr + ">: Recipient refuses mail from this sender");
+    return false;
+  }
+  auto q = s.env_.quota_allows(r.account, std::max<std::int64_t>(s.txn_.declared_size, 0));
+  if (!q) {
+    error_event(out, "quota check of " + r.account + ": " + q.error().message);
+    refuse(out, "451 4.3.0 Error: temporary local problem");
+    return false;
+  }
+  if (!*q) {
+    refuse(out, "452 4.2.2 <" + addr + ">: Mailbox full");
+    return false;
+  }
+  return true;
+}
+
+// An alias (or catch-all) applied to the RCPT address `r`: every local
+// target passes the account checks (one refusal refuses the RCPT, naming
+// the alias, never its targets); remote targets are not relaying (the
+// client named a local address). DSN (RFC 3461 §5.2.7): one target keeps
+// NOTIFY; several targets get an "expanded" notice when SUCCESS was asked
+// and the rest of NOTIFY (NEVER when SUCCESS was all). Each target's ORCPT
+// is the client's, else the alias address.
+void Session::Impl::accept_alias(Recipient r, AliasMap::Resolution res, Output& out) {
+  for (const auto& u : res.unknown)
+    error_event(out, "alias <" + r.address + ">: target <" + u + "> names no account (skipped)");
+  if (res.targets.empty()) {
+    refuse(out, "550 5.1.1 <" + r.address + ">: Recipient address rejected: no such user");
+    return;
+  }
+  DsnRequest target_dsn = r.dsn;
+  if (target_dsn.orcpt.empty()) target_dsn.orcpt = dsn_orcpt_for(r.address);
+  const bool expanded = res.targets.size() > 1 && wants_success_notice(r.dsn.notify);
+  if (expanded) {
+    auto rest = static_cast<std::uint8_t>(r.dsn.notify & ~dsn_notify::success);
+    target_dsn.notify = rest ? rest : dsn_notify::never;
+  }
+  std::vector<Recipient> targets;
+  for (auto& t : res.targets) {
+    Recipient x;
+    x.address = std::move(t.address);
+    x.account = std::move(t.account);
+    x.via_alias = true;
+    x.original = r.address;
+    x.dsn = target_dsn;
+    if (x.local() && !local_recipient_ok(x, r.address, out)) return;
+    targets.push_back(std::move(x));
+  }
+  // queue_minfree: the targets' storage has room, as for a plain RCPT.
+  const bool any_local = std::any_of(targets.begin(), targets.end(), [](const Recipient& x) { return x.local(); });
+  const bool any_remote = std::any_of(targets.begin(), targets.end(), [](const Recipient& x) { return !x.local(); });
+  if (any_local && !storage_allows(Environment::Storage::mailboxes, s.txn_.declared_size, out)) return;
+  if (any_remote && !storage_allows(Environment::Storage::queue, s.txn_.declared_size, out)) return;
+  for (auto& x : targets) add_recipient(std::move(x));
+  if (expanded) s.txn_.expanded.push_back(std::move(r));
+  ++s.txn_.rcpt_count;
+  s.state_ = State::rcpt;
+  reply(out, "250 2.1.5 Ok");
+}
+
+// Duplicates are kept once: the same address, or (for alias targets) the
+// same account or remote address reached another way.
+void Session::Impl::add_recipient(Recipient r) {
+  auto& all = s.txn_.recipients;
+  bool dup = std::any_of(all.begin(), all.end(), [&](const Recipient& x) {
+    if (ieq(x.address, r.address)) return true;
+    return r.via_alias && r.local() && x.account == r.account;
+  });
+  if (!dup) all.push_back(std::move(r));
 }
 
 std::string Session::Impl::received_header() {
@@ -675,14 +857,19 @@ std::string Session::Impl::received_header() {
   h += ")\r\n\tby ";
   h += s.opt_.hostname;
   h += " (wizmail) with ";
-  h += esmtp ? "ESMTP" : "SMTP";
+  // RFC 3848 and, with SMTPUTF8, RFC 6531 §4.3 protocol names.
+  h += !esmtp ? "SMTP" : s.txn_.smtputf8 ? "UTF8SMTP" : "ESMTP";
   if (esmtp && s.tls_active_) h += 'S';
   if (esmtp && !s.auth_user_.empty()) h += 'A';
   h += " id ";
   h += s.opt_.session_id;
   h += "\r\n\t";
-  if (s.txn_.recipients.size() == 1) {
-    h += "for <" + s.txn_.recipients.front().address + ">; ";
+  // Our own header stays ASCII (so an SMTPUTF8 message with ASCII header
+  // fields may still go to a peer without SMTPUTF8): a U-label domain as
+  // its A-label, no "for" for a UTF-8 local part.
+  if (s.txn_.recipients.size() == 1 && !s.txn_.recipients.front().via_alias) {
+    auto a = util::address_domain_to_ascii(s.txn_.recipients.front().address);
+    if (a && util::is_ascii(*a)) h += "for <" + *a + ">; ";
   }
   h += rfc5322_date(s.env_.now());
   h += "\r\n";
@@ -1090,7 +1277,8 @@ void Session::resume(Output& out) {
 void Session::on_commit(Result<std::string> queue_id, Output& out) {
   if (state_ != State::awaiting_commit) return;
   if (queue_id) {
-    const bool relayed = txn_.has_remote();
+    // Remote targets of an alias are not the client's relaying.
+    const bool relayed = txn_.has_relayed();
     if (relayed || impl_->submission()) {
       const std::string& acct = impl_->daily_account();
       if (!acct.empty())

@@ -41,6 +41,7 @@
 
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
+#include "wizmail/dsn.hpp"
 #include "wizmail/error.hpp"
 
 namespace wizmail::smtp {
@@ -58,8 +59,17 @@ struct Recipient {
   std::string address;       // forward path without <>, domain lower-cased
   std::string account;       // local account (lower case); empty = remote
   bool mailing_list = false;  // the local account is a mailing list
+  // A target of an alias (def/aliases.def): `address` is the target,
+  // `original` the address the client named (RCPT). Local for the relay
+  // rules even when remote.
+  bool via_alias = false;
+  std::string original;
+  DsnRequest dsn;            // NOTIFY / ORCPT (RFC 3461)
 
   bool local() const noexcept { return !account.empty(); }
+  // The address a local copy is delivered to (its Delivered-To): the
+  // address as it arrived — the alias for an alias's target.
+  std::string_view delivered_to() const noexcept { return original.empty() ? address : original; }
 };
 
 // The mail transaction: MAIL, RCPTs, DATA. Reset by RSET, HELO/EHLO,
@@ -71,8 +81,16 @@ struct Transaction {
   std::int64_t declared_size = -1;  // SIZE= parameter, -1 when absent
   BodyType body = BodyType::seven_bit;
   std::string auth_param;         // MAIL ... AUTH=<xtext>, decoded; "<>" kept
+  DsnRet ret = DsnRet::unspecified;  // MAIL ... RET=
+  std::string envid;              // MAIL ... ENVID=<xtext>, decoded
+  bool smtputf8 = false;          // MAIL ... SMTPUTF8 (RFC 6531)
+  std::size_t rcpt_count = 0;     // RCPT commands accepted (max_recipients)
+  // Aliases with several targets whose RCPT asked NOTIFY=SUCCESS: their
+  // "expanded" notice goes out with the commit (RFC 3461 §5.2.7.3).
+  std::vector<Recipient> expanded;
 
-  bool has_remote() const noexcept;
+  bool has_remote() const noexcept;   // any remote recipient
+  bool has_relayed() const noexcept;  // a remote recipient the client named
   void reset();
 };
 

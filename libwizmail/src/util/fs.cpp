@@ -1,6 +1,7 @@
 #include "util/fs.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -144,6 +145,24 @@ const std::string& maildir_hostname() {
     return out;
   }();
   return name;
+}
+
+Result<FileLock> FileLock::acquire(const std::filesystem::path& file) {
+  std::filesystem::path lock = file;
+  lock += ".lock";
+  int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return fail_errno("open lock file " + lock.string(), errno);
+  while (::flock(fd, LOCK_EX) != 0) {
+    if (errno == EINTR) continue;
+    int e = errno;
+    ::close(fd);
+    return fail_errno("lock " + lock.string(), e);
+  }
+  return FileLock(fd);
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
 }
 
 }  // namespace wizmail::util

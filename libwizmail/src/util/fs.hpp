@@ -32,6 +32,23 @@ Result<std::uint64_t> free_space(const std::filesystem::path& path);
 // A process-unique, time-ordered name part: "<sec>.M<usec>P<pid>Q<seq>".
 std::string unique_name_part();
 
+// An exclusive flock on "<file>.lock" (created 0600 beside `file`), held
+// until the object goes: writers of one def file serialise on it across
+// threads and processes.
+class FileLock {
+ public:
+  static Result<FileLock> acquire(const std::filesystem::path& file);
+  FileLock(FileLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  FileLock& operator=(FileLock&&) = delete;
+  ~FileLock();
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
 // This host's name, with '/' and ':' escaped as Maildir requires.
 const std::string& maildir_hostname();
 
