@@ -117,7 +117,9 @@ def dumped():
 
 
 def queue_files(home, state):
-    return os.listdir(os.path.join(home.path, "resendmail", state))
+    # Entries only: the runner rewrites an envelope through a temporary
+    # ".<id>.tmp.*" file in the same folder (queue ids never start with '.').
+    return [n for n in os.listdir(os.path.join(home.path, "resendmail", state)) if not n.startswith(".")]
 
 
 def queued(home):
@@ -177,7 +179,8 @@ check(r.returncode == 0 and "dave@example.test" in r.stdout and "pending" in r.s
       "wizmail queue list shows the waiting recipient")
 server.stop()
 server = Server(home)
-check(queued(home) == 1, "the deferred message survived the restart")
+check(queued(home) == 1, "the deferred message survived the restart: " +
+      repr({st: queue_files(home, st) for st in ("incoming", "active", "deferred")}))
 n_before = len(dumped())
 peer = sink()
 r = subprocess.run([WIZMAIL, "--home", home.path, "queue", "flush"], capture_output=True, text=True)
