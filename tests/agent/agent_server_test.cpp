@@ -188,6 +188,26 @@ bool spool_empty(const TempHome& h) {
   return ids && ids->empty();
 }
 
+// The exits of hooks the child runner reaped, as server.log has them so far
+// ("hook alice/exec.def[123]: exit 0", "…: killed by signal 15 (timeout)").
+std::size_t hook_exits(const TempHome& h) {
+  std::size_t n = 0;
+  auto text = h.log();
+  for (const char* what : {"]: exit ", "]: killed by signal ", "]: status "})
+    for (auto pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
+  return n;
+}
+
+// Nothing more can happen in the agent: its spool is empty and every hook it
+// started (hook_runs counts them before the spawn) has been reaped — so no
+// hook is left to submit mail — with no hook started in between. A hook's
+// own submission got its 250 before it exited, so it is in the spool (or a
+// Maildir) by the time its exit is logged.
+bool agent_quiet(const Running& srv, const TempHome& h) {
+  const auto runs = srv.server->stats().hook_runs;
+  return spool_empty(h) && hook_exits(h) == runs && spool_empty(h) && srv.server->stats().hook_runs == runs;
+}
+
 const std::string kPost = "From: Bob <bob@localhost>\r\nTo: ml@localhost\r\nSubject: hello\r\nX-Mailer: t\r\n\r\nbody\r\n";
 
 }  // namespace
@@ -337,8 +357,10 @@ TEST_CASE("exec hooks: argv verbatim (no shell), stdin, order, permission filter
   std::string msg = "From: <" + sender + ">\r\nSubject: " + mime::encode_header(subject) + "\r\n\r\nhi\r\n";
   CHECK(smtp_send(srv.port(), sender, {"Alice@alias.example", "bob@localhost"}, msg).substr(0, 3) == "250");
   REQUIRE(wait_until([&] { return h.recorded().size() == 2 && spool_empty(h); }));
-  REQUIRE(wait_until([&] { return h.log().find("exit 0") != std::string::npos; }));
-  std::this_thread::sleep_for(200ms);
+  // Quiet: the message is done and every hook started has exited, so a
+  // third one (bob's, exec4.def after the gap) would have been counted.
+  REQUIRE(wait_until([&] { return agent_quiet(srv, h); }));
+  CHECK(srv.server->stats().hook_runs == 2);
   auto r = h.recorded();
   REQUIRE(r.size() == 2);  // alice's exec.def and exec2.def; bob's refused; exec4 after the gap
   std::sort(r.begin(), r.end(), [](auto& x, auto& y) { return x.back() < y.back(); });
@@ -376,12 +398,17 @@ TEST_CASE("wait mode: a rewritten file is delivered, a removed one is not, a hun
   // A list whose hook rewrites the post before distribution.
   h.write("ml", "exec.def", "bin=" + helper() + " rewrite\nparam1=MAILFILE_PATH\n");
   Running srv(cfg);
-  auto t0 = std::chrono::steady_clock::now();
   CHECK(smtp_send(srv.port(), "x@remote.example", {"alice@localhost", "bob@localhost", "carol@localhost"},
                   "Subject: w\r\n\r\nbody\r\n")
             .substr(0, 3) == "250");
   REQUIRE(wait_until([&] { return h.count("alice") == 1 && h.count("carol") == 1 && spool_empty(h); }));
-  CHECK(std::chrono::steady_clock::now() - t0 < 8s);
+  // carol's copy was stored because her hook (sleep 30) was killed at the
+  // timeout (1 s), not because it ran out: its exit says so.
+  CHECK(wait_until([&] {
+    auto log = h.log();
+    auto at = log.find("hook carol/exec.def[");
+    return at != std::string::npos && log.find("]: killed by signal 15 (timeout)", at) != std::string::npos;
+  }));
   CHECK(field(h.messages("alice").front(), "Comments") == "rewritten by hook");
   CHECK(h.count("bob") == 0);
   CHECK(wait_until([&] { return h.log().find("the hooks removed the message") != std::string::npos; }));  // the log is written by its own thread
@@ -407,10 +434,13 @@ TEST_CASE("forward.def loops between two accounts end") {
   // alice → bob → alice, where the Delivered-To of alice stops it.
   REQUIRE(wait_until([&] { return h.count("alice") == 2 && h.count("bob") == 1; }, 20s));
   REQUIRE(wait_until([&] { return h.log().find("(loop)") != std::string::npos; }));
-  std::this_thread::sleep_for(500ms);
+  // Quiet (spool empty, both forward hooks reaped): no third copy can come.
+  REQUIRE(wait_until([&] { return agent_quiet(srv, h); }, 20s));
   CHECK(h.count("alice") == 2);
   CHECK(h.count("bob") == 1);
-  CHECK(spool_empty(h));
+  auto st = srv.server->stats();
+  CHECK(st.hook_runs == 2);
+  CHECK(st.hook_failures == 0);
   CHECK(wait_until([&] { return h.log().find("sent -mf from x@remote.example to bob@localhost") != std::string::npos; }));  // the log is written by its own thread
 }
 
@@ -428,8 +458,9 @@ TEST_CASE("reply.def: RFC 3834 and auto-reply loops between two accounts end") {
   CHECK(smtp_send(srv.port(), "MAILER-DAEMON@localhost", {"alice@localhost"}, "Subject: x\r\n\r\nx\r\n").substr(0, 3) == "250");
   CHECK(smtp_send(srv.port(), "", {"alice@localhost"}, "Subject: bounce\r\n\r\nx\r\n").substr(0, 3) == "250");
   CHECK(smtp_send(srv.port(), "carol@localhost", {"alice@localhost"}, "Auto-Submitted: auto-generated\r\n\r\nx\r\n").substr(0, 3) == "250");
-  REQUIRE(wait_until([&] { return h.count("alice") == 4 && spool_empty(h); }));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(wait_until([&] { return h.count("alice") == 4 && agent_quiet(srv, h); }));
+  // All four are done and no reply hook was started for any of them.
+  CHECK(srv.server->stats().hook_runs == 0);
   CHECK(h.count("carol") == 0);
   CHECK(wait_until([&] { return h.log().find("RFC 3834") != std::string::npos; }));  // the log is written by its own thread
   // bob → alice: alice replies to bob, bob replies to alice, alice had
@@ -437,7 +468,9 @@ TEST_CASE("reply.def: RFC 3834 and auto-reply loops between two accounts end") {
   CHECK(smtp_send(srv.port(), "bob@localhost", {"alice@localhost"}, "Subject: hi\r\n\r\nx\r\n").substr(0, 3) == "250");
   REQUIRE(wait_until([&] { return h.count("alice") == 6 && h.count("bob") == 1; }, 20s));
   REQUIRE(wait_until([&] { return h.log().find("had an auto-reply recently") != std::string::npos; }));
-  std::this_thread::sleep_for(500ms);
+  // Quiet (spool empty, both reply hooks reaped): no further reply can come.
+  REQUIRE(wait_until([&] { return agent_quiet(srv, h); }, 20s));
+  CHECK(srv.server->stats().hook_runs == 2);
   CHECK(h.count("alice") == 6);
   CHECK(h.count("bob") == 1);
   CHECK(field(h.messages("bob").front(), "Subject") == "Away: alice");

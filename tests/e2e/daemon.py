@@ -2,10 +2,10 @@
 """wizmail-server as a daemon: refuses a bad config (all errors printed,
 non-zero exit), pid file, SIGHUP reload (bad reload keeps the old config),
 SIGTERM → graceful stop with exit 0 and the pid file removed."""
-import os, signal, smtplib, subprocess, sys, time
+import os, signal, smtplib, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SERVER, Home, Server, check
+from harness import SERVER, Home, Server, check, server_log, wait_until
 
 home = Home()
 smtpenv = os.path.join(home.path, "def", "smtpenv.dat")
@@ -34,16 +34,17 @@ def rcpt_codes():
 check(rcpt_codes()[1] != 250, "max_recipients=1 in force")
 with open(smtpenv, "w") as f:
     f.write(good + "max_recipients=5\n")
+check("reload" not in server_log(home), "no reload yet")
 srv.proc.send_signal(signal.SIGHUP)
-time.sleep(0.5)
+# Logged after the new configuration is in place.
+wait_until(lambda: "configuration reloaded" in server_log(home), "SIGHUP: the reload is logged")
 check(rcpt_codes() == [250, 250], "SIGHUP reloaded max_recipients=5")
 with open(smtpenv, "w") as f:
     f.write(good + "max_recipients=oops\n")
 srv.proc.send_signal(signal.SIGHUP)
-time.sleep(0.5)
+wait_until(lambda: "reload failed" in server_log(home), "the failed reload is logged")
 check(srv.proc.poll() is None, "a bad reload does not stop the server")
 check(rcpt_codes() == [250, 250], "a bad reload keeps the running config")
-log = open(os.path.join(home.path, "var", "log", "server.log")).read()
-check("reload failed" in log, "the failed reload is logged")
+check(server_log(home).count("configuration reloaded") == 1, "and took nothing")
 srv.stop()
 check(not os.path.exists(pid_file), "SIGTERM: exit 0 and the pid file is removed")

@@ -80,6 +80,18 @@ class Home:
         return [open(os.path.join(d, n), "rb").read() for n in sorted(os.listdir(d))]
 
 
+def catches(pid, sig):
+    """Whether process pid has a handler for sig (SigCgt in /proc/PID/status)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (int(sig) - 1) & 1)
+    except FileNotFoundError:
+        pass
+    return False
+
+
 class Server:
     def __init__(self, home, wait=True):
         self.home = home
@@ -96,7 +108,14 @@ class Server:
                 raise SystemExit("wizmail-server exited: " + open(self.log.name).read())
             try:
                 socket.create_connection(("127.0.0.1", self.home.port), 0.2).close()
-                return
+                # The port may accept before the signal handlers are set up
+                # (an early SIGTERM or SIGHUP would kill the process): ready
+                # once the kernel says both are caught.
+                if catches(self.proc.pid, signal.SIGTERM) and catches(self.proc.pid, signal.SIGHUP):
+                    return
+                if time.time() > end:
+                    raise SystemExit("wizmail-server did not set up its signal handlers")
+                time.sleep(0.05)
             except OSError:
                 if time.time() > end:
                     raise SystemExit("wizmail-server did not start listening")
@@ -117,3 +136,22 @@ def check(cond, what):
     if not cond:
         raise SystemExit("FAILED: " + what)
     print("ok -", what, flush=True)
+
+
+def wait_until(cond, what, timeout=20):
+    """Poll until cond() holds (an observable state, never a fixed sleep)."""
+    end = time.time() + timeout
+    while not cond():
+        if time.time() > end:
+            raise SystemExit("FAILED: " + what + " (timed out)")
+        time.sleep(0.05)
+    print("ok -", what, flush=True)
+
+
+def server_log(home):
+    """var/log/server.log as written so far (its own thread writes it)."""
+    try:
+        with open(os.path.join(home.path, "var", "log", "server.log"), errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""

@@ -2,7 +2,7 @@
 dnsmasq (MX records) + Postfix's smtp-sink (the remote MTA, told to fail on
 demand) + the real wizmail-server (restarted and kill -9'd on the way).
 Every process is started here on free ports and killed at exit."""
-import glob, os, pwd, shutil, signal, smtplib, socket, subprocess, sys, tempfile, time
+import glob, os, pwd, shutil, signal, smtplib, socket, struct, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 from harness import BUILD, Home, Server, check, free_port, _procs  # noqa: E402
@@ -55,6 +55,34 @@ def wait_for(cond, what, timeout=15):
 _homes = []
 
 
+def dns_answers(port, name="mx.example.test"):
+    """Whether the DNS server on the loopback port answers an A query for
+    name with at least one record (what wizmail's resolver will ask)."""
+    query = struct.pack(">HHHHHH", 0x5a5a, 0x0100, 1, 0, 0, 0)
+    query += b"".join(bytes([len(p)]) + p for p in name.encode().split(b".")) + b"\0" + struct.pack(">HH", 1, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        try:
+            s.sendto(query, ("127.0.0.1", port))
+            data = s.recv(512)
+        except OSError:
+            return False
+    return len(data) >= 12 and data[:2] == b"\x5a\x5a" and data[3] & 0x0F == 0 and struct.unpack(">H", data[6:8])[0] >= 1
+
+
+def peer_connections(port):
+    """Established TCP connections to the loopback port (the peer's side of
+    a delivery in progress), from /proc/net/tcp."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            local, state = line.split()[1], line.split()[3]
+            if state == "01" and int(local.split(":")[1], 16) == port:
+                n += 1
+    return n
+
+
 tmp = tempfile.mkdtemp(prefix="wizmail-outbound-")
 
 # --- DNS: example.test has MX mx.example.test (10) → 127.0.0.1;
@@ -65,8 +93,8 @@ dnsmasq = start(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
                  f"--pid-file={tmp}/dnsmasq.pid", f"--user={USER}",
                  "--mx-host=example.test,mx.example.test,10", "--host-record=mx.example.test,127.0.0.1",
                  "--local=/test/"])
-time.sleep(0.3)
-check(dnsmasq.poll() is None, "dnsmasq runs on a free loopback port")
+wait_for(lambda: dns_answers(dns_port) or dnsmasq.poll() is not None, "dnsmasq answers")
+check(dnsmasq.poll() is None and dns_answers(dns_port), "dnsmasq runs on a free loopback port and answers")
 
 # --- The remote MTA.
 peer_port = free_port()
@@ -89,7 +117,9 @@ def dumped():
 
 
 def queue_files(home, state):
-    return os.listdir(os.path.join(home.path, "resendmail", state))
+    # Entries only: the runner rewrites an envelope through a temporary
+    # ".<id>.tmp.*" file in the same folder (queue ids never start with '.').
+    return [n for n in os.listdir(os.path.join(home.path, "resendmail", state)) if not n.startswith(".")]
 
 
 def queued(home):
@@ -149,7 +179,8 @@ check(r.returncode == 0 and "dave@example.test" in r.stdout and "pending" in r.s
       "wizmail queue list shows the waiting recipient")
 server.stop()
 server = Server(home)
-check(queued(home) == 1, "the deferred message survived the restart")
+check(queued(home) == 1, "the deferred message survived the restart: " +
+      repr({st: queue_files(home, st) for st in ("incoming", "active", "deferred")}))
 n_before = len(dumped())
 peer = sink()
 r = subprocess.run([WIZMAIL, "--home", home.path, "queue", "flush"], capture_output=True, text=True)
@@ -164,7 +195,9 @@ peer = sink("-w", "3")
 n_before = len(dumped())
 send(home, ["erin@example.test"], "kill-9")
 wait_for(lambda: len(queue_files(home, "active")) == 1, "the message is being delivered (active/)")
-time.sleep(0.5)
+# In the middle of the delivery: connected to the peer, which holds back its
+# answer to DATA for 3 s.
+wait_for(lambda: peer_connections(peer_port) >= 1, "wizmail is connected to the peer")
 server.kill9()
 check(queued(home) == 1, "after kill -9 the message is still queued")
 peer.kill(); peer.wait()
@@ -226,14 +259,25 @@ wait_for(lambda: len(queue_files(home, "deferred")) == 1, "peer down again: defe
 qid = queue_files(home, "deferred")[0]
 r = wiz("queue", "delete", "../etc")
 check(r.returncode != 0, "queue delete refuses a bad id")
-r = subprocess.run([WIZMAIL, "--home", home.path, "queue", "delete", qid], capture_output=True, text=True)
-if r.returncode != 0 and "being delivered" in r.stderr:  # claimed by a retry right then
-    time.sleep(1)
+for attempt in range(20):
     r = subprocess.run([WIZMAIL, "--home", home.path, "queue", "delete", qid], capture_output=True, text=True)
+    if r.returncode == 0 or "being delivered" not in r.stderr:
+        break
+    # Claimed by a retry right then: the peer is down, so it comes back to
+    # deferred/ (a failure would have bounced, which is checked below).
+    wait_for(lambda: qid in queue_files(home, "deferred"), "the retry put the entry back in deferred/")
 check(r.returncode == 0, "queue delete removes the entry: " + r.stdout.strip() + r.stderr.strip())
 check(queued(home) == 0 and not os.path.exists(os.path.join(home.path, "resendmail", "data", qid)),
       "envelope and data are gone")
-time.sleep(1.5)
-check(len(home.messages("alice")) == bounces, "a deleted message is not bounced")
+# A delete takes the entry from deferred/ by one rename, so the runner (which
+# claims it by renaming it into active/) can no longer deliver or bounce it.
+# The runner goes on: a message to a domain that does not exist is bounced
+# after the delete, and that is the only new notice alice gets.
+send(home, ["after-delete@gone.test"], "after-delete")
+wait_for(lambda: len(home.messages("alice")) == bounces + 1, "the later message is bounced")
+wait_for(lambda: queued(home) == 0, "nothing is left queued")
+msgs = home.messages("alice")
+check(sum(b"after-delete@gone.test" in m for m in msgs) == 1 and not any(b"gina@example.test" in m for m in msgs),
+      "a deleted message is not bounced (the only new notice is the later one's)")
 server.stop()
 print("all outbound end-to-end checks passed")

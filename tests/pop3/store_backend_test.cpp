@@ -213,7 +213,8 @@ TEST_CASE("large mailbox: LIST/UIDL without reading bodies") {
   CHECK(text.find("+OK " + std::to_string(count) + " " + std::to_string(total) + "\r\n") !=
         std::string::npos);
   CHECK(text.find("\r\n1 1000000.M0P1.host,S=4096\r\n") != std::string::npos);
-  CHECK(ms < 20000);
+  // (No bound on the time: the sizes above, which the files' contents
+  // contradict, show that no body was read.)
 }
 
 TEST_CASE("foreign files without a size in the name: CRLF octets counted once") {
