@@ -178,7 +178,7 @@ std::vector<Key> make_keys() {
               "session is closed. An accepted message resets the count. 0 = no limit.",
        .example = "50", .field = field<smtp, &S::junk_command_limit>},
       {.name = "greet_wait", .file = smtpenv, .type = T::integer, .default_value = "1000",
-       .min = 0, .max = 60000,
+       .min = 0, .max = 8000,
        .doc = "Milliseconds the port-25 listener waits before its 220 greeting (postscreen's "
               "pregreet test): a client that talks meanwhile gets 554 5.5.1 and is "
               "disconnected. Clients in greet_wait_exempt or address_permits_relay, and "
