@@ -119,3 +119,11 @@ check(got[-1].startswith("421 4.7.0") and "junk" in got[-1],
 got = lines(talk(home.port, b"EHLO c\r\nBDAT 4 LAST\r\nQUIT\r\n", wait_greeting=True))
 check("502 5.5.1 Error: command not implemented" in got, "BDAT gets 502 5.5.1")
 srv.stop()
+
+# --- address_permits_relay is exempt too (Postfix: permit_mynetworks) -----
+home = Home(smtp_extra="greet_wait=3000\ngreet_wait_exempt=none\naddress_permits_relay=127.0.0.1\n")
+srv = Server(home)
+got = lines(talk(home.port, b"EHLO c\r\nQUIT\r\n"))
+check(got[0].startswith("220 ") and got[-1] == "221 2.0.0 Bye",
+      "port 25: a client in address_permits_relay is greeted at once")
+srv.stop()
