@@ -282,6 +282,22 @@ const std::vector<std::size_t>& chunk_sizes() {
   return sizes;
 }
 
+std::vector<std::size_t> client_waits(std::string_view bytes) {
+  std::vector<std::size_t> at;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    if (bytes[i] != '\n') continue;
+    auto line = bytes.substr(start, i - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    auto verb = line.substr(0, line.find(' '));
+    if (verb.size() == 4 && (verb[0] | 0x20) == 'd' && (verb[1] | 0x20) == 'a' &&
+        (verb[2] | 0x20) == 't' && (verb[3] | 0x20) == 'a')
+      at.push_back(i + 1);
+    start = i + 1;
+  }
+  return at;
+}
+
 RunResult run_script(std::string_view script, std::size_t chunk) {
   // Date: fields added to submissions are local time: a fixed zone.
   ::setenv("TZ", "JST-9", 1);
@@ -451,8 +467,14 @@ RunResult run_script(std::string_view script, std::size_t chunk) {
       drain();
     }
     std::string_view rest = seg;
+    const auto waits = client_waits(seg);
+    auto wait = waits.begin();
     while (!rest.empty() && !closed) {
-      auto piece = rest.substr(0, chunk);
+      const std::size_t at = seg.size() - rest.size();
+      while (wait != waits.end() && *wait <= at) ++wait;
+      std::size_t n = chunk;
+      if (wait != waits.end()) n = std::min(n, *wait - at);
+      auto piece = rest.substr(0, n);
       rest.remove_prefix(piece.size());
       session.feed(piece, out);
       drain();

@@ -108,6 +108,13 @@ struct RunResult {
   int aborts = 0;
 };
 
+// Where a client that follows RFC 2920 stops to wait for a reply: just
+// after each line (LF-terminated) whose verb is DATA, the last command of a
+// pipelined group. run_script() never feeds bytes past such a point together
+// with the line before it (the session refuses that, 554 5.5.0), so that
+// transcripts give the same output at every chunk size.
+std::vector<std::size_t> client_waits(std::string_view bytes);
+
 // Run `script` feeding client bytes in chunks of `chunk` octets.
 RunResult run_script(std::string_view script, std::size_t chunk);
 

@@ -38,9 +38,22 @@ struct Rig {
     out.clear();
     return *s;
   }
+  // Bytes as a client that follows RFC 2920 sends them: it waits for the
+  // reply to DATA before it sends more.
   std::string feed(std::string_view in) {
     out.clear();
-    s->feed(in, out);
+    std::size_t from = 0;
+    for (auto at : client_waits(in)) {
+      s->feed(in.substr(from, at - from), out);
+      from = at;
+    }
+    if (from < in.size()) s->feed(in.substr(from), out);
+    return out.replies;
+  }
+  // Bytes in one piece, whatever they are.
+  std::string feed_raw(std::string_view in, bool more_pending = false) {
+    out.clear();
+    s->feed(in, out, more_pending);
     return out.replies;
   }
 };

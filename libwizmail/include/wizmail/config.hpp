@@ -63,6 +63,10 @@ struct SmtpSettings {
   std::vector<std::string> dns_servers;    // ip[:port]; empty = system resolver
   int outbound_port = 25;
   int session_timeout = 300;               // seconds
+  int junk_command_limit = 100;            // NOOP/RSET/VRFY/HELP/HELO/EHLO; 0 = no limit
+  int greet_wait = 1000;                   // ms before the 220 on port 25; 0 = off
+  std::vector<std::string> greet_wait_exempt{"127.0.0.0/8", "::1"};
+  int greet_pass_ttl = 86400;              // seconds a passed client is not delayed
   // Obsolete since manual v2.10 (moved to wiz98msenv.dat `alias`): accepted
   // with a warning; a non-empty value is one more local domain.
   std::string host;

@@ -181,6 +181,31 @@ std::vector<Key> make_keys() {
        .min = 10, .max = 3600,
        .doc = "Seconds of client silence before the session is closed with 421.",
        .example = "120", .field = field<smtp, &S::session_timeout>},
+      {.name = "junk_command_limit", .file = smtpenv, .type = T::integer,
+       .default_value = "100", .min = 0, .max = 1000000,
+       .doc = "NOOP, RSET, VRFY, HELP, HELO and EHLO commands a session may send (as "
+              "Postfix's smtpd_junk_command_limit); the next one gets 421 4.7.0 and the "
+              "session is closed. An accepted message resets the count. 0 = no limit.",
+       .example = "50", .field = field<smtp, &S::junk_command_limit>},
+      {.name = "greet_wait", .file = smtpenv, .type = T::integer, .default_value = "1000",
+       .min = 0, .max = 8000,
+       .doc = "Milliseconds the port-25 listener waits before its 220 greeting (postscreen's "
+              "pregreet test): a client that talks meanwhile gets 554 5.5.1 and is "
+              "disconnected. Clients in greet_wait_exempt or address_permits_relay, and "
+              "clients that passed within greet_pass_ttl, are greeted at once; submission "
+              "ports never wait. 0 = off.",
+       .example = "3000", .field = field<smtp, &S::greet_wait>},
+      {.name = "greet_wait_exempt", .file = smtpenv, .type = T::cidr_list,
+       .default_value = "127.0.0.0/8,::1",
+       .doc = "Client IPs or CIDR blocks greeted without the greet_wait (besides "
+              "address_permits_relay); none = every client waits.",
+       .example = "127.0.0.0/8,::1,192.0.2.0/24", .field = field<smtp, &S::greet_wait_exempt>},
+      {.name = "greet_pass_ttl", .file = smtpenv, .type = T::integer, .default_value = "86400",
+       .min = 0, .max = 2592000,
+       .doc = "Seconds a client address that waited for the greeting is greeted at once "
+              "(postscreen_greet_ttl); at most 65,536 addresses are remembered. 0 = every "
+              "connection waits.",
+       .example = "3600", .field = field<smtp, &S::greet_pass_ttl>},
 
       // ---- def/popenv.dat ----
       {.name = "host", .file = popenv, .type = T::hostname, .default_value = "localhost",

@@ -47,6 +47,12 @@ Result<std::shared_ptr<const Runtime>> make_runtime(std::shared_ptr<const Config
   auto exempt = net::CidrList::parse(config->smtp.multiprocessing_exempt);
   if (!exempt) return fail(Errc::invalid_argument, "multiprocessing_exempt: " + exempt.error().message);
   rt->exempt = std::move(*exempt);
+  auto greet_exempt = config->smtp.greet_wait_exempt;
+  greet_exempt.insert(greet_exempt.end(), config->smtp.address_permits_relay.begin(),
+                      config->smtp.address_permits_relay.end());
+  auto greet = net::CidrList::parse(greet_exempt);
+  if (!greet) return fail(Errc::invalid_argument, "greet_wait_exempt: " + greet.error().message);
+  rt->greet_exempt = std::move(*greet);
   if (config->tls_configured()) {
     auto tls = net::make_server_tls_context(config->server.tls_cert_file, config->server.tls_key_file);
     if (!tls) return unexpected(tls.error());

@@ -20,6 +20,7 @@
 
 #include "net/address.hpp"
 #include "net/auth_penalty.hpp"
+#include "net/greet_cache.hpp"
 #include "net/listener.hpp"
 #include "net/tls.hpp"
 #include "ops/metrics.hpp"
@@ -42,6 +43,7 @@ namespace wizmail::server {
 struct Runtime {
   std::shared_ptr<const Config> config;
   net::CidrList exempt;
+  net::CidrList greet_exempt;  // greet_wait_exempt and address_permits_relay
   net::TlsContextPtr tls;  // null when TLS is not configured
   std::vector<std::string> local_domains;
   std::filesystem::path mailbox_dir;
@@ -123,6 +125,8 @@ struct Server::Impl {
   server::FreeSpace free_space;
   // Failed SMTP AUTH and POP3 logins per client network (both protocols).
   net::AuthPenalty auth_penalty;
+  // Clients that waited for the greeting on port 25 (greet_pass_ttl).
+  net::GreetCache greet_cache;
 
   std::atomic<std::uint64_t> sessions_smtp{0}, sessions_pop3{0}, sessions_total{0},
       refused_busy{0}, messages_received{0};

@@ -2,6 +2,7 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 
@@ -236,6 +237,11 @@ class SmtpConnection final : public Connection,
     if (session_) note_.update(control::state_name(session_->state()), session_->account(), last_command_);
   }
   asio::awaitable<bool> act();
+  asio::awaitable<bool> pregreet();
+  bool more_pending() {
+    std::error_code ec;
+    return !stream_.is_tls() && stream_.socket().available(ec) > 0 && !ec;
+  }
   asio::awaitable<Result<std::string>> commit();
   asio::awaitable<std::tuple<std::error_code, std::string_view>> read();
   asio::awaitable<void> say(std::string_view text) {
@@ -375,6 +381,37 @@ asio::awaitable<bool> SmtpConnection::act() {
   }
 }
 
+// Postscreen's pregreet test (docs/smtp.md): on port 25 a client outside
+// greet_wait_exempt that has not passed within greet_pass_ttl is greeted
+// only after greet_wait; what it sends meanwhile goes to the session, which
+// refuses it (554) before any greeting. False: the connection is over.
+asio::awaitable<bool> SmtpConnection::pregreet() {
+  using namespace asio::experimental::awaitable_operators;
+  const auto& cfg = rt_->config->smtp;
+  if (proto_ != Protocol::smtp || cfg.greet_wait <= 0) co_return true;
+  if (rt_->greet_exempt.contains(stream_.remote().address())) co_return true;
+  const auto ttl = std::chrono::seconds(cfg.greet_pass_ttl);
+  if (srv_.greet_cache.passed(peer_ip_, ttl)) co_return true;
+  asio::steady_timer quiet(ex_);
+  quiet.expires_after(std::chrono::milliseconds(cfg.greet_wait));
+  reading_ = true;  // a stop cancels the wait
+  auto first = co_await (stream_.socket().async_wait(tcp::socket::wait_read, net::use_tuple) ||
+                         quiet.async_wait(net::use_tuple));
+  reading_ = false;
+  if (first.index() == 1) {  // silent until the end of the wait
+    srv_.greet_cache.pass(peer_ip_, ttl);
+    co_return true;
+  }
+  if (auto [ec] = std::get<0>(first); ec) {
+    if (stopping_ && stream_.is_open()) co_await say(session_->shutdown_reply());
+    co_return false;
+  }
+  auto [ec, data] = co_await read();
+  if (ec || data.empty()) co_return false;  // hung up before the greeting
+  session_->feed(data, out_);
+  co_return co_await act();
+}
+
 asio::awaitable<void> SmtpConnection::run() {
   auto self = shared_from_this();
   if (!stream_.load_endpoints()) co_return;
@@ -412,8 +449,11 @@ asio::awaitable<void> SmtpConnection::run() {
   so.tls_available = rt_->tls != nullptr;
   so.tls_active = stream_.is_tls();
   session_ = std::make_unique<smtp::Session>(std::move(so), *env_, *this);
-  session_->start(out_);
-  bool open = co_await act();
+  bool open = co_await pregreet();
+  if (open) {
+    session_->start(out_);
+    open = co_await act();
+  }
   while (open) {
     if (stopping_ && idle_state()) {
       co_await say(session_->shutdown_reply());
@@ -433,7 +473,7 @@ asio::awaitable<void> SmtpConnection::run() {
       break;
     }
     if (data.empty()) break;
-    session_->feed(data, out_);
+    session_->feed(data, out_, more_pending());
     open = co_await act();
   }
   watchdog_.stop();

@@ -106,6 +106,7 @@ struct Session::Impl {
     bool pre_tls;           // allowed before TLS when the policy wants TLS
     Handler handler;
     std::string_view wrong_state;  // reply when not allowed in this state
+    bool junk = false;  // counts towards junk_command_limit (NOOP, RSET, ...)
   };
 
   enum class Sasl { none, plain, login_user, login_pass, cram };
@@ -124,6 +125,10 @@ struct Session::Impl {
   bool paused = false;      // a delayed reply is pending: resume() needed
   bool esmtp = false;       // EHLO (not HELO) was used
   int errors = 0;
+  int junk = 0;             // junk commands since the last accepted message
+  bool greeted = false;     // the 220 greeting was sent (start())
+  bool input_follows = false;  // bytes follow the line being handled
+  bool more_pending = false;   // the connection has more bytes unread
   int auth_failures = 0;
   Sasl sasl = Sasl::none;
   std::string sasl_mech;
@@ -201,6 +206,7 @@ struct Session::Impl {
   void cmd_help(std::string_view args, Output& out);
   void cmd_starttls(std::string_view args, Output& out);
   void cmd_auth(std::string_view args, Output& out);
+  void cmd_not_implemented(std::string_view args, Output& out);
 
   // --- AUTH ---
   void auth_plain(std::string_view b64, Output& out);
@@ -229,19 +235,21 @@ struct Session::Impl {
 // The command table (STYLE.md point 3): verb, states, pre-TLS, handler.
 
 const Session::Impl::Command Session::Impl::kCommands[] = {
-    {"EHLO", kAny, true, &Session::Impl::cmd_ehlo, ""},
-    {"HELO", kAny, true, &Session::Impl::cmd_helo, ""},
+    {"EHLO", kAny, true, &Session::Impl::cmd_ehlo, "", true},
+    {"HELO", kAny, true, &Session::Impl::cmd_helo, "", true},
     {"MAIL", kReady, true, &Session::Impl::cmd_mail, ""},
     {"RCPT", kMail | kRcpt, true, &Session::Impl::cmd_rcpt, "503 5.5.1 Error: need MAIL command"},
     {"DATA", kRcpt, true, &Session::Impl::cmd_data, ""},
-    {"RSET", kAny, true, &Session::Impl::cmd_rset, ""},
-    {"NOOP", kAny, true, &Session::Impl::cmd_noop, ""},
+    {"RSET", kAny, true, &Session::Impl::cmd_rset, "", true},
+    {"NOOP", kAny, true, &Session::Impl::cmd_noop, "", true},
     {"QUIT", kAny, true, &Session::Impl::cmd_quit, ""},
-    {"VRFY", kAny, true, &Session::Impl::cmd_vrfy, ""},
-    {"HELP", kAny, true, &Session::Impl::cmd_help, ""},
+    {"VRFY", kAny, true, &Session::Impl::cmd_vrfy, "", true},
+    {"HELP", kAny, true, &Session::Impl::cmd_help, "", true},
     {"STARTTLS", kInitial | kReady, true, &Session::Impl::cmd_starttls,
      "503 5.5.1 Error: STARTTLS not allowed during a mail transaction"},
     {"AUTH", kReady, false, &Session::Impl::cmd_auth, ""},
+    // RFC 3030 CHUNKING is not offered: a known command, not implemented.
+    {"BDAT", kAny, true, &Session::Impl::cmd_not_implemented, ""},
 };
 
 const Session::Impl::Command* Session::Impl::find(std::string_view verb) noexcept {
@@ -285,6 +293,7 @@ void Session::Impl::process(std::string_view in, Output& out) {
         check_error_limit(out);
         continue;
       case LineReader::Status::line:
+        input_follows = !in.empty() || more_pending;
         if (s.state_ == State::auth)
           handle_sasl(line, out);
         else
@@ -326,6 +335,26 @@ void Session::Impl::handle_line(std::string_view line, Output& out) {
     refuse(out, line.empty() ? "500 5.5.2 Error: bad syntax"
                              : "500 5.5.2 Error: command not recognized");
     check_error_limit(out);
+    return;
+  }
+  if (c->handler == &Impl::cmd_data && input_follows) {
+    // RFC 2920 §3.1: DATA ends a pipelined group; the client must wait for
+    // the 354. Bytes already behind it were sent blind (a message that may
+    // be taken for commands, or commands for a message): refuse and close,
+    // as Postfix does (smtpd_forbid_unauth_pipelining).
+    reply(out, "554 5.5.0 Error: SMTP protocol synchronization");
+    error_event(out, "improper command pipelining after DATA, disconnected");
+    s.state_ = State::closed;
+    out.close = true;
+    return;
+  }
+  if (c->junk && cfg.smtp.junk_command_limit > 0 && ++junk > cfg.smtp.junk_command_limit) {
+    // Postfix's smtpd_junk_command_limit: NOOP, RSET, VRFY, HELP, HELO and
+    // EHLO cannot hold a session open for ever.
+    reply(out, "421 4.7.0 " + s.opt_.hostname + " Error: too many junk commands");
+    error_event(out, "too many junk commands, disconnected");
+    s.state_ = State::closed;
+    out.close = true;
     return;
   }
   unsigned bit = 1u << static_cast<unsigned>(s.state_);
@@ -995,6 +1024,10 @@ void Session::Impl::cmd_help(std::string_view, Output& out) {
         "214 2.0.0 STARTTLS AUTH; see RFC 5321");
 }
 
+void Session::Impl::cmd_not_implemented(std::string_view, Output& out) {
+  refuse(out, "502 5.5.1 Error: command not implemented");
+}
+
 void Session::Impl::cmd_starttls(std::string_view args, Output& out) {
   if (!args.empty()) {
     refuse(out, "501 5.5.4 Syntax: STARTTLS");
@@ -1243,11 +1276,24 @@ bool Session::awaiting() const noexcept {
 }
 
 void Session::start(Output& out) {
+  if (state_ == State::closed || impl_->greeted) return;
+  impl_->greeted = true;
   impl_->reply(out, "220 " + opt_.hostname + " ESMTP wizmail");
 }
 
-void Session::feed(std::string_view bytes, Output& out) {
+void Session::feed(std::string_view bytes, Output& out, bool more_pending) {
   if (state_ == State::closed || state_ == State::tls_pending) return;
+  if (!impl_->greeted) {
+    // The client talked before the 220 (postscreen's pregreet test): a
+    // client that follows the protocol waits for the greeting.
+    if (bytes.empty()) return;
+    impl_->reply(out, "554 5.5.1 Error: SMTP protocol synchronization: talked before the greeting");
+    impl_->error_event(out, "pregreet: client talked before the greeting, disconnected");
+    state_ = State::closed;
+    out.close = true;
+    return;
+  }
+  impl_->more_pending = more_pending;
   if (awaiting() || !impl_->stash.empty()) {
     // Bounded: a connection reads again only after acting on the output.
     if (impl_->stash.size() + bytes.size() > 1024 * 1024) {
@@ -1268,6 +1314,7 @@ void Session::feed(std::string_view bytes, Output& out) {
 
 void Session::resume(Output& out) {
   impl_->paused = false;
+  impl_->more_pending = false;  // what the connection saw then is in the stash now
   if (impl_->stash.empty() || awaiting()) return;
   std::string buf = std::move(impl_->stash);
   impl_->stash.clear();
@@ -1286,6 +1333,7 @@ void Session::on_commit(Result<std::string> queue_id, Output& out) {
           impl_->error_event(out, "send counters of " + acct + ": " + st.error().message);
     }
     impl_->reply(out, "250 2.0.0 Ok: queued as " + *queue_id);
+    impl_->junk = 0;  // as Postfix: an accepted message forgives junk commands
   } else {
     const auto& e = queue_id.error();
     impl_->error_event(out, "commit failed: " + e.message);

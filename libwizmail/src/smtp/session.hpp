@@ -260,11 +260,15 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  // The 220 greeting.
+  // The 220 greeting. A connection may wait before it (the pregreet test,
+  // docs/smtp.md): bytes fed before start() are refused with 554 and close.
   void start(Output& out);
   // Bytes from the client, in order. Processes every complete command
-  // (pipelining) unless an action stops it.
-  void feed(std::string_view bytes, Output& out);
+  // (pipelining) unless an action stops it. `more_pending`: the connection
+  // knows of more bytes already received and not yet fed (they, too, were
+  // sent before any reply to these): a DATA line followed by anything is
+  // refused (RFC 2920 §3.1, docs/smtp.md).
+  void feed(std::string_view bytes, Output& out, bool more_pending = false);
   // The result of committing the message: the queue id, or the error whose
   // smtp_code/enhanced/client_text become the reply (451 4.3.0 without).
   // Then goes on with buffered input.
