@@ -96,7 +96,7 @@ TEST_CASE("DATA with the message pipelined behind it: 554 5.5.0, close, nothing 
   auto& s = r.start();
   auto rep = r.feed(std::string(kTxn) + "DATA\r\nSubject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n");
   CHECK(rep ==
-        "250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 52428800\r\n250-8BITMIME\r\n"
+        "250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 52428800\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n"
         "250-AUTH PLAIN LOGIN CRAM-MD5\r\n250 ENHANCEDSTATUSCODES\r\n250 2.1.0 Ok\r\n"
         "250 2.1.5 Ok\r\n554 5.5.0 Error: SMTP protocol synchronization\r\n");
   CHECK(r.out.close);
