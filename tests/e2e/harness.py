@@ -1,6 +1,6 @@
 """Shared helpers for the end-to-end tests: a temp home, free ports, a
 throwaway certificate, and a wizmail-server that is always killed at exit."""
-import atexit, os, shutil, signal, socket, subprocess, sys, tempfile, time
+import atexit, os, random, shutil, signal, socket, subprocess, sys, tempfile, time
 
 BUILD = os.environ.get("WIZMAIL_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SERVER = os.path.join(BUILD, "apps", "wizmail-server", "wizmail-server")
@@ -19,7 +19,32 @@ atexit.register(_cleanup)
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
+    """A loopback port free now, chosen below the kernel's ephemeral range:
+    a port the kernel hands out (bind to 0) is also what the outgoing
+    connections of tests running in parallel receive, so one of them can
+    take it between this call and the server's bind. Ports under the
+    ephemeral range are given only to those who ask for them by number."""
+    low = max(1024, min(_ephemeral_low(), 65536) - 12000)
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(low, low + 12000)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        return port
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]

@@ -186,8 +186,15 @@ std::string build_dsn(const DsnInput& in) {
       // "type;address": keep it one 7-bit line whatever it holds.
       auto o = ascii(r.original_recipient, 500);
       auto semi = o.find(';');
-      if (semi != std::string::npos && semi + 1 < o.size() && o[semi + 1] != ' ') o.insert(semi + 1, " ");
-      m += "Original-Recipient: " + o + "\r\n";
+      m += "Original-Recipient: ";
+      if (semi != std::string::npos && semi + 1 < o.size() && o[semi + 1] != ' ') {
+        m.append(o, 0, semi + 1);
+        m += ' ';
+        m.append(o, semi + 1);
+      } else {
+        m += o;
+      }
+      m += "\r\n";
     }
     m += "Final-Recipient: " + dsn_address_field(r.address.substr(0, 300)) + "\r\n";
     m += "Action: " + std::string(to_string(r.action)) + "\r\n";
