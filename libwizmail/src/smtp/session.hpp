@@ -11,14 +11,17 @@
 //   loop:
 //     s.feed(bytes_read, out);             // every byte read, in order
 //   act:
-//     wait out.delay, then write out.replies (one write: RFC 2920 batching)
+//     write out.replies (one write: RFC 2920 batching)
 //     if out.close      -> close the connection, stop
 //     if out.start_tls  -> TLS handshake, then s.on_tls_started(out), goto act
 //                          (a failed handshake: just close)
 //     if out.commit     -> make the message durable (sink contents +
 //                          s.transaction()), then s.on_commit(result, out),
 //                          goto act
-//     if out.delay was set (and nothing else) -> s.resume(out), goto act
+//     if out.delay was set (an AUTH attempt waits before it is checked:
+//                          nothing else is set) -> wait it out; if the client
+//                          has gone, close (the attempt is never checked);
+//                          else s.resume(out), goto act
 //     otherwise read more.
 //
 // While an action is pending (awaiting() is true) the session processes no
@@ -249,7 +252,7 @@ struct LogEvent {
 
 struct Output {
   std::string replies;                    // bytes to write, in order
-  std::chrono::milliseconds delay{0};     // wait this long before writing
+  std::chrono::milliseconds delay{0};     // after writing: wait, then resume()
   bool start_tls = false;  // after writing: TLS handshake, on_tls_started()
   bool commit = false;     // after writing: commit, then on_commit()
   bool close = false;      // after writing: close the connection
