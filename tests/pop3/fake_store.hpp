@@ -51,6 +51,11 @@ struct World {
   // them; penalty_calls: "failed IP" / "succeeded IP".
   int network_failures = 0;
   std::vector<std::string> penalty_calls;
+  // login_begin(): blocked / busy answers; attempts begun and not ended;
+  // password and APOP checks made.
+  bool network_blocked = false, network_busy = false;
+  int in_progress = 0;
+  int checks = 0;
 };
 
 class Drop : public pop3::Maildrop {
@@ -88,15 +93,26 @@ class Backend : public pop3::Backend {
  public:
   explicit Backend(World& w) : w_(w) {}
   Result<bool> verify_password(std::string_view a, std::string_view p) override {
+    ++w_.checks;
     if (w_.fail_verify) return fail(Errc::io, "read password: injected failure");
     auto it = w_.accounts.find(std::string(a));
     return it != w_.accounts.end() && it->second.password == p;
   }
   Result<std::optional<std::string>> apop_secret(std::string_view a) override {
+    ++w_.checks;
     auto it = w_.accounts.find(std::string(a));
     if (it == w_.accounts.end() || it->second.hashed) return std::optional<std::string>{};
     return std::optional<std::string>{it->second.password};
   }
+  net::AuthAdmission login_begin(std::string_view) override {
+    using K = net::AuthAdmission::Kind;
+    if (w_.network_blocked) return {K::blocked, 0};
+    if (w_.network_busy) return {K::busy, 0};
+    ++w_.in_progress;
+    return {K::check, w_.network_failures};
+  }
+  void login_end(std::string_view) override { --w_.in_progress; }
+  bool login_blocked(std::string_view) override { return w_.network_blocked; }
   int login_failed(std::string_view ip) override {
     w_.penalty_calls.push_back("failed " + std::string(ip));
     return ++w_.network_failures;

@@ -266,36 +266,135 @@ TEST_CASE("a 10,000-octet line that hides a command is never executed") {
   CHECK(r2.world.commits[0] == std::vector<std::size_t>{0});
 }
 
-TEST_CASE("login failures of the client's network in other sessions lengthen this session's delay") {
+TEST_CASE("every PASS from a network with failures waits before it is checked, right or wrong") {
   fake::World w = make_world();
   w.network_failures = 4;  // four failures from 192.0.2.x before this session
   fake::Backend b(w);
   Session s(options(), b);
   Output out;
   std::string t;
-  s.feed("USER alice\r\nPASS wrong\r\n", out);
+  s.feed("USER alice\r\nPASS wrong\r\nUSER alice\r\nPASS secret\r\n", out);
   render(out, t);
-  CHECK(t == "+OK send PASS\r\n<delay 1600>-ERR [AUTH] authentication failed\r\n");
+  // Nothing checked yet: a wait of 100 ms × 2^3, then the check.
+  CHECK(t == "+OK send PASS\r\n<delay 800>");
+  CHECK(w.checks == 0);
+  CHECK(w.in_progress == 1);
+  CHECK(s.has_backlog());
+  s.resume(out);
+  render(out, t);
+  // Wrong, answered at once; the right password waits as long (longer:
+  // the network has one failure more) before it is checked.
+  CHECK(t == "+OK send PASS\r\n<delay 800>-ERR [AUTH] authentication failed\r\n"
+             "+OK send PASS\r\n<delay 1600>");
   CHECK(w.network_failures == 5);
-  // The right password: logged in, and the network's count is cleared.
+  CHECK(w.checks == 1);
+  REQUIRE(s.has_backlog());
+  s.resume(out);
+  render(out, t);
+  CHECK(t.ends_with("<delay 1600>+OK logged in; 3 messages (86 octets)\r\n"));
+  CHECK(w.network_failures == 0);
+  CHECK(w.in_progress == 0);
+  CHECK_FALSE(s.has_backlog());
+  CHECK(w.penalty_calls == std::vector<std::string>{"failed 192.0.2.7", "succeeded 192.0.2.7"});
+}
+
+TEST_CASE("a login attempt abandoned during its wait is never checked") {
+  for (std::string line : {std::string("PASS secret"), "APOP alice " + md5_hex(ts + "secret")}) {
+    CAPTURE(line);
+    fake::World w = make_world();
+    w.network_failures = 2;
+    fake::Backend b(w);
+    {
+      Session s(options(), b);
+      Output out;
+      s.feed("USER alice\r\n" + line + "\r\n", out);
+      CHECK(w.in_progress == 1);
+      s.connection_lost();  // the client hung up during the wait
+      CHECK(w.in_progress == 0);
+      CHECK_FALSE(s.has_backlog());
+    }
+    CHECK(w.checks == 0);
+    CHECK(w.logins.empty());  // no login, no POP-before-SMTP record
+    CHECK(w.network_failures == 2);
+    CHECK(w.penalty_calls.empty());
+    // The same when the session is simply destroyed.
+    {
+      Session s(options(), b);
+      Output out;
+      s.feed("USER alice\r\n" + line + "\r\n", out);
+      CHECK(w.in_progress == 1);
+    }
+    CHECK(w.in_progress == 0);
+    CHECK(w.checks == 0);
+  }
+}
+
+TEST_CASE("a blocked network: USER, PASS and APOP get -ERR [SYS/TEMP] and the connection closes") {
+  for (std::string script : {std::string("USER alice\r\nPASS secret\r\nSTAT\r\n"),
+                             "APOP alice " + md5_hex(ts + "secret") + "\r\nSTAT\r\n"}) {
+    CAPTURE(script);
+    fake::World w = make_world();
+    w.network_blocked = true;
+    auto t = transcript(script, options(), w);
+    CHECK(t == hello + "-ERR [SYS/TEMP] too many failed logins from your network, try later\r\n<close>");
+  }
+  // Blocked between USER and PASS: PASS is refused the same way, unchecked.
+  fake::World w = make_world();
+  fake::Backend b(w);
+  Session s(options(), b);
+  Output out;
+  std::string t;
+  s.feed("USER alice\r\n", out);
+  w.network_blocked = true;
+  s.feed("PASS secret\r\nSTAT\r\n", out);
+  render(out, t);
+  CHECK(t == "+OK send PASS\r\n-ERR [SYS/TEMP] too many failed logins from your network, try later\r\n<close>");
+  CHECK(w.checks == 0);
+  CHECK(s.closed());
+}
+
+TEST_CASE("too many logins of the network in progress: -ERR [SYS/TEMP], unchecked, session goes on") {
+  fake::World w = make_world();
+  w.network_busy = true;
+  fake::Backend b(w);
+  Session s(options(), b);
+  Output out;
+  std::string t;
+  s.feed("USER alice\r\nPASS secret\r\n", out);
+  render(out, t);
+  CHECK(t == "+OK send PASS\r\n-ERR [SYS/TEMP] too many logins from your network in progress, try later\r\n");
+  CHECK(w.checks == 0);
+  w.network_busy = false;
   t.clear();
   s.feed("USER alice\r\nPASS secret\r\n", out);
   render(out, t);
   CHECK(t.find("+OK logged in") != std::string::npos);
-  CHECK(w.network_failures == 0);
-  CHECK(w.penalty_calls == std::vector<std::string>{"failed 192.0.2.7", "succeeded 192.0.2.7"});
 }
 
-TEST_CASE("login failures: [AUTH], growing delay, error.log, close after five") {
+TEST_CASE("a command line in progress is visible to the connection (command deadline)") {
+  fake::World w = make_world();
+  fake::Backend b(w);
+  Session s(options(), b);
+  Output out;
+  CHECK_FALSE(s.mid_command());
+  s.feed("CA", out);
+  CHECK(s.mid_command());
+  s.feed("PA\r\nNO", out);
+  CHECK(s.mid_command());
+  s.feed("OP\r\n", out);
+  CHECK_FALSE(s.mid_command());
+}
+
+TEST_CASE("login failures: [AUTH], growing delay before each later attempt, error.log, close after five") {
   std::string t = transcript(
       "USER alice\r\nPASS wrong\r\nUSER nobody\r\nPASS x\r\nUSER ../etc\r\nPASS x\r\n"
       "APOP alice 00000000000000000000000000000000\r\nUSER alice\r\nPASS bad\r\nNOOP\r\n");
   CHECK(t == hello +
+                 "+OK send PASS\r\n-ERR [AUTH] authentication failed\r\n"
                  "+OK send PASS\r\n<delay 100>-ERR [AUTH] authentication failed\r\n"
                  "+OK send PASS\r\n<delay 200>-ERR [AUTH] authentication failed\r\n"
-                 "+OK send PASS\r\n<delay 400>-ERR [AUTH] authentication failed\r\n"
-                 "<delay 800>-ERR [AUTH] authentication failed\r\n"
-                 "+OK send PASS\r\n<delay 1600>"
+                 "<delay 400>-ERR [AUTH] authentication failed\r\n"
+                 "+OK send PASS\r\n<delay 800>"
                  "-ERR [AUTH] authentication failed; too many failures, closing\r\n<close>");
   fake::World w = make_world();
   fake::Backend b(w);
@@ -346,7 +445,7 @@ TEST_CASE("APOP: MD5 of timestamp and secret; hashed accounts refused") {
   CHECK(transcript("APOP alice " + upper + "\r\n").find("+OK logged in") != std::string::npos);
   // bob has a hashed password: APOP cannot work even with the right digest
   t = transcript("APOP bob " + md5_hex(ts + "bobpw") + "\r\n");
-  CHECK(t == hello + "<delay 100>-ERR [AUTH] authentication failed\r\n");
+  CHECK(t == hello + "-ERR [AUTH] authentication failed\r\n");
   t = transcript("APOP alice 123\r\nAPOP alice zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz\r\n");
   CHECK(t == hello + "-ERR APOP digest must be 32 hexadecimal digits\r\n"
                  "-ERR APOP digest must be 32 hexadecimal digits\r\n");

@@ -70,6 +70,25 @@ std::optional<std::string> FakeEnv::plain_password(std::string_view user) {
   return it->second.password;
 }
 
+wizmail::net::AuthAdmission FakeEnv::auth_begin(std::string_view client_ip) {
+  calls.push_back("auth_begin " + std::string(client_ip));
+  using K = wizmail::net::AuthAdmission::Kind;
+  if (network_blocked) return {K::blocked, 0};
+  if (network_busy) return {K::busy, 0};
+  ++auth_in_progress;
+  return {K::check, network_failures};
+}
+
+void FakeEnv::auth_end(std::string_view client_ip) {
+  calls.push_back("auth_end " + std::string(client_ip));
+  --auth_in_progress;
+}
+
+bool FakeEnv::auth_blocked(std::string_view client_ip) {
+  (void)client_ip;
+  return network_blocked;
+}
+
 int FakeEnv::auth_failed(std::string_view client_ip) {
   calls.push_back("auth_failed " + std::string(client_ip));
   return ++network_failures;
@@ -364,6 +383,11 @@ RunResult run_script(std::string_view script, std::size_t chunk) {
       env.own_literals.emplace_back(line.substr(7));
     } else if (line.starts_with("@penalty ")) {
       env.network_failures = static_cast<int>(*util::parse_int(line.substr(9)));
+    } else if (line.starts_with("@penalty_state ")) {
+      auto v = line.substr(15);
+      if (v == "blocked") env.network_blocked = true;
+      else if (v == "busy") env.network_busy = true;
+      else throw std::runtime_error("bad @penalty_state");
     } else if (line.starts_with("@pop ")) {
       auto w = words(line.substr(5));
       env.pop_logins[std::string(w.at(0))] = std::string(w.at(1));

@@ -13,6 +13,8 @@
 //   @ownip LITERAL         a local IP literal, e.g. [192.0.2.1]
 //   @pop IP ACCOUNT        ACCOUNT logged into POP3 from IP recently
 //   @penalty N             the client's network failed AUTH N times before
+//   @penalty_state S       blocked: the network is blocked; busy: too many of
+//                          its attempts in progress
 //   @commit ok ID | @commit fail CODE ENH TEXT   results of the next commits
 //   @sinkfail begin|write  the sink fails
 //   @alias LINE            a line of def/aliases.def (escapes as for C:)
@@ -66,6 +68,10 @@ class FakeEnv : public Environment {
   // The client network's earlier AUTH failures (@penalty N), as a shared
   // net::AuthPenalty would count them.
   int network_failures = 0;
+  // @penalty_state blocked|busy: the network is blocked, or has too many
+  // attempts in progress; auth_in_progress: auth_begin() minus auth_end().
+  bool network_blocked = false, network_busy = false;
+  int auth_in_progress = 0;
   // Free bytes per file system (@disk mailboxes=N queue=M); missing: plenty.
   std::map<Storage, std::int64_t> free_bytes;
 
@@ -75,6 +81,9 @@ class FakeEnv : public Environment {
   Result<bool> quota_allows(std::string_view account, std::int64_t size) override;
   bool storage_allows(Storage where, std::int64_t size) override;
   Result<bool> authenticate(std::string_view user, std::string_view password) override;
+  wizmail::net::AuthAdmission auth_begin(std::string_view client_ip) override;
+  void auth_end(std::string_view client_ip) override;
+  bool auth_blocked(std::string_view client_ip) override;
   int auth_failed(std::string_view client_ip) override;
   void auth_succeeded(std::string_view client_ip) override;
   std::optional<std::string> plain_password(std::string_view user) override;

@@ -171,7 +171,7 @@ TEST_CASE("relay denials, rejects and auth failures are error events; secrets ne
   r.start();
   std::string pass_b64 = base64_encode(std::string("\0alice\0hunter2", 14));
   r.feed("EHLO c\r\nAUTH PLAIN " + pass_b64 + "\r\n");
-  CHECK(r.out.delay.count() == 1000);
+  CHECK(r.out.delay.count() == 0);  // a clean network's first attempt does not wait
   CHECK(any_event_contains(r.out.events, LogEvent::Kind::error,
                            "PLAIN authentication failed for user \"alice\""));
   auto events = r.out.events;
@@ -196,18 +196,89 @@ TEST_CASE("relay denials, rejects and auth failures are error events; secrets ne
   }
 }
 
-TEST_CASE("an auth failure pauses the session until resume()") {
+TEST_CASE("an attempt from a penalised network waits before it is checked, right or wrong") {
+  for (std::string pass : {"no", "secret"}) {
+    CAPTURE(pass);
+    Rig r;
+    r.env.network_failures = 1;
+    auto& s = r.start();
+    auto rep = r.feed("EHLO c\r\nAUTH PLAIN " + base64_encode(std::string("\0alice\0", 7) + pass) +
+                      "\r\nNOOP\r\n");
+    // Nothing checked yet, no answer: the session waits 1 s first.
+    CHECK(rep.ends_with("250 ENHANCEDSTATUSCODES\r\n"));
+    CHECK(r.out.delay.count() == 1000);
+    CHECK(s.awaiting());
+    CHECK(std::find(r.env.calls.begin(), r.env.calls.end(), "auth alice") == r.env.calls.end());
+    CHECK(r.env.auth_in_progress == 1);
+    CHECK(r.feed("NOOP\r\n").empty());
+    r.out.clear();
+    s.resume(r.out);
+    // Now checked, answered at once, then the pipelined commands.
+    CHECK(r.out.delay.count() == 0);
+    CHECK(r.out.replies == (pass == "secret" ? "235 2.7.0 Authentication successful\r\n"
+                                             : "535 5.7.8 Error: authentication failed\r\n") +
+                               std::string("250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n"));
+    CHECK(r.env.auth_in_progress == 0);
+    auto begin = std::find(r.env.calls.begin(), r.env.calls.end(), "auth_begin 198.51.100.7");
+    auto check = std::find(r.env.calls.begin(), r.env.calls.end(), "auth alice");
+    auto end = std::find(r.env.calls.begin(), r.env.calls.end(), "auth_end 198.51.100.7");
+    CHECK(begin < check);
+    CHECK(check < end);
+    CHECK(end != r.env.calls.end());
+  }
+}
+
+TEST_CASE("an attempt abandoned during its wait is never checked, and its place is given back") {
+  Rig r;
+  r.env.network_failures = 3;
+  r.start();
+  r.feed("EHLO c\r\nAUTH LOGIN\r\n" + base64_encode("alice") + "\r\n" + base64_encode("secret") +
+         "\r\n");
+  CHECK(r.out.delay.count() == 4000);
+  CHECK(r.env.auth_in_progress == 1);
+  r.s.reset();  // the client left; the connection drops the session
+  CHECK(r.env.auth_in_progress == 0);
+  CHECK(std::find(r.env.calls.begin(), r.env.calls.end(), "auth alice") == r.env.calls.end());
+  CHECK(std::find(r.env.calls.begin(), r.env.calls.end(), "auth_succeeded 198.51.100.7") ==
+        r.env.calls.end());
+  CHECK(r.env.network_failures == 3);
+}
+
+TEST_CASE("the wait grows with the session's own failures when the network has none recorded") {
+  Rig r;
+  r.opt.max_auth_failures = 10;
+  r.opt.auth_max_delay = std::chrono::milliseconds(3000);
+  auto& s = r.start();
+  r.feed("EHLO c\r\n");
+  std::vector<long> waits;
+  for (int i = 0; i < 4; ++i) {
+    r.env.network_failures = 0;  // as if the shared table had forgotten
+    auto rep = r.feed("AUTH PLAIN " + base64_encode(std::string("\0alice\0no", 9)) + "\r\n");
+    waits.push_back(static_cast<long>(r.out.delay.count()));
+    r.out.clear();
+    s.resume(r.out);
+    CHECK(rep + r.out.replies == "535 5.7.8 Error: authentication failed\r\n");
+  }
+  CHECK(waits == std::vector<long>{0, 1000, 2000, 3000});
+}
+
+TEST_CASE("a command line in progress is visible to the connection (command deadline)") {
   Rig r;
   auto& s = r.start();
-  auto rep = r.feed("EHLO c\r\nAUTH PLAIN " + base64_encode(std::string("\0alice\0no", 9)) +
-                    "\r\nNOOP\r\n");
-  CHECK(rep.ends_with("535 5.7.8 Error: authentication failed\r\n"));
-  CHECK(r.out.delay.count() == 1000);
-  CHECK(s.awaiting());
-  CHECK(r.feed("NOOP\r\n").empty());
-  r.out.clear();
-  s.resume(r.out);
-  CHECK(r.out.replies == "250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n");
+  CHECK_FALSE(s.mid_command());
+  r.feed("EH");
+  CHECK(s.mid_command());
+  r.feed("LO c\r\n");
+  CHECK_FALSE(s.mid_command());
+  r.feed("NOOP\r\nNO");
+  CHECK(s.mid_command());
+  r.feed("OP\r\n");
+  CHECK_FALSE(s.mid_command());
+  // A line too long is being skipped: still mid-command until its LF.
+  r.feed(std::string(600, 'x'));
+  CHECK(s.mid_command());
+  r.feed("\r\n");
+  CHECK_FALSE(s.mid_command());
 }
 
 TEST_CASE("STARTTLS discards what was pipelined behind it and resets the session") {

@@ -67,6 +67,15 @@ struct SmtpSettings {
   int greet_wait = 1000;                   // ms before the 220 on port 25; 0 = off
   std::vector<std::string> greet_wait_exempt{"127.0.0.0/8", "::1"};
   int greet_pass_ttl = 86400;              // seconds a passed client is not delayed
+  // Hostile-client limits (SMTP and POP3; docs/smtp.md, "Limits").
+  int client_connection_limit = -1;        // per client network; -1 = multiprocessing/2, 0 = off
+  int command_deadline = 120;              // seconds for one command line
+  int data_min_rate = 500;                 // bytes/s in DATA after command_deadline; 0 = off
+  int auth_penalty_delay = 1000;           // ms before an attempt of a network with failures
+  int auth_penalty_max_delay = 16000;      // ms, the most that wait grows to
+  int auth_concurrency_limit = 2;          // attempts in progress per network; 0 = no cap
+  int auth_block_failures = 20;            // failures in an hour that block; 0 = never
+  int auth_block_time = 900;               // seconds a network stays blocked
   // Obsolete since manual v2.10 (moved to wiz98msenv.dat `alias`): accepted
   // with a warning; a non-empty value is one more local domain.
   std::string host;
@@ -75,6 +84,12 @@ struct SmtpSettings {
 // The free space MAIL and RCPT require (queue_minfree, its 0 resolved).
 inline std::int64_t effective_queue_minfree(const SmtpSettings& s) noexcept {
   return s.queue_minfree > 0 ? s.queue_minfree : s.max_mail_size + s.max_mail_size / 2;
+}
+
+// client_connection_limit with its -1 resolved (0 = no limit).
+inline int effective_client_connection_limit(const SmtpSettings& s) noexcept {
+  if (s.client_connection_limit >= 0) return s.client_connection_limit;
+  return s.multiprocessing > 1 ? s.multiprocessing / 2 : 1;
 }
 
 // Settings that def/popenv.dat holds.

@@ -206,6 +206,56 @@ std::vector<Key> make_keys() {
               "(postscreen_greet_ttl); at most 65,536 addresses are remembered. 0 = every "
               "connection waits.",
        .example = "3600", .field = field<smtp, &S::greet_pass_ttl>},
+      {.name = "client_connection_limit", .file = smtpenv, .type = T::integer,
+       .default_value = "-1", .min = -1, .max = 10000,
+       .doc = "Concurrent SMTP and POP3 connections one client may hold (its IPv4 address, or "
+              "its IPv6 /64), as Postfix's smtpd_client_connection_count_limit; the next one gets "
+              "421 4.7.0 (POP3: -ERR [SYS/TEMP]) and takes no multiprocessing slot. Clients in "
+              "multiprocessing_exempt are not counted. -1 = half of multiprocessing (at least 1); "
+              "0 = no limit.",
+       .example = "5", .field = field<smtp, &S::client_connection_limit>},
+      {.name = "command_deadline", .file = smtpenv, .type = T::integer, .default_value = "120",
+       .min = 1, .max = 3600,
+       .doc = "Seconds a client may take to send one command line, however it trickles the bytes "
+              "(SMTP and POP3; SASL responses too); then 421 4.4.2 (POP3: -ERR) and close. "
+              "Also the grace period of data_min_rate.",
+       .example = "60", .field = field<smtp, &S::command_deadline>},
+      {.name = "data_min_rate", .file = smtpenv, .type = T::integer, .default_value = "500",
+       .min = 0, .max = 1000000000,
+       .doc = "Bytes per second a client must average while sending DATA, after a grace period of "
+              "command_deadline (Postfix's smtpd_min_data_rate): the message must be complete "
+              "within command_deadline + received bytes / data_min_rate seconds of the 354, else "
+              "421 4.4.2 and close. 0 = no deadline for DATA (session_timeout only).",
+       .example = "1000", .field = field<smtp, &S::data_min_rate>},
+      {.name = "auth_penalty_delay", .file = smtpenv, .type = T::integer, .default_value = "1000",
+       .min = 0, .max = 60000,
+       .doc = "Milliseconds every SMTP AUTH and POP3 USER/PASS or APOP attempt waits, before it is "
+              "checked, when the client's network (IPv4 address, IPv6 /64) failed to log in within "
+              "the last hour; doubled per failure up to auth_penalty_max_delay (Dovecot's "
+              "auth_penalty). A right password waits as long as a wrong one. 0 = no wait.",
+       .example = "2000", .field = field<smtp, &S::auth_penalty_delay>},
+      {.name = "auth_penalty_max_delay", .file = smtpenv, .type = T::integer,
+       .default_value = "16000", .min = 0, .max = 600000,
+       .doc = "Milliseconds: the longest auth_penalty_delay grows to.",
+       .example = "30000", .field = field<smtp, &S::auth_penalty_max_delay>},
+      {.name = "auth_concurrency_limit", .file = smtpenv, .type = T::integer,
+       .default_value = "2", .min = 0, .max = 10000,
+       .doc = "Login attempts (SMTP AUTH, POP3 PASS/APOP) one client network may have in progress "
+              "at a time, waiting or being checked; another is refused with 454 4.7.0 (POP3: -ERR "
+              "[SYS/TEMP]) without being checked. 0 = no cap.",
+       .example = "1", .field = field<smtp, &S::auth_concurrency_limit>},
+      {.name = "auth_block_failures", .file = smtpenv, .type = T::integer,
+       .default_value = "20", .min = 0, .max = 1000000,
+       .doc = "Failed logins of one client network within an hour after which its logins are "
+              "refused outright for auth_block_time: SMTP AUTH gets 421 4.7.0 and the connection "
+              "closes, POP3 USER/PASS/APOP -ERR [SYS/TEMP]; a right password is not checked "
+              "either. 0 = never block.",
+       .example = "10", .field = field<smtp, &S::auth_block_failures>},
+      {.name = "auth_block_time", .file = smtpenv, .type = T::integer, .default_value = "900",
+       .min = 1, .max = 86400,
+       .doc = "Seconds a network stays blocked after its auth_block_failures-th failure (each "
+              "further failure after the block starts it again).",
+       .example = "3600", .field = field<smtp, &S::auth_block_time>},
 
       // ---- def/popenv.dat ----
       {.name = "host", .file = popenv, .type = T::hostname, .default_value = "localhost",

@@ -9,6 +9,14 @@
 
 namespace wizmail::net {
 
+std::chrono::milliseconds auth_delay_for(int failures, std::chrono::milliseconds base,
+                                         std::chrono::milliseconds max) noexcept {
+  if (failures <= 0 || base.count() <= 0) return std::chrono::milliseconds{0};
+  auto d = base;
+  for (int i = 1; i < failures && d < max; ++i) d *= 2;
+  return std::min(d, max);
+}
+
 std::string AuthPenalty::network(std::string_view ip) {
   std::error_code ec;
   auto a = asio::ip::make_address(std::string(ip), ec);
@@ -20,33 +28,86 @@ std::string AuthPenalty::network(std::string_view ip) {
   return asio::ip::address_v6(bytes).to_string() + "/64";
 }
 
-int AuthPenalty::failed(std::string_view ip, Clock::time_point now) {
-  auto key = network(ip);
-  std::lock_guard lk(mu_);
+AuthPenalty::Entry& AuthPenalty::entry(std::string key, Clock::time_point now) {
   auto it = map_.find(key);
   if (it == map_.end()) {
     make_room(now);
     it = map_.emplace(std::move(key), Entry{}).first;
   }
+  return it->second;
+}
+
+int AuthPenalty::current_failures(const Entry& e, Clock::time_point now) const {
+  return e.failures > 0 && now - e.last <= opt_.window ? e.failures : 0;
+}
+
+AuthAdmission AuthPenalty::begin(std::string_view ip, const AuthPolicy& policy,
+                                 Clock::time_point now) {
+  auto key = network(ip);
+  std::lock_guard lk(mu_);
+  auto& e = entry(std::move(key), now);
+  if (e.blocked_until > now) return {AuthAdmission::Kind::blocked, 0};
+  if (policy.max_concurrent > 0 && e.in_progress >= policy.max_concurrent)
+    return {AuthAdmission::Kind::busy, 0};
+  ++e.in_progress;
+  return {AuthAdmission::Kind::check, current_failures(e, now)};
+}
+
+void AuthPenalty::end(std::string_view ip) {
+  auto key = network(ip);
+  std::lock_guard lk(mu_);
+  auto it = map_.find(key);
+  if (it == map_.end()) return;
   auto& e = it->second;
-  if (e.failures > 0 && now - e.last > opt_.window) e.failures = 0;
+  if (e.in_progress > 0) --e.in_progress;
+  if (e.in_progress == 0 && e.failures == 0 && e.blocked_until == Clock::time_point{})
+    map_.erase(it);
+}
+
+bool AuthPenalty::blocked(std::string_view ip, Clock::time_point now) const {
+  auto key = network(ip);
+  std::lock_guard lk(mu_);
+  auto it = map_.find(key);
+  return it != map_.end() && it->second.blocked_until > now;
+}
+
+int AuthPenalty::failed(std::string_view ip, Clock::time_point now, const AuthPolicy& policy) {
+  auto key = network(ip);
+  std::lock_guard lk(mu_);
+  auto& e = entry(std::move(key), now);
+  e.failures = current_failures(e, now);
   if (e.failures < 1'000'000) ++e.failures;
   e.last = now;
+  if (policy.block_failures > 0 && e.failures >= policy.block_failures)
+    e.blocked_until = now + policy.block_time;
   return e.failures;
 }
 
 void AuthPenalty::succeeded(std::string_view ip) {
   auto key = network(ip);
   std::lock_guard lk(mu_);
-  map_.erase(key);
+  auto it = map_.find(key);
+  if (it == map_.end()) return;
+  if (it->second.in_progress == 0) {
+    map_.erase(it);
+    return;
+  }
+  it->second.failures = 0;
+  it->second.blocked_until = {};
 }
 
 int AuthPenalty::recent(std::string_view ip, Clock::time_point now) const {
   auto key = network(ip);
   std::lock_guard lk(mu_);
   auto it = map_.find(key);
-  if (it == map_.end() || now - it->second.last > opt_.window) return 0;
-  return it->second.failures;
+  return it == map_.end() ? 0 : current_failures(it->second, now);
+}
+
+int AuthPenalty::in_progress(std::string_view ip) const {
+  auto key = network(ip);
+  std::lock_guard lk(mu_);
+  auto it = map_.find(key);
+  return it == map_.end() ? 0 : it->second.in_progress;
 }
 
 std::size_t AuthPenalty::size() const {
@@ -56,16 +117,22 @@ std::size_t AuthPenalty::size() const {
 
 void AuthPenalty::make_room(Clock::time_point now) {
   if (map_.size() < std::max<std::size_t>(opt_.max_entries, 1)) return;
-  std::erase_if(map_, [&](const auto& p) { return now - p.second.last > opt_.window; });
+  auto idle = [&](const Entry& e) { return e.in_progress == 0 && e.blocked_until <= now; };
+  std::erase_if(map_, [&](const auto& p) {
+    return idle(p.second) && now - p.second.last > opt_.window;
+  });
   if (map_.size() < opt_.max_entries) return;
-  // All recent: the oldest eighth goes (amortised: one scan per many inserts).
+  // All recent: the oldest eighth goes (amortised: one scan per many
+  // inserts). Attempts in progress stay (bounded by the connections).
   std::vector<Clock::time_point> times;
   times.reserve(map_.size());
-  for (const auto& [k, e] : map_) times.push_back(e.last);
+  for (const auto& [k, e] : map_)
+    if (e.in_progress == 0) times.push_back(e.last);
+  if (times.empty()) return;
   auto nth = times.begin() + static_cast<long>(times.size() / 8);
   std::nth_element(times.begin(), nth, times.end());
   auto cut = *nth;
-  std::erase_if(map_, [&](const auto& p) { return p.second.last <= cut; });
+  std::erase_if(map_, [&](const auto& p) { return p.second.in_progress == 0 && p.second.last <= cut; });
 }
 
 }  // namespace wizmail::net

@@ -4,6 +4,10 @@
 #include <asio/write.hpp>
 #include <openssl/ssl.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -17,6 +21,16 @@ bool Stream::load_endpoints() noexcept {
   if (ec) return false;
   local_ = socket_.local_endpoint(ec);
   return !ec;
+}
+
+bool Stream::peer_gone() noexcept {
+  if (!socket_.is_open()) return true;
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return false;
+  // CLOSE_WAIT: the peer's FIN arrived; CLOSE: reset. Data it sent before
+  // does not hide either (unlike a peek at the bytes, or TLS records).
+  return info.tcpi_state == TCP_CLOSE_WAIT || info.tcpi_state == TCP_CLOSE;
 }
 
 void Stream::note(const std::error_code& ec) noexcept {
@@ -148,6 +162,12 @@ void Watchdog::expire_at(std::chrono::steady_clock::time_point when) noexcept {
   if (timer_.expiry() > when) timer_.cancel();  // the handler re-arms at the new deadline
 }
 
+void Watchdog::set_request_deadline(std::optional<std::chrono::steady_clock::time_point> when) noexcept {
+  request_ = when.value_or(std::chrono::steady_clock::time_point::max());
+  if (owner_.expired() || stopped_) return;
+  if (timer_.expiry() > request_) timer_.cancel();  // re-armed at the sooner time
+}
+
 void Watchdog::stop() noexcept {
   stopped_ = true;
   timer_.cancel();
@@ -157,13 +177,16 @@ void Watchdog::arm() {
   auto now = std::chrono::steady_clock::now();
   auto when = deadline_ == std::chrono::steady_clock::time_point::max() ? now + timeout_
                                                                          : deadline_;
+  when = std::min(when, request_);
   if (when < now) when = now;
   timer_.expires_at(when);
   timer_.async_wait([this, owner = owner_](std::error_code ec) {
     auto self = owner.lock();
     if (!self || stopped_) return;
     if (ec && ec != asio::error::operation_aborted) return;
-    if (std::chrono::steady_clock::now() >= deadline_) {
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline_ || now >= request_) {
+      request_expired_ = now >= request_ && now < deadline_;
       expired_ = true;
       if (on_expire_) on_expire_();
       return;

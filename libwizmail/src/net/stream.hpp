@@ -45,6 +45,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -88,6 +89,9 @@ class Stream {
   // Plain TCP: close() at once.
   asio::awaitable<void> close_gracefully(std::chrono::steady_clock::time_point deadline);
   bool is_open() const noexcept { return socket_.is_open(); }
+  // The peer closed or reset its side (TCP state CLOSE_WAIT or CLOSE),
+  // whatever unread data or TLS records are still queued.
+  bool peer_gone() noexcept;
 
   tcp::socket& socket() noexcept { return socket_; }
   const tcp::endpoint& remote() const noexcept { return remote_; }
@@ -154,7 +158,17 @@ class Watchdog {
   }
   void touch() noexcept { deadline_ = std::min(std::chrono::steady_clock::now() + timeout_, hard_); }
   // Suspend while the server (not the client) is working, e.g. during commit.
-  void suspend() noexcept { deadline_ = hard_; }
+  // The request deadline is the client's and is cleared too.
+  void suspend() noexcept {
+    deadline_ = hard_;
+    request_ = std::chrono::steady_clock::time_point::max();
+  }
+  // A second deadline besides the silence timer (command_deadline,
+  // data_min_rate): fire at `when` whatever touch() does; nullopt clears
+  // it. Call on the connection's strand.
+  void set_request_deadline(std::optional<std::chrono::steady_clock::time_point> when) noexcept;
+  // The expiry came from the request deadline, not from silence or a stop.
+  bool request_expired() const noexcept { return request_expired_; }
   // Fire at `when` at the latest, whatever touch() does later (graceful
   // stop deadline).
   void expire_at(std::chrono::steady_clock::time_point when) noexcept;
@@ -172,9 +186,11 @@ class Watchdog {
   std::chrono::steady_clock::duration timeout_{};
   std::chrono::steady_clock::time_point deadline_{};
   std::chrono::steady_clock::time_point hard_ = std::chrono::steady_clock::time_point::max();
+  std::chrono::steady_clock::time_point request_ = std::chrono::steady_clock::time_point::max();
   std::function<void()> on_expire_;
   std::weak_ptr<void> owner_;
   bool expired_ = false;
+  bool request_expired_ = false;
   bool stopped_ = false;
 };
 

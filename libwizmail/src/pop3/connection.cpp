@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "net/address.hpp"
+#include "net/request_deadline.hpp"
 #include "net/stream.hpp"
 #include "pop3/dot_stuffer.hpp"
 #include "pop3/session.hpp"
@@ -42,9 +43,10 @@ class Pop3Connection final : public server::Connection,
                              public std::enable_shared_from_this<Pop3Connection> {
  public:
   Pop3Connection(Server::Impl& srv, asio::any_io_executor ex, tcp::socket socket, Protocol proto,
-                 std::shared_ptr<const server::Runtime> rt, bool capped, std::uint64_t id)
+                 std::shared_ptr<const server::Runtime> rt, bool capped, std::uint64_t id,
+                 net::ClientConnections::Slot slot)
       : srv_(srv), ex_(ex), rt_(std::move(rt)), stream_(std::move(socket)), watchdog_(ex),
-        proto_(proto), capped_(capped), id_(id) {}
+        proto_(proto), capped_(capped), id_(id), slot_(std::move(slot)) {}
 
   ~Pop3Connection() override {
     session_.reset();  // releases the mailbox lock before the slot is freed
@@ -107,9 +109,11 @@ class Pop3Connection final : public server::Connection,
   std::shared_ptr<const server::Runtime> rt_;
   net::Stream stream_;
   net::Watchdog watchdog_;
+  net::RequestDeadline request_;
   Protocol proto_;
   bool capped_;
   std::uint64_t id_;
+  net::ClientConnections::Slot slot_;  // client_connection_limit
   std::string sid_, peer_, peer_ip_;
   std::unique_ptr<StoreBackend> backend_;
   std::unique_ptr<Session> session_;
@@ -200,6 +204,12 @@ asio::awaitable<bool> Pop3Connection::act() {
         t.expires_after(a.delay);
         co_await t.async_wait(net::use_tuple);
         watchdog_.touch();
+        if (stream_.peer_gone()) {
+          // A guesser that hangs up before the answer learns nothing: a
+          // login attempt waiting here is never checked (connection_lost).
+          log(LogFile::pop, "client left during a wait: nothing more done");
+          open = false;
+        }
         break;
       }
       case Action::Kind::start_tls:
@@ -293,6 +303,7 @@ asio::awaitable<void> Pop3Connection::run() {
   }
   auto bo = store_backend_options(rt_->config);
   bo.penalty = &srv_.auth_penalty;
+  bo.penalty_policy = server::auth_policy(cfg.smtp);
   bo.pop_logins = srv_.pop_logins;
   bo.pop_login_ttl = std::chrono::minutes(cfg.smtp.pop_befor_smtp_time_to_live);
   bo.journal = srv_.pipeline ? srv_.pipeline->journal() : nullptr;
@@ -305,6 +316,9 @@ asio::awaitable<void> Pop3Connection::run() {
   so.tls_active = stream_.is_tls();
   so.auth_requires_tls = cfg.smtp.auth_requires_tls;
   so.uidl_interval_ms = cfg.pop.uidl_interval;
+  so.failure_delay = std::chrono::milliseconds(cfg.smtp.auth_penalty_delay);
+  so.max_failure_delay = std::chrono::milliseconds(cfg.smtp.auth_penalty_max_delay);
+  request_ = net::RequestDeadline({std::chrono::seconds(cfg.smtp.command_deadline), 0});
   so.local_domains = rt_->local_domains;
   session_ = std::make_unique<Session>(std::move(so), *backend_);
   session_->greeting(out_);
@@ -320,7 +334,10 @@ asio::awaitable<void> Pop3Connection::run() {
     reading_ = false;
     if (ec) {
       if (ec == asio::error::operation_aborted && stream_.is_open()) {
-        if (watchdog_.expired() && !stopping_)
+        if (watchdog_.expired() && !stopping_ && watchdog_.request_expired()) {
+          log(LogFile::error, "command not complete within command_deadline, disconnected");
+          co_await say_and_end("-ERR [SYS/TEMP] command not complete in time, closing\r\n");
+        } else if (watchdog_.expired() && !stopping_)
           co_await say_and_end("-ERR autologout: idle for too long\r\n");
         else
           co_await say_and_end("-ERR [SYS/TEMP] server shutting down\r\n");
@@ -335,6 +352,13 @@ asio::awaitable<void> Pop3Connection::run() {
       co_await feed({});
       open = co_await act();
     }
+    if (open) {
+      // The command deadline: a line begun must end within command_deadline.
+      using Phase = net::RequestDeadline::Phase;
+      request_.update(session_->mid_command() ? Phase::command : Phase::idle, 0,
+                      std::chrono::steady_clock::now());
+      watchdog_.set_request_deadline(request_.deadline());
+    }
   }
   watchdog_.stop();
   if (session_ && !session_->closed()) log(LogFile::pop, "connection lost: nothing deleted");
@@ -347,7 +371,8 @@ asio::awaitable<void> Pop3Connection::run() {
 }  // namespace
 
 void start_pop3_connection(Server::Impl& srv, tcp::socket socket, Protocol protocol,
-                           std::shared_ptr<const server::Runtime> runtime, bool capped) {
+                           std::shared_ptr<const server::Runtime> runtime, bool capped,
+                           net::ClientConnections::Slot slot) {
   // Re-home the socket on the session's executor (its pool thread, or a
   // strand on the server's io_context).
   auto [ex, place] = srv.place_session();
@@ -364,7 +389,7 @@ void start_pop3_connection(Server::Impl& srv, tcp::socket socket, Protocol proto
     id = ++srv.next_conn;
     srv.sessions_pop3.fetch_add(1, std::memory_order_relaxed);
     conn = std::make_shared<Pop3Connection>(srv, ex, std::move(s), protocol, std::move(runtime),
-                                            capped, id);
+                                            capped, id, std::move(slot));
     srv.conns.emplace(id, conn);
   }
   if (srv.stopping) conn->shutdown(srv.stop_deadline);

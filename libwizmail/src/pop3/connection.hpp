@@ -19,6 +19,7 @@
 
 #include <memory>
 
+#include "net/client_connections.hpp"
 #include "wizmail/server.hpp"
 
 namespace wizmail::server {
@@ -31,6 +32,7 @@ namespace wizmail::pop3 {
 // pop3s); `capped` says whether the session counts against
 // `multiprocessing` (released when the connection ends).
 void start_pop3_connection(Server::Impl& server, asio::ip::tcp::socket socket, Protocol protocol,
-                           std::shared_ptr<const server::Runtime> runtime, bool capped);
+                           std::shared_ptr<const server::Runtime> runtime, bool capped,
+                           net::ClientConnections::Slot slot = {});
 
 }  // namespace wizmail::pop3

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "net/auth_penalty.hpp"
 #include "wizmail/error.hpp"
 
 namespace wizmail::pop3 {
@@ -59,11 +60,25 @@ class Backend {
   // The clear-text secret for APOP; nullopt when the account does not exist
   // or stores only a hash (APOP is then refused).
   virtual Result<std::optional<std::string>> apop_secret(std::string_view account) = 0;
-  // Failed and successful logins from `peer_ip`, for the penalty shared by
-  // every session from its network (net/auth_penalty.hpp): login_failed()
-  // returns that network's recent failures, this one included; the session
-  // delays its -ERR by the larger of that and its own count. The defaults
-  // keep no shared state.
+  // The penalty shared by every session from the client's network
+  // (net/auth_penalty.hpp, Dovecot's auth_penalty), as for SMTP AUTH
+  // (smtp::Environment::auth_begin): login_begin() admits a PASS or APOP
+  // whose credentials are complete — the network's recent failures (the
+  // session waits by them, or by its own when more, before checking, right
+  // or wrong), busy or blocked; an admitted attempt ends with login_end()
+  // once checked or abandoned. login_blocked(): refuse USER/PASS/APOP at
+  // once. login_failed() counts a failure (it may block the network) and
+  // returns the network's recent failures; login_succeeded() clears them.
+  // The defaults keep no shared state.
+  virtual net::AuthAdmission login_begin(std::string_view peer_ip) {
+    (void)peer_ip;
+    return {};
+  }
+  virtual void login_end(std::string_view peer_ip) { (void)peer_ip; }
+  virtual bool login_blocked(std::string_view peer_ip) {
+    (void)peer_ip;
+    return false;
+  }
   virtual int login_failed(std::string_view peer_ip) {
     (void)peer_ip;
     return 0;

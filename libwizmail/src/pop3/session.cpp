@@ -15,7 +15,6 @@ namespace wizmail::pop3 {
 namespace {
 
 constexpr std::size_t merge_limit = 64 * 1024;
-constexpr std::chrono::milliseconds max_failure_delay{16000};
 
 bool valid_account(std::string_view a) {
   if (a.empty() || a.size() > 64 || a.front() == '.') return false;
@@ -161,6 +160,10 @@ bool Session::may_block(std::string_view more) const noexcept {
 }
 
 void Session::resume(Output& out) {
+  if (waiting_) {
+    waiting_ = false;
+    check_attempt(out);
+  }
   std::string pending;
   pending.swap(backlog_);
   streams_ = 0;
@@ -169,7 +172,7 @@ void Session::resume(Output& out) {
 
 void Session::process(std::string_view bytes, Output& out) {
   while (!bytes.empty() && !stop_input_) {
-    if (streams_ >= max_streams_per_batch) {
+    if (streams_ >= max_streams_per_batch || waiting_) {
       backlog_.assign(bytes);
       return;
     }
@@ -193,6 +196,12 @@ void Session::tls_started() {
 
 void Session::connection_lost() {
   backlog_.clear();
+  if (attempt_) {
+    // Abandoned while waiting (the client left): never checked.
+    attempt_.reset();
+    waiting_ = false;
+    backend_.login_end(opt_.peer_ip);
+  }
   drop_.reset();  // releases the lock; nothing is deleted
   if (state_ != State::closed) state_ = State::closed;
   stop_input_ = true;
@@ -260,6 +269,10 @@ void Session::do_user(const Command& c, Output& out) {
     reply(out, false, "[AUTH] Plaintext authentication disallowed before STLS");
     return;
   }
+  if (backend_.login_blocked(opt_.peer_ip)) {
+    refuse_blocked(out);
+    return;
+  }
   user_ = c.args[0];
   have_user_ = true;
   reply(out, true, "send PASS");
@@ -275,23 +288,7 @@ void Session::do_pass(const Command& c, Output& out) {
     return;
   }
   have_user_ = false;
-  std::string account = account_from_login(user_, opt_.local_domains);
-  if (account.empty()) {
-    login_failed(out, user_, "invalid account name");
-    return;
-  }
-  auto ok = backend_.verify_password(account, c.rest);
-  if (!ok) {
-    out.logs.push_back({LogEvent::Channel::error,
-                        "pop3: password check for " + account + " failed: " + ok.error().message});
-    reply(out, false, "[SYS/TEMP] cannot check the password now");
-    return;
-  }
-  if (!*ok) {
-    login_failed(out, account, "wrong password or unknown account");
-    return;
-  }
-  login(out, account);
+  admit(Attempt{false, user_, account_from_login(user_, opt_.local_domains), c.rest}, out);
 }
 
 void Session::do_apop(const Command& c, Output& out) {
@@ -307,26 +304,102 @@ void Session::do_apop(const Command& c, Output& out) {
     reply(out, false, "APOP digest must be 32 hexadecimal digits");
     return;
   }
-  std::string account = account_from_login(c.args[0], opt_.local_domains);
-  if (account.empty()) {
-    login_failed(out, c.args[0], "invalid account name");
+  admit(Attempt{true, c.args[0], account_from_login(c.args[0], opt_.local_domains), digest}, out);
+}
+
+void Session::refuse_blocked(Output& out) {
+  have_user_ = false;
+  out.logs.push_back({LogEvent::Channel::error,
+                      "pop3 login refused from " + opt_.peer_ip +
+                          ": too many failures from the client's network"});
+  reply(out, false, "[SYS/TEMP] too many failed logins from your network, try later");
+  Action a;
+  a.kind = Action::Kind::close;
+  out.actions.push_back(std::move(a));
+  stop_input_ = true;
+  state_ = State::closed;
+}
+
+// Credentials are complete. Every attempt from a network with failures
+// waits before it is checked, right or wrong (Dovecot's auth_penalty): the
+// answer's timing tells nothing, and a client that leaves during the wait
+// has its attempt never checked (nor a login made, nor POP-before-SMTP
+// granted).
+void Session::admit(Attempt a, Output& out) {
+  auto adm = backend_.login_begin(opt_.peer_ip);
+  if (adm.kind == net::AuthAdmission::Kind::blocked) {
+    refuse_blocked(out);
     return;
   }
-  auto secret = backend_.apop_secret(account);
-  if (!secret) {
-    out.logs.push_back({LogEvent::Channel::error, "pop3: APOP secret for " + account +
-                                                      " unavailable: " + secret.error().message});
-    reply(out, false, "[SYS/TEMP] cannot check the password now");
+  if (adm.kind == net::AuthAdmission::Kind::busy) {
+    out.logs.push_back({LogEvent::Channel::error,
+                        "pop3 login refused from " + opt_.peer_ip +
+                            ": too many attempts of the client's network in progress"});
+    reply(out, false, "[SYS/TEMP] too many logins from your network in progress, try later");
     return;
   }
-  if (!*secret) {
-    login_failed(out, account, "APOP impossible (unknown account or hashed password)");
+  attempt_ = std::make_unique<Attempt>(std::move(a));
+  auto d = net::auth_delay_for(std::max(failures_, adm.failures), opt_.failure_delay,
+                               opt_.max_failure_delay);
+  if (d.count() > 0) {
+    Action act;
+    act.kind = Action::Kind::delay;
+    act.delay = d;
+    out.actions.push_back(std::move(act));
+    waiting_ = true;  // process() stops; resume() checks
     return;
   }
-  std::string expect = md5_hex(timestamp_ + **secret);
-  if (expect.size() != 32 || CRYPTO_memcmp(expect.data(), digest.data(), 32) != 0) {
-    login_failed(out, account, "wrong APOP digest");
-    return;
+  check_attempt(out);
+}
+
+void Session::check_attempt(Output& out) {
+  if (!attempt_) return;
+  Attempt a = std::move(*attempt_);
+  attempt_.reset();
+  struct End {
+    Session& s;
+    ~End() { s.backend_.login_end(s.opt_.peer_ip); }
+  };
+  std::string account;
+  {
+    End end{*this};
+    if (a.account.empty()) {
+      login_failed(out, a.name, "invalid account name");
+      return;
+    }
+    account = a.account;
+    if (!a.apop) {
+      auto ok = backend_.verify_password(account, a.secret);
+      OPENSSL_cleanse(a.secret.data(), a.secret.size());
+      if (!ok) {
+        out.logs.push_back({LogEvent::Channel::error,
+                            "pop3: password check for " + account + " failed: " + ok.error().message});
+        reply(out, false, "[SYS/TEMP] cannot check the password now");
+        return;
+      }
+      if (!*ok) {
+        login_failed(out, account, "wrong password or unknown account");
+        return;
+      }
+    } else {
+      auto secret = backend_.apop_secret(account);
+      if (!secret) {
+        out.logs.push_back({LogEvent::Channel::error, "pop3: APOP secret for " + account +
+                                                          " unavailable: " + secret.error().message});
+        reply(out, false, "[SYS/TEMP] cannot check the password now");
+        return;
+      }
+      if (!*secret) {
+        login_failed(out, account, "APOP impossible (unknown account or hashed password)");
+        return;
+      }
+      std::string expect = md5_hex(timestamp_ + **secret);
+      OPENSSL_cleanse((*secret)->data(), (*secret)->size());
+      if (expect.size() != 32 || CRYPTO_memcmp(expect.data(), a.secret.data(), 32) != 0) {
+        login_failed(out, account, "wrong APOP digest");
+        return;
+      }
+    }
   }
   login(out, account);
 }
@@ -336,15 +409,7 @@ void Session::login_failed(Output& out, std::string_view account, std::string_vi
   out.logs.push_back({LogEvent::Channel::error,
                       "pop3 login failed for '" + std::string(account).substr(0, 64) + "' from " +
                           opt_.peer_ip + ": " + std::string(why)});
-  const int penalty = std::max(failures_, backend_.login_failed(opt_.peer_ip));
-  auto d = opt_.failure_delay * (1L << std::min(penalty - 1, 10));
-  if (d > max_failure_delay) d = max_failure_delay;
-  if (d.count() > 0) {
-    Action a;
-    a.kind = Action::Kind::delay;
-    a.delay = d;
-    out.actions.push_back(std::move(a));
-  }
+  backend_.login_failed(opt_.peer_ip);
   if (failures_ >= opt_.max_login_failures) {
     reply(out, false, "[AUTH] authentication failed; too many failures, closing");
     Action a;

@@ -66,7 +66,11 @@ struct SessionOptions {
   int uidl_interval_ms = 0;            // popenv `uidl_interval`
   std::vector<std::string> local_domains;  // USER name@<local domain> accepted
   std::string apop_timestamp;          // empty: make_apop_timestamp(host)
-  std::chrono::milliseconds failure_delay{1000};  // doubled per failure, capped
+  // The wait before a PASS/APOP is checked, by the failures of the session
+  // or, when more, of its network: net::auth_delay_for() (none without
+  // failures; doubled per failure; at most max_failure_delay).
+  std::chrono::milliseconds failure_delay{1000};
+  std::chrono::milliseconds max_failure_delay{16000};
   int max_login_failures = 5;          // then the session is closed
 };
 
@@ -106,7 +110,9 @@ class Session {
   // file until the connection has sent it); the rest of `bytes` is kept and
   // has_backlog() is true: perform the actions, then call resume().
   void feed(std::string_view bytes, Output& out);
-  bool has_backlog() const noexcept { return !backlog_.empty(); }
+  // Also true while a login attempt waits out its delay action: resume()
+  // then checks it.
+  bool has_backlog() const noexcept { return !backlog_.empty() || waiting_; }
   void resume(Output& out);
   static constexpr std::size_t max_streams_per_batch = 32;
 
@@ -127,6 +133,9 @@ class Session {
   // Refresh the mailbox lock (the connection calls it every minute or so).
   void keep_alive();
 
+  // A command line has begun and not ended (for the command deadline).
+  bool mid_command() const noexcept { return parser_.partial(); }
+
   State state() const noexcept { return state_; }
   bool closed() const noexcept { return state_ == State::closed; }
   const std::string& account() const noexcept { return account_; }
@@ -139,6 +148,16 @@ class Session {
   void execute(std::string_view line, Output& out);
   void reply(Output& out, bool ok, std::string_view text);
   bool auth_allowed() const noexcept;
+  // A PASS or APOP with complete credentials (see Backend::login_begin).
+  struct Attempt {
+    bool apop = false;
+    std::string name;     // as the client wrote it (for the log)
+    std::string account;  // empty: not a valid account name
+    std::string secret;   // password, or the APOP digest (lower-case hex)
+  };
+  void admit(Attempt a, Output& out);
+  void check_attempt(Output& out);
+  void refuse_blocked(Output& out);
   void login_failed(Output& out, std::string_view account, std::string_view why);
   void login(Output& out, const std::string& account);
   // A message number argument: index or -1 after replying -ERR.
@@ -169,6 +188,8 @@ class Session {
   bool have_user_ = false;
   std::string account_;       // after login
   int failures_ = 0;
+  std::unique_ptr<Attempt> attempt_;  // admitted, waiting for its check
+  bool waiting_ = false;              // attempt_ waits out a delay action
   bool stop_input_ = false;   // after STLS until tls_started(), after close
   std::unique_ptr<Maildrop> drop_;
   std::vector<bool> deleted_;

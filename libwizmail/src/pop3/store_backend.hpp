@@ -30,6 +30,7 @@ struct StoreBackendOptions {
   // Failed logins per client network, shared with the server's other
   // sessions; null = only the session's own count.
   net::AuthPenalty* penalty = nullptr;
+  net::AuthPolicy penalty_policy;  // concurrency cap and block (0 = none)
   // POP-before-SMTP: each login is recorded here (besides the `ip` file)
   // before it is answered, kept for `pop_login_ttl`; null = the file only.
   std::shared_ptr<PopLoginTable> pop_logins;
@@ -61,8 +62,19 @@ class StoreBackend : public Backend {
 
   Result<bool> verify_password(std::string_view account, std::string_view password) override;
   Result<std::optional<std::string>> apop_secret(std::string_view account) override;
+  net::AuthAdmission login_begin(std::string_view peer_ip) override {
+    return opt_.penalty ? opt_.penalty->begin(peer_ip, opt_.penalty_policy) : net::AuthAdmission{};
+  }
+  void login_end(std::string_view peer_ip) override {
+    if (opt_.penalty) opt_.penalty->end(peer_ip);
+  }
+  bool login_blocked(std::string_view peer_ip) override {
+    return opt_.penalty && opt_.penalty->blocked(peer_ip);
+  }
   int login_failed(std::string_view peer_ip) override {
-    return opt_.penalty ? opt_.penalty->failed(peer_ip) : 0;
+    return opt_.penalty ? opt_.penalty->failed(peer_ip, net::AuthPenalty::Clock::now(),
+                                               opt_.penalty_policy)
+                        : 0;
   }
   void login_succeeded(std::string_view peer_ip) override {
     if (opt_.penalty) opt_.penalty->succeeded(peer_ip);

@@ -161,25 +161,41 @@ void Server::Impl::accept(asio::ip::tcp::socket s, int tag) {
   sessions_total.fetch_add(1, std::memory_order_relaxed);
   if (stopping) return;  // the socket closes
   bool limited = !r->exempt.contains(peer.address());
-  if (limited && capped.fetch_add(1) + 1 > r->config->smtp.multiprocessing) {
-    capped.fetch_sub(1);
+  bool pop = protocol == Protocol::pop3 || protocol == Protocol::pop3s;
+  auto refuse = [&](std::string_view smtp_text, std::string_view pop_text, const std::string& why) {
     refused_busy.fetch_add(1, std::memory_order_relaxed);
-    bool pop = protocol == Protocol::pop3 || protocol == Protocol::pop3s;
-    std::string msg = pop ? "-ERR [SYS/TEMP] too many connections, try later\r\n"
-                          : "421 4.7.0 " + r->hostname + " too many connections, try later\r\n";
+    std::string msg = pop ? "-ERR [SYS/TEMP] " + std::string(pop_text) + "\r\n"
+                          : "421 4.7.0 " + r->hostname + " " + std::string(smtp_text) + "\r\n";
     auto who = net::unmap(peer.address()).to_string() + ":" + std::to_string(peer.port());
-    logger.log(server::LogFile::error, {}, who, {},
-               "refused: multiprocessing limit " + std::to_string(r->config->smtp.multiprocessing));
+    logger.log(server::LogFile::error, {}, who, {}, "refused: " + why);
     if (protocol != Protocol::smtps && protocol != Protocol::pop3s)
       asio::write(s, asio::buffer(msg), ec);
     s.close(ec);
+  };
+  // One client network may not hold more than client_connection_limit
+  // sessions; refused before it takes a multiprocessing slot.
+  net::ClientConnections::Slot slot;
+  if (limited) {
+    const int per_client = effective_client_connection_limit(r->config->smtp);
+    auto [ok, got] = client_connections.acquire(net::unmap(peer.address()).to_string(), per_client);
+    if (!ok) {
+      refuse("Error: too many connections from your address", "too many connections from your address",
+             "client_connection_limit " + std::to_string(per_client));
+      return;
+    }
+    slot = std::move(got);
+  }
+  if (limited && capped.fetch_add(1) + 1 > r->config->smtp.multiprocessing) {
+    capped.fetch_sub(1);
+    refuse("too many connections, try later", "too many connections, try later",
+           "multiprocessing limit " + std::to_string(r->config->smtp.multiprocessing));
     return;
   }
   if (protocol == Protocol::pop3 || protocol == Protocol::pop3s) {
-    pop3::start_pop3_connection(*this, std::move(s), protocol, std::move(r), limited);
+    pop3::start_pop3_connection(*this, std::move(s), protocol, std::move(r), limited, std::move(slot));
     return;
   }
-  server::start_smtp_connection(*this, std::move(s), protocol, std::move(r), limited);
+  server::start_smtp_connection(*this, std::move(s), protocol, std::move(r), limited, std::move(slot));
 }
 
 std::pair<asio::any_io_executor, server::IoPool::Lease> Server::Impl::place_session() {

@@ -21,6 +21,7 @@
 #include "net/address.hpp"
 #include "net/auth_penalty.hpp"
 #include "net/greet_cache.hpp"
+#include "net/client_connections.hpp"
 #include "net/listener.hpp"
 #include "net/tls.hpp"
 #include "ops/metrics.hpp"
@@ -49,6 +50,13 @@ struct Runtime {
   std::filesystem::path mailbox_dir;
   std::string hostname;
 };
+
+// The auth penalty's limits from the configuration (smtpenv, shared by POP3).
+inline net::AuthPolicy auth_policy(const SmtpSettings& s) {
+  return {.max_concurrent = s.auth_concurrency_limit,
+          .block_failures = s.auth_block_failures,
+          .block_time = std::chrono::seconds(s.auth_block_time)};
+}
 
 Result<std::shared_ptr<const Runtime>> make_runtime(std::shared_ptr<const Config> config,
                                                     const ServerOptions& opt);
@@ -127,6 +135,8 @@ struct Server::Impl {
   net::AuthPenalty auth_penalty;
   // Clients that waited for the greeting on port 25 (greet_pass_ttl).
   net::GreetCache greet_cache;
+  // SMTP and POP3 connections per client network (client_connection_limit).
+  net::ClientConnections client_connections;
 
   std::atomic<std::uint64_t> sessions_smtp{0}, sessions_pop3{0}, sessions_total{0},
       refused_busy{0}, messages_received{0};

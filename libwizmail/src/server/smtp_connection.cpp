@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <random>
 
+#include "net/request_deadline.hpp"
 #include "net/stream.hpp"
 #include "server/server_impl.hpp"
 #include "server/staging.hpp"
@@ -42,7 +43,15 @@ class Environment final : public smtp::Environment {
   Environment(Server::Impl& srv, const Runtime& rt, const tcp::endpoint& local)
       : srv_(srv), rt_(rt), store_(rt.mailbox_dir), local_(local) {}
 
-  int auth_failed(std::string_view client_ip) override { return srv_.auth_penalty.failed(client_ip); }
+  net::AuthAdmission auth_begin(std::string_view client_ip) override {
+    return srv_.auth_penalty.begin(client_ip, auth_policy(rt_.config->smtp));
+  }
+  void auth_end(std::string_view client_ip) override { srv_.auth_penalty.end(client_ip); }
+  bool auth_blocked(std::string_view client_ip) override { return srv_.auth_penalty.blocked(client_ip); }
+  int auth_failed(std::string_view client_ip) override {
+    return srv_.auth_penalty.failed(client_ip, net::AuthPenalty::Clock::now(),
+                                    auth_policy(rt_.config->smtp));
+  }
   void auth_succeeded(std::string_view client_ip) override { srv_.auth_penalty.succeeded(client_ip); }
 
   bool is_local_domain(std::string_view domain) override {
@@ -188,9 +197,10 @@ class SmtpConnection final : public Connection,
                              public std::enable_shared_from_this<SmtpConnection> {
  public:
   SmtpConnection(Server::Impl& srv, asio::any_io_executor ex, tcp::socket socket,
-                 Protocol proto, std::shared_ptr<const Runtime> rt, bool capped, std::uint64_t id)
+                 Protocol proto, std::shared_ptr<const Runtime> rt, bool capped, std::uint64_t id,
+                 net::ClientConnections::Slot slot)
       : srv_(srv), ex_(ex), rt_(std::move(rt)), stream_(std::move(socket)), watchdog_(ex),
-        proto_(proto), capped_(capped), id_(id) {}
+        proto_(proto), capped_(capped), id_(id), slot_(std::move(slot)) {}
 
   ~SmtpConnection() override {
     if (capped_) srv_.capped.fetch_sub(1, std::memory_order_relaxed);
@@ -242,6 +252,7 @@ class SmtpConnection final : public Connection,
     std::error_code ec;
     return !stream_.is_tls() && stream_.socket().available(ec) > 0 && !ec;
   }
+  void track_request(std::size_t data_bytes);
   asio::awaitable<Result<std::string>> commit();
   asio::awaitable<std::tuple<std::error_code, std::string_view>> read();
   asio::awaitable<void> say(std::string_view text) {
@@ -255,9 +266,11 @@ class SmtpConnection final : public Connection,
   std::shared_ptr<const Runtime> rt_;
   net::Stream stream_;
   net::Watchdog watchdog_;
+  net::RequestDeadline request_;
   Protocol proto_;
   bool capped_;
   std::uint64_t id_;
+  net::ClientConnections::Slot slot_;  // client_connection_limit
   const std::atomic<int>* thread_sessions_ = nullptr;
   std::string sid_, peer_, peer_ip_;
   std::unique_ptr<Environment> env_;
@@ -342,12 +355,6 @@ asio::awaitable<Result<std::string>> SmtpConnection::commit() {
 
 asio::awaitable<bool> SmtpConnection::act() {
   for (;;) {
-    bool delayed = out_.delay.count() > 0;
-    if (delayed) {
-      asio::steady_timer t(ex_);
-      t.expires_after(out_.delay);
-      co_await t.async_wait(net::use_tuple);
-    }
     log_events();
     if (!out_.replies.empty()) {
       watchdog_.touch();
@@ -372,8 +379,22 @@ asio::awaitable<bool> SmtpConnection::act() {
       session_->on_commit(std::move(r), out_);
       continue;
     }
+    auto delay = out_.delay;
     out_.clear();
-    if (delayed) {
+    if (delay.count() > 0) {
+      // The auth penalty: the attempt waits before it is checked (the
+      // server waits, not the client: no timer of the client's runs).
+      watchdog_.suspend();
+      asio::steady_timer t(ex_);
+      t.expires_after(delay);
+      co_await t.async_wait(net::use_tuple);
+      watchdog_.touch();
+      if (stream_.peer_gone()) {
+        // A guesser that hangs up before the answer learns nothing: its
+        // attempt is never checked (the session's end releases it).
+        log_line(LogFile::smtp, "client left while its login attempt waited: not checked");
+        co_return false;
+      }
       session_->resume(out_);
       continue;
     }
@@ -412,6 +433,17 @@ asio::awaitable<bool> SmtpConnection::pregreet() {
   co_return co_await act();
 }
 
+// The command deadline and the DATA rate (net::RequestDeadline), from the
+// session's state after it took `data_bytes` bytes of message data.
+void SmtpConnection::track_request(std::size_t data_bytes) {
+  using Phase = net::RequestDeadline::Phase;
+  Phase phase = session_->state() == smtp::State::data ? Phase::data
+                : session_->mid_command()               ? Phase::command
+                                                        : Phase::idle;
+  request_.update(phase, data_bytes, std::chrono::steady_clock::now());
+  watchdog_.set_request_deadline(request_.deadline());
+}
+
 asio::awaitable<void> SmtpConnection::run() {
   auto self = shared_from_this();
   if (!stream_.load_endpoints()) co_return;
@@ -448,6 +480,10 @@ asio::awaitable<void> SmtpConnection::run() {
   so.client_ip = peer_ip_;
   so.tls_available = rt_->tls != nullptr;
   so.tls_active = stream_.is_tls();
+  so.auth_fail_delay = std::chrono::milliseconds(cfg.smtp.auth_penalty_delay);
+  so.auth_max_delay = std::chrono::milliseconds(cfg.smtp.auth_penalty_max_delay);
+  request_ = net::RequestDeadline({std::chrono::seconds(cfg.smtp.command_deadline),
+                                   cfg.smtp.data_min_rate});
   session_ = std::make_unique<smtp::Session>(std::move(so), *env_, *this);
   bool open = co_await pregreet();
   if (open) {
@@ -467,14 +503,23 @@ asio::awaitable<void> SmtpConnection::run() {
       if (ec != asio::error::eof && ec != asio::error::operation_aborted)
         log_line(LogFile::smtp, "read: " + ec.message());
       if (ec == asio::error::operation_aborted && stream_.is_open()) {
-        if (watchdog_.expired() && !stopping_) co_await say(session_->timeout_reply());
-        else co_await say(session_->shutdown_reply());
+        if (watchdog_.expired() && !stopping_) {
+          if (watchdog_.request_expired())
+            log_line(LogFile::error, session_->state() == smtp::State::data
+                                         ? "DATA too slow (data_min_rate), disconnected"
+                                         : "command not complete within command_deadline, disconnected");
+          co_await say(session_->timeout_reply());
+        } else {
+          co_await say(session_->shutdown_reply());
+        }
       }
       break;
     }
     if (data.empty()) break;
+    const std::size_t data_bytes = session_->state() == smtp::State::data ? data.size() : 0;
     session_->feed(data, out_, more_pending());
     open = co_await act();
+    if (open) track_request(data_bytes);
   }
   watchdog_.stop();
   log_line(LogFile::smtp, "close");
@@ -487,7 +532,8 @@ asio::awaitable<void> SmtpConnection::run() {
 }  // namespace
 
 void start_smtp_connection(Server::Impl& srv, tcp::socket socket, Protocol protocol,
-                           std::shared_ptr<const Runtime> runtime, bool capped) {
+                           std::shared_ptr<const Runtime> runtime, bool capped,
+                           net::ClientConnections::Slot slot) {
   // Re-home the socket on the session's executor (its pool thread, or a
   // strand on the server's io_context).
   auto [ex, place] = srv.place_session();
@@ -504,7 +550,7 @@ void start_smtp_connection(Server::Impl& srv, tcp::socket socket, Protocol proto
     id = ++srv.next_conn;
     srv.sessions_smtp.fetch_add(1, std::memory_order_relaxed);
     conn = std::make_shared<SmtpConnection>(srv, ex, std::move(s), protocol, std::move(runtime),
-                                            capped, id);
+                                            capped, id, std::move(slot));
     srv.conns.emplace(id, conn);
     // Read under the lock stop() writes them under: either stop() saw this
     // connection in conns, or this sees stopping.

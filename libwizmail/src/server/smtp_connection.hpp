@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "net/client_connections.hpp"
 #include "wizmail/server.hpp"
 
 namespace wizmail::server {
@@ -14,8 +15,10 @@ namespace wizmail::server {
 struct Runtime;
 
 // Start serving `socket` (accepted on a listener of `protocol`); `capped`
-// says whether the session counts against `multiprocessing`.
+// says whether the session counts against `multiprocessing`; `slot` is its
+// place under client_connection_limit (given back when the session ends).
 void start_smtp_connection(Server::Impl& server, asio::ip::tcp::socket socket, Protocol protocol,
-                           std::shared_ptr<const Runtime> runtime, bool capped);
+                           std::shared_ptr<const Runtime> runtime, bool capped,
+                           net::ClientConnections::Slot slot = {});
 
 }  // namespace wizmail::server

@@ -44,6 +44,8 @@ class LineReader {
     partial_ready_ = false;
   }
   bool empty() const noexcept { return partial_.empty() && !discarding_; }
+  // A line has begun and not ended yet (the line returned last does not count).
+  bool mid_line() const noexcept { return (!partial_ready_ && !partial_.empty()) || discarding_; }
 
  private:
   std::string partial_;

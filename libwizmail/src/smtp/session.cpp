@@ -134,6 +134,15 @@ struct Session::Impl {
   std::string sasl_mech;
   std::string login_user;
   std::string cram_challenge;
+  // Complete credentials admitted by auth_begin(), waiting out the penalty
+  // delay before they are checked (resume()).
+  struct Attempt {
+    std::optional<std::string> account;  // nullopt: fails whatever the secret
+    std::string user;                    // as the client wrote it, for the log
+    std::string secret;                  // password, or the CRAM-MD5 digest
+    bool cram = false;
+  };
+  std::optional<Attempt> attempt;
   std::vector<EsmtpParam> params;
   // Per-transaction caches of policy answers.
   std::optional<bool> relay_ok;
@@ -144,6 +153,10 @@ struct Session::Impl {
       : s(session), cfg(*session.opt_.config) {
     client = IpAddress::parse(s.opt_.client_ip);
     loopback = client && client->loopback();
+  }
+  ~Impl() {
+    // Abandoned while waiting (the client left): never checked.
+    if (attempt) s.env_.auth_end(s.opt_.client_ip);
   }
 
   static const Command kCommands[];
@@ -214,6 +227,9 @@ struct Session::Impl {
   void auth_login_pass(std::string_view b64, Output& out);
   void auth_cram(std::string_view b64, Output& out);
   std::optional<std::string> account_from_user(std::string_view user);
+  void admit(Attempt a, Output& out);
+  void check_attempt(Output& out);
+  void refuse_blocked(Output& out);
   void auth_result(std::optional<std::string> account, Result<bool> ok,
                    std::string_view user, Output& out);
 
@@ -1054,6 +1070,10 @@ void Session::Impl::cmd_auth(std::string_view args, Output& out) {
     refuse(out, "503 5.5.1 Error: already authenticated");
     return;
   }
+  if (s.env_.auth_blocked(s.opt_.client_ip)) {
+    refuse_blocked(out);
+    return;
+  }
   auto sp = args.find(' ');
   std::string_view mech = args.substr(0, sp);
   std::string_view initial = sp == std::string_view::npos ? std::string_view() : args.substr(sp + 1);
@@ -1133,6 +1153,73 @@ std::optional<std::string> Session::Impl::account_from_user(std::string_view use
   return lower(local);
 }
 
+void Session::Impl::refuse_blocked(Output& out) {
+  sasl = Sasl::none;
+  login_user.clear();
+  error_event(out, "authentication refused: too many failures from the client's network");
+  reply(out, "421 4.7.0 " + s.opt_.hostname +
+                 " Error: too many authentication failures from your network, try later");
+  s.state_ = State::closed;
+  out.close = true;
+}
+
+// Credentials are complete. Every attempt from a network with failures
+// waits before it is checked, right or wrong (Dovecot's auth_penalty): the
+// answer's timing tells nothing, and a client that leaves during the wait
+// has its attempt never checked.
+void Session::Impl::admit(Attempt a, Output& out) {
+  auto adm = s.env_.auth_begin(s.opt_.client_ip);
+  if (adm.kind == net::AuthAdmission::Kind::blocked) {
+    refuse_blocked(out);
+    return;
+  }
+  if (adm.kind == net::AuthAdmission::Kind::busy) {
+    sasl = Sasl::none;
+    s.state_ = State::ready;
+    login_user.clear();
+    error_event(out, "authentication refused: too many attempts of the client's network in progress");
+    refuse(out, "454 4.7.0 Error: too many authentication attempts from your network, try later");
+    return;
+  }
+  attempt = std::move(a);
+  auto delay = net::auth_delay_for(std::max(auth_failures, adm.failures), s.opt_.auth_fail_delay,
+                                   s.opt_.auth_max_delay);
+  if (delay.count() > 0) {
+    out.delay = delay;
+    paused = true;
+    return;
+  }
+  check_attempt(out);
+}
+
+void Session::Impl::check_attempt(Output& out) {
+  Attempt a = std::move(*attempt);
+  attempt.reset();
+  Result<bool> ok = false;
+  if (a.account && !a.cram) {
+    ok = s.env_.authenticate(*a.account, a.secret);
+  } else if (a.account) {
+    bool match = false;
+    auto pw = s.env_.plain_password(*a.account);
+    if (pw) {
+      unsigned char mac[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      if (HMAC(EVP_md5(), pw->data(), static_cast<int>(pw->size()),
+               reinterpret_cast<const unsigned char*>(cram_challenge.data()),
+               cram_challenge.size(), mac, &len)) {
+        std::string expect = hex(mac, len);
+        match = expect.size() == a.secret.size() &&
+                CRYPTO_memcmp(expect.data(), a.secret.data(), expect.size()) == 0;
+      }
+      OPENSSL_cleanse(pw->data(), pw->size());
+    }
+    ok = match;
+  }
+  OPENSSL_cleanse(a.secret.data(), a.secret.size());
+  s.env_.auth_end(s.opt_.client_ip);
+  auth_result(std::move(a.account), std::move(ok), a.user, out);
+}
+
 void Session::Impl::auth_result(std::optional<std::string> account, Result<bool> ok,
                                 std::string_view user, Output& out) {
   sasl = Sasl::none;
@@ -1150,19 +1237,15 @@ void Session::Impl::auth_result(std::optional<std::string> account, Result<bool>
     return;
   }
   ++auth_failures;
-  const int penalty = std::max(auth_failures, s.env_.auth_failed(s.opt_.client_ip));
+  s.env_.auth_failed(s.opt_.client_ip);
   std::string u(user.substr(0, 64));
   for (auto& c : u)
     if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
   error_event(out, sasl_mech + " authentication failed for user \"" + u + "\"");
-  int shift = std::min(penalty - 1, 4);  // at most 16 × auth_fail_delay
-  out.delay = s.opt_.auth_fail_delay * (1 << shift);
-  paused = out.delay.count() > 0;
   if (auth_failures >= s.opt_.max_auth_failures) {
     reply(out, "421 4.7.0 " + s.opt_.hostname + " Error: too many authentication failures");
     s.state_ = State::closed;
     out.close = true;
-    paused = false;
     return;
   }
   refuse(out, "535 5.7.8 Error: authentication failed");
@@ -1193,8 +1276,7 @@ void Session::Impl::auth_plain(std::string_view b64, Output& out) {
     auto az = account_from_user(authz);
     if (!az || *az != *account) account.reset();  // no proxy authorization
   }
-  Result<bool> ok = account ? s.env_.authenticate(*account, pass) : Result<bool>(false);
-  auth_result(std::move(account), std::move(ok), user, out);
+  admit(Attempt{std::move(account), std::string(user), std::string(pass), false}, out);
 }
 
 void Session::Impl::auth_login_user(std::string_view b64, Output& out) {
@@ -1221,9 +1303,9 @@ void Session::Impl::auth_login_pass(std::string_view b64, Output& out) {
     return;
   }
   std::string user = std::move(login_user);
+  login_user.clear();
   auto account = account_from_user(user);
-  Result<bool> ok = account ? s.env_.authenticate(*account, *raw) : Result<bool>(false);
-  auth_result(std::move(account), std::move(ok), user, out);
+  admit(Attempt{std::move(account), std::move(user), std::move(*raw), false}, out);
 }
 
 void Session::Impl::auth_cram(std::string_view b64, Output& out) {
@@ -1236,29 +1318,14 @@ void Session::Impl::auth_cram(std::string_view b64, Output& out) {
   }
   auto sp = raw->rfind(' ');
   if (sp == std::string::npos || raw->size() - sp - 1 != 32) {
-    auth_result(std::nullopt, false, raw->substr(0, std::min<std::size_t>(sp, 64)), out);
+    // Malformed: fails whatever it holds, after the same wait.
+    admit(Attempt{std::nullopt, raw->substr(0, std::min<std::size_t>(sp, 64)), {}, true}, out);
     return;
   }
   std::string user = raw->substr(0, sp);
   std::string digest = lower(std::string_view(*raw).substr(sp + 1));
   auto account = account_from_user(user);
-  bool ok = false;
-  if (account) {
-    auto pw = s.env_.plain_password(*account);
-    if (pw) {
-      unsigned char mac[EVP_MAX_MD_SIZE];
-      unsigned int len = 0;
-      if (HMAC(EVP_md5(), pw->data(), static_cast<int>(pw->size()),
-               reinterpret_cast<const unsigned char*>(cram_challenge.data()),
-               cram_challenge.size(), mac, &len)) {
-        std::string expect = hex(mac, len);
-        ok = expect.size() == digest.size() &&
-             CRYPTO_memcmp(expect.data(), digest.data(), expect.size()) == 0;
-      }
-      OPENSSL_cleanse(pw->data(), pw->size());
-    }
-  }
-  auth_result(std::move(account), ok, user, out);
+  admit(Attempt{std::move(account), std::move(user), std::move(digest), true}, out);
 }
 
 // --- Session ----------------------------------------------------------------
@@ -1315,6 +1382,7 @@ void Session::feed(std::string_view bytes, Output& out, bool more_pending) {
 void Session::resume(Output& out) {
   impl_->paused = false;
   impl_->more_pending = false;  // what the connection saw then is in the stash now
+  if (impl_->attempt) impl_->check_attempt(out);
   if (impl_->stash.empty() || awaiting()) return;
   std::string buf = std::move(impl_->stash);
   impl_->stash.clear();
@@ -1362,6 +1430,8 @@ void Session::on_tls_started(Output& out) {
   auth_user_.clear();
   state_ = State::initial;
 }
+
+bool Session::mid_command() const noexcept { return impl_->lines.mid_line(); }
 
 std::string Session::timeout_reply() const {
   return "421 4.4.2 " + opt_.hostname + " Error: timeout exceeded\r\n";

@@ -11,14 +11,17 @@
 //   loop:
 //     s.feed(bytes_read, out);             // every byte read, in order
 //   act:
-//     wait out.delay, then write out.replies (one write: RFC 2920 batching)
+//     write out.replies (one write: RFC 2920 batching)
 //     if out.close      -> close the connection, stop
 //     if out.start_tls  -> TLS handshake, then s.on_tls_started(out), goto act
 //                          (a failed handshake: just close)
 //     if out.commit     -> make the message durable (sink contents +
 //                          s.transaction()), then s.on_commit(result, out),
 //                          goto act
-//     if out.delay was set (and nothing else) -> s.resume(out), goto act
+//     if out.delay was set (an AUTH attempt waits before it is checked:
+//                          nothing else is set) -> wait it out; if the client
+//                          has gone, close (the attempt is never checked);
+//                          else s.resume(out), goto act
 //     otherwise read more.
 //
 // While an action is pending (awaiting() is true) the session processes no
@@ -39,6 +42,7 @@
 #include <string_view>
 #include <vector>
 
+#include "net/auth_penalty.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/dsn.hpp"
@@ -156,11 +160,28 @@ class Environment {
   // An error (store unreadable) → 454 4.7.0.
   virtual Result<bool> authenticate(std::string_view user,
                                     std::string_view password) = 0;
-  // Failed and successful AUTH from `client_ip`, for the penalty shared by
-  // every session from its network (net/auth_penalty.hpp): auth_failed()
-  // returns that network's recent failures, this one included; the session
-  // delays its 535 by the larger of that and its own count. The defaults
-  // keep no shared state.
+  // The penalty shared by every session from the client's network
+  // (net/auth_penalty.hpp, Dovecot's auth_penalty):
+  // - auth_begin() admits an attempt whose credentials are complete: the
+  //   network's recent failures (the session waits by them, or by its own
+  //   when more, *before* checking, right or wrong), or busy (too many of
+  //   the network's attempts in progress: 454 4.7.0) or blocked (421 4.7.0,
+  //   close). An admitted attempt ends with auth_end() once checked or
+  //   abandoned (the session is destroyed while it waits).
+  // - auth_blocked(): is the network blocked (AUTH answered 421 at once)?
+  // - auth_failed() counts a failure (it may block the network) and returns
+  //   the network's recent failures; auth_succeeded() clears them.
+  // The defaults keep no shared state: no wait beyond the session's own
+  // failures, never busy nor blocked.
+  virtual net::AuthAdmission auth_begin(std::string_view client_ip) {
+    (void)client_ip;
+    return {};
+  }
+  virtual void auth_end(std::string_view client_ip) { (void)client_ip; }
+  virtual bool auth_blocked(std::string_view client_ip) {
+    (void)client_ip;
+    return false;
+  }
   virtual int auth_failed(std::string_view client_ip) {
     (void)client_ip;
     return 0;
@@ -210,7 +231,11 @@ struct SessionOptions {
   std::size_t max_auth_line = 12288;     // AUTH lines and SASL responses
   int max_errors = 20;                   // then 421 4.7.0 and close
   int max_auth_failures = 3;             // the next failure: 421 4.7.0, close
-  std::chrono::milliseconds auth_fail_delay{1000};  // doubled per failure (of the session or, when more, of its network), at most 16×
+  // The wait before an AUTH attempt is checked, by the failures of the
+  // session or, when more, of its network: net::auth_delay_for() (none
+  // without failures; doubled per failure; at most auth_max_delay).
+  std::chrono::milliseconds auth_fail_delay{1000};
+  std::chrono::milliseconds auth_max_delay{16000};
 };
 
 // A log line for the connection to write (it adds time, session id, peer and
@@ -227,7 +252,7 @@ struct LogEvent {
 
 struct Output {
   std::string replies;                    // bytes to write, in order
-  std::chrono::milliseconds delay{0};     // wait this long before writing
+  std::chrono::milliseconds delay{0};     // after writing: wait, then resume()
   bool start_tls = false;  // after writing: TLS handshake, on_tls_started()
   bool commit = false;     // after writing: commit, then on_commit()
   bool close = false;      // after writing: close the connection
@@ -276,8 +301,11 @@ class Session {
   // The TLS handshake after STARTTLS succeeded: the session is back in its
   // initial state (EHLO needed again), with tls_active() true.
   void on_tls_started(Output& out);
-  // Continue with buffered input after a delay.
+  // Continue after a delay: check the AUTH attempt that waited, then the
+  // buffered input.
   void resume(Output& out);
+  // A command line has begun and not ended (for the command deadline).
+  bool mid_command() const noexcept;
 
   // Texts for the connection's own 421s (CRLF included).
   std::string timeout_reply() const;   // session_timeout expired
