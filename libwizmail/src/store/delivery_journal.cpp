@@ -14,6 +14,7 @@
 #include <set>
 
 #include "store/fd.hpp"
+#include "store/journal_record.hpp"
 #include "store/store_util.hpp"
 #include "util/fs.hpp"
 
@@ -21,57 +22,15 @@ namespace wizmail {
 
 namespace fs = std::filesystem;
 using store::UniqueFd;
+using store::journal::crc32c;
+using store::journal::Record;
 
 namespace {
 
 constexpr std::uint32_t kHeaderMagic = 0x4a5a5757;  // "WWZJ"
-constexpr std::uint32_t kRecordMagic = 0x52434a57;  // "WJCR"
 constexpr std::uint64_t kSlotSize = 512;
 constexpr std::uint64_t kDataStart = 4096;
 constexpr std::uint64_t kMinSize = 1ull << 20;
-
-// CRC32C (Castagnoli), hardware when the CPU has SSE 4.2.
-std::uint32_t crc32c_soft(std::uint32_t crc, const unsigned char* p, std::size_t n) {
-  static const auto table = [] {
-    std::array<std::uint32_t, 256> t{};
-    for (std::uint32_t i = 0; i < 256; ++i) {
-      std::uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  crc = ~crc;
-  while (n--) crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-  return ~crc;
-}
-
-#if defined(__x86_64__)
-__attribute__((target("sse4.2"))) std::uint32_t crc32c_hw(std::uint32_t crc,
-                                                          const unsigned char* p,
-                                                          std::size_t n) {
-  std::uint64_t c = ~crc & 0xffffffffu;
-  while (n >= 8) {
-    std::uint64_t v;
-    std::memcpy(&v, p, 8);
-    c = __builtin_ia32_crc32di(c, v);
-    p += 8;
-    n -= 8;
-  }
-  auto c32 = static_cast<std::uint32_t>(c);
-  while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
-  return ~c32;
-}
-#endif
-
-std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t n) {
-  const auto* p = static_cast<const unsigned char*>(data);
-#if defined(__x86_64__)
-  static const bool hw = __builtin_cpu_supports("sse4.2");
-  if (hw) return crc32c_hw(crc, p, n);
-#endif
-  return crc32c_soft(crc, p, n);
-}
 
 struct HeaderSlot {
   std::uint32_t magic;
@@ -80,21 +39,6 @@ struct HeaderSlot {
   std::uint64_t off;  // where record seq+1 starts (or kDataStart after a wrap)
   std::uint64_t size;
 };
-
-struct RecordHead {
-  std::uint32_t magic;
-  std::uint32_t crc;  // crc32c(payload), continued over the head fields after `crc`
-  std::uint64_t seq;
-  std::uint64_t len;  // the whole record, head included, a multiple of 8
-  std::uint32_t name_len;
-  std::uint32_t ndirs;
-  std::uint64_t data_len;
-};
-static_assert(sizeof(RecordHead) == 40);
-
-std::uint32_t head_crc(std::uint32_t payload_crc, const RecordHead& h) {
-  return crc32c(payload_crc, reinterpret_cast<const char*>(&h) + 8, sizeof h - 8);
-}
 
 std::uint32_t slot_crc(const HeaderSlot& s) {
   return crc32c(0, reinterpret_cast<const char*>(&s) + 8, sizeof s - 8);
@@ -181,56 +125,20 @@ Result<std::string> create_journal_if_room(const fs::path& file, std::uint64_t s
   return std::string();
 }
 
-// One record read back during recovery.
-struct Record {
-  std::uint64_t len = 0;
-  std::string name;
-  std::vector<fs::path> maildirs;
-  std::string data;
-};
-
+// The record `seq` at `off`, if it is there whole.
 std::optional<Record> read_record(int fd, std::uint64_t off, std::uint64_t size,
                                   std::uint64_t seq) {
-  RecordHead h{};
-  if (off + sizeof h > size) return std::nullopt;
-  if (::pread(fd, &h, sizeof h, static_cast<off_t>(off)) != static_cast<ssize_t>(sizeof h))
+  char head[sizeof(store::journal::RecordHead)];
+  if (off + sizeof head > size) return std::nullopt;
+  if (::pread(fd, head, sizeof head, static_cast<off_t>(off)) != static_cast<ssize_t>(sizeof head))
     return std::nullopt;
-  if (h.magic != kRecordMagic || h.seq != seq || h.len < sizeof h || h.len % 8 != 0 ||
-      h.len > size - off)
+  auto len = store::journal::record_length(std::string_view(head, sizeof head), seq, size - off);
+  if (!len) return std::nullopt;
+  std::string bytes(static_cast<std::size_t>(*len), '\0');
+  if (::pread(fd, bytes.data(), bytes.size(), static_cast<off_t>(off)) !=
+      static_cast<ssize_t>(bytes.size()))
     return std::nullopt;
-  std::string payload(h.len - sizeof h, '\0');
-  if (::pread(fd, payload.data(), payload.size(), static_cast<off_t>(off + sizeof h)) !=
-      static_cast<ssize_t>(payload.size()))
-    return std::nullopt;
-  if (head_crc(crc32c(0, payload.data(), payload.size()), h) != h.crc) return std::nullopt;
-  Record r;
-  r.len = h.len;
-  std::size_t pos = 0;
-  auto take = [&](std::size_t n) -> std::optional<std::string_view> {
-    if (n > payload.size() - pos) return std::nullopt;
-    std::string_view v(payload.data() + pos, n);
-    pos += n;
-    return v;
-  };
-  auto name = take(h.name_len);
-  if (!name) return std::nullopt;
-  r.name = *name;
-  for (std::uint32_t i = 0; i < h.ndirs; ++i) {
-    auto l = take(4);
-    if (!l) return std::nullopt;
-    std::uint32_t n;
-    std::memcpy(&n, l->data(), 4);
-    auto d = take(n);
-    if (!d) return std::nullopt;
-    r.maildirs.emplace_back(std::string(*d));
-  }
-  auto data = take(static_cast<std::size_t>(h.data_len));
-  if (!data) return std::nullopt;
-  r.data = *data;
-  // A name is one path component: never a way out of new/.
-  if (r.name.empty() || r.name.find('/') != std::string::npos || r.name[0] == '.')
-    return std::nullopt;
-  return r;
+  return store::journal::parse_record(bytes, seq);
 }
 
 Status write_synced(const fs::path& path, std::string_view data) {
@@ -467,9 +375,7 @@ Result<DeliveryJournal::Ticket> DeliveryJournal::append(std::span<const Message>
   std::vector<std::size_t> lens;
   for (const auto& m : messages) {
     if (m.size > max_message_) return fail(Errc::busy, "message too large for the journal");
-    std::size_t len = sizeof(RecordHead) + m.name.size() + m.size;
-    for (const auto& d : m.maildirs) len += 4 + d.native().size();
-    len = (len + 7) & ~std::size_t{7};
+    std::size_t len = store::journal::record_size(m.name, m.maildirs, m.size);
     lens.push_back(len);
     total += len;
   }
@@ -483,23 +389,12 @@ Result<DeliveryJournal::Ticket> DeliveryJournal::append(std::span<const Message>
   for (std::size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
     names.emplace_back(m.name);
-    RecordHead h{kRecordMagic, 0, 0, lens[i], static_cast<std::uint32_t>(m.name.size()),
-                 static_cast<std::uint32_t>(m.maildirs.size()), m.size};
     char* p = buf.data() + pos;
-    char* q = p + sizeof h;
-    std::memcpy(q, m.name.data(), m.name.size());
-    q += m.name.size();
-    for (const auto& d : m.maildirs) {
-      auto n = static_cast<std::uint32_t>(d.native().size());
-      std::memcpy(q, &n, 4);
-      std::memcpy(q + 4, d.native().data(), n);
-      q += 4 + n;
-      dirs.push_back(d);
-    }
+    char* q = store::journal::lay_out_record(p, m.name, m.maildirs, m.size);
+    dirs.insert(dirs.end(), m.maildirs.begin(), m.maildirs.end());
     if (auto st = pread_all(m.fd, q, static_cast<std::size_t>(m.size), 0, m.name); !st)
       return unexpected(st.error());
-    payload_crcs.push_back(crc32c(0, p + sizeof h, lens[i] - sizeof h));
-    std::memcpy(p, &h, sizeof h);
+    payload_crcs.push_back(store::journal::payload_crc(p));
     pos += lens[i];
   }
   std::sort(dirs.begin(), dirs.end());
@@ -536,11 +431,7 @@ Result<DeliveryJournal::Ticket> DeliveryJournal::append(std::span<const Message>
     t.last = next_seq_ + messages.size() - 1;
     pos = 0;
     for (std::size_t i = 0; i < messages.size(); ++i) {
-      RecordHead h;
-      std::memcpy(&h, buf.data() + pos, sizeof h);
-      h.seq = next_seq_ + i;
-      h.crc = head_crc(payload_crcs[i], h);
-      std::memcpy(buf.data() + pos, &h, sizeof h);
+      store::journal::seal_record(buf.data() + pos, next_seq_ + i, payload_crcs[i]);
       pos += lens[i];
     }
     // Written under the lock, in sequence order: an fdatasync started after
