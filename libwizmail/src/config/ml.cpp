@@ -14,7 +14,20 @@ namespace wizmail {
 
 namespace fs = std::filesystem;
 
+namespace config {
+
 namespace {
+
+Status check_ml_value(std::string_view key, const std::string& v) {
+  for (char c : v) {
+    if (c == '\n' || c == '\r' || c == '\0')
+      return fail(Errc::invalid_argument,
+                  "ml.def " + std::string(key) + " may not contain line breaks or NUL");
+  }
+  return {};
+}
+
+}  // namespace
 
 Result<MailingListSettings> parse_ml_def(std::string_view text, const std::string& path) {
   auto parsed = config::parse_def_text(text, path);
@@ -56,36 +69,64 @@ Result<MailingListSettings> parse_ml_def(std::string_view text, const std::strin
   return ml;
 }
 
-Result<MailingListSettings> read_ml_def(const fs::path& file) {
-  auto data = config::read_def_file(file);
-  if (!data) return unexpected(data.error());
-  return parse_ml_def(*data, file.string());
-}
-
-Status check_ml_value(std::string_view key, const std::string& v) {
-  for (char c : v) {
-    if (c == '\n' || c == '\r' || c == '\0')
-      return fail(Errc::invalid_argument,
-                  "ml.def " + std::string(key) + " may not contain line breaks or NUL");
-  }
-  return {};
-}
-
-Status write_ml_def(const fs::path& file, const MailingListSettings& ml) {
+Result<std::string> format_ml_def(const MailingListSettings& ml) {
   if (ml.count < 0) return fail(Errc::invalid_argument, "ml.def count may not be negative");
   for (auto [key, v] : {std::pair<std::string_view, const std::string*>{"admin_mail_address",
                                                                         &ml.admin_mail_address},
                         {"return_path", &ml.return_path},
                         {"name", &ml.name}}) {
-    if (auto st = check_ml_value(key, *v); !st) return st;
+    if (auto st = check_ml_value(key, *v); !st) return unexpected(st.error());
     if (std::string(util::trim(*v)) != *v)
       return fail(Errc::invalid_argument,
                   "ml.def " + std::string(key) + " may not start or end with spaces");
   }
-  std::string text = "count=" + std::to_string(ml.count) + "\n" +
-                     "admin_mail_address=" + ml.admin_mail_address + "\n" +
-                     "return_path=" + ml.return_path + "\n" + "name=" + ml.name + "\n";
-  return util::write_file_atomic(file, text, 0644);
+  return "count=" + std::to_string(ml.count) + "\n" +
+         "admin_mail_address=" + ml.admin_mail_address + "\n" +
+         "return_path=" + ml.return_path + "\n" + "name=" + ml.name + "\n";
+}
+
+}  // namespace config
+
+namespace {
+
+class FileLock {
+ public:
+  static Result<FileLock> acquire(const fs::path& file) {
+    fs::path lock = file;
+    lock += ".lock";
+    int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return fail_errno("open lock file " + lock.string(), errno);
+    while (::flock(fd, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      return fail_errno("lock " + lock.string(), e);
+    }
+    return FileLock(fd);
+  }
+  FileLock(FileLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  FileLock& operator=(FileLock&&) = delete;
+  ~FileLock() {
+    if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+  }
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+Result<MailingListSettings> read_ml_def(const fs::path& file) {
+  auto data = config::read_def_file(file);
+  if (!data) return unexpected(data.error());
+  return config::parse_ml_def(*data, file.string());
+}
+
+Status write_ml_def(const fs::path& file, const MailingListSettings& ml) {
+  auto text = config::format_ml_def(ml);
+  if (!text) return unexpected(text.error());
+  return util::write_file_atomic(file, *text, 0644);
 }
 
 }  // namespace

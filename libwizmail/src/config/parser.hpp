@@ -45,6 +45,14 @@ inline constexpr std::size_t kMaxDefFileSize = 1 << 20;
 // unreadable file or one over kMaxDefFileSize is an error naming the path.
 Result<std::string> read_def_file(const std::filesystem::path& path);
 
+// ml.def (SPEC §7) from text: keys count, admin_mail_address, return_path,
+// name; unknown or duplicate keys and a bad count are errors (Errc::parse,
+// one "path:line" diagnostic a line). `path` only names the file.
+Result<MailingListSettings> parse_ml_def(std::string_view text, const std::string& path);
+// The text save_ml_def writes; Errc::invalid_argument for a value that the
+// file cannot hold (a line break, NUL, surrounding spaces, a negative count).
+Result<std::string> format_ml_def(const MailingListSettings& ml);
+
 // Length of the valid UTF-8 sequence at s[0], or 0 (util/strings.hpp).
 using util::utf8_sequence_length;
 
