@@ -177,6 +177,20 @@ TEST_CASE("sessions table") {
   CHECK_FALSE(sessions_table(*parse_json(R"({"sessions":[1],"workers":[]})")));
 }
 
+TEST_CASE("sessions table: numbers a long long cannot hold") {
+  // Found by the control_json fuzzer: casting 1e300 to long long was undefined.
+  auto reply = parse_json(
+      R"({"sessions":[{"id":1e300,"protocol":"smtp","age":1e300},{"id":-2.5,"age":-4}],)"
+      R"("workers":[{"name":"w","state":"idle","age":-1e300}]})");
+  REQUIRE(reply);
+  auto t = sessions_table(*reply);
+  REQUIRE(t);
+  CHECK(t->find("1e+300") != std::string::npos);
+  CHECK(t->find("-2.5") != std::string::npos);
+  // No age is shown for an impossible one.
+  CHECK(t->find(":") == std::string::npos);
+}
+
 TEST_CASE("paths") {
   CHECK(control_socket_path("/h") == "/h/var/run/control.sock");
   CHECK(submit_socket_path("/h") == "/h/var/run/submit.sock");

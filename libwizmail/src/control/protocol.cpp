@@ -1,6 +1,7 @@
 // Control protocol v1: requests, replies, the sessions table (docs/control.md).
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "wizmail/control.hpp"
 #include "wizmail/json.hpp"
@@ -94,18 +95,32 @@ Status check_reply(const Json& reply) {
 
 namespace {
 
+// A whole number that fits a long long, or nothing (converting any other
+// double would be undefined).
+std::optional<long long> whole(double d) {
+  if (!(d >= -9.2e18 && d <= 9.2e18) || d != std::floor(d)) return std::nullopt;
+  return static_cast<long long>(d);
+}
+
 std::string str_member(const Json& o, std::string_view key) {
   const Json* v = o.get(key);
   if (!v) return {};
   if (const auto* s = v->string()) return *s;
-  if (const auto* n = v->number()) return std::to_string(static_cast<long long>(*n));
+  if (const auto* n = v->number()) {
+    if (auto w = whole(*n)) return std::to_string(*w);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", *n);
+    return buf;
+  }
   return {};
 }
 
 std::string age_text(const Json& o) {
   const Json* v = o.get("age");
   if (!v || !v->number()) return "-";
-  auto s = static_cast<long long>(*v->number());
+  auto w = whole(std::floor(*v->number()));
+  if (!w || *w < 0) return "-";
+  long long s = *w;
   char buf[32];
   if (s < 3600) std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
   else std::snprintf(buf, sizeof buf, "%lldh%02lld", s / 3600, (s / 60) % 60);
