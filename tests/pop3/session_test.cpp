@@ -564,6 +564,19 @@ TEST_CASE("NUL in a command is refused") {
                                    "+OK wizmail POP3 server signing off\r\n<close>");
 }
 
+TEST_CASE("control characters in a command are refused, never echoed") {
+  // Found by the pop3_session fuzzer: "DELE \r7" was answered
+  // "-ERR invalid message number: \r7", a bare CR in the response.
+  std::string t = transcript("USER alice\r\nPASS secret\r\nDELE \r7\r\nTOP 1 \x1b[2J\r\n"
+                             "LIST \x7f\r\nNOOP\tx\r\nQUIT\r\n");
+  CHECK(t == hello + login_ok +
+                 "-ERR invalid character in command\r\n"
+                 "-ERR invalid character in command\r\n"
+                 "-ERR invalid character in command\r\n"
+                 "-ERR unknown command\r\n"  // a tab is a character, not a separator
+                 "+OK wizmail POP3 server signing off (0 messages deleted)\r\n<close>");
+}
+
 TEST_CASE("pipelined RETRs are answered in bounded batches (open files stay bounded)") {
   std::string script = "USER alice\r\nPASS secret\r\n";
   for (int i = 0; i < 100; ++i) script += "RETR " + std::to_string(i % 3 + 1) + "\r\n";

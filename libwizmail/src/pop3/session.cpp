@@ -244,7 +244,14 @@ void Session::execute(std::string_view line, Output& out) {
   else if (cmd.verb == Verb::apop && !cmd.args.empty()) shown += " " + cmd.args[0] + " ****";
   else if (!cmd.rest.empty()) shown += " " + cmd.rest.substr(0, 64);
 
-  if (line.find('\0') != std::string_view::npos) {
+  // A control character has no place in a command, and an argument is
+  // echoed in replies ("invalid message number: …"): a CR there would break
+  // the response into lines the client never asked for.
+  bool control = std::any_of(line.begin(), line.end(), [](char ch) {
+    auto c = static_cast<unsigned char>(ch);
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+  });
+  if (control) {
     reply(out, false, "invalid character in command");
   } else if (!row) {
     reply(out, false, cmd.keyword.empty() ? "empty command" : "unknown command");
