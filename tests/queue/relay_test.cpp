@@ -134,6 +134,19 @@ TEST_CASE("envelope parser refuses incomplete and malformed files") {
   CHECK_FALSE(parse_queue_entry(std::string("wizmail-queue 1\nid a%2\nend\n")));
 }
 
+TEST_CASE("envelope parser: an attempt count an int cannot hold is refused") {
+  // Found by the queue_entry fuzzer: 4444444444440 became a negative count
+  // when the entry was written back, and the entry then read as corrupt.
+  std::string head = "wizmail-queue 1\nid 1.M1\nsize 5\nrcpt pending ";
+  auto entry = [&](std::string n) { return head + n + " a@b -\nend\n"; };
+  auto max = parse_queue_entry(entry("2147483647"));
+  REQUIRE(max);
+  CHECK(max->recipients[0].attempts == 2147483647);
+  CHECK(parse_queue_entry(serialize_queue_entry(*max)));
+  CHECK_FALSE(parse_queue_entry(entry("2147483648")));
+  CHECK_FALSE(parse_queue_entry(entry("4444444444440")));
+}
+
 TEST_CASE("recover cleans crash leftovers and keeps whole entries") {
   TempDir t;
   RelayQueue q(t.path / "q");

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <limits>
 
 #include "util/fs.hpp"
 #include "util/strings.hpp"
@@ -236,7 +237,10 @@ Result<QueueEntry> parse_queue_entry(std::string_view text) {
       auto n = num(parts[1]);
       auto addr = decode(parts[2]);
       auto reply = decode(parts[3]);
-      if (!n || !addr || addr->empty() || !reply) return bad("bad rcpt record" + where);
+      // attempts is an int: a larger count would be written back negative,
+      // and a negative one is refused.
+      if (!n || *n > std::numeric_limits<int>::max() || !addr || addr->empty() || !reply)
+        return bad("bad rcpt record" + where);
       r.attempts = static_cast<int>(*n);
       r.address = *addr;
       r.last_reply = *reply;
