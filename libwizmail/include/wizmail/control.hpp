@@ -37,6 +37,10 @@ inline constexpr std::size_t kMaxReplyLine = 8u << 20;
 // surrogate pairs. Numbers are kept as double (integers up to 2^53 exact).
 struct Json {
   enum class Kind { null, boolean, number, string, array, object };
+  // Declared here, defaulted in the .cpp: clang with libstdc++ 12 cannot
+  // otherwise decide whether `members` (pairs holding a Json) is default
+  // constructible while it is still instantiating that pair.
+  Json();
   Kind kind = Kind::null;
   bool b = false;
   double n = 0;

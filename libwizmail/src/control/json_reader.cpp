@@ -269,6 +269,8 @@ class Reader {
 
 }  // namespace
 
+Json::Json() = default;
+
 const Json* Json::get(std::string_view key) const noexcept {
   if (kind != Kind::object) return nullptr;
   for (const auto& [k, v] : members)
