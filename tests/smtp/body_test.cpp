@@ -119,6 +119,29 @@ TEST_CASE("DataReader: size limit, nothing written past it") {
   }
 }
 
+TEST_CASE("DataReader: every refusal reason is seen whatever the chunks") {
+  // Found by the smtp_session fuzzer: with the whole message in one read the
+  // loop stopped writing before the size was measured (554 5.4.6); in small
+  // reads the size was exceeded first (552 5.3.4).
+  std::string loop;
+  for (int i = 0; i < 60; ++i) loop += "Received: from x\r\n";
+  std::string long_line = std::string(1200, 'x') + "\r\n";
+  for (auto c : kChunks) {
+    CAPTURE(c);
+    auto a = feed(loop + "\r\nbody\r\n.\r\n", c, 200);
+    CHECK(a.reader.loop());
+    CHECK(a.reader.too_big());
+    auto b = feed(long_line + long_line + ".\r\n", c, 1500);
+    CHECK(b.reader.line_too_long());
+    CHECK(b.reader.too_big());
+    auto d = feed("a\nb\r\n" + long_line + ".\r\n", c, 100);
+    CHECK(d.reader.bare_newline());
+    CHECK(d.reader.line_too_long());
+    CHECK(d.reader.too_big());
+    CHECK(d.stored.size() <= 100);
+  }
+}
+
 TEST_CASE("DataReader: Received: headers are counted in the header section only") {
   std::string fifty, fifty_one;
   for (int i = 0; i < 50; ++i) fifty += "Received: from x\r\n";

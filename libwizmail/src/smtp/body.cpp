@@ -21,6 +21,7 @@ void DataReader::begin(std::int64_t max_size) noexcept {
   st_ = St::line_start;
   max_size_ = max_size;
   size_ = 0;
+  total_ = 0;
   line_len_ = 0;
   in_headers_ = true;
   head_len_ = 0;
@@ -30,11 +31,12 @@ void DataReader::begin(std::int64_t max_size) noexcept {
 }
 
 void DataReader::emit(const char* p, std::size_t n, MessageSink& sink) {
-  if (n == 0 || !acceptable()) return;
-  if (size_ + static_cast<std::int64_t>(n) > max_size_) {
-    too_big_ = true;
-    return;
-  }
+  if (n == 0) return;
+  // Counted also once nothing is written any more: which refusal a message
+  // gets (size, loop, long line) must not depend on where the reads ended.
+  total_ += static_cast<std::int64_t>(n);
+  if (total_ > max_size_) too_big_ = true;
+  if (!acceptable()) return;
   size_ += static_cast<std::int64_t>(n);
   sink_status_ = sink.write(std::string_view(p, n));
 }

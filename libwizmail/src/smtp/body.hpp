@@ -60,7 +60,8 @@ class DataReader {
 
   St st_ = St::line_start;
   std::int64_t max_size_ = 0;
-  std::int64_t size_ = 0;
+  std::int64_t size_ = 0;   // octets written to the sink
+  std::int64_t total_ = 0;  // octets of the message, written or not
   std::size_t line_len_ = 0;  // octets of the current line, CR LF included
   bool in_headers_ = true;
   char head_[9] = {};         // first octets of a header line, lower-cased
