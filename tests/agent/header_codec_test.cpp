@@ -113,6 +113,21 @@ TEST_CASE("encode: ASCII stays, words are short, whole characters, round trip") 
   CHECK(mime::decode_header(emoji).utf8 == "テスト 😀");
 }
 
+TEST_CASE("encode: every word decodes to its own text, or UTF-8 is used") {
+  // Found by the header_codec fuzzer: ESC bytes pass through glibc's
+  // ISO-2022-JP, so a run of them split over two words decoded to U+FFFD.
+  std::string esc = "x" + std::string(60, '\x1b') + "-z \xe6\x97\xa5\xe6\x9c\xac";
+  auto enc = mime::encode_header(esc, "ISO-2022-JP");
+  check_lines(enc, 9);
+  CHECK(mime::decode_header(enc).utf8 == esc);
+  // WAVE DASH goes to CP932 and comes back as FULLWIDTH TILDE.
+  std::string wave = "\xe3\x80\x9c \xe3\x83\x86\xe3\x82\xb9\xe3\x83\x88";
+  auto sjis = mime::encode_header(wave, "Shift_JIS");
+  CHECK(mime::decode_header(sjis).utf8 == wave);
+  // Text the charset holds faithfully stays in it.
+  CHECK(mime::encode_header("\xe6\x97\xa5\xe6\x9c\xac", "ISO-2022-JP").starts_with("=?ISO-2022-JP?B?"));
+}
+
 TEST_CASE("convert_charset errors are values") {
   CHECK(mime::convert_charset("abc", "UTF-8", "no-such").error().code == Errc::invalid_argument);
   CHECK(mime::convert_charset("\xFF", "UTF-8", "ISO-2022-JP").error().code == Errc::parse);

@@ -275,6 +275,13 @@ std::optional<std::string> encode_words(std::string_view utf8, const std::string
       ++j;
       if (best.size() > max_raw) break;  // one oversized character: a word of its own
     }
+    // A reader decodes each word on its own: it must give this text back.
+    // (glibc's ISO-2022-JP passes ESC through, so an ESC run split over
+    // two words does not; CP932 turns WAVE DASH into FULLWIDTH TILDE.)
+    if (charset != "UTF-8") {
+      auto back = convert_charset(best, charset, "UTF-8");
+      if (!back || *back != chunk) return std::nullopt;
+    }
     if (!first) out += "\r\n ";
     out += head + util::base64_encode(best) + "?=";
     first = false;
