@@ -80,42 +80,17 @@ Result<std::string> format_ml_def(const MailingListSettings& ml) {
       return fail(Errc::invalid_argument,
                   "ml.def " + std::string(key) + " may not start or end with spaces");
   }
-  return "count=" + std::to_string(ml.count) + "\n" +
-         "admin_mail_address=" + ml.admin_mail_address + "\n" +
-         "return_path=" + ml.return_path + "\n" + "name=" + ml.name + "\n";
+  std::string text = "count=";
+  text.append(std::to_string(ml.count)).append("\n");
+  text.append("admin_mail_address=").append(ml.admin_mail_address).append("\n");
+  text.append("return_path=").append(ml.return_path).append("\n");
+  text.append("name=").append(ml.name).append("\n");
+  return text;
 }
 
 }  // namespace config
 
 namespace {
-
-class FileLock {
- public:
-  static Result<FileLock> acquire(const fs::path& file) {
-    fs::path lock = file;
-    lock += ".lock";
-    int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return fail_errno("open lock file " + lock.string(), errno);
-    while (::flock(fd, LOCK_EX) != 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return fail_errno("lock " + lock.string(), e);
-    }
-    return FileLock(fd);
-  }
-  FileLock(FileLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  FileLock(const FileLock&) = delete;
-  FileLock& operator=(const FileLock&) = delete;
-  FileLock& operator=(FileLock&&) = delete;
-  ~FileLock() {
-    if (fd_ >= 0) ::close(fd_);  // closing releases the flock
-  }
-
- private:
-  explicit FileLock(int fd) : fd_(fd) {}
-  int fd_ = -1;
-};
 
 Result<MailingListSettings> read_ml_def(const fs::path& file) {
   auto data = config::read_def_file(file);
