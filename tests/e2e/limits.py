@@ -60,6 +60,47 @@ def at_eof(s):
         return True
 
 
+def trickle(s, text, gap):
+    """Send `text` one byte at a time, `gap` seconds apart, until the server
+    answers: returns (the first line it answered, seconds taken); "" if it
+    closed without a word. Bytes are collected across the waits (a line may
+    arrive in pieces), and a send that fails because the server already
+    closed does not lose the answer it sent before closing."""
+    s.settimeout(gap)
+    buf = b""
+    t0 = time.monotonic()
+    try:
+        for ch in text.encode():
+            try:
+                s.sendall(bytes([ch]))
+            except OSError:
+                break  # closed by the server: its answer may still be queued
+            try:
+                b = s.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return buf.decode(errors="replace"), time.monotonic() - t0
+            if not b:
+                break
+            buf += b
+            if b"\n" in buf:
+                break
+        s.settimeout(5)
+        while b"\n" not in buf:
+            try:
+                b = s.recv(4096)
+            except OSError:
+                break
+            if not b:
+                break
+            buf += b
+        return buf.split(b"\n")[0].decode(errors="replace") + ("\n" if b"\n" in buf else ""), \
+            time.monotonic() - t0
+    finally:
+        s.settimeout(30)
+
+
 def plain(user, password):
     return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
 
@@ -157,22 +198,7 @@ for s in greeted:
 # from ever firing, but the line must end within command_deadline (2 s).
 s = connect(home, "127.0.0.5")
 read_line(s)
-t0 = time.monotonic()
-reply = ""
-for ch in "EHLO " + "x" * 400:
-    try:
-        s.sendall(ch.encode())
-    except OSError:
-        break
-    s.settimeout(0.3)
-    try:
-        reply = read_line(s)
-    except socket.timeout:
-        continue
-    finally:
-        s.settimeout(30)
-    break
-elapsed = time.monotonic() - t0
+reply, elapsed = trickle(s, "EHLO " + "x" * 400, 0.3)
 check(reply.startswith("421 4.4.2 "), f"a command trickled at ~3 bytes/s is cut with 421 4.4.2 ({reply.strip()!r})")
 check(elapsed >= 2.0, f"not before command_deadline (after {elapsed:.1f} s)")
 check(at_eof(s), "and the connection is closed")
@@ -186,23 +212,7 @@ for cmd in ("EHLO x", "MAIL FROM:<a@example.com>", "RCPT TO:<alice@localhost>", 
     r = read_reply(s)
 check(r.startswith("354"), "DATA: 354")
 before = len(os.listdir(home.new_dir()))
-t0 = time.monotonic()
-reply = ""
-body = "Subject: slow\r\n\r\n" + "y" * 5000
-for ch in body:
-    try:
-        s.sendall(ch.encode())
-    except OSError:
-        break
-    s.settimeout(0.2)
-    try:
-        reply = read_line(s)
-    except socket.timeout:
-        continue
-    finally:
-        s.settimeout(30)
-    break
-elapsed = time.monotonic() - t0
+reply, elapsed = trickle(s, "Subject: slow\r\n\r\n" + "y" * 5000, 0.2)
 check(reply.startswith("421 4.4.2 "), f"DATA at ~5 bytes/s (data_min_rate=1000) is cut with 421 4.4.2 ({reply.strip()!r})")
 check(elapsed >= 2.0, f"not before the grace period of command_deadline (after {elapsed:.1f} s)")
 check(len(os.listdir(home.new_dir())) == before, "nothing of the cut message is delivered")
@@ -219,22 +229,7 @@ check(len(os.listdir(home.new_dir())) == before + 1, "a 2 MB message at full spe
 # Slowloris, POP3: the same deadline for a command line.
 p = connect(home, "127.0.0.8", home.pop_port)
 read_line(p)
-t0 = time.monotonic()
-reply = ""
-for ch in "USER " + "a" * 300:
-    try:
-        p.sendall(ch.encode())
-    except OSError:
-        break
-    p.settimeout(0.3)
-    try:
-        reply = read_line(p)
-    except socket.timeout:
-        continue
-    finally:
-        p.settimeout(30)
-    break
-elapsed = time.monotonic() - t0
+reply, elapsed = trickle(p, "USER " + "a" * 300, 0.3)
 check(reply.startswith("-ERR [SYS/TEMP] command not complete in time"),
       f"a POP3 command trickled byte by byte is cut ({reply.strip()!r})")
 check(elapsed >= 2.0, f"not before command_deadline (after {elapsed:.1f} s)")
