@@ -16,7 +16,7 @@ manual's own recipes copied verbatim (issue 14, items 2, 3, 7, 11, 14).
   permissions     wizmail-sendmail as another user: exit 77 naming the folder
                   or the socket's group; a member of that group may submit
 Run one test: agent_e2e.py test_forwarding_recipe"""
-import email, email.header, email.policy, os, poplib, shutil, smtplib, stat, subprocess, sys, tempfile, time
+import atexit, email, email.header, email.policy, os, poplib, shutil, smtplib, stat, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 import harness  # noqa: E402
@@ -384,11 +384,42 @@ def test_notices_and_quotas():
 
 # ---------------------------------------------------------------- item 14
 
+_nobody_copy = None
+
+
+def nobody_sendmail():
+    """wizmail-sendmail where an unprivileged user can run it: a copy, with
+    the shared libwizmail beside it where its RUNPATH ($ORIGIN/../../libwizmail)
+    looks, in a world-readable temp dir. The build tree may lie under a folder
+    nobody may search (/root on a fresh machine): there the binary would not
+    find its library, which tells nothing about sendmail's own checks."""
+    global _nobody_copy
+    if _nobody_copy is None:
+        top = tempfile.mkdtemp(prefix="wizmail-nobody-")
+        atexit.register(shutil.rmtree, top, ignore_errors=True)
+        os.chmod(top, 0o755)
+        apps = os.path.join(top, "apps", "wizmail-sendmail")
+        lib = os.path.join(top, "libwizmail")
+        os.makedirs(apps)
+        os.makedirs(lib)
+        for d in (os.path.join(top, "apps"), apps, lib):
+            os.chmod(d, 0o755)
+        _nobody_copy = shutil.copy2(SENDMAIL, apps)
+        libdir = os.path.join(BUILD, "libwizmail")
+        for name in os.listdir(libdir):
+            src = os.path.join(libdir, name)
+            if name.startswith("libwizmail.so") and os.path.isfile(src):  # none if static
+                shutil.copy2(src, os.path.join(lib, name))
+    return _nobody_copy
+
+
 def as_nobody(extra_groups, *args, input=b""):
     cmd = ["setpriv", "--reuid=65534", "--regid=65534"]
     cmd += ["--groups=" + ",".join(map(str, extra_groups))] if extra_groups else ["--clear-groups"]
-    return subprocess.run(cmd + [SENDMAIL, *args], input=input, capture_output=True, timeout=60,
-                          env=dict(os.environ, WIZ98MS_HOME=""))
+    env = dict(os.environ, WIZ98MS_HOME="")
+    env.pop("LD_LIBRARY_PATH", None)  # meson's points into the build tree
+    return subprocess.run(cmd + [nobody_sendmail(), *args], input=input, capture_output=True,
+                          timeout=60, env=env)
 
 
 def test_permissions():

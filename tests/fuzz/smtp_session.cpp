@@ -176,7 +176,9 @@ Run run(const Options& o, std::string_view bytes, std::uint8_t chunk_seed, bool 
         check_message(sink.data, cfg);
         r.messages.push_back(sink.data);
         ++commits;
-        Result<std::string> res = std::string("Q") + std::to_string(commits);
+        std::string id = "Q";
+        id.append(std::to_string(commits));  // appends: GCC 12 -O3 -Wrestrict false positive on operator+
+        Result<std::string> res = std::move(id);
         if (o.a & 128) res = unexpected<Error>(Error::smtp(452, "4.3.1", "Insufficient system storage"));
         s.on_commit(std::move(res), next);
         again = true;
