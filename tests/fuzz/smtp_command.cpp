@@ -47,22 +47,6 @@ std::vector<Item> read_all(std::string_view bytes, bool sasl, std::uint8_t seed,
   return items;
 }
 
-std::string xtext_encode(std::string_view s) {
-  static const char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c >= 33 && c <= 126 && c != '+' && c != '=') {
-      out += ch;
-    } else {
-      out += '+';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 void check_line(std::string_view line, bool sasl) {
   bool auth = sasl || (line.size() >= 5 && (line[0] | 0x20) == 'a' && (line[1] | 0x20) == 'u' &&
                        (line[2] | 0x20) == 't' && (line[3] | 0x20) == 'h' && line[4] == ' ');
@@ -88,7 +72,7 @@ void check_line(std::string_view line, bool sasl) {
       FUZZ_CHECK(p.has_value == !p.value.empty());
       for (char c : p.value) FUZZ_CHECK(c >= 33 && c <= 126 && c != '=');
       if (auto x = decode_xtext(p.value)) {
-        auto again = decode_xtext(xtext_encode(*x));
+        auto again = decode_xtext(util::encode_xtext(*x));
         FUZZ_CHECK(again && *again == *x);
       }
     }
@@ -102,7 +86,7 @@ void check_line(std::string_view line, bool sasl) {
   auto enc = base64_encode(line);
   auto dec = base64_decode(enc);
   FUZZ_CHECK(dec && *dec == line);
-  auto xt = decode_xtext(xtext_encode(line));
+  auto xt = decode_xtext(util::encode_xtext(line));
   FUZZ_CHECK(xt && *xt == line);
 }
 
