@@ -1,4 +1,4 @@
-#include "pop3/connection.hpp"
+#include "server/pop3_connection.hpp"
 
 #include <doctest/doctest.h>
 

@@ -47,7 +47,7 @@ struct World {
   bool fail_verify = false;
   int open_drops = 0;                            // live Maildrops
   std::vector<std::string> logins;               // "account ip"
-  // The client network's failed logins, as a shared net::AuthPenalty counts
+  // The client network's failed logins, as a shared auth::AuthPenalty counts
   // them; penalty_calls: "failed IP" / "succeeded IP".
   int network_failures = 0;
   std::vector<std::string> penalty_calls;
@@ -104,8 +104,8 @@ class Backend : public pop3::Backend {
     if (it == w_.accounts.end() || it->second.hashed) return std::optional<std::string>{};
     return std::optional<std::string>{it->second.password};
   }
-  net::AuthAdmission login_begin(std::string_view) override {
-    using K = net::AuthAdmission::Kind;
+  auth::AuthAdmission login_begin(std::string_view) override {
+    using K = auth::AuthAdmission::Kind;
     if (w_.network_blocked) return {K::blocked, 0};
     if (w_.network_busy) return {K::busy, 0};
     ++w_.in_progress;

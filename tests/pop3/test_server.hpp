@@ -1,5 +1,5 @@
 // A POP3-only server for tests: the real Server::Impl, Runtime, Logger and
-// pop3::start_pop3_connection on ephemeral loopback ports, run on its own
+// server::start_pop3_connection on ephemeral loopback ports, run on its own
 // thread. Used by the in-process loopback tests and by pop3_test_server (the
 // process the real-client scripts drive).
 #pragma once
@@ -17,7 +17,7 @@
 #include <thread>
 
 #include "net/listener.hpp"
-#include "pop3/connection.hpp"
+#include "server/pop3_connection.hpp"
 #include "server/server_impl.hpp"
 #include "wizmail/config.hpp"
 
@@ -73,7 +73,7 @@ class Server {
       (b.tag == static_cast<int>(Protocol::pop3) ? s->port_ : s->pop3s_port_) = b.endpoint.port();
     auto* impl = s->impl_.get();
     impl->listener.start([impl](asio::ip::tcp::socket sock, int tag) {
-      pop3::start_pop3_connection(*impl, std::move(sock), static_cast<Protocol>(tag),
+      server::start_pop3_connection(*impl, std::move(sock), static_cast<Protocol>(tag),
                                   impl->runtime(), false);
     });
     s->thread_ = std::thread([io = &s->io_] { io->run(); });

@@ -1,10 +1,11 @@
-#include "net/auth_penalty.hpp"
+#include "auth/penalty.hpp"
+#include "net/address.hpp"
 
 #include <doctest/doctest.h>
 
 #include <string>
 
-using wizmail::net::AuthPenalty;
+using wizmail::auth::AuthPenalty;
 using namespace std::chrono_literals;
 
 TEST_CASE("auth penalty: counts per network, across calls, until a success or the window") {
@@ -20,7 +21,7 @@ TEST_CASE("auth penalty: counts per network, across calls, until a success or th
   CHECK(p.failed("2001:db8:1:2::1", t) == 1);
   CHECK(p.failed("2001:db8:1:2:ffff::9", t) == 2);
   CHECK(p.failed("2001:db8:1:3::1", t) == 1);
-  CHECK(AuthPenalty::network("2001:db8:1:2:aaaa:bbbb:cccc:dddd") == "2001:db8:1:2::/64");
+  CHECK(wizmail::net::client_network("2001:db8:1:2:aaaa:bbbb:cccc:dddd") == "2001:db8:1:2::/64");
   // A success clears the network.
   p.succeeded("192.0.2.7");
   CHECK(p.recent("192.0.2.7", t + 3s) == 0);
@@ -51,9 +52,9 @@ TEST_CASE("auth penalty: memory stays bounded, expired records go first, then th
   CHECK(p.recent("10.0.3.231", t + 123s) == 1);
 }
 
-using wizmail::net::AuthAdmission;
-using wizmail::net::AuthPolicy;
-using wizmail::net::auth_delay_for;
+using wizmail::auth::AuthAdmission;
+using wizmail::auth::AuthPolicy;
+using wizmail::auth::auth_delay_for;
 
 TEST_CASE("auth penalty: every attempt waits by the network's failures, right or wrong") {
   using ms = std::chrono::milliseconds;

@@ -70,9 +70,9 @@ std::optional<std::string> FakeEnv::plain_password(std::string_view user) {
   return it->second.password;
 }
 
-wizmail::net::AuthAdmission FakeEnv::auth_begin(std::string_view client_ip) {
+wizmail::auth::AuthAdmission FakeEnv::auth_begin(std::string_view client_ip) {
   calls.push_back("auth_begin " + std::string(client_ip));
-  using K = wizmail::net::AuthAdmission::Kind;
+  using K = wizmail::auth::AuthAdmission::Kind;
   if (network_blocked) return {K::blocked, 0};
   if (network_busy) return {K::busy, 0};
   ++auth_in_progress;

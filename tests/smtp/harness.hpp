@@ -66,7 +66,7 @@ class FakeEnv : public Environment {
   std::uint64_t random_value = 1896;
   std::vector<std::string> calls;  // log of policy calls, for assertions
   // The client network's earlier AUTH failures (@penalty N), as a shared
-  // net::AuthPenalty would count them.
+  // auth::AuthPenalty would count them.
   int network_failures = 0;
   // @penalty_state blocked|busy: the network is blocked, or has too many
   // attempts in progress; auth_in_progress: auth_begin() minus auth_end().
@@ -81,7 +81,7 @@ class FakeEnv : public Environment {
   Result<bool> quota_allows(std::string_view account, std::int64_t size) override;
   bool storage_allows(Storage where, std::int64_t size) override;
   Result<bool> authenticate(std::string_view user, std::string_view password) override;
-  wizmail::net::AuthAdmission auth_begin(std::string_view client_ip) override;
+  wizmail::auth::AuthAdmission auth_begin(std::string_view client_ip) override;
   void auth_end(std::string_view client_ip) override;
   bool auth_blocked(std::string_view client_ip) override;
   int auth_failed(std::string_view client_ip) override;

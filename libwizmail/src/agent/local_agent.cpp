@@ -211,7 +211,7 @@ bool LocalAgent::needs_agent(const fs::path& dir) {
   return needs;
 }
 
-std::vector<std::string> LocalAgent::take(std::vector<server::LocalTarget>& targets, std::vector<DsnRequest>& dsn) {
+std::vector<std::string> LocalAgent::take(std::vector<store::LocalTarget>& targets, std::vector<DsnRequest>& dsn) {
   std::vector<std::string> out;
   for (auto it = targets.begin(); it != targets.end();) {
     if (!needs_agent(it->dir)) {

@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "agent/child_runner.hpp"
-#include "server/commit_pipeline.hpp"
+#include "store/local_target.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/outbound.hpp"
 #include "wizmail/relay.hpp"
@@ -76,7 +76,7 @@ class LocalAgent {
   // Commit-pipeline glue: move the local targets whose account needs the
   // agent out of `targets`, returning their spool recipients; `dsn` gets
   // each one's RFC 3461 request, in the same order.
-  std::vector<std::string> take(std::vector<server::LocalTarget>& targets, std::vector<DsnRequest>& dsn);
+  std::vector<std::string> take(std::vector<store::LocalTarget>& targets, std::vector<DsnRequest>& dsn);
 
   const RelayQueue& spool() const noexcept { return spool_; }
   // New entries are in the spool: look now.

@@ -40,4 +40,15 @@ bool CidrList::contains(const asio::ip::address& a) const noexcept {
   return false;
 }
 
+std::string client_network(std::string_view ip) {
+  std::error_code ec;
+  auto a = asio::ip::make_address(std::string(ip), ec);
+  if (ec) return std::string(ip);
+  a = unmap(a);
+  if (a.is_v4()) return a.to_string();
+  auto bytes = a.to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return asio::ip::address_v6(bytes).to_string() + "/64";
+}
+
 }  // namespace wizmail::net

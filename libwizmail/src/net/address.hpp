@@ -32,4 +32,10 @@ class CidrList {
 // ::ffff:a.b.c.d → a.b.c.d; anything else unchanged.
 asio::ip::address unmap(const asio::ip::address& a) noexcept;
 
+// The client network an address belongs to, for per-network limits
+// (connections, failed logins): the IPv4 address, or the /64 of an IPv6
+// address ("2001:db8:1:2::/64": one host usually has a whole /64). Text that
+// is no address is returned as it is.
+std::string client_network(std::string_view ip);
+
 }  // namespace wizmail::net

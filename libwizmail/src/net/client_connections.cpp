@@ -1,11 +1,11 @@
 #include "net/client_connections.hpp"
 
-#include "net/auth_penalty.hpp"
+#include "net/address.hpp"
 
 namespace wizmail::net {
 
 std::pair<bool, ClientConnections::Slot> ClientConnections::acquire(std::string_view ip, int limit) {
-  auto key = AuthPenalty::network(ip);
+  auto key = client_network(ip);
   std::lock_guard lk(mu_);
   auto& n = map_[key];
   if (limit > 0 && n >= limit) {
@@ -17,7 +17,7 @@ std::pair<bool, ClientConnections::Slot> ClientConnections::acquire(std::string_
 }
 
 int ClientConnections::count(std::string_view ip) const {
-  auto key = AuthPenalty::network(ip);
+  auto key = client_network(ip);
   std::lock_guard lk(mu_);
   auto it = map_.find(key);
   return it == map_.end() ? 0 : it->second;

@@ -1,6 +1,6 @@
 // Concurrent connections per client network (Postfix's
 // smtpd_client_connection_count_limit), for SMTP and POP3 together. A
-// network is what AuthPenalty::network() says: the IPv4 address, or the /64
+// network is what net::client_network() says: the IPv4 address, or the /64
 // of an IPv6 address (one host usually has a whole /64, so counting single
 // IPv6 addresses would let one host take every slot). Thread-safe; no I/O.
 #pragma once

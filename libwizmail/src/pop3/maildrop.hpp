@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "net/auth_penalty.hpp"
+#include "auth/penalty.hpp"
 #include "wizmail/error.hpp"
 
 namespace wizmail::pop3 {
@@ -61,7 +61,7 @@ class Backend {
   // or stores only a hash (APOP is then refused).
   virtual Result<std::optional<std::string>> apop_secret(std::string_view account) = 0;
   // The penalty shared by every session from the client's network
-  // (net/auth_penalty.hpp, Dovecot's auth_penalty), as for SMTP AUTH
+  // (auth/penalty.hpp, Dovecot's auth_penalty), as for SMTP AUTH
   // (smtp::Environment::auth_begin): login_begin() admits a PASS or APOP
   // whose credentials are complete — the network's recent failures (the
   // session waits by them, or by its own when more, before checking, right
@@ -70,7 +70,7 @@ class Backend {
   // once. login_failed() counts a failure (it may block the network) and
   // returns the network's recent failures; login_succeeded() clears them.
   // The defaults keep no shared state.
-  virtual net::AuthAdmission login_begin(std::string_view peer_ip) {
+  virtual auth::AuthAdmission login_begin(std::string_view peer_ip) {
     (void)peer_ip;
     return {};
   }

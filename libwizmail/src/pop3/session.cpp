@@ -334,11 +334,11 @@ void Session::refuse_blocked(Output& out) {
 // granted).
 void Session::admit(Attempt a, Output& out) {
   auto adm = backend_.login_begin(opt_.peer_ip);
-  if (adm.kind == net::AuthAdmission::Kind::blocked) {
+  if (adm.kind == auth::AuthAdmission::Kind::blocked) {
     refuse_blocked(out);
     return;
   }
-  if (adm.kind == net::AuthAdmission::Kind::busy) {
+  if (adm.kind == auth::AuthAdmission::Kind::busy) {
     out.logs.push_back({LogEvent::Channel::error,
                         "pop3 login refused from " + opt_.peer_ip +
                             ": too many attempts of the client's network in progress"});
@@ -346,7 +346,7 @@ void Session::admit(Attempt a, Output& out) {
     return;
   }
   attempt_ = std::make_unique<Attempt>(std::move(a));
-  auto d = net::auth_delay_for(std::max(failures_, adm.failures), opt_.failure_delay,
+  auto d = auth::auth_delay_for(std::max(failures_, adm.failures), opt_.failure_delay,
                                opt_.max_failure_delay);
   if (d.count() > 0) {
     Action act;

@@ -67,7 +67,7 @@ struct SessionOptions {
   std::vector<std::string> local_domains;  // USER name@<local domain> accepted
   std::string apop_timestamp;          // empty: make_apop_timestamp(host)
   // The wait before a PASS/APOP is checked, by the failures of the session
-  // or, when more, of its network: net::auth_delay_for() (none without
+  // or, when more, of its network: auth::auth_delay_for() (none without
   // failures; doubled per failure; at most max_failure_delay).
   std::chrono::milliseconds failure_delay{1000};
   std::chrono::milliseconds max_failure_delay{16000};

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "pop3/mailbox_lock.hpp"
-#include "net/auth_penalty.hpp"
+#include "auth/penalty.hpp"
 #include "pop3/maildrop.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
@@ -29,8 +29,8 @@ struct StoreBackendOptions {
   MailboxLock::Options lock;
   // Failed logins per client network, shared with the server's other
   // sessions; null = only the session's own count.
-  net::AuthPenalty* penalty = nullptr;
-  net::AuthPolicy penalty_policy;  // concurrency cap and block (0 = none)
+  auth::AuthPenalty* penalty = nullptr;
+  auth::AuthPolicy penalty_policy;  // concurrency cap and block (0 = none)
   // POP-before-SMTP: each login is recorded here (besides the `ip` file)
   // before it is answered, kept for `pop_login_ttl`; null = the file only.
   std::shared_ptr<PopLoginTable> pop_logins;
@@ -62,8 +62,8 @@ class StoreBackend : public Backend {
 
   Result<bool> verify_password(std::string_view account, std::string_view password) override;
   Result<std::optional<std::string>> apop_secret(std::string_view account) override;
-  net::AuthAdmission login_begin(std::string_view peer_ip) override {
-    return opt_.penalty ? opt_.penalty->begin(peer_ip, opt_.penalty_policy) : net::AuthAdmission{};
+  auth::AuthAdmission login_begin(std::string_view peer_ip) override {
+    return opt_.penalty ? opt_.penalty->begin(peer_ip, opt_.penalty_policy) : auth::AuthAdmission{};
   }
   void login_end(std::string_view peer_ip) override {
     if (opt_.penalty) opt_.penalty->end(peer_ip);
@@ -72,7 +72,7 @@ class StoreBackend : public Backend {
     return opt_.penalty && opt_.penalty->blocked(peer_ip);
   }
   int login_failed(std::string_view peer_ip) override {
-    return opt_.penalty ? opt_.penalty->failed(peer_ip, net::AuthPenalty::Clock::now(),
+    return opt_.penalty ? opt_.penalty->failed(peer_ip, auth::AuthPenalty::Clock::now(),
                                                opt_.penalty_policy)
                         : 0;
   }

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/local_target.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/delivery_journal.hpp"
 #include "wizmail/maildir_delivery.hpp"
@@ -36,14 +37,7 @@ namespace wizmail::server {
 
 class Logger;
 
-struct LocalTarget {
-  // The address the copy is delivered to (its Delivered-To): the recipient
-  // as given — for the target of an alias, the alias address as it arrived.
-  std::string address;
-  std::string account;
-  std::filesystem::path dir;  // the account folder (Maildir)
-  DsnRequest dsn{};     // RFC 3461 NOTIFY / ORCPT
-};
+using store::LocalTarget;
 
 // A success notice asked for (RFC 3461 NOTIFY=SUCCESS): the report line and
 // the account folder it depends on (empty: none, e.g. "expanded"). A copy

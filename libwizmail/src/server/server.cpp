@@ -13,10 +13,10 @@
 #include <thread>
 
 #include "server/server_impl.hpp"
-#include "pop3/connection.hpp"
+#include "server/pop3_connection.hpp"
 #include "server/smtp_connection.hpp"
-#include "outbound/server_relay.hpp"
-#include "control/daemon_support.hpp"
+#include "server/server_relay.hpp"
+#include "daemon/daemon_support.hpp"
 #include "ops/server_metrics.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
@@ -192,7 +192,7 @@ void Server::Impl::accept(asio::ip::tcp::socket s, int tag) {
     return;
   }
   if (protocol == Protocol::pop3 || protocol == Protocol::pop3s) {
-    pop3::start_pop3_connection(*this, std::move(s), protocol, std::move(r), limited, std::move(slot));
+    server::start_pop3_connection(*this, std::move(s), protocol, std::move(r), limited, std::move(slot));
     return;
   }
   server::start_smtp_connection(*this, std::move(s), protocol, std::move(r), limited, std::move(slot));
@@ -419,13 +419,13 @@ Status Server::start() {
     return abandon(Error{st.error().code, "delivery agent: " + st.error().message});
   }
   I.pipeline->set_agent(I.agent.get());
-  outbound::install_success_notices(I);
+  server::install_success_notices(I);
   I.agent_worker = I.workers.add("delivery-agent", "idle");
-  if (auto st = outbound::start_server_relay(I); !st) I.logger.server("outbound queue runner not started: " + st.error().message);
+  if (auto st = server::start_server_relay(I); !st) I.logger.server("outbound queue runner not started: " + st.error().message);
   if (I.relay) I.relay_worker = I.workers.add("queue-runner", "idle");
   I.pipeline->start();
   if (I.opt.local_sockets) {
-    I.local_sockets = std::make_unique<control::LocalSockets>(*this, I);
+    I.local_sockets = std::make_unique<server::LocalSockets>(*this, I);
     auto st = util::make_dirs(cfg.run_dir(), 0755);
     if (st) st = I.local_sockets->open(cfg.run_dir());
     if (!st) return abandon(st.error());
@@ -484,7 +484,7 @@ void Server::stop(std::chrono::milliseconds grace, std::function<void()> done) {
     if (I.local_sockets) I.local_sockets->close_submit();
   });
   if (first || sooner) {
-    outbound::stop_server_relay(I, deadline);
+    server::stop_server_relay(I, deadline);
     I.logger.server(std::string(first ? "stopping: " : "stopping sooner: ") +
                     std::to_string(live.size()) + " sessions");
     for (auto& c : live) {
@@ -596,7 +596,7 @@ int run_server(const fs::path& home, unsigned threads, bool use_syncfs) {
 int run_server(const fs::path& home, const RunOptions& run) {
   unsigned threads = run.threads;
   bool use_syncfs = run.use_syncfs;
-  control::ReadyPipe ready(run.ready_fd);
+  daemon::ReadyPipe ready(run.ready_fd);
   auto cfg = load_config(home);
   if (!cfg) {
     std::cerr << "wizmail-server: configuration errors:\n" << cfg.error().message << '\n';
@@ -617,7 +617,7 @@ int run_server(const fs::path& home, const RunOptions& run) {
   opt.local_sockets = true;
   // Root binds the ports, then becomes run_as_user before the store is
   // touched or a client accepted (docs/operations.md, Privileges).
-  opt.after_bind = [&cfg] { return control::drop_privileges((*cfg)->server.run_as_user, **cfg); };
+  opt.after_bind = [&cfg] { return daemon::drop_privileges((*cfg)->server.run_as_user, **cfg); };
   auto server = Server::create(io, *cfg, opt);
   if (!server) {
     std::cerr << "wizmail-server: " << server.error().message << '\n';

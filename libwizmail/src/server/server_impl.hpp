@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "net/address.hpp"
-#include "net/auth_penalty.hpp"
+#include "auth/penalty.hpp"
 #include "net/greet_cache.hpp"
 #include "net/client_connections.hpp"
 #include "net/listener.hpp"
@@ -30,8 +30,8 @@
 #include "server/free_space.hpp"
 #include "server/io_pool.hpp"
 #include "server/log.hpp"
-#include "control/live.hpp"
-#include "control/local_sockets.hpp"
+#include "server/live.hpp"
+#include "server/local_sockets.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/outbound.hpp"
 #include "wizmail/pop_before_smtp.hpp"
@@ -52,7 +52,7 @@ struct Runtime {
 };
 
 // The auth penalty's limits from the configuration (smtpenv, shared by POP3).
-inline net::AuthPolicy auth_policy(const SmtpSettings& s) {
+inline auth::AuthPolicy auth_policy(const SmtpSettings& s) {
   return {.max_concurrent = s.auth_concurrency_limit,
           .block_failures = s.auth_block_failures,
           .block_time = std::chrono::seconds(s.auth_block_time)};
@@ -132,7 +132,7 @@ struct Server::Impl {
   // Free space of the mailbox and queue file systems (queue_minfree).
   server::FreeSpace free_space;
   // Failed SMTP AUTH and POP3 logins per client network (both protocols).
-  net::AuthPenalty auth_penalty;
+  auth::AuthPenalty auth_penalty;
   // Clients that waited for the greeting on port 25 (greet_pass_ttl).
   net::GreetCache greet_cache;
   // SMTP and POP3 connections per client network (client_connection_limit).
@@ -169,10 +169,10 @@ struct Server::Impl {
   std::shared_ptr<const server::CallbackList> callbacks = std::make_shared<server::CallbackList>();
 
   // Control and submit sockets (opt.local_sockets), background workers,
-  // and who carries out a control-socket stop (src/control/).
+  // and who carries out a control-socket stop (server/local_sockets.cpp).
   Server* owner = nullptr;
-  std::unique_ptr<control::LocalSockets> local_sockets;
-  control::WorkerRegistry workers;
+  std::unique_ptr<server::LocalSockets> local_sockets;
+  server::WorkerRegistry workers;
   // The server's own workers, listed while they run (state refreshed by
   // Server::workers() from their live figures).
   WorkerHandle relay_worker, agent_worker;

@@ -15,7 +15,7 @@
 #include "net/stream.hpp"
 #include "server/server_impl.hpp"
 #include "server/staging.hpp"
-#include "control/state_names.hpp"
+#include "server/state_names.hpp"
 #include "smtp/address.hpp"
 #include "smtp/session.hpp"
 #include "wizmail/mailbox.hpp"
@@ -43,13 +43,13 @@ class Environment final : public smtp::Environment {
   Environment(Server::Impl& srv, const Runtime& rt, const tcp::endpoint& local)
       : srv_(srv), rt_(rt), store_(rt.mailbox_dir), local_(local) {}
 
-  net::AuthAdmission auth_begin(std::string_view client_ip) override {
+  auth::AuthAdmission auth_begin(std::string_view client_ip) override {
     return srv_.auth_penalty.begin(client_ip, auth_policy(rt_.config->smtp));
   }
   void auth_end(std::string_view client_ip) override { srv_.auth_penalty.end(client_ip); }
   bool auth_blocked(std::string_view client_ip) override { return srv_.auth_penalty.blocked(client_ip); }
   int auth_failed(std::string_view client_ip) override {
-    return srv_.auth_penalty.failed(client_ip, net::AuthPenalty::Clock::now(),
+    return srv_.auth_penalty.failed(client_ip, auth::AuthPenalty::Clock::now(),
                                     auth_policy(rt_.config->smtp));
   }
   void auth_succeeded(std::string_view client_ip) override { srv_.auth_penalty.succeeded(client_ip); }
@@ -244,7 +244,7 @@ class SmtpConnection final : public Connection,
         srv_.auth_failures_smtp.fetch_add(1, std::memory_order_relaxed);
       if (e.kind == smtp::LogEvent::Kind::command) last_command_ = e.text;
     }
-    if (session_) note_.update(control::state_name(session_->state()), session_->account(), last_command_);
+    if (session_) note_.update(state_name(session_->state()), session_->account(), last_command_);
   }
   asio::awaitable<bool> act();
   asio::awaitable<bool> pregreet();
@@ -279,7 +279,7 @@ class SmtpConnection final : public Connection,
   MessageStaging staging_;
   std::unique_ptr<net::ReadBuffer> tls_in_;
   bool reading_ = false, stopping_ = false;
-  control::SessionNote note_;  // for Server::sessions()
+  SessionNote note_;  // for Server::sessions()
   std::string last_command_;
 };
 

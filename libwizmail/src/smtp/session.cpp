@@ -1169,11 +1169,11 @@ void Session::Impl::refuse_blocked(Output& out) {
 // has its attempt never checked.
 void Session::Impl::admit(Attempt a, Output& out) {
   auto adm = s.env_.auth_begin(s.opt_.client_ip);
-  if (adm.kind == net::AuthAdmission::Kind::blocked) {
+  if (adm.kind == auth::AuthAdmission::Kind::blocked) {
     refuse_blocked(out);
     return;
   }
-  if (adm.kind == net::AuthAdmission::Kind::busy) {
+  if (adm.kind == auth::AuthAdmission::Kind::busy) {
     sasl = Sasl::none;
     s.state_ = State::ready;
     login_user.clear();
@@ -1182,7 +1182,7 @@ void Session::Impl::admit(Attempt a, Output& out) {
     return;
   }
   attempt = std::move(a);
-  auto delay = net::auth_delay_for(std::max(auth_failures, adm.failures), s.opt_.auth_fail_delay,
+  auto delay = auth::auth_delay_for(std::max(auth_failures, adm.failures), s.opt_.auth_fail_delay,
                                    s.opt_.auth_max_delay);
   if (delay.count() > 0) {
     out.delay = delay;

@@ -42,7 +42,7 @@
 #include <string_view>
 #include <vector>
 
-#include "net/auth_penalty.hpp"
+#include "auth/penalty.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/dsn.hpp"
@@ -161,7 +161,7 @@ class Environment {
   virtual Result<bool> authenticate(std::string_view user,
                                     std::string_view password) = 0;
   // The penalty shared by every session from the client's network
-  // (net/auth_penalty.hpp, Dovecot's auth_penalty):
+  // (auth/penalty.hpp, Dovecot's auth_penalty):
   // - auth_begin() admits an attempt whose credentials are complete: the
   //   network's recent failures (the session waits by them, or by its own
   //   when more, *before* checking, right or wrong), or busy (too many of
@@ -173,7 +173,7 @@ class Environment {
   //   the network's recent failures; auth_succeeded() clears them.
   // The defaults keep no shared state: no wait beyond the session's own
   // failures, never busy nor blocked.
-  virtual net::AuthAdmission auth_begin(std::string_view client_ip) {
+  virtual auth::AuthAdmission auth_begin(std::string_view client_ip) {
     (void)client_ip;
     return {};
   }
@@ -232,7 +232,7 @@ struct SessionOptions {
   int max_errors = 20;                   // then 421 4.7.0 and close
   int max_auth_failures = 3;             // the next failure: 421 4.7.0, close
   // The wait before an AUTH attempt is checked, by the failures of the
-  // session or, when more, of its network: net::auth_delay_for() (none
+  // session or, when more, of its network: auth::auth_delay_for() (none
   // without failures; doubled per failure; at most auth_max_delay).
   std::chrono::milliseconds auth_fail_delay{1000};
   std::chrono::milliseconds auth_max_delay{16000};

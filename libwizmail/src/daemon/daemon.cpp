@@ -14,7 +14,7 @@
 #include <ctime>
 #include <thread>
 
-#include "control/daemon_support.hpp"
+#include "daemon/daemon_support.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
 #include "wizmail/control.hpp"
@@ -78,7 +78,7 @@ fs::path server_program(const fs::path& explicit_path) {
 }
 
 Status become_server_user(const Config& config) {
-  return control::drop_privileges(config.server.run_as_user, config);
+  return drop_privileges(config.server.run_as_user, config);
 }
 
 Result<Started> start(const fs::path& home, const StartOptions& opt) {

@@ -7,7 +7,7 @@
 //
 // Server wiring (server/server.cpp, Server::Impl::accept), like SMTP's:
 //   if (protocol == Protocol::pop3 || protocol == Protocol::pop3s) {
-//     pop3::start_pop3_connection(*this, std::move(s), protocol, std::move(r), limited);
+//     server::start_pop3_connection(*this, std::move(s), protocol, std::move(r), limited);
 //     return;
 //   }
 // and in Server::start(), listeners for cfg.pop.port (Protocol::pop3) and,
@@ -23,16 +23,14 @@
 #include "wizmail/server.hpp"
 
 namespace wizmail::server {
-struct Runtime;
-}
 
-namespace wizmail::pop3 {
+struct Runtime;
 
 // Start serving `socket` accepted on a listener of `protocol` (pop3 or
 // pop3s); `capped` says whether the session counts against
 // `multiprocessing` (released when the connection ends).
 void start_pop3_connection(Server::Impl& server, asio::ip::tcp::socket socket, Protocol protocol,
-                           std::shared_ptr<const server::Runtime> runtime, bool capped,
+                           std::shared_ptr<const Runtime> runtime, bool capped,
                            net::ClientConnections::Slot slot = {});
 
-}  // namespace wizmail::pop3
+}  // namespace wizmail::server

@@ -10,7 +10,7 @@
 
 #include "wizmail/server.hpp"
 
-namespace wizmail::control {
+namespace wizmail::server {
 
 class LocalSockets;
 
@@ -18,4 +18,4 @@ class LocalSockets;
 void start_submit_connection(Server::Impl& server, LocalSockets& sockets,
                              asio::local::stream_protocol::socket socket, uid_t uid);
 
-}  // namespace wizmail::control
+}  // namespace wizmail::server

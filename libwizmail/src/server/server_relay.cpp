@@ -1,11 +1,14 @@
-#include "outbound/server_relay.hpp"
+#include "server/server_relay.hpp"
 
 #include "agent/local_agent.hpp"
 #include "outbound/notice.hpp"
 
 #include <asio/post.hpp>
 
-namespace wizmail::outbound {
+namespace wizmail::server {
+
+using outbound::NoticeOptions;
+using outbound::deliver_notice;
 
 Status start_server_relay(Server::Impl& I) {
   if (!I.opt.relay) return {};
@@ -56,7 +59,7 @@ void stop_server_relay(Server::Impl& I, std::chrono::steady_clock::time_point de
   });
 }
 
-}  // namespace wizmail::outbound
+}  // namespace wizmail::server
 
 namespace wizmail {
 

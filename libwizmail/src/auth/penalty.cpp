@@ -1,4 +1,4 @@
-#include "net/auth_penalty.hpp"
+#include "auth/penalty.hpp"
 
 #include <asio/ip/address.hpp>
 
@@ -7,7 +7,7 @@
 
 #include "net/address.hpp"
 
-namespace wizmail::net {
+namespace wizmail::auth {
 
 std::chrono::milliseconds auth_delay_for(int failures, std::chrono::milliseconds base,
                                          std::chrono::milliseconds max) noexcept {
@@ -15,17 +15,6 @@ std::chrono::milliseconds auth_delay_for(int failures, std::chrono::milliseconds
   auto d = base;
   for (int i = 1; i < failures && d < max; ++i) d *= 2;
   return std::min(d, max);
-}
-
-std::string AuthPenalty::network(std::string_view ip) {
-  std::error_code ec;
-  auto a = asio::ip::make_address(std::string(ip), ec);
-  if (ec) return std::string(ip);
-  a = unmap(a);
-  if (a.is_v4()) return a.to_string();
-  auto bytes = a.to_v6().to_bytes();
-  std::fill(bytes.begin() + 8, bytes.end(), 0);
-  return asio::ip::address_v6(bytes).to_string() + "/64";
 }
 
 AuthPenalty::Entry& AuthPenalty::entry(std::string key, Clock::time_point now) {
@@ -43,7 +32,7 @@ int AuthPenalty::current_failures(const Entry& e, Clock::time_point now) const {
 
 AuthAdmission AuthPenalty::begin(std::string_view ip, const AuthPolicy& policy,
                                  Clock::time_point now) {
-  auto key = network(ip);
+  auto key = net::client_network(ip);
   std::lock_guard lk(mu_);
   auto& e = entry(std::move(key), now);
   if (e.blocked_until > now) return {AuthAdmission::Kind::blocked, 0};
@@ -54,7 +43,7 @@ AuthAdmission AuthPenalty::begin(std::string_view ip, const AuthPolicy& policy,
 }
 
 void AuthPenalty::end(std::string_view ip) {
-  auto key = network(ip);
+  auto key = net::client_network(ip);
   std::lock_guard lk(mu_);
   auto it = map_.find(key);
   if (it == map_.end()) return;
@@ -65,14 +54,14 @@ void AuthPenalty::end(std::string_view ip) {
 }
 
 bool AuthPenalty::blocked(std::string_view ip, Clock::time_point now) const {
-  auto key = network(ip);
+  auto key = net::client_network(ip);
   std::lock_guard lk(mu_);
   auto it = map_.find(key);
   return it != map_.end() && it->second.blocked_until > now;
 }
 
 int AuthPenalty::failed(std::string_view ip, Clock::time_point now, const AuthPolicy& policy) {
-  auto key = network(ip);
+  auto key = net::client_network(ip);
   std::lock_guard lk(mu_);
   auto& e = entry(std::move(key), now);
   e.failures = current_failures(e, now);
@@ -84,7 +73,7 @@ int AuthPenalty::failed(std::string_view ip, Clock::time_point now, const AuthPo
 }
 
 void AuthPenalty::succeeded(std::string_view ip) {
-  auto key = network(ip);
+  auto key = net::client_network(ip);
   std::lock_guard lk(mu_);
   auto it = map_.find(key);
   if (it == map_.end()) return;
@@ -97,14 +86,14 @@ void AuthPenalty::succeeded(std::string_view ip) {
 }
 
 int AuthPenalty::recent(std::string_view ip, Clock::time_point now) const {
-  auto key = network(ip);
+  auto key = net::client_network(ip);
   std::lock_guard lk(mu_);
   auto it = map_.find(key);
   return it == map_.end() ? 0 : current_failures(it->second, now);
 }
 
 int AuthPenalty::in_progress(std::string_view ip) const {
-  auto key = network(ip);
+  auto key = net::client_network(ip);
   std::lock_guard lk(mu_);
   auto it = map_.find(key);
   return it == map_.end() ? 0 : it->second.in_progress;
@@ -135,4 +124,4 @@ void AuthPenalty::make_room(Clock::time_point now) {
   std::erase_if(map_, [&](const auto& p) { return p.second.in_progress == 0 && p.second.last <= cut; });
 }
 
-}  // namespace wizmail::net
+}  // namespace wizmail::auth

@@ -1,4 +1,4 @@
-#include "pop3/connection.hpp"
+#include "server/pop3_connection.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -15,15 +15,23 @@
 #include "pop3/session.hpp"
 #include "pop3/store_backend.hpp"
 #include "server/server_impl.hpp"
-#include "control/state_names.hpp"
+#include "server/state_names.hpp"
 
-namespace wizmail::pop3 {
+namespace wizmail::server {
+
+using pop3::DotStuffer;
 
 namespace {
 
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
-using server::LogFile;
+using pop3::Action;
+using pop3::LogEvent;
+using pop3::Output;
+using pop3::Session;
+using pop3::SessionOptions;
+using pop3::StoreBackend;
+using pop3::store_backend_options;
 
 constexpr std::size_t flush_at = 64 * 1024;     // write when this much is queued
 constexpr std::size_t file_chunk = 32 * 1024;   // read() size while streaming
@@ -82,7 +90,7 @@ class Pop3Connection final : public server::Connection,
     }
     out_.logs.clear();
     if (session_)
-      note_.update(control::state_name(session_->state()), session_->account(), last_command_);
+      note_.update(server::state_name(session_->state()), session_->account(), last_command_);
   }
   void maybe_refresh_lock() {
     auto now = std::chrono::steady_clock::now();
@@ -122,7 +130,7 @@ class Pop3Connection final : public server::Connection,
   std::unique_ptr<net::ReadBuffer> tls_in_;
   std::chrono::steady_clock::time_point refreshed_ = std::chrono::steady_clock::now();
   bool reading_ = false, stopping_ = false;
-  control::SessionNote note_;  // for Server::sessions()
+  server::SessionNote note_;  // for Server::sessions()
   std::string last_command_;
 };
 
@@ -399,4 +407,4 @@ void start_pop3_connection(Server::Impl& srv, tcp::socket socket, Protocol proto
   asio::co_spawn(ex, conn->run(), [conn, place = std::move(place)](std::exception_ptr) {});
 }
 
-}  // namespace wizmail::pop3
+}  // namespace wizmail::server

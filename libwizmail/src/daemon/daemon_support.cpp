@@ -1,4 +1,4 @@
-#include "control/daemon_support.hpp"
+#include "daemon/daemon_support.hpp"
 
 #include <errno.h>
 #include <grp.h>
@@ -8,7 +8,7 @@
 
 #include <vector>
 
-namespace wizmail::control {
+namespace wizmail::daemon {
 
 namespace fs = std::filesystem;
 
@@ -89,4 +89,4 @@ Status drop_privileges(const std::string& user, const Config& config) {
   return {};
 }
 
-}  // namespace wizmail::control
+}  // namespace wizmail::daemon

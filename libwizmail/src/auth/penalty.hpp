@@ -28,7 +28,7 @@
 #include <string_view>
 #include <unordered_map>
 
-namespace wizmail::net {
+namespace wizmail::auth {
 
 // The limits an attempt is judged by (from the configuration snapshot of
 // the session that asks; 0 = no such limit).
@@ -84,9 +84,6 @@ class AuthPenalty {
   int in_progress(std::string_view ip) const;
   std::size_t size() const;
 
-  // The key of ip's network: "192.0.2.7", "2001:db8:1:2::/64".
-  static std::string network(std::string_view ip);
-
  private:
   struct Entry {
     int failures = 0;
@@ -102,4 +99,4 @@ class AuthPenalty {
   std::unordered_map<std::string, Entry> map_;
 };
 
-}  // namespace wizmail::net
+}  // namespace wizmail::auth

@@ -1,4 +1,4 @@
-#include "control/live.hpp"
+#include "server/live.hpp"
 
 namespace wizmail {
 
@@ -12,7 +12,7 @@ void WorkerHandle::set_state(std::string state) {
 
 }  // namespace wizmail
 
-namespace wizmail::control {
+namespace wizmail::server {
 
 using Clock = std::chrono::steady_clock;
 
@@ -71,4 +71,4 @@ SessionInfo SessionNote::snapshot(std::uint64_t id) const {
   return s;
 }
 
-}  // namespace wizmail::control
+}  // namespace wizmail::server

@@ -10,9 +10,9 @@ namespace wizmail::pop3 {
 enum class State;
 }
 
-namespace wizmail::control {
+namespace wizmail::server {
 
 std::string_view state_name(smtp::State s) noexcept;
 std::string_view state_name(pop3::State s) noexcept;
 
-}  // namespace wizmail::control
+}  // namespace wizmail::server

@@ -1,4 +1,4 @@
-#include "control/submit_connection.hpp"
+#include "server/submit_connection.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -8,16 +8,16 @@
 #include <array>
 #include <random>
 
-#include "control/live.hpp"
-#include "control/local_sockets.hpp"
-#include "control/state_names.hpp"
+#include "server/live.hpp"
+#include "server/local_sockets.hpp"
+#include "server/state_names.hpp"
 #include "net/stream.hpp"
 #include "server/server_impl.hpp"
 #include "server/staging.hpp"
 #include "smtp/session.hpp"
 #include "wizmail/mailbox.hpp"
 
-namespace wizmail::control {
+namespace wizmail::server {
 
 namespace {
 
@@ -286,4 +286,4 @@ void start_submit_connection(Server::Impl& srv, LocalSockets& sockets, local::so
   asio::co_spawn(ex, conn->run(), [conn](std::exception_ptr) {});
 }
 
-}  // namespace wizmail::control
+}  // namespace wizmail::server

@@ -9,7 +9,7 @@
 
 #include "wizmail/error.hpp"
 
-namespace wizmail::control {
+namespace wizmail::daemon {
 
 // The write end of `wizmail start`'s pipe: one line, "ok" or
 // "error: <reason>", then closed. Inactive when fd < 0.
@@ -37,4 +37,4 @@ class ReadyPipe {
 // Errc::not_found for an unknown user.
 Status drop_privileges(const std::string& user, const Config& config);
 
-}  // namespace wizmail::control
+}  // namespace wizmail::daemon

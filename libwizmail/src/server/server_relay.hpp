@@ -6,7 +6,7 @@
 
 #include "server/server_impl.hpp"
 
-namespace wizmail::outbound {
+namespace wizmail::server {
 
 // After queue recovery and before the commit pipeline starts: create and
 // start the runner (unless ServerOptions::relay is off) and let the pipeline
@@ -19,4 +19,4 @@ void install_success_notices(Server::Impl& I);
 // the runner is down, relay_running turns false and the stop completes.
 void stop_server_relay(Server::Impl& I, std::chrono::steady_clock::time_point deadline);
 
-}  // namespace wizmail::outbound
+}  // namespace wizmail::server

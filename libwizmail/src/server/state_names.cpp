@@ -1,9 +1,9 @@
-#include "control/state_names.hpp"
+#include "server/state_names.hpp"
 
 #include "pop3/session.hpp"
 #include "smtp/session.hpp"
 
-namespace wizmail::control {
+namespace wizmail::server {
 
 std::string_view state_name(smtp::State s) noexcept {
   switch (s) {
@@ -30,4 +30,4 @@ std::string_view state_name(pop3::State s) noexcept {
   return "unknown";
 }
 
-}  // namespace wizmail::control
+}  // namespace wizmail::server

@@ -23,7 +23,7 @@ struct WorkerHandle::Slot {
 
 }  // namespace wizmail
 
-namespace wizmail::control {
+namespace wizmail::server {
 
 class WorkerRegistry {
  public:
@@ -50,4 +50,4 @@ class SessionNote {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
-}  // namespace wizmail::control
+}  // namespace wizmail::server

@@ -1,4 +1,4 @@
-#include "control/local_sockets.hpp"
+#include "server/local_sockets.hpp"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -17,14 +17,21 @@
 #include <asio/streambuf.hpp>
 #include <asio/write.hpp>
 
-#include "control/submit_connection.hpp"
+#include "server/submit_connection.hpp"
 #include "control/unix_socket.hpp"
 #include "net/stream.hpp"
 #include "server/server_impl.hpp"
 #include "wizmail/control.hpp"
 #include "wizmail/json.hpp"
 
-namespace wizmail::control {
+namespace wizmail::server {
+
+using control::Command;
+using control::connect_unix;
+using control::error_reply;
+using control::kMaxRequestLine;
+using control::ok_reply;
+using control::parse_request;
 
 namespace fs = std::filesystem;
 using local = asio::local::stream_protocol;
@@ -334,4 +341,4 @@ std::shared_ptr<const Config> LocalSockets::trusted_config(const std::shared_ptr
   return trusted_;
 }
 
-}  // namespace wizmail::control
+}  // namespace wizmail::server

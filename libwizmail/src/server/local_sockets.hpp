@@ -19,7 +19,7 @@
 #include "wizmail/error.hpp"
 #include "wizmail/server.hpp"
 
-namespace wizmail::control {
+namespace wizmail::server {
 
 class LocalSockets {
  public:
@@ -56,4 +56,4 @@ class LocalSockets {
   bool closed_ = false;
 };
 
-}  // namespace wizmail::control
+}  // namespace wizmail::server
