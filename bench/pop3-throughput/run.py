@@ -6,7 +6,7 @@ Dovecot). Clients: a raw pipelining client keeping 16 RETRs in flight, and
 python3 poplib (one RETR at a time); 1 and 4 parallel clients (one account
 each). Prints messages/s per case and the wizmail/Dovecot ratio.
 
-usage: run.py [--messages N] [--build DIR] [--skip-dovecot]
+usage: run.py [--messages N] [--build DIR] [--baseline DIR] [--skip-dovecot]
 Needs: a build dir with apps/wizmail-server (the daemon, run with its
 defaults: one session thread per core), dovecot-pop3d installed; run as
 root or a user that may start dovecot with its own configuration.
@@ -54,8 +54,8 @@ def make_maildirs(root, count):
     return master
 
 
-def setup_wizmail(root, master):
-    home = os.path.join(root, "wizmail")
+def setup_wizmail(root, master, name="wizmail"):
+    home = os.path.join(root, name)
     os.makedirs(os.path.join(home, "def"))
     with open(os.path.join(home, "def", "popenv.dat"), "w") as f:
         f.write("host=pop.test\n")
@@ -240,6 +240,8 @@ def main():
     ap.add_argument("--messages", type=int, default=10000)
     ap.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "..", "build"))
     ap.add_argument("--skip-dovecot", action="store_true")
+    ap.add_argument("--baseline", help="build dir of a second wizmail-server (e.g. the commit before a "
+                    "change), measured in the same run on its own copy of the mailboxes")
     ap.add_argument("--python-raw", action="store_true",
                     help="raw pipelining client in python instead of pop3-load")
     a = ap.parse_args()
@@ -250,30 +252,50 @@ def main():
             raise SystemExit(f"{LOAD} missing: build the tree first (ninja -C {a.build})")
     root = tempfile.mkdtemp(prefix="wizmail-pop3-bench-")
     os.chmod(root, 0o755)  # Dovecot's auth process runs as user dovecot
-    wiz = dov = None
+    wiz = dov = base = None
     try:
         master = make_maildirs(root, a.messages)
         home = setup_wizmail(root, master)
         wiz, wport = start_wizmail(a.build, home)
+        if a.baseline:
+            bhome = setup_wizmail(root, master, name="baseline")
+            base, bport = start_wizmail(a.baseline, bhome)
         dconf = None
         if not a.skip_dovecot:
             dconf, dport = start_dovecot(root, master)
         print(f"{a.messages} x 4 KiB messages per account, loopback")
-        print(f"{'case':<14}{'wizmail msg/s':>15}{'dovecot msg/s':>15}{'ratio':>8}")
-        # Warm-up: page cache, Dovecot's indexes, both servers' first logins.
+        head = f"{'case':<14}{'wizmail msg/s':>15}"
+        if base:
+            head += f"{'base msg/s':>12}"
+        head += f"{'dovecot msg/s':>15}{'ratio':>8}"
+        if base:
+            head += f"{'base ratio':>12}{'new/base':>10}"
+        print(head)
+        # Warm-up: page cache, Dovecot's indexes, the servers' first logins.
         measure(wport, "raw", 4, a.messages)
+        if base:
+            measure(bport, "raw", 4, a.messages)
         if dconf:
             measure(dport, "raw", 4, a.messages)
         for kind in ("raw", "poplib"):
             for clients in (1, 4):
                 w = measure(wport, kind, clients, a.messages)
+                b = measure(bport, kind, clients, a.messages) if base else 0.0
                 d = measure(dport, kind, clients, a.messages) if dconf else 0.0
                 ratio = f"{w / d:.2f}" if d else "-"
-                print(f"{kind + ' x' + str(clients):<14}{w:>15.0f}{d:>15.0f}{ratio:>8}", flush=True)
+                line = f"{kind + ' x' + str(clients):<14}{w:>15.0f}"
+                if base:
+                    line += f"{b:>12.0f}"
+                line += f"{d:>15.0f}{ratio:>8}"
+                if base:
+                    bratio = f"{b / d:.2f}" if d else "-"
+                    line += f"{bratio:>12}{w / b:>9.2f}x"
+                print(line, flush=True)
     finally:
-        if wiz:
-            wiz.terminate()
-            wiz.wait(timeout=30)
+        for p in (wiz, base):
+            if p:
+                p.terminate()
+                p.wait(timeout=30)
         if not a.skip_dovecot and dconf:
             stop_dovecot(dconf)
         if os.environ.get("KEEP"):

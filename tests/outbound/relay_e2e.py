@@ -141,7 +141,9 @@ server = Server(home)
 # 1. MX routing through dnsmasq to smtp-sink, dot-stuffing intact.
 peer = sink()
 send(home, ["bob@example.test", "carol@example.test"], "mx-routing")
-wait_for(lambda: len(dumped()) == 1, "message delivered to the MX host found by DNS")
+# smtp-sink writes its dump file as the transaction goes: wait for the whole
+# message (its last body line), not just for the file.
+wait_for(lambda: len(dumped()) == 1 and b"dot line" in dumped()[0], "message delivered to the MX host found by DNS")
 msg = dumped()[0]
 check(b"X-Rcpt-Args: <bob@example.test>" in msg and b"X-Rcpt-Args: <carol@example.test>" in msg,
       "one transaction carried both recipients")

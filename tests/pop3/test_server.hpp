@@ -93,13 +93,7 @@ class Server {
     auto* impl = impl_.get();
     asio::post(io_, [impl] {
       impl->listener.close();
-      std::lock_guard lk(impl->conn_mu);
-      impl->stopping = true;
-      for (auto& [id, w] : impl->conns)
-        if (auto c = w.lock()) {
-          auto ex = c->executor();
-          asio::post(ex, [c] { c->shutdown(std::chrono::steady_clock::now()); });
-        }
+      impl->connections.stop_all(std::chrono::steady_clock::now());
     });
     work_.reset();
     thread_.join();

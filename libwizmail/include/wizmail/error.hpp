@@ -21,6 +21,8 @@ enum class Errc {
   limit,             // a configured limit was reached (quota, size, count)
   busy,              // locked by somebody else; try later
   temporary,         // try again later (SMTP 4xx)
+  refused,           // refused for good (SMTP 5xx): do not retry
+  mailbox_full,      // the mailbox is over its quota (SMTP 452 4.2.2)
   protocol,          // a peer broke the protocol
   unavailable,       // a service (server, peer) is not reachable
   internal,
@@ -40,7 +42,7 @@ struct Error {
 
   static Error smtp(int code, std::string enhanced, std::string client_text,
                     std::string reason = {}) {
-    Error e{code >= 500 ? Errc::invalid_argument : Errc::temporary,
+    Error e{code >= 500 ? Errc::refused : Errc::temporary,
             reason.empty() ? client_text : std::move(reason)};
     e.smtp_code = code;
     e.enhanced = std::move(enhanced);
@@ -48,11 +50,21 @@ struct Error {
     return e;
   }
 
+  // The recipient's mailbox is over its quota: 452 4.2.2 to an SMTP client
+  // (the client may retry later); `reason` says by how much, for the logs.
+  static Error mailbox_full(std::string reason) {
+    Error e = smtp(452, "4.2.2", "Mailbox full", std::move(reason));
+    e.code = Errc::mailbox_full;
+    return e;
+  }
+
   bool temporary() const noexcept {
     return smtp_code ? (smtp_code >= 400 && smtp_code < 500)
                      : (code == Errc::temporary || code == Errc::busy ||
-                        code == Errc::io || code == Errc::unavailable);
+                        code == Errc::io || code == Errc::unavailable ||
+                        code == Errc::mailbox_full);
   }
+  bool permanent() const noexcept { return !temporary(); }
 };
 
 template <class T>

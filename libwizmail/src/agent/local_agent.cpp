@@ -569,7 +569,7 @@ LocalAgent::Result1 LocalAgent::store_copy(const Config& cfg, const QueueEntry& 
   // Dovecot's LDA (quota_full_tempfail=no) — and for a list copy that is
   // the list's envelope sender, never the poster.
   if (auto q = check_quota(cfg, account, dir, content.size()); !q) {
-    if (q.error().smtp_code != 452) return {Outcome::retry, "quota: " + q.error().message};
+    if (q.error().code != Errc::mailbox_full) return {Outcome::retry, "quota: " + q.error().message};
     DsnRecipient r;
     r.address = address;
     r.status = "5.2.2";
@@ -664,7 +664,7 @@ LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const QueueEntry& 
   auto to_maildirs = [&](const std::vector<const Member*>& ms, const std::string& text) {
     for (auto* m : ms) {
       if (auto q = check_quota(cfg, m->account, m->dir, final_headers(from, m->address).size() + text.size()); !q) {
-        if (q.error().smtp_code == 452) {
+        if (q.error().code == Errc::mailbox_full) {
           log_("mailing list " + account + ": " + m->address + ": mailbox full, no copy: " + q.error().message);
           DsnRecipient r;
           r.address = m->address;

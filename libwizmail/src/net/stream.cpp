@@ -15,16 +15,33 @@ namespace wizmail::net {
 
 Stream::~Stream() = default;
 
+namespace {
+
+// A generic endpoint of an IP socket as a TCP endpoint (same sockaddr).
+bool to_tcp(const asio::generic::stream_protocol::endpoint& g, tcp::endpoint& out) noexcept {
+  const int family = g.data()->sa_family;
+  if (family != AF_INET && family != AF_INET6) return false;
+  if (g.size() > out.capacity()) return false;
+  std::memcpy(out.data(), g.data(), g.size());
+  out.resize(g.size());
+  return true;
+}
+
+}  // namespace
+
 bool Stream::load_endpoints() noexcept {
   std::error_code ec;
-  remote_ = socket_.remote_endpoint(ec);
+  auto remote = socket_.remote_endpoint(ec);
   if (ec) return false;
-  local_ = socket_.local_endpoint(ec);
-  return !ec;
+  auto local = socket_.local_endpoint(ec);
+  if (ec) return false;
+  is_tcp_ = to_tcp(remote, remote_) && to_tcp(local, local_);
+  return true;
 }
 
 bool Stream::peer_gone() noexcept {
   if (!socket_.is_open()) return true;
+  if (!is_tcp_) return false;
   tcp_info info{};
   socklen_t len = sizeof info;
   if (::getsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return false;
@@ -53,6 +70,44 @@ asio::awaitable<std::tuple<std::error_code, std::size_t>> Stream::read_some(
   co_return co_await socket_.async_read_some(buf, use_tuple);
 }
 
+namespace {
+
+constexpr std::size_t kThreadBuffer = 65536;
+// Not inlined, so that each call really re-reads the thread pointer.
+[[gnu::noinline]] char* thread_read_buffer() {
+  thread_local std::unique_ptr<char[]> buf(new char[kThreadBuffer]);
+  return buf.get();
+}
+
+}  // namespace
+
+asio::awaitable<std::tuple<std::error_code, std::string_view>> Stream::read() {
+  if (tls_) {
+    if (!tls_in_) tls_in_ = std::make_unique<ReadBuffer>(4096, 4096);
+    tls_in_->clear();
+    auto [ec, n] = co_await read_some(tls_in_->prepare());
+    tls_in_->commit(n);
+    co_return std::tuple{ec, tls_in_->data()};
+  }
+  if (!socket_.non_blocking()) {
+    std::error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec) co_return std::tuple{ec, std::string_view{}};
+  }
+  for (;;) {
+    // Looked up after every resumption: the coroutine may resume on another
+    // thread, and a thread_local's address must not be cached across co_await.
+    char* buf = thread_read_buffer();
+    std::error_code ec;
+    std::size_t n = socket_.read_some(asio::buffer(buf, kThreadBuffer), ec);
+    if (!ec) co_return std::tuple{ec, std::string_view(buf, n)};
+    if (ec != asio::error::would_block && ec != asio::error::try_again)
+      co_return std::tuple{ec, std::string_view{}};
+    auto [wec] = co_await socket_.async_wait(asio::socket_base::wait_read, use_tuple);
+    if (wec) co_return std::tuple{wec, std::string_view{}};
+  }
+}
+
 asio::awaitable<std::error_code> Stream::write_all(std::string_view data) {
   const asio::const_buffer buf = asio::buffer(data.data(), data.size());
   co_return co_await write_all(std::span<const asio::const_buffer>(&buf, 1));
@@ -71,7 +126,7 @@ asio::awaitable<std::error_code> Stream::write_all(std::span<const asio::const_b
 asio::awaitable<std::error_code> Stream::handshake(TlsContextPtr context) {
   if (tls_) co_return asio::error::already_connected;
   tls_context_ = std::move(context);
-  tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls_context_);
+  tls_ = std::make_unique<asio::ssl::stream<socket_type&>>(socket_, *tls_context_);
   auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
   tls_sound_ = !ec;
   co_return ec;
@@ -87,7 +142,7 @@ asio::awaitable<void> Stream::close_gracefully(std::chrono::steady_clock::time_p
 
 std::string Stream::tls_description() const {
   if (!tls_) return {};
-  SSL* ssl = const_cast<asio::ssl::stream<tcp::socket&>&>(*tls_).native_handle();
+  SSL* ssl = const_cast<asio::ssl::stream<socket_type&>&>(*tls_).native_handle();
   std::string out = ::SSL_get_version(ssl);
   if (const char* c = ::SSL_get_cipher_name(ssl)) {
     out += ' ';
@@ -103,7 +158,7 @@ void Stream::cancel() noexcept {
 
 void Stream::close() noexcept {
   std::error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.shutdown(socket_type::shutdown_both, ec);
   socket_.close(ec);
 }
 

@@ -1,6 +1,9 @@
 // The byte stream under every protocol connection: plain TCP that may be
 // upgraded to TLS in place (STARTTLS, STLS) or TLS from the first byte
-// (smtps_port, pop3s_port). One connection class serves all three cases.
+// (smtps_port, pop3s_port), or a UNIX-domain socket (the local submit
+// socket). One connection class serves every case: the socket is held as a
+// generic stream socket, so the same code reads, writes, upgrades and
+// closes TCP and UNIX sockets alike (tests use a socketpair).
 //
 // How to write a protocol connection with this layer (SMTP's is
 // server/smtp_connection.cpp; POP3's follows the same shape):
@@ -35,7 +38,9 @@
 
 #include <asio/awaitable.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/generic/stream_protocol.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/local/stream_protocol.hpp>
 #include <asio/ssl/stream.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
@@ -58,14 +63,25 @@ namespace wizmail::net {
 using tcp = asio::ip::tcp;
 inline constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
+class ReadBuffer;
+
 class Stream {
  public:
+  using socket_type = asio::generic::stream_protocol::socket;
   explicit Stream(tcp::socket socket) : socket_(std::move(socket)) {}
+  explicit Stream(asio::local::stream_protocol::socket socket) : socket_(std::move(socket)) {}
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
   ~Stream();
 
   asio::awaitable<std::tuple<std::error_code, std::size_t>> read_some(asio::mutable_buffer buf);
+  // What the peer sent next, without a buffer of the caller's: without TLS
+  // it waits for readability, then reads into a buffer of the thread it
+  // runs on (64 KiB, shared by every session of that thread), so an idle
+  // session holds no read buffer at all; TLS reads into a small buffer of
+  // the stream's own. The view is valid until the caller's next co_await:
+  // consume it first. The peer's close: asio::error::eof.
+  asio::awaitable<std::tuple<std::error_code, std::string_view>> read();
   // Writes everything or fails.
   asio::awaitable<std::error_code> write_all(std::string_view data);
   asio::awaitable<std::error_code> write_all(std::span<const asio::const_buffer> bufs);
@@ -86,27 +102,33 @@ class Stream {
   // The orderly end: on a TLS session whose state allows it (no fatal
   // error, the peer not gone) send close_notify and wait for the peer's
   // until `deadline` at the latest (net::shutdown_tls), then close.
-  // Plain TCP: close() at once.
+  // Without TLS: close() at once.
   asio::awaitable<void> close_gracefully(std::chrono::steady_clock::time_point deadline);
   bool is_open() const noexcept { return socket_.is_open(); }
   // The peer closed or reset its side (TCP state CLOSE_WAIT or CLOSE),
-  // whatever unread data or TLS records are still queued.
+  // whatever unread data or TLS records are still queued. Always false on
+  // a UNIX socket (no such state to ask).
   bool peer_gone() noexcept;
 
-  tcp::socket& socket() noexcept { return socket_; }
+  socket_type& socket() noexcept { return socket_; }
+  // The TCP endpoints (load_endpoints()); unspecified on a UNIX socket.
   const tcp::endpoint& remote() const noexcept { return remote_; }
   const tcp::endpoint& local() const noexcept { return local_; }
-  // Fills remote()/local() from the socket; false when it is not connected.
+  bool is_tcp() const noexcept { return is_tcp_; }
+  // Fills remote()/local() from a TCP socket; false when it is not
+  // connected. A connected UNIX socket: true, the endpoints stay empty.
   bool load_endpoints() noexcept;
 
  private:
-  tcp::socket socket_;
+  socket_type socket_;
   // Notes the TLS errors after which no close_notify may be sent.
   void note(const std::error_code& ec) noexcept;
 
-  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+  std::unique_ptr<asio::ssl::stream<socket_type&>> tls_;
+  std::unique_ptr<ReadBuffer> tls_in_;  // read()'s buffer under TLS
   TlsContextPtr tls_context_;
   bool tls_sound_ = false;  // handshake done, no fatal error or EOF since
+  bool is_tcp_ = false;
   tcp::endpoint remote_, local_;
 };
 

@@ -70,8 +70,11 @@ Result<TlsContextPtr> make_client_tls_context(bool verify) {
   return ctx;
 }
 
-asio::awaitable<std::error_code> shutdown_tls(asio::ssl::stream<asio::ip::tcp::socket&>& tls,
-                                              std::chrono::steady_clock::time_point deadline) {
+namespace {
+
+template <class Socket>
+asio::awaitable<std::error_code> shutdown_tls_on(asio::ssl::stream<Socket&>& tls,
+                                                 std::chrono::steady_clock::time_point deadline) {
   auto& socket = tls.next_layer();
   asio::steady_timer timer(socket.get_executor());
   timer.expires_at(deadline);
@@ -89,6 +92,19 @@ asio::awaitable<std::error_code> shutdown_tls(asio::ssl::stream<asio::ip::tcp::s
   timer.cancel();
   ::ERR_clear_error();
   co_return ec;
+}
+
+}  // namespace
+
+asio::awaitable<std::error_code> shutdown_tls(asio::ssl::stream<asio::ip::tcp::socket&>& tls,
+                                              std::chrono::steady_clock::time_point deadline) {
+  return shutdown_tls_on(tls, deadline);
+}
+
+asio::awaitable<std::error_code> shutdown_tls(
+    asio::ssl::stream<asio::generic::stream_protocol::socket&>& tls,
+    std::chrono::steady_clock::time_point deadline) {
+  return shutdown_tls_on(tls, deadline);
 }
 
 }  // namespace wizmail::net

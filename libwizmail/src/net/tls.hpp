@@ -4,6 +4,7 @@
 #pragma once
 
 #include <asio/awaitable.hpp>
+#include <asio/generic/stream_protocol.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ssl/context.hpp>
 #include <asio/ssl/stream.hpp>
@@ -43,5 +44,8 @@ inline constexpr std::chrono::seconds tls_close_wait{5};
 // thread), as it does for every connection.
 asio::awaitable<std::error_code> shutdown_tls(asio::ssl::stream<asio::ip::tcp::socket&>& tls,
                                               std::chrono::steady_clock::time_point deadline);
+asio::awaitable<std::error_code> shutdown_tls(
+    asio::ssl::stream<asio::generic::stream_protocol::socket&>& tls,
+    std::chrono::steady_clock::time_point deadline);
 
 }  // namespace wizmail::net

@@ -65,7 +65,8 @@ ExistsReport probe_address(std::string_view address, const ProbeOptions& opt) {
   ropt.smart_host.clear();  // the question is about the recipient's own MX
   auto hops = route(address.substr(at + 1), ropt);
   if (!hops) {
-    bool permanent = hops.error().code == Errc::not_found || hops.error().code == Errc::invalid_argument;
+    bool permanent = hops.error().code == Errc::not_found || hops.error().code == Errc::invalid_argument ||
+                     hops.error().code == Errc::refused;
     rep.status = permanent ? AddressStatus::does_not_exist : AddressStatus::unknown;
     rep.reason = hops.error().message;
     return rep;

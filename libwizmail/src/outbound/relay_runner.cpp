@@ -325,7 +325,8 @@ void Relay::Impl::record(Claimed& c, std::size_t idx, RecipientState st, const s
 void Relay::Impl::fail_work(Work& w, const Error& why, const std::string& host) {
   auto it = claimed.find(w.id);
   if (it == claimed.end()) return;
-  bool permanent = why.code == Errc::not_found || why.code == Errc::invalid_argument;
+  bool permanent = why.code == Errc::not_found || why.code == Errc::invalid_argument ||
+                   why.code == Errc::refused;
   for (auto i : w.rcpts)
     record(it->second, i, permanent ? RecipientState::failed : RecipientState::pending, why.message, 0,
            permanent ? (why.code == Errc::not_found ? "5.1.2" : "5.1.10") : "", host);

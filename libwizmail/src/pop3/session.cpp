@@ -415,7 +415,8 @@ void Session::login_failed(Output& out, std::string_view account, std::string_vi
   ++failures_;
   out.logs.push_back({LogEvent::Channel::error,
                       "pop3 login failed for '" + std::string(account).substr(0, 64) + "' from " +
-                          opt_.peer_ip + ": " + std::string(why)});
+                          opt_.peer_ip + ": " + std::string(why),
+                      LogEvent::What::auth_failure});
   backend_.login_failed(opt_.peer_ip);
   if (failures_ >= opt_.max_login_failures) {
     reply(out, false, "[AUTH] authentication failed; too many failures, closing");

@@ -41,8 +41,14 @@ struct Action {
 
 struct LogEvent {
   enum class Channel { pop, error };  // pop.log, error.log
+  // What happened, for metrics: counters derive from this, never from the text.
+  enum class What {
+    other,
+    auth_failure,  // a failed login (USER/PASS or APOP)
+  };
   Channel channel = Channel::pop;
   std::string text;
+  What what = What::other;
 };
 
 struct Output {

@@ -1,5 +1,8 @@
 #include "server/live.hpp"
 
+#include <algorithm>
+#include <cstdio>
+
 namespace wizmail {
 
 void WorkerHandle::set_state(std::string state) {
@@ -69,6 +72,24 @@ SessionInfo SessionNote::snapshot(std::uint64_t id) const {
   s.id = id;
   s.age = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_);
   return s;
+}
+
+std::string session_id(std::string_view prefix, std::uint64_t n) {
+  static const std::uint64_t boot = static_cast<std::uint64_t>(
+      std::chrono::system_clock::now().time_since_epoch().count());
+  const int width = 6 - static_cast<int>(std::min<std::size_t>(prefix.size(), 5));
+  const std::uint64_t mask = (std::uint64_t{1} << (4 * width)) - 1;
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.*s%0*llx%06llx", static_cast<int>(prefix.size()), prefix.data(), width,
+                static_cast<unsigned long long>((boot >> 20) & mask),
+                static_cast<unsigned long long>(n & 0xFFFFFF));
+  return buf;
+}
+
+std::string local_session_id(std::uint64_t n) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "L%llx", static_cast<unsigned long long>(n));
+  return buf;
 }
 
 }  // namespace wizmail::server

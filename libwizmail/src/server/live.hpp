@@ -50,4 +50,11 @@ class SessionNote {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
+// A session's id in the logs: 12 hex digits, the server's start time then
+// the connection's number, after `prefix` ("" for SMTP, "p" for POP3; the
+// start-time part shortened by the prefix's length).
+std::string session_id(std::string_view prefix, std::uint64_t n);
+// A local submit session's: "L" and the connection's number in hex.
+std::string local_session_id(std::uint64_t n);
+
 }  // namespace wizmail::server

@@ -17,7 +17,7 @@
 #include <asio/streambuf.hpp>
 #include <asio/write.hpp>
 
-#include "server/submit_connection.hpp"
+#include "server/smtp_connection.hpp"
 #include "control/unix_socket.hpp"
 #include "net/stream.hpp"
 #include "server/server_impl.hpp"
@@ -296,7 +296,7 @@ void LocalSockets::accept_submit() {
       asio::write(s, asio::buffer(no), ignored);
       s.close(ignored);
     } else {
-      start_submit_connection(impl_, *this, std::move(s), cred.uid);
+      start_local_submit_connection(impl_, std::move(s), cred.uid, trusted_config(impl_.runtime()->config));
     }
     accept_submit();
   });

@@ -37,16 +37,6 @@ constexpr std::size_t flush_at = 64 * 1024;     // write when this much is queue
 constexpr std::size_t file_chunk = 32 * 1024;   // read() size while streaming
 constexpr auto lock_refresh_every = 60s;
 
-std::string make_session_id(std::uint64_t n) {
-  static const std::uint64_t boot = static_cast<std::uint64_t>(
-      std::chrono::system_clock::now().time_since_epoch().count());
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "p%05llx%06llx",
-                static_cast<unsigned long long>((boot >> 20) & 0xFFFFF),
-                static_cast<unsigned long long>(n & 0xFFFFFF));
-  return buf;
-}
-
 class Pop3Connection final : public server::Connection,
                              public std::enable_shared_from_this<Pop3Connection> {
  public:
@@ -84,8 +74,7 @@ class Pop3Connection final : public server::Connection,
     for (const auto& e : out_.logs) {
       log(e.channel == LogEvent::Channel::error ? LogFile::error : LogFile::pop, e.text);
       if (e.channel == LogEvent::Channel::pop) last_command_ = e.text;
-      // Session::login_failed's event (pop3/session.cpp) feeds the metrics.
-      if (e.channel == LogEvent::Channel::error && e.text.starts_with("pop3 login failed for '"))
+      if (e.what == LogEvent::What::auth_failure)
         srv_.auth_failures_pop3.fetch_add(1, std::memory_order_relaxed);
     }
     out_.logs.clear();
@@ -106,7 +95,6 @@ class Pop3Connection final : public server::Connection,
   asio::awaitable<bool> flush();
   asio::awaitable<bool> stream_message(Action& a);
   asio::awaitable<bool> act();
-  asio::awaitable<std::tuple<std::error_code, std::string_view>> read();
   asio::awaitable<void> say_and_end(std::string_view text) {
     wbuf_ = text;
     co_await flush();
@@ -127,7 +115,6 @@ class Pop3Connection final : public server::Connection,
   std::unique_ptr<Session> session_;
   Output out_;
   std::string wbuf_;  // queued output; freed after each batch
-  std::unique_ptr<net::ReadBuffer> tls_in_;
   std::chrono::steady_clock::time_point refreshed_ = std::chrono::steady_clock::now();
   bool reading_ = false, stopping_ = false;
   server::SessionNote note_;  // for Server::sessions()
@@ -248,46 +235,13 @@ asio::awaitable<bool> Pop3Connection::act() {
   co_return open;
 }
 
-constexpr std::size_t thread_buffer_size = 16384;
-// Not inlined, so that each call really re-reads the thread pointer.
-[[gnu::noinline]] char* thread_read_buffer() {
-  thread_local std::unique_ptr<char[]> buf(new char[thread_buffer_size]);
-  return buf.get();
-}
-
-// Plain TCP waits for readability and then reads into a per-thread buffer,
-// so an idle session holds no read buffer at all; TLS needs its own.
-asio::awaitable<std::tuple<std::error_code, std::string_view>> Pop3Connection::read() {
-  if (stream_.is_tls()) {
-    if (!tls_in_) tls_in_ = std::make_unique<net::ReadBuffer>(4096, 4096);
-    tls_in_->clear();
-    auto [ec, n] = co_await stream_.read_some(tls_in_->prepare());
-    tls_in_->commit(n);
-    co_return std::tuple{ec, tls_in_->data()};
-  }
-  for (;;) {
-    // Looked up after every resumption: the coroutine may resume on another
-    // io thread, and a thread_local's address computed before a co_await
-    // must not be reused after it (it would be the other thread's buffer).
-    // The caller consumes the bytes before its next co_await.
-    char* buf = thread_read_buffer();
-    std::error_code ec;
-    std::size_t n = stream_.socket().read_some(asio::buffer(buf, thread_buffer_size), ec);
-    if (!ec) co_return std::tuple{ec, std::string_view(buf, n)};
-    if (ec != asio::error::would_block && ec != asio::error::try_again)
-      co_return std::tuple{ec, std::string_view{}};
-    auto [wec] = co_await stream_.socket().async_wait(tcp::socket::wait_read, net::use_tuple);
-    if (wec) co_return std::tuple{wec, std::string_view{}};
-  }
-}
-
 asio::awaitable<void> Pop3Connection::run() {
   auto self = shared_from_this();
   if (!stream_.load_endpoints()) co_return;
   const auto peer_addr = net::unmap(stream_.remote().address());
   peer_ip_ = peer_addr.to_string();
   peer_ = peer_ip_ + ":" + std::to_string(stream_.remote().port());
-  sid_ = make_session_id(id_);
+  sid_ = session_id("p", id_);
   note_.start(proto_, peer_);
   note_.update("connecting", "", "");
   std::error_code ignored;
@@ -338,7 +292,7 @@ asio::awaitable<void> Pop3Connection::run() {
     }
     watchdog_.touch();
     reading_ = true;
-    auto [ec, data] = co_await read();
+    auto [ec, data] = co_await stream_.read();
     reading_ = false;
     if (ec) {
       if (ec == asio::error::operation_aborted && stream_.is_open()) {
@@ -389,18 +343,11 @@ void start_pop3_connection(Server::Impl& srv, tcp::socket socket, Protocol proto
     if (capped) srv.capped.fetch_sub(1);
     return;
   }
-  tcp::socket s(std::move(*adopted));
-  std::uint64_t id;
-  std::shared_ptr<Pop3Connection> conn;
-  {
-    std::lock_guard lk(srv.conn_mu);
-    id = ++srv.next_conn;
+  auto conn = srv.connections.add([&](ConnectionRegistry::Id id) {
     srv.sessions_pop3.fetch_add(1, std::memory_order_relaxed);
-    conn = std::make_shared<Pop3Connection>(srv, ex, std::move(s), protocol, std::move(runtime),
+    return std::make_shared<Pop3Connection>(srv, ex, std::move(*adopted), protocol, std::move(runtime),
                                             capped, id, std::move(slot));
-    srv.conns.emplace(id, conn);
-  }
-  if (srv.stopping) conn->shutdown(srv.stop_deadline);
+  });
   // The completion handler keeps the connection alive until run() has
   // started (it may start later on another thread) and holds the session's
   // place in the pool until it ends.

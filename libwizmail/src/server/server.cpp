@@ -159,7 +159,7 @@ void Server::Impl::accept(asio::ip::tcp::socket s, int tag) {
   auto peer = s.remote_endpoint(ec);
   if (ec) return;
   sessions_total.fetch_add(1, std::memory_order_relaxed);
-  if (stopping) return;  // the socket closes
+  if (connections.stopping()) return;  // the socket closes
   bool limited = !r->exempt.contains(peer.address());
   bool pop = protocol == Protocol::pop3 || protocol == Protocol::pop3s;
   auto refuse = [&](std::string_view smtp_text, std::string_view pop_text, const std::string& why) {
@@ -219,24 +219,14 @@ std::optional<asio::ip::tcp::socket> Server::Impl::adopt(asio::ip::tcp::socket s
 }
 
 void Server::Impl::unregister(std::uint64_t id) {
-  bool finish;
-  {
-    std::lock_guard lk(conn_mu);
-    conns.erase(id);
-    finish = stopping && !stop_finished && conns.empty();
-  }
-  if (finish) asio::post(io, [this] { maybe_finish_stop(); });
+  if (connections.remove(id)) asio::post(io, [this] { maybe_finish_stop(); });
 }
 
 void Server::Impl::maybe_finish_stop() {
   std::vector<std::function<void()>> done;
-  {
-    std::lock_guard lk(conn_mu);
-    if (!stopping || !conns.empty() || stop_finished) return;
-    if (relay_running) return;  // the queue runner calls again once it is down
-    done.swap(stop_done);
-    stop_finished = true;
-  }
+  // The queue runner calls again once it is down.
+  if (!connections.finish_stop([this] { return !relay_running; }, [&] { done.swap(stop_done); }))
+    return;
   {
     // Every session has ended: the session threads have nothing left but
     // completions already posted (they drain at once).
@@ -453,51 +443,29 @@ void Server::stop(std::function<void()> done) {
 
 void Server::stop(std::chrono::milliseconds grace, std::function<void()> done) {
   auto& I = *impl_;
-  std::vector<std::shared_ptr<server::Connection>> live;
-  bool first, sooner = false;
-  auto deadline = std::chrono::steady_clock::now() + grace;
-  {
-    std::lock_guard lk(I.conn_mu);
-    first = !I.stopping;
-    if (first) {
-      I.stop_deadline = deadline;
-      I.stop_guard.emplace(I.io.get_executor());
-    } else if (deadline < I.stop_deadline.load()) {
-      // A second stop with a shorter grace (e.g. a second SIGTERM) brings
-      // the hard close forward.
-      I.stop_deadline = deadline;
-      sooner = true;
-    }
-    I.stopping = true;
-    if (I.stop_finished) {
-      if (done) asio::post(I.io, std::move(done));
-      return;
-    }
+  auto st = I.connections.stop_all(std::chrono::steady_clock::now() + grace, [&](bool first) {
+    if (first) I.stop_guard.emplace(I.io.get_executor());
     I.stop_done.push_back(std::move(done));
-    deadline = I.stop_deadline.load();
-    for (auto& [id, w] : I.conns)
-      if (auto c = w.lock()) live.push_back(std::move(c));
+  });
+  if (st.finished) {
+    if (done) asio::post(I.io, std::move(done));
+    return;
   }
   if (I.metrics) I.metrics->close();
   asio::post(I.io, [&I] {
     I.listener.close();
     if (I.local_sockets) I.local_sockets->close_submit();
   });
-  if (first || sooner) {
-    server::stop_server_relay(I, deadline);
-    I.logger.server(std::string(first ? "stopping: " : "stopping sooner: ") +
-                    std::to_string(live.size()) + " sessions");
-    for (auto& c : live) {
-      auto ex = c->executor();
-      asio::post(ex, [c, deadline] { c->shutdown(deadline); });
-    }
+  if (st.first || st.sooner) {
+    server::stop_server_relay(I, st.deadline);
+    I.logger.server(std::string(st.first ? "stopping: " : "stopping sooner: ") +
+                    std::to_string(st.live) + " sessions");
   }
   asio::post(I.io, [&I] { I.maybe_finish_stop(); });
 }
 
 bool Server::stopped() const noexcept {
-  std::lock_guard lk(impl_->conn_mu);
-  return impl_->stopping && impl_->conns.empty();
+  return impl_->connections.stopped();
 }
 
 Status Server::reload() {

@@ -9,13 +9,7 @@
 namespace wizmail {
 
 std::vector<SessionInfo> Server::sessions() const {
-  std::vector<std::shared_ptr<server::Connection>> live;
-  {
-    std::lock_guard lk(impl_->conn_mu);
-    live.reserve(impl_->conns.size());
-    for (auto& [id, w] : impl_->conns)
-      if (auto c = w.lock()) live.push_back(std::move(c));
-  }
+  auto live = impl_->connections.snapshot();
   std::vector<SessionInfo> out;
   out.reserve(live.size());
   for (const auto& c : live) out.push_back(c->describe());

@@ -27,6 +27,7 @@
 #include "ops/metrics.hpp"
 #include "agent/local_agent.hpp"
 #include "server/commit_pipeline.hpp"
+#include "server/connection_registry.hpp"
 #include "server/free_space.hpp"
 #include "server/io_pool.hpp"
 #include "server/log.hpp"
@@ -60,18 +61,6 @@ inline auth::AuthPolicy auth_policy(const SmtpSettings& s) {
 
 Result<std::shared_ptr<const Runtime>> make_runtime(std::shared_ptr<const Config> config,
                                                     const ServerOptions& opt);
-
-// A live session as the server sees it (for stop).
-class Connection {
- public:
-  virtual ~Connection() = default;
-  // Called on the connection's strand: wind down (421 when idle, after the
-  // current transaction otherwise), hard close at `deadline`.
-  virtual void shutdown(std::chrono::steady_clock::time_point deadline) = 0;
-  virtual asio::any_io_executor executor() const = 0;
-  // A snapshot for Server::sessions(); called from any thread.
-  virtual SessionInfo describe() const = 0;
-};
 
 // send_max_during_a_day: messages relayed per account per (local) day,
 // persisted in var/sendcount/<account> ("YYYY-MM-DD count"). Callers pass
@@ -147,22 +136,17 @@ struct Server::Impl {
   std::atomic<std::uint64_t> messages_bounced{0}, auth_failures_smtp{0}, auth_failures_pop3{0},
       hook_runs{0}, hook_failures{0};
 
-  std::mutex conn_mu;
-  std::uint64_t next_conn = 0;
-  std::unordered_map<std::uint64_t, std::weak_ptr<server::Connection>> conns;
+  // Every live SMTP and POP3 session, and the stop's state.
+  server::ConnectionRegistry connections;
   bool started = false;
-  // Written under conn_mu; atomics so that a connection starting on another
-  // thread (pop3/smtp start_*_connection) may read them without the lock.
-  std::atomic<bool> stopping{false};
-  bool stop_finished = false;
-  // Keeps io.run() going until every session has wound down.
+  // Keeps io.run() going until every session has wound down (set and
+  // reset under the registry's lock, by stop_all and finish_stop).
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> stop_guard;
   // With session threads the given io_context may have nothing of its own
   // to wait for: this keeps its run() going from start() until the stop
   // has finished, as without them.
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> serve_guard;
-  std::atomic<std::chrono::steady_clock::time_point> stop_deadline{};
-  std::vector<std::function<void()>> stop_done;
+  std::vector<std::function<void()>> stop_done;  // under the registry's lock
 
   std::mutex cb_mu;
   CallbackId next_cb = 0;

@@ -27,21 +27,15 @@ namespace {
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
-std::string make_session_id(std::uint64_t n) {
-  static const std::uint64_t boot = static_cast<std::uint64_t>(
-      std::chrono::system_clock::now().time_since_epoch().count());
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%06llx%06llx",
-                static_cast<unsigned long long>((boot >> 20) & 0xFFFFFF),
-                static_cast<unsigned long long>(n & 0xFFFFFF));
-  return buf;
-}
-
 // The session's policy questions, over the runtime snapshot and the store.
+// `trusted`: the local submit socket's peer, which never authenticates
+// (its session config allows relaying instead) and has no IP address.
 class Environment final : public smtp::Environment {
  public:
-  Environment(Server::Impl& srv, const Runtime& rt, const tcp::endpoint& local)
-      : srv_(srv), rt_(rt), store_(rt.mailbox_dir), local_(local) {}
+  Environment(Server::Impl& srv, const Runtime& rt, const net::Stream& stream, bool trusted)
+      : srv_(srv), rt_(rt), store_(rt.mailbox_dir), trusted_(trusted) {
+    if (stream.is_tcp()) local_ = stream.local();
+  }
 
   auth::AuthAdmission auth_begin(std::string_view client_ip) override {
     return srv_.auth_penalty.begin(client_ip, auth_policy(rt_.config->smtp));
@@ -58,8 +52,10 @@ class Environment final : public smtp::Environment {
     if (!domain.empty() && domain.front() == '[') {
       auto ip = smtp::parse_address_literal(domain);
       if (!ip) return false;
-      auto mine = smtp::IpAddress::parse(net::unmap(local_.address()).to_string());
-      if (mine && *mine == *ip) return true;
+      if (local_) {
+        auto mine = smtp::IpAddress::parse(net::unmap(local_->address()).to_string());
+        if (mine && *mine == *ip) return true;
+      }
       for (const auto& b : rt_.config->smtp.bind_address)
         if (auto a = smtp::IpAddress::parse(b); a && *a == *ip) return true;
       return false;
@@ -123,6 +119,7 @@ class Environment final : public smtp::Environment {
   }
 
   Result<bool> authenticate(std::string_view user, std::string_view password) override {
+    if (trusted_) return false;
     auto r = store_.authenticate(user, password);
     if (!r) {
       if (r.error().code == Errc::not_found || r.error().code == Errc::invalid_argument) return false;
@@ -132,6 +129,7 @@ class Environment final : public smtp::Environment {
   }
 
   std::optional<std::string> plain_password(std::string_view user) override {
+    if (trusted_) return std::nullopt;
     auto r = store_.plain_password(user);
     if (!r) return std::nullopt;
     return *r;
@@ -151,6 +149,7 @@ class Environment final : public smtp::Environment {
   }
 
   std::optional<std::string> pop_login_account(std::string_view ip, std::chrono::minutes ttl) override {
+    if (trusted_) return std::nullopt;
     auto since = static_cast<std::int64_t>(std::time(nullptr)) - std::chrono::seconds(ttl).count();
     auto who = srv_.pop_logins->find(ip, since);
     if (!who) {
@@ -177,7 +176,8 @@ class Environment final : public smtp::Environment {
   Server::Impl& srv_;
   const Runtime& rt_;
   AccountStore store_;
-  tcp::endpoint local_;
+  bool trusted_;
+  std::optional<tcp::endpoint> local_;  // a TCP session's own address
   template <class T>
   struct Cached {
     std::chrono::steady_clock::time_point at;
@@ -192,15 +192,24 @@ class Environment final : public smtp::Environment {
   std::unordered_map<std::string, Cached<Mailbox::Totals>, Hash, std::equal_to<>> totals_;
 };
 
+// One class for every SMTP listener: port 25, submission, smtps (TCP) and
+// the local submit socket (UNIX; Protocol::local_submit: a trusted peer —
+// relaying allowed through its own session config, no AUTH, no TLS, no
+// pregreet or request deadlines — identified by its uid).
 class SmtpConnection final : public Connection,
                              public smtp::MessageSink,
                              public std::enable_shared_from_this<SmtpConnection> {
  public:
-  SmtpConnection(Server::Impl& srv, asio::any_io_executor ex, tcp::socket socket,
-                 Protocol proto, std::shared_ptr<const Runtime> rt, bool capped, std::uint64_t id,
-                 net::ClientConnections::Slot slot)
+  struct Local {
+    uid_t uid = 0;                                  // the peer's (SO_PEERCRED)
+    std::shared_ptr<const Config> session_config;  // LocalSockets::trusted_config
+  };
+  template <class Socket>
+  SmtpConnection(Server::Impl& srv, asio::any_io_executor ex, Socket socket, Protocol proto,
+                 std::shared_ptr<const Runtime> rt, bool capped, std::uint64_t id,
+                 net::ClientConnections::Slot slot, Local local = {})
       : srv_(srv), ex_(ex), rt_(std::move(rt)), stream_(std::move(socket)), watchdog_(ex),
-        proto_(proto), capped_(capped), id_(id), slot_(std::move(slot)) {}
+        proto_(proto), capped_(capped), id_(id), slot_(std::move(slot)), local_(std::move(local)) {}
 
   ~SmtpConnection() override {
     if (capped_) srv_.capped.fetch_sub(1, std::memory_order_relaxed);
@@ -228,6 +237,7 @@ class SmtpConnection final : public Connection,
   void abort() noexcept override { staging_.abort(); }
 
  private:
+  bool trusted() const noexcept { return proto_ == Protocol::local_submit; }
   bool idle_state() const {
     auto s = session_->state();
     return s == smtp::State::initial || s == smtp::State::ready;
@@ -238,9 +248,7 @@ class SmtpConnection final : public Connection,
   void log_events() {
     for (const auto& e : out_.events) {
       log_line(e.kind == smtp::LogEvent::Kind::error ? LogFile::error : LogFile::smtp, e.text);
-      // "<MECH> authentication failed for user ..." (smtp/session.cpp) feeds the metrics.
-      if (auto at = e.text.find(" authentication failed for user \"");
-          e.kind == smtp::LogEvent::Kind::error && at != std::string::npos && at == e.text.find(' '))
+      if (e.what == smtp::LogEvent::What::auth_failure)
         srv_.auth_failures_smtp.fetch_add(1, std::memory_order_relaxed);
       if (e.kind == smtp::LogEvent::Kind::command) last_command_ = e.text;
     }
@@ -254,7 +262,6 @@ class SmtpConnection final : public Connection,
   }
   void track_request(std::size_t data_bytes);
   asio::awaitable<Result<std::string>> commit();
-  asio::awaitable<std::tuple<std::error_code, std::string_view>> read();
   asio::awaitable<void> say(std::string_view text) {
     log_line(LogFile::smtp, text);
     watchdog_.touch();
@@ -271,47 +278,17 @@ class SmtpConnection final : public Connection,
   bool capped_;
   std::uint64_t id_;
   net::ClientConnections::Slot slot_;  // client_connection_limit
+  Local local_;
   const std::atomic<int>* thread_sessions_ = nullptr;
   std::string sid_, peer_, peer_ip_;
   std::unique_ptr<Environment> env_;
   std::unique_ptr<smtp::Session> session_;
   smtp::Output out_;
   MessageStaging staging_;
-  std::unique_ptr<net::ReadBuffer> tls_in_;
   bool reading_ = false, stopping_ = false;
   SessionNote note_;  // for Server::sessions()
   std::string last_command_;
 };
-
-constexpr std::size_t kThreadBuffer = 65536;
-[[gnu::noinline]] char* thread_read_buffer() {
-  thread_local std::unique_ptr<char[]> buf(new char[kThreadBuffer]);
-  return buf.get();
-}
-
-// Plain TCP waits for readability and then reads into a per-thread buffer,
-// so an idle session holds no read buffer at all; TLS needs its own.
-asio::awaitable<std::tuple<std::error_code, std::string_view>> SmtpConnection::read() {
-  if (stream_.is_tls()) {
-    if (!tls_in_) tls_in_ = std::make_unique<net::ReadBuffer>(4096, 4096);
-    tls_in_->clear();
-    auto [ec, n] = co_await stream_.read_some(tls_in_->prepare());
-    tls_in_->commit(n);
-    co_return std::tuple{ec, tls_in_->data()};
-  }
-  for (;;) {
-    // Looked up after every resumption: the coroutine may resume on another
-    // thread, and a thread_local's address must not be cached across co_await.
-    char* buf = thread_read_buffer();
-    std::error_code ec;
-    std::size_t n = stream_.socket().read_some(asio::buffer(buf, kThreadBuffer), ec);
-    if (!ec) co_return std::tuple{ec, std::string_view(buf, n)};
-    if (ec != asio::error::would_block && ec != asio::error::try_again)
-      co_return std::tuple{ec, std::string_view{}};
-    auto [wec] = co_await stream_.socket().async_wait(tcp::socket::wait_read, net::use_tuple);
-    if (wec) co_return std::tuple{wec, std::string_view{}};
-  }
-}
 
 asio::awaitable<Result<std::string>> SmtpConnection::commit() {
   if (auto st = staging_.finish(); !st) co_return unexpected(st.error());
@@ -324,13 +301,14 @@ asio::awaitable<Result<std::string>> SmtpConnection::commit() {
     if (!r.local()) continue;
     if (auto st = env_->check_quota_now(r.account, staging_.size()); !st) {
       staging_.abort();
-      if (st.error().smtp_code == 452)
+      if (st.error().code == Errc::mailbox_full)
         co_return unexpected(Error::smtp(452, "4.2.2", "Error: mailbox full: " + r.address,
                                          st.error().message));
       co_return unexpected(st.error());
     }
   }
   CommitJob job = staging_.take(*rt_, txn, peer_ip_, std::string(session_->account()));
+  note_.set_state("committing");
   watchdog_.suspend();
   auto self = shared_from_this();
   auto result = co_await asio::async_initiate<decltype(asio::use_awaitable),
@@ -416,7 +394,7 @@ asio::awaitable<bool> SmtpConnection::pregreet() {
   asio::steady_timer quiet(ex_);
   quiet.expires_after(std::chrono::milliseconds(cfg.greet_wait));
   reading_ = true;  // a stop cancels the wait
-  auto first = co_await (stream_.socket().async_wait(tcp::socket::wait_read, net::use_tuple) ||
+  auto first = co_await (stream_.socket().async_wait(asio::socket_base::wait_read, net::use_tuple) ||
                          quiet.async_wait(net::use_tuple));
   reading_ = false;
   if (first.index() == 1) {  // silent until the end of the wait
@@ -427,7 +405,7 @@ asio::awaitable<bool> SmtpConnection::pregreet() {
     if (stopping_ && stream_.is_open()) co_await say(session_->shutdown_reply());
     co_return false;
   }
-  auto [ec, data] = co_await read();
+  auto [ec, data] = co_await stream_.read();
   if (ec || data.empty()) co_return false;  // hung up before the greeting
   session_->feed(data, out_);
   co_return co_await act();
@@ -447,20 +425,32 @@ void SmtpConnection::track_request(std::size_t data_bytes) {
 asio::awaitable<void> SmtpConnection::run() {
   auto self = shared_from_this();
   if (!stream_.load_endpoints()) co_return;
-  peer_ip_ = net::unmap(stream_.remote().address()).to_string();
-  peer_ = peer_ip_ + ":" + std::to_string(stream_.remote().port());
-  sid_ = make_session_id(id_);
-  note_.start(proto_, peer_);
-  note_.update("connecting", "", "");
+  if (trusted()) {
+    // The submit socket's peer has no address; its Received line and the
+    // logs name it as the loopback host, and `sessions` by its uid.
+    peer_ip_ = "127.0.0.1";
+    peer_ = "local:uid=" + std::to_string(local_.uid);
+    sid_ = local_session_id(id_);
+    note_.start(proto_, "local uid " + std::to_string(local_.uid));
+    note_.update("initial", "", "");
+  } else {
+    if (!stream_.is_tcp()) co_return;
+    peer_ip_ = net::unmap(stream_.remote().address()).to_string();
+    peer_ = peer_ip_ + ":" + std::to_string(stream_.remote().port());
+    sid_ = session_id("", id_);
+    note_.start(proto_, peer_);
+    note_.update("connecting", "", "");
+  }
   std::error_code ignored;
   stream_.socket().non_blocking(true, ignored);
-  stream_.socket().set_option(tcp::no_delay(true), ignored);
+  if (stream_.is_tcp()) stream_.socket().set_option(tcp::no_delay(true), ignored);
   const auto& cfg = *rt_->config;
   watchdog_.start(weak_from_this(), std::chrono::seconds(cfg.smtp.session_timeout), [this] {
     if (reading_) stream_.cancel();
     else stream_.close();
   });
-  log_line(LogFile::smtp, std::string("connect to ") + std::string(to_string(proto_)));
+  log_line(LogFile::smtp, trusted() ? std::string("connect to submit socket")
+                                    : std::string("connect to ") + std::string(to_string(proto_)));
   if (proto_ == Protocol::smtps) {
     if (!rt_->tls) co_return;
     if (auto ec = co_await stream_.handshake(rt_->tls); ec) {
@@ -469,17 +459,18 @@ asio::awaitable<void> SmtpConnection::run() {
       co_return;
     }
   }
-  env_ = std::make_unique<Environment>(srv_, *rt_, stream_.local());
+  env_ = std::make_unique<Environment>(srv_, *rt_, stream_, trusted());
   smtp::SessionOptions so;
-  so.config = rt_->config;
+  so.config = trusted() && local_.session_config ? local_.session_config : rt_->config;
   so.listener = proto_ == Protocol::submission ? smtp::Listener::submission
                 : proto_ == Protocol::smtps    ? smtp::Listener::smtps
                                                : smtp::Listener::smtp;
   so.hostname = rt_->hostname;
   so.session_id = sid_;
   so.client_ip = peer_ip_;
-  so.tls_available = rt_->tls != nullptr;
+  so.tls_available = !trusted() && rt_->tls != nullptr;
   so.tls_active = stream_.is_tls();
+  so.local_submit = trusted();
   so.auth_fail_delay = std::chrono::milliseconds(cfg.smtp.auth_penalty_delay);
   so.auth_max_delay = std::chrono::milliseconds(cfg.smtp.auth_penalty_max_delay);
   request_ = net::RequestDeadline({std::chrono::seconds(cfg.smtp.command_deadline),
@@ -497,7 +488,7 @@ asio::awaitable<void> SmtpConnection::run() {
     }
     watchdog_.touch();
     reading_ = true;
-    auto [ec, data] = co_await read();
+    auto [ec, data] = co_await stream_.read();
     reading_ = false;
     if (ec) {
       if (ec != asio::error::eof && ec != asio::error::operation_aborted)
@@ -519,7 +510,7 @@ asio::awaitable<void> SmtpConnection::run() {
     const std::size_t data_bytes = session_->state() == smtp::State::data ? data.size() : 0;
     session_->feed(data, out_, more_pending());
     open = co_await act();
-    if (open) track_request(data_bytes);
+    if (open && !trusted()) track_request(data_bytes);
   }
   watchdog_.stop();
   log_line(LogFile::smtp, "close");
@@ -542,25 +533,38 @@ void start_smtp_connection(Server::Impl& srv, tcp::socket socket, Protocol proto
     if (capped) srv.capped.fetch_sub(1);
     return;
   }
-  tcp::socket s(std::move(*adopted));
-  std::uint64_t id;
-  std::shared_ptr<SmtpConnection> conn;
-  {
-    std::lock_guard lk(srv.conn_mu);
-    id = ++srv.next_conn;
+  auto conn = srv.connections.add([&](ConnectionRegistry::Id id) {
     srv.sessions_smtp.fetch_add(1, std::memory_order_relaxed);
-    conn = std::make_shared<SmtpConnection>(srv, ex, std::move(s), protocol, std::move(runtime),
+    return std::make_shared<SmtpConnection>(srv, ex, std::move(*adopted), protocol, std::move(runtime),
                                             capped, id, std::move(slot));
-    srv.conns.emplace(id, conn);
-    // Read under the lock stop() writes them under: either stop() saw this
-    // connection in conns, or this sees stopping.
-    if (srv.stopping) conn->shutdown(srv.stop_deadline.load());
-  }
+  });
   conn->set_thread_sessions(place.counter());
   // The completion handler keeps the connection alive until run() has
   // started (it may start later on another thread) and holds the session's
   // place in the pool until it ends.
   asio::co_spawn(ex, conn->run(), [conn, place = std::move(place)](std::exception_ptr) {});
+}
+
+void start_local_submit_connection(Server::Impl& srv, asio::local::stream_protocol::socket socket,
+                                   uid_t uid, std::shared_ptr<const Config> session_config) {
+  // A local session stays on the executor the submit socket accepted it on
+  // (the server's io_context, on a strand of its own).
+  auto ex = asio::make_strand(socket.get_executor());
+  asio::local::stream_protocol::socket s(ex);
+  std::error_code ec;
+  s.assign(asio::local::stream_protocol(), socket.release(), ec);
+  if (ec) {
+    srv.logger.server("cannot start a submit session: " + ec.message());
+    return;
+  }
+  srv.sessions_total.fetch_add(1, std::memory_order_relaxed);
+  auto conn = srv.connections.add([&](ConnectionRegistry::Id id) {
+    srv.sessions_smtp.fetch_add(1, std::memory_order_relaxed);
+    return std::make_shared<SmtpConnection>(
+        srv, ex, std::move(s), Protocol::local_submit, srv.runtime(), false, id,
+        net::ClientConnections::Slot{}, SmtpConnection::Local{uid, std::move(session_config)});
+  });
+  asio::co_spawn(ex, conn->run(), [conn](std::exception_ptr) {});
 }
 
 }  // namespace wizmail::server

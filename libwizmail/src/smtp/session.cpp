@@ -176,8 +176,8 @@ struct Session::Impl {
     reply(out, text);
     ++errors;
   }
-  void error_event(Output& out, std::string text) {
-    out.events.push_back({LogEvent::Kind::error, std::move(text)});
+  void error_event(Output& out, std::string text, LogEvent::What what = LogEvent::What::other) {
+    out.events.push_back({LogEvent::Kind::error, std::move(text), what});
   }
 
   // Mail from this session is a submission by a local user or program
@@ -1241,7 +1241,8 @@ void Session::Impl::auth_result(std::optional<std::string> account, Result<bool>
   std::string u(user.substr(0, 64));
   for (auto& c : u)
     if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-  error_event(out, sasl_mech + " authentication failed for user \"" + u + "\"");
+  error_event(out, sasl_mech + " authentication failed for user \"" + u + "\"",
+              LogEvent::What::auth_failure);
   if (auth_failures >= s.opt_.max_auth_failures) {
     reply(out, "421 4.7.0 " + s.opt_.hostname + " Error: too many authentication failures");
     s.state_ = State::closed;

@@ -246,8 +246,15 @@ struct LogEvent {
     reply,    // smtp.log: the first line of a reply
     error,    // error.log: auth failure, relay denied, reject hit, refusal
   };
+  // What happened, for metrics and callers that act on it: counters
+  // derive from this, never from the text.
+  enum class What {
+    other,
+    auth_failure,  // a failed AUTH attempt (wrong user or password)
+  };
   Kind kind = Kind::command;
   std::string text;
+  What what = What::other;
 };
 
 struct Output {

@@ -545,13 +545,11 @@ Status Mailbox::check_quota(std::int64_t max_count, std::int64_t max_bytes,
   auto t = totals();
   if (!t) return unexpected(t.error());
   if (max_count >= 0 && t->messages + 1 > static_cast<std::uint64_t>(max_count))
-    return unexpected(Error::smtp(
-        452, "4.2.2", "Mailbox full",
+    return unexpected(Error::mailbox_full(
         "mailbox " + account() + " holds " + std::to_string(t->messages) +
             " messages; the limit is " + std::to_string(max_count)));
   if (max_bytes >= 0 && t->bytes + incoming > static_cast<std::uint64_t>(max_bytes))
-    return unexpected(Error::smtp(
-        452, "4.2.2", "Mailbox full",
+    return unexpected(Error::mailbox_full(
         "mailbox " + account() + " holds " + std::to_string(t->bytes) + " bytes; " +
             std::to_string(incoming) + " more would pass the limit of " +
             std::to_string(max_bytes)));

@@ -16,6 +16,8 @@ std::string_view to_string(Errc e) noexcept {
     case Errc::limit: return "limit reached";
     case Errc::busy: return "busy";
     case Errc::temporary: return "temporary failure";
+    case Errc::refused: return "refused";
+    case Errc::mailbox_full: return "mailbox full";
     case Errc::protocol: return "protocol error";
     case Errc::unavailable: return "unavailable";
     case Errc::internal: return "internal error";
