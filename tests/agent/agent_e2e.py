@@ -16,7 +16,7 @@ manual's own recipes copied verbatim (issue 14, items 2, 3, 7, 11, 14).
   permissions     wizmail-sendmail as another user: exit 77 naming the folder
                   or the socket's group; a member of that group may submit
 Run one test: agent_e2e.py test_forwarding_recipe"""
-import atexit, email, email.header, email.policy, os, poplib, shutil, smtplib, stat, subprocess, sys, tempfile, time
+import atexit, email, email.header, email.policy, os, poplib, shutil, smtplib, stat, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 import harness  # noqa: E402
@@ -38,12 +38,7 @@ CURRENT = []  # the running Env, for its log when a wait fails
 
 def wait_for(pred, what, limit=60):
     """Wait for an observable state (a deadline, not a timing assertion)."""
-    end = time.time() + limit
-    while time.time() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    if not pred():
+    if not harness.poll(pred, limit):
         if CURRENT:
             print(CURRENT[-1].log()[-4000:], file=sys.stderr)
         raise AssertionError("never happened: " + what)
@@ -463,11 +458,4 @@ def test_permissions():
 
 
 if __name__ == "__main__":
-    tests = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
-    only = sys.argv[1:]
-    for t in tests:
-        if only and t.__name__ not in only:
-            continue
-        t0 = time.time()
-        t()
-        print(f"ok {t.__name__} ({time.time() - t0:.1f}s)", flush=True)
+    harness.run_tests(globals())

@@ -5,12 +5,6 @@
 
 #include <doctest/doctest.h>
 
-#include "temp_dir.hpp"
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -21,7 +15,11 @@
 #include <vector>
 
 #include "agent/message_head.hpp"
+#include "argv_file.hpp"
+#include "line_client.hpp"
+#include "running_server.hpp"
 #include "util/fs.hpp"
+#include "wait_until.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/header_codec.hpp"
 #include "wizmail/relay.hpp"
@@ -37,27 +35,19 @@ std::string fake_sendmail() {
   return std::string(std::getenv("WIZMAIL_SOURCE_DIR")) + "/tests/agent/fake_sendmail.py";
 }
 
-struct TempHome {
-  test::TempDir tmp{"wizmail-agent"};
-  fs::path path = tmp.path();
-  AccountStore store{path / "mailbox"};
-  TempHome() {
-    REQUIRE(util::make_dirs(path / "mailbox"));
-    for (const char* a : {"alice", "bob", "carol", "postmaster"}) REQUIRE(store.create(a, "pw"));
+using test::wait_until;
+
+struct TempHome : test::MailHome {
+  TempHome()
+      : MailHome("wizmail-agent", {{"alice", "pw"}, {"bob", "pw"}, {"carol", "pw"}, {"postmaster", "pw"}}) {
     REQUIRE(store.create_mailing_list("ml", "pw", "admin@localhost"));
     REQUIRE(store.add_member("ml", "alice@localhost"));
     REQUIRE(store.add_member("ml", "Bob@LOCALHOST"));
     REQUIRE(store.add_member("ml", "remote@remote.example"));
     REQUIRE(util::make_dirs(path / "rec"));
   }
-  fs::path dir(const std::string& a) const { return path / "mailbox" / a; }
   void write(const std::string& account, const std::string& file, const std::string& text) const {
     REQUIRE(util::write_file_atomic(dir(account) / file, text));
-  }
-  std::vector<std::string> messages(const std::string& account) const {
-    std::vector<std::string> out;
-    for (auto& e : fs::directory_iterator(dir(account) / "new")) out.push_back(util::read_file(e.path()).value());
-    return out;
   }
   std::size_t count(const std::string& account) const { return messages(account).size(); }
   std::vector<QueueEntry> relay_entries() const {
@@ -68,116 +58,43 @@ struct TempHome {
         if (auto e = q.load(id)) out.push_back(*e);
     return out;
   }
+  // The argv of each run of the recording hook (NUL-separated .argv files).
   std::vector<std::vector<std::string>> recorded() const {
     std::vector<std::vector<std::string>> out;
     for (auto& e : fs::directory_iterator(path / "rec")) {
       if (e.path().extension() != ".argv") continue;
-      auto text = util::read_file(e.path()).value();
-      std::vector<std::string> args;
-      std::size_t pos = 0;
-      while (pos < text.size()) {
-        auto z = text.find('\0', pos);
-        args.push_back(text.substr(pos, z - pos));
-        pos = z + 1;
-      }
-      out.push_back(args);
+      out.push_back(test::read_argv_file(e.path()));
     }
     return out;
-  }
-  std::string log() const {
-    auto t = util::read_file(path / "var" / "log" / "server.log");
-    return t ? *t : std::string();
   }
 };
 
 std::shared_ptr<Config> base_config(const fs::path& home) {
-  auto c = std::make_shared<Config>();
-  c->home = home;
-  c->smtp.bind_address = {"127.0.0.1"};
-  c->smtp.send_permits_only_smtp_auth = true;
+  auto c = test::loopback_config(home);
   c->server.alias = {"alias.example"};
   return c;
 }
 
-struct Running {
-  asio::io_context io;
-  std::unique_ptr<Server> server;
-  std::thread thread;
-  explicit Running(std::shared_ptr<const Config> cfg) {
-    ServerOptions opt;
-    opt.ephemeral_ports = true;
-    auto s = Server::create(io, std::move(cfg), opt);
-    REQUIRE(s);
-    server = std::move(*s);
-    auto st = server->start();
-    REQUIRE_MESSAGE(st, (st ? "" : st.error().message));
-    thread = std::thread([this] { io.run(); });
+// The server, with its SMTP port in WIZTEST_SMTP_PORT for the hooks.
+struct Running : test::RunningServer {
+  explicit Running(std::shared_ptr<const Config> cfg) : RunningServer(std::move(cfg)) {
     ::setenv("WIZTEST_SMTP_PORT", std::to_string(port()).c_str(), 1);
   }
-  ~Running() { finish(); }
-  void finish() {
-    if (!thread.joinable()) return;
-    server->stop(2000ms);
-    thread.join();
-  }
-  std::uint16_t port() const { return server->port(Protocol::smtp); }
 };
 
 // One SMTP transaction; returns the reply to the final dot.
 std::string smtp_send(std::uint16_t port, const std::string& from, const std::vector<std::string>& rcpts,
                       const std::string& data) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  std::string buf;
-  auto reply = [&]() {
-    std::string out;
-    for (;;) {
-      auto nl = buf.find("\r\n");
-      if (nl == std::string::npos) {
-        char tmp[4096];
-        auto n = ::recv(fd, tmp, sizeof tmp, 0);
-        if (n <= 0) return out;
-        buf.append(tmp, static_cast<std::size_t>(n));
-        continue;
-      }
-      std::string line = buf.substr(0, nl + 2);
-      buf.erase(0, nl + 2);
-      out += line;
-      if (line.size() < 4 || line[3] != '-') return out;
-    }
-  };
-  auto cmd = [&](const std::string& c) {
-    std::string s = c + "\r\n";
-    ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-    return reply();
-  };
-  reply();
-  cmd("EHLO test");
-  CHECK(cmd("MAIL FROM:<" + from + ">").substr(0, 3) == "250");
-  for (auto& r : rcpts) CHECK(cmd("RCPT TO:<" + r + ">").substr(0, 3) == "250");
-  CHECK(cmd("DATA").substr(0, 3) == "354");
-  std::string d = data + ".\r\n";
-  ::send(fd, d.data(), d.size(), MSG_NOSIGNAL);
-  auto r = reply();
-  cmd("QUIT");
-  ::close(fd);
+  test::SmtpClient c(port);
+  c.reply();
+  c.cmd("EHLO test");
+  CHECK(c.cmd("MAIL FROM:<" + from + ">").substr(0, 3) == "250");
+  for (auto& r : rcpts) CHECK(c.cmd("RCPT TO:<" + r + ">").substr(0, 3) == "250");
+  CHECK(c.cmd("DATA").substr(0, 3) == "354");
+  c.send(data + ".\r\n");
+  auto r = c.reply();
+  c.cmd("QUIT");
   return r;
-}
-
-bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
 }
 
 std::string field(const std::string& msg, std::string_view name) { return agent::MessageHead(msg).get(name); }

@@ -2,7 +2,6 @@
 
 #include <doctest/doctest.h>
 
-#include "temp_dir.hpp"
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +13,8 @@
 #include <optional>
 #include <thread>
 
+#include "argv_file.hpp"
+#include "temp_dir.hpp"
 #include "util/fs.hpp"
 
 using namespace wizmail;
@@ -41,18 +42,7 @@ struct Logs {
   }
 };
 
-
-std::vector<std::string> read_argv(const fs::path& file) {
-  auto text = util::read_file(file).value();
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    auto z = text.find('\0', pos);
-    out.push_back(text.substr(pos, z - pos));
-    pos = z + 1;
-  }
-  return out;
-}
+using test::read_argv_file;
 
 }  // namespace
 
@@ -73,7 +63,7 @@ TEST_CASE("argv arrives verbatim, one argument each; stdin, cwd and env") {
   CHECK(WIFEXITED(e->status));
   CHECK(WEXITSTATUS(e->status) == 0);
   CHECK(!e->timed_out);
-  auto argv = read_argv(d.path() / (std::to_string(e->pid) + ".argv"));
+  auto argv = read_argv_file(d.path() / (std::to_string(e->pid) + ".argv"));
   CHECK(argv == nasty);
   CHECK(util::read_file(d.path() / (std::to_string(e->pid) + ".stdin")).value() == "Subject: x\r\n\r\nbody\r\n");
   CHECK(!fs::exists(d.path() / "pwned"));

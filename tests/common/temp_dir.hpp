@@ -17,7 +17,7 @@ class TempDir {
   explicit TempDir(const std::string& prefix = "wizmail-test",
                    const std::filesystem::path& under = std::filesystem::temp_directory_path()) {
     std::string tmpl = (under / (prefix + "-XXXXXX")).string();
-    if (!::mkdtemp(tmpl.data())) throw std::system_error(errno, std::generic_category(), "mkdtemp");
+    if (!::mkdtemp(tmpl.data())) throw std::system_error(errno, std::generic_category(), "mkdtemp " + tmpl);
     path_ = tmpl;
   }
   TempDir(const TempDir&) = delete;
@@ -30,6 +30,14 @@ class TempDir {
 
  private:
   std::filesystem::path path_;
+};
+
+// A folder on tmpfs /dev/shm: on another filesystem than the temp folder,
+// for the cross-filesystem paths. Without a writable /dev/shm the test fails
+// (the constructor throws), never skips: such tests exist to prove those paths.
+class ShmDir : public TempDir {
+ public:
+  explicit ShmDir(const std::string& prefix = "wizmail-store") : TempDir(prefix, "/dev/shm") {}
 };
 
 // Every path under `root` (relative), for "nothing else changed" checks.

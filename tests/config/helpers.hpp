@@ -17,26 +17,22 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.hpp"
+
 extern char** environ;
 
 namespace cfgtest {
 
 namespace fs = std::filesystem;
 
-// A temporary directory removed when the object dies.
+// A temporary directory removed when the object dies; a test that took the
+// permissions of the folder away gets them back first, so it can go.
 struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "wizmail-cfg-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
+  wizmail::test::TempDir dir{"wizmail-cfg"};
+  fs::path path = dir.path();
   ~TempDir() {
     std::error_code ec;
     fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path, ec);
   }
 };
 

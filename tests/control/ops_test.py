@@ -75,12 +75,7 @@ def start(home):
 
 
 def wait_gone(pid, seconds=20):
-    end = time.time() + seconds
-    while time.time() < end:
-        if not is_server(pid):
-            return True
-        time.sleep(0.05)
-    return False
+    return harness.poll(lambda: not is_server(pid), seconds)
 
 
 def smtp_open(home):
@@ -104,12 +99,7 @@ def control(home, line, raw=False):
     c.settimeout(10)
     c.connect(os.path.join(home.path, "var", "run", "control.sock"))
     c.sendall(line if raw else line.encode() + b"\n")
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = c.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = harness.recv_line(c, 65536)
     c.close()
     return json.loads(data)
 
@@ -121,19 +111,11 @@ def check(cond, what):
 
 def wait_for(pred, what, seconds=20):
     """Poll until pred() holds (an observable state, never a fixed sleep)."""
-    end = time.time() + seconds
-    while not pred():
-        if time.time() > end:
-            raise AssertionError(what + " (timed out)")
-        time.sleep(0.05)
+    if not harness.poll(pred, seconds):
+        raise AssertionError(what + " (timed out)")
 
 
-def server_log(home):
-    try:
-        with open(os.path.join(home.path, "var", "log", "server.log"), errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
+server_log = harness.server_log
 
 
 # ---------------------------------------------------------------------------
@@ -591,11 +573,4 @@ def test_service_unit_writable_paths():
 
 
 if __name__ == "__main__":
-    tests = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
-    only = sys.argv[1:]
-    for t in tests:
-        if only and t.__name__ not in only:
-            continue
-        t0 = time.time()
-        t()
-        print(f"ok {t.__name__} ({time.time() - t0:.1f}s)", flush=True)
+    harness.run_tests(globals())

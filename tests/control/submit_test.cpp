@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "smtp/parser.hpp"
+#include "temp_dir.hpp"
 #include "wizmail/daemon.hpp"
 
 using namespace wizmail;
@@ -37,9 +38,8 @@ std::string header(const std::string& msg, const std::string& name) {
 }
 
 struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("wizmail-submit-" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
+  test::TempDir tmp{"wizmail-submit"};
+  fs::path path = tmp.path();
 };
 
 }  // namespace

@@ -1,5 +1,8 @@
-"""Shared helpers for the end-to-end tests: a temp home, free ports, a
-throwaway certificate, and a wizmail-server that is always killed at exit."""
+"""Shared helpers for every Python test (tests/e2e, tests/agent,
+tests/control, tests/outbound, tests/install): a temp home, free ports, a
+throwaway certificate, a wizmail-server that is always killed at exit,
+helper processes likewise, polling for an observable state, raw line reads,
+and a runner for scripts made of test_* functions."""
 import atexit, os, random, shutil, signal, socket, subprocess, sys, tempfile, time
 
 BUILD = os.environ.get("WIZMAIL_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
@@ -163,14 +166,76 @@ def check(cond, what):
     print("ok -", what, flush=True)
 
 
-def wait_until(cond, what, timeout=20):
-    """Poll until cond() holds (an observable state, never a fixed sleep)."""
+def poll(cond, timeout, step=0.05):
+    """Whether cond() holds within timeout seconds (asked once more at the
+    end): an observable state, never a fixed sleep."""
     end = time.time() + timeout
-    while not cond():
-        if time.time() > end:
-            raise SystemExit("FAILED: " + what + " (timed out)")
-        time.sleep(0.05)
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(step)
+    return bool(cond())
+
+
+def wait_until(cond, what, timeout=20):
+    """Poll until cond() holds; fail the test when it never does."""
+    if not poll(cond, timeout):
+        raise SystemExit("FAILED: " + what + " (timed out)")
     print("ok -", what, flush=True)
+
+
+def wait_for(cond, what, timeout=20, homes=(), tail=4000):
+    """Poll until cond() holds; when it never does, print the end of each
+    home's stderr.log (the servers' own account) and fail."""
+    if poll(cond, timeout, 0.1):
+        return True
+    for h in homes:
+        log = os.path.join(h.path, "stderr.log")
+        if os.path.exists(log):
+            print("---", log, file=sys.stderr)
+            print(open(log, errors="replace").read()[-tail:], file=sys.stderr)
+    check(False, what + " (timed out)")
+
+
+def start_process(argv, **kw):
+    """A helper process (a peer server, a DNS server), killed at exit."""
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    _procs.append(p)
+    return p
+
+
+def port_open(port):
+    """Whether something accepts connections on the loopback port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def recv_line(sock, size=1):
+    """Bytes up to and with the next LF (reads of `size` bytes; with more
+    than 1, what follows the LF in the same read is kept too), or up to EOF."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(size)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def run_tests(scope):
+    """Run a script's test_* functions (scope: its globals()) in name order,
+    or only those named on the command line."""
+    tests = [v for k, v in sorted(scope.items()) if k.startswith("test_")]
+    only = sys.argv[1:]
+    for t in tests:
+        if only and t.__name__ not in only:
+            continue
+        t0 = time.time()
+        t()
+        print(f"ok {t.__name__} ({time.time() - t0:.1f}s)", flush=True)
 
 
 def server_log(home):

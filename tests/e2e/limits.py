@@ -17,7 +17,7 @@ never upper bounds."""
 import base64, glob, os, poplib, smtplib, socket, sys, time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Home, Server, check
+from harness import Home, Server, check, recv_line
 
 LIMITS = ("multiprocessing=8\nmultiprocessing_exempt=127.0.0.1\nclient_connection_limit=2\n"
           "command_deadline=2\ndata_min_rate=1000\nsession_timeout=30\n")
@@ -32,13 +32,7 @@ def connect(home, src, port=None, timeout=30):
 
 
 def read_line(s):
-    buf = b""
-    while not buf.endswith(b"\n"):
-        b = s.recv(1)
-        if not b:
-            break
-        buf += b
-    return buf.decode(errors="replace")
+    return recv_line(s).decode(errors="replace")
 
 
 def read_reply(s):

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -42,18 +41,6 @@ inline void set_mtime(const std::filesystem::path& p, std::int64_t when) {
   ts[0].tv_nsec = ts[1].tv_nsec = 0;
   if (::utimensat(AT_FDCWD, p.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0)
     throw std::system_error(errno, std::generic_category(), "utimensat " + p.string());
-}
-
-// The current unix second by system_clock (clock_gettime), the clock that
-// names queue ids and files (util::unique_name_part). Not std::time(): on
-// Linux it reads the coarse clock, up to a tick behind, so in the last
-// milliseconds of a second time() still says N while an id made a moment
-// earlier already says N + 1 (measured: 0.65 % of samples; it made
-// metrics_test's `oldest_created <= now_s()` fail on a clean clone).
-inline std::int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace wizmail::test

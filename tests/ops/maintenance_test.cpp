@@ -46,7 +46,7 @@ TEST_CASE("maintenance: dustbox by the later of mtime and ctime, links never fol
   fs::create_symlink(outside.path() / "victim", d / "link");
   fs::create_directories(h.path() / "dustbox" / "bob");
 
-  const std::int64_t real = test::now_s();
+  const std::int64_t real = test::unix_now();
   MaintenanceOptions o;
   // ctime is "now" for every file here (utimensat sets it), so the run is
   // placed 30 days ahead: the ctime is then 30 days old for all of them.
@@ -103,7 +103,7 @@ TEST_CASE("maintenance: a dustbox folder that is a link is refused") {
   fs::create_symlink(outside.path(), h.path() / "dustbox");
   fs::create_symlink(outside.path(), h.path() / "deadmail");
   MaintenanceOptions o;
-  o.now = test::now_s() + 100 * day;
+  o.now = test::unix_now() + 100 * day;
   auto r = run_maintenance(*cfg, o);
   REQUIRE(r);
   CHECK(r->items.empty());
@@ -120,7 +120,7 @@ TEST_CASE("maintenance: dead mail, nested folders emptied") {
   test::write(dead / "sub" / "b", "22");
   test::write(dead / "sub2" / "c", "333");
   MaintenanceOptions o;
-  o.now = test::now_s() + 10 * day;
+  o.now = test::unix_now() + 10 * day;
   test::set_mtime(dead / "sub2" / "c", o.now - 1 * day);
   SUBCASE("keep days from the dustbox") {
     auto r = run_maintenance(*cfg, o);
@@ -154,7 +154,7 @@ TEST_CASE("maintenance: expired queue entries, active ones left alone") {
   REQUIRE(young_id);
   REQUIRE(active_id);
   REQUIRE(deferred_id);
-  const std::int64_t now = test::now_s();
+  const std::int64_t now = test::unix_now();
   age_entry(q, *old_id, now - 2 * 3600);
   age_entry(q, *young_id, now - 30 * 60);
   age_entry(q, *active_id, now - 5 * 3600);
@@ -201,7 +201,7 @@ TEST_CASE("maintenance: rotated logs by age and generation, live logs never") {
   auto cfg = h.config();
   REQUIRE(cfg);
   const auto log = h.path() / "var" / "log";
-  const std::int64_t now = test::now_s();
+  const std::int64_t now = test::unix_now();
   for (auto n : {"smtp.log", "smtp.log.1", "pop.log.1", "error.log.12", "server.log.2.gz", "notes.txt",
                  "x.log.abc", ".log.1", "smtp.log.0"})
     test::write(log / n, "line\n");

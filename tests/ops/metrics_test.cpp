@@ -157,7 +157,7 @@ TEST_CASE("QueueGauge: length and oldest id, scanned at most once per interval")
   auto f2 = fresh.get();
   CHECK(f2.length == 1);
   CHECK(f2.oldest_created > 1700000000);
-  CHECK(f2.oldest_created <= test::now_s());
+  CHECK(f2.oldest_created <= test::unix_now());
   QueueGauge none(h.path() / "missing", std::chrono::milliseconds(0));
   CHECK(none.get().length == 0);  // no queue folder yet: empty
   test::write(h.path() / "file-not-folder", "x");

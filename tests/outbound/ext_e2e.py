@@ -4,67 +4,39 @@ without DSN; it never offers SMTPUTF8), python's smtplib as the client, a
 second wizmail-server as a peer that offers SMTPUTF8, and the real
 wizmail-server. Every process is started here on free ports and killed at
 exit."""
-import glob, os, pwd, shutil, smtplib, socket, subprocess, sys, tempfile, time
+import glob, os, shutil, smtplib, socket, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
-from harness import BUILD, Home, Server, check, free_port, _procs  # noqa: E402
+import harness  # noqa: E402
+import peers  # noqa: E402
+from harness import Home, Server, check  # noqa: E402
+from peers import CHECK_DSN, WIZMAIL  # noqa: E402
 
-WIZMAIL = os.path.join(BUILD, "apps", "wizmail", "wizmail")
-CHECK_DSN = os.path.join(os.path.dirname(__file__), "check_dsn.py")
-USER = pwd.getpwuid(os.getuid()).pw_name
-
-for tool in ("dnsmasq", "smtp-sink"):
-    if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
-        print(f"1..0 # SKIP {tool} not installed (scripts/install-deps)")
-        sys.exit(77)
+for tool in peers.missing_tools():
+    print(f"1..0 # SKIP {tool} not installed (scripts/install-deps)")
+    sys.exit(77)
 
 _homes = []
 
 
-def start(argv):
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _procs.append(p)
-    return p
-
-
 def wait_for(cond, what, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.1)
-    for h in _homes:
-        log = os.path.join(h.path, "stderr.log")
-        if os.path.exists(log):
-            print("---", log, file=sys.stderr)
-            print(open(log, errors="replace").read()[-4000:], file=sys.stderr)
-    check(False, what + " (timed out)")
+    return harness.wait_for(cond, what, timeout, _homes)
 
 
 def port_state(port, up):
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.2).close()
-        return up
-    except OSError:
-        return not up
+    return harness.port_open(port) == up
 
 
 tmp = tempfile.mkdtemp(prefix="wizmail-ext-")
-dns_port = free_port()
-dnsmasq = start(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-                 f"--port={dns_port}", "--listen-address=127.0.0.1", "--bind-interfaces",
-                 f"--pid-file={tmp}/dnsmasq.pid", f"--user={USER}",
-                 "--mx-host=example.test,mx.example.test,10", "--host-record=mx.example.test,127.0.0.1",
-                 # büro.test, looked up in its A-label form
-                 "--mx-host=xn--bro-hoa.test,mx.example.test,10", "--local=/test/"])
-peer_port = free_port()
-dump = os.path.join(tmp, "dump")
-os.makedirs(dump)
+# büro.test, looked up in its A-label form
+dnsmasq, dns_port = peers.start_dnsmasq(tmp, "--mx-host=xn--bro-hoa.test,mx.example.test,10")
+mta = peers.Sink(tmp)
+peer_port, dump, dumped = mta.port, mta.dump, mta.dumped
 check(dnsmasq.poll() is None, "dnsmasq runs")
 
 
 def sink(*extra):
-    p = start(["smtp-sink", "-u", USER, "-d", dump + "/%M.", *extra, f"127.0.0.1:{peer_port}", "20"])
+    p = mta.start(*extra)
     wait_for(lambda: port_state(peer_port, True), "smtp-sink listens")
     return p
 
@@ -73,14 +45,6 @@ def stop_sink(p):
     p.kill()
     p.wait()
     wait_for(lambda: port_state(peer_port, False), "smtp-sink is gone")
-
-
-def dumped():
-    out = []
-    for f in sorted(glob.glob(dump + "/*")):
-        with open(f, "rb") as fh:
-            out.append(fh.read())
-    return out
 
 
 def dumped_with(text):

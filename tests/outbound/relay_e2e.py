@@ -2,54 +2,27 @@
 dnsmasq (MX records) + Postfix's smtp-sink (the remote MTA, told to fail on
 demand) + the real wizmail-server (restarted and kill -9'd on the way).
 Every process is started here on free ports and killed at exit."""
-import glob, os, pwd, shutil, signal, smtplib, socket, struct, subprocess, sys, tempfile, time
+import os, smtplib, socket, struct, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
-from harness import BUILD, Home, Server, check, free_port, _procs  # noqa: E402
+import harness  # noqa: E402
+import peers  # noqa: E402
+from harness import Home, Server, check  # noqa: E402
+from peers import CHECK_DSN, WIZMAIL  # noqa: E402
 
-WIZMAIL = os.path.join(BUILD, "apps", "wizmail", "wizmail")
-CHECK_DSN = os.path.join(os.path.dirname(__file__), "check_dsn.py")
-USER = pwd.getpwuid(os.getuid()).pw_name
-
-for tool in ("dnsmasq", "smtp-sink"):
-    if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
-        # Never skip: a missing peer is the machine's fault, said loudly.
-        print(f"FAILED: {tool} is not installed (scripts/install-deps, scripts/packages.txt)")
-        sys.exit(1)
-
-
-def start(argv, **kw):
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
-    _procs.append(p)
-    return p
+for tool in peers.missing_tools():
+    # Never skip: a missing peer is the machine's fault, said loudly.
+    print(f"FAILED: {tool} is not installed (scripts/install-deps, scripts/packages.txt)")
+    sys.exit(1)
 
 
 def wait_port(port, up=True, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            if up:
-                return
-        except OSError:
-            if not up:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"port {port} not {'up' if up else 'down'}")
+    if not harness.poll(lambda: harness.port_open(port) == up, timeout):
+        raise SystemExit(f"port {port} not {'up' if up else 'down'}")
 
 
 def wait_for(cond, what, timeout=15):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.1)
-    for h in _homes:
-        log = os.path.join(h.path, "stderr.log")
-        if os.path.exists(log):
-            print("---", log, file=sys.stderr)
-            print(open(log, errors="replace").read()[-3000:], file=sys.stderr)
-    check(False, what + " (timed out)")
+    return harness.wait_for(cond, what, timeout, _homes, tail=3000)
 
 
 _homes = []
@@ -87,33 +60,19 @@ tmp = tempfile.mkdtemp(prefix="wizmail-outbound-")
 
 # --- DNS: example.test has MX mx.example.test (10) → 127.0.0.1;
 #     gone.test does not exist (NXDOMAIN).
-dns_port = free_port()
-dnsmasq = start(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-                 f"--port={dns_port}", "--listen-address=127.0.0.1", "--bind-interfaces",
-                 f"--pid-file={tmp}/dnsmasq.pid", f"--user={USER}",
-                 "--mx-host=example.test,mx.example.test,10", "--host-record=mx.example.test,127.0.0.1",
-                 "--local=/test/"])
+dnsmasq, dns_port = peers.start_dnsmasq(tmp)
 wait_for(lambda: dns_answers(dns_port) or dnsmasq.poll() is not None, "dnsmasq answers")
 check(dnsmasq.poll() is None and dns_answers(dns_port), "dnsmasq runs on a free loopback port and answers")
 
 # --- The remote MTA.
-peer_port = free_port()
-dump = os.path.join(tmp, "dump")
-os.makedirs(dump)
+mta = peers.Sink(tmp)
+peer_port, dump, dumped = mta.port, mta.dump, mta.dumped
 
 
 def sink(*extra):
-    p = start(["smtp-sink", "-u", USER, "-d", dump + "/%M.", *extra, f"127.0.0.1:{peer_port}", "20"])
+    p = mta.start(*extra)
     wait_port(peer_port)
     return p
-
-
-def dumped():
-    out = []
-    for f in sorted(glob.glob(dump + "/*")):
-        with open(f, "rb") as fh:
-            out.append(fh.read())
-    return out
 
 
 def queue_files(home, state):

@@ -14,8 +14,10 @@
 #include "pop3/mailbox_lock.hpp"
 #include "pop3/session.hpp"
 #include "util/strings.hpp"
+#include "temp_dir.hpp"
 #include "test_server.hpp"
 #include "util/fs.hpp"
+#include "wait_until.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/mailbox.hpp"
 
@@ -27,11 +29,9 @@ using tcp = asio::ip::tcp;
 namespace {
 
 struct Home {
-  fs::path root;
+  test::TempDir tmp{"wizmail-pop3-conn"};
+  fs::path root = tmp.path();
   explicit Home(bool tls = false, const std::string& popenv = "") {
-    char t[] = "/tmp/wizmail-pop3-conn-XXXXXX";
-    REQUIRE(::mkdtemp(t));
-    root = t;
     fs::create_directories(root / "def");
     fs::create_directories(root / "mailbox");
     std::ofstream(root / "def" / "popenv.dat") << "host=pop.test\n" << popenv;
@@ -44,7 +44,6 @@ struct Home {
     AccountStore store(root / "mailbox");
     REQUIRE(store.create("alice", "secret"));
   }
-  ~Home() { fs::remove_all(root); }
   fs::path acct() const { return root / "mailbox" / "alice"; }
   void put(const std::string& name, const std::string& content) const {
     std::ofstream(acct() / "new" / name, std::ios::binary) << content;
@@ -87,13 +86,8 @@ struct Client {
   }
 };
 
-bool wait_for(const std::function<bool()>& pred) {
-  for (int i = 0; i < 300; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return pred();
-}
+// The loopback tests give the server 3 s to settle.
+bool wait_for(const std::function<bool()>& pred) { return test::wait_until(pred, 3s); }
 
 }  // namespace
 

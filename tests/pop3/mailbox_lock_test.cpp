@@ -28,14 +28,50 @@ namespace {
 
 // An account folder: the lock flocks its cur/.
 struct TempDir {
-  fs::path path;
-  TempDir() {
-    char t[] = "/tmp/wizmail-pop3-lock-XXXXXX";
-    REQUIRE(::mkdtemp(t));
-    path = t;
-    fs::create_directory(path / "cur");
+  test::TempDir tmp{"wizmail-pop3-lock"};
+  fs::path path = tmp.path();
+  TempDir() { fs::create_directory(path / "cur"); }
+};
+
+// A child process that takes the lock of `dir`, says whether it got it,
+// and holds it until die(): then it exits without releasing (as a crash).
+class LockHoldingChild {
+ public:
+  explicit LockHoldingChild(const fs::path& dir) {
+    REQUIRE(::pipe(to_parent_) == 0);
+    REQUIRE(::pipe(to_child_) == 0);
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      auto l = MailboxLock::acquire(dir);
+      char c = l ? 'y' : 'n';
+      (void)!::write(to_parent_[1], &c, 1);
+      (void)!::read(to_child_[0], &c, 1);  // wait for the parent's word
+      ::_exit(0);                           // dies without releasing
+    }
   }
-  ~TempDir() { fs::remove_all(path); }
+  LockHoldingChild(const LockHoldingChild&) = delete;
+  LockHoldingChild& operator=(const LockHoldingChild&) = delete;
+  ~LockHoldingChild() {
+    for (int fd : {to_parent_[0], to_parent_[1], to_child_[0], to_child_[1]}) ::close(fd);
+  }
+  pid_t pid() const { return pid_; }
+  // Whether the child got the lock (its answer).
+  bool holds() {
+    char c = 0;
+    REQUIRE(::read(to_parent_[0], &c, 1) == 1);
+    return c == 'y';
+  }
+  // Tell the child to exit, and reap it.
+  void die() {
+    (void)!::write(to_child_[1], "x", 1);
+    int status = 0;
+    REQUIRE(::waitpid(pid_, &status, 0) == pid_);
+  }
+
+ private:
+  int to_parent_[2] = {-1, -1}, to_child_[2] = {-1, -1};
+  pid_t pid_ = -1;
 };
 
 void write_lock(const fs::path& dir, const std::string& content, long age_seconds = 0) {
@@ -82,32 +118,16 @@ TEST_CASE("lock content names host, pid and start time") {
 
 TEST_CASE("across processes: a live child holds it, its death frees it") {
   TempDir d;
-  int to_parent[2], to_child[2];
-  REQUIRE(::pipe(to_parent) == 0);
-  REQUIRE(::pipe(to_child) == 0);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    auto l = MailboxLock::acquire(d.path);
-    char c = l ? 'y' : 'n';
-    (void)!::write(to_parent[1], &c, 1);
-    (void)!::read(to_child[0], &c, 1);  // wait for the parent's word
-    ::_exit(0);                          // dies without releasing
-  }
-  char c = 0;
-  REQUIRE(::read(to_parent[0], &c, 1) == 1);
-  REQUIRE(c == 'y');
+  LockHoldingChild child(d.path);
+  REQUIRE(child.holds());
   auto busy = MailboxLock::acquire(d.path);
   REQUIRE_FALSE(busy);
   CHECK(busy.error().code == Errc::busy);
-  CHECK(busy.error().message.find("pid " + std::to_string(pid)) != std::string::npos);
-  (void)!::write(to_child[1], "x", 1);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CHECK(busy.error().message.find("pid " + std::to_string(child.pid())) != std::string::npos);
+  child.die();
   CHECK(fs::exists(d.path / lock_file_name));  // left behind by _exit
   auto mine = MailboxLock::acquire(d.path);    // stale: the pid is gone
   CHECK(mine);
-  for (int fd : {to_parent[0], to_parent[1], to_child[0], to_child[1]}) ::close(fd);
 }
 
 TEST_CASE("same host: a reused pid (other start time) is stale") {
@@ -238,29 +258,13 @@ TEST_CASE("a live lock is never broken, even when its content looks stale") {
 
 TEST_CASE("across processes: a flocked lock with stale-looking content stays busy") {
   TempDir d;
-  int to_parent[2], to_child[2];
-  REQUIRE(::pipe(to_parent) == 0);
-  REQUIRE(::pipe(to_child) == 0);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    auto l = MailboxLock::acquire(d.path);
-    char c = l ? 'y' : 'n';
-    (void)!::write(to_parent[1], &c, 1);
-    (void)!::read(to_child[0], &c, 1);
-    ::_exit(0);
-  }
-  char c = 0;
-  REQUIRE(::read(to_parent[0], &c, 1) == 1);
-  REQUIRE(c == 'y');
+  LockHoldingChild child(d.path);
+  REQUIRE(child.holds());
   write_lock(d.path, me() + " 2147483646 0\n", 3600);
   CHECK_FALSE(MailboxLock::acquire(d.path));
   CHECK_FALSE(MailboxLock::acquire(d.path));
-  (void)!::write(to_child[1], "x", 1);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  child.die();
   CHECK(MailboxLock::acquire(d.path));  // the flock died with the child
-  for (int fd : {to_parent[0], to_parent[1], to_child[0], to_child[1]}) ::close(fd);
 }
 
 TEST_CASE("two sessions of one process exclude each other (flock per open file)") {

@@ -12,6 +12,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+import harness  # noqa: E402
+
 SERVER = sys.argv[1]
 failures = []
 
@@ -61,11 +64,7 @@ def count(home):
 
 
 def wait_unlocked(home):
-    for _ in range(300):
-        if not os.path.exists(f"{home}/mailbox/alice/pop3.lock"):
-            return True
-        time.sleep(0.01)
-    return False
+    return harness.poll(lambda: not os.path.exists(f"{home}/mailbox/alice/pop3.lock"), 3, 0.01)
 
 
 def start(home):

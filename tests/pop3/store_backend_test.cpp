@@ -14,6 +14,7 @@
 
 #include "pop3/dot_stuffer.hpp"
 #include "pop3/session.hpp"
+#include "temp_dir.hpp"
 #include "util/fs.hpp"
 #include "wizmail/mailbox.hpp"
 
@@ -24,15 +25,12 @@ using namespace wizmail::pop3;
 namespace {
 
 struct Home {
-  fs::path root;
+  test::TempDir tmp{"wizmail-pop3-store"};
+  fs::path root = tmp.path();
   Home() {
-    char t[] = "/tmp/wizmail-pop3-store-XXXXXX";
-    REQUIRE(::mkdtemp(t));
-    root = t;
     fs::create_directories(root / "mailbox");
     fs::create_directories(root / "dustbox");
   }
-  ~Home() { fs::remove_all(root); }
   fs::path acct(const std::string& a) const { return root / "mailbox" / a; }
   void put(const std::string& a, const std::string& sub, const std::string& name,
            const std::string& content) const {

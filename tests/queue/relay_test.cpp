@@ -8,24 +8,14 @@
 #include <filesystem>
 #include <fstream>
 
+#include "temp_dir.hpp"
 #include "util/fs.hpp"
 
 namespace fs = std::filesystem;
 using namespace wizmail;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "wizmail-queue-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using test::TempDir;
 
 std::size_t count(const fs::path& d) {
   std::size_t n = 0;
@@ -46,7 +36,7 @@ QueueEnvelope env2() {
 
 TEST_CASE("enqueue is durable and loads back exactly") {
   TempDir t;
-  RelayQueue q(t.path / "resendmail");
+  RelayQueue q(t.path() / "resendmail");
   REQUIRE(q.init());
   auto id = q.enqueue(env2(), std::string_view("Subject: hi\r\n\r\nbody\r\n"));
   REQUIRE(id);
@@ -63,7 +53,7 @@ TEST_CASE("enqueue is durable and loads back exactly") {
   CHECK(e->auth_user == "alice");
   CHECK(e->created > 0);
   CHECK(util::read_file(q.message_path(*id)).value() == "Subject: hi\r\n\r\nbody\r\n");
-  CHECK(count(t.path / "resendmail" / "tmp") == 0);
+  CHECK(count(t.path() / "resendmail" / "tmp") == 0);
   auto ids = q.list();
   REQUIRE(ids);
   CHECK(ids->size() == 1);
@@ -71,7 +61,7 @@ TEST_CASE("enqueue is durable and loads back exactly") {
 
 TEST_CASE("recipient results, attempts, states and removal") {
   TempDir t;
-  RelayQueue q(t.path / "q");
+  RelayQueue q(t.path() / "q");
   REQUIRE(q.init());
   auto id = q.enqueue(env2(), std::string_view("x\r\n")).value();
   REQUIRE(q.update_recipient(id, "bob@remote.example", RecipientState::delivered, "250 ok"));
@@ -102,7 +92,7 @@ TEST_CASE("recipient results, attempts, states and removal") {
 
 TEST_CASE("bad ids never reach the file system") {
   TempDir t;
-  RelayQueue q(t.path / "q");
+  RelayQueue q(t.path() / "q");
   REQUIRE(q.init());
   for (auto id : {"../x", "", ".hidden", "a/b", "x y"}) {
     CHECK_FALSE(q.load(id));
@@ -149,20 +139,20 @@ TEST_CASE("envelope parser: an attempt count an int cannot hold is refused") {
 
 TEST_CASE("recover cleans crash leftovers and keeps whole entries") {
   TempDir t;
-  RelayQueue q(t.path / "q");
+  RelayQueue q(t.path() / "q");
   REQUIRE(q.init());
   auto good = q.enqueue(env2(), std::string_view("good\r\n")).value();
   auto claimed = q.enqueue(env2(), std::string_view("claimed\r\n")).value();
   REQUIRE(q.move(claimed, QueueState::active));
   // A crash while staging: files in tmp/.
-  REQUIRE(util::write_file_atomic(t.path / "q" / "tmp" / "1.M1P1Q1.env", "half"));
-  REQUIRE(util::write_file_atomic(t.path / "q" / "tmp" / "1.M1P1Q1.data", "half"));
+  REQUIRE(util::write_file_atomic(t.path() / "q" / "tmp" / "1.M1P1Q1.env", "half"));
+  REQUIRE(util::write_file_atomic(t.path() / "q" / "tmp" / "1.M1P1Q1.data", "half"));
   // A crash between the two renames: data without an envelope.
-  REQUIRE(util::write_file_atomic(t.path / "q" / "data" / "2.M1P1Q1", "orphan"));
+  REQUIRE(util::write_file_atomic(t.path() / "q" / "data" / "2.M1P1Q1", "orphan"));
   // A truncated envelope (no end record) must never be taken for mail.
   auto truncated = q.enqueue(env2(), std::string_view("t\r\n")).value();
   {
-    auto p = t.path / "q" / "incoming" / truncated;
+    auto p = t.path() / "q" / "incoming" / truncated;
     auto text = util::read_file(p).value();
     REQUIRE(util::write_file_atomic(p, text.substr(0, text.size() - 4)));
   }
@@ -181,8 +171,8 @@ TEST_CASE("recover cleans crash leftovers and keeps whole entries") {
   CHECK(q.load(good));
   CHECK(q.load(claimed).value().state == QueueState::incoming);
   CHECK_FALSE(q.load(truncated));
-  CHECK(count(t.path / "q" / "tmp") == 0);
-  CHECK(count(t.path / "q" / "corrupt") == 2);
+  CHECK(count(t.path() / "q" / "tmp") == 0);
+  CHECK(count(t.path() / "q" / "corrupt") == 2);
   // A second recovery finds nothing more to do.
   auto again = q.recover().value();
   CHECK(again.tmp_removed + again.orphans_removed + again.reactivated + again.corrupt == 0);
@@ -190,17 +180,17 @@ TEST_CASE("recover cleans crash leftovers and keeps whole entries") {
 
 TEST_CASE("staged entries appear only after publish and vanish when dropped") {
   TempDir t;
-  RelayQueue q(t.path / "q");
+  RelayQueue q(t.path() / "q");
   REQUIRE(q.init());
-  auto msg = t.path / "msg";
+  auto msg = t.path() / "msg";
   REQUIRE(util::write_file_atomic(msg, "hello\r\n"));
   {
     auto s = q.stage(env2(), msg, 7);
     REQUIRE(s);
     CHECK(q.list().value().empty());
-    CHECK(count(t.path / "q" / "tmp") == 2);
+    CHECK(count(t.path() / "q" / "tmp") == 2);
   }
-  CHECK(count(t.path / "q" / "tmp") == 0);  // dropped before publish
+  CHECK(count(t.path() / "q" / "tmp") == 0);  // dropped before publish
   auto s = q.stage(env2(), msg, 7);
   REQUIRE(s);
   for (int fd : s->files_to_sync()) CHECK(::fsync(fd) == 0);
@@ -233,7 +223,7 @@ TEST_CASE("queue envelope: an entry written before DSN and SMTPUTF8 existed read
 
 TEST_CASE("queue envelope: DSN requests, SMTPUTF8 and the delay notice survive a round trip") {
   TempDir t;
-  RelayQueue q(t.path / "q");
+  RelayQueue q(t.path() / "q");
   REQUIRE(q.init());
   QueueEnvelope env = env2();
   env.recipients.push_back("j\xc3\xb6rg@b\xc3\xbcro.example");
@@ -262,7 +252,7 @@ TEST_CASE("queue envelope: DSN requests, SMTPUTF8 and the delay notice survive a
   // A DSN list that does not match the recipients is refused before anything is written.
   env.dsn.pop_back();
   CHECK_FALSE(q.enqueue(env, std::string_view("x\r\n")));
-  CHECK(count(t.path / "q" / "tmp") == 0);
+  CHECK(count(t.path() / "q" / "tmp") == 0);
 }
 
 TEST_CASE("queue envelope: malformed DSN records make the entry unreadable, never half-read") {

@@ -1,11 +1,6 @@
 #include "wizmail/server.hpp"
 
 #include <doctest/doctest.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -20,6 +15,9 @@
 #include <thread>
 #include <vector>
 
+#include "line_client.hpp"
+#include "running_server.hpp"
+#include "wait_until.hpp"
 #include "server/log.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
@@ -33,146 +31,19 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct TempHome {
-  fs::path path;
-  TempHome() {
-    std::string t = (fs::temp_directory_path() / "wizmail-server-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path = t;
-    AccountStore store(path / "mailbox");
-    REQUIRE(util::make_dirs(path / "mailbox"));
-    REQUIRE(store.create("alice", "secret"));
-    REQUIRE(store.create("bob", "hunter2"));
-    REQUIRE(store.create("postmaster", "pm"));
-  }
-  ~TempHome() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::size_t count_new(const std::string& account) const {
-    std::size_t n = 0;
-    for ([[maybe_unused]] auto& e : fs::directory_iterator(path / "mailbox" / account / "new")) ++n;
-    return n;
-  }
+using test::code;
+using test::connect_refused;
+using test::wait_until;
+using Client = test::SmtpClient;
+using Running = test::RunningServer;
+
+struct TempHome : test::MailHome {
+  TempHome() : MailHome("wizmail-server", {{"alice", "secret"}, {"bob", "hunter2"}, {"postmaster", "pm"}}) {}
   std::string only_message(const std::string& account) const {
-    for (auto& e : fs::directory_iterator(path / "mailbox" / account / "new"))
-      return util::read_file(e.path()).value();
-    return {};
+    auto all = messages(account);
+    return all.empty() ? std::string() : all.front();
   }
 };
-
-std::shared_ptr<Config> base_config(const fs::path& home) {
-  auto c = std::make_shared<Config>();
-  c->home = home;
-  c->smtp.bind_address = {"127.0.0.1"};
-  c->smtp.send_permits_only_smtp_auth = true;
-  return c;
-}
-
-// A running server on its own io_context thread.
-struct Running {
-  asio::io_context io;
-  std::unique_ptr<Server> server;
-  std::thread thread;
-  explicit Running(std::shared_ptr<const Config> cfg, ServerOptions opt = {}) {
-    opt.ephemeral_ports = true;
-    auto s = Server::create(io, std::move(cfg), opt);
-    REQUIRE(s);
-    server = std::move(*s);
-    auto st = server->start();
-    REQUIRE_MESSAGE(st, (st ? "" : st.error().message));
-    thread = std::thread([this] { io.run(); });
-  }
-  ~Running() { finish(); }
-  void finish(std::chrono::milliseconds grace = 2000ms) {
-    if (!thread.joinable()) return;
-    server->stop(grace);
-    thread.join();
-  }
-  std::uint16_t port() const { return server->port(Protocol::smtp); }
-};
-
-// A blocking line client with a receive timeout.
-struct Client {
-  int fd = -1;
-  std::string buf;
-  explicit Client(std::uint16_t port) {
-    fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  }
-  ~Client() {
-    if (fd >= 0) ::close(fd);
-  }
-  void send(std::string_view s) {
-    while (!s.empty()) {
-      auto n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-      if (n <= 0) return;
-      s.remove_prefix(static_cast<std::size_t>(n));
-    }
-  }
-  // One whole reply (multi-line joined); "" on EOF/timeout.
-  std::string reply() {
-    std::string out;
-    for (;;) {
-      auto nl = buf.find("\r\n");
-      if (nl == std::string::npos) {
-        char tmp[4096];
-        auto n = ::recv(fd, tmp, sizeof tmp, 0);
-        if (n <= 0) return out;
-        buf.append(tmp, static_cast<std::size_t>(n));
-        continue;
-      }
-      std::string line = buf.substr(0, nl + 2);
-      buf.erase(0, nl + 2);
-      out += line;
-      if (line.size() < 4 || line[3] != '-') return out;
-    }
-  }
-  std::string cmd(std::string_view c) {
-    send(std::string(c) + "\r\n");
-    return reply();
-  }
-  bool eof() {
-    char c;
-    return ::recv(fd, &c, 1, 0) == 0;
-  }
-};
-
-std::string code(const std::string& r) { return r.substr(0, 3); }
-
-bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return pred();
-}
-
-// Whether a connect to the loopback port is refused (nobody listens).
-bool connect_refused(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool refused = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno == ECONNREFUSED;
-  ::close(fd);
-  return refused;
-}
-
-std::string server_log(const fs::path& home) {
-  auto t = util::read_file(home / "var" / "log" / "server.log");
-  return t ? *t : std::string();
-}
 
 }  // namespace
 
@@ -181,7 +52,7 @@ TEST_CASE("a message to a local account is durable in new/ before the 250") {
   ServerOptions opt;
   SUBCASE("sessions on the given io_context: commit threads") {}
   SUBCASE("session threads: the commit runs on the session's thread") { opt.io_threads = 2; }
-  Running srv(base_config(home.path), opt);
+  Running srv(test::loopback_config(home.path), opt);
   Client c(srv.port());
   CHECK(code(c.reply()) == "220");
   CHECK(c.cmd("EHLO client.example").find("250-PIPELINING") != std::string::npos);
@@ -219,7 +90,7 @@ TEST_CASE("a message to a local account is durable in new/ before the 250") {
 
 TEST_CASE("the POP3 listener is served by the same server") {
   TempHome home;
-  Running srv(base_config(home.path));
+  Running srv(test::loopback_config(home.path));
   REQUIRE(srv.server->port(Protocol::pop3) != 0);
   Client c(srv.server->port(Protocol::pop3));
   auto greeting = c.reply();
@@ -229,7 +100,7 @@ TEST_CASE("the POP3 listener is served by the same server") {
 
 TEST_CASE("unknown user, relay denied, quota: refused and logged") {
   TempHome home;
-  auto cfg = base_config(home.path);
+  auto cfg = test::loopback_config(home.path);
   cfg->server.mailbox_capacity_mail_count = 1;
   {
     Running srv(cfg);
@@ -256,7 +127,7 @@ TEST_CASE("unknown user, relay denied, quota: refused and logged") {
 
 TEST_CASE("accepted remote recipients go durably into the relay queue") {
   TempHome home;
-  auto cfg = base_config(home.path);
+  auto cfg = test::loopback_config(home.path);
   cfg->smtp.address_permits_relay = {"127.0.0.0/8"};
   Running srv(cfg);
   Client c(srv.port());
@@ -286,7 +157,7 @@ TEST_CASE("accepted remote recipients go durably into the relay queue") {
 
 TEST_CASE("multiprocessing cap: the next peer gets 421 4.7.0; exempt peers do not count") {
   TempHome home;
-  auto cfg = base_config(home.path);
+  auto cfg = test::loopback_config(home.path);
   cfg->smtp.multiprocessing = 1;
   cfg->smtp.multiprocessing_exempt = {"192.0.2.0/24"};
   Running srv(cfg);
@@ -306,7 +177,7 @@ TEST_CASE("multiprocessing cap: the next peer gets 421 4.7.0; exempt peers do no
 
 TEST_CASE("multiprocessing_exempt peers are never refused") {
   TempHome home;
-  auto cfg = base_config(home.path);
+  auto cfg = test::loopback_config(home.path);
   cfg->smtp.multiprocessing = 1;  // loopback is exempt by default
   Running srv(cfg);
   Client a(srv.port()), b(srv.port()), c(srv.port());
@@ -317,7 +188,7 @@ TEST_CASE("multiprocessing_exempt peers are never refused") {
 
 TEST_CASE("a silent client gets 421 after session_timeout") {
   TempHome home;
-  auto cfg = base_config(home.path);
+  auto cfg = test::loopback_config(home.path);
   cfg->smtp.session_timeout = 1;
   Running srv(cfg);
   Client c(srv.port());
@@ -335,7 +206,7 @@ TEST_CASE("a silent client gets 421 after session_timeout") {
 
 TEST_CASE("graceful stop: idle sessions get 421, a transaction may finish") {
   TempHome home;
-  Running srv(base_config(home.path));
+  Running srv(test::loopback_config(home.path));
   Client idle(srv.port()), busy(srv.port());
   idle.reply();
   busy.reply();
@@ -359,7 +230,7 @@ TEST_CASE("graceful stop: idle sessions get 421, a transaction may finish") {
 
 TEST_CASE("graceful stop closes a transaction that outlives the grace time") {
   TempHome home;
-  Running srv(base_config(home.path));
+  Running srv(test::loopback_config(home.path));
   Client busy(srv.port());
   busy.reply();
   busy.cmd("EHLO x");
@@ -404,8 +275,8 @@ TEST_CASE("reload: a good config is taken, a bad one keeps the old") {
 
 TEST_CASE("a port in use is an error value") {
   TempHome home;
-  Running first(base_config(home.path));
-  auto cfg = base_config(home.path);
+  Running first(test::loopback_config(home.path));
+  auto cfg = test::loopback_config(home.path);
   cfg->smtp.port = first.port();
   asio::io_context io;
   auto s = Server::create(io, cfg);
@@ -417,7 +288,7 @@ TEST_CASE("a port in use is an error value") {
 
 TEST_CASE("delivery callbacks: discard, redirect, rewrite, then removal") {
   TempHome home;
-  Running srv(base_config(home.path));
+  Running srv(test::loopback_config(home.path));
   std::atomic<int> calls{0};
   std::string seen_subject;
   auto id = srv.server->add_delivery_callback([&](const Delivery& d) {
@@ -500,7 +371,7 @@ std::size_t queue_entries(const fs::path& home) {
 
 TEST_CASE("a callback discarding the local copy leaves the relayed copy intact") {
   TempHome home;
-  auto cfg = base_config(home.path);
+  auto cfg = test::loopback_config(home.path);
   cfg->smtp.address_permits_relay = {"127.0.0.0/8"};
   Running srv(cfg);
   srv.server->add_delivery_callback([](const Delivery&) { return DeliveryDecision::discard(); });
@@ -519,7 +390,7 @@ TEST_CASE("a callback discarding the local copy leaves the relayed copy intact")
 
 TEST_CASE("a throwing delivery callback gives 451; the server keeps serving") {
   TempHome home;
-  auto cfg = base_config(home.path);
+  auto cfg = test::loopback_config(home.path);
   cfg->smtp.address_permits_relay = {"127.0.0.0/8"};
   ServerOptions opt;
   SUBCASE("sessions on the given io_context: commit threads") {}
@@ -546,7 +417,7 @@ TEST_CASE("a throwing delivery callback gives 451; the server keeps serving") {
 
 TEST_CASE("a failed local copy publishes no queue entry") {
   TempHome home;
-  auto cfg = base_config(home.path);
+  auto cfg = test::loopback_config(home.path);
   cfg->smtp.address_permits_relay = {"127.0.0.0/8"};
   Running srv(cfg);
   // bob's new/ is gone: his copy cannot be published (link and copy fail).
@@ -564,7 +435,7 @@ TEST_CASE("a failed local copy publishes no queue entry") {
 
 TEST_CASE("quota is checked against the real size when no SIZE was declared") {
   TempHome home;
-  auto cfg = base_config(home.path);
+  auto cfg = test::loopback_config(home.path);
   cfg->server.mailbox_capacity_mail_size = 600;
   Running srv(cfg);
   // Small enough: delivered.
@@ -590,7 +461,7 @@ TEST_CASE("quota is checked against the real size when no SIZE was declared") {
 
 TEST_CASE("send counters are kept for existing accounts only") {
   TempHome home;
-  auto cfg = base_config(home.path);
+  auto cfg = test::loopback_config(home.path);
   cfg->smtp.address_permits_relay = {"127.0.0.0/8"};
   Running srv(cfg);
   CHECK(code(send_message(srv.port(), "ghost@localhost", {"far@remote.example"}, "Subject: g\r\n\r\nx")) ==
@@ -605,17 +476,17 @@ TEST_CASE("send counters are kept for existing accounts only") {
 
 TEST_CASE("a second stop with a shorter grace brings the hard close forward") {
   TempHome home;
-  Running srv(base_config(home.path));
+  Running srv(test::loopback_config(home.path));
   Client busy(srv.port());
   busy.reply();
   busy.cmd("EHLO x");
   CHECK(code(busy.cmd("MAIL FROM:<a@localhost>")) == "250");  // in a transaction: not idle
   std::promise<void> stopped;
   srv.server->stop(60s, [&] { stopped.set_value(); });
-  REQUIRE(wait_until([&] { return server_log(home.path).find("stopping: 1 sessions") != std::string::npos; }));
+  REQUIRE(wait_until([&] { return home.log().find("stopping: 1 sessions") != std::string::npos; }));
   srv.server->stop(200ms);
   // The server took the sooner deadline ...
-  CHECK(wait_until([&] { return server_log(home.path).find("stopping sooner: 1 sessions") != std::string::npos; }));
+  CHECK(wait_until([&] { return home.log().find("stopping sooner: 1 sessions") != std::string::npos; }));
   // ... and kept it: 421 or EOF, where the first deadline (60 s) would have
   // left the session open past the client's receive timeout (reply "",
   // then no EOF).
@@ -629,7 +500,7 @@ TEST_CASE("a second stop with a shorter grace brings the hard close forward") {
 
 TEST_CASE("concurrent stop() calls close the listeners once, from any thread") {
   TempHome home;
-  Running srv(base_config(home.path));
+  Running srv(test::loopback_config(home.path));
   auto port = srv.port();
   std::vector<std::thread> ts;
   for (int i = 0; i < 4; ++i) ts.emplace_back([&] { srv.server->stop(500ms); });
@@ -637,13 +508,7 @@ TEST_CASE("concurrent stop() calls close the listeners once, from any thread") {
   srv.thread.join();
   CHECK(srv.server->stopped());
   // The port is closed: a connect is refused.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0);
-  ::close(fd);
+  CHECK(connect_refused(port));
 }
 
 // ServerOptions::io_threads: sessions on the server's own threads, one
@@ -673,7 +538,7 @@ std::string send_one(std::uint16_t port, const std::string& rcpt, int n) {
 
 TEST_CASE("session threads: concurrent SMTP and POP3 sessions are all served, each message durable before its 250") {
   TempHome home;
-  Running srv(base_config(home.path), pooled(3));
+  Running srv(test::loopback_config(home.path), pooled(3));
   const int clients = 12, each = 5;
   std::vector<std::future<std::vector<std::string>>> results;
   for (int t = 0; t < clients; ++t)
@@ -712,7 +577,7 @@ TEST_CASE("session threads: concurrent SMTP and POP3 sessions are all served, ea
 
 TEST_CASE("session threads: graceful stop reaches sessions on every thread") {
   TempHome home;
-  Running srv(base_config(home.path), pooled(2));
+  Running srv(test::loopback_config(home.path), pooled(2));
   // Four idle sessions (spread over both threads) and one in DATA.
   std::vector<std::unique_ptr<Client>> idle;
   for (int i = 0; i < 4; ++i) {
@@ -745,7 +610,7 @@ TEST_CASE("session threads: graceful stop reaches sessions on every thread") {
 TEST_CASE("session threads: destroying a server with live sessions abandons them cleanly") {
   TempHome home;
   auto io = std::make_unique<asio::io_context>();
-  auto s = Server::create(*io, base_config(home.path), [] {
+  auto s = Server::create(*io, test::loopback_config(home.path), [] {
     auto o = pooled(2);
     o.ephemeral_ports = true;
     return o;
@@ -769,7 +634,7 @@ TEST_CASE("session threads: destroying a server with live sessions abandons them
 
 TEST_CASE("failed logins are penalised per client network, across connections and protocols") {
   TempHome home;
-  Running srv(base_config(home.path), pooled(2));
+  Running srv(test::loopback_config(home.path), pooled(2));
   auto timed = [](auto&& f) {
     auto t0 = std::chrono::steady_clock::now();
     f();
@@ -799,7 +664,7 @@ TEST_CASE("failed logins are penalised per client network, across connections an
 
 TEST_CASE("POP-before-SMTP: a POP3 login lets its address relay at once") {
   TempHome home;
-  auto cfg = base_config(home.path);
+  auto cfg = test::loopback_config(home.path);
   cfg->smtp.send_permits_only_smtp_auth = false;
   cfg->smtp.pop_before_smtp = true;
   cfg->smtp.pop_befor_smtp_time_to_live = 10;
@@ -836,7 +701,7 @@ TEST_CASE("POP-before-SMTP: logins in the ip files survive a restart, within the
     REQUIRE(store.write_pop_login("alice", "127.0.0.1", now - 11 * 60));
   }
   const bool recent = store.read_pop_login("alice")->time >= now - 60;
-  auto cfg = base_config(home.path);
+  auto cfg = test::loopback_config(home.path);
   cfg->smtp.send_permits_only_smtp_auth = false;
   cfg->smtp.pop_before_smtp = true;
   cfg->smtp.pop_befor_smtp_time_to_live = 10;
@@ -853,7 +718,7 @@ TEST_CASE("an account the store cannot read is a temporary failure everywhere") 
   // A loop of symbolic links where carol's folder should be: stat() fails
   // with ELOOP, even for root.
   fs::create_symlink(home.path / "mailbox" / "carol", home.path / "mailbox" / "carol");
-  Running srv(base_config(home.path));
+  Running srv(test::loopback_config(home.path));
   Client c(srv.port());
   c.reply();
   c.cmd("EHLO x");
@@ -875,7 +740,7 @@ TEST_CASE("an account the store cannot read is a temporary failure everywhere") 
 
 TEST_CASE("the sent counter counts submissions and relayed mail of the account") {
   TempHome home;
-  auto cfg = base_config(home.path);
+  auto cfg = test::loopback_config(home.path);
   cfg->smtp.address_permits_relay = {"127.0.0.0/8"};
   Running srv(cfg);
   auto sent = [&](const char* account) {

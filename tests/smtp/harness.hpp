@@ -35,6 +35,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -129,5 +130,55 @@ RunResult run_script(std::string_view script, std::size_t chunk);
 
 // The chunk sizes every transcript is run at.
 const std::vector<std::size_t>& chunk_sizes();
+
+// One session over a FakeEnv and a MemorySink, for tests that drive it by
+// hand: domain example.org, account alice/secret, client 198.51.100.7.
+struct SessionRig {
+  FakeEnv env;
+  MemorySink sink;
+  SessionOptions opt;
+  std::unique_ptr<Session> s;
+  Output out;
+
+  explicit SessionRig(Listener l = Listener::smtp, bool tls = false) {
+    env.config->server.domain = "example.org";
+    env.accounts["alice"].password = "secret";
+    opt.hostname = "mx.example.org";
+    opt.session_id = "S1";
+    opt.client_ip = "198.51.100.7";
+    opt.listener = l;
+    opt.tls_available = tls;
+  }
+  // The session, not started (for checks before the greeting).
+  Session& make() {
+    opt.config = env.config;
+    s = std::make_unique<Session>(opt, env, sink);
+    return *s;
+  }
+  Session& start() {
+    make();
+    s->start(out);
+    out.clear();
+    return *s;
+  }
+  // Bytes as a client that follows RFC 2920 sends them: it waits for the
+  // reply to DATA before it sends more.
+  std::string feed(std::string_view in) {
+    out.clear();
+    std::size_t from = 0;
+    for (auto at : client_waits(in)) {
+      s->feed(in.substr(from, at - from), out);
+      from = at;
+    }
+    if (from < in.size()) s->feed(in.substr(from), out);
+    return out.replies;
+  }
+  // Bytes in one piece, whatever they are.
+  std::string feed_raw(std::string_view in, bool more_pending = false) {
+    out.clear();
+    s->feed(in, out, more_pending);
+    return out.replies;
+  }
+};
 
 }  // namespace wizmail::smtp::test

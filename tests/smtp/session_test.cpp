@@ -15,48 +15,7 @@ using namespace wizmail::smtp::test;
 
 namespace {
 
-struct Rig {
-  FakeEnv env;
-  MemorySink sink;
-  SessionOptions opt;
-  std::unique_ptr<Session> s;
-  Output out;
-
-  explicit Rig(Listener l = Listener::smtp, bool tls = false) {
-    env.config->server.domain = "example.org";
-    env.accounts["alice"].password = "secret";
-    opt.hostname = "mx.example.org";
-    opt.session_id = "S1";
-    opt.client_ip = "198.51.100.7";
-    opt.listener = l;
-    opt.tls_available = tls;
-  }
-  Session& start() {
-    opt.config = env.config;
-    s = std::make_unique<Session>(opt, env, sink);
-    s->start(out);
-    out.clear();
-    return *s;
-  }
-  // Bytes as a client that follows RFC 2920 sends them: it waits for the
-  // reply to DATA before it sends more.
-  std::string feed(std::string_view in) {
-    out.clear();
-    std::size_t from = 0;
-    for (auto at : client_waits(in)) {
-      s->feed(in.substr(from, at - from), out);
-      from = at;
-    }
-    if (from < in.size()) s->feed(in.substr(from), out);
-    return out.replies;
-  }
-  // Bytes in one piece, whatever they are.
-  std::string feed_raw(std::string_view in, bool more_pending = false) {
-    out.clear();
-    s->feed(in, out, more_pending);
-    return out.replies;
-  }
-};
+using Rig = SessionRig;
 
 bool any_event_contains(const std::vector<LogEvent>& ev, LogEvent::Kind k, std::string_view text) {
   for (const auto& e : ev)

@@ -292,9 +292,8 @@ TEST_CASE("one failing recipient does not fail the batch") {
 
 TEST_CASE("delivery across filesystems copies instead of linking") {
   Store s{"a"};
-  std::string tmpl = "/dev/shm/wizmail-store-XXXXXX";
-  REQUIRE(::mkdtemp(tmpl.data()));
-  const fs::path other = fs::path(tmpl) / "mailbox";
+  test::ShmDir shm;
+  const fs::path other = shm.path() / "mailbox";
   fs::create_directory(other);
   AccountStore far(other);
   REQUIRE(far.create("z", "pw"));
@@ -309,7 +308,6 @@ TEST_CASE("delivery across filesystems copies instead of linking") {
   CHECK(stat_of(*r[1]).st_nlink == 1);
   CHECK(count_files(other / "z" / "tmp") == 0);
   CHECK(count_files(s.dir("a") / "tmp") == 0);
-  fs::remove_all(tmpl);
 }
 
 TEST_CASE("defer_tidy: commit publishes, tidy() counts and removes the tmp/ names") {

@@ -36,27 +36,7 @@ std::uint64_t device_of(const fs::path& p) {
   return static_cast<std::uint64_t>(st.st_dev);
 }
 
-// A folder on another filesystem than the test's temp folder: tmpfs /dev/shm.
-// The tests that need one fail (not skip) without it: they exist to prove
-// the cross-filesystem paths.
-class ShmDir {
- public:
-  ShmDir() {
-    std::string tmpl = "/dev/shm/wizmail-store-XXXXXX";
-    REQUIRE_MESSAGE(::mkdtemp(tmpl.data()) != nullptr, "these tests need a writable /dev/shm");
-    path_ = tmpl;
-  }
-  ShmDir(const ShmDir&) = delete;
-  ShmDir& operator=(const ShmDir&) = delete;
-  ~ShmDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using test::ShmDir;
 
 // Accounts "a" (test temp folder) and "b" (/dev/shm), on two filesystems.
 struct TwoFs {

@@ -204,13 +204,11 @@ TEST_CASE("dustbox on another filesystem") {
   REQUIRE(::stat(b.dir.c_str(), &a) == 0);
   REQUIRE(::stat("/dev/shm", &c) == 0);
   REQUIRE(a.st_dev != c.st_dev);  // the test machine has tmpfs on /dev/shm
-  std::string tmpl = "/dev/shm/wizmail-dust-XXXXXX";
-  REQUIRE(::mkdtemp(tmpl.data()));
+  test::ShmDir dust("wizmail-dust");
   auto u = b.put("moved across\r\n");
-  REQUIRE(b.box.remove(u, tmpl));
-  CHECK(util::read_file(fs::path(tmpl) / "alice" / u).value() == "moved across\r\n");
+  REQUIRE(b.box.remove(u, dust.path()));
+  CHECK(util::read_file(dust.path() / "alice" / u).value() == "moved across\r\n");
   CHECK(b.box.list().value().empty());
-  fs::remove_all(tmpl);
 }
 
 TEST_CASE("cleanup_tmp: old files, and files of dead writers of this host") {

@@ -29,24 +29,7 @@ using test::TempDir;
 
 namespace {
 
-class ShmDir {
- public:
-  ShmDir() {
-    std::string tmpl = "/dev/shm/wizmail-store-XXXXXX";
-    REQUIRE_MESSAGE(::mkdtemp(tmpl.data()) != nullptr, "these tests need a writable /dev/shm");
-    path_ = tmpl;
-  }
-  ShmDir(const ShmDir&) = delete;
-  ShmDir& operator=(const ShmDir&) = delete;
-  ~ShmDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using test::ShmDir;
 
 struct Box {
   TempDir tmp;

@@ -6,19 +6,15 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "temp_dir.hpp"
+
 namespace fs = std::filesystem;
 using namespace wizmail;
 
-namespace {
-fs::path temp_dir() {
-  std::string tmpl = (fs::temp_directory_path() / "wizmail-fs-XXXXXX").string();
-  REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-  return tmpl;
-}
-}  // namespace
 
 TEST_CASE("atomic write replaces the file and leaves no temporary") {
-  auto dir = temp_dir();
+  test::TempDir tmp("wizmail-fs");
+  const auto dir = tmp.path();
   auto file = dir / "f.dat";
   REQUIRE(util::write_file_atomic(file, "one", 0600));
   REQUIRE(util::write_file_atomic(file, "two", 0600));
@@ -29,7 +25,6 @@ TEST_CASE("atomic write replaces the file and leaves no temporary") {
   int entries = 0;
   for ([[maybe_unused]] auto& e : fs::directory_iterator(dir)) ++entries;
   CHECK(entries == 1);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("errors are values naming the path") {
@@ -47,10 +42,10 @@ TEST_CASE("unique names differ") {
 }
 
 TEST_CASE("make_dirs creates parents and refuses a file in the way") {
-  auto dir = temp_dir();
+  test::TempDir tmp("wizmail-fs");
+  const auto dir = tmp.path();
   REQUIRE(util::make_dirs(dir / "a" / "b" / "c"));
   CHECK(fs::is_directory(dir / "a" / "b" / "c"));
   REQUIRE(util::write_file_atomic(dir / "file", "x"));
   CHECK_FALSE(util::make_dirs(dir / "file"));
-  fs::remove_all(dir);
 }
