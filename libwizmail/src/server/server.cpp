@@ -125,7 +125,7 @@ void SendCounters::record(std::string_view account) {
 
 Server::Impl::Impl(asio::io_context& io_, ServerOptions o, std::shared_ptr<const server::Runtime> r)
     : io(io_), opt(std::move(o)), rt(std::move(r)),
-      logger(rt->config->log_dir(), rt->config->server.log_size_max, opt.log_to_stderr),
+      logger(rt->config->log_dir(), rt->config->server.log_size_max, opt.log_to_stderr, opt.log_files, opt.log_sink),
       io_pool(opt.io_threads > 0 ? std::make_unique<server::IoPool>(opt.io_threads) : nullptr),
       listener(io_pool ? io_pool->executor(0) : io_.get_executor()),
       send_counters(rt->config->home / "var" / "sendcount"),

@@ -12,6 +12,7 @@
 #include "server/local_sockets.hpp"
 #include "server/state_names.hpp"
 #include "net/stream.hpp"
+#include "server/embedder_callbacks.hpp"
 #include "server/server_impl.hpp"
 #include "server/staging.hpp"
 #include "smtp/session.hpp"
@@ -64,6 +65,9 @@ class TrustedEnvironment final : public smtp::Environment {
   }
   Status record_send(std::string_view account, bool relayed) override {
     return srv_.record_send(store_, account, relayed);
+  }
+  RecipientAnswer check_recipient(const RecipientQuestion& q) override {
+    return server::ask_recipient_callback(srv_.opt.recipient_callback, q);
   }
   std::chrono::system_clock::time_point now() override { return std::chrono::system_clock::now(); }
   std::uint64_t random() override {
