@@ -17,6 +17,7 @@
 #include "util/fs.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/relay.hpp"
+#include "wizmail/submit.hpp"
 
 namespace fs = std::filesystem;
 using namespace wizmail;
@@ -383,4 +384,35 @@ TEST_CASE("recipient callback: an accepted account's own checks still apply; wit
   Running plain(config_for(home.path()));
   auto out = smtplib_send(plain.port(), "someone@remote.example", {"sales@partner.example"}, "x");
   CHECK_MESSAGE(contains(out, "RCPT sales@partner.example 554 5.7.1"), out);
+}
+
+TEST_CASE("recipient callback: the local submit socket asks it too") {
+  Home home;
+  std::mutex mu;
+  std::vector<RecipientQuery> queries;
+  ServerOptions opt;
+  opt.local_sockets = true;
+  opt.recipient_callback = [&](const RecipientQuery& q) {
+    {
+      std::lock_guard lk(mu);
+      queries.push_back(q);
+    }
+    if (q.address == "sales@partner.example") return RecipientDecision::accept("bob");
+    if (q.address == "alice@localhost") return RecipientDecision::reject(550, "5.7.1", "alice is away");
+    return RecipientDecision::defer();
+  };
+  Running srv(config_for(home.path()), opt);
+  const auto sock = home.path() / "var" / "run" / "submit.sock";
+  REQUIRE(submit::send(sock, {"cron@localhost", {"sales@partner.example"}}, "Subject: local\r\n\r\nx\r\n"));
+  auto refused = submit::send(sock, {"cron@localhost", {"alice@localhost"}}, "Subject: local\r\n\r\nx\r\n");
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().smtp_code == 550);
+  CHECK(refused.error().enhanced == "5.7.1");
+  CHECK(home.count_new("bob") == 1);
+  CHECK(home.count_new("alice") == 0);
+  std::lock_guard lk(mu);
+  REQUIRE(queries.size() == 2);
+  CHECK(queries[0].protocol == Protocol::local_submit);
+  CHECK(queries[0].client_ip == "127.0.0.1");  // as the session has it
+  CHECK(queries[0].sender == "cron@localhost");
 }

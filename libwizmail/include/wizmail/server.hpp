@@ -84,7 +84,7 @@ struct RecipientQuery {
   // (IDNA A-labels) and lower case when it is a local domain.
   std::string address;
   std::string sender;     // MAIL FROM, "" = <>
-  std::string client_ip;  // "" on the local submit socket
+  std::string client_ip;  // numeric; "127.0.0.1" on the local submit socket
   std::string auth_user;  // the authenticated account; "" when none
   std::string helo;
   Protocol protocol = Protocol::smtp;  // smtp, submission, smtps or local_submit
@@ -222,8 +222,10 @@ struct ServerStats {
 };
 
 // In-process delivery callback (SPEC §8): called once per local recipient of
-// each message, before the message is made visible in the mailbox, on the
-// commit thread (not an I/O thread; it may block briefly, never for long).
+// each message, before the message is made visible in the mailbox, where
+// the message is committed: a commit thread, or (io_threads > 0) the thread
+// of a session alone on it, whose commit waits for it anyway. It may block
+// briefly, never for long.
 struct Delivery {
   std::string sender;                      // envelope sender ("" = <>)
   std::vector<std::string> recipients;     // every envelope recipient
