@@ -646,8 +646,9 @@ int run_server(const fs::path& home, const RunOptions& run) {
     std::cerr << "wizmail-server: " << st.error().message << '\n';
   if (auto st = (*server)->start(); !st) {
     std::cerr << "wizmail-server: " << st.error().message << '\n';
-    ready.error(st.error().message);
+    // Gone before `wizmail start` hears of the failure and returns.
     ::unlink(pid_file.c_str());
+    ready.error(st.error().message);
     return 1;
   }
   std::signal(SIGPIPE, SIG_IGN);
