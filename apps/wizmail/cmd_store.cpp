@@ -3,11 +3,10 @@
 //
 // Every command checks all of its input before it changes anything, so a
 // refused command leaves the home exactly as it was.
-#include <arpa/inet.h>
-#include <sys/random.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -19,6 +18,7 @@
 #include "wizmail/json.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
+#include "wizmail/home.hpp"
 #include "wizmail/mailbox.hpp"
 
 namespace wizmail::cli {
@@ -67,58 +67,6 @@ std::optional<std::string> prompt_password(Context& ctx, const std::string& acco
   return pw;
 }
 
-std::string random_password() {
-  static constexpr char alphabet[] =
-      "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-  constexpr std::size_t n = sizeof alphabet - 1;
-  std::string out;
-  unsigned char buf[64];
-  while (out.size() < 16) {
-    ssize_t got = ::getrandom(buf, sizeof buf, 0);
-    if (got <= 0) continue;
-    for (ssize_t i = 0; i < got && out.size() < 16; ++i) {
-      // Reject bytes that would bias the choice.
-      if (buf[i] >= 256 - (256 % n)) continue;
-      out += alphabet[buf[i] % n];
-    }
-  }
-  return out;
-}
-
-bool valid_ip(const std::string& s) {
-  unsigned char b[16];
-  return inet_pton(AF_INET, s.c_str(), b) == 1 || inet_pton(AF_INET6, s.c_str(), b) == 1;
-}
-
-bool valid_domain(std::string_view d) {
-  if (d.empty() || d.size() > 253 || d.front() == '.' || d.back() == '.' || d.front() == '-' ||
-      d.find("..") != std::string_view::npos)
-    return false;
-  for (char c : d) {
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '-' || c == '.'))
-      return false;
-  }
-  return true;
-}
-
-const char* const kInitialAccounts[] = {"administrator", "forward", "notifi", "postmaster"};
-
-// The manual's sample (フォーワーディング機能2): forward every mail of the
-// `forward` account with the sendmail tool.
-std::string sample_forward_def(const std::string& domain) {
-  return "// forward.def: run for every mail stored in this account (SPEC §8).\n"
-         "// The manual's sample: hand the mail file to the sendmail tool, which\n"
-         "// forwards it. Change param2 to the address mail should go to, or delete\n"
-         "// this file to keep mail here.\n"
-         "// wizmail-sendmail FROM TO -mf MAILFILE\n"
-         "bin=wizmail-sendmail\n"
-         "param1=FROM_ADDRESS\n"
-         "param2=postmaster@" + domain + "\n"
-         "param3=-mf\n"
-         "param4=MAILFILE_PATH\n";
-}
-
 struct SetupOptions {
   int smtp_port = 0;
   int pop_port = 0;
@@ -128,118 +76,41 @@ struct SetupOptions {
 };
 
 void run_setup(Context& ctx, const SetupOptions& o) {
-  auto home_r = ctx.home();
-  if (!home_r) return ctx.error(home_r.error());
-  const fs::path home = *home_r;
-
-  // 1. Check everything first.
-  for (const auto& b : o.bind) {
-    if (!valid_ip(b)) return ctx.error("--bind: " + b + " is not an IP address");
+  auto home = ctx.home();
+  if (!home) return ctx.error(home.error());
+  HomeOptions ho;
+  ho.smtp_port = o.smtp_port;
+  ho.pop_port = o.pop_port;
+  ho.bind_address = o.bind;
+  ho.domain = o.domain;
+  ho.password = o.password;
+  auto made = make_home(*home, ho);
+  if (!made) {
+    // A bad option is named as the command line spells it.
+    std::string msg = made.error().message;
+    for (auto [field, option] : {std::pair{"bind_address: ", "--bind: "}, std::pair{"domain: ", "--domain: "},
+                                 std::pair{"password: ", "--password: "}})
+      if (msg.starts_with(field)) msg = std::string(option).append(msg.substr(std::string_view(field).size()));
+    return ctx.error(msg);
   }
-  if (!o.domain.empty() && !valid_domain(o.domain))
-    return ctx.error("--domain: " + o.domain + " is not a domain name");
-  if (!o.password.empty()) {
-    if (o.password.size() > 1024 || o.password.find_first_of("\r\n") != std::string::npos ||
-        o.password.starts_with("{CRYPT}"))
-      return ctx.error("--password: not usable as a password (CR/LF, {CRYPT} or too long)");
+  for (const auto& f : made->def_written) std::cout << "wrote def/" << f << '\n';
+  for (const auto& f : made->def_kept) {
+    std::cout << "kept existing def/" << f;
+    if (std::find(made->options_not_applied.begin(), made->options_not_applied.end(), f) !=
+        made->options_not_applied.end())
+      std::cout << " (the options for it were not applied: edit the file)";
+    std::cout << '\n';
   }
-  std::error_code ec;
-  if (fs::exists(home, ec) && !fs::is_directory(home, ec))
-    return ctx.error(home.string() + " exists and is not a directory");
-  const fs::path def = home / "def";
-  bool any_def = false;
-  for (const auto& f : def_file_names()) any_def = any_def || fs::exists(def / f, ec);
-  if (any_def) {
-    // Existing def files must load, or we cannot know where mail lives.
-    auto cfg = load_config(home);
-    if (!cfg) return ctx.error("the existing configuration has errors; nothing was changed:\n" +
-                               cfg.error().message);
-  }
-
-  // 2. The layout (SPEC §1).
-  for (const char* sub : {"def", "mailbox", "resendmail", "deadmail", "dustbox", "var/log",
-                          "var/run", "var/trace"}) {
-    std::error_code mk;
-    fs::create_directories(home / sub, mk);
-    if (mk) return ctx.error("cannot create " + (home / sub).string() + ": " + mk.message());
-  }
-
-  // 3. The def files: only the missing ones.
-  DefFileOptions dopt;
-  dopt.smtp_port = o.smtp_port;
-  dopt.pop_port = o.pop_port;
-  dopt.bind_address = o.bind;
-  dopt.domain = o.domain;
-  for (const auto& f : def_file_names()) {
-    const fs::path p = def / f;
-    if (fs::exists(p, ec)) {
-      std::cout << "kept existing def/" << f;
-      const bool ignored = (f == "smtpenv.dat" && (o.smtp_port || !o.bind.empty())) ||
-                           (f == "popenv.dat" && o.pop_port) ||
-                           (f == "wiz98msenv.dat" && !o.domain.empty());
-      if (ignored) std::cout << " (the options for it were not applied: edit the file)";
-      std::cout << '\n';
-      continue;
-    }
-    std::string text = default_def_file(f, dopt);
-    if (text.empty()) return ctx.error("no default contents for def/" + f);
-    // Fresh file, so no other writer: create it exclusively and durably.
-    if (auto st = [&]() -> Status {
-          std::string tmp_name = p.string() + ".new";
-          FILE* fp = std::fopen(tmp_name.c_str(), "wx");
-          if (!fp) return fail_errno("create " + tmp_name, errno);
-          bool ok = std::fwrite(text.data(), 1, text.size(), fp) == text.size();
-          ok = std::fflush(fp) == 0 && ok;
-          ok = ::fsync(::fileno(fp)) == 0 && ok;
-          ok = std::fclose(fp) == 0 && ok;
-          if (!ok || ::link(tmp_name.c_str(), p.c_str()) != 0) {
-            int e = errno;
-            ::unlink(tmp_name.c_str());
-            return fail_errno("write " + p.string(), e ? e : EIO);
-          }
-          ::unlink(tmp_name.c_str());
-          return {};
-        }();
-        !st)
-      return ctx.error(st.error());
-    std::cout << "wrote def/" << f << '\n';
-  }
-
-  auto cfg = load_config(home);
-  if (!cfg) return ctx.error(cfg.error());
-  const Config& c = **cfg;
-  for (const fs::path& d : {c.mailbox_dir(), c.dustbox_dir()}) {
-    std::error_code mk;
-    fs::create_directories(d, mk);
-    if (mk) return ctx.error("cannot create " + d.string() + ": " + mk.message());
-  }
-
-  // 4. The initial accounts: only the missing ones.
-  AccountStore store(c.mailbox_dir());
-  for (const char* name : kInitialAccounts) {
-    auto kind = store.lookup(name);
-    if (!kind) return ctx.error(kind.error());
-    if (*kind != AccountKind::none) {
-      std::cout << "kept existing account " << name << '\n';
-      continue;
-    }
-    const std::string pw = o.password.empty() ? random_password() : o.password;
-    if (auto st = store.create(name, pw); !st) return ctx.error(st.error());
-    if (std::string_view(name) == "forward") {
-      auto dir = store.account_dir(name);
-      std::FILE* fp = dir ? std::fopen((*dir / "forward.def").c_str(), "wx") : nullptr;
-      const std::string text = sample_forward_def(c.server.domain);
-      bool ok = fp && std::fwrite(text.data(), 1, text.size(), fp) == text.size();
-      if (fp) ok = std::fclose(fp) == 0 && ok;
-      if (!ok) std::cerr << "wizmail: warning: could not write the sample forward.def\n";
-    }
-    if (o.password.empty())
-      std::cout << "created account " << name << " with password " << pw
-                << "   (shown only now)\n";
+  for (const auto& w : made->warnings) std::cerr << "wizmail: warning: " << w << '\n';
+  for (const auto& a : made->accounts) {
+    if (!a.created)
+      std::cout << "kept existing account " << a.name << '\n';
+    else if (!a.password.empty())
+      std::cout << "created account " << a.name << " with password " << a.password << "   (shown only now)\n";
     else
-      std::cout << "created account " << name << '\n';
+      std::cout << "created account " << a.name << '\n';
   }
-  std::cout << "home ready: " << home.string() << '\n';
+  std::cout << "home ready: " << made->home.string() << '\n';
 }
 
 }  // namespace

@@ -39,8 +39,96 @@ class PopLoginTable;
 enum class Protocol { smtp, submission, smtps, pop3, pop3s, local_submit };
 std::string_view to_string(Protocol p) noexcept;
 
+// A reply an embedder's callback gives a client (RecipientDecision::reject,
+// DeliveryDecision::reject). The server checks it before it is sent: a code
+// outside 400–599 becomes 451 4.3.0 (and is logged as the callback's error);
+// an enhanced code (RFC 3463) that is malformed or of another class than the
+// code becomes X.7.1 of the code's class; the text is cut to one line of at
+// most 200 printable ASCII characters (others become '?').
+struct Refusal {
+  int code = 550;        // 4xx: temporary, the client retries; 5xx: permanent
+  std::string enhanced;  // e.g. "5.7.1"; empty = "5.7.1" or "4.7.1"
+  std::string text;      // e.g. "mailbox disabled"; empty = a generic text
+};
+
+// The server's logs (SPEC §10) as records: which file the line belongs to and
+// its fields, as the files show them (docs/embedding.md). There is no level:
+// `error` is the facility of errors and refused or suspicious access.
+enum class LogFacility { smtp, pop, error, server };
+std::string_view to_string(LogFacility f) noexcept;  // "smtp", "pop", "error", "server"
+
+struct LogRecord {
+  std::chrono::system_clock::time_point time;  // when it was logged
+  LogFacility facility = LogFacility::server;
+  std::string session;  // session id; "" for server-wide lines
+  std::string peer;     // "ip:port", "local"; "" when none
+  std::string account;  // the session's account; "" when none
+  // One line, no line end; control characters and bytes >= 0x7F are shown
+  // as \xHH, as in the files (a client cannot forge lines).
+  std::string text;
+};
+
+// Called on the server's log thread only, one record at a time in the order
+// they were logged, never on an I/O or commit thread (those only queue the
+// record): a slow sink delays no session, but lines past the log buffer's
+// bound are dropped (then a server record says how many). Lines logged before
+// start() started that thread reach the sink on the thread that logs them,
+// still one at a time. Every line up to the server's "stopped" has reached
+// the sink before stop()'s `done` runs; the sink must stay callable until
+// the Server is destroyed. An exception from the sink is swallowed.
+using LogSink = std::function<void(const LogRecord&)>;
+
+// The embedder's user directory, asked at each RCPT (docs/embedding.md).
+struct RecipientQuery {
+  // The recipient as the client gave it without <>; the domain in ASCII
+  // (IDNA A-labels) and lower case when it is a local domain.
+  std::string address;
+  std::string sender;     // MAIL FROM, "" = <>
+  std::string client_ip;  // numeric; "127.0.0.1" on the local submit socket
+  std::string auth_user;  // the authenticated account; "" when none
+  std::string helo;
+  Protocol protocol = Protocol::smtp;  // smtp, submission, smtps or local_submit
+};
+
+struct RecipientDecision {
+  enum class Action {
+    defer,   // the built-in rules decide: aliases, accounts, relaying
+    accept,  // a local recipient: its copy goes into `account`
+    reject,  // refuse the RCPT with `reply`
+  };
+  Action action = Action::defer;
+  // accept: an existing account (of any local or other domain's address);
+  // its config.def reject lists, quota and hooks apply as to its own
+  // address, and the copy's Delivered-To is `address`. An account that
+  // does not exist refuses the RCPT with 451 4.3.0 (logged).
+  std::string account;
+  Refusal reply;
+
+  static RecipientDecision defer() { return {}; }
+  static RecipientDecision accept(std::string account) { return {Action::accept, std::move(account), {}}; }
+  static RecipientDecision reject(int code, std::string enhanced, std::string text) {
+    return {Action::reject, {}, {code, std::move(enhanced), std::move(text)}};
+  }
+};
+
+// Runs on the session's thread (an I/O thread) while the session waits: the
+// built-in account look-up is synchronous there too. It must answer fast
+// (a cache or an in-memory map; never a network round trip without a short
+// timeout). Called for every RCPT that passed the syntax and max_recipients
+// checks, before aliases, accounts and relaying; from several threads at once
+// when sessions run on several. An exception refuses the RCPT with 451 4.3.0.
+using RecipientCallback = std::function<RecipientDecision(const RecipientQuery&)>;
+
 struct ServerOptions {
   bool log_to_stderr = false;  // foreground daemon: also copy logs to stderr
+  // Every log line also goes to this sink (see LogSink for the thread).
+  LogSink log_sink;
+  // Write var/log/{smtp,pop,error,server}.log; false: only the sink (and
+  // stderr) get the lines, and var/log/ is not touched.
+  bool log_files = true;
+  // The embedder's user directory at RCPT (see RecipientCallback); empty:
+  // the built-in rules alone.
+  RecipientCallback recipient_callback;
   // Bind every enabled listener to an ephemeral port instead of the
   // configured one (tests); see Server::endpoints().
   bool ephemeral_ports = false;
@@ -134,8 +222,10 @@ struct ServerStats {
 };
 
 // In-process delivery callback (SPEC §8): called once per local recipient of
-// each message, before the message is made visible in the mailbox, on the
-// commit thread (not an I/O thread; it may block briefly, never for long).
+// each message, before the message is made visible in the mailbox, where
+// the message is committed: a commit thread, or (io_threads > 0) the thread
+// of a session alone on it, whose commit waits for it anyway. It may block
+// briefly, never for long.
 struct Delivery {
   std::string sender;                      // envelope sender ("" = <>)
   std::vector<std::string> recipients;     // every envelope recipient
@@ -154,16 +244,32 @@ struct DeliveryDecision {
     rewrite,   // deliver `content` (a whole RFC 5322 message, CRLF) instead
     redirect,  // deliver into account `target` instead of this one
     discard,   // drop this copy (the client still gets 250)
+    // Refuse this recipient with `reply`. The client gets one reply to DATA
+    // for the whole message (RFC 5321), so (docs/embedding.md):
+    // - a 4xx refusal refuses the whole message with it: no copy is kept
+    //   and the client retries every recipient later;
+    // - when every recipient is refused with 5xx, the message is refused
+    //   with the first refusal (nothing delivered);
+    // - a 5xx refusal among accepted recipients: the message is accepted
+    //   (250) for the others, and the sender gets a failure notice (RFC 3464
+    //   DSN, headers returned; never to <>, honouring NOTIFY) for the
+    //   refused ones — as for any failure after the message was accepted.
+    // A refusal per recipient before DATA is ServerOptions::recipient_callback.
+    reject,
   };
   Action action = Action::accept;
   std::string content;  // rewrite
   std::string target;   // redirect: an existing account name
+  Refusal reply{};    // reject
 
   static DeliveryDecision accept() { return {}; }
-  static DeliveryDecision discard() { return {Action::discard, {}, {}}; }
-  static DeliveryDecision rewrite(std::string c) { return {Action::rewrite, std::move(c), {}}; }
+  static DeliveryDecision discard() { return {Action::discard, {}, {}, {}}; }
+  static DeliveryDecision rewrite(std::string c) { return {Action::rewrite, std::move(c), {}, {}}; }
   static DeliveryDecision redirect(std::string account) {
-    return {Action::redirect, {}, std::move(account)};
+    return {Action::redirect, {}, std::move(account), {}};
+  }
+  static DeliveryDecision reject(int code, std::string enhanced, std::string text) {
+    return {Action::reject, {}, {}, {code, std::move(enhanced), std::move(text)}};
   }
 };
 

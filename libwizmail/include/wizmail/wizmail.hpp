@@ -12,6 +12,7 @@
 #include "wizmail/error.hpp"
 #include "wizmail/expected.hpp"
 #include "wizmail/header_codec.hpp"
+#include "wizmail/home.hpp"
 #include "wizmail/hooks.hpp"
 #include "wizmail/json.hpp"
 #include "wizmail/mailbox.hpp"

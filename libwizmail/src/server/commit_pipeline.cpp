@@ -8,6 +8,7 @@
 #include <exception>
 
 #include "agent/local_agent.hpp"
+#include "server/embedder_callbacks.hpp"
 #include "server/log.hpp"
 #include "smtp/session.hpp"
 
@@ -65,8 +66,10 @@ CommitJob make_commit_job(StagedMessage message, const smtp::Transaction& txn, c
   for (const auto& r : txn.recipients) {
     if (r.local()) {
       job.locals.push_back({std::string(r.delivered_to()), r.account, mailbox_dir / r.account, r.dsn});
-      if (notices && wants_success_notice(r.dsn.notify))
+      if (notices && wants_success_notice(r.dsn.notify)) {
         success(r, DsnAction::delivered, "delivered to the mailbox", mailbox_dir / r.account);
+        job.success.back().local = job.locals.size() - 1;
+      }
     } else {
       job.remote.recipients.push_back(r.address);
       job.remote.dsn.push_back(r.dsn);
@@ -249,6 +252,8 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
     std::optional<StagedMessage> plain;               // the message without final headers
     std::string head;                                  // headers, for a success notice
     std::vector<fs::path> agent_dirs;                  // account folders the agent took
+    std::vector<DsnRecipient> refused;                 // 5xx by a delivery callback, others delivered
+    std::vector<std::size_t> refused_locals;           // their job.locals indexes
     Status error;                                      // ok unless staging failed
   };
   std::vector<Work> work(jobs.size());
@@ -312,7 +317,9 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
         d.headers = parse_header_block(read_head(job.message));
         d.client_ip = job.client_ip;
         d.auth_user = job.auth_user;
-        for (const auto& l : job.locals) {
+        std::vector<std::pair<std::size_t, CheckedRefusal>> refusals;
+        for (std::size_t li = 0; li < job.locals.size(); ++li) {
+          const auto& l = job.locals[li];
           if (!w.error) break;
           d.recipient = l.address;
           d.account = l.account;
@@ -367,6 +374,50 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
               rewrites.emplace_back(std::move(*m), l.dir);
               break;
             }
+            case DeliveryDecision::Action::reject: {
+              auto c = check_refusal(dec.reply, "Error: message refused");
+              if (!c.problem.empty())
+                log_.server(std::string("delivery callback gave an ").append(c.problem).append(" for ").append(l.address));
+              log_.log(LogFile::error, {}, job.client_ip, job.auth_user,
+                       std::string("delivery callback refused <").append(l.address).append(">: ").append(c.line()));
+              refusals.emplace_back(li, std::move(c));
+              break;
+            }
+          }
+        }
+        // One reply to DATA for the whole message (RFC 5321): a temporary
+        // refusal refuses all of it (no copy kept, the client retries every
+        // recipient: no duplicates, nothing lost); refusing every recipient
+        // refuses it; a permanent refusal among delivered recipients is
+        // reported to the sender in a failure notice after the 250.
+        if (w.error && !refusals.empty()) {
+          auto temp = std::find_if(refusals.begin(), refusals.end(), [](const auto& r) { return r.second.temporary(); });
+          const bool all = refusals.size() == job.locals.size() && job.remote.recipients.empty();
+          if (temp != refusals.end() || all) {
+            const auto& [li, c] = temp != refusals.end() ? *temp : refusals.front();
+            w.error = unexpected(Error::smtp(c.code, c.enhanced, c.text,
+                                             std::string("delivery callback refused <")
+                                                 .append(job.locals[li].address)
+                                                 .append(">: ")
+                                                 .append(c.line())));
+            continue;
+          }
+          for (const auto& [li, c] : refusals) {
+            const auto& l = job.locals[li];
+            w.refused_locals.push_back(li);
+            if (job.sender.empty() || !wants_failure_notice(l.dsn.notify)) continue;
+            DsnRecipient f;
+            f.address = l.address;
+            f.status = c.enhanced;
+            f.diagnostic = c.line();
+            f.smtp_code = c.code;
+            f.action = DsnAction::failed;
+            f.original_recipient = l.dsn.orcpt;
+            w.refused.push_back(std::move(f));
+          }
+          if (notices_ && !w.refused.empty() && w.head.empty()) {
+            w.head = read_head(job.message, job.final_headers_len);
+            if (auto end = w.head.find("\r\n\r\n"); end != std::string::npos) w.head.resize(end + 2);
           }
         }
       } else {
@@ -586,11 +637,13 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
         in.original_sender = job.sender;
         in.queue_id = id;
         in.arrival_time = static_cast<std::int64_t>(::time(nullptr));
-        // Copies the delivery agent took are reported by the agent.
+        // Copies the delivery agent took are reported by the agent; copies a
+        // delivery callback refused were not delivered.
         for (auto& sr : job.success)
-          if (sr.dir.empty() || std::find(w.agent_dirs.begin(), w.agent_dirs.end(), sr.dir) == w.agent_dirs.end())
+          if ((sr.dir.empty() || std::find(w.agent_dirs.begin(), w.agent_dirs.end(), sr.dir) == w.agent_dirs.end()) &&
+              std::find(w.refused_locals.begin(), w.refused_locals.end(), sr.local) == w.refused_locals.end())
             in.recipients.push_back(std::move(sr.report));
-        in.original_headers = std::move(w.head);
+        in.original_headers = w.head;
         in.envelope_id = job.envid;
         if (!in.recipients.empty()) {
           try {
@@ -598,6 +651,20 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
           } catch (const std::exception& e) {
             log_.server("success notice for " + id + " not sent: " + e.what());
           }
+        }
+      }
+      if (notices_ && !w.refused.empty()) {
+        DsnInput in;
+        in.original_sender = job.sender;
+        in.queue_id = id;
+        in.arrival_time = static_cast<std::int64_t>(::time(nullptr));
+        in.recipients = std::move(w.refused);
+        in.original_headers = std::move(w.head);
+        in.envelope_id = job.envid;
+        try {
+          notices_(std::move(in), job.smtputf8);
+        } catch (const std::exception& e) {
+          log_.server("failure notice for " + id + " not sent: " + e.what());
         }
       }
       complete(job, std::move(id));

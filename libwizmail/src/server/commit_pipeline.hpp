@@ -46,6 +46,9 @@ using store::LocalTarget;
 struct SuccessReport {
   DsnRecipient report;
   std::filesystem::path dir;
+  // The CommitJob::locals entry it reports on (a delivery callback may
+  // refuse that copy); npos: none (a notice for an alias's expansion).
+  std::size_t local = static_cast<std::size_t>(-1);
 };
 
 struct CommitJob {
@@ -118,7 +121,9 @@ class CommitPipeline {
   // Before start(): called on a commit thread each time a message's queue
   // entry became durable (wakes the outbound queue runner).
   void set_relay_notify(std::function<void()> notify) { relay_notify_ = std::move(notify); }
-  // Before start(): sends a success notice (CommitJob::success) for a
+  // Before start(): sends a success notice (CommitJob::success), or a
+  // failure notice for the recipients a delivery callback refused with 5xx
+  // while others were delivered (DeliveryDecision::reject), for a
   // committed message; called on a commit thread before its reply. The
   // DsnInput has the recipients, sender, envelope id, id, arrival and
   // headers; the callee adds who reports and routes it.

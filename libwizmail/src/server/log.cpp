@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 
 #include "util/fs.hpp"
 
@@ -48,9 +49,10 @@ void append_field(std::string& out, std::string_view f) {
   for (char c : f) out += (c == ' ' || static_cast<unsigned char>(c) < 0x20) ? '_' : c;
 }
 
-void append_text(std::string& out, std::string_view text) {
+// The text as a line shows it: trailing line ends dropped, control
+// characters and bytes >= 0x7F as \xHH.
+void append_clean(std::string& out, std::string_view text) {
   static const char hex[] = "0123456789ABCDEF";
-  out += ' ';
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
   for (char ch : text) {
     auto c = static_cast<unsigned char>(ch);
@@ -62,9 +64,42 @@ void append_text(std::string& out, std::string_view text) {
       out += ch;
     }
   }
+}
+
+void append_text(std::string& out, std::string_view text) {
+  out += ' ';
+  append_clean(out, text);
   out += '\n';
 }
+
+LogRecord make_record(LogFile file, std::string_view session, std::string_view peer,
+                      std::string_view account, std::string_view text) {
+  LogRecord r;
+  r.time = std::chrono::system_clock::now();
+  r.facility = static_cast<LogFacility>(file);
+  r.session = session;
+  r.peer = peer;
+  r.account = account;
+  append_clean(r.text, text);
+  return r;
+}
 }  // namespace
+
+}  // namespace wizmail::server
+
+namespace wizmail {
+std::string_view to_string(LogFacility f) noexcept {
+  switch (f) {
+    case LogFacility::smtp: return "smtp";
+    case LogFacility::pop: return "pop";
+    case LogFacility::error: return "error";
+    case LogFacility::server: return "server";
+  }
+  return "server";
+}
+}  // namespace wizmail
+
+namespace wizmail::server {
 
 std::string_view Logger::file_name(LogFile f) noexcept {
   switch (f) {
@@ -76,15 +111,16 @@ std::string_view Logger::file_name(LogFile f) noexcept {
   return "server.log";
 }
 
-Logger::Logger(std::filesystem::path dir, std::int64_t size_max, bool to_stderr)
-    : dir_(std::move(dir)), size_max_(size_max), to_stderr_(to_stderr) {}
+Logger::Logger(std::filesystem::path dir, std::int64_t size_max, bool to_stderr, bool files, LogSink sink)
+    : dir_(std::move(dir)), size_max_(size_max), to_stderr_(to_stderr), files_(files), sink_(std::move(sink)) {}
 
 Logger::~Logger() { stop(); }
 
 Status Logger::start() {
   if (started_) return {};
-  if (auto st = util::make_dirs(dir_, 0750); !st) return st;
-  for (int i = 0; i < 4; ++i) {
+  if (files_)
+    if (auto st = util::make_dirs(dir_, 0750); !st) return st;
+  for (int i = 0; i < 4 && files_; ++i) {
     auto path = dir_ / file_name(static_cast<LogFile>(i));
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (fd < 0) {
@@ -126,23 +162,33 @@ void Logger::log(LogFile file, std::string_view session, std::string_view peer,
     append_field(line, account);
   }
   append_text(line, text);
+  std::optional<LogRecord> rec;
+  if (sink_) rec = make_record(file, session, peer, account, text);
   bool wake = false;
   {
-    std::lock_guard lk(mu_);
+    std::unique_lock lk(mu_);
     if (!started_) {
+      lk.unlock();
       if (to_stderr_) (void)!::write(2, line.data(), line.size());
+      if (rec) {
+        std::vector<LogRecord> one;
+        one.push_back(std::move(*rec));
+        deliver(one);
+      }
       return;
     }
-    if (pending_bytes_ + line.size() > kMaxPending) {
+    const std::size_t cost = line.size() + (rec ? rec->text.size() + 64 : 0);
+    if (pending_bytes_ + cost > kMaxPending) {
       ++dropped_;
       return;
     }
+    if (rec) pending_records_.push_back(std::move(*rec));
     auto& buf = pending_[static_cast<int>(file)];
     // The writer wakes by itself every few milliseconds; waking it for every
     // line would cost a context switch per line on the hot path.
-    wake = pending_bytes_ < kWakeBytes && pending_bytes_ + line.size() >= kWakeBytes;
+    wake = pending_bytes_ < kWakeBytes && pending_bytes_ + cost >= kWakeBytes;
     buf += line;
-    pending_bytes_ += line.size();
+    pending_bytes_ += cost;
     ++seq_queued_;
   }
   if (wake) cv_.notify_one();
@@ -157,8 +203,22 @@ void Logger::flush() {
   flushed_.wait(lk, [&] { return seq_written_ >= target || stop_; });
 }
 
+void Logger::deliver(std::vector<LogRecord>& records) {
+  if (!sink_ || records.empty()) return;
+  std::lock_guard lk(sink_mu_);
+  for (const auto& r : records) {
+    try {
+      sink_(r);
+    } catch (...) {
+      // The embedder's sink must not take the log thread down.
+    }
+  }
+  records.clear();
+}
+
 void Logger::run() {
   std::array<std::string, 4> batch;
+  std::vector<LogRecord> records;
   for (;;) {
     std::uint64_t seq;
     std::uint64_t dropped;
@@ -172,6 +232,8 @@ void Logger::run() {
         batch[i].swap(pending_[i]);
         pending_[i].clear();
       }
+      records.swap(pending_records_);
+      pending_records_.clear();
       pending_bytes_ = 0;
       seq = seq_queued_;
       dropped = dropped_;
@@ -181,10 +243,15 @@ void Logger::run() {
     if (dropped > 0) {
       std::string note;
       append_time(note);
-      append_text(note, "logging fell behind: " + std::to_string(dropped) + " lines dropped");
+      std::string what = "logging fell behind: ";
+      what.append(std::to_string(dropped)).append(" lines dropped");
+      append_text(note, what);
       batch[static_cast<int>(LogFile::server)] += note;
+      if (sink_) records.push_back(make_record(LogFile::server, {}, {}, {}, what));
     }
     write_out(batch);
+    // After the files: a sink that throws or dawdles never costs a file line.
+    deliver(records);
     {
       std::lock_guard lk(mu_);
       seq_written_ = seq;
@@ -202,6 +269,10 @@ void Logger::write_out(std::array<std::string, 4>& batch) {
     std::string& data = batch[i];
     if (data.empty()) continue;
     if (to_stderr_) (void)!::write(2, data.data(), data.size());
+    if (!files_) {
+      data.clear();
+      continue;
+    }
     std::string_view rest = data;
     while (!rest.empty()) {
       ssize_t n = ::write(fds_[i], rest.data(), rest.size());

@@ -20,7 +20,10 @@
 #include <string_view>
 #include <thread>
 
+#include <vector>
+
 #include "wizmail/error.hpp"
+#include "wizmail/server.hpp"
 
 namespace wizmail::server {
 
@@ -29,7 +32,11 @@ enum class LogFile { smtp = 0, pop = 1, error = 2, server = 3 };
 class Logger {
  public:
   // Opens nothing yet: start() creates the folder and the writer thread.
-  Logger(std::filesystem::path dir, std::int64_t size_max, bool to_stderr);
+  // `files` false: no folder and no files, only stderr and the sink.
+  // `sink` (ServerOptions::log_sink) gets every line as a record, on the
+  // writer thread (or, while it does not run, on the caller's), one at a time.
+  Logger(std::filesystem::path dir, std::int64_t size_max, bool to_stderr, bool files = true,
+         LogSink sink = {});
   ~Logger();
   Logger(const Logger&) = delete;
   Logger& operator=(const Logger&) = delete;
@@ -56,10 +63,15 @@ class Logger {
  private:
   void run();
   void write_out(std::array<std::string, 4>& batch);
+  void deliver(std::vector<LogRecord>& records);
 
   std::filesystem::path dir_;
   std::atomic<std::int64_t> size_max_;
   bool to_stderr_;
+  bool files_;
+  LogSink sink_;
+  std::mutex sink_mu_;  // one sink call at a time, whichever thread makes it
+  std::vector<LogRecord> pending_records_;  // for the sink (under mu_)
 
   std::mutex mu_;
   std::condition_variable cv_, flushed_;

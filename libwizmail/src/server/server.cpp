@@ -125,7 +125,7 @@ void SendCounters::record(std::string_view account) {
 
 Server::Impl::Impl(asio::io_context& io_, ServerOptions o, std::shared_ptr<const server::Runtime> r)
     : io(io_), opt(std::move(o)), rt(std::move(r)),
-      logger(rt->config->log_dir(), rt->config->server.log_size_max, opt.log_to_stderr),
+      logger(rt->config->log_dir(), rt->config->server.log_size_max, opt.log_to_stderr, opt.log_files, opt.log_sink),
       io_pool(opt.io_threads > 0 ? std::make_unique<server::IoPool>(opt.io_threads) : nullptr),
       listener(io_pool ? io_pool->executor(0) : io_.get_executor()),
       send_counters(rt->config->home / "var" / "sendcount"),
@@ -614,8 +614,9 @@ int run_server(const fs::path& home, const RunOptions& run) {
     std::cerr << "wizmail-server: " << st.error().message << '\n';
   if (auto st = (*server)->start(); !st) {
     std::cerr << "wizmail-server: " << st.error().message << '\n';
-    ready.error(st.error().message);
+    // Gone before `wizmail start` hears of the failure and returns.
     ::unlink(pid_file.c_str());
+    ready.error(st.error().message);
     return 1;
   }
   std::signal(SIGPIPE, SIG_IGN);

@@ -5,6 +5,8 @@
 
 #include <asio/post.hpp>
 
+#include <algorithm>
+
 namespace wizmail::server {
 
 using outbound::NoticeOptions;
@@ -42,7 +44,13 @@ void install_success_notices(Server::Impl& I) {
     RelayQueue queue(cfg.queue_dir());
     NoticeOptions o;
     o.smtputf8 = smtputf8;
-    if (deliver_notice(cfg, queue, to, build_dsn(in), false, "commit: " + in.queue_id + ": success notice",
+    // A failure notice: recipients a delivery callback refused (5xx) while
+    // the others were delivered (DeliveryDecision::reject).
+    const bool failure = std::any_of(in.recipients.begin(), in.recipients.end(),
+                                     [](const DsnRecipient& r) { return r.action == DsnAction::failed; });
+    if (failure) I.messages_bounced.fetch_add(1, std::memory_order_relaxed);
+    const std::string label = "commit: " + in.queue_id + (failure ? ": failure notice" : ": success notice");
+    if (deliver_notice(cfg, queue, to, build_dsn(in), false, label,
                        [&I](const std::string& line) { I.logger.server(line); }, o) &&
         I.relay)
       I.relay->notify();

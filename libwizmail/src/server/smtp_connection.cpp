@@ -13,6 +13,7 @@
 
 #include "net/request_deadline.hpp"
 #include "net/stream.hpp"
+#include "server/embedder_callbacks.hpp"
 #include "server/server_impl.hpp"
 #include "server/staging.hpp"
 #include "server/state_names.hpp"
@@ -166,6 +167,9 @@ class Environment final : public smtp::Environment {
     return srv_.record_send(store_, account, relayed);
   }
 
+  RecipientAnswer check_recipient(const RecipientQuestion& q) override {
+    return server::ask_recipient_callback(srv_.opt.recipient_callback, q);
+  }
   std::chrono::system_clock::time_point now() override { return std::chrono::system_clock::now(); }
   std::uint64_t random() override {
     thread_local std::mt19937_64 rng{std::random_device{}()};

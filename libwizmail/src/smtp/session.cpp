@@ -244,6 +244,7 @@ struct Session::Impl {
 
   // --- recipients ---
   bool local_recipient_ok(Recipient& r, std::string_view shown, Output& out);
+  bool directory_answered(Recipient& r, Output& out);
   void accept_alias(Recipient r, AliasMap::Resolution res, Output& out);
   void add_recipient(Recipient r);
 };
@@ -710,10 +711,11 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
   r.address = pr.path->bare_postmaster ? std::string("postmaster") : mb.str();
   r.dsn = std::move(dsn);
   bool local_domain = pr.path->bare_postmaster || s.env_.is_local_domain(*domain);
+  // One spelling of a local address: its domain in ASCII form (so that
+  // alice@MÜNCHEN.example and alice@xn--mnchen-3ya.example are one).
+  if (local_domain && !pr.path->bare_postmaster && !mb.quoted) r.address = mb.local + "@" + *domain;
+  if (directory_answered(r, out)) return;
   if (local_domain) {
-    // One spelling of a local address: its domain in ASCII form (so that
-    // alice@MÜNCHEN.example and alice@xn--mnchen-3ya.example are one).
-    if (!pr.path->bare_postmaster && !mb.quoted) r.address = mb.local + "@" + *domain;
     // def/aliases.def first: an alias applies before the account of its
     // name, a catch-all when there is no account (wizmail/aliases.hpp).
     if (cfg.aliases && !cfg.aliases->empty() && !mb.quoted) {
@@ -790,6 +792,36 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
   ++s.txn_.rcpt_count;
   s.state_ = State::rcpt;
   reply(out, "250 2.1.5 Ok");
+}
+
+// The embedder's directory (Environment::check_recipient) first: true when
+// it answered the RCPT (accepted into a local account, or refused).
+bool Session::Impl::directory_answered(Recipient& r, Output& out) {
+  using Answer = Environment::RecipientAnswer;
+  auto a = s.env_.check_recipient({r.address, s.txn_.reverse_path, s.opt_.client_ip, s.auth_user_, s.helo_,
+                                   s.opt_.listener, s.opt_.local_submit});
+  if (a.kind == Answer::Kind::defer) return false;
+  if (!a.reason.empty()) error_event(out, "<" + r.address + ">: " + a.reason);
+  if (a.kind == Answer::Kind::reject) {
+    error_event(out, "recipient <" + r.address + "> refused by the embedder's directory: " + a.reply);
+    refuse(out, a.reply);
+    return true;
+  }
+  auto found = s.env_.lookup_account(a.account);
+  if (!found || *found == AccountKind::none) {
+    error_event(out, "the embedder's directory put <" + r.address + "> into account " + a.account + ": " +
+                         (found ? std::string("no such account") : found.error().message));
+    refuse(out, "451 4.3.0 <" + r.address + ">: Error: temporary local problem, try again later");
+    return true;
+  }
+  r.account = std::move(a.account);
+  if (!local_recipient_ok(r, r.address, out)) return true;
+  if (!storage_allows(Environment::Storage::mailboxes, s.txn_.declared_size, out)) return true;
+  add_recipient(std::move(r));
+  ++s.txn_.rcpt_count;
+  s.state_ = State::rcpt;
+  reply(out, "250 2.1.5 Ok");
+  return true;
 }
 
 // The checks for a local account (r.account): it exists, its reject lists

@@ -207,6 +207,32 @@ class Environment {
   // account is ignored. An error is logged; the message stays accepted.
   virtual Status record_send(std::string_view account, bool relayed) = 0;
 
+  // The embedder's user directory (ServerOptions::recipient_callback),
+  // asked first at each RCPT that passed the syntax and limit checks.
+  // defer: the built-in rules; accept: a local recipient whose copy goes
+  // into `account` (it must exist; the account's checks apply); reject:
+  // refuse with `reply` (a whole reply line, no CRLF). The default defers.
+  struct RecipientQuestion {
+    std::string_view address;  // local domains in ASCII lower case
+    std::string_view sender;
+    std::string_view client_ip;
+    std::string_view auth_user;
+    std::string_view helo;
+    Listener listener = Listener::smtp;
+    bool local_submit = false;
+  };
+  struct RecipientAnswer {
+    enum class Kind { defer, accept, reject };
+    Kind kind = Kind::defer;
+    std::string account;  // accept: a valid account name
+    std::string reply;    // reject: e.g. "550 5.7.1 mailbox disabled"
+    std::string reason;   // for error.log (a bad answer, an exception); may be empty
+  };
+  virtual RecipientAnswer check_recipient(const RecipientQuestion& q) {
+    (void)q;
+    return {};
+  }
+
   virtual std::chrono::system_clock::time_point now() = 0;
   // Randomness for the CRAM-MD5 challenge.
   virtual std::uint64_t random() = 0;
