@@ -402,11 +402,16 @@ TEST_CASE("login failures: [AUTH], growing delay before each later attempt, erro
   Output out;
   s.feed("USER alice\r\nPASS hunter2\r\n", out);
   bool logged = false;
-  for (auto& l : out.logs)
+  int typed = 0;
+  for (auto& l : out.logs) {
     if (l.channel == LogEvent::Channel::error &&
         l.text.find("login failed for 'alice' from 192.0.2.7") != std::string::npos)
       logged = true;
+    // The metrics count this typed event, never the text.
+    if (l.what == LogEvent::What::auth_failure) ++typed;
+  }
   CHECK(logged);
+  CHECK(typed == 1);
   for (auto& l : out.logs) CHECK(l.text.find("hunter2") == std::string::npos);  // no password
 }
 

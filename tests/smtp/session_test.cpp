@@ -147,6 +147,16 @@ TEST_CASE("relay denials, rejects and auth failures are error events; secrets ne
                            "relay denied: <a@example.com> -> <x@remote.example>"));
   CHECK(any_event_contains(events, LogEvent::Kind::command, "AUTH PLAIN"));
   CHECK(any_event_contains(events, LogEvent::Kind::reply, "535 5.7.8"));
+  // The metrics count typed events, never the text: each failed AUTH is
+  // one, and nothing else is (not the sender rejected, not the relay denied).
+  const auto typed = std::count_if(events.begin(), events.end(), [](const LogEvent& e) {
+    return e.what == LogEvent::What::auth_failure;
+  });
+  const auto said = std::count_if(events.begin(), events.end(), [](const LogEvent& e) {
+    return e.kind == LogEvent::Kind::error && e.text.find("authentication failed for user") != std::string::npos;
+  });
+  CHECK(typed >= 1);
+  CHECK(typed == said);
   for (const auto& e : events) {
     CAPTURE(e.text);
     CHECK(e.text.find(pass_b64) == std::string::npos);

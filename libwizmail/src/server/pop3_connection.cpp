@@ -15,6 +15,7 @@
 #include "pop3/session.hpp"
 #include "pop3/store_backend.hpp"
 #include "server/server_impl.hpp"
+#include "server/session_start.hpp"
 #include "server/state_names.hpp"
 
 namespace wizmail::server {
@@ -335,23 +336,11 @@ asio::awaitable<void> Pop3Connection::run() {
 void start_pop3_connection(Server::Impl& srv, tcp::socket socket, Protocol protocol,
                            std::shared_ptr<const server::Runtime> runtime, bool capped,
                            net::ClientConnections::Slot slot) {
-  // Re-home the socket on the session's executor (its pool thread, or a
-  // strand on the server's io_context).
-  auto [ex, place] = srv.place_session();
-  auto adopted = srv.adopt(std::move(socket), ex);
-  if (!adopted) {
-    if (capped) srv.capped.fetch_sub(1);
-    return;
-  }
-  auto conn = srv.connections.add([&](ConnectionRegistry::Id id) {
+  start_tcp_session(srv, std::move(socket), capped, [&](auto ex, tcp::socket s, ConnectionRegistry::Id id, auto&) {
     srv.sessions_pop3.fetch_add(1, std::memory_order_relaxed);
-    return std::make_shared<Pop3Connection>(srv, ex, std::move(*adopted), protocol, std::move(runtime),
-                                            capped, id, std::move(slot));
+    return std::make_shared<Pop3Connection>(srv, ex, std::move(s), protocol, std::move(runtime), capped, id,
+                                            std::move(slot));
   });
-  // The completion handler keeps the connection alive until run() has
-  // started (it may start later on another thread) and holds the session's
-  // place in the pool until it ends.
-  asio::co_spawn(ex, conn->run(), [conn, place = std::move(place)](std::exception_ptr) {});
 }
 
 }  // namespace wizmail::server

@@ -15,6 +15,7 @@
 #include "net/stream.hpp"
 #include "server/embedder_callbacks.hpp"
 #include "server/server_impl.hpp"
+#include "server/session_start.hpp"
 #include "server/staging.hpp"
 #include "server/state_names.hpp"
 #include "smtp/address.hpp"
@@ -529,24 +530,14 @@ asio::awaitable<void> SmtpConnection::run() {
 void start_smtp_connection(Server::Impl& srv, tcp::socket socket, Protocol protocol,
                            std::shared_ptr<const Runtime> runtime, bool capped,
                            net::ClientConnections::Slot slot) {
-  // Re-home the socket on the session's executor (its pool thread, or a
-  // strand on the server's io_context).
-  auto [ex, place] = srv.place_session();
-  auto adopted = srv.adopt(std::move(socket), ex);
-  if (!adopted) {
-    if (capped) srv.capped.fetch_sub(1);
-    return;
-  }
-  auto conn = srv.connections.add([&](ConnectionRegistry::Id id) {
-    srv.sessions_smtp.fetch_add(1, std::memory_order_relaxed);
-    return std::make_shared<SmtpConnection>(srv, ex, std::move(*adopted), protocol, std::move(runtime),
-                                            capped, id, std::move(slot));
-  });
-  conn->set_thread_sessions(place.counter());
-  // The completion handler keeps the connection alive until run() has
-  // started (it may start later on another thread) and holds the session's
-  // place in the pool until it ends.
-  asio::co_spawn(ex, conn->run(), [conn, place = std::move(place)](std::exception_ptr) {});
+  start_tcp_session(srv, std::move(socket), capped,
+                    [&](auto ex, tcp::socket s, ConnectionRegistry::Id id, const IoPool::Lease& place) {
+                      srv.sessions_smtp.fetch_add(1, std::memory_order_relaxed);
+                      auto conn = std::make_shared<SmtpConnection>(srv, ex, std::move(s), protocol,
+                                                                   std::move(runtime), capped, id, std::move(slot));
+                      conn->set_thread_sessions(place.counter());
+                      return conn;
+                    });
 }
 
 void start_local_submit_connection(Server::Impl& srv, asio::local::stream_protocol::socket socket,
