@@ -65,10 +65,12 @@ struct RunningServer {
   std::unique_ptr<Server> server;
   std::thread thread;
 
-  explicit RunningServer(std::shared_ptr<const Config> cfg, ServerOptions opt = {}) {
+  // From a Config or a home folder (whatever Server::create takes).
+  template <class Source>
+  explicit RunningServer(Source&& config_or_home, ServerOptions opt = {}) {
     opt.ephemeral_ports = true;
-    auto s = Server::create(io, std::move(cfg), opt);
-    REQUIRE(s);
+    auto s = Server::create(io, std::forward<Source>(config_or_home), opt);
+    REQUIRE_MESSAGE(s, (s ? "" : s.error().message));
     server = std::move(*s);
     auto st = server->start();
     REQUIRE_MESSAGE(st, (st ? "" : st.error().message));

@@ -85,7 +85,7 @@ class Server {
   std::uint16_t port() const { return port_; }
   std::uint16_t pop3s_port() const { return pop3s_port_; }
   wizmail::Server::Impl& impl() { return *impl_; }
-  std::size_t sessions() const { return impl_->sessions_pop3.load(); }
+  std::size_t sessions() const { return impl_->counters.sessions_pop3.load(); }
 
   // Close the listeners, end every session, wait for the thread.
   void stop() {

@@ -22,7 +22,7 @@
 namespace fs = std::filesystem;
 using namespace wizmail;
 using namespace std::chrono_literals;
-using test::Running;
+using test::RunningServer;
 using test::send_message;
 using test::smtplib_send;
 
@@ -102,7 +102,7 @@ TEST_CASE("log sink: every line as a record, on one log thread, one call at a ti
     opt.log_files = false;
     files = false;
   }
-  Running srv(config_for(home.path()), opt);
+  RunningServer srv(config_for(home.path()), opt);
   std::vector<std::thread> clients;
   std::atomic<int> accepted{0};
   for (int i = 0; i < 4; ++i)
@@ -194,7 +194,7 @@ TEST_CASE("delivery callback refusals: the DATA reply, or 250 and a failure noti
   Home home;
   auto cfg = config_for(home.path());
   cfg->smtp.address_permits_relay = {"127.0.0.0/8"};  // a remote recipient in the mix
-  Running srv(cfg);
+  RunningServer srv(cfg);
   // Subject "refuse <account> <code>": that account's copy is refused.
   srv.server->add_delivery_callback([](const Delivery& d) {
     for (const auto& [k, v] : d.headers) {
@@ -263,7 +263,7 @@ TEST_CASE("delivery callback refusals: the DATA reply, or 250 and a failure noti
     CHECK(home.queued().empty());
   }
   SUBCASE("NOTIFY=NEVER is honoured") {
-    test::LineClient c(srv.port());
+    test::SmtpClient c(srv.port());
     c.reply();
     c.cmd("EHLO x");
     c.cmd("MAIL FROM:<x@remote.example>");
@@ -308,7 +308,7 @@ TEST_CASE("recipient callback: the embedder's directory accepts and refuses at R
     if (q.address == "boom@localhost") throw std::runtime_error("directory down");
     return RecipientDecision::defer();
   };
-  Running srv(config_for(home.path()), opt);
+  RunningServer srv(config_for(home.path()), opt);
 
   auto out = smtplib_send(srv.port(), "someone@remote.example",
                           {"sales@partner.example", "alice@localhost", "bob@localhost", "ghost@localhost",
@@ -340,7 +340,7 @@ TEST_CASE("recipient callback: the embedder's directory accepts and refuses at R
   // The session's facts, asked on the session's thread (here: the one
   // running the io_context).
   {
-    test::LineClient c(srv.port());
+    test::SmtpClient c(srv.port());
     c.reply();
     c.cmd("EHLO helo.example");
     CHECK(c.cmd("AUTH PLAIN AGFsaWNlAHNlY3JldA==").starts_with("235"));
@@ -377,11 +377,11 @@ TEST_CASE("recipient callback: an accepted account's own checks still apply; wit
     return q.address == "sales@partner.example" ? RecipientDecision::accept("bob") : RecipientDecision::defer();
   };
   {
-    Running srv(cfg, opt);
+    RunningServer srv(cfg, opt);
     auto out = smtplib_send(srv.port(), "someone@remote.example", {"sales@partner.example"}, "x");
     CHECK_MESSAGE(contains(out, "RCPT sales@partner.example 452 4.2.2"), out);
   }
-  Running plain(config_for(home.path()));
+  RunningServer plain(config_for(home.path()));
   auto out = smtplib_send(plain.port(), "someone@remote.example", {"sales@partner.example"}, "x");
   CHECK_MESSAGE(contains(out, "RCPT sales@partner.example 554 5.7.1"), out);
 }
@@ -401,7 +401,7 @@ TEST_CASE("recipient callback: the local submit socket asks it too") {
     if (q.address == "alice@localhost") return RecipientDecision::reject(550, "5.7.1", "alice is away");
     return RecipientDecision::defer();
   };
-  Running srv(config_for(home.path()), opt);
+  RunningServer srv(config_for(home.path()), opt);
   const auto sock = home.path() / "var" / "run" / "submit.sock";
   REQUIRE(submit::send(sock, {"cron@localhost", {"sales@partner.example"}}, "Subject: local\r\n\r\nx\r\n"));
   auto refused = submit::send(sock, {"cron@localhost", {"alice@localhost"}}, "Subject: local\r\n\r\nx\r\n");

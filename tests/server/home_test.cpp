@@ -73,7 +73,7 @@ TEST_CASE("make_home makes a home a Server runs on, and it takes mail over loopb
   CHECK((*cfg)->server.domain == "example.test");
 
   // The server runs on it (ports chosen at run time) and delivers.
-  test::Running srv(home);
+  test::RunningServer srv(home);
   auto r = test::send_message(srv.port(), "someone@remote.example", {"postmaster@example.test"},
                               "Subject: first mail\r\n\r\nhello");
   CHECK(r.substr(0, 3) == "250");

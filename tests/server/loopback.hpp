@@ -19,90 +19,20 @@
 #include <thread>
 #include <vector>
 
+#include "line_client.hpp"
+#include "running_server.hpp"
+#include "wait_until.hpp"
 #include "wizmail/server.hpp"
 
 namespace wizmail::test {
 
 using namespace std::chrono_literals;
 
-// A started server whose io_context runs on its own thread.
-struct Running {
-  asio::io_context io;
-  std::unique_ptr<Server> server;
-  std::thread thread;
-  template <class Source>
-  explicit Running(Source&& config_or_home, ServerOptions opt = {}) {
-    opt.ephemeral_ports = true;
-    auto s = Server::create(io, std::forward<Source>(config_or_home), opt);
-    REQUIRE_MESSAGE(s, (s ? "" : s.error().message));
-    server = std::move(*s);
-    auto st = server->start();
-    REQUIRE_MESSAGE(st, (st ? "" : st.error().message));
-    thread = std::thread([this] { io.run(); });
-  }
-  ~Running() { finish(); }
-  void finish() {
-    if (!thread.joinable()) return;
-    server->stop(2000ms);
-    thread.join();
-  }
-  std::uint16_t port() const { return server->port(Protocol::smtp); }
-};
-
-// A blocking SMTP line client with a receive timeout.
-struct LineClient {
-  int fd = -1;
-  std::string buf;
-  explicit LineClient(std::uint16_t port) {
-    fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  }
-  ~LineClient() {
-    if (fd >= 0) ::close(fd);
-  }
-  void send(std::string_view s) {
-    while (!s.empty()) {
-      auto n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-      if (n <= 0) return;
-      s.remove_prefix(static_cast<std::size_t>(n));
-    }
-  }
-  // One whole reply (multi-line joined); "" on EOF or timeout.
-  std::string reply() {
-    std::string out;
-    for (;;) {
-      auto nl = buf.find("\r\n");
-      if (nl == std::string::npos) {
-        char tmp[4096];
-        auto n = ::recv(fd, tmp, sizeof tmp, 0);
-        if (n <= 0) return out;
-        buf.append(tmp, static_cast<std::size_t>(n));
-        continue;
-      }
-      std::string line = buf.substr(0, nl + 2);
-      buf.erase(0, nl + 2);
-      out += line;
-      if (line.size() < 4 || line[3] != '-') return out;
-    }
-  }
-  std::string cmd(std::string_view c) {
-    send(std::string(c) + "\r\n");
-    return reply();
-  }
-};
-
 // One message over a fresh connection: the reply to the final dot (without
 // CRLF), or which command was refused and how.
 inline std::string send_message(std::uint16_t port, const std::string& from, const std::vector<std::string>& to,
                                 const std::string& body) {
-  LineClient c(port);
+  SmtpClient c(port);
   c.reply();
   c.cmd("EHLO client.example");
   if (auto r = c.cmd("MAIL FROM:<" + from + ">"); r.substr(0, 3) != "250") return "MAIL refused: " + r;
@@ -114,15 +44,6 @@ inline std::string send_message(std::uint16_t port, const std::string& from, con
   c.cmd("QUIT");
   if (r.size() >= 2) r.resize(r.size() - 2);
   return r;
-}
-
-inline bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return pred();
 }
 
 // Python's smtplib against the server: EHLO, MAIL FROM:<from>, RCPT TO each

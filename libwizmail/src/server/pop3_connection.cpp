@@ -15,6 +15,7 @@
 #include "pop3/session.hpp"
 #include "pop3/store_backend.hpp"
 #include "server/server_impl.hpp"
+#include "server/session_connection.hpp"
 #include "server/session_start.hpp"
 #include "server/state_names.hpp"
 
@@ -38,32 +39,20 @@ constexpr std::size_t flush_at = 64 * 1024;     // write when this much is queue
 constexpr std::size_t file_chunk = 32 * 1024;   // read() size while streaming
 constexpr auto lock_refresh_every = 60s;
 
-class Pop3Connection final : public server::Connection,
+class Pop3Connection final : public SessionConnection,
                              public std::enable_shared_from_this<Pop3Connection> {
  public:
-  Pop3Connection(Server::Impl& srv, asio::any_io_executor ex, tcp::socket socket, Protocol proto,
-                 std::shared_ptr<const server::Runtime> rt, bool capped, std::uint64_t id,
+  Pop3Connection(SessionServices& srv, asio::any_io_executor ex, tcp::socket socket, Protocol proto,
+                 std::shared_ptr<const Runtime> rt, bool capped, ConnectionRegistry::Id id,
                  net::ClientConnections::Slot slot)
-      : srv_(srv), ex_(ex), rt_(std::move(rt)), stream_(std::move(socket)), watchdog_(ex),
-        proto_(proto), capped_(capped), id_(id), slot_(std::move(slot)) {}
+      : SessionConnection(srv, std::move(ex), std::move(socket), proto, std::move(rt), capped, id,
+                          std::move(slot)) {}
 
   ~Pop3Connection() override {
     session_.reset();  // releases the mailbox lock before the slot is freed
-    if (capped_) srv_.capped.fetch_sub(1, std::memory_order_relaxed);
-    srv_.sessions_pop3.fetch_sub(1, std::memory_order_relaxed);
-    srv_.unregister(id_);
   }
 
   asio::awaitable<void> run();
-
-  void shutdown(std::chrono::steady_clock::time_point deadline) override {
-    stopping_ = true;
-    watchdog_.expire_at(deadline);
-    if (reading_) stream_.cancel();
-  }
-
-  asio::any_io_executor executor() const override { return ex_; }
-  wizmail::SessionInfo describe() const override { return note_.snapshot(id_); }
 
  private:
   void log(LogFile f, std::string_view text) {
@@ -76,7 +65,7 @@ class Pop3Connection final : public server::Connection,
       log(e.channel == LogEvent::Channel::error ? LogFile::error : LogFile::pop, e.text);
       if (e.channel == LogEvent::Channel::pop) last_command_ = e.text;
       if (e.what == LogEvent::What::auth_failure)
-        srv_.auth_failures_pop3.fetch_add(1, std::memory_order_relaxed);
+        srv_.counters.auth_failures_pop3.fetch_add(1, std::memory_order_relaxed);
     }
     out_.logs.clear();
     if (session_)
@@ -101,24 +90,11 @@ class Pop3Connection final : public server::Connection,
     co_await flush();
   }
 
-  Server::Impl& srv_;
-  asio::any_io_executor ex_;
-  std::shared_ptr<const server::Runtime> rt_;
-  net::Stream stream_;
-  net::Watchdog watchdog_;
-  net::RequestDeadline request_;
-  Protocol proto_;
-  bool capped_;
-  std::uint64_t id_;
-  net::ClientConnections::Slot slot_;  // client_connection_limit
-  std::string sid_, peer_, peer_ip_;
   std::unique_ptr<StoreBackend> backend_;
   std::unique_ptr<Session> session_;
   Output out_;
   std::string wbuf_;  // queued output; freed after each batch
   std::chrono::steady_clock::time_point refreshed_ = std::chrono::steady_clock::now();
-  bool reading_ = false, stopping_ = false;
-  server::SessionNote note_;  // for Server::sessions()
   std::string last_command_;
 };
 
@@ -238,23 +214,12 @@ asio::awaitable<bool> Pop3Connection::act() {
 
 asio::awaitable<void> Pop3Connection::run() {
   auto self = shared_from_this();
-  if (!stream_.load_endpoints()) co_return;
+  if (!identify_tcp_peer("p")) co_return;
   const auto peer_addr = net::unmap(stream_.remote().address());
-  peer_ip_ = peer_addr.to_string();
-  peer_ = peer_ip_ + ":" + std::to_string(stream_.remote().port());
-  sid_ = session_id("p", id_);
-  note_.start(proto_, peer_);
-  note_.update("connecting", "", "");
-  std::error_code ignored;
-  stream_.socket().non_blocking(true, ignored);
-  stream_.socket().set_option(tcp::no_delay(true), ignored);
   const auto& cfg = *rt_->config;
   // RFC 1939 §3: the autologout timer is at least ten minutes.
   const auto timeout = std::chrono::seconds(std::max(cfg.smtp.session_timeout, 600));
-  watchdog_.start(weak_from_this(), timeout, [this] {
-    if (reading_) stream_.cancel();
-    else stream_.close();
-  });
+  start_watchdog(self, timeout);
   log(LogFile::pop, std::string("connect to ") + std::string(to_string(proto_)));
   if (proto_ == Protocol::pop3s) {
     if (!rt_->tls) co_return;
@@ -291,25 +256,19 @@ asio::awaitable<void> Pop3Connection::run() {
       co_await say_and_end("-ERR [SYS/TEMP] server shutting down\r\n");
       break;
     }
-    watchdog_.touch();
-    reading_ = true;
-    auto [ec, data] = co_await stream_.read();
-    reading_ = false;
-    if (ec) {
-      if (ec == asio::error::operation_aborted && stream_.is_open()) {
-        if (watchdog_.expired() && !stopping_ && watchdog_.request_expired()) {
-          log(LogFile::error, "command not complete within command_deadline, disconnected");
-          co_await say_and_end("-ERR [SYS/TEMP] command not complete in time, closing\r\n");
-        } else if (watchdog_.expired() && !stopping_)
-          co_await say_and_end("-ERR autologout: idle for too long\r\n");
-        else
-          co_await say_and_end("-ERR [SYS/TEMP] server shutting down\r\n");
-      }
-      break;
+    auto in = co_await read_client();
+    using End = Read::End;
+    if (in.end == End::request_deadline) {
+      log(LogFile::error, "command not complete within command_deadline, disconnected");
+      co_await say_and_end("-ERR [SYS/TEMP] command not complete in time, closing\r\n");
+    } else if (in.end == End::silence) {
+      co_await say_and_end("-ERR autologout: idle for too long\r\n");
+    } else if (in.end == End::stop) {
+      co_await say_and_end("-ERR [SYS/TEMP] server shutting down\r\n");
     }
-    if (data.empty()) break;
+    if (in.end != End::data) break;
     maybe_refresh_lock();
-    co_await feed(data);
+    co_await feed(in.data);
     open = co_await act();
     while (open && session_->has_backlog()) {
       co_await feed({});
@@ -337,8 +296,7 @@ void start_pop3_connection(Server::Impl& srv, tcp::socket socket, Protocol proto
                            std::shared_ptr<const server::Runtime> runtime, bool capped,
                            net::ClientConnections::Slot slot) {
   start_tcp_session(srv, std::move(socket), capped, [&](auto ex, tcp::socket s, ConnectionRegistry::Id id, auto&) {
-    srv.sessions_pop3.fetch_add(1, std::memory_order_relaxed);
-    return std::make_shared<Pop3Connection>(srv, ex, std::move(s), protocol, std::move(runtime), capped, id,
+    return std::make_shared<Pop3Connection>(srv.services, ex, std::move(s), protocol, std::move(runtime), capped, id,
                                             std::move(slot));
   });
 }

@@ -129,22 +129,32 @@ Server::Impl::Impl(asio::io_context& io_, ServerOptions o, std::shared_ptr<const
       io_pool(opt.io_threads > 0 ? std::make_unique<server::IoPool>(opt.io_threads) : nullptr),
       listener(io_pool ? io_pool->executor(0) : io_.get_executor()),
       send_counters(rt->config->home / "var" / "sendcount"),
-      pop_logins(opt.pop_logins ? opt.pop_logins : make_memory_pop_login_table()) {}
+      pop_logins(opt.pop_logins ? opt.pop_logins : make_memory_pop_login_table()),
+      services{.logger = logger,
+               .counters = counters,
+               .connections = connections,
+               .auth_penalty = auth_penalty,
+               .greet_cache = greet_cache,
+               .free_space = free_space,
+               .send_counters = send_counters,
+               .options = opt,
+               .pop_logins = pop_logins,
+               .ended = [this](server::ConnectionRegistry::Id id) { unregister(id); }} {}
 
 // Only existing accounts are counted: a forged local sender must not create
 // counters (memory, var/sendcount/ files) for arbitrary names.
-Result<std::int64_t> Server::Impl::sends_today(const AccountStore& store, std::string_view account) {
+Result<std::int64_t> server::SendCounters::today_of(const AccountStore& store, std::string_view account) {
   auto kind = store.lookup(account);
   if (!kind) return unexpected(kind.error());
   if (*kind == AccountKind::none) return 0;
-  return send_counters.today(account);
+  return today(account);
 }
 
-Status Server::Impl::record_send(const AccountStore& store, std::string_view account, bool relayed) {
+Status server::SendCounters::record_for(const AccountStore& store, std::string_view account, bool relayed) {
   auto kind = store.lookup(account);
   if (!kind) return unexpected(kind.error());
   if (*kind == AccountKind::none) return {};
-  if (relayed) send_counters.record(account);
+  if (relayed) record(account);
   auto dir = store.account_dir(account);
   if (!dir) return unexpected(dir.error());
   MailboxCounters sent;
@@ -158,12 +168,12 @@ void Server::Impl::accept(asio::ip::tcp::socket s, int tag) {
   std::error_code ec;
   auto peer = s.remote_endpoint(ec);
   if (ec) return;
-  sessions_total.fetch_add(1, std::memory_order_relaxed);
+  counters.sessions_total.fetch_add(1, std::memory_order_relaxed);
   if (connections.stopping()) return;  // the socket closes
   bool limited = !r->exempt.contains(peer.address());
   bool pop = protocol == Protocol::pop3 || protocol == Protocol::pop3s;
   auto refuse = [&](std::string_view smtp_text, std::string_view pop_text, const std::string& why) {
-    refused_busy.fetch_add(1, std::memory_order_relaxed);
+    counters.refused_busy.fetch_add(1, std::memory_order_relaxed);
     std::string msg = pop ? "-ERR [SYS/TEMP] " + std::string(pop_text) + "\r\n"
                           : "421 4.7.0 " + r->hostname + " " + std::string(smtp_text) + "\r\n";
     auto who = net::unmap(peer.address()).to_string() + ":" + std::to_string(peer.port());
@@ -185,8 +195,8 @@ void Server::Impl::accept(asio::ip::tcp::socket s, int tag) {
     }
     slot = std::move(got);
   }
-  if (limited && capped.fetch_add(1) + 1 > r->config->smtp.multiprocessing) {
-    capped.fetch_sub(1);
+  if (limited && counters.capped.fetch_add(1) + 1 > r->config->smtp.multiprocessing) {
+    counters.capped.fetch_sub(1);
     refuse("too many connections, try later", "too many connections, try later",
            "multiprocessing limit " + std::to_string(r->config->smtp.multiprocessing));
     return;
@@ -268,6 +278,7 @@ Server::~Server() {
   // Now that nothing posts to them any more, the session threads' contexts
   // go, and with them any session still alive (its destructor unregisters
   // and logs: the rest of the Impl is still here).
+  impl_->services.blocking = nullptr;
   impl_->blocking.reset();
   impl_->io_pool.reset();
   impl_->serve_guard.reset();
@@ -378,6 +389,7 @@ Status Server::start() {
   }
   I.pipeline = std::make_unique<server::CommitPipeline>(
       store, queue, I.opt.use_syncfs ? SyncMode::syncfs : SyncMode::fsync_each, I.logger, I.pstats);
+  I.services.pipeline = I.pipeline.get();
   {
     std::lock_guard lk(I.cb_mu);
     I.pipeline->set_callbacks(I.callbacks);
@@ -421,6 +433,7 @@ Status Server::start() {
     if (!st) return abandon(st.error());
   }
   I.blocking = std::make_unique<asio::thread_pool>(2);
+  I.services.blocking = I.blocking.get();
   if (I.io_pool) {
     I.io_pool->start();
     I.serve_guard.emplace(I.io.get_executor());
@@ -501,17 +514,17 @@ std::shared_ptr<const Config> Server::config() const { return impl_->runtime()->
 ServerStats Server::stats() const {
   auto& I = *impl_;
   ServerStats s;
-  s.sessions_smtp = I.sessions_smtp.load();
-  s.sessions_pop3 = I.sessions_pop3.load();
-  s.sessions_total = I.sessions_total.load();
-  s.refused_busy = I.refused_busy.load();
-  s.messages_received = I.messages_received.load();
+  s.sessions_smtp = I.counters.sessions_smtp.load();
+  s.sessions_pop3 = I.counters.sessions_pop3.load();
+  s.sessions_total = I.counters.sessions_total.load();
+  s.refused_busy = I.counters.refused_busy.load();
+  s.messages_received = I.counters.messages_received.load();
   s.messages_delivered = I.pstats.delivered.load();
   s.messages_relayed = I.pstats.relayed.load();
   s.commit_batches = I.pstats.batches.load();
   s.messages_bounced = I.messages_bounced.load();
-  s.auth_failures_smtp = I.auth_failures_smtp.load();
-  s.auth_failures_pop3 = I.auth_failures_pop3.load();
+  s.auth_failures_smtp = I.counters.auth_failures_smtp.load();
+  s.auth_failures_pop3 = I.counters.auth_failures_pop3.load();
   s.hook_runs = I.hook_runs.load();
   s.hook_failures = I.hook_failures.load();
   return s;

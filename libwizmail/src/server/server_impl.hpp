@@ -30,6 +30,7 @@
 #include "server/connection_registry.hpp"
 #include "server/free_space.hpp"
 #include "server/io_pool.hpp"
+#include "server/session_services.hpp"
 #include "server/log.hpp"
 #include "server/live.hpp"
 #include "server/local_sockets.hpp"
@@ -40,49 +41,6 @@
 #include "wizmail/server.hpp"
 
 namespace wizmail::server {
-
-// Everything derived from one Config snapshot; swapped whole on reload.
-struct Runtime {
-  std::shared_ptr<const Config> config;
-  net::CidrList exempt;
-  net::CidrList greet_exempt;  // greet_wait_exempt and address_permits_relay
-  net::TlsContextPtr tls;  // null when TLS is not configured
-  std::vector<std::string> local_domains;
-  std::filesystem::path mailbox_dir;
-  std::string hostname;
-};
-
-// The auth penalty's limits from the configuration (smtpenv, shared by POP3).
-inline auth::AuthPolicy auth_policy(const SmtpSettings& s) {
-  return {.max_concurrent = s.auth_concurrency_limit,
-          .block_failures = s.auth_block_failures,
-          .block_time = std::chrono::seconds(s.auth_block_time)};
-}
-
-Result<std::shared_ptr<const Runtime>> make_runtime(std::shared_ptr<const Config> config,
-                                                    const ServerOptions& opt);
-
-// send_max_during_a_day: messages relayed per account per (local) day,
-// persisted in var/sendcount/<account> ("YYYY-MM-DD count"). Callers pass
-// existing accounts only (the SMTP Environment checks); the map holds the
-// current day's entries only.
-class SendCounters {
- public:
-  explicit SendCounters(std::filesystem::path dir) : dir_(std::move(dir)) {}
-  std::int64_t today(std::string_view account);
-  void record(std::string_view account);
-
- private:
-  struct Entry {
-    std::string day;
-    std::int64_t count = 0;
-  };
-  Entry& load(const std::string& account, const std::string& day);
-  std::filesystem::path dir_;
-  std::mutex mu_;
-  std::string day_;  // the day map_ holds; entries of earlier days are dropped
-  std::unordered_map<std::string, Entry> map_;
-};
 
 }  // namespace wizmail::server
 
@@ -127,17 +85,16 @@ struct Server::Impl {
   // SMTP and POP3 connections per client network (client_connection_limit).
   net::ClientConnections client_connections;
 
-  std::atomic<std::uint64_t> sessions_smtp{0}, sessions_pop3{0}, sessions_total{0},
-      refused_busy{0}, messages_received{0};
-  std::atomic<int> capped{0};  // sessions counted against `multiprocessing`
-  // Counters for ServerStats and the metrics endpoint: the outbound relay
-  // adds bounces, the hook runner hook runs/failures, the SMTP and POP3
-  // connections auth failures.
-  std::atomic<std::uint64_t> messages_bounced{0}, auth_failures_smtp{0}, auth_failures_pop3{0},
-      hook_runs{0}, hook_failures{0};
+  // What the sessions count (ServerStats, the metrics endpoint).
+  server::SessionCounters counters;
+  // Counters of the outbound relay (bounces) and the hook runner.
+  std::atomic<std::uint64_t> messages_bounced{0}, hook_runs{0}, hook_failures{0};
 
   // Every live SMTP and POP3 session, and the stop's state.
   server::ConnectionRegistry connections;
+  // What the connections get of the server (not this Impl); pipeline and
+  // blocking are set by start().
+  server::SessionServices services;
   bool started = false;
   // Keeps io.run() going until every session has wound down (set and
   // reset under the registry's lock, by stop_all and finish_stop).
@@ -172,11 +129,6 @@ struct Server::Impl {
   // it is closed first when the Impl goes.
   std::unique_ptr<ops::MetricsServer> metrics;
 
-  // For the SMTP environments (TCP sessions and the submit socket): today's
-  // relayed messages of an account (0 for a name that is no account), and
-  // one message it sent (smtp::Environment::record_send).
-  Result<std::int64_t> sends_today(const AccountStore& store, std::string_view account);
-  Status record_send(const AccountStore& store, std::string_view account, bool relayed);
 
   void accept(asio::ip::tcp::socket s, int tag);
   // The executor a new TCP session runs on for its whole life, and its

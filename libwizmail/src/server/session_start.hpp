@@ -23,7 +23,7 @@ void start_tcp_session(Server::Impl& srv, asio::ip::tcp::socket socket, bool cap
   auto [ex, place] = srv.place_session();
   auto adopted = srv.adopt(std::move(socket), ex);
   if (!adopted) {
-    if (capped) srv.capped.fetch_sub(1);
+    if (capped) srv.counters.capped.fetch_sub(1);
     return;
   }
   auto conn = srv.connections.add(

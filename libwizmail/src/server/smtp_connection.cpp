@@ -15,6 +15,7 @@
 #include "net/stream.hpp"
 #include "server/embedder_callbacks.hpp"
 #include "server/server_impl.hpp"
+#include "server/session_connection.hpp"
 #include "server/session_start.hpp"
 #include "server/staging.hpp"
 #include "server/state_names.hpp"
@@ -34,7 +35,7 @@ using namespace std::chrono_literals;
 // (its session config allows relaying instead) and has no IP address.
 class Environment final : public smtp::Environment {
  public:
-  Environment(Server::Impl& srv, const Runtime& rt, const net::Stream& stream, bool trusted)
+  Environment(SessionServices& srv, const Runtime& rt, const net::Stream& stream, bool trusted)
       : srv_(srv), rt_(rt), store_(rt.mailbox_dir), trusted_(trusted) {
     if (stream.is_tcp()) local_ = stream.local();
   }
@@ -162,14 +163,14 @@ class Environment final : public smtp::Environment {
   }
 
   Result<std::int64_t> sends_today(std::string_view account) override {
-    return srv_.sends_today(store_, account);
+    return srv_.send_counters.today_of(store_, account);
   }
   Status record_send(std::string_view account, bool relayed) override {
-    return srv_.record_send(store_, account, relayed);
+    return srv_.send_counters.record_for(store_, account, relayed);
   }
 
   RecipientAnswer check_recipient(const RecipientQuestion& q) override {
-    return server::ask_recipient_callback(srv_.opt.recipient_callback, q);
+    return server::ask_recipient_callback(srv_.options.recipient_callback, q);
   }
   std::chrono::system_clock::time_point now() override { return std::chrono::system_clock::now(); }
   std::uint64_t random() override {
@@ -178,7 +179,7 @@ class Environment final : public smtp::Environment {
   }
 
  private:
-  Server::Impl& srv_;
+  SessionServices& srv_;
   const Runtime& rt_;
   AccountStore store_;
   bool trusted_;
@@ -201,7 +202,7 @@ class Environment final : public smtp::Environment {
 // the local submit socket (UNIX; Protocol::local_submit: a trusted peer —
 // relaying allowed through its own session config, no AUTH, no TLS, no
 // pregreet or request deadlines — identified by its uid).
-class SmtpConnection final : public Connection,
+class SmtpConnection final : public SessionConnection,
                              public smtp::MessageSink,
                              public std::enable_shared_from_this<SmtpConnection> {
  public:
@@ -210,31 +211,17 @@ class SmtpConnection final : public Connection,
     std::shared_ptr<const Config> session_config;  // LocalSockets::trusted_config
   };
   template <class Socket>
-  SmtpConnection(Server::Impl& srv, asio::any_io_executor ex, Socket socket, Protocol proto,
-                 std::shared_ptr<const Runtime> rt, bool capped, std::uint64_t id,
+  SmtpConnection(SessionServices& srv, asio::any_io_executor ex, Socket socket, Protocol proto,
+                 std::shared_ptr<const Runtime> rt, bool capped, ConnectionRegistry::Id id,
                  net::ClientConnections::Slot slot, Local local = {})
-      : srv_(srv), ex_(ex), rt_(std::move(rt)), stream_(std::move(socket)), watchdog_(ex),
-        proto_(proto), capped_(capped), id_(id), slot_(std::move(slot)), local_(std::move(local)) {}
-
-  ~SmtpConnection() override {
-    if (capped_) srv_.capped.fetch_sub(1, std::memory_order_relaxed);
-    srv_.sessions_smtp.fetch_sub(1, std::memory_order_relaxed);
-    srv_.unregister(id_);
-  }
+      : SessionConnection(srv, std::move(ex), std::move(socket), proto, std::move(rt), capped, id,
+                          std::move(slot)),
+        local_(std::move(local)) {}
 
   asio::awaitable<void> run();
   // The live-session count of this session's thread (IoPool::Lease), if
   // it has one of its own.
   void set_thread_sessions(const std::atomic<int>* n) noexcept { thread_sessions_ = n; }
-
-  void shutdown(std::chrono::steady_clock::time_point deadline) override {
-    stopping_ = true;
-    watchdog_.expire_at(deadline);
-    if (reading_ && session_ && idle_state()) stream_.cancel();
-  }
-
-  asio::any_io_executor executor() const override { return ex_; }
-  SessionInfo describe() const override { return note_.snapshot(id_); }
 
   // MessageSink
   Status begin(const smtp::Transaction& txn) override { return staging_.begin(*rt_, *srv_.pipeline, txn); }
@@ -243,6 +230,8 @@ class SmtpConnection final : public Connection,
 
  private:
   bool trusted() const noexcept { return proto_ == Protocol::local_submit; }
+  // A stop interrupts a read only between transactions.
+  bool interruptible() const override { return session_ && idle_state(); }
   bool idle_state() const {
     auto s = session_->state();
     return s == smtp::State::initial || s == smtp::State::ready;
@@ -254,7 +243,7 @@ class SmtpConnection final : public Connection,
     for (const auto& e : out_.events) {
       log_line(e.kind == smtp::LogEvent::Kind::error ? LogFile::error : LogFile::smtp, e.text);
       if (e.what == smtp::LogEvent::What::auth_failure)
-        srv_.auth_failures_smtp.fetch_add(1, std::memory_order_relaxed);
+        srv_.counters.auth_failures_smtp.fetch_add(1, std::memory_order_relaxed);
       if (e.kind == smtp::LogEvent::Kind::command) last_command_ = e.text;
     }
     if (session_) note_.update(state_name(session_->state()), session_->account(), last_command_);
@@ -273,25 +262,12 @@ class SmtpConnection final : public Connection,
     co_await stream_.write_all(text);
   }
 
-  Server::Impl& srv_;
-  asio::any_io_executor ex_;
-  std::shared_ptr<const Runtime> rt_;
-  net::Stream stream_;
-  net::Watchdog watchdog_;
-  net::RequestDeadline request_;
-  Protocol proto_;
-  bool capped_;
-  std::uint64_t id_;
-  net::ClientConnections::Slot slot_;  // client_connection_limit
   Local local_;
   const std::atomic<int>* thread_sessions_ = nullptr;
-  std::string sid_, peer_, peer_ip_;
   std::unique_ptr<Environment> env_;
   std::unique_ptr<smtp::Session> session_;
   smtp::Output out_;
   MessageStaging staging_;
-  bool reading_ = false, stopping_ = false;
-  SessionNote note_;  // for Server::sessions()
   std::string last_command_;
 };
 
@@ -332,7 +308,7 @@ asio::awaitable<Result<std::string>> SmtpConnection::commit() {
       },
       asio::use_awaitable);
   watchdog_.touch();
-  if (result) srv_.messages_received.fetch_add(1, std::memory_order_relaxed);
+  if (result) srv_.counters.messages_received.fetch_add(1, std::memory_order_relaxed);
   co_return result;
 }
 
@@ -429,8 +405,8 @@ void SmtpConnection::track_request(std::size_t data_bytes) {
 
 asio::awaitable<void> SmtpConnection::run() {
   auto self = shared_from_this();
-  if (!stream_.load_endpoints()) co_return;
   if (trusted()) {
+    if (!stream_.load_endpoints()) co_return;
     // The submit socket's peer has no address; its Received line and the
     // logs name it as the loopback host, and `sessions` by its uid.
     peer_ip_ = "127.0.0.1";
@@ -438,22 +414,11 @@ asio::awaitable<void> SmtpConnection::run() {
     sid_ = local_session_id(id_);
     note_.start(proto_, "local uid " + std::to_string(local_.uid));
     note_.update("initial", "", "");
-  } else {
-    if (!stream_.is_tcp()) co_return;
-    peer_ip_ = net::unmap(stream_.remote().address()).to_string();
-    peer_ = peer_ip_ + ":" + std::to_string(stream_.remote().port());
-    sid_ = session_id("", id_);
-    note_.start(proto_, peer_);
-    note_.update("connecting", "", "");
+  } else if (!identify_tcp_peer("")) {
+    co_return;
   }
-  std::error_code ignored;
-  stream_.socket().non_blocking(true, ignored);
-  if (stream_.is_tcp()) stream_.socket().set_option(tcp::no_delay(true), ignored);
   const auto& cfg = *rt_->config;
-  watchdog_.start(weak_from_this(), std::chrono::seconds(cfg.smtp.session_timeout), [this] {
-    if (reading_) stream_.cancel();
-    else stream_.close();
-  });
+  start_watchdog(self, std::chrono::seconds(cfg.smtp.session_timeout));
   log_line(LogFile::smtp, trusted() ? std::string("connect to submit socket")
                                     : std::string("connect to ") + std::string(to_string(proto_)));
   if (proto_ == Protocol::smtps) {
@@ -491,27 +456,26 @@ asio::awaitable<void> SmtpConnection::run() {
       co_await say(session_->shutdown_reply());
       break;
     }
-    watchdog_.touch();
-    reading_ = true;
-    auto [ec, data] = co_await stream_.read();
-    reading_ = false;
-    if (ec) {
-      if (ec != asio::error::eof && ec != asio::error::operation_aborted)
-        log_line(LogFile::smtp, "read: " + ec.message());
-      if (ec == asio::error::operation_aborted && stream_.is_open()) {
-        if (watchdog_.expired() && !stopping_) {
-          if (watchdog_.request_expired())
-            log_line(LogFile::error, session_->state() == smtp::State::data
-                                         ? "DATA too slow (data_min_rate), disconnected"
-                                         : "command not complete within command_deadline, disconnected");
-          co_await say(session_->timeout_reply());
-        } else {
-          co_await say(session_->shutdown_reply());
-        }
-      }
+    auto in = co_await read_client();
+    using End = Read::End;
+    if (in.end == End::closed) {
+      if (in.ec && in.ec != asio::error::eof && in.ec != asio::error::operation_aborted)
+        log_line(LogFile::smtp, "read: " + in.ec.message());
       break;
     }
-    if (data.empty()) break;
+    if (in.end == End::request_deadline)
+      log_line(LogFile::error, session_->state() == smtp::State::data
+                                   ? "DATA too slow (data_min_rate), disconnected"
+                                   : "command not complete within command_deadline, disconnected");
+    if (in.end == End::request_deadline || in.end == End::silence) {
+      co_await say(session_->timeout_reply());
+      break;
+    }
+    if (in.end == End::stop) {
+      co_await say(session_->shutdown_reply());
+      break;
+    }
+    const std::string_view data = in.data;
     const std::size_t data_bytes = session_->state() == smtp::State::data ? data.size() : 0;
     session_->feed(data, out_, more_pending());
     open = co_await act();
@@ -532,8 +496,7 @@ void start_smtp_connection(Server::Impl& srv, tcp::socket socket, Protocol proto
                            net::ClientConnections::Slot slot) {
   start_tcp_session(srv, std::move(socket), capped,
                     [&](auto ex, tcp::socket s, ConnectionRegistry::Id id, const IoPool::Lease& place) {
-                      srv.sessions_smtp.fetch_add(1, std::memory_order_relaxed);
-                      auto conn = std::make_shared<SmtpConnection>(srv, ex, std::move(s), protocol,
+                      auto conn = std::make_shared<SmtpConnection>(srv.services, ex, std::move(s), protocol,
                                                                    std::move(runtime), capped, id, std::move(slot));
                       conn->set_thread_sessions(place.counter());
                       return conn;
@@ -552,11 +515,10 @@ void start_local_submit_connection(Server::Impl& srv, asio::local::stream_protoc
     srv.logger.server("cannot start a submit session: " + ec.message());
     return;
   }
-  srv.sessions_total.fetch_add(1, std::memory_order_relaxed);
+  srv.counters.sessions_total.fetch_add(1, std::memory_order_relaxed);
   auto conn = srv.connections.add([&](ConnectionRegistry::Id id) {
-    srv.sessions_smtp.fetch_add(1, std::memory_order_relaxed);
     return std::make_shared<SmtpConnection>(
-        srv, ex, std::move(s), Protocol::local_submit, srv.runtime(), false, id,
+        srv.services, ex, std::move(s), Protocol::local_submit, srv.runtime(), false, id,
         net::ClientConnections::Slot{}, SmtpConnection::Local{uid, std::move(session_config)});
   });
   asio::co_spawn(ex, conn->run(), [conn](std::exception_ptr) {});

@@ -1,0 +1,118 @@
+// What a connection may use of its server. The server hands every SMTP and
+// POP3 connection a SessionServices, never its Impl: the logs, the commit
+// pipeline, the blocking pool, the shared limits (auth penalty, greeting
+// cache, free space, daily send counts), the POP-before-SMTP logins, the
+// session counters and the embedder's recipient callback. Everything named
+// here outlives every connection (the server stops them first).
+#pragma once
+
+#include <asio/thread_pool.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "auth/penalty.hpp"
+#include "net/address.hpp"
+#include "net/greet_cache.hpp"
+#include "net/tls.hpp"
+#include "server/connection_registry.hpp"
+#include "server/free_space.hpp"
+#include "server/log.hpp"
+#include "wizmail/account_store.hpp"
+#include "wizmail/config.hpp"
+#include "wizmail/pop_before_smtp.hpp"
+#include "wizmail/server.hpp"
+
+namespace wizmail::server {
+
+class CommitPipeline;
+
+// Everything derived from one Config snapshot; swapped whole on reload.
+struct Runtime {
+  std::shared_ptr<const Config> config;
+  net::CidrList exempt;
+  net::CidrList greet_exempt;  // greet_wait_exempt and address_permits_relay
+  net::TlsContextPtr tls;  // null when TLS is not configured
+  std::vector<std::string> local_domains;
+  std::filesystem::path mailbox_dir;
+  std::string hostname;
+};
+
+// The auth penalty's limits from the configuration (smtpenv, shared by POP3).
+inline auth::AuthPolicy auth_policy(const SmtpSettings& s) {
+  return {.max_concurrent = s.auth_concurrency_limit,
+          .block_failures = s.auth_block_failures,
+          .block_time = std::chrono::seconds(s.auth_block_time)};
+}
+
+Result<std::shared_ptr<const Runtime>> make_runtime(std::shared_ptr<const Config> config,
+                                                    const ServerOptions& opt);
+
+// send_max_during_a_day: messages relayed per account per (local) day,
+// persisted in var/sendcount/<account> ("YYYY-MM-DD count"). Callers pass
+// existing accounts only (the SMTP Environment checks); the map holds the
+// current day's entries only.
+class SendCounters {
+ public:
+  explicit SendCounters(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  std::int64_t today(std::string_view account);
+  void record(std::string_view account);
+  // For the SMTP environments: today's relayed messages of an account (0
+  // for a name that is no account), and one message it sent (counted in
+  // its mailbox's `sent`; `relayed` also counts toward the daily limit).
+  Result<std::int64_t> today_of(const AccountStore& store, std::string_view account);
+  Status record_for(const AccountStore& store, std::string_view account, bool relayed);
+
+ private:
+  struct Entry {
+    std::string day;
+    std::int64_t count = 0;
+  };
+  Entry& load(const std::string& account, const std::string& day);
+  std::filesystem::path dir_;
+  std::mutex mu_;
+  std::string day_;  // the day map_ holds; entries of earlier days are dropped
+  std::unordered_map<std::string, Entry> map_;
+};
+
+// What the sessions count, for ServerStats and the metrics endpoint.
+struct SessionCounters {
+  std::atomic<std::uint64_t> sessions_smtp{0}, sessions_pop3{0}, sessions_total{0}, refused_busy{0},
+      messages_received{0}, auth_failures_smtp{0}, auth_failures_pop3{0};
+  std::atomic<int> capped{0};  // sessions counted against `multiprocessing`
+};
+
+struct SessionServices {
+  Logger& logger;
+  SessionCounters& counters;
+  ConnectionRegistry& connections;
+  // Failed SMTP AUTH and POP3 logins per client network (both protocols).
+  auth::AuthPenalty& auth_penalty;
+  // Clients that waited for the greeting on port 25 (greet_pass_ttl).
+  net::GreetCache& greet_cache;
+  // Free space of the mailbox and queue file systems (queue_minfree).
+  FreeSpace& free_space;
+  // send_max_during_a_day.
+  SendCounters& send_counters;
+  const ServerOptions& options;
+  // POP3 logins for POP-before-SMTP.
+  std::shared_ptr<PopLoginTable> pop_logins;
+  // From Server::start, before any connection.
+  CommitPipeline* pipeline = nullptr;
+  // Session work that may wait for the disk (a POP3 login and QUIT's
+  // update); null: it runs on the session's thread.
+  asio::thread_pool* blocking = nullptr;
+  // Called by a connection's destructor, after it left the registry's
+  // count (the server finishes a stop when the last one is gone).
+  std::function<void(ConnectionRegistry::Id)> ended;
+};
+
+}  // namespace wizmail::server
