@@ -7,6 +7,7 @@
 #include "harness.hpp"
 #include "smtp/parser.hpp"
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 #include "wizmail/aliases.hpp"
 
 using namespace wizmail;

@@ -22,6 +22,7 @@
 #include "wizmail/header_codec.hpp"
 #include "util/date.hpp"
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 
 namespace wizmail::submit {
 
@@ -30,33 +31,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n;
-    std::uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07;
-    else return false;
-    if (s.size() - i < n) return false;
-    for (std::size_t k = 1; k < n; ++k) {
-      auto d = static_cast<unsigned char>(s[i + k]);
-      if ((d & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (d & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += n;
-  }
-  return true;
-}
 
 // Every line end becomes CRLF; a lone CR too.
 std::string crlf(std::string_view text) {
@@ -190,7 +164,7 @@ std::vector<std::string> parse_address_list(std::string_view v) {
 
 Result<SubjectBody> parse_subject_body(std::string_view content) {
   if (content.starts_with("\xEF\xBB\xBF")) content.remove_prefix(3);
-  if (!valid_utf8(content)) return fail(Errc::invalid_argument, "the subject-and-body file is not UTF-8");
+  if (!util::valid_utf8(content)) return fail(Errc::invalid_argument, "the subject-and-body file is not UTF-8");
   if (content.find('\0') != std::string_view::npos)
     return fail(Errc::invalid_argument, "the subject-and-body file contains a NUL byte");
   SubjectBody sb;

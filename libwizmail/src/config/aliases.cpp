@@ -1,5 +1,6 @@
 // def/aliases.def (wizmail/aliases.hpp): parsing, load-time checks,
 // resolution and the CLI's edits.
+#include "util/utf8.hpp"
 #include "wizmail/aliases.hpp"
 
 #include <algorithm>
@@ -63,8 +64,6 @@ Result<std::string> ascii_domain(std::string_view domain) {
   return d;
 }
 
-std::string lower_ascii(std::string_view s) { return util::to_lower(s); }
-
 // local@domain → "lower(local)@ascii(domain)".
 Result<std::string> normal_address(std::string_view address) {
   auto at = address.rfind('@');
@@ -72,7 +71,7 @@ Result<std::string> normal_address(std::string_view address) {
   if (auto st = check_local_part(local); !st) return unexpected(st.error());
   auto d = ascii_domain(address.substr(at + 1));
   if (!d) return unexpected(d.error());
-  return lower_ascii(local) + "@" + *d;
+  return util::to_lower(local) + "@" + *d;
 }
 
 bool is_local(const std::vector<std::string>& domains, std::string_view d) {
@@ -106,7 +105,7 @@ Result<std::string> AliasMap::normalise_key(std::string_view key) {
   }
   if (key.find('@') == std::string_view::npos) {
     if (auto st = check_local_part(key); !st) return unexpected(st.error());
-    return lower_ascii(key);
+    return util::to_lower(key);
   }
   return normal_address(key);
 }
@@ -199,12 +198,12 @@ AliasMap AliasMap::parse(std::string_view text, const std::string& path,
       auto at = addr.rfind('@');
       std::string d = addr.substr(at + 1);
       if (!is_local(local_domains, d)) continue;
-      std::string lk = lower_ascii(addr.substr(0, at)) + "@" + d;
+      std::string lk = util::to_lower(addr.substr(0, at)) + "@" + d;
       // "a@d: a" is the account a, not the alias again.
-      bool self = e.key == lk || (e.key.find('@') == std::string::npos && e.key == lower_ascii(addr.substr(0, at)));
+      bool self = e.key == lk || (e.key.find('@') == std::string::npos && e.key == util::to_lower(addr.substr(0, at)));
       if (self) continue;
       if (const AliasEntry* n = m.find(lk)) out.push_back(n);
-      else if (const AliasEntry* b = m.find(lower_ascii(addr.substr(0, at)))) out.push_back(b);
+      else if (const AliasEntry* b = m.find(util::to_lower(addr.substr(0, at)))) out.push_back(b);
     }
     return out;
   };
@@ -290,7 +289,7 @@ Result<AliasMap::Resolution> AliasMap::resolve(std::string_view local, std::stri
         add({addr, {}});
         continue;
       }
-      std::string lk = lower_ascii(tl) + "@" + td;
+      std::string lk = util::to_lower(tl) + "@" + td;
       if (lk == self) {  // "a@d: a, b": the account a
         if (auto st = account_target(tl, td); !st) return st;
         continue;
@@ -304,9 +303,9 @@ Result<AliasMap::Resolution> AliasMap::resolve(std::string_view local, std::stri
   };
   // true when `l@d` led somewhere (alias or account), false when nowhere.
   expand = [&](std::string_view l, std::string_view d, int depth) -> Result<bool> {
-    std::string key = lower_ascii(l) + "@" + std::string(d);
+    std::string key = util::to_lower(l) + "@" + std::string(d);
     const AliasEntry* e = find(key);
-    if (!e) e = find(lower_ascii(l));
+    if (!e) e = find(util::to_lower(l));
     if (e) {
       if (auto st = expand_entry(*e, key, depth); !st) return unexpected(st.error());
       return true;
@@ -328,9 +327,9 @@ Result<AliasMap::Resolution> AliasMap::resolve(std::string_view local, std::stri
 
   // The top level: only an alias or a catch-all makes a difference; an
   // account is left to the caller.
-  std::string key = lower_ascii(local) + "@" + std::string(domain);
+  std::string key = util::to_lower(local) + "@" + std::string(domain);
   const AliasEntry* e = find(key);
-  if (!e) e = find(lower_ascii(local));
+  if (!e) e = find(util::to_lower(local));
   if (!e) {
     if (auto name = account_name(local)) {
       auto exists = *name == "postmaster" ? Result<bool>(true) : dir.account_exists(*name);

@@ -13,52 +13,13 @@
 #include <mutex>
 
 #include "util/fs.hpp"
+#include "util/utf8.hpp"
 
 namespace wizmail {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-// Length of the valid UTF-8 sequence at s[i], 0 when invalid (overlongs,
-// surrogates and code points above U+10FFFF are invalid).
-std::size_t utf8_len(std::string_view s, std::size_t i) {
-  auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = b(i);
-  if (c < 0x80) return 1;
-  std::size_t n;
-  std::uint32_t cp;
-  if (c >= 0xc2 && c <= 0xdf) { n = 2; cp = c & 0x1f; }
-  else if (c >= 0xe0 && c <= 0xef) { n = 3; cp = c & 0x0f; }
-  else if (c >= 0xf0 && c <= 0xf4) { n = 4; cp = c & 0x07; }
-  else return 0;
-  if (i + n > s.size()) return 0;
-  for (std::size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (b(i + k) & 0x3f);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-      (cp >= 0xd800 && cp <= 0xdfff))
-    return 0;
-  return n;
-}
-
-// Valid UTF-8: invalid bytes become `bad` (U+FFFD for text, '_' for names).
-std::string fix_utf8(std::string_view s, std::string_view bad) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size();) {
-    std::size_t n = utf8_len(s, i);
-    if (n == 0) {
-      out += bad;
-      ++i;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  return out;
-}
 
 // Text for a Linux reader: valid UTF-8, CRLF → LF, NUL dropped.
 std::string clean_text(std::string_view s) {
@@ -69,13 +30,13 @@ std::string clean_text(std::string_view s) {
     if (s[i] == '\0') continue;
     t += s[i];
   }
-  return fix_utf8(t, "\xef\xbf\xbd");
+  return util::repair_utf8(t, "\xef\xbf\xbd");
 }
 
 // One header line: control characters (folding leftovers included) become
 // spaces so a value can never start a line of its own.
 std::string clean_header(std::string_view s) {
-  std::string t = fix_utf8(s, "\xef\xbf\xbd");
+  std::string t = util::repair_utf8(s, "\xef\xbf\xbd");
   for (auto& c : t)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
   return t;
@@ -370,7 +331,7 @@ struct Writer {
 std::string sanitize_file_name(std::string_view name, std::string_view fallback, std::size_t max_bytes) {
   auto cut = name.find_last_of("/\\");
   if (cut != std::string_view::npos) name.remove_prefix(cut + 1);
-  std::string s = fix_utf8(name, "_");
+  std::string s = util::repair_utf8(name, "_");
   for (auto& c : s) {
     auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7f || std::strchr("<>:\"|?*", c) != nullptr) c = '_';

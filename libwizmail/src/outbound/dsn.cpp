@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 #include "wizmail/outbound.hpp"
 
 namespace wizmail {

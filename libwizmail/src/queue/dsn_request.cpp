@@ -1,5 +1,6 @@
 // RFC 3461 parameter values (wizmail/dsn.hpp). Pure.
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 #include "util/xtext.hpp"
 #include "wizmail/dsn.hpp"
 

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 
 namespace wizmail::smtp {
 
