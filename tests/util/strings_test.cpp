@@ -34,3 +34,10 @@ TEST_CASE("edit distance") {
   CHECK(edit_distance("relya", "relay") == 2);
   CHECK(edit_distance("", "abc") == 3);
 }
+
+TEST_CASE("to_crlf: CRLF, bare LF and lone CR all become CRLF") {
+  CHECK(to_crlf("a\r\nb\nc\rd") == "a\r\nb\r\nc\r\nd");
+  CHECK(to_crlf("\r\r\n\n") == "\r\n\r\n\r\n");
+  CHECK(to_crlf("") == "");
+  CHECK(to_crlf("no end") == "no end");
+}

@@ -27,7 +27,7 @@ TEST_CASE("UTF-8: sequence lengths; overlong forms, surrogates, truncation and >
 TEST_CASE("UTF-8: repair replaces each octet that starts no valid sequence") {
   CHECK(repair_utf8("J\xc3\xb6rg", "?") == "J\xc3\xb6rg");
   CHECK(repair_utf8("J\xf6rg", "\xef\xbf\xbd") == "J\xef\xbf\xbdrg");
-  CHECK(repair_utf8("a\xed\xa0\x80b", "_") == "a___b");  // a surrogate: three bad octets
+  CHECK(repair_utf8("a\xed\xa0\x80" "b", "_") == "a___b");  // a surrogate: three bad octets
   CHECK(repair_utf8("ok\xc3", "_") == "ok_");
   CHECK(repair_utf8("", "_") == "");
 }

@@ -7,11 +7,11 @@
 #include <algorithm>
 #include <ctime>
 
+#include "mime/date.hpp"
 #include "smtp/address.hpp"
 #include "smtp/body.hpp"
 #include "smtp/missing_headers.hpp"
 #include "smtp/parser.hpp"
-#include "util/date.hpp"
 #include "util/idna.hpp"
 #include "util/strings.hpp"
 #include "util/utf8.hpp"
@@ -62,15 +62,6 @@ std::string hex(const unsigned char* p, std::size_t n) {
     s += d[p[i] & 15];
   }
   return s;
-}
-
-std::string rfc5322_date(std::chrono::system_clock::time_point t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[64];
-  std::size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return std::string(buf, n);
 }
 
 }  // namespace
@@ -928,7 +919,7 @@ std::string Session::Impl::received_header() {
     auto a = util::address_domain_to_ascii(s.txn_.recipients.front().address);
     if (a && util::is_ascii(*a)) h += "for <" + *a + ">; ";
   }
-  h += rfc5322_date(s.env_.now());
+  h += mime::rfc5322_date(s.env_.now(), mime::DateZone::utc);
   h += "\r\n";
   return h;
 }
@@ -960,7 +951,7 @@ void Session::Impl::cmd_data(std::string_view args, Output& out) {
   data.begin(max);
   ++messages;
   fixing = submission();
-  if (fixing) fixer.start(s.sink_, util::rfc5322_local_date(s.env_.now()), new_message_id());
+  if (fixing) fixer.start(s.sink_, mime::rfc5322_date(s.env_.now()), new_message_id());
   s.state_ = State::data;
   reply(out, "354 End data with <CR><LF>.<CR><LF>");
 }

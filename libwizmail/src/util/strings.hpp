@@ -31,6 +31,9 @@ std::vector<std::string> split_list(std::string_view s, char sep = ',');
 // Strict decimal parse of the whole string (optional leading '-').
 std::optional<std::int64_t> parse_int(std::string_view s) noexcept;
 
+// Every line end (CRLF, a bare LF, a lone CR) as CRLF.
+std::string to_crlf(std::string_view text);
+
 // Levenshtein distance, for "did you mean" suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-namespace wizmail::pop3 {
+namespace wizmail::mime {
 
 class DotStuffer {
  public:
@@ -41,4 +41,4 @@ class DotStuffer {
 // and without the terminator (RFC 1939 §11): the size LIST/STAT report.
 std::size_t transmitted_size(std::string_view content) noexcept;
 
-}  // namespace wizmail::pop3
+}  // namespace wizmail::mime
