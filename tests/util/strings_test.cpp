@@ -41,3 +41,15 @@ TEST_CASE("to_crlf: CRLF, bare LF and lone CR all become CRLF") {
   CHECK(to_crlf("") == "");
   CHECK(to_crlf("no end") == "no end");
 }
+
+TEST_CASE("is_atext: RFC 5322 atext") {
+  for (char c : std::string_view("azAZ09!#$%&'*+-/=?^_`{|}~")) {
+    CAPTURE(c);
+    CHECK(is_atext(c));
+  }
+  for (char c : std::string_view(" .\"(),:;<>@[\\]\x7f\x01")) {
+    CAPTURE(c);
+    CHECK_FALSE(is_atext(c));
+  }
+  CHECK_FALSE(is_atext('\xc3'));
+}

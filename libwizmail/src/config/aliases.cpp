@@ -21,18 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool atext(char c) noexcept {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '/': case '=': case '?': case '^': case '_': case '`': case '{': case '|': case '}':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
 // A dot-atom local part whose atoms may hold UTF-8 (RFC 6531 §3.3), at most
 // 64 octets.
 Status check_local_part(std::string_view local) {
@@ -46,7 +34,7 @@ Status check_local_part(std::string_view local) {
       prev_dot = true;
       continue;
     }
-    if (static_cast<unsigned char>(c) < 0x80 && !atext(c))
+    if (static_cast<unsigned char>(c) < 0x80 && !util::is_atext(c))
       return fail(Errc::invalid_argument, "character '" + std::string(1, c) + "' in local part '" +
                                               std::string(local) + "' (quote-free addresses only)");
     prev_dot = false;
@@ -64,14 +52,15 @@ Result<std::string> ascii_domain(std::string_view domain) {
   return d;
 }
 
-// local@domain → "lower(local)@ascii(domain)".
-Result<std::string> normal_address(std::string_view address) {
+// local@domain → "lower(local)@ascii(domain)" ("local@ascii(domain)" when
+// `keep_case`).
+Result<std::string> normal_address(std::string_view address, bool keep_case = false) {
   auto at = address.rfind('@');
   auto local = address.substr(0, at);
   if (auto st = check_local_part(local); !st) return unexpected(st.error());
   auto d = ascii_domain(address.substr(at + 1));
   if (!d) return unexpected(d.error());
-  return util::to_lower(local) + "@" + *d;
+  return util::cat(keep_case ? std::string(local) : util::to_lower(local), "@", *d);
 }
 
 bool is_local(const std::vector<std::string>& domains, std::string_view d) {
@@ -121,14 +110,9 @@ Result<std::string> AliasMap::normalise_target(std::string_view target) {
   }
   if (target.front() == '@') return fail(Errc::invalid_argument, "a target must be an account or an address, not '" +
                                                                      std::string(target) + "'");
-  auto at = target.rfind('@');
-  auto local = target.substr(0, at);
-  if (auto st = check_local_part(local); !st) return unexpected(st.error());
-  auto d = ascii_domain(target.substr(at + 1));
-  if (!d) return unexpected(d.error());
   // A remote local part keeps its case (RFC 5321 §2.4); local ones are
   // compared without it.
-  return std::string(local) + "@" + *d;
+  return normal_address(target, true);
 }
 
 AliasMap AliasMap::parse(std::string_view text, const std::string& path,

@@ -4,6 +4,8 @@
 // line doubled, and the response ended by CRLF "." CRLF (a missing final
 // line end is supplied). For TOP, the header, the blank line and then at most
 // `body_lines` body lines are sent. A line may span any number of chunks.
+// The relay's SMTP client sends DATA through it too (RFC 5321 §4.5.2: the
+// same transparency and terminator).
 #pragma once
 
 #include <cstddef>

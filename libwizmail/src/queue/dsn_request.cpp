@@ -14,19 +14,6 @@ bool printable_ascii(std::string_view s) noexcept {
   return true;
 }
 
-// RFC 5322 atext (the addr-type of ORCPT is an atom).
-bool atext(char c) noexcept {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '/': case '=': case '?': case '^': case '_': case '`': case '{': case '|': case '}':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
 }  // namespace
 
 std::optional<std::uint8_t> parse_dsn_notify(std::string_view value) {
@@ -85,7 +72,7 @@ std::optional<std::string> parse_dsn_orcpt(std::string_view value) {
   auto semi = value.find(';');
   if (semi == 0 || semi == std::string_view::npos || semi + 1 == value.size()) return std::nullopt;
   for (char c : value.substr(0, semi))
-    if (!atext(c)) return std::nullopt;
+    if (!util::is_atext(c)) return std::nullopt;
   auto addr = util::decode_xtext(value.substr(semi + 1));
   if (!addr || !printable_ascii(*addr)) return std::nullopt;
   return util::cat(value.substr(0, semi + 1), *addr);

@@ -31,6 +31,9 @@ std::vector<std::string> split_list(std::string_view s, char sep = ',');
 // Strict decimal parse of the whole string (optional leading '-').
 std::optional<std::int64_t> parse_int(std::string_view s) noexcept;
 
+// RFC 5322 atext: the octets of an atom (dot-atom without its dots).
+bool is_atext(char c) noexcept;
+
 // Every line end (CRLF, a bare LF, a lone CR) as CRLF.
 std::string to_crlf(std::string_view text);
 
