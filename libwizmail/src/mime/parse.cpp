@@ -109,18 +109,6 @@ Result<std::pair<Fd, std::string>> create_unique_dir(int dfd, const std::string&
   return fail(Errc::limit, "too many folders named like " + (shown / name).string());
 }
 
-Status write_all(int fd, std::string_view data, const fs::path& shown) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail_errno("write " + shown.string(), errno);
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return {};
-}
-
 struct Writer {
   const MimeParseOptions& opt;
   MimeParseReport& report;
@@ -139,7 +127,7 @@ struct Writer {
     auto f = create_unique_file(dfd, name, dir);
     if (!f) return unexpected(f.error());
     auto path = dir / f->second;
-    if (auto st = write_all(f->first.get(), data, path); !st) return st;
+    if (auto st = util::write_all(f->first.get(), data, path); !st) return st;
     report.written.push_back(path);
     return {};
   }

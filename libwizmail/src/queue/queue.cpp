@@ -83,18 +83,6 @@ struct Fd {
   }
 };
 
-Status write_all(int fd, std::string_view data, const fs::path& what) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail_errno("write " + what.string(), errno);
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return {};
-}
-
 // Copy `src` into the new file `fd`.
 Status copy_into(const fs::path& src, int fd, const fs::path& dst) {
   Fd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
@@ -111,7 +99,7 @@ Status copy_into(const fs::path& src, int fd, const fs::path& dst) {
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) return fail_errno("read " + src.string(), errno);
       if (r == 0) return {};
-      if (auto st = write_all(fd, {buf, static_cast<std::size_t>(r)}, dst); !st) return st;
+      if (auto st = util::write_all(fd, {buf, static_cast<std::size_t>(r)}, dst); !st) return st;
     }
   }
 }
@@ -430,7 +418,7 @@ Result<RelayQueue::Staged> RelayQueue::stage(const QueueEnvelope& env, const fs:
   int fd = ::open(tmp_env.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return fail_errno("queue: create " + tmp_env.string(), errno);
   s.env_fd_ = fd;
-  if (auto st = write_all(fd, serialize_queue_entry(e), tmp_env); !st) return unexpected(st.error());
+  if (auto st = util::write_all(fd, serialize_queue_entry(e), tmp_env); !st) return unexpected(st.error());
   return s;
 }
 
@@ -462,7 +450,7 @@ Result<std::string> RelayQueue::enqueue(const QueueEnvelope& env, std::string_vi
   {
     Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (fd.fd < 0) return fail_errno("queue: create " + tmp.string(), errno);
-    if (auto st = write_all(fd.fd, message, tmp); !st) {
+    if (auto st = util::write_all(fd.fd, message, tmp); !st) {
       ::unlink(tmp.c_str());
       return unexpected(st.error());
     }

@@ -27,6 +27,8 @@ struct Fd {
   }
 };
 
+}  // namespace
+
 Status write_all(int fd, std::string_view data, const fs::path& path) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
@@ -38,8 +40,6 @@ Status write_all(int fd, std::string_view data, const fs::path& path) {
   }
   return {};
 }
-
-}  // namespace
 
 Status fsync_dir(const fs::path& dir) {
   Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
