@@ -12,12 +12,14 @@
 #include <cstring>
 #include <mutex>
 
+#include "util/fd.hpp"
 #include "util/fs.hpp"
 #include "util/utf8.hpp"
 
 namespace wizmail {
 
 namespace fs = std::filesystem;
+using util::UniqueFd;
 
 namespace {
 
@@ -47,25 +49,6 @@ void gmime_init_once() {
   std::call_once(once, [] { g_mime_init(); });
 }
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) noexcept : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd& operator=(Fd&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const noexcept { return fd_; }
-  int release() noexcept { return std::exchange(fd_, -1); }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
-
 // "name.ext" → ("name", ".ext") when the extension is short and not the
 // whole name.
 std::pair<std::string, std::string> split_ext(const std::string& name) {
@@ -84,25 +67,25 @@ std::string with_suffix(const std::string& name, int k, bool is_dir) {
 constexpr int max_suffix = 100000;
 
 // Create a new file under `dfd`; never replaces anything.
-Result<std::pair<Fd, std::string>> create_unique_file(int dfd, const std::string& name,
-                                                      const fs::path& shown) {
+Result<std::pair<UniqueFd, std::string>> create_unique_file(int dfd, const std::string& name,
+                                                            const fs::path& shown) {
   for (int k = 0; k < max_suffix; ++k) {
     auto n = with_suffix(name, k, false);
     int fd = ::openat(dfd, n.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd >= 0) return std::pair<Fd, std::string>(Fd(fd), n);
+    if (fd >= 0) return std::pair<UniqueFd, std::string>(UniqueFd(fd), n);
     if (errno != EEXIST) return fail_errno("create " + (shown / n).string(), errno);
   }
   return fail(Errc::limit, "too many files named like " + (shown / name).string());
 }
 
-Result<std::pair<Fd, std::string>> create_unique_dir(int dfd, const std::string& name,
-                                                     const fs::path& shown) {
+Result<std::pair<UniqueFd, std::string>> create_unique_dir(int dfd, const std::string& name,
+                                                           const fs::path& shown) {
   for (int k = 0; k < max_suffix; ++k) {
     auto n = with_suffix(name, k, true);
     if (::mkdirat(dfd, n.c_str(), 0755) == 0) {
       int fd = ::openat(dfd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) return fail_errno("open " + (shown / n).string(), errno);
-      return std::pair<Fd, std::string>(Fd(fd), n);
+      return std::pair<UniqueFd, std::string>(UniqueFd(fd), n);
     }
     if (errno != EEXIST) return fail_errno("mkdir " + (shown / n).string(), errno);
   }
@@ -116,11 +99,11 @@ struct Writer {
   struct Folder {
     int fd;
     fs::path path;
-    int bodies = 0;       // body.txt, body-1.txt, ...
-    bool html = false;    // body.html written
-    int parts = 0;        // part-N for unnamed attachments
-    int messages = 0;     // message-N
-    Fd attachments;       // attachments/, made on first use
+    int bodies = 0;        // body.txt, body-1.txt, ...
+    bool html = false;     // body.html written
+    int parts = 0;         // part-N for unnamed attachments
+    int messages = 0;      // message-N
+    UniqueFd attachments;  // attachments/, made on first use
   };
 
   Status write_file(int dfd, const fs::path& dir, const std::string& name, std::string_view data) {
@@ -223,7 +206,7 @@ struct Writer {
       ++out.messages;
       auto d = create_unique_dir(out.fd, "message-" + std::to_string(out.messages), out.path);
       if (!d) return unexpected(d.error());
-      Folder sub{d->first.get(), out.path / d->second, 0, false, 0, 0, Fd()};
+      Folder sub{d->first.get(), out.path / d->second, 0, false, 0, 0, UniqueFd()};
       return write_message(sub, inner, depth + 1);
     }
     if (GMIME_IS_PART(obj)) return write_part(out, GMIME_PART(obj));
@@ -238,7 +221,7 @@ struct Writer {
 
   // One mail file into a new folder under `dfd`.
   Status parse_file(int dfd, const fs::path& dir, const fs::path& input, std::string_view base) {
-    Fd in(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd in(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
     if (!in) return fail_errno("open " + input.string(), errno);
     struct stat st {};
     if (::fstat(in.get(), &st) != 0 || !S_ISREG(st.st_mode))
@@ -263,7 +246,7 @@ struct Writer {
       if (!d) {
         result = unexpected(d.error());
       } else {
-        Folder top{d->first.get(), dir / d->second, 0, false, 0, 0, Fd()};
+        Folder top{d->first.get(), dir / d->second, 0, false, 0, 0, UniqueFd()};
         result = write_message(top, msg, 0);
       }
       g_object_unref(msg);
@@ -296,7 +279,7 @@ struct Writer {
           report.errors.push_back(p.string() + ": folders nested too deep; skipped");
           continue;
         }
-        Fd sub(::openat(in_dfd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        UniqueFd sub(::openat(in_dfd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!sub) {
           report.errors.push_back("cannot open " + p.string() + ": " + std::strerror(errno));
           continue;
@@ -362,7 +345,7 @@ Result<MimeParseReport> parse_mail_files(const fs::path& input, const fs::path& 
     }
   }
   if (auto mk = util::make_dirs(out_dir, 0755); !mk) return unexpected(mk.error());
-  Fd out(::open(out_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd out(::open(out_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!out) return fail_errno("open " + out_dir.string(), errno);
   MimeParseReport report;
   Writer w{options, report};
@@ -370,7 +353,7 @@ Result<MimeParseReport> parse_mail_files(const fs::path& input, const fs::path& 
     auto base = input.filename().string();
     if (auto s = w.parse_file(out.get(), out_dir, input, base); !s) report.errors.push_back(s.error().message);
   } else {
-    Fd in(::open(input.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd in(::open(input.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!in) return fail_errno("open " + input.string(), errno);
     w.parse_tree(in.get(), input, out.get(), out_dir, 0);
   }

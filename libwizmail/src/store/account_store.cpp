@@ -19,7 +19,7 @@
 #include <system_error>
 #include <utility>
 
-#include "store/fd.hpp"
+#include "util/fd.hpp"
 #include "store/store_util.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
@@ -27,7 +27,7 @@
 namespace wizmail {
 
 namespace fs = std::filesystem;
-using store::UniqueFd;
+using util::UniqueFd;
 
 namespace {
 

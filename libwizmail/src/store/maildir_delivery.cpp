@@ -11,7 +11,7 @@
 #include <optional>
 #include <utility>
 
-#include "store/fd.hpp"
+#include "util/fd.hpp"
 #include "store/store_util.hpp"
 #include "util/fs.hpp"
 #include "wizmail/delivery_journal.hpp"
@@ -20,7 +20,7 @@
 namespace wizmail {
 
 namespace fs = std::filesystem;
-using store::UniqueFd;
+using util::UniqueFd;
 
 namespace {
 
