@@ -197,6 +197,14 @@ std::string read_head(const StagedMessage& m, std::uint64_t offset = 0) {
   return head;
 }
 
+// The header fields as received (after the final headers a staged file may
+// start with), for a notice's text/rfc822-headers part.
+std::string received_head(const CommitJob& job) {
+  std::string head = read_head(job.message, job.final_headers_len);
+  head.resize(mime::split_header_section(head).head_size);
+  return head;
+}
+
 std::string what_of(std::exception_ptr p) {
   try {
     std::rethrow_exception(p);
@@ -254,12 +262,7 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
         }
         return &*w.plain;
       };
-      if (notices_ && !job.success.empty()) {
-        // The headers as received (after the final headers a staged file
-        // may start with).
-        w.head = read_head(job.message, job.final_headers_len);
-        w.head.resize(mime::split_header_section(w.head).head_size);
-      }
+      if (notices_ && !job.success.empty()) w.head = received_head(job);
       if (!job.remote.recipients.empty()) {
         auto p = plain();
         if (!p) {
@@ -388,10 +391,7 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
             f.original_recipient = l.dsn.orcpt;
             w.refused.push_back(std::move(f));
           }
-          if (notices_ && !w.refused.empty() && w.head.empty()) {
-            w.head = read_head(job.message, job.final_headers_len);
-            if (auto end = w.head.find("\r\n\r\n"); end != std::string::npos) w.head.resize(end + 2);
-          }
+          if (notices_ && !w.refused.empty() && w.head.empty()) w.head = received_head(job);
         }
       } else {
         targets = job.locals;
