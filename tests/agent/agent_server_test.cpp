@@ -14,9 +14,9 @@
 #include <thread>
 #include <vector>
 
-#include "agent/message_head.hpp"
 #include "argv_file.hpp"
 #include "line_client.hpp"
+#include "mime/message_head.hpp"
 #include "running_server.hpp"
 #include "util/fs.hpp"
 #include "wait_until.hpp"
@@ -97,7 +97,7 @@ std::string smtp_send(std::uint16_t port, const std::string& from, const std::ve
   return r;
 }
 
-std::string field(const std::string& msg, std::string_view name) { return agent::MessageHead(msg).get(name); }
+std::string field(const std::string& msg, std::string_view name) { return mime::MessageHead(msg).get(name); }
 
 bool spool_empty(const TempHome& h) {
   RelayQueue q(h.path / "var" / "spool" / "agent");
@@ -144,7 +144,7 @@ TEST_CASE("a list post reaches local members' Maildirs and queues the remote one
   CHECK(field(a, "List-Id") == "<ml.localhost>");
   CHECK(field(a, "List-Post") == "<mailto:ml@localhost>");
   CHECK(field(a, "Precedence") == "list");
-  CHECK(!agent::MessageHead(a).has("X-Mailer"));
+  CHECK(!mime::MessageHead(a).has("X-Mailer"));
   CHECK(field(h.messages("bob").front(), "To") == "Bob@LOCALHOST");
   auto q = h.relay_entries();
   REQUIRE(q.size() == 1);
@@ -153,7 +153,7 @@ TEST_CASE("a list post reaches local members' Maildirs and queues the remote one
   CHECK(q[0].recipients[0].address == "remote@remote.example");
   auto data = util::read_file(h.path / "resendmail" / "data" / q[0].id).value();
   CHECK(field(data, "To") == "remote@remote.example");
-  CHECK(!agent::MessageHead(data).has("Return-Path"));
+  CHECK(!mime::MessageHead(data).has("Return-Path"));
   CHECK(load_ml_def(h.dir("ml") / "ml.def")->count == 1);
   // A second post: count 2; a copy that comes back (own List-Id) is dropped.
   CHECK(smtp_send(srv.port(), "bob@localhost", {"ml@localhost"}, kPost).substr(0, 3) == "250");

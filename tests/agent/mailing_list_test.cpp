@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "agent/message_head.hpp"
+#include "mime/message_head.hpp"
 #include "wizmail/header_codec.hpp"
 
 using namespace wizmail;
@@ -30,7 +30,7 @@ const std::string kPost =
     "\r\n"
     "body line\r\nX-Not-A-Header: stays\r\n";
 
-std::string field(const std::string& msg, std::string_view name) { return agent::MessageHead(msg).get(name); }
+std::string field(const std::string& msg, std::string_view name) { return mime::MessageHead(msg).get(name); }
 
 }  // namespace
 
@@ -132,7 +132,7 @@ TEST_CASE("rewrite: every from_kind, to_kind and x_element") {
         p.x_element = x;
         auto l = make(p);
         auto r = l.rewrite(kPost, 9);
-        agent::MessageHead h(r);
+        mime::MessageHead h(r);
         CHECK(h.get("Subject") == "[ml0009]hello");
         CHECK(h.get("List-Id") == "<ml.example.jp>");
         CHECK(h.get("List-Post") == "<mailto:ml@example.jp>");
@@ -160,7 +160,7 @@ TEST_CASE("rewrite: every from_kind, to_kind and x_element") {
         CHECK(h.count("Reply-To") == 1);
         auto copy = l.copy_for(r, "carol@example.jp");
         CHECK(field(copy, "To") == (to_kind == 0 ? "carol@example.jp" : "ml@example.jp"));
-        CHECK(agent::MessageHead(copy).count("To") == 1);
+        CHECK(mime::MessageHead(copy).count("To") == 1);
       }
 }
 
@@ -169,7 +169,7 @@ TEST_CASE("rewrite: a message without Subject or From, bare LF, folded fields") 
   p.from_kind = 2;
   auto l = make(p);
   auto r = l.rewrite("To: x\nX-A: 1\n  folded\n\nbody\n", 1);
-  agent::MessageHead h(r);
+  mime::MessageHead h(r);
   CHECK(h.get("Subject") == "[ml0001]");
   CHECK(!h.has("Reply-To"));
   CHECK(!h.has("X-A"));

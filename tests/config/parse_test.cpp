@@ -334,9 +334,9 @@ TEST_CASE("binary junk, NUL bytes and invalid UTF-8 are clear errors") {
     CHECK(r.diagnostics.back().message.find("too many errors") != std::string::npos);
   }
   SUBCASE("valid multi-byte UTF-8 passes") {
-    CHECK(config::utf8_sequence_length("\xe3\x81\x82") == 3);
-    CHECK(config::utf8_sequence_length("\xf0\x9f\x98\x80") == 4);
-    CHECK(config::utf8_sequence_length("\xc3\xa9") == 2);
+    CHECK(util::utf8_sequence_length("\xe3\x81\x82") == 3);
+    CHECK(util::utf8_sequence_length("\xf0\x9f\x98\x80") == 4);
+    CHECK(util::utf8_sequence_length("\xc3\xa9") == 2);
   }
 }
 

@@ -1,4 +1,4 @@
-// Fuzz target: the message head parser (agent/message_head.hpp) and what
+// Fuzz target: the message head parser (mime/message_head.hpp) and what
 // the mailing list does with a posted message (wizmail/mailing_list.hpp).
 //
 // Input: byte 0 = list policy (bits 0-1 from_kind, 2 to_kind, 3 keep X-,
@@ -13,13 +13,13 @@
 #include <set>
 #include <string>
 
-#include "agent/message_head.hpp"
+#include "mime/message_head.hpp"
 #include "fuzz.hpp"
 #include "util/strings.hpp"
 #include "wizmail/mailing_list.hpp"
 
 using namespace wizmail;
-using wizmail::agent::MessageHead;
+using wizmail::mime::MessageHead;
 using wizmail::fuzz::show;
 
 namespace {
@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(again.body() == head.body());
   for (const auto& [name, value] : head.unfolded()) {
     FUZZ_CHECK(value.find_first_of("\r\n") == std::string::npos);
-    (void)agent::extract_address(value);
+    (void)mime::extract_address(value);
   }
 
   // A value without line breaks is read back as set, before and after printing.

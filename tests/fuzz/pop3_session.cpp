@@ -19,7 +19,7 @@
 
 #include "../pop3/fake_store.hpp"
 #include "fuzz.hpp"
-#include "pop3/dot_stuffer.hpp"
+#include "mime/dot_stuffer.hpp"
 #include "pop3/session.hpp"
 
 using namespace wizmail;
@@ -103,7 +103,7 @@ Run run(std::uint8_t a, std::uint8_t b, std::string_view bytes, bool whole) {
             break;
           case Action::Kind::stream: {
             FUZZ_CHECK(act.reader);
-            DotStuffer d(act.body_lines);
+            mime::DotStuffer d(act.body_lines);
             char buf[97];
             for (;;) {
               auto n = act.reader->read(buf, sizeof buf);

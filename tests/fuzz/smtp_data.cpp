@@ -20,7 +20,7 @@
 
 #include "../smtp/harness.hpp"
 #include "fuzz.hpp"
-#include "pop3/dot_stuffer.hpp"
+#include "mime/dot_stuffer.hpp"
 #include "smtp/body.hpp"
 
 using namespace wizmail;
@@ -155,7 +155,7 @@ void smtp_mode(std::string_view data, std::int64_t max, std::uint8_t seed) {
 }
 
 std::string stuff(std::string_view message, long lines, std::uint8_t seed) {
-  pop3::DotStuffer d(lines);
+  mime::DotStuffer d(lines);
   std::string out;
   fuzz::Chunker chunker(seed);
   while (!message.empty()) {
@@ -184,7 +184,7 @@ void pop3_mode(std::string_view message, long top_lines, std::uint8_t seed) {
     added = normal.ends_with('\r') ? 1 : 2;
     normal += normal.ends_with('\r') ? "\n" : "\r\n";
   }
-  FUZZ_CHECK(normal.size() == pop3::transmitted_size(message) + added);
+  FUZZ_CHECK(normal.size() == mime::transmitted_size(message) + added);
   bool bare_cr = false;
   for (std::size_t i = 0; i < normal.size(); ++i)
     if (normal[i] == '\r' && (i + 1 == normal.size() || normal[i + 1] != '\n')) bare_cr = true;

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "pop3/dot_stuffer.hpp"
+#include "mime/dot_stuffer.hpp"
 #include "pop3/maildrop.hpp"
 
 namespace fake {
@@ -64,7 +64,7 @@ class Drop : public pop3::Maildrop {
     ++w_.open_drops;
     w_.locked.insert(account_);
     for (auto& [uid, content] : w_.accounts[account_].messages)
-      infos_.push_back({uid, pop3::transmitted_size(content)});
+      infos_.push_back({uid, mime::transmitted_size(content)});
   }
   ~Drop() override {
     --w_.open_drops;

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "fake_store.hpp"
-#include "pop3/dot_stuffer.hpp"
+#include "mime/dot_stuffer.hpp"
 
 using namespace wizmail;
 using namespace wizmail::pop3;
@@ -40,7 +40,7 @@ void render(Output& out, std::string& text) {
     switch (a.kind) {
       case Action::Kind::send: text += a.text; break;
       case Action::Kind::stream: {
-        DotStuffer d(a.body_lines);
+        mime::DotStuffer d(a.body_lines);
         char buf[7];
         for (;;) {
           auto n = a.reader->read(buf, sizeof buf);
@@ -100,9 +100,9 @@ const std::string login_ok = "+OK send PASS\r\n+OK logged in; 3 messages (86 oct
 
 TEST_CASE("sizes are CRLF octets") {
   auto w = make_world();
-  CHECK(transmitted_size(w.accounts["alice"].messages[0].second) == 23);
-  CHECK(transmitted_size(w.accounts["alice"].messages[1].second) == 36);
-  CHECK(transmitted_size(w.accounts["alice"].messages[2].second) == 27);
+  CHECK(mime::transmitted_size(w.accounts["alice"].messages[0].second) == 23);
+  CHECK(mime::transmitted_size(w.accounts["alice"].messages[1].second) == 36);
+  CHECK(mime::transmitted_size(w.accounts["alice"].messages[2].second) == 27);
 }
 
 TEST_CASE("USER/PASS, STAT, LIST, UIDL, RETR, TOP, QUIT") {

@@ -12,7 +12,7 @@
 #include <set>
 #include <string>
 
-#include "pop3/dot_stuffer.hpp"
+#include "mime/dot_stuffer.hpp"
 #include "pop3/session.hpp"
 #include "temp_dir.hpp"
 #include "util/fs.hpp"
@@ -223,7 +223,7 @@ TEST_CASE("foreign files without a size in the name: CRLF octets counted once") 
   h.put("alice", "new", "1000.M1P1.host", m);
   h.put("alice", "new", "1001.M1P1.host", "");
   CHECK(*transmitted_file_size(h.acct("alice") / "new" / "1000.M1P1.host") ==
-        transmitted_size(m));
+        mime::transmitted_size(m));
   StoreBackend b(h.options());
   auto drop = b.open_maildrop("alice", "127.0.0.1");
   REQUIRE(drop);

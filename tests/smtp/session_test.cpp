@@ -7,6 +7,7 @@
 #include "harness.hpp"
 #include "smtp/parser.hpp"
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 #include "wizmail/aliases.hpp"
 
 using namespace wizmail;
@@ -63,7 +64,7 @@ TEST_CASE("the stored message starts with our Received: header") {
   CHECK(r.sink.data ==
         "Received: from client.example ([198.51.100.7])\r\n"
         "\tby mx.example.org (wizmail) with ESMTP id S1\r\n"
-        "\tfor <alice@example.org>; Tue, 04 Feb 1992 02:35:52 +0000\r\n"
+        "\tfor <alice@example.org>; Tue, 4 Feb 1992 02:35:52 +0000\r\n"
         "Subject: s\r\n\r\nbody\r\n");
   CHECK(s.message_size() == static_cast<std::int64_t>(r.sink.data.size()));
 }
@@ -83,7 +84,7 @@ TEST_CASE("Received: says ESMTPSA after STARTTLS and AUTH; IPv6 literal") {
   REQUIRE(r.out.commit);
   CHECK(r.sink.data.starts_with("Received: from c ([IPv6:2001:db8::7])\r\n"
                                 "\tby mx.example.org (wizmail) with ESMTPSA id S1\r\n"
-                                "\tTue, 04 Feb 1992"));
+                                "\tTue, 4 Feb 1992"));
   CHECK(s.account() == "alice");
   CHECK(s.transaction().has_remote());
   r.out.clear();

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "pop3/dot_stuffer.hpp"
+#include "mime/dot_stuffer.hpp"
 #include "pop3/store_backend.hpp"
 #include "store/store_util.hpp"
 #include "temp_dir.hpp"
@@ -335,7 +335,7 @@ TEST_CASE("W= carries the CRLF size when the content has bare LF line ends") {
   };
   for (const auto& c : cases) {
     CAPTURE(c.content);
-    REQUIRE(c.wire == pop3::transmitted_size(c.content));
+    REQUIRE(c.wire == mime::transmitted_size(c.content));
     auto r = deliver(dirs, c.content);
     REQUIRE(r.at(0));
     const std::string name = r[0]->filename().string();
@@ -377,7 +377,7 @@ TEST_CASE("wire size is counted across write() boundaries at every chunk size") 
   for (int i = 0; i < 300; ++i)
     content += (i % 3 == 0) ? "line\r\n" : (i % 3 == 1) ? "bare\n" : "cr\r.";
   content += std::string(70000, 'x') + "\n\r\n";  // a piece larger than the buffer
-  const std::uint64_t expect = pop3::transmitted_size(content);
+  const std::uint64_t expect = mime::transmitted_size(content);
   REQUIRE(expect > content.size());
   for (std::size_t chunk : {1u, 2u, 4u, 8u, 16u, 32u, 64u, 128u, 256u, 512u, 100000u}) {
     CAPTURE(chunk);

@@ -35,22 +35,21 @@ TEST_CASE("edit distance") {
   CHECK(edit_distance("", "abc") == 3);
 }
 
-TEST_CASE("UTF-8: sequence lengths; overlong forms, surrogates, truncation and > U+10FFFF are invalid") {
-  CHECK(wizmail::util::utf8_sequence_length("a") == 1);
-  CHECK(wizmail::util::utf8_sequence_length("\xc3\xb6x") == 2);
-  CHECK(wizmail::util::utf8_sequence_length("\xe7\x94\xb0") == 3);
-  CHECK(wizmail::util::utf8_sequence_length("\xf0\x9f\x93\xa7") == 4);
-  CHECK(wizmail::util::utf8_sequence_length("\xf4\x8f\xbf\xbf") == 4);  // U+10FFFF
-  for (std::string_view bad : {"", "\x80", "\xbf", "\xc0\xaf", "\xc1\xbf", "\xe0\x80\xaf", "\xf0\x80\x80\xaf",
-                               "\xed\xa0\x80", "\xed\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff",
-                               "\xc3", "\xe7\x94", "\xc3x"}) {
-    CAPTURE(bad);
-    CHECK(wizmail::util::utf8_sequence_length(bad) == 0);
+TEST_CASE("to_crlf: CRLF, bare LF and lone CR all become CRLF") {
+  CHECK(to_crlf("a\r\nb\nc\rd") == "a\r\nb\r\nc\r\nd");
+  CHECK(to_crlf("\r\r\n\n") == "\r\n\r\n\r\n");
+  CHECK(to_crlf("") == "");
+  CHECK(to_crlf("no end") == "no end");
+}
+
+TEST_CASE("is_atext: RFC 5322 atext") {
+  for (char c : std::string_view("azAZ09!#$%&'*+-/=?^_`{|}~")) {
+    CAPTURE(c);
+    CHECK(is_atext(c));
   }
-  CHECK(wizmail::util::valid_utf8(""));
-  CHECK(wizmail::util::valid_utf8("J\xc3\xb6rg \xe7\x94\xb0\xe4\xb8\xad"));
-  CHECK_FALSE(wizmail::util::valid_utf8("J\xf6rg"));
-  CHECK_FALSE(wizmail::util::valid_utf8("ok\xc3"));
-  CHECK(wizmail::util::is_ascii("plain\x7f"));
-  CHECK_FALSE(wizmail::util::is_ascii("b\xc3\xbcro"));
+  for (char c : std::string_view(" .\"(),:;<>@[\\]\x7f\x01")) {
+    CAPTURE(c);
+    CHECK_FALSE(is_atext(c));
+  }
+  CHECK_FALSE(is_atext('\xc3'));
 }

@@ -7,7 +7,8 @@
 #include <algorithm>
 #include <ctime>
 
-#include "agent/message_head.hpp"
+#include "mime/header_section.hpp"
+#include "mime/message_head.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
 #include "wizmail/account_store.hpp"
@@ -77,10 +78,9 @@ std::string local_account(const Config& cfg, const AccountStore& store, std::str
 // The header section of a message (for the text/rfc822-headers part of a
 // notice), at most 64 KiB, cut at a line end.
 std::string header_block(std::string_view message) {
-  auto end = message.find("\r\n\r\n");
-  if (end != std::string_view::npos) return std::string(message.substr(0, std::min<std::size_t>(end + 2, 65536)));
-  end = message.find("\n\n");
-  return std::string(message.substr(0, std::min<std::size_t>(end == std::string_view::npos ? message.size() : end + 1, 65536)));
+  std::string_view head = message.substr(0, mime::split_header_section(message).head_size);
+  if (head.size() > 65536) head = head.substr(0, head.rfind('\n', 65535) + 1);
+  return std::string(head);
 }
 
 // A message id as it may go into a header the sendmail tool writes: one
@@ -95,7 +95,7 @@ std::string clean_msg_id(std::string_view v) {
 
 // RFC 3834 §3.1.5: a reply refers to the message it answers. The
 // environment of a reply.def hook (the sendmail tool writes the headers).
-void add_reply_env(std::vector<std::string>& env, const MessageHead& head) {
+void add_reply_env(std::vector<std::string>& env, const mime::MessageHead& head) {
   const std::string id = clean_msg_id(head.get("Message-ID"));
   if (id.empty()) return;
   env.push_back("WIZMAIL_IN_REPLY_TO=" + id);
@@ -366,7 +366,7 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
     log_("agent: " + account + ": " + s.error().message + " (server defaults used)");
     settings = defaults_of(cfg);
   }
-  MessageHead head(*msg);
+  mime::MessageHead head(*msg);
   const auto headers = head.unfolded();
   // Final delivery (wizmail/maildir_delivery.hpp): the copy — and so the
   // MAILFILE_PATH file the hooks see — starts with Return-Path and
@@ -382,7 +382,7 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
     return {Outcome::retry, "cannot write the working file: " + st.error().message};
 
   HookTokens tokens;
-  tokens.from_address = e.sender.empty() ? extract_address(head.get("From")) : e.sender;
+  tokens.from_address = e.sender.empty() ? mime::extract_address(head.get("From")) : e.sender;
   tokens.to_address = address;
   tokens.subject = mime::decode_header(head.get("Subject")).utf8;
   tokens.mailfile_path = work->path.string();

@@ -2,8 +2,9 @@
 
 #include <cstdio>
 
-#include "agent/message_head.hpp"
+#include "mime/message_head.hpp"
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/header_codec.hpp"
 
@@ -14,12 +15,6 @@ namespace {
 bool contains_ci_ascii(std::string_view hay, std::string_view needle) {
   if (needle.empty()) return false;
   return util::to_lower(hay).find(util::to_lower(needle)) != std::string::npos;
-}
-
-bool is_ascii(std::string_view s) {
-  for (char c : s)
-    if (static_cast<unsigned char>(c) >= 0x80) return false;
-  return true;
 }
 
 }  // namespace
@@ -74,7 +69,7 @@ bool MailingList::is_member(std::string_view address) const {
 }
 
 MailingList::Check MailingList::check(std::string_view sender, std::string_view message) const {
-  agent::MessageHead head(message);
+  mime::MessageHead head(message);
   std::string own = list_id();
   for (const auto& id : head.get_all("List-Id")) {
     auto lt = id.rfind('<');
@@ -82,7 +77,7 @@ MailingList::Check MailingList::check(std::string_view sender, std::string_view 
     if (auto gt = v.find('>'); gt != std::string_view::npos) v = v.substr(0, gt + 1);
     if (util::iequals(util::trim(v), own)) return {Verdict::loop, "own List-Id " + own + " present"};
   }
-  std::string from = agent::extract_address(head.get("From"));
+  std::string from = mime::extract_address(head.get("From"));
   if (policy_.public_level == 0) {
     if (!is_member(sender) && !is_member(from))
       return {Verdict::not_permitted, "sender <" + std::string(sender) + "> is not a member"};
@@ -140,12 +135,12 @@ std::string MailingList::subject(std::string_view raw, std::int64_t count) const
   if (decoded.had_encoded_words) return mime::encode_header(fresh, decoded.charset);
   if (decoded.had_raw_8bit && mime::is_utf8(raw) && raw.find('\x1b') == std::string_view::npos)
     return fresh;  // raw UTF-8 came in, raw UTF-8 goes out
-  if (is_ascii(fresh)) return fresh;
+  if (util::is_ascii(fresh)) return fresh;
   return mime::encode_header(fresh, raw.find('\x1b') != std::string_view::npos ? "ISO-2022-JP" : "UTF-8");
 }
 
 std::string MailingList::rewrite(std::string_view message, std::int64_t count) const {
-  agent::MessageHead head(message);
+  mime::MessageHead head(message);
   if (policy_.x_element == 0) head.remove_prefix("X-");
   if (policy_.subject_header != 0) head.set("Subject", subject(head.get("Subject"), count));
   const std::string list = address();
@@ -170,7 +165,7 @@ std::string MailingList::rewrite(std::string_view message, std::int64_t count) c
 
 std::string MailingList::copy_for(std::string_view rewritten, std::string_view member) const {
   if (policy_.to_kind == 1) return std::string(rewritten);
-  agent::MessageHead head(rewritten);
+  mime::MessageHead head(rewritten);
   head.set("To", member);
   return head.str();
 }

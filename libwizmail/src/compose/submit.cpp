@@ -18,10 +18,12 @@
 #include <random>
 
 #include "control/unix_socket.hpp"
+#include "mime/date.hpp"
+#include "mime/header_section.hpp"
 #include "smtp/parser.hpp"
-#include "wizmail/header_codec.hpp"
-#include "util/date.hpp"
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
+#include "wizmail/header_codec.hpp"
 
 namespace wizmail::submit {
 
@@ -30,88 +32,13 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n;
-    std::uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07;
-    else return false;
-    if (s.size() - i < n) return false;
-    for (std::size_t k = 1; k < n; ++k) {
-      auto d = static_cast<unsigned char>(s[i + k]);
-      if ((d & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (d & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += n;
-  }
+// No header at all: no empty line and not one field, so the text is all
+// body and what is added goes before an empty line of its own.
+bool all_body(const mime::HeaderSection& head, std::string_view message) {
+  if (head.ended || message.empty()) return false;
+  for (const auto& f : head.fields)
+    if (!f.name.empty()) return false;
   return true;
-}
-
-// Every line end becomes CRLF; a lone CR too.
-std::string crlf(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + text.size() / 32);
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c == '\r') {
-      out += "\r\n";
-      if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
-    } else if (c == '\n') {
-      out += "\r\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-// Where the header section ends (index of the empty line's CRLF start, or
-// size when there is no body).
-std::size_t header_end(std::string_view msg) {
-  if (msg.starts_with("\r\n")) return 0;
-  auto p = msg.find("\r\n\r\n");
-  return p == std::string_view::npos ? msg.size() : p + 2;
-}
-
-struct Field {
-  std::string name;   // as written
-  std::string value;  // unfolded
-  std::size_t begin, end;  // byte range of the whole field incl. CRLF
-};
-
-std::vector<Field> header_fields(std::string_view msg) {
-  std::vector<Field> out;
-  std::size_t end = header_end(msg);
-  std::size_t i = 0;
-  while (i < end) {
-    std::size_t line_end = msg.find("\r\n", i);
-    if (line_end == std::string_view::npos || line_end > end) line_end = end;
-    std::string_view line = msg.substr(i, line_end - i);
-    std::size_t next = std::min(line_end + 2, end);
-    if (!line.empty() && (line[0] == ' ' || line[0] == '\t') && !out.empty()) {
-      out.back().value += ' ';
-      out.back().value += util::trim(line);
-      out.back().end = next;
-    } else {
-      auto colon = line.find(':');
-      if (colon != std::string_view::npos)
-        out.push_back({std::string(util::trim(line.substr(0, colon))),
-                       std::string(util::trim(line.substr(colon + 1))), i, next});
-    }
-    i = next;
-  }
-  return out;
 }
 
 // Addresses of an RFC 5322 address-list: display names, quoted strings,
@@ -190,7 +117,7 @@ std::vector<std::string> parse_address_list(std::string_view v) {
 
 Result<SubjectBody> parse_subject_body(std::string_view content) {
   if (content.starts_with("\xEF\xBB\xBF")) content.remove_prefix(3);
-  if (!valid_utf8(content)) return fail(Errc::invalid_argument, "the subject-and-body file is not UTF-8");
+  if (!util::valid_utf8(content)) return fail(Errc::invalid_argument, "the subject-and-body file is not UTF-8");
   if (content.find('\0') != std::string_view::npos)
     return fail(Errc::invalid_argument, "the subject-and-body file contains a NUL byte");
   SubjectBody sb;
@@ -221,7 +148,7 @@ std::string encode_header_value(std::string_view utf8, std::size_t first_line_us
   return mime::encode_header(utf8, "UTF-8", first_line_used);
 }
 
-std::string rfc5322_date(std::chrono::system_clock::time_point t) { return util::rfc5322_local_date(t); }
+std::string rfc5322_date(std::chrono::system_clock::time_point t) { return mime::rfc5322_date(t); }
 
 std::string new_message_id(std::string_view hostname) {
   static std::atomic<unsigned> counter{0};
@@ -248,7 +175,7 @@ std::string build_text_message(const TextMessage& m) {
   out += m.extra_headers;
   out += "MIME-Version: 1.0\r\n";
   out += "Content-Type: text/plain; charset=UTF-8\r\n";
-  std::string body = crlf(m.body);
+  std::string body = util::to_crlf(m.body);
   bool ascii = true;
   for (char c : body)
     if (static_cast<unsigned char>(c) >= 0x80 || c == '\0') ascii = false;
@@ -271,7 +198,7 @@ std::string build_text_message(const TextMessage& m) {
 }
 
 std::string read_message(std::string_view input, bool ignore_dots) {
-  std::string msg = crlf(input);
+  std::string msg = util::to_crlf(input);
   if (!ignore_dots) {
     // A line with a single "." ends the message (classic sendmail without -i).
     std::size_t p = 0;
@@ -293,17 +220,17 @@ std::string read_message(std::string_view input, bool ignore_dots) {
 Result<HeaderRecipients> recipients_from_headers(std::string_view message) {
   HeaderRecipients r;
   std::string msg(message);
-  auto fields = header_fields(msg);
   std::vector<std::pair<std::size_t, std::size_t>> bcc;
-  for (const auto& f : fields) {
+  for (const auto& f : mime::split_header_section(msg).fields) {
     bool is_bcc = util::iequals(f.name, "Bcc");
     if (util::iequals(f.name, "To") || util::iequals(f.name, "Cc") || is_bcc) {
-      for (auto& a : parse_address_list(f.value)) {
-        if (!valid_address(a)) return fail(Errc::invalid_argument, "bad address in " + f.name + ": " + a);
+      for (auto& a : parse_address_list(mime::unfold_value(f.text))) {
+        if (!valid_address(a))
+          return fail(Errc::invalid_argument, util::cat("bad address in ", f.name, ": ", a));
         r.recipients.push_back(std::move(a));
       }
     }
-    if (is_bcc) bcc.emplace_back(f.begin, f.end);
+    if (is_bcc) bcc.emplace_back(f.offset, f.offset + f.text.size());
   }
   for (auto it = bcc.rbegin(); it != bcc.rend(); ++it) msg.erase(it->first, it->second - it->first);
   r.message = std::move(msg);
@@ -311,9 +238,9 @@ Result<HeaderRecipients> recipients_from_headers(std::string_view message) {
 }
 
 std::string complete_headers(std::string_view message, std::string_view from, std::string_view hostname) {
-  auto fields = header_fields(message);
+  auto head = mime::split_header_section(message);
   auto has = [&](std::string_view name) {
-    for (const auto& f : fields)
+    for (const auto& f : head.fields)
       if (util::iequals(f.name, name)) return true;
     return false;
   };
@@ -321,25 +248,23 @@ std::string complete_headers(std::string_view message, std::string_view from, st
   if (!has("Date")) add += "Date: " + rfc5322_date(std::chrono::system_clock::now()) + "\r\n";
   if (!has("From")) add += "From: " + std::string(from.empty() ? "MAILER-DAEMON" : from) + "\r\n";
   if (!has("Message-ID")) add += "Message-ID: " + new_message_id(hostname) + "\r\n";
-  if (header_end(message) == message.size() && !message.empty() && fields.empty())
-    return add + "\r\n" + std::string(message);  // no header at all: all body
+  if (all_body(head, message)) return add + "\r\n" + std::string(message);
   return add + std::string(message);
 }
 
 std::string add_missing_fields(std::string_view message, const std::vector<std::string>& fields) {
-  auto present = header_fields(message);
+  auto head = mime::split_header_section(message);
   std::string add;
   for (const auto& f : fields) {
     auto colon = f.find(':');
     if (colon == std::string::npos) continue;
     std::string_view name = util::trim(std::string_view(f).substr(0, colon));
     bool has = false;
-    for (const auto& p : present) has = has || util::iequals(p.name, name);
+    for (const auto& p : head.fields) has = has || util::iequals(p.name, name);
     if (!has) add += f;
   }
   if (add.empty()) return std::string(message);
-  if (header_end(message) == message.size() && !message.empty() && present.empty())
-    return add + "\r\n" + std::string(message);  // no header at all: all body
+  if (all_body(head, message)) return add + "\r\n" + std::string(message);
   return add + std::string(message);
 }
 
@@ -719,7 +644,7 @@ Status send(const fs::path& socket, const Envelope& env, std::string_view messag
     if (auto st = c.command("RCPT TO:<" + r + ">", 250); !st) return st;
   if (auto st = c.command("DATA", 354); !st) return st;
   // Dot-stuffing; the message already has CRLF line ends.
-  std::string norm = crlf(message);
+  std::string norm = util::to_crlf(message);
   std::string data;
   data.reserve(norm.size() + 64);
   bool bol = true;

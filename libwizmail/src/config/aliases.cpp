@@ -1,5 +1,6 @@
 // def/aliases.def (wizmail/aliases.hpp): parsing, load-time checks,
 // resolution and the CLI's edits.
+#include "util/utf8.hpp"
 #include "wizmail/aliases.hpp"
 
 #include <algorithm>
@@ -20,18 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool atext(char c) noexcept {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '/': case '=': case '?': case '^': case '_': case '`': case '{': case '|': case '}':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
 // A dot-atom local part whose atoms may hold UTF-8 (RFC 6531 §3.3), at most
 // 64 octets.
 Status check_local_part(std::string_view local) {
@@ -45,7 +34,7 @@ Status check_local_part(std::string_view local) {
       prev_dot = true;
       continue;
     }
-    if (static_cast<unsigned char>(c) < 0x80 && !atext(c))
+    if (static_cast<unsigned char>(c) < 0x80 && !util::is_atext(c))
       return fail(Errc::invalid_argument, "character '" + std::string(1, c) + "' in local part '" +
                                               std::string(local) + "' (quote-free addresses only)");
     prev_dot = false;
@@ -63,16 +52,15 @@ Result<std::string> ascii_domain(std::string_view domain) {
   return d;
 }
 
-std::string lower_ascii(std::string_view s) { return util::to_lower(s); }
-
-// local@domain → "lower(local)@ascii(domain)".
-Result<std::string> normal_address(std::string_view address) {
+// local@domain → "lower(local)@ascii(domain)" ("local@ascii(domain)" when
+// `keep_case`).
+Result<std::string> normal_address(std::string_view address, bool keep_case = false) {
   auto at = address.rfind('@');
   auto local = address.substr(0, at);
   if (auto st = check_local_part(local); !st) return unexpected(st.error());
   auto d = ascii_domain(address.substr(at + 1));
   if (!d) return unexpected(d.error());
-  return lower_ascii(local) + "@" + *d;
+  return util::cat(keep_case ? std::string(local) : util::to_lower(local), "@", *d);
 }
 
 bool is_local(const std::vector<std::string>& domains, std::string_view d) {
@@ -106,7 +94,7 @@ Result<std::string> AliasMap::normalise_key(std::string_view key) {
   }
   if (key.find('@') == std::string_view::npos) {
     if (auto st = check_local_part(key); !st) return unexpected(st.error());
-    return lower_ascii(key);
+    return util::to_lower(key);
   }
   return normal_address(key);
 }
@@ -122,14 +110,9 @@ Result<std::string> AliasMap::normalise_target(std::string_view target) {
   }
   if (target.front() == '@') return fail(Errc::invalid_argument, "a target must be an account or an address, not '" +
                                                                      std::string(target) + "'");
-  auto at = target.rfind('@');
-  auto local = target.substr(0, at);
-  if (auto st = check_local_part(local); !st) return unexpected(st.error());
-  auto d = ascii_domain(target.substr(at + 1));
-  if (!d) return unexpected(d.error());
   // A remote local part keeps its case (RFC 5321 §2.4); local ones are
   // compared without it.
-  return std::string(local) + "@" + *d;
+  return normal_address(target, true);
 }
 
 AliasMap AliasMap::parse(std::string_view text, const std::string& path,
@@ -199,12 +182,12 @@ AliasMap AliasMap::parse(std::string_view text, const std::string& path,
       auto at = addr.rfind('@');
       std::string d = addr.substr(at + 1);
       if (!is_local(local_domains, d)) continue;
-      std::string lk = lower_ascii(addr.substr(0, at)) + "@" + d;
+      std::string lk = util::to_lower(addr.substr(0, at)) + "@" + d;
       // "a@d: a" is the account a, not the alias again.
-      bool self = e.key == lk || (e.key.find('@') == std::string::npos && e.key == lower_ascii(addr.substr(0, at)));
+      bool self = e.key == lk || (e.key.find('@') == std::string::npos && e.key == util::to_lower(addr.substr(0, at)));
       if (self) continue;
       if (const AliasEntry* n = m.find(lk)) out.push_back(n);
-      else if (const AliasEntry* b = m.find(lower_ascii(addr.substr(0, at)))) out.push_back(b);
+      else if (const AliasEntry* b = m.find(util::to_lower(addr.substr(0, at)))) out.push_back(b);
     }
     return out;
   };
@@ -290,7 +273,7 @@ Result<AliasMap::Resolution> AliasMap::resolve(std::string_view local, std::stri
         add({addr, {}});
         continue;
       }
-      std::string lk = lower_ascii(tl) + "@" + td;
+      std::string lk = util::to_lower(tl) + "@" + td;
       if (lk == self) {  // "a@d: a, b": the account a
         if (auto st = account_target(tl, td); !st) return st;
         continue;
@@ -304,9 +287,9 @@ Result<AliasMap::Resolution> AliasMap::resolve(std::string_view local, std::stri
   };
   // true when `l@d` led somewhere (alias or account), false when nowhere.
   expand = [&](std::string_view l, std::string_view d, int depth) -> Result<bool> {
-    std::string key = lower_ascii(l) + "@" + std::string(d);
+    std::string key = util::to_lower(l) + "@" + std::string(d);
     const AliasEntry* e = find(key);
-    if (!e) e = find(lower_ascii(l));
+    if (!e) e = find(util::to_lower(l));
     if (e) {
       if (auto st = expand_entry(*e, key, depth); !st) return unexpected(st.error());
       return true;
@@ -328,9 +311,9 @@ Result<AliasMap::Resolution> AliasMap::resolve(std::string_view local, std::stri
 
   // The top level: only an alias or a catch-all makes a difference; an
   // account is left to the caller.
-  std::string key = lower_ascii(local) + "@" + std::string(domain);
+  std::string key = util::to_lower(local) + "@" + std::string(domain);
   const AliasEntry* e = find(key);
-  if (!e) e = find(lower_ascii(local));
+  if (!e) e = find(util::to_lower(local));
   if (!e) {
     if (auto name = account_name(local)) {
       auto exists = *name == "postmaster" ? Result<bool>(true) : dir.account_exists(*name);

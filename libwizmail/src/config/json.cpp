@@ -10,7 +10,7 @@ std::string json_string(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
-      std::size_t n = config::utf8_sequence_length(s.substr(i));
+      std::size_t n = util::utf8_sequence_length(s.substr(i));
       if (n == 0) {
         out += "\\ufffd";  // JSON must be UTF-8: replace a stray byte
         ++i;

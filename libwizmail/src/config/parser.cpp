@@ -37,7 +37,7 @@ std::string check_line_bytes(std::string_view line) {
       ++i;
       continue;
     }
-    std::size_t n = utf8_sequence_length(line.substr(i));
+    std::size_t n = util::utf8_sequence_length(line.substr(i));
     if (n == 0)
       return "invalid UTF-8 (byte " + printable_byte(c) + " in column " + std::to_string(i + 1) +
              "); def files must be UTF-8";

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 #include "wizmail/config.hpp"
 
 namespace wizmail::config {
@@ -52,8 +53,5 @@ Result<MailingListSettings> parse_ml_def(std::string_view text, const std::strin
 // The text save_ml_def writes; Errc::invalid_argument for a value that the
 // file cannot hold (a line break, NUL, surrounding spaces, a negative count).
 Result<std::string> format_ml_def(const MailingListSettings& ml);
-
-// Length of the valid UTF-8 sequence at s[0], or 0 (util/strings.hpp).
-using util::utf8_sequence_length;
 
 }  // namespace wizmail::config

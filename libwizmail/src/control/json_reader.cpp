@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "util/utf8.hpp"
 #include "wizmail/control.hpp"
 
 namespace wizmail::control {
@@ -131,27 +132,6 @@ class Reader {
     return v;
   }
 
-  // Length of the valid UTF-8 sequence at i_, 0 when invalid.
-  std::size_t utf8_len() const {
-    auto b = [&](std::size_t k) { return static_cast<unsigned char>(s_[i_ + k]); };
-    unsigned char c = b(0);
-    std::size_t n;
-    std::uint32_t cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07;
-    else return 0;
-    if (s_.size() - i_ < n) return 0;
-    for (std::size_t k = 1; k < n; ++k) {
-      if ((b(k) & 0xC0) != 0x80) return 0;
-      cp = (cp << 6) | (b(k) & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
-    if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
-    return n;
-  }
-
   Result<std::string> string() {
     ++i_;  // "
     std::string out;
@@ -193,7 +173,7 @@ class Reader {
         }
         continue;
       }
-      auto n = utf8_len();
+      auto n = util::utf8_sequence_length(s_.substr(i_));
       if (n == 0) return error("invalid UTF-8");
       out.append(s_.substr(i_, n));
       i_ += n;

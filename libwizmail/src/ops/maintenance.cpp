@@ -11,31 +11,18 @@
 #include <ctime>
 #include <functional>
 
+#include "util/fd.hpp"
 #include "util/strings.hpp"
 #include "wizmail/relay.hpp"
 
 namespace wizmail {
 
 namespace fs = std::filesystem;
+using util::UniqueFd;
 
 namespace {
 
 constexpr int max_depth = 8;  // dustbox/<account>/<file> needs 2; deadmail may nest a little
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) noexcept : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd& operator=(Fd&&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const noexcept { return fd_; }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
 
 // Names of a folder's entries (without "." and ".."), read through `dfd`.
 Result<std::vector<std::string>> entries(int dfd, const fs::path& shown) {
@@ -61,11 +48,11 @@ Result<std::vector<std::string>> entries(int dfd, const fs::path& shown) {
 }
 
 // Open a folder without following a link in its last component. A missing
-// folder is not an error (nothing to purge): the result is then an empty Fd.
-Result<Fd> open_dir_nofollow(int at, const fs::path& path, const fs::path& shown) {
+// folder is not an error (nothing to purge): the result is then an empty UniqueFd.
+Result<UniqueFd> open_dir_nofollow(int at, const fs::path& path, const fs::path& shown) {
   int fd = ::openat(at, path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd >= 0) return Fd(fd);
-  if (errno == ENOENT) return Fd();
+  if (fd >= 0) return UniqueFd(fd);
+  if (errno == ENOENT) return UniqueFd();
   if (errno == ELOOP || errno == ENOTDIR)
     return fail(Errc::invalid_argument, shown.string() + " is a symbolic link or not a folder; skipped");
   return fail_errno("open " + shown.string(), errno);
@@ -124,7 +111,7 @@ struct Purger {
           empty = false;
           continue;
         }
-        Fd subfd(sub);
+        UniqueFd subfd(sub);
         bool sub_empty = purge_tree(subfd.get(), p, kind, keep, why, depth + 1);
         // A dead-mail sub-folder emptied by this run goes too. Dustbox
         // account folders stay: the store may be moving a message into one
@@ -210,7 +197,7 @@ struct Purger {
         }
         std::string text;
         {
-          Fd f(efd);
+          UniqueFd f(efd);
           char buf[8192];
           ssize_t n;
           while ((n = ::read(f.get(), buf, sizeof buf)) > 0 && text.size() < (1u << 20))

@@ -5,6 +5,7 @@
 
 #include "util/idna.hpp"
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/maildir_delivery.hpp"
 

@@ -11,7 +11,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
-#include "pop3/dot_stuffer.hpp"
+#include "mime/dot_stuffer.hpp"
 #include "util/strings.hpp"
 #include "util/xtext.hpp"
 
@@ -307,7 +307,7 @@ asio::awaitable<Result<TransactionResult>> SmtpClient::send_mail(std::string sen
   }
 
   // The body: CRLF line ends, dot-stuffed, then CRLF.CRLF.
-  pop3::DotStuffer stuffer;
+  mime::DotStuffer stuffer;
   std::string out;
   std::vector<char> buf(64 * 1024);
   for (;;) {

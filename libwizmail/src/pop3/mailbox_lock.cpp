@@ -13,6 +13,7 @@
 #include <sstream>
 #include <utility>
 
+#include "util/fd.hpp"
 #include "util/fs.hpp"
 
 namespace wizmail::pop3 {
@@ -20,16 +21,6 @@ namespace wizmail::pop3 {
 namespace fs = std::filesystem;
 
 namespace {
-
-struct Fd {
-  int fd;
-  explicit Fd(int f) : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 // Whether the process `pid` started at `start` (0: unknown) still runs here.
 bool process_alive(long pid, unsigned long long start) {
@@ -45,10 +36,10 @@ bool process_alive(long pid, unsigned long long start) {
 unsigned long long process_start_time(pid_t pid) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%ld/stat", static_cast<long>(pid));
-  Fd f(::open(path, O_RDONLY | O_CLOEXEC));
-  if (f.fd < 0) return 0;
+  util::UniqueFd f(::open(path, O_RDONLY | O_CLOEXEC));
+  if (f.get() < 0) return 0;
   char buf[1024];
-  ssize_t n = ::read(f.fd, buf, sizeof buf - 1);
+  ssize_t n = ::read(f.get(), buf, sizeof buf - 1);
   if (n <= 0) return 0;
   buf[n] = '\0';
   // The command name (field 2) is in parentheses and may contain spaces.
@@ -127,40 +118,39 @@ Result<MailboxLock> MailboxLock::acquire(const fs::path& account_dir, const Opti
 
   // This host first: the cur/ flock needs no disk space.
   const fs::path cur = account_dir / "cur";
-  Fd dir(::open(cur.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.fd < 0) return fail_errno("open " + cur.string(), errno);
+  util::UniqueFd dir(::open(cur.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.get() < 0) return fail_errno("open " + cur.string(), errno);
   int rc;
-  do rc = ::flock(dir.fd, LOCK_EX | LOCK_NB);
+  do rc = ::flock(dir.get(), LOCK_EX | LOCK_NB);
   while (rc != 0 && errno == EINTR);
   if (rc != 0) {
     if (errno == EWOULDBLOCK) {
       Holder h;
-      if (Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)); f.fd >= 0)
-        h = read_holder(f.fd);
+      if (util::UniqueFd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)); f.get() >= 0)
+        h = read_holder(f.get());
       return fail(Errc::busy, h.parsed ? locked_by(path, h)
                                        : "mailbox locked by another session on this host (" +
                                              cur.string() + ")");
     }
-    ::close(dir.fd);  // no flock on directories here (NFS): the lock file alone
-    dir.fd = -1;
+    dir.reset();  // no flock on directories here (NFS): the lock file alone
   }
 
   for (int attempt = 0; attempt < 8; ++attempt) {
     bool created = true;
-    Fd fd(::open(path.c_str(), open_flags | O_CREAT | O_EXCL, 0600));
-    if (fd.fd < 0) {
-      if (no_room(errno) && dir.fd >= 0) {
+    util::UniqueFd fd(::open(path.c_str(), open_flags | O_CREAT | O_EXCL, 0600));
+    if (fd.get() < 0) {
+      if (no_room(errno) && dir.get() >= 0) {
         // Not even an empty file fits (no inode left): the cur/ flock alone.
         MailboxLock lock;
         lock.note_ = "no lock file (" + std::string(std::strerror(errno)) + " in " +
                      account_dir.string() + "): locked on this host only";
-        lock.dir_fd_ = std::exchange(dir.fd, -1);
+        lock.dir_fd_ = dir.release();
         return lock;
       }
       if (errno != EEXIST) return fail_errno("create " + path.string(), errno);
       created = false;
-      fd.fd = ::open(path.c_str(), open_flags);
-      if (fd.fd < 0) {
+      fd.reset(::open(path.c_str(), open_flags));
+      if (fd.get() < 0) {
         if (errno == ENOENT) continue;  // released meanwhile
         return fail_errno("open " + path.string(), errno);
       }
@@ -168,17 +158,17 @@ Result<MailboxLock> MailboxLock::acquire(const fs::path& account_dir, const Opti
     // A file we just created can only be flocked meanwhile by an acquirer
     // judging it (empty and fresh: busy), which lets go at once: wait for
     // it rather than leave an empty lock file behind.
-    do rc = ::flock(fd.fd, created ? LOCK_EX : LOCK_EX | LOCK_NB);
+    do rc = ::flock(fd.get(), created ? LOCK_EX : LOCK_EX | LOCK_NB);
     while (rc != 0 && errno == EINTR);
     if (rc != 0) {
       if (errno != EWOULDBLOCK) return fail_errno("flock " + path.string(), errno);
       // A live holder (it may not have written its name yet).
-      return fail(Errc::busy, locked_by(path, read_holder(fd.fd)));
+      return fail(Errc::busy, locked_by(path, read_holder(fd.get())));
     }
     // We hold the flock of the file we opened; make sure it is still the
     // lock file and not one its holder removed after we opened it.
     struct stat mine {}, at_path {};
-    if (::fstat(fd.fd, &mine) != 0) return fail_errno("stat " + path.string(), errno);
+    if (::fstat(fd.get(), &mine) != 0) return fail_errno("stat " + path.string(), errno);
     if (::stat(path.c_str(), &at_path) != 0) {
       if (errno == ENOENT) continue;
       return fail_errno("stat " + path.string(), errno);
@@ -188,7 +178,7 @@ Result<MailboxLock> MailboxLock::acquire(const fs::path& account_dir, const Opti
     if (!created) {
       // The previous holder left it without removing it (died, or lives on
       // another host, or does not flock): judge its content.
-      const Holder h = read_holder(fd.fd);
+      const Holder h = read_holder(fd.get());
       const auto age = std::chrono::seconds(std::time(nullptr) - mine.st_mtim.tv_sec);
       bool stale;
       if (h.parsed && h.host == host)
@@ -198,18 +188,18 @@ Result<MailboxLock> MailboxLock::acquire(const fs::path& account_dir, const Opti
       else
         stale = age > opt.foreign_stale_age;
       if (!stale) return fail(Errc::busy, locked_by(path, h));
-      if (::ftruncate(fd.fd, 0) != 0) return fail_errno("truncate " + path.string(), errno);
+      if (::ftruncate(fd.get(), 0) != 0) return fail_errno("truncate " + path.string(), errno);
     }
     MailboxLock lock;
     lock.content_ = content;
     errno = 0;
-    if (::pwrite(fd.fd, content.data(), content.size(), 0) !=
+    if (::pwrite(fd.get(), content.data(), content.size(), 0) !=
         static_cast<ssize_t>(content.size())) {
       // No room for the name (a full disk; any write error): the lock
       // holds all the same, with an empty file, as Dovecot's dotlocks do;
       // a partial write is undone (a torn name would read as another holder).
       const int e = errno ? errno : ENOSPC;
-      if (::ftruncate(fd.fd, 0) != 0) {
+      if (::ftruncate(fd.get(), 0) != 0) {
         if (created) ::unlink(path.c_str());  // still ours: we hold its flock
         return fail_errno("write " + path.string(), e);
       }
@@ -217,11 +207,11 @@ Result<MailboxLock> MailboxLock::acquire(const fs::path& account_dir, const Opti
       lock.note_ = "lock file " + path.string() + " left empty (" + std::strerror(e) +
                    "): other hosts see an anonymous lock";
     }
-    lock.dir_fd_ = std::exchange(dir.fd, -1);
+    lock.dir_fd_ = dir.release();
     lock.path_ = path;
     lock.dev_ = mine.st_dev;
     lock.ino_ = mine.st_ino;
-    lock.fd_ = std::exchange(fd.fd, -1);
+    lock.fd_ = fd.release();
     return lock;
   }
   return fail(Errc::busy, "mailbox lock contended (" + path.string() + ")");

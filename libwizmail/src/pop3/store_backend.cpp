@@ -8,7 +8,7 @@
 #include <charconv>
 #include <ctime>
 
-#include "pop3/dot_stuffer.hpp"
+#include "mime/dot_stuffer.hpp"
 #include "store/maildir_name.hpp"
 #include "wizmail/mailbox.hpp"
 

@@ -1,5 +1,6 @@
 // RFC 3461 parameter values (wizmail/dsn.hpp). Pure.
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 #include "util/xtext.hpp"
 #include "wizmail/dsn.hpp"
 
@@ -11,19 +12,6 @@ bool printable_ascii(std::string_view s) noexcept {
   for (char c : s)
     if (c < 0x20 || c > 0x7e) return false;
   return true;
-}
-
-// RFC 5322 atext (the addr-type of ORCPT is an atom).
-bool atext(char c) noexcept {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '/': case '=': case '?': case '^': case '_': case '`': case '{': case '|': case '}':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
 }
 
 }  // namespace
@@ -84,7 +72,7 @@ std::optional<std::string> parse_dsn_orcpt(std::string_view value) {
   auto semi = value.find(';');
   if (semi == 0 || semi == std::string_view::npos || semi + 1 == value.size()) return std::nullopt;
   for (char c : value.substr(0, semi))
-    if (!atext(c)) return std::nullopt;
+    if (!util::is_atext(c)) return std::nullopt;
   auto addr = util::decode_xtext(value.substr(semi + 1));
   if (!addr || !printable_ascii(*addr)) return std::nullopt;
   return util::cat(value.substr(0, semi + 1), *addr);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 
+#include "util/fd.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
 #include "wizmail/relay.hpp"
@@ -73,45 +74,23 @@ std::optional<std::int64_t> num(std::string_view s) {
   return v;
 }
 
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f = -1) : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-Status write_all(int fd, std::string_view data, const fs::path& what) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail_errno("write " + what.string(), errno);
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return {};
-}
-
 // Copy `src` into the new file `fd`.
 Status copy_into(const fs::path& src, int fd, const fs::path& dst) {
-  Fd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
-  if (in.fd < 0) return fail_errno("open " + src.string(), errno);
+  util::UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  if (in.get() < 0) return fail_errno("open " + src.string(), errno);
   for (;;) {
-    ssize_t n = ::copy_file_range(in.fd, nullptr, fd, nullptr, 1 << 20, 0);
+    ssize_t n = ::copy_file_range(in.get(), nullptr, fd, nullptr, 1 << 20, 0);
     if (n == 0) return {};
     if (n > 0) continue;
     if (errno == EINTR) continue;
     if (errno != EXDEV && errno != EINVAL && errno != ENOSYS) return fail_errno("copy to " + dst.string(), errno);
     char buf[65536];
     for (;;) {
-      ssize_t r = ::read(in.fd, buf, sizeof buf);
+      ssize_t r = ::read(in.get(), buf, sizeof buf);
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) return fail_errno("read " + src.string(), errno);
       if (r == 0) return {};
-      if (auto st = write_all(fd, {buf, static_cast<std::size_t>(r)}, dst); !st) return st;
+      if (auto st = util::write_all(fd, {buf, static_cast<std::size_t>(r)}, dst); !st) return st;
     }
   }
 }
@@ -430,7 +409,7 @@ Result<RelayQueue::Staged> RelayQueue::stage(const QueueEnvelope& env, const fs:
   int fd = ::open(tmp_env.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return fail_errno("queue: create " + tmp_env.string(), errno);
   s.env_fd_ = fd;
-  if (auto st = write_all(fd, serialize_queue_entry(e), tmp_env); !st) return unexpected(st.error());
+  if (auto st = util::write_all(fd, serialize_queue_entry(e), tmp_env); !st) return unexpected(st.error());
   return s;
 }
 
@@ -452,17 +431,17 @@ Result<std::string> RelayQueue::enqueue(const QueueEnvelope& env, const fs::path
   auto s = stage(env, message_file, static_cast<std::uint64_t>(st.st_size));
   if (!s) return unexpected(s.error());
   // A linked data file shares the caller's inode: sync it through our name.
-  Fd data(::open((dir_ / "tmp" / (s->id() + ".data")).c_str(), O_RDONLY | O_CLOEXEC));
-  if (auto r = finish_durably(*s, data.fd); !r) return unexpected(r.error());
+  util::UniqueFd data(::open((dir_ / "tmp" / (s->id() + ".data")).c_str(), O_RDONLY | O_CLOEXEC));
+  if (auto r = finish_durably(*s, data.get()); !r) return unexpected(r.error());
   return s->id();
 }
 
 Result<std::string> RelayQueue::enqueue(const QueueEnvelope& env, std::string_view message) const {
   auto tmp = dir_ / "tmp" / ("in." + util::unique_name_part());
   {
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (fd.fd < 0) return fail_errno("queue: create " + tmp.string(), errno);
-    if (auto st = write_all(fd.fd, message, tmp); !st) {
+    util::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (fd.get() < 0) return fail_errno("queue: create " + tmp.string(), errno);
+    if (auto st = util::write_all(fd.get(), message, tmp); !st) {
       ::unlink(tmp.c_str());
       return unexpected(st.error());
     }

@@ -8,6 +8,7 @@
 #include <exception>
 
 #include "agent/local_agent.hpp"
+#include "mime/header_section.hpp"
 #include "server/embedder_callbacks.hpp"
 #include "server/log.hpp"
 #include "smtp/session.hpp"
@@ -15,34 +16,6 @@
 namespace wizmail::server {
 
 namespace fs = std::filesystem;
-
-std::vector<std::pair<std::string, std::string>> parse_header_block(std::string_view text) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    auto nl = text.find('\n', pos);
-    bool last = nl == std::string_view::npos;
-    std::string_view line = text.substr(pos, last ? std::string_view::npos : nl - pos);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) break;  // end of the header block
-    if (last) break;          // truncated: an incomplete field is not a field
-    pos = nl + 1;
-    if ((line.front() == ' ' || line.front() == '\t')) {
-      if (!out.empty()) {
-        out.back().second += ' ';
-        auto t = line.find_first_not_of(" \t");
-        out.back().second += line.substr(t == std::string_view::npos ? line.size() : t);
-      }
-      continue;
-    }
-    auto colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0) continue;
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    out.emplace_back(std::string(line.substr(0, colon)), std::string(value));
-  }
-  return out;
-}
 
 CommitJob make_commit_job(StagedMessage message, const smtp::Transaction& txn, const fs::path& mailbox_dir,
                           std::string client_ip, std::string auth_user) {
@@ -224,6 +197,14 @@ std::string read_head(const StagedMessage& m, std::uint64_t offset = 0) {
   return head;
 }
 
+// The header fields as received (after the final headers a staged file may
+// start with), for a notice's text/rfc822-headers part.
+std::string received_head(const CommitJob& job) {
+  std::string head = read_head(job.message, job.final_headers_len);
+  head.resize(mime::split_header_section(head).head_size);
+  return head;
+}
+
 std::string what_of(std::exception_ptr p) {
   try {
     std::rethrow_exception(p);
@@ -281,12 +262,7 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
         }
         return &*w.plain;
       };
-      if (notices_ && !job.success.empty()) {
-        // The headers as received (after the final headers a staged file
-        // may start with).
-        w.head = read_head(job.message, job.final_headers_len);
-        if (auto end = w.head.find("\r\n\r\n"); end != std::string::npos) w.head.resize(end + 2);
-      }
+      if (notices_ && !job.success.empty()) w.head = received_head(job);
       if (!job.remote.recipients.empty()) {
         auto p = plain();
         if (!p) {
@@ -314,7 +290,7 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
         for (const auto& l : job.locals) d.recipients.push_back(l.address);
         for (const auto& r : job.remote.recipients) d.recipients.push_back(r);
         d.message_file = job.message.tmp_path();
-        d.headers = parse_header_block(read_head(job.message));
+        d.headers = mime::unfolded_fields(read_head(job.message));
         d.client_ip = job.client_ip;
         d.auth_user = job.auth_user;
         std::vector<std::pair<std::size_t, CheckedRefusal>> refusals;
@@ -415,10 +391,7 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
             f.original_recipient = l.dsn.orcpt;
             w.refused.push_back(std::move(f));
           }
-          if (notices_ && !w.refused.empty() && w.head.empty()) {
-            w.head = read_head(job.message, job.final_headers_len);
-            if (auto end = w.head.find("\r\n\r\n"); end != std::string::npos) w.head.resize(end + 2);
-          }
+          if (notices_ && !w.refused.empty() && w.head.empty()) w.head = received_head(job);
         }
       } else {
         targets = job.locals;

@@ -168,8 +168,4 @@ class CommitPipeline {
   std::unique_ptr<DeliveryJournal> journal_;
 };
 
-// Unfolded header fields of a message's header block (up to the first empty
-// line or `limit` octets). Exposed for tests.
-std::vector<std::pair<std::string, std::string>> parse_header_block(std::string_view text);
-
 }  // namespace wizmail::server

@@ -11,7 +11,7 @@
 #include "net/address.hpp"
 #include "net/request_deadline.hpp"
 #include "net/stream.hpp"
-#include "pop3/dot_stuffer.hpp"
+#include "mime/dot_stuffer.hpp"
 #include "pop3/session.hpp"
 #include "pop3/store_backend.hpp"
 #include "server/server_impl.hpp"
@@ -20,8 +20,6 @@
 #include "server/state_names.hpp"
 
 namespace wizmail::server {
-
-using pop3::DotStuffer;
 
 namespace {
 
@@ -131,7 +129,7 @@ asio::awaitable<bool> Pop3Connection::flush() {
 // RETR/TOP: read the file in fixed chunks, dot-stuff into the output queue,
 // write whenever enough is queued. Memory stays bounded whatever the size.
 asio::awaitable<bool> Pop3Connection::stream_message(Action& a) {
-  DotStuffer stuffer(a.body_lines);
+  mime::DotStuffer stuffer(a.body_lines);
   std::unique_ptr<char[]> buf(new char[file_chunk]);
   for (;;) {
     auto n = a.reader->read(buf.get(), file_chunk);

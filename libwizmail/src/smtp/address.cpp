@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 
 namespace wizmail::smtp {
 
@@ -15,23 +16,6 @@ bool is_alpha(char c) noexcept {
 }
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 bool is_let_dig(char c) noexcept { return is_alpha(c) || is_digit(c); }
-
-// RFC 5322 atext.
-bool is_atext(char c) noexcept {
-  if (is_let_dig(c)) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '-': case '/': case '=': case '?': case '^': case '_':
-    case '`': case '{': case '|': case '}': case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
-char lower(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
 
 bool is_high(char c) noexcept { return static_cast<unsigned char>(c) >= 0x80; }
 
@@ -65,9 +49,7 @@ std::optional<IpAddress> parse_address_literal(std::string_view text) {
   if (!text.empty() && text.front() == '[') {
     if (text.size() < 3 || text.back() != ']') return std::nullopt;
     text = text.substr(1, text.size() - 2);
-    if (text.size() > 5 && (text[0] == 'I' || text[0] == 'i') &&
-        lower(text[1]) == 'p' && lower(text[2]) == 'v' && text[3] == '6' &&
-        text[4] == ':') {
+    if (text.size() > 5 && util::istarts_with(text, "IPv6:")) {
       auto ip = IpAddress::parse(text.substr(5));
       // [IPv6:::ffff:1.2.3.4] is a v4 address in disguise: still an address.
       return ip;
@@ -181,7 +163,7 @@ PathResult parse_path(std::string_view text, bool allow_null,
     // Dot-string = Atom *("." Atom); atext =/ UTF8-non-ascii (RFC 6531)
     for (;;) {
       std::size_t a = i;
-      while (i < n && (is_atext(text[i]) || is_high(text[i]))) ++i;
+      while (i < n && (util::is_atext(text[i]) || is_high(text[i]))) ++i;
       if (i == a) return r;
       if (i < n && text[i] == '.') {
         ++i;
@@ -198,16 +180,12 @@ PathResult parse_path(std::string_view text, bool allow_null,
   if (i < n && text[i] == '>') {
     // "<postmaster>" without a domain (RFC 5321 §4.1.1.3).
     if (allow_postmaster && !p.had_route && !p.mailbox.quoted &&
-        p.mailbox.local.size() == 10) {
-      std::string l;
-      for (char c : p.mailbox.local) l += lower(c);
-      if (l == "postmaster") {
-        p.bare_postmaster = true;
-        p.mailbox.local = "postmaster";
-        r.path = std::move(p);
-        r.consumed = i + 1;
-        return r;
-      }
+        util::iequals(p.mailbox.local, "postmaster")) {
+      p.bare_postmaster = true;
+      p.mailbox.local = "postmaster";
+      r.path = std::move(p);
+      r.consumed = i + 1;
+      return r;
     }
     return r;
   }
@@ -235,8 +213,7 @@ PathResult parse_path(std::string_view text, bool allow_null,
     r.error = PathError::too_long;
     return r;
   }
-  p.mailbox.domain.reserve(i - dom_start);
-  for (std::size_t k = dom_start; k < i; ++k) p.mailbox.domain += lower(text[k]);
+  p.mailbox.domain = util::to_lower(text.substr(dom_start, i - dom_start));
   p.utf8 = high;
   r.path = std::move(p);
   r.consumed = i + 1;

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 
 namespace wizmail::smtp {
 

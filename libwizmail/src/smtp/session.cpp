@@ -7,13 +7,14 @@
 #include <algorithm>
 #include <ctime>
 
+#include "mime/date.hpp"
 #include "smtp/address.hpp"
 #include "smtp/body.hpp"
 #include "smtp/missing_headers.hpp"
 #include "smtp/parser.hpp"
-#include "util/date.hpp"
 #include "util/idna.hpp"
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 #include "wizmail/aliases.hpp"
 
 namespace wizmail::smtp {
@@ -44,28 +45,6 @@ void Transaction::reset() {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (auto& c : r)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  return r;
-}
-
-bool ieq(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
-}
-
-bool istarts(std::string_view s, std::string_view p) noexcept {
-  return s.size() >= p.size() && ieq(s.substr(0, p.size()), p);
-}
-
 enum StateBit : unsigned {
   kInitial = 1u << static_cast<unsigned>(State::initial),
   kReady = 1u << static_cast<unsigned>(State::ready),
@@ -83,15 +62,6 @@ std::string hex(const unsigned char* p, std::size_t n) {
     s += d[p[i] & 15];
   }
   return s;
-}
-
-std::string rfc5322_date(std::chrono::system_clock::time_point t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[64];
-  std::size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return std::string(buf, n);
 }
 
 }  // namespace
@@ -271,7 +241,7 @@ const Session::Impl::Command Session::Impl::kCommands[] = {
 
 const Session::Impl::Command* Session::Impl::find(std::string_view verb) noexcept {
   for (const auto& c : kCommands)
-    if (ieq(c.verb, verb)) return &c;
+    if (util::iequals(c.verb, verb)) return &c;
   return nullptr;
 }
 
@@ -433,7 +403,7 @@ bool Session::Impl::rejected_by(const std::vector<std::string>& domains,
   const auto& mb = s.txn_.reverse_path;
   if (mb.empty()) return false;
   for (const auto& a : addresses)
-    if (ieq(util::trim(a), mb)) return true;
+    if (util::iequals(util::trim(a), mb)) return true;
   auto at = mb.rfind('@');
   if (at == std::string::npos) return false;
   // A U-label domain matches its A-label form (reject_domain lists hostnames).
@@ -450,10 +420,10 @@ bool Session::Impl::rejected_by(const std::vector<std::string>& domains,
       if (ip && *ip == *lit) return true;
       continue;
     }
-    if (ieq(d, dom)) return true;
+    if (util::iequals(d, dom)) return true;
     // Subdomains of a listed domain are refused too.
     if (dom.size() > d.size() && dom[dom.size() - d.size() - 1] == '.' &&
-        ieq(dom.substr(dom.size() - d.size()), d))
+        util::iequals(dom.substr(dom.size() - d.size()), d))
       return true;
   }
   return false;
@@ -464,7 +434,7 @@ void Session::Impl::cmd_mail(std::string_view args, Output& out) {
     refuse(out, "530 5.7.0 Error: authentication required");
     return;
   }
-  if (!istarts(args, "FROM:")) {
+  if (!util::istarts_with(args, "FROM:")) {
     refuse(out, "501 5.5.4 Syntax: MAIL FROM:<address>");
     return;
   }
@@ -491,11 +461,12 @@ void Session::Impl::cmd_mail(std::string_view args, Output& out) {
   bool seen_size = false, seen_body = false, seen_auth = false;
   for (const auto& p : params) {
     // DSN and SMTPUTF8 are offered to EHLO only.
-    if (!esmtp && (ieq(p.keyword, "RET") || ieq(p.keyword, "ENVID") || ieq(p.keyword, "SMTPUTF8"))) {
+    if (!esmtp && (util::iequals(p.keyword, "RET") || util::iequals(p.keyword, "ENVID") ||
+                   util::iequals(p.keyword, "SMTPUTF8"))) {
       refuse(out, "555 5.5.4 Error: unsupported MAIL parameter");
       return;
     }
-    if (ieq(p.keyword, "SIZE")) {
+    if (util::iequals(p.keyword, "SIZE")) {
       if (seen_size || !p.has_value || p.value.size() > 18) {
         refuse(out, "501 5.5.4 Error: bad SIZE parameter");
         return;
@@ -510,21 +481,21 @@ void Session::Impl::cmd_mail(std::string_view args, Output& out) {
       }
       size = v;
       seen_size = true;
-    } else if (ieq(p.keyword, "BODY")) {
+    } else if (util::iequals(p.keyword, "BODY")) {
       if (seen_body || !p.has_value) {
         refuse(out, "501 5.5.4 Error: bad BODY parameter");
         return;
       }
-      if (ieq(p.value, "7BIT")) {
+      if (util::iequals(p.value, "7BIT")) {
         body = BodyType::seven_bit;
-      } else if (ieq(p.value, "8BITMIME")) {
+      } else if (util::iequals(p.value, "8BITMIME")) {
         body = BodyType::eight_bit_mime;
       } else {
         refuse(out, "501 5.5.4 Error: bad BODY parameter");
         return;
       }
       seen_body = true;
-    } else if (ieq(p.keyword, "AUTH")) {
+    } else if (util::iequals(p.keyword, "AUTH")) {
       auto v = p.has_value ? decode_xtext(p.value) : std::nullopt;
       if (seen_auth || !v) {
         refuse(out, "501 5.5.4 Error: bad AUTH parameter");
@@ -533,21 +504,21 @@ void Session::Impl::cmd_mail(std::string_view args, Output& out) {
       // RFC 4954 §5: only trusted for authenticated sessions.
       auth_param = s.auth_user_.empty() ? std::string("<>") : std::move(*v);
       seen_auth = true;
-    } else if (ieq(p.keyword, "RET")) {
+    } else if (util::iequals(p.keyword, "RET")) {
       auto v = p.has_value ? parse_dsn_ret(p.value) : std::nullopt;
       if (ret != DsnRet::unspecified || !v) {
         refuse(out, "501 5.5.4 Error: bad RET parameter");
         return;
       }
       ret = *v;
-    } else if (ieq(p.keyword, "ENVID")) {
+    } else if (util::iequals(p.keyword, "ENVID")) {
       auto v = p.has_value ? parse_dsn_envid(p.value) : std::nullopt;
       if (envid || !v) {
         refuse(out, "501 5.5.4 Error: bad ENVID parameter");
         return;
       }
       envid = std::move(v);
-    } else if (ieq(p.keyword, "SMTPUTF8")) {
+    } else if (util::iequals(p.keyword, "SMTPUTF8")) {
       if (smtputf8 || p.has_value) {
         refuse(out, "501 5.5.4 Error: bad SMTPUTF8 parameter");
         return;
@@ -641,14 +612,14 @@ const std::string& Session::Impl::daily_account() {
   if (acct.empty() && sender_domain_local()) {
     const auto& rp = s.txn_.reverse_path;
     auto local = std::string_view(rp).substr(0, rp.rfind('@'));
-    if (is_account_local_part(local)) acct = lower(local);
+    if (is_account_local_part(local)) acct = util::to_lower(local);
   }
   send_account = std::move(acct);
   return *send_account;
 }
 
 void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
-  if (!istarts(args, "TO:")) {
+  if (!util::istarts_with(args, "TO:")) {
     refuse(out, "501 5.5.4 Syntax: RCPT TO:<address>");
     return;
   }
@@ -675,7 +646,7 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
   DsnRequest dsn;
   bool seen_notify = false;
   for (const auto& p : params) {
-    if (esmtp && ieq(p.keyword, "NOTIFY")) {
+    if (esmtp && util::iequals(p.keyword, "NOTIFY")) {
       auto v = p.has_value ? parse_dsn_notify(p.value) : std::nullopt;
       if (seen_notify || !v) {
         refuse(out, "501 5.5.4 Error: bad NOTIFY parameter");
@@ -683,7 +654,7 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
       }
       dsn.notify = *v;
       seen_notify = true;
-    } else if (esmtp && ieq(p.keyword, "ORCPT")) {
+    } else if (esmtp && util::iequals(p.keyword, "ORCPT")) {
       auto v = p.has_value ? parse_dsn_orcpt(p.value) : std::nullopt;
       if (!dsn.orcpt.empty() || !v) {
         refuse(out, "501 5.5.4 Error: bad ORCPT parameter");
@@ -752,7 +723,7 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
       refuse(out, "550 5.1.1 <" + r.address + ">: Recipient address rejected: no such user");
       return;
     }
-    r.account = lower(mb.local);
+    r.account = util::to_lower(mb.local);
     const std::string shown = r.address;
     if (!local_recipient_ok(r, shown, out)) return;
     if (!storage_allows(Environment::Storage::mailboxes, s.txn_.declared_size, out)) return;
@@ -915,7 +886,7 @@ void Session::Impl::accept_alias(Recipient r, AliasMap::Resolution res, Output& 
 void Session::Impl::add_recipient(Recipient r) {
   auto& all = s.txn_.recipients;
   bool dup = std::any_of(all.begin(), all.end(), [&](const Recipient& x) {
-    if (ieq(x.address, r.address)) return true;
+    if (util::iequals(x.address, r.address)) return true;
     return r.via_alias && r.local() && x.account == r.account;
   });
   if (!dup) all.push_back(std::move(r));
@@ -948,7 +919,7 @@ std::string Session::Impl::received_header() {
     auto a = util::address_domain_to_ascii(s.txn_.recipients.front().address);
     if (a && util::is_ascii(*a)) h += "for <" + *a + ">; ";
   }
-  h += rfc5322_date(s.env_.now());
+  h += mime::rfc5322_date(s.env_.now(), mime::DateZone::utc);
   h += "\r\n";
   return h;
 }
@@ -980,7 +951,7 @@ void Session::Impl::cmd_data(std::string_view args, Output& out) {
   data.begin(max);
   ++messages;
   fixing = submission();
-  if (fixing) fixer.start(s.sink_, util::rfc5322_local_date(s.env_.now()), new_message_id());
+  if (fixing) fixer.start(s.sink_, mime::rfc5322_date(s.env_.now()), new_message_id());
   s.state_ = State::data;
   reply(out, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -1117,7 +1088,7 @@ void Session::Impl::cmd_auth(std::string_view args, Output& out) {
     refuse(out, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
     return;
   }
-  if (ieq(mech, "PLAIN")) {
+  if (util::iequals(mech, "PLAIN")) {
     sasl_mech = "PLAIN";
     if (initial.empty()) {
       sasl = Sasl::plain;
@@ -1126,7 +1097,7 @@ void Session::Impl::cmd_auth(std::string_view args, Output& out) {
       return;
     }
     auth_plain(initial, out);
-  } else if (ieq(mech, "LOGIN")) {
+  } else if (util::iequals(mech, "LOGIN")) {
     sasl_mech = "LOGIN";
     s.state_ = State::auth;
     if (initial.empty()) {
@@ -1135,7 +1106,7 @@ void Session::Impl::cmd_auth(std::string_view args, Output& out) {
       return;
     }
     auth_login_user(initial, out);
-  } else if (ieq(mech, "CRAM-MD5")) {
+  } else if (util::iequals(mech, "CRAM-MD5")) {
     sasl_mech = "CRAM-MD5";
     if (!initial.empty()) {
       refuse(out, "501 5.5.4 Error: CRAM-MD5 takes no initial response");
@@ -1178,11 +1149,11 @@ std::optional<std::string> Session::Impl::account_from_user(std::string_view use
   auto at = user.rfind('@');
   std::string_view local = user;
   if (at != std::string_view::npos) {
-    if (!s.env_.is_local_domain(lower(user.substr(at + 1)))) return std::nullopt;
+    if (!s.env_.is_local_domain(util::to_lower(user.substr(at + 1)))) return std::nullopt;
     local = user.substr(0, at);
   }
   if (!is_account_local_part(local)) return std::nullopt;
-  return lower(local);
+  return util::to_lower(local);
 }
 
 void Session::Impl::refuse_blocked(Output& out) {
@@ -1356,7 +1327,7 @@ void Session::Impl::auth_cram(std::string_view b64, Output& out) {
     return;
   }
   std::string user = raw->substr(0, sp);
-  std::string digest = lower(std::string_view(*raw).substr(sp + 1));
+  std::string digest = util::to_lower(std::string_view(*raw).substr(sp + 1));
   auto account = account_from_user(user);
   admit(Attempt{std::move(account), std::move(user), std::move(digest), true}, out);
 }

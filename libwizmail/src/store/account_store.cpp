@@ -19,7 +19,7 @@
 #include <system_error>
 #include <utility>
 
-#include "store/fd.hpp"
+#include "util/fd.hpp"
 #include "store/store_util.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
@@ -27,7 +27,7 @@
 namespace wizmail {
 
 namespace fs = std::filesystem;
-using store::UniqueFd;
+using util::UniqueFd;
 
 namespace {
 
@@ -233,12 +233,8 @@ Status AccountStore::validate_address(std::string_view a) {
   if (local.empty()) return bad("empty local part");
   if (local.size() > 64) return bad("local part longer than 64 octets");
   if (domain.empty()) return bad("empty domain");
-  static constexpr std::string_view atext_specials = "!#$%&'*+-/=?^_`{|}~.";
-  for (char c : local) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              atext_specials.find(c) != std::string_view::npos;
-    if (!ok) return bad("character not allowed in the local part");
-  }
+  for (char c : local)
+    if (!util::is_atext(c) && c != '.') return bad("character not allowed in the local part");
   if (local.front() == '.' || local.back() == '.' ||
       local.find("..") != std::string_view::npos)
     return bad("misplaced '.' in the local part");

@@ -13,7 +13,7 @@
 #include <optional>
 #include <set>
 
-#include "store/fd.hpp"
+#include "util/fd.hpp"
 #include "store/journal_record.hpp"
 #include "store/store_util.hpp"
 #include "util/fs.hpp"
@@ -21,7 +21,7 @@
 namespace wizmail {
 
 namespace fs = std::filesystem;
-using store::UniqueFd;
+using util::UniqueFd;
 using store::journal::crc32c;
 using store::journal::Record;
 

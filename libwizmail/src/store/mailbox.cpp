@@ -17,7 +17,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "store/fd.hpp"
+#include "util/fd.hpp"
 #include "store/maildir_name.hpp"
 #include "store/store_util.hpp"
 #include "util/fs.hpp"
@@ -25,7 +25,7 @@
 namespace wizmail {
 
 namespace fs = std::filesystem;
-using store::UniqueFd;
+using util::UniqueFd;
 
 MessageFile& MessageFile::operator=(MessageFile&& o) noexcept {
   if (this != &o) {

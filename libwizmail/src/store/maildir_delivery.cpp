@@ -11,7 +11,7 @@
 #include <optional>
 #include <utility>
 
-#include "store/fd.hpp"
+#include "util/fd.hpp"
 #include "store/store_util.hpp"
 #include "util/fs.hpp"
 #include "wizmail/delivery_journal.hpp"
@@ -20,24 +20,11 @@
 namespace wizmail {
 
 namespace fs = std::filesystem;
-using store::UniqueFd;
+using util::UniqueFd;
 
 namespace {
 
 constexpr std::size_t kBufferSize = 64 * 1024;
-
-Status write_all(int fd, const char* p, std::size_t n, const fs::path& path) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return fail_errno("write " + path.string(), errno);
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return {};
-}
 
 }  // namespace
 
@@ -55,7 +42,7 @@ struct StagedMessage::Impl {
 
   Status flush() {
     if (buf_len == 0) return {};
-    auto st = write_all(fd.get(), buf.get(), buf_len, tmp_path);
+    auto st = util::write_all(fd.get(), std::string_view(buf.get(), buf_len), tmp_path);
     buf_len = 0;
     return st;
   }
@@ -127,7 +114,7 @@ Status StagedMessage::write(std::string_view data) {
   }
   Status st = m.flush();
   if (st && data.size() >= kBufferSize) {
-    st = write_all(m.fd.get(), data.data(), data.size(), m.tmp_path);
+    st = util::write_all(m.fd.get(), data, m.tmp_path);
   } else if (st) {
     std::memcpy(m.buf.get(), data.data(), data.size());
     m.buf_len = data.size();
@@ -199,8 +186,8 @@ Status copy_into(int src_fd, std::uint64_t size, const fs::path& maildir,
       return undo(fail_errno("read staged message", errno));
     }
     if (n == 0) return undo(fail(Errc::io, "staged message shrank while being copied"));
-    if (auto st = write_all(out.get(), buf.get(), static_cast<std::size_t>(n), tmp); !st)
-      return undo(st);
+    std::string_view chunk(buf.get(), static_cast<std::size_t>(n));
+    if (auto st = util::write_all(out.get(), chunk, tmp); !st) return undo(st);
     off += n;
   }
   if (::fsync(out.get()) != 0) return undo(fail_errno("fsync " + tmp.string(), errno));

@@ -7,7 +7,7 @@
 
 #include <cerrno>
 
-#include "store/fd.hpp"
+#include "util/fd.hpp"
 #include "util/fs.hpp"
 
 namespace wizmail::store {
@@ -39,7 +39,7 @@ Status replace_file(const std::filesystem::path& path, std::string_view data, un
   if (durable) return util::write_file_atomic(path, data, mode);
   std::filesystem::path tmp = path;
   tmp += ".tmp." + util::unique_name_part();
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+  util::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
   if (!fd) return fail_errno("create " + tmp.string(), errno);
   auto undo = [&](int e, const std::string& what) {
     ::unlink(tmp.c_str());

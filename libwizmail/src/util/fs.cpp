@@ -11,21 +11,11 @@
 #include <chrono>
 #include <string>
 
+#include "util/fd.hpp"
+
 namespace wizmail::util {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 Status write_all(int fd, std::string_view data, const fs::path& path) {
   while (!data.empty()) {
@@ -39,12 +29,10 @@ Status write_all(int fd, std::string_view data, const fs::path& path) {
   return {};
 }
 
-}  // namespace
-
 Status fsync_dir(const fs::path& dir) {
-  Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d.fd < 0) return fail_errno("open directory " + dir.string(), errno);
-  if (::fsync(d.fd) != 0) return fail_errno("fsync directory " + dir.string(), errno);
+  UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d.get() < 0) return fail_errno("open directory " + dir.string(), errno);
+  if (::fsync(d.get()) != 0) return fail_errno("fsync directory " + dir.string(), errno);
   return {};
 }
 
@@ -59,19 +47,19 @@ Status write_file_atomic(const fs::path& path, std::string_view data, unsigned m
   tmp_name += unique_name_part();
   fs::path tmp = dir / tmp_name;
   {
-    Fd f(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
-    if (f.fd < 0) return fail_errno("create " + tmp.string(), errno);
+    UniqueFd f(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    if (f.get() < 0) return fail_errno("create " + tmp.string(), errno);
     // The umask must not weaken or widen the mode we were asked for.
-    if (::fchmod(f.fd, mode) != 0) {
+    if (::fchmod(f.get(), mode) != 0) {
       int e = errno;
       ::unlink(tmp.c_str());
       return fail_errno("chmod " + tmp.string(), e);
     }
-    if (auto st = write_all(f.fd, data, tmp); !st) {
+    if (auto st = write_all(f.get(), data, tmp); !st) {
       ::unlink(tmp.c_str());
       return st;
     }
-    if (::fsync(f.fd) != 0) {
+    if (::fsync(f.get()) != 0) {
       int e = errno;
       ::unlink(tmp.c_str());
       return fail_errno("fsync " + tmp.string(), e);
@@ -86,12 +74,12 @@ Status write_file_atomic(const fs::path& path, std::string_view data, unsigned m
 }
 
 Result<std::string> read_file(const fs::path& path) {
-  Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (f.fd < 0) return fail_errno("open " + path.string(), errno);
+  UniqueFd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (f.get() < 0) return fail_errno("open " + path.string(), errno);
   std::string out;
   char buf[65536];
   while (true) {
-    ssize_t n = ::read(f.fd, buf, sizeof buf);
+    ssize_t n = ::read(f.get(), buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
       return fail_errno("read " + path.string(), errno);

@@ -13,6 +13,10 @@ namespace wizmail::util {
 // fsync the directory itself so that a create/rename/link in it is durable.
 Status fsync_dir(const std::filesystem::path& dir);
 
+// Write all of `data` to `fd` (short writes and EINTR retried); `path`
+// names the file in the error.
+Status write_all(int fd, std::string_view data, const std::filesystem::path& path);
+
 // Write `data` to `path` atomically and durably: write a temporary file beside
 // it, fsync, rename over `path`, fsync the directory. `mode` is the new file's.
 Status write_file_atomic(const std::filesystem::path& path, std::string_view data,

@@ -3,6 +3,7 @@
 #include <idn2.h>
 
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 
 namespace wizmail::util {
 

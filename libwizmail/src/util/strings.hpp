@@ -31,15 +31,13 @@ std::vector<std::string> split_list(std::string_view s, char sep = ',');
 // Strict decimal parse of the whole string (optional leading '-').
 std::optional<std::int64_t> parse_int(std::string_view s) noexcept;
 
+// RFC 5322 atext: the octets of an atom (dot-atom without its dots).
+bool is_atext(char c) noexcept;
+
+// Every line end (CRLF, a bare LF, a lone CR) as CRLF.
+std::string to_crlf(std::string_view text);
+
 // Levenshtein distance, for "did you mean" suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);
-
-// Length of the valid UTF-8 sequence at s[0], or 0 when it is invalid
-// (overlong forms, surrogates and code points over U+10FFFF are invalid).
-std::size_t utf8_sequence_length(std::string_view s) noexcept;
-// The whole string is valid UTF-8 (ASCII included).
-bool valid_utf8(std::string_view s) noexcept;
-// Every octet is below 0x80.
-bool is_ascii(std::string_view s) noexcept;
 
 }  // namespace wizmail::util

@@ -1,18 +1,19 @@
-#include "util/date.hpp"
+#include "mime/date.hpp"
 
 #include <cstdio>
 #include <ctime>
 
-namespace wizmail::util {
+namespace wizmail::mime {
 
-std::string rfc5322_local_date(std::chrono::system_clock::time_point t) {
+std::string rfc5322_date(std::chrono::system_clock::time_point t, DateZone zone) {
   std::time_t tt = std::chrono::system_clock::to_time_t(t);
   std::tm tm{};
-  ::localtime_r(&tt, &tm);
+  if (zone == DateZone::utc) ::gmtime_r(&tt, &tm);
+  else ::localtime_r(&tt, &tm);
   static const char* const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
   static const char* const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  long off = tm.tm_gmtoff / 60;
+  long off = zone == DateZone::utc ? 0 : tm.tm_gmtoff / 60;
   char sign = off < 0 ? '-' : '+';
   if (off < 0) off = -off;
   char buf[64];
@@ -22,4 +23,4 @@ std::string rfc5322_local_date(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
-}  // namespace wizmail::util
+}  // namespace wizmail::mime

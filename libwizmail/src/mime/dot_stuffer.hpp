@@ -4,13 +4,15 @@
 // line doubled, and the response ended by CRLF "." CRLF (a missing final
 // line end is supplied). For TOP, the header, the blank line and then at most
 // `body_lines` body lines are sent. A line may span any number of chunks.
+// The relay's SMTP client sends DATA through it too (RFC 5321 §4.5.2: the
+// same transparency and terminator).
 #pragma once
 
 #include <cstddef>
 #include <string>
 #include <string_view>
 
-namespace wizmail::pop3 {
+namespace wizmail::mime {
 
 class DotStuffer {
  public:
@@ -41,4 +43,4 @@ class DotStuffer {
 // and without the terminator (RFC 1939 §11): the size LIST/STAT report.
 std::size_t transmitted_size(std::string_view content) noexcept;
 
-}  // namespace wizmail::pop3
+}  // namespace wizmail::mime

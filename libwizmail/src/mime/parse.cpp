@@ -12,53 +12,16 @@
 #include <cstring>
 #include <mutex>
 
+#include "util/fd.hpp"
 #include "util/fs.hpp"
+#include "util/utf8.hpp"
 
 namespace wizmail {
 
 namespace fs = std::filesystem;
+using util::UniqueFd;
 
 namespace {
-
-// Length of the valid UTF-8 sequence at s[i], 0 when invalid (overlongs,
-// surrogates and code points above U+10FFFF are invalid).
-std::size_t utf8_len(std::string_view s, std::size_t i) {
-  auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = b(i);
-  if (c < 0x80) return 1;
-  std::size_t n;
-  std::uint32_t cp;
-  if (c >= 0xc2 && c <= 0xdf) { n = 2; cp = c & 0x1f; }
-  else if (c >= 0xe0 && c <= 0xef) { n = 3; cp = c & 0x0f; }
-  else if (c >= 0xf0 && c <= 0xf4) { n = 4; cp = c & 0x07; }
-  else return 0;
-  if (i + n > s.size()) return 0;
-  for (std::size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (b(i + k) & 0x3f);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-      (cp >= 0xd800 && cp <= 0xdfff))
-    return 0;
-  return n;
-}
-
-// Valid UTF-8: invalid bytes become `bad` (U+FFFD for text, '_' for names).
-std::string fix_utf8(std::string_view s, std::string_view bad) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size();) {
-    std::size_t n = utf8_len(s, i);
-    if (n == 0) {
-      out += bad;
-      ++i;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  return out;
-}
 
 // Text for a Linux reader: valid UTF-8, CRLF → LF, NUL dropped.
 std::string clean_text(std::string_view s) {
@@ -69,13 +32,13 @@ std::string clean_text(std::string_view s) {
     if (s[i] == '\0') continue;
     t += s[i];
   }
-  return fix_utf8(t, "\xef\xbf\xbd");
+  return util::repair_utf8(t, "\xef\xbf\xbd");
 }
 
 // One header line: control characters (folding leftovers included) become
 // spaces so a value can never start a line of its own.
 std::string clean_header(std::string_view s) {
-  std::string t = fix_utf8(s, "\xef\xbf\xbd");
+  std::string t = util::repair_utf8(s, "\xef\xbf\xbd");
   for (auto& c : t)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
   return t;
@@ -85,25 +48,6 @@ void gmime_init_once() {
   static std::once_flag once;
   std::call_once(once, [] { g_mime_init(); });
 }
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) noexcept : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd& operator=(Fd&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const noexcept { return fd_; }
-  int release() noexcept { return std::exchange(fd_, -1); }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
 
 // "name.ext" → ("name", ".ext") when the extension is short and not the
 // whole name.
@@ -123,41 +67,29 @@ std::string with_suffix(const std::string& name, int k, bool is_dir) {
 constexpr int max_suffix = 100000;
 
 // Create a new file under `dfd`; never replaces anything.
-Result<std::pair<Fd, std::string>> create_unique_file(int dfd, const std::string& name,
-                                                      const fs::path& shown) {
+Result<std::pair<UniqueFd, std::string>> create_unique_file(int dfd, const std::string& name,
+                                                            const fs::path& shown) {
   for (int k = 0; k < max_suffix; ++k) {
     auto n = with_suffix(name, k, false);
     int fd = ::openat(dfd, n.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd >= 0) return std::pair<Fd, std::string>(Fd(fd), n);
+    if (fd >= 0) return std::pair<UniqueFd, std::string>(UniqueFd(fd), n);
     if (errno != EEXIST) return fail_errno("create " + (shown / n).string(), errno);
   }
   return fail(Errc::limit, "too many files named like " + (shown / name).string());
 }
 
-Result<std::pair<Fd, std::string>> create_unique_dir(int dfd, const std::string& name,
-                                                     const fs::path& shown) {
+Result<std::pair<UniqueFd, std::string>> create_unique_dir(int dfd, const std::string& name,
+                                                           const fs::path& shown) {
   for (int k = 0; k < max_suffix; ++k) {
     auto n = with_suffix(name, k, true);
     if (::mkdirat(dfd, n.c_str(), 0755) == 0) {
       int fd = ::openat(dfd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) return fail_errno("open " + (shown / n).string(), errno);
-      return std::pair<Fd, std::string>(Fd(fd), n);
+      return std::pair<UniqueFd, std::string>(UniqueFd(fd), n);
     }
     if (errno != EEXIST) return fail_errno("mkdir " + (shown / n).string(), errno);
   }
   return fail(Errc::limit, "too many folders named like " + (shown / name).string());
-}
-
-Status write_all(int fd, std::string_view data, const fs::path& shown) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail_errno("write " + shown.string(), errno);
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return {};
 }
 
 struct Writer {
@@ -167,18 +99,18 @@ struct Writer {
   struct Folder {
     int fd;
     fs::path path;
-    int bodies = 0;       // body.txt, body-1.txt, ...
-    bool html = false;    // body.html written
-    int parts = 0;        // part-N for unnamed attachments
-    int messages = 0;     // message-N
-    Fd attachments;       // attachments/, made on first use
+    int bodies = 0;        // body.txt, body-1.txt, ...
+    bool html = false;     // body.html written
+    int parts = 0;         // part-N for unnamed attachments
+    int messages = 0;      // message-N
+    UniqueFd attachments;  // attachments/, made on first use
   };
 
   Status write_file(int dfd, const fs::path& dir, const std::string& name, std::string_view data) {
     auto f = create_unique_file(dfd, name, dir);
     if (!f) return unexpected(f.error());
     auto path = dir / f->second;
-    if (auto st = write_all(f->first.get(), data, path); !st) return st;
+    if (auto st = util::write_all(f->first.get(), data, path); !st) return st;
     report.written.push_back(path);
     return {};
   }
@@ -274,7 +206,7 @@ struct Writer {
       ++out.messages;
       auto d = create_unique_dir(out.fd, "message-" + std::to_string(out.messages), out.path);
       if (!d) return unexpected(d.error());
-      Folder sub{d->first.get(), out.path / d->second, 0, false, 0, 0, Fd()};
+      Folder sub{d->first.get(), out.path / d->second, 0, false, 0, 0, UniqueFd()};
       return write_message(sub, inner, depth + 1);
     }
     if (GMIME_IS_PART(obj)) return write_part(out, GMIME_PART(obj));
@@ -289,7 +221,7 @@ struct Writer {
 
   // One mail file into a new folder under `dfd`.
   Status parse_file(int dfd, const fs::path& dir, const fs::path& input, std::string_view base) {
-    Fd in(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd in(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
     if (!in) return fail_errno("open " + input.string(), errno);
     struct stat st {};
     if (::fstat(in.get(), &st) != 0 || !S_ISREG(st.st_mode))
@@ -314,7 +246,7 @@ struct Writer {
       if (!d) {
         result = unexpected(d.error());
       } else {
-        Folder top{d->first.get(), dir / d->second, 0, false, 0, 0, Fd()};
+        Folder top{d->first.get(), dir / d->second, 0, false, 0, 0, UniqueFd()};
         result = write_message(top, msg, 0);
       }
       g_object_unref(msg);
@@ -347,7 +279,7 @@ struct Writer {
           report.errors.push_back(p.string() + ": folders nested too deep; skipped");
           continue;
         }
-        Fd sub(::openat(in_dfd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        UniqueFd sub(::openat(in_dfd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!sub) {
           report.errors.push_back("cannot open " + p.string() + ": " + std::strerror(errno));
           continue;
@@ -370,7 +302,7 @@ struct Writer {
 std::string sanitize_file_name(std::string_view name, std::string_view fallback, std::size_t max_bytes) {
   auto cut = name.find_last_of("/\\");
   if (cut != std::string_view::npos) name.remove_prefix(cut + 1);
-  std::string s = fix_utf8(name, "_");
+  std::string s = util::repair_utf8(name, "_");
   for (auto& c : s) {
     auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7f || std::strchr("<>:\"|?*", c) != nullptr) c = '_';
@@ -413,7 +345,7 @@ Result<MimeParseReport> parse_mail_files(const fs::path& input, const fs::path& 
     }
   }
   if (auto mk = util::make_dirs(out_dir, 0755); !mk) return unexpected(mk.error());
-  Fd out(::open(out_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd out(::open(out_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!out) return fail_errno("open " + out_dir.string(), errno);
   MimeParseReport report;
   Writer w{options, report};
@@ -421,7 +353,7 @@ Result<MimeParseReport> parse_mail_files(const fs::path& input, const fs::path& 
     auto base = input.filename().string();
     if (auto s = w.parse_file(out.get(), out_dir, input, base); !s) report.errors.push_back(s.error().message);
   } else {
-    Fd in(::open(input.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd in(::open(input.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!in) return fail_errno("open " + input.string(), errno);
     w.parse_tree(in.get(), input, out.get(), out_dir, 0);
   }

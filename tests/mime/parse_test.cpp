@@ -2,12 +2,23 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <fstream>
+#include <string>
 
-#include "helpers.hpp"
+#include "temp_dir.hpp"
 
 using namespace wizmail;
 namespace fs = std::filesystem;
+
+namespace {
+
+void write(const fs::path& p, const std::string& data) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << data;
+}
+
+}  // namespace
 
 TEST_CASE("sanitize_file_name") {
   CHECK(sanitize_file_name("report.pdf", "x") == "report.pdf");
@@ -44,10 +55,10 @@ TEST_CASE("sanitize_file_name") {
 }
 
 TEST_CASE("parse_mail_files: refuses bad inputs and an output inside the input") {
-  test::TempHome h;
+  test::TempDir h("wizmail-mime");
   CHECK_FALSE(parse_mail_files(h.path() / "missing", h.path() / "out"));
   fs::create_directories(h.path() / "in");
-  test::write(h.path() / "in" / "m", "Subject: hi\r\n\r\nbody\r\n");
+  write(h.path() / "in" / "m", "Subject: hi\r\n\r\nbody\r\n");
   CHECK_FALSE(parse_mail_files(h.path() / "in", h.path() / "in" / "out"));
   CHECK_FALSE(fs::exists(h.path() / "in" / "out"));
   auto r = parse_mail_files(h.path() / "in", h.path() / "out");

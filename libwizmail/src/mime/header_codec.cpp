@@ -9,6 +9,7 @@
 
 #include "util/base64.hpp"
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 
 namespace wizmail::mime {
 
@@ -171,33 +172,7 @@ Result<std::string> convert_charset(std::string_view in, std::string_view from, 
   return out;
 }
 
-bool is_utf8(std::string_view s) noexcept {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    int n;
-    std::uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) n = 1, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) n = 2, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) n = 3, cp = c & 0x07;
-    else return false;
-    if (i + static_cast<std::size_t>(n) >= s.size()) return false;
-    for (int k = 1; k <= n; ++k) {
-      auto d = static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]);
-      if ((d & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (d & 0x3F);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += static_cast<std::size_t>(n) + 1;
-  }
-  return true;
-}
+bool is_utf8(std::string_view s) noexcept { return util::valid_utf8(s); }
 
 DecodedHeader decode_header(std::string_view value) {
   DecodedHeader out;

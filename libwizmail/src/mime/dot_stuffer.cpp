@@ -1,8 +1,8 @@
-#include "pop3/dot_stuffer.hpp"
+#include "mime/dot_stuffer.hpp"
 
 #include <cstring>
 
-namespace wizmail::pop3 {
+namespace wizmail::mime {
 
 void DotStuffer::end_line() {
   if (in_header_) {
@@ -89,4 +89,4 @@ std::size_t transmitted_size(std::string_view content) noexcept {
   return n;
 }
 
-}  // namespace wizmail::pop3
+}  // namespace wizmail::mime

@@ -1,11 +1,11 @@
-// Private helpers of the store area: an owning file descriptor.
+// An owning file descriptor (closed on destruction).
 #pragma once
 
 #include <unistd.h>
 
 #include <utility>
 
-namespace wizmail::store {
+namespace wizmail::util {
 
 class UniqueFd {
  public:
@@ -35,4 +35,4 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-}  // namespace wizmail::store
+}  // namespace wizmail::util

@@ -1,57 +1,35 @@
-#include "agent/message_head.hpp"
+#include "mime/message_head.hpp"
 
+#include "mime/header_section.hpp"
 #include "util/strings.hpp"
 
-namespace wizmail::agent {
-
-namespace {
-
-std::string unfold(std::string_view raw) {
-  auto colon = raw.find(':');
-  std::string_view v = colon == std::string_view::npos ? std::string_view{} : raw.substr(colon + 1);
-  std::string out;
-  bool space = false;
-  for (char c : v) {
-    if (c == '\r' || c == '\n') {
-      space = true;
-      continue;
-    }
-    if (space && !(c == ' ' || c == '\t')) space = false;
-    out += c;
-  }
-  return std::string(util::trim(out));
-}
-
-}  // namespace
+namespace wizmail::mime {
 
 MessageHead::MessageHead(std::string_view m) {
-  std::size_t pos = 0;
-  while (pos < m.size()) {
-    auto nl = m.find('\n', pos);
-    std::size_t end = nl == std::string_view::npos ? m.size() : nl + 1;
-    std::string_view line = m.substr(pos, end - pos);
-    std::string_view bare = line;
-    while (!bare.empty() && (bare.back() == '\n' || bare.back() == '\r')) bare.remove_suffix(1);
-    if (bare.empty()) {
-      body_ = std::string(m.substr(end));
-      return;
+  auto section = split_header_section(m);
+  fields_.reserve(section.fields.size());
+  for (const auto& f : section.fields) {
+    // Every line end becomes CRLF (str() writes a well-formed head).
+    std::string raw;
+    raw.reserve(f.text.size() + 2);
+    std::size_t pos = 0;
+    while (pos < f.text.size()) {
+      auto nl = f.text.find('\n', pos);
+      std::size_t end = nl == std::string_view::npos ? f.text.size() : nl + 1;
+      std::string_view line = f.text.substr(pos, end - pos);
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+      raw += line;
+      raw += "\r\n";
+      pos = end;
     }
-    std::string l(bare);
-    l += "\r\n";
-    if ((bare.front() == ' ' || bare.front() == '\t') && !fields_.empty()) {
-      fields_.back().raw += l;
-    } else {
-      auto colon = bare.find(':');
-      std::string name = colon == std::string_view::npos ? std::string{} : std::string(bare.substr(0, colon));
-      fields_.push_back({std::move(name), std::move(l)});
-    }
-    pos = end;
+    fields_.push_back({std::string(f.name), std::move(raw)});
   }
+  if (section.ended) body_ = std::string(m.substr(section.body_offset));
 }
 
 std::string MessageHead::get(std::string_view name) const {
   for (const auto& f : fields_)
-    if (util::iequals(f.name, name)) return unfold(f.raw);
+    if (util::iequals(f.name, name)) return unfold_value(f.raw);
   return {};
 }
 
@@ -67,14 +45,14 @@ std::size_t MessageHead::count(std::string_view name) const {
 std::vector<std::string> MessageHead::get_all(std::string_view name) const {
   std::vector<std::string> out;
   for (const auto& f : fields_)
-    if (util::iequals(f.name, name)) out.push_back(unfold(f.raw));
+    if (util::iequals(f.name, name)) out.push_back(unfold_value(f.raw));
   return out;
 }
 
 std::vector<std::pair<std::string, std::string>> MessageHead::unfolded() const {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& f : fields_)
-    if (!f.name.empty()) out.emplace_back(f.name, unfold(f.raw));
+    if (!f.name.empty()) out.emplace_back(f.name, unfold_value(f.raw));
   return out;
 }
 
@@ -134,4 +112,4 @@ std::string extract_address(std::string_view v) {
   return std::string(s);
 }
 
-}  // namespace wizmail::agent
+}  // namespace wizmail::mime

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-namespace wizmail::agent {
+namespace wizmail::mime {
 
 class MessageHead {
  public:
@@ -51,4 +51,4 @@ class MessageHead {
 // lower-cased domain kept as written. "" when none is found.
 std::string extract_address(std::string_view value);
 
-}  // namespace wizmail::agent
+}  // namespace wizmail::mime

@@ -1,10 +1,10 @@
-#include "pop3/dot_stuffer.hpp"
+#include "mime/dot_stuffer.hpp"
 
 #include <doctest/doctest.h>
 
 #include <string>
 
-using namespace wizmail::pop3;
+using namespace wizmail::mime;
 
 namespace {
 

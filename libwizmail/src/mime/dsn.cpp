@@ -4,7 +4,10 @@
 
 #include <ctime>
 
+#include "mime/date.hpp"
+#include "mime/header_section.hpp"
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 #include "wizmail/outbound.hpp"
 
 namespace wizmail {
@@ -26,13 +29,8 @@ std::string ascii(std::string_view s, std::size_t max = 900) {
   return out;
 }
 
-std::string rfc5322_date(std::int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return buf;
+std::string field_date(std::int64_t t) {
+  return mime::rfc5322_date(std::chrono::system_clock::from_time_t(static_cast<std::time_t>(t)), mime::DateZone::utc);
 }
 
 std::string status_of(const DsnRecipient& r, bool timed_out) {
@@ -71,18 +69,8 @@ std::string crlf_headers(std::string_view h) {
 
 // A message returned whole (message/rfc822): CRLF line ends, ending in one.
 std::string crlf_message(std::string_view m) {
-  std::string out;
-  out.reserve(m.size() + m.size() / 32 + 2);
-  for (std::size_t i = 0; i < m.size(); ++i) {
-    char c = m[i];
-    if (c == '\n' && (out.empty() || out.back() != '\r')) out += '\r';
-    else if (c == '\r' && (i + 1 >= m.size() || m[i + 1] != '\n')) {
-      out += "\r\n";
-      continue;
-    }
-    out += c;
-  }
-  if (out.size() < 2 || out.compare(out.size() - 2, 2, "\r\n") != 0) out += "\r\n";
+  std::string out = util::to_crlf(m);
+  if (!out.ends_with("\r\n")) out += "\r\n";
   return out;
 }
 
@@ -137,7 +125,7 @@ std::string build_dsn(const DsnInput& in) {
   else if (in.timed_out) m += "Undelivered Mail Returned to Sender (delivery time expired)";
   else m += "Undelivered Mail Returned to Sender";
   m += "\r\n";
-  m += "Date: " + rfc5322_date(in.now) + "\r\n";
+  m += "Date: " + field_date(in.now) + "\r\n";
   m += "Message-ID: <" + ascii(in.queue_id, 100) + "." + std::to_string(in.now) + ".dsn@" + domain + ">\r\n";
   m += "Auto-Submitted: auto-replied\r\n";
   m += "MIME-Version: 1.0\r\n";
@@ -179,7 +167,7 @@ std::string build_dsn(const DsnInput& in) {
   if (!in.envelope_id.empty()) m += "Original-Envelope-Id: " + ascii(in.envelope_id, 100) + "\r\n";
   m += "Reporting-MTA: dns; " + mta + "\r\n";
   if (!in.queue_id.empty()) m += "X-Wizmail-Queue-ID: " + ascii(in.queue_id, 100) + "\r\n";
-  if (in.arrival_time > 0) m += "Arrival-Date: " + rfc5322_date(in.arrival_time) + "\r\n";
+  if (in.arrival_time > 0) m += "Arrival-Date: " + field_date(in.arrival_time) + "\r\n";
   for (const auto& r : in.recipients) {
     m += "\r\n";
     if (!r.original_recipient.empty()) {
@@ -202,9 +190,9 @@ std::string build_dsn(const DsnInput& in) {
     if (!r.remote_mta.empty()) m += "Remote-MTA: dns; " + ascii(r.remote_mta, 200) + "\r\n";
     if (r.smtp_code > 0) m += "Diagnostic-Code: smtp; " + ascii(r.diagnostic) + "\r\n";
     else if (!r.diagnostic.empty()) m += "Diagnostic-Code: X-wizmail; " + ascii(r.diagnostic) + "\r\n";
-    m += "Last-Attempt-Date: " + rfc5322_date(in.now) + "\r\n";
+    m += "Last-Attempt-Date: " + field_date(in.now) + "\r\n";
     if (r.action == DsnAction::delayed && in.will_retry_until > 0)
-      m += "Will-Retry-Until: " + rfc5322_date(in.will_retry_until) + "\r\n";
+      m += "Will-Retry-Until: " + field_date(in.will_retry_until) + "\r\n";
   }
   m += "\r\n";
 
@@ -249,10 +237,7 @@ Result<std::string> read_header_block(const std::filesystem::path& message, std:
     if (end != std::string::npos || end_lf != std::string::npos) break;
   }
   ::close(fd);
-  auto end = text.find("\r\n\r\n");
-  auto end_lf = text.find("\n\n");
-  if (end != std::string::npos && (end_lf == std::string::npos || end < end_lf)) return text.substr(0, end + 4);
-  if (end_lf != std::string::npos) return text.substr(0, end_lf + 2);
+  if (auto head = mime::split_header_section(text); head.ended) return text.substr(0, head.body_offset);
   // No end of header found within the limit: cut at the last line end.
   auto last = text.rfind('\n');
   if (last == std::string::npos) return std::string();
