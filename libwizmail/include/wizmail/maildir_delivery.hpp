@@ -154,6 +154,8 @@ class BatchSyncer {
 class DeliveryBatch {
  public:
   explicit DeliveryBatch(SyncMode mode = SyncMode::fsync_each) : mode_(mode) {}
+  ~DeliveryBatch();
+  DeliveryBatch(DeliveryBatch&&) = delete;
 
   // Add a finished message and the Maildir folders (account folders) it goes
   // to. Returns its index for results(). A maildir listed twice gets one copy.
@@ -176,6 +178,23 @@ class DeliveryBatch {
   // Commit may be called once.
   Status commit();
 
+  // commit() in its phases, for a caller that makes several kinds of entry
+  // durable with one BatchSyncer (the commit pipeline, server/delivery_target.hpp);
+  // commit() is exactly these with a syncer of its own:
+  //   files_to_sync(s)  the journal takes what fits (its one flush, here);
+  //                     every other file is added to `s`
+  //   publish(data)     `data`: the result of syncing those files (an error
+  //                     fails the classic entries, the journaled ones still
+  //                     get their names); links every entry into its new/
+  //   dirs_to_sync(s)   the new/ folders of the classic entries published
+  //   dirs_synced(st)   `st`: the result of syncing them; an error takes the
+  //                     classic names back and fails them. Returns `st`.
+  // Then tidy() (or defer_tidy()), withdraw() and results() as after commit().
+  Status files_to_sync(BatchSyncer& syncer);
+  void publish(const Status& data);
+  void dirs_to_sync(BatchSyncer& syncer) const;
+  Status dirs_synced(const Status& st);
+
   // Leave commit()'s last step — per-mailbox statistics, removing the tmp/
   // names — to tidy(), for a caller that answers its clients first (the
   // commit pipeline). Neither changes a result.
@@ -193,6 +212,10 @@ class DeliveryBatch {
   Status withdraw(std::span<const std::size_t> indexes);
 
   std::size_t size() const noexcept { return entries_.size(); }
+  // Whether commit() / files_to_sync() recorded the entry in the journal.
+  bool journaled(std::size_t index) const noexcept {
+    return index < entries_.size() && entries_[index].journaled;
+  }
   std::span<const Result<std::filesystem::path>> results(std::size_t index) const;
   // Sees every sync and publish step of commit() (see DurabilityEvent).
   void set_observer(DurabilityObserver observer) { observer_ = std::move(observer); }
@@ -205,9 +228,15 @@ class DeliveryBatch {
     bool shared = false;
     bool journaled = false;
   };
+  void close_ticket() noexcept;
+  void fail_classic(const Error& err);
+  bool has_journaled() const noexcept;
+
   SyncMode mode_;
   DeliveryJournal* journal_ = nullptr;
+  std::uint64_t journal_first_ = 0;
   std::uint64_t journal_last_ = 0;  // the batch's last journal record (0: none)
+  bool ticket_open_ = false;        // appended, applied() not yet called
   bool committed_ = false;
   bool defer_tidy_ = false;
   bool tidied_ = false;

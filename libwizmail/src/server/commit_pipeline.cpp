@@ -9,6 +9,7 @@
 
 #include "agent/local_agent.hpp"
 #include "mime/header_section.hpp"
+#include "server/delivery_target.hpp"
 #include "server/embedder_callbacks.hpp"
 #include "server/log.hpp"
 #include "smtp/session.hpp"
@@ -224,13 +225,8 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
     cbs = callbacks_;
   }
   struct Work {
-    std::optional<std::size_t> batch_index;           // main copy in the delivery batch
-    std::vector<std::size_t> extra;                   // rewritten copies
-    std::optional<RelayQueue::Staged> queued;
-    bool published = false;
-    std::optional<RelayQueue::Staged> agent;          // the delivery agent's spool entry
-    bool agent_published = false;
     std::optional<StagedMessage> plain;               // the message without final headers
+    bool plain_linked = false;                        // an entry links (and syncs) it
     std::string head;                                  // headers, for a success notice
     std::vector<fs::path> agent_dirs;                  // account folders the agent took
     std::vector<DsnRecipient> refused;                 // 5xx by a delivery callback, others delivered
@@ -238,10 +234,24 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
     Status error;                                      // ok unless staging failed
   };
   std::vector<Work> work(jobs.size());
-  DeliveryBatch delivery(mode_);
-  if (journal_) delivery.set_journal(journal_.get());
-  delivery.defer_tidy();  // after the replies (below)
-  BatchSyncer qsync(mode_);
+  // The delivery targets, in publish order: the local copies first (a
+  // failed copy keeps the message out of the others), then the agent's
+  // spool (a failure there keeps it out of the relay queue).
+  const std::size_t n = jobs.size();
+  MaildirTarget maildir(mode_, journal_.get(), n);
+  std::optional<QueueTarget> spool;
+  if (agent_) spool.emplace("agent spool", agent_->spool(), n);
+  QueueTarget relay("queue", queue_, n);
+  std::vector<DeliveryTarget*> targets{&maildir};
+  if (spool) targets.push_back(&*spool);
+  targets.push_back(&relay);
+  // The message as received, for a queue or spool entry to link: synced by
+  // the first entry that links it.
+  auto link_plain = [&](Work& w) {
+    const bool first = !w.plain_linked;
+    w.plain_linked = true;
+    return first;
+  };
 
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     auto& job = jobs[i];
@@ -258,7 +268,6 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
                                               job.final_headers_len);
           if (!c) return unexpected(c.error());
           w.plain.emplace(std::move(*c));
-          qsync.add_file(w.plain->fd(), w.plain->tmp_path());
         }
         return &*w.plain;
       };
@@ -269,13 +278,10 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
           w.error = unexpected(p.error());
           continue;
         }
-        auto st = queue_.stage(job.remote, (*p)->tmp_path(), (*p)->size());
-        if (!st) {
-          w.error = unexpected(st.error());
+        if (auto st = relay.stage(i, job.remote, **p, link_plain(w)); !st) {
+          w.error = st;
           continue;
         }
-        w.queued = std::move(*st);
-        for (int fd : w.queued->files_to_sync()) qsync.add_file(fd);
       }
       // The local copies: which account folder gets a copy, delivered to
       // which address (its Delivered-To).
@@ -422,13 +428,10 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
             w.error = unexpected(p.error());
             continue;
           }
-          auto st = agent_->spool().stage(aenv, (*p)->tmp_path(), (*p)->size());
-          if (!st) {
-            w.error = unexpected(st.error());
+          if (auto st = spool->stage(i, aenv, **p, link_plain(w)); !st) {
+            w.error = st;
             continue;
           }
-          w.agent = std::move(*st);
-          for (int fd : w.agent->files_to_sync()) qsync.add_file(fd);
         }
       }
       // One copy per account folder (two addresses of one account are one
@@ -453,131 +456,34 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
         copies.emplace_back(std::move(*c), t.dir);
       }
       if (!w.error) continue;
-      // A queue or spool entry links the message file as received: its data
-      // is synced here (a copy without final headers was added above).
-      if ((w.queued || w.agent) && !prefixed) qsync.add_file(job.message.fd(), job.message.tmp_path());
-      for (auto& [m, dir] : rewrites) w.extra.push_back(delivery.add(std::move(m), {dir}));
-      for (auto& [m, dir] : copies) w.extra.push_back(delivery.add(std::move(m), {dir}));
-      if (main_dir) w.batch_index = delivery.add(std::move(job.message), {*main_dir});
+      for (auto& [m, dir] : rewrites) maildir.stage(i, std::move(m), dir, false);
+      for (auto& [m, dir] : copies) maildir.stage(i, std::move(m), dir, false);
+      if (main_dir) maildir.stage(i, std::move(job.message), *main_dir, true);
     } catch (...) {
       w.error = fail(Errc::internal, "commit failed: " + what_of(std::current_exception()));
     }
   }
 
-  Status qfiles = qsync.sync_files();
-  Status dst = delivery.size() ? delivery.commit() : Status{};
-  auto copies_ok = [&](const Work& w) {
-    auto all_ok = [&](std::size_t idx) {
-      for (const auto& r : delivery.results(idx))
-        if (!r) return false;
-      return true;
-    };
-    if (w.batch_index && !all_ok(*w.batch_index)) return false;
-    for (auto idx : w.extra)
-      if (!all_ok(idx)) return false;
-    return true;
-  };
-  // A spool or queue entry is published only once its data is durable and
-  // every local copy of its message succeeded (else the result check below
-  // reports the failed copy).
-  auto may_publish = [&](Work& w) {
-    if (!qfiles) {
-      w.error = qfiles;
-      return false;
-    }
-    if ((w.batch_index || !w.extra.empty()) && !dst) {
-      w.error = dst;
-      return false;
-    }
-    return copies_ok(w);
-  };
-  // Take back a published entry whose client gets 4xx and retries, or its
-  // hooks, list distribution or relaying would run twice.
-  auto withdraw_agent = [&](Work& w) {
-    if (!w.agent_published) return;
-    if (auto rm = agent_->spool().remove(w.agent->id()); !rm)
-      log_.server("cannot withdraw agent spool entry " + w.agent->id() + ": " + rm.error().message);
-    w.agent_published = false;
-  };
-  auto withdraw_queued = [&](Work& w) {
-    if (!w.published) return;
-    if (auto rm = queue_.remove(w.queued->id()); !rm)
-      log_.server("cannot withdraw queue entry " + w.queued->id() + ": " + rm.error().message);
-    w.published = false;
-  };
-  // The agent's spool entries first: a failure here then keeps the message
-  // out of the relay queue too.
-  for (auto& w : work) {
-    if (!w.agent || !w.error || !may_publish(w)) continue;
-    if (auto st = w.agent->publish(); !st) {
-      w.error = st;
-      continue;
-    }
-    w.agent_published = true;
-    for (auto& d : w.agent->dirs_to_sync()) qsync.add_dir(d);
-  }
-  // Queue entries become visible only after their data is durable, and only
-  // for a message whose local copies all succeeded: a client told 4xx
-  // retries, and a published entry would be relayed twice.
-  for (auto& w : work) {
-    if (!w.queued || !w.error || !may_publish(w)) continue;
-    if (auto st = w.queued->publish(); !st) {
-      w.error = st;
-      withdraw_agent(w);  // the client gets 4xx
-      continue;
-    }
-    w.published = true;
-    for (auto& d : w.queued->dirs_to_sync()) qsync.add_dir(d);
-  }
-  Status qdirs = qsync.dir_count() ? qsync.sync_dirs() : Status{};
-  if (!qdirs) {
-    // The entries' names may not be durable and the clients get 4xx: take
-    // them back so a retry does not relay the message twice.
-    for (auto& w : work) {
-      withdraw_queued(w);
-      withdraw_agent(w);
-    }
+  // Every phase over every target: one round of file syncs, the names,
+  // one round of folder syncs, then the refused messages withdrawn (so no
+  // copy of a message told 4xx stays in new/ or comes back from the
+  // journal, nor is it relayed or handed to hooks twice) — all before any
+  // reply of the batch leaves.
+  std::vector<Status> results(n);
+  for (std::size_t i = 0; i < n; ++i) results[i] = work[i].error;
+  {
+    BatchSyncer sync(mode_);
+    for (const auto& e : commit_targets(targets, sync, results)) log_.server(e.message);
   }
   stats_.batches.fetch_add(1, std::memory_order_relaxed);
-
-  std::vector<Status> results(jobs.size());
-  std::vector<std::size_t> refused;  // delivery entries of messages answered 4xx
-  std::vector<std::string> own_names(jobs.size());
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
-    auto& w = work[i];
-    auto& job = jobs[i];
-    Status result = w.error;
-    // A staged file no copy took (every local copy written anew, or
-    // discarded) is dropped before the client hears back: the queue and the
-    // spool entries have their own links by now.
-    own_names[i] = job.message.new_name();
-    job.message.discard();
-    w.plain.reset();
-    if (result && (w.queued || w.agent) && !qdirs) result = qdirs;
-    if (result && w.agent && !w.agent_published)
-      result = fail(Errc::internal, "agent spool entry " + w.agent->id() + " not published");
-    auto check = [&](std::size_t idx) {
-      for (const auto& r : delivery.results(idx))
-        if (!r && result) result = unexpected(r.error());
-    };
-    if (result && w.batch_index) check(*w.batch_index);
-    for (auto idx : w.extra)
-      if (result) check(idx);
-    if (result && w.queued && !w.published)
-      result = fail(Errc::internal, "queue entry " + w.queued->id() + " not published");
-    if (!result) {
-      if (w.batch_index) refused.push_back(*w.batch_index);
-      refused.insert(refused.end(), w.extra.begin(), w.extra.end());
-    }
-    results[i] = std::move(result);
-  }
-  // A refused message stays refused: the client retries it, so no copy of
-  // it may stay in new/ or come back from the journal after a crash. Done
-  // (durably) before any reply of the batch leaves.
-  if (!refused.empty()) {
-    if (auto st = delivery.withdraw(refused); !st)
-      log_.server("cannot take back every copy of a refused message (a retry may duplicate it): " +
-                  st.error().message);
+  // A staged file no copy took (every local copy written anew, or
+  // discarded) is dropped before the client hears back: the queue and the
+  // spool entries have their own links by now.
+  std::vector<std::string> own_names(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    own_names[i] = jobs[i].message.new_name();
+    jobs[i].message.discard();
+    work[i].plain.reset();
   }
 
   for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -585,21 +491,17 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
     auto& job = jobs[i];
     Status& result = results[i];
     if (result) {
-      std::uint64_t copies = 0;
-      if (w.batch_index) copies += delivery.results(*w.batch_index).size();
-      copies += w.extra.size();
-      stats_.delivered.fetch_add(copies, std::memory_order_relaxed);
-      if (w.queued) stats_.relayed.fetch_add(1, std::memory_order_relaxed);
-      if (w.queued && relay_notify_) relay_notify_();
+      stats_.delivered.fetch_add(maildir.copies(i), std::memory_order_relaxed);
+      const bool queued = relay.published(i);
+      if (queued) stats_.relayed.fetch_add(1, std::memory_order_relaxed);
+      if (queued && relay_notify_) relay_notify_();
       // The first local copy's name, else the queue id, else the message's own name.
       std::string id;
-      if (w.batch_index && !delivery.results(*w.batch_index).empty()) {
+      if (auto first = maildir.first_copy(i)) {
         // new_name() of a moved-from message is not available: use the batch's path.
-        id = delivery.results(*w.batch_index).front()->filename().string();
-      } else if (!w.extra.empty() && !delivery.results(w.extra.front()).empty()) {
-        id = delivery.results(w.extra.front()).front()->filename().string();
-      } else if (w.queued) {
-        id = w.queued->id();
+        id = first->filename().string();
+      } else if (queued) {
+        id = relay.id(i);
       } else {
         id = own_names[i];
       }
@@ -647,12 +549,8 @@ void CommitPipeline::commit_batch(std::vector<CommitJob>& jobs) {
       complete(job, unexpected(result.error()));
     }
   }
-  for (const auto& w : work)
-    if (w.agent_published) {
-      agent_->notify();
-      break;
-    }
-  delivery.tidy();
+  if (spool && spool->any_published()) agent_->notify();
+  maildir.tidy();
 }
 
 }  // namespace wizmail::server

@@ -3,7 +3,9 @@
 // ready at that moment and makes the whole batch durable with one round of
 // syncs — files, links into new/, folders, queue entries — then completes
 // each message. No reply leaves before its batch is durable, and no fsync
-// ever runs on an I/O thread.
+// ever runs on an I/O thread. The destinations — Maildir, relay queue,
+// delivery agent spool — are delivery targets (server/delivery_target.hpp)
+// run phase by phase over the whole batch.
 #pragma once
 
 #include <atomic>

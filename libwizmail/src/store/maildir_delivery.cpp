@@ -326,21 +326,50 @@ std::span<const Result<fs::path>> DeliveryBatch::results(std::size_t index) cons
   return entries_[index].results;
 }
 
-Status DeliveryBatch::commit() {
-  if (committed_) return fail(Errc::internal, "a delivery batch was committed twice");
-  committed_ = true;
+DeliveryBatch::~DeliveryBatch() { close_ticket(); }
+
+void DeliveryBatch::close_ticket() noexcept {
+  if (!ticket_open_) return;
+  ticket_open_ = false;
+  journal_->applied(DeliveryJournal::Ticket{journal_first_, journal_last_});
+}
+
+void DeliveryBatch::fail_classic(const Error& err) {
   // A failure of the classic flushes fails the classic entries only: the
   // journaled ones are durable already.
-  auto fail_all = [&](const Error& err) {
-    for (auto& e : entries_) {
-      if (e.journaled) continue;
-      e.results.assign(e.maildirs.size(), unexpected(err));
-      e.msg.discard();
-    }
-  };
+  for (auto& e : entries_) {
+    if (e.journaled) continue;
+    e.results.assign(e.maildirs.size(), unexpected(err));
+    e.msg.discard();
+  }
+}
 
+Status DeliveryBatch::commit() {
+  BatchSyncer syncer(mode_);
+  syncer.set_observer(observer_);
+  if (auto st = files_to_sync(syncer); !st) return st;
+  Status data_st = syncer.sync_files();
+  if (!data_st && !has_journaled()) {
+    fail_classic(data_st.error());
+    close_ticket();
+    return data_st;
+  }
+  publish(data_st);  // with a failed data sync, the journaled ones still get their names
+  dirs_to_sync(syncer);
+  if (auto st = dirs_synced(syncer.sync_dirs()); !st) return st;
+  // Statistics and the tmp/ names (tidy()), unless the caller does it.
+  if (!defer_tidy_) tidy();
+  return data_st;
+}
+
+bool DeliveryBatch::has_journaled() const noexcept {
+  return std::any_of(entries_.begin(), entries_.end(), [](const Entry& e) { return e.journaled; });
+}
+
+Status DeliveryBatch::files_to_sync(BatchSyncer& syncer) {
+  if (committed_) return fail(Errc::internal, "a delivery batch was committed twice");
+  committed_ = true;
   // 0. The journal takes what fits, with one flush (see set_journal()).
-  std::optional<DeliveryJournal::Ticket> ticket;
   if (journal_) {
     std::vector<std::string> names;
     std::vector<DeliveryJournal::Message> logged;
@@ -357,23 +386,14 @@ Status DeliveryBatch::commit() {
     if (!logged.empty()) {
       // Busy (no room) or a broken journal: everything goes the classic way.
       if (auto t = journal_->append(logged)) {
-        ticket = *t;
+        ticket_open_ = true;
+        journal_first_ = t->first;
         journal_last_ = t->last;
         for (auto* e : which) e->journaled = true;
       }
     }
   }
-  struct Applied {
-    DeliveryJournal* journal;
-    std::optional<DeliveryJournal::Ticket>& ticket;
-    ~Applied() {
-      if (ticket) journal->applied(*ticket);
-    }
-  } applied_guard{journal_, ticket};
-
-  // 1. One flush of every other message's data.
-  BatchSyncer syncer(mode_);
-  syncer.set_observer(observer_);
+  // 1. Every other message's data, for the caller's one flush.
   for (auto& e : entries_) {
     if (e.journaled) continue;
     if (e.msg.finished()) {
@@ -384,12 +404,11 @@ Status DeliveryBatch::commit() {
       e.msg.discard();
     }
   }
-  Status data_st = syncer.sync_files();
-  if (!data_st) {
-    fail_all(data_st.error());
-    if (!ticket) return data_st;  // else the journaled ones still get their names
-  }
+  return {};
+}
 
+void DeliveryBatch::publish(const Status& data) {
+  if (!data) fail_classic(data.error());
   // 2. Make each message visible in every recipient's new/.
   for (auto& e : entries_) {
     if (!e.results.empty()) continue;  // failed above
@@ -410,31 +429,37 @@ Status DeliveryBatch::commit() {
         if (auto st = observer_(ev); !st) r = unexpected(st.error());
       }
       if (r) r = e.msg.publish(e.maildirs[i]);
-      if (r && !e.journaled) syncer.add_dir(e.maildirs[i] / "new");
       e.results.push_back(std::move(r));
     }
   }
+  // The journaled names are in new/: a checkpoint may cover them now.
+  close_ticket();
+}
 
-  // 3. One sync of each touched new/ folder. If that fails, nothing of the
-  //    batch is known to be durable: take the names back, report failure
-  //    (the client retries; a duplicate is better than a loss).
-  if (auto st = syncer.sync_dirs(); !st) {
-    for (auto& e : entries_) {
-      if (e.journaled) continue;
-      for (auto& r : e.results) {
-        if (r) {
-          ::unlink(r->c_str());
-          r = unexpected(st.error());
-        }
-      }
-      e.msg.discard();
-    }
-    return st;
+void DeliveryBatch::dirs_to_sync(BatchSyncer& syncer) const {
+  for (const auto& e : entries_) {
+    if (e.journaled) continue;
+    for (std::size_t i = 0; i < e.results.size() && i < e.maildirs.size(); ++i)
+      if (e.results[i]) syncer.add_dir(e.maildirs[i] / "new");
   }
+}
 
-  // 4. Statistics and the tmp/ names (tidy()), unless the caller does it.
-  if (!defer_tidy_) tidy();
-  return data_st;
+Status DeliveryBatch::dirs_synced(const Status& st) {
+  // 3. If the sync of the new/ folders failed, nothing classic of the batch
+  //    is known to be durable: take the names back, report failure (the
+  //    client retries; a duplicate is better than a loss).
+  if (st) return st;
+  for (auto& e : entries_) {
+    if (e.journaled) continue;
+    for (auto& r : e.results) {
+      if (r) {
+        ::unlink(r->c_str());
+        r = unexpected(st.error());
+      }
+    }
+    e.msg.discard();
+  }
+  return st;
 }
 
 Status DeliveryBatch::withdraw(std::span<const std::size_t> indexes) {
