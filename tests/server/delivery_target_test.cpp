@@ -39,7 +39,7 @@ class FakeTarget final : public DeliveryTarget {
         published_(messages, false) {
     fs::create_directories(dir_);
     for (std::size_t m = 0; m < messages; ++m) {
-      auto p = dir_ / ("m" + std::to_string(m));
+      auto p = dir_ / std::string("m").append(std::to_string(m));
       int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
       REQUIRE(fd >= 0);
       REQUIRE(::write(fd, "x", 1) == 1);
@@ -83,7 +83,7 @@ class FakeTarget final : public DeliveryTarget {
   Status withdraw(std::span<const std::size_t> messages) override {
     std::string line = name_ + ":withdraw";
     for (auto m : messages) {
-      line += " " + std::to_string(m);
+      line.append(" ").append(std::to_string(m));
       if (m < published_.size()) published_[m] = false;
     }
     log_.push_back(line);
