@@ -5,6 +5,7 @@
 #include <openssl/hmac.h>
 
 #include <algorithm>
+#include <array>
 #include <ctime>
 
 #include "mime/date.hpp"
@@ -70,12 +71,19 @@ std::string hex(const unsigned char* p, std::size_t n) {
 // SASL exchange, per-transaction caches.
 struct Session::Impl {
   using Handler = void (Impl::*)(std::string_view args, Output& out);
+  // The reply to a command sent in a state where it is not allowed: the
+  // first entry whose StateBit mask holds the session's state; without
+  // one, "send HELO/EHLO first" before the greeting, else "bad sequence".
+  struct WrongState {
+    unsigned states = 0;
+    std::string_view reply;
+  };
   struct Command {
     std::string_view verb;
     unsigned states;        // StateBit mask where the command is allowed
     bool pre_tls;           // allowed before TLS when the policy wants TLS
     Handler handler;
-    std::string_view wrong_state;  // reply when not allowed in this state
+    std::array<WrongState, 2> wrong_state{};  // replies when not allowed
     bool junk = false;  // counts towards junk_command_limit (NOOP, RSET, ...)
   };
 
@@ -219,24 +227,26 @@ struct Session::Impl {
   void add_recipient(Recipient r);
 };
 
-// The command table (STYLE.md point 3): verb, states, pre-TLS, handler.
+// The command table (STYLE.md point 3): verb, states, pre-TLS, handler,
+// and what a command sent in the wrong state is told.
 
 const Session::Impl::Command Session::Impl::kCommands[] = {
-    {"EHLO", kAny, true, &Session::Impl::cmd_ehlo, "", true},
-    {"HELO", kAny, true, &Session::Impl::cmd_helo, "", true},
-    {"MAIL", kReady, true, &Session::Impl::cmd_mail, ""},
-    {"RCPT", kMail | kRcpt, true, &Session::Impl::cmd_rcpt, "503 5.5.1 Error: need MAIL command"},
-    {"DATA", kRcpt, true, &Session::Impl::cmd_data, ""},
-    {"RSET", kAny, true, &Session::Impl::cmd_rset, "", true},
-    {"NOOP", kAny, true, &Session::Impl::cmd_noop, "", true},
-    {"QUIT", kAny, true, &Session::Impl::cmd_quit, ""},
-    {"VRFY", kAny, true, &Session::Impl::cmd_vrfy, "", true},
-    {"HELP", kAny, true, &Session::Impl::cmd_help, "", true},
+    {"EHLO", kAny, true, &Session::Impl::cmd_ehlo, {}, true},
+    {"HELO", kAny, true, &Session::Impl::cmd_helo, {}, true},
+    {"MAIL", kReady, true, &Session::Impl::cmd_mail, {{{kMail | kRcpt, "503 5.5.1 Error: nested MAIL command"}}}},
+    {"RCPT", kMail | kRcpt, true, &Session::Impl::cmd_rcpt, {{{kAny, "503 5.5.1 Error: need MAIL command"}}}},
+    {"DATA", kRcpt, true, &Session::Impl::cmd_data,
+     {{{kMail, "554 5.5.1 Error: no valid recipients"}, {kReady, "503 5.5.1 Error: need RCPT command"}}}},
+    {"RSET", kAny, true, &Session::Impl::cmd_rset, {}, true},
+    {"NOOP", kAny, true, &Session::Impl::cmd_noop, {}, true},
+    {"QUIT", kAny, true, &Session::Impl::cmd_quit, {}},
+    {"VRFY", kAny, true, &Session::Impl::cmd_vrfy, {}, true},
+    {"HELP", kAny, true, &Session::Impl::cmd_help, {}, true},
     {"STARTTLS", kInitial | kReady, true, &Session::Impl::cmd_starttls,
-     "503 5.5.1 Error: STARTTLS not allowed during a mail transaction"},
-    {"AUTH", kReady, false, &Session::Impl::cmd_auth, ""},
+     {{{kAny, "503 5.5.1 Error: STARTTLS not allowed during a mail transaction"}}}},
+    {"AUTH", kReady, false, &Session::Impl::cmd_auth, {{{kMail | kRcpt, "503 5.5.1 Error: MAIL transaction in progress"}}}},
     // RFC 3030 CHUNKING is not offered: a known command, not implemented.
-    {"BDAT", kAny, true, &Session::Impl::cmd_not_implemented, ""},
+    {"BDAT", kAny, true, &Session::Impl::cmd_not_implemented, {}},
 };
 
 const Session::Impl::Command* Session::Impl::find(std::string_view verb) noexcept {
@@ -346,20 +356,14 @@ void Session::Impl::handle_line(std::string_view line, Output& out) {
   }
   unsigned bit = 1u << static_cast<unsigned>(s.state_);
   if (!(c->states & bit)) {
-    if (!c->wrong_state.empty()) {
-      refuse(out, c->wrong_state);
-    } else if (s.state_ == State::initial) {
+    auto w = std::find_if(c->wrong_state.begin(), c->wrong_state.end(),
+                          [bit](const WrongState& e) { return (e.states & bit) != 0; });
+    if (w != c->wrong_state.end())
+      refuse(out, w->reply);
+    else if (s.state_ == State::initial)
       refuse(out, "503 5.5.1 Error: send HELO/EHLO first");
-    } else if (c->handler == &Impl::cmd_mail) {
-      refuse(out, "503 5.5.1 Error: nested MAIL command");
-    } else if (c->handler == &Impl::cmd_data) {
-      refuse(out, s.state_ == State::mail ? "554 5.5.1 Error: no valid recipients"
-                                          : "503 5.5.1 Error: need RCPT command");
-    } else if (c->handler == &Impl::cmd_auth) {
-      refuse(out, "503 5.5.1 Error: MAIL transaction in progress");
-    } else {
+    else
       refuse(out, "503 5.5.1 Error: bad sequence of commands");
-    }
     check_error_limit(out);
     return;
   }
