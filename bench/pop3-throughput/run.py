@@ -250,6 +250,8 @@ def main():
         LOAD = os.path.join(a.build, "bench", "pop3-throughput", "pop3-load")
         if not os.path.exists(LOAD):
             raise SystemExit(f"{LOAD} missing: build the tree first (ninja -C {a.build})")
+    if not a.skip_dovecot and shutil.which("dovecot") is None:
+        raise SystemExit("dovecot is not installed: apt-get install dovecot-pop3d (or --skip-dovecot)")
     root = tempfile.mkdtemp(prefix="wizmail-pop3-bench-")
     os.chmod(root, 0o755)  # Dovecot's auth process runs as user dovecot
     wiz = dov = base = None
