@@ -11,7 +11,7 @@
 #include "commands.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/json.hpp"
-#include "wizmail/outbound.hpp"
+#include "wizmail/relay.hpp"
 
 namespace wizmail::cli {
 

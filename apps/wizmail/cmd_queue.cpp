@@ -17,8 +17,8 @@
 #include "commands.hpp"
 #include "wizmail/control.hpp"
 #include "wizmail/json.hpp"
-#include "wizmail/outbound.hpp"
 #include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 namespace wizmail::cli {
 

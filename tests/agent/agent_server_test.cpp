@@ -22,7 +22,7 @@
 #include "wait_until.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/header_codec.hpp"
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 namespace fs = std::filesystem;
 using namespace wizmail;

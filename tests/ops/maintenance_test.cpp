@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "helpers.hpp"
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 using namespace wizmail;
 using wizmail::test::TempHome;

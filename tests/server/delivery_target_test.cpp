@@ -15,7 +15,7 @@
 
 #include "temp_dir.hpp"
 #include "wizmail/maildir_delivery.hpp"
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 using namespace wizmail;
 using server::commit_targets;

@@ -16,7 +16,7 @@
 #include "temp_dir.hpp"
 #include "util/fs.hpp"
 #include "wizmail/account_store.hpp"
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 #include "wizmail/submit.hpp"
 
 namespace fs = std::filesystem;

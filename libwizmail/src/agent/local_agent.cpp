@@ -18,7 +18,7 @@
 #include "wizmail/mailing_list.hpp"
 #include "wizmail/maildir_delivery.hpp"
 #include "wizmail/mailbox.hpp"
-#include "wizmail/outbound.hpp"
+#include "wizmail/relay.hpp"
 #include "outbound/notice.hpp"
 
 namespace wizmail::agent {

@@ -13,7 +13,7 @@
 
 #include "util/fd.hpp"
 #include "util/strings.hpp"
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 namespace wizmail {
 

@@ -8,7 +8,7 @@
 #include "wizmail/account_store.hpp"
 #include "wizmail/json.hpp"
 #include "wizmail/mailbox.hpp"
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 namespace wizmail {
 

@@ -24,8 +24,8 @@
 #include "wizmail/account_store.hpp"
 #include "wizmail/delivery_journal.hpp"
 #include "wizmail/maildir_delivery.hpp"
-#include "wizmail/outbound.hpp"
 #include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 #include "wizmail/server.hpp"
 
 namespace wizmail::agent {

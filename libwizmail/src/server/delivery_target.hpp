@@ -30,7 +30,7 @@
 
 #include "wizmail/error.hpp"
 #include "wizmail/maildir_delivery.hpp"
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 namespace wizmail::server {
 
