@@ -10,7 +10,7 @@
 
 #include "commands.hpp"
 #include "wizmail/config.hpp"
-#include "wizmail/json.hpp"
+#include "wizmail/admin/json.hpp"
 #include "wizmail/relay.hpp"
 
 namespace wizmail::cli {

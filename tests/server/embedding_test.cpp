@@ -17,7 +17,7 @@
 #include "util/fs.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/queue.hpp"
-#include "wizmail/submit.hpp"
+#include "wizmail/admin/submit.hpp"
 
 namespace fs = std::filesystem;
 using namespace wizmail;

@@ -1,5 +1,5 @@
-// Local submission helpers (wizmail/submit.hpp).
-#include "wizmail/submit.hpp"
+// Local submission helpers (wizmail/admin/submit.hpp).
+#include "wizmail/admin/submit.hpp"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "wizmail/maintenance.hpp"
+#include "wizmail/admin/maintenance.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>

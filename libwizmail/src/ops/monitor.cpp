@@ -1,4 +1,4 @@
-#include "wizmail/monitor.hpp"
+#include "wizmail/admin/monitor.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -6,7 +6,7 @@
 
 #include "util/strings.hpp"
 #include "wizmail/account_store.hpp"
-#include "wizmail/json.hpp"
+#include "wizmail/admin/json.hpp"
 #include "wizmail/mailbox.hpp"
 #include "wizmail/queue.hpp"
 
