@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "temp_dir.hpp"
-#include "wizmail/maildir_delivery.hpp"
+#include "store/maildir_delivery.hpp"
 #include "wizmail/queue.hpp"
 
 using namespace wizmail;

@@ -135,7 +135,7 @@ struct ServerOptions {
   // Commit pipeline: fsync each file and folder, or one syncfs() per phase.
   bool use_syncfs = false;
   // Commit small local-only messages through the delivery journal
-  // var/journal/delivery (one flush per batch, wizmail/delivery_journal.hpp);
+  // var/journal/delivery (one flush per batch, libwizmail/src/store/delivery_journal.hpp);
   // false: always sync each file and its new/ folder before the reply.
   bool commit_journal = true;
   // Host name in the banner, EHLO and Received:; empty = `domain`.

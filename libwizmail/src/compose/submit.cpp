@@ -23,7 +23,7 @@
 #include "smtp/parser.hpp"
 #include "util/strings.hpp"
 #include "util/utf8.hpp"
-#include "wizmail/header_codec.hpp"
+#include "mime/header_codec.hpp"
 
 namespace wizmail::submit {
 

@@ -10,7 +10,7 @@
 #include "util/strings.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/admin/daemon.hpp"
-#include "wizmail/maildir_delivery.hpp"
+#include "store/maildir_delivery.hpp"
 #include "wizmail/admin/submit.hpp"
 
 extern char** environ;

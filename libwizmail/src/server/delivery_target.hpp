@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "wizmail/error.hpp"
-#include "wizmail/maildir_delivery.hpp"
+#include "store/maildir_delivery.hpp"
 #include "wizmail/queue.hpp"
 
 namespace wizmail::server {
