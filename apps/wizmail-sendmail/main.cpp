@@ -1,7 +1,7 @@
 // wizmail-sendmail: hand a message to the running server (SPEC §8, the
 // manual's メール送信ツール), over the trusted local socket var/run/submit.sock.
 // The command line rules and exit statuses are submit::parse_command_line()
-// and submit::exit_status() (wizmail/submit.hpp); the text below says them.
+// and submit::exit_status() (wizmail/admin/submit.hpp); the text below says them.
 #include <pwd.h>
 #include <unistd.h>
 
@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "wizmail/config.hpp"
-#include "wizmail/control.hpp"
-#include "wizmail/submit.hpp"
+#include "wizmail/admin/control.hpp"
+#include "wizmail/admin/submit.hpp"
 
 namespace {
 

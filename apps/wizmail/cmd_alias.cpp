@@ -8,8 +8,8 @@
 #include "commands.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/aliases.hpp"
-#include "wizmail/control.hpp"
-#include "wizmail/json.hpp"
+#include "wizmail/admin/control.hpp"
+#include "wizmail/admin/json.hpp"
 
 namespace wizmail::cli {
 

@@ -14,8 +14,8 @@
 
 #include "commands.hpp"
 #include "wizmail/config.hpp"
-#include "wizmail/control.hpp"
-#include "wizmail/daemon.hpp"
+#include "wizmail/admin/control.hpp"
+#include "wizmail/admin/daemon.hpp"
 
 namespace wizmail::cli {
 

@@ -14,10 +14,10 @@
 
 #include "commands.hpp"
 #include "wizmail/config.hpp"
-#include "wizmail/json.hpp"
-#include "wizmail/maintenance.hpp"
-#include "wizmail/mime.hpp"
-#include "wizmail/monitor.hpp"
+#include "wizmail/admin/json.hpp"
+#include "wizmail/admin/maintenance.hpp"
+#include "wizmail/admin/mime.hpp"
+#include "wizmail/admin/monitor.hpp"
 
 namespace wizmail::cli {
 

@@ -10,8 +10,8 @@
 
 #include "commands.hpp"
 #include "wizmail/config.hpp"
-#include "wizmail/json.hpp"
-#include "wizmail/outbound.hpp"
+#include "wizmail/admin/json.hpp"
+#include "wizmail/relay.hpp"
 
 namespace wizmail::cli {
 

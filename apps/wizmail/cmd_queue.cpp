@@ -15,10 +15,10 @@
 #include <iostream>
 
 #include "commands.hpp"
-#include "wizmail/control.hpp"
-#include "wizmail/json.hpp"
-#include "wizmail/outbound.hpp"
+#include "wizmail/admin/control.hpp"
+#include "wizmail/admin/json.hpp"
 #include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 namespace wizmail::cli {
 

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "wizmail/json.hpp"
+#include "wizmail/admin/json.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/home.hpp"

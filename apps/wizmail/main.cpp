@@ -10,7 +10,7 @@
 
 #include "commands.hpp"
 #include "wizmail/config.hpp"
-#include "wizmail/daemon.hpp"
+#include "wizmail/admin/daemon.hpp"
 
 namespace wizmail::cli {
 

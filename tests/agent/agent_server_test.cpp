@@ -21,8 +21,8 @@
 #include "util/fs.hpp"
 #include "wait_until.hpp"
 #include "wizmail/account_store.hpp"
-#include "wizmail/header_codec.hpp"
-#include "wizmail/relay.hpp"
+#include "mime/header_codec.hpp"
+#include "wizmail/queue.hpp"
 
 namespace fs = std::filesystem;
 using namespace wizmail;

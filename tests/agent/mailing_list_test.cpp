@@ -5,7 +5,7 @@
 #include <string>
 
 #include "mime/message_head.hpp"
-#include "wizmail/header_codec.hpp"
+#include "mime/header_codec.hpp"
 
 using namespace wizmail;
 

@@ -1,6 +1,6 @@
 // The control protocol's pure parts: the JSON reader, requests, replies and
-// the sessions table (wizmail/control.hpp).
-#include "wizmail/control.hpp"
+// the sessions table (wizmail/admin/control.hpp).
+#include "wizmail/admin/control.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
-// Local submission helpers (wizmail/submit.hpp) and the systemd unit text
-// (wizmail/daemon.hpp).
-#include "wizmail/submit.hpp"
+// Local submission helpers (wizmail/admin/submit.hpp) and the systemd unit text
+// (wizmail/admin/daemon.hpp).
+#include "wizmail/admin/submit.hpp"
 
 #include <doctest/doctest.h>
 
@@ -11,7 +11,7 @@
 
 #include "smtp/parser.hpp"
 #include "temp_dir.hpp"
-#include "wizmail/daemon.hpp"
+#include "wizmail/admin/daemon.hpp"
 
 using namespace wizmail;
 using namespace wizmail::submit;

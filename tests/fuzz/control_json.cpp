@@ -8,8 +8,8 @@
 #include <cstdio>
 
 #include "fuzz.hpp"
-#include "wizmail/control.hpp"
-#include "wizmail/json.hpp"
+#include "wizmail/admin/control.hpp"
+#include "wizmail/admin/json.hpp"
 
 using wizmail::control::Json;
 

@@ -21,7 +21,7 @@
 #include "fuzz.hpp"
 #include "util/strings.hpp"
 #include "wizmail/config.hpp"
-#include "wizmail/control.hpp"
+#include "wizmail/admin/control.hpp"
 
 using namespace wizmail;
 using wizmail::fuzz::show;

@@ -1,4 +1,4 @@
-// Fuzz target: the RFC 2047 header codec (wizmail/header_codec.hpp):
+// Fuzz target: the RFC 2047 header codec (mime/header_codec.hpp):
 // decode_header on any header value, encode_header on any text, the
 // charset conversion.
 //
@@ -13,7 +13,7 @@
 #include <string>
 
 #include "fuzz.hpp"
-#include "wizmail/header_codec.hpp"
+#include "mime/header_codec.hpp"
 
 using namespace wizmail;
 using wizmail::fuzz::show;

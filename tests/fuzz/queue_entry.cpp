@@ -1,4 +1,4 @@
-// Fuzz target: the retry queue's envelope parser (wizmail/relay.hpp
+// Fuzz target: the retry queue's envelope parser (wizmail/queue.hpp
 // parse_queue_entry), which reads every file in resendmail/ at start and
 // at each run.
 // Properties: an envelope that parses has a valid id, a size and at least
@@ -6,7 +6,7 @@
 // writes) it parses to the same entry and writes the same text again — an
 // entry the queue rewrote never turns into a corrupt one.
 #include "fuzz.hpp"
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 using namespace wizmail;
 using wizmail::fuzz::show;

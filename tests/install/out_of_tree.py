@@ -74,9 +74,11 @@ def main():
         check(links == manual_names, f"the {len(manual_names)} manual names are links to wizmail in bindir")
 
         # Headers: the installed set is the source tree's, each compiles alone.
-        src_headers = sorted(os.path.basename(h) for h in glob.glob(
-            os.path.join(source, "libwizmail", "include", "wizmail", "*.hpp")))
-        inst_headers = sorted(os.path.basename(h) for h in glob.glob(os.path.join(incdir, "wizmail", "*.hpp")))
+        # (paths below wizmail/, so the admin/ headers count too)
+        def header_set(top):
+            return sorted(os.path.relpath(h, top) for h in glob.glob(os.path.join(top, "**", "*.hpp"), recursive=True))
+        src_headers = header_set(os.path.join(source, "libwizmail", "include", "wizmail"))
+        inst_headers = header_set(os.path.join(incdir, "wizmail"))
         check(inst_headers == src_headers and src_headers, "every public header is installed")
 
         # pkg-config from the DESTDIR: PKG_CONFIG_PATH finds wizmail.pc and
@@ -100,7 +102,7 @@ def main():
         os.makedirs(work)
 
         def compile_header(name):
-            tu = os.path.join(work, name + ".cpp")
+            tu = os.path.join(work, name.replace("/", "_") + ".cpp")
             with open(tu, "w") as f:
                 f.write(f"#include <wizmail/{name}>\n")
             p = subprocess.run([CXX, "-std=c++23", *WARN, *cflags, "-fsyntax-only", tu], cwd=work,

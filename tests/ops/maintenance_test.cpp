@@ -1,11 +1,11 @@
-#include "wizmail/maintenance.hpp"
+#include "wizmail/admin/maintenance.hpp"
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
 
 #include "helpers.hpp"
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 using namespace wizmail;
 using wizmail::test::TempHome;

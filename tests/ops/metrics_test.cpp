@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "helpers.hpp"
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 using namespace wizmail;
 using namespace wizmail::ops;

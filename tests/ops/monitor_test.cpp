@@ -1,4 +1,4 @@
-#include "wizmail/monitor.hpp"
+#include "wizmail/admin/monitor.hpp"
 
 #include <doctest/doctest.h>
 

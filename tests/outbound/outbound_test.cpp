@@ -1,7 +1,7 @@
-// Pure parts of wizmail/outbound.hpp: the SMTP reply parser (fed at chunk
+// Pure parts of wizmail/relay.hpp: the SMTP reply parser (fed at chunk
 // sizes 1..512), host:port parsing, back-off, and the DSN builder (checked
 // structurally and by python3's email package).
-#include "wizmail/outbound.hpp"
+#include "wizmail/relay.hpp"
 
 #include <doctest/doctest.h>
 #include <spawn.h>

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "temp_dir.hpp"
-#include "wizmail/maildir_delivery.hpp"
-#include "wizmail/relay.hpp"
+#include "store/maildir_delivery.hpp"
+#include "wizmail/queue.hpp"
 
 using namespace wizmail;
 using server::commit_targets;

@@ -16,8 +16,8 @@
 #include "temp_dir.hpp"
 #include "util/fs.hpp"
 #include "wizmail/account_store.hpp"
-#include "wizmail/relay.hpp"
-#include "wizmail/submit.hpp"
+#include "wizmail/queue.hpp"
+#include "wizmail/admin/submit.hpp"
 
 namespace fs = std::filesystem;
 using namespace wizmail;

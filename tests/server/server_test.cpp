@@ -23,7 +23,7 @@
 #include "util/strings.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/mailbox.hpp"
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 namespace fs = std::filesystem;
 using namespace wizmail;

@@ -1,4 +1,4 @@
-#include "wizmail/delivery_journal.hpp"
+#include "store/delivery_journal.hpp"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -17,7 +17,7 @@
 #include "temp_dir.hpp"
 #include "util/fs.hpp"
 #include "wizmail/mailbox.hpp"
-#include "wizmail/maildir_delivery.hpp"
+#include "store/maildir_delivery.hpp"
 
 using namespace wizmail;
 namespace fs = std::filesystem;

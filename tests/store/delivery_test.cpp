@@ -1,4 +1,4 @@
-#include "wizmail/maildir_delivery.hpp"
+#include "store/maildir_delivery.hpp"
 
 #include <sys/stat.h>
 #include <sys/wait.h>

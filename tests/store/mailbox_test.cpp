@@ -14,7 +14,7 @@
 #include "temp_dir.hpp"
 #include "util/fs.hpp"
 #include "wizmail/account_store.hpp"
-#include "wizmail/maildir_delivery.hpp"
+#include "store/maildir_delivery.hpp"
 
 using namespace wizmail;
 namespace fs = std::filesystem;

@@ -20,7 +20,7 @@
 #include "util/fs.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/mailbox.hpp"
-#include "wizmail/maildir_delivery.hpp"
+#include "store/maildir_delivery.hpp"
 
 using namespace wizmail;
 namespace fs = std::filesystem;

@@ -1,8 +1,8 @@
 // What a sender asked for with the SMTP DSN extension (RFC 3461): RET and
 // ENVID of a message, NOTIFY and ORCPT of each recipient. The SMTP session
-// parses them, the commit and the retry queue (wizmail/relay.hpp) carry
+// parses them, the commit and the retry queue (wizmail/queue.hpp) carry
 // them, the outbound client passes them on to a peer that offers DSN, and
-// every notice wizmail sends (wizmail/outbound.hpp, build_dsn) honours them:
+// every notice wizmail sends (wizmail/relay.hpp, build_dsn) honours them:
 //
 //   failure notice   unless NOTIFY was given without FAILURE (NEVER too)
 //   success notice   only with NOTIFY=SUCCESS: "delivered" (local delivery,

@@ -135,7 +135,7 @@ struct ServerOptions {
   // Commit pipeline: fsync each file and folder, or one syncfs() per phase.
   bool use_syncfs = false;
   // Commit small local-only messages through the delivery journal
-  // var/journal/delivery (one flush per batch, wizmail/delivery_journal.hpp);
+  // var/journal/delivery (one flush per batch, libwizmail/src/store/delivery_journal.hpp);
   // false: always sync each file and its new/ folder before the reply.
   bool commit_journal = true;
   // Host name in the banner, EHLO and Received:; empty = `domain`.
@@ -143,7 +143,7 @@ struct ServerOptions {
   // Open var/run/control.sock (admin commands, docs/control.md) and
   // var/run/submit.sock (wizmail-sendmail) in start(); the daemon does.
   bool local_sockets = false;
-  // Outbound queue runner (wizmail/outbound.hpp, docs/outbound.md): deliver
+  // Outbound queue runner (wizmail/relay.hpp, docs/outbound.md): deliver
   // resendmail/ to remote hosts. Off by default in-process (tests must not
   // reach DNS); run_server() and embedders that relay turn it on. The
   // durations override resend_scan_interval (scan and first retry) and

@@ -1,28 +1,22 @@
-// The umbrella header: the whole public API of libwizmail.
+// The embedding umbrella: the public API a program that runs or feeds a
+// wizmail server needs (Server and its callbacks, accounts, mailboxes, lists,
+// the retry queue, the relay, configuration, errors). The admin back end
+// (daemon, control socket, monitor, maintenance, local submission, the parse
+// tool) has its own umbrella, wizmail/admin.hpp.
 #pragma once
 
 #include "wizmail/account_store.hpp"
 #include "wizmail/aliases.hpp"
 #include "wizmail/autoreply.hpp"
 #include "wizmail/config.hpp"
-#include "wizmail/control.hpp"
-#include "wizmail/daemon.hpp"
-#include "wizmail/delivery_journal.hpp"
 #include "wizmail/dsn.hpp"
 #include "wizmail/error.hpp"
 #include "wizmail/expected.hpp"
-#include "wizmail/header_codec.hpp"
 #include "wizmail/home.hpp"
 #include "wizmail/hooks.hpp"
-#include "wizmail/json.hpp"
 #include "wizmail/mailbox.hpp"
-#include "wizmail/maildir_delivery.hpp"
 #include "wizmail/mailing_list.hpp"
-#include "wizmail/maintenance.hpp"
-#include "wizmail/mime.hpp"
-#include "wizmail/monitor.hpp"
-#include "wizmail/outbound.hpp"
 #include "wizmail/pop_before_smtp.hpp"
+#include "wizmail/queue.hpp"
 #include "wizmail/relay.hpp"
 #include "wizmail/server.hpp"
-#include "wizmail/submit.hpp"

@@ -13,12 +13,12 @@
 #include "util/strings.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/autoreply.hpp"
-#include "wizmail/header_codec.hpp"
+#include "mime/header_codec.hpp"
 #include "wizmail/hooks.hpp"
 #include "wizmail/mailing_list.hpp"
-#include "wizmail/maildir_delivery.hpp"
+#include "store/maildir_delivery.hpp"
 #include "wizmail/mailbox.hpp"
-#include "wizmail/outbound.hpp"
+#include "wizmail/relay.hpp"
 #include "outbound/notice.hpp"
 
 namespace wizmail::agent {
@@ -368,7 +368,7 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
   }
   mime::MessageHead head(*msg);
   const auto headers = head.unfolded();
-  // Final delivery (wizmail/maildir_delivery.hpp): the copy — and so the
+  // Final delivery (store/maildir_delivery.hpp): the copy — and so the
   // MAILFILE_PATH file the hooks see — starts with Return-Path and
   // Delivered-To; a list's post gets them per member when distributed.
   // Delivered-To is also Postfix's local(8) way to end forwarding loops: no

@@ -34,8 +34,8 @@
 #include "agent/child_runner.hpp"
 #include "store/local_target.hpp"
 #include "wizmail/config.hpp"
-#include "wizmail/outbound.hpp"
 #include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 namespace wizmail::agent {
 

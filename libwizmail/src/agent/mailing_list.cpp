@@ -6,7 +6,7 @@
 #include "util/strings.hpp"
 #include "util/utf8.hpp"
 #include "wizmail/account_store.hpp"
-#include "wizmail/header_codec.hpp"
+#include "mime/header_codec.hpp"
 
 namespace wizmail {
 

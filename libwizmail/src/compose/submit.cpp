@@ -1,5 +1,5 @@
-// Local submission helpers (wizmail/submit.hpp).
-#include "wizmail/submit.hpp"
+// Local submission helpers (wizmail/admin/submit.hpp).
+#include "wizmail/admin/submit.hpp"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +23,7 @@
 #include "smtp/parser.hpp"
 #include "util/strings.hpp"
 #include "util/utf8.hpp"
-#include "wizmail/header_codec.hpp"
+#include "mime/header_codec.hpp"
 
 namespace wizmail::submit {
 

@@ -1,4 +1,4 @@
-#include "wizmail/json.hpp"
+#include "wizmail/admin/json.hpp"
 
 #include "config/parser.hpp"
 

@@ -6,7 +6,7 @@
 #include "config/table.hpp"
 #include "util/strings.hpp"
 #include "wizmail/config.hpp"
-#include "wizmail/json.hpp"
+#include "wizmail/admin/json.hpp"
 
 namespace wizmail {
 

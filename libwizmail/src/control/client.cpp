@@ -11,7 +11,7 @@
 #include "control/unix_socket.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
-#include "wizmail/control.hpp"
+#include "wizmail/admin/control.hpp"
 
 namespace wizmail::control {
 

@@ -1,10 +1,10 @@
-// A strict JSON reader for the control protocol (wizmail/control.hpp).
+// A strict JSON reader for the control protocol (wizmail/admin/control.hpp).
 #include <cmath>
 #include <cstdlib>
 #include <string>
 
 #include "util/utf8.hpp"
-#include "wizmail/control.hpp"
+#include "wizmail/admin/control.hpp"
 
 namespace wizmail::control {
 

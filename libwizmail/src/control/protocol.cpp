@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <optional>
 
-#include "wizmail/control.hpp"
-#include "wizmail/json.hpp"
+#include "wizmail/admin/control.hpp"
+#include "wizmail/admin/json.hpp"
 
 namespace wizmail::control {
 

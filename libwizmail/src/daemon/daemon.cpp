@@ -1,5 +1,5 @@
-// start, stop, supervise (wizmail/daemon.hpp).
-#include "wizmail/daemon.hpp"
+// start, stop, supervise (wizmail/admin/daemon.hpp).
+#include "wizmail/admin/daemon.hpp"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +17,7 @@
 #include "daemon/daemon_support.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
-#include "wizmail/control.hpp"
+#include "wizmail/admin/control.hpp"
 
 namespace wizmail::daemon {
 

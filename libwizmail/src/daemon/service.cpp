@@ -1,4 +1,4 @@
-// systemd unit and notify (wizmail/daemon.hpp).
+// systemd unit and notify (wizmail/admin/daemon.hpp).
 #include <errno.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -9,9 +9,9 @@
 #include "util/fs.hpp"
 #include "util/strings.hpp"
 #include "wizmail/account_store.hpp"
-#include "wizmail/daemon.hpp"
-#include "wizmail/maildir_delivery.hpp"
-#include "wizmail/submit.hpp"
+#include "wizmail/admin/daemon.hpp"
+#include "store/maildir_delivery.hpp"
+#include "wizmail/admin/submit.hpp"
 
 extern char** environ;
 

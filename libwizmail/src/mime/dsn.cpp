@@ -8,7 +8,7 @@
 #include "mime/header_section.hpp"
 #include "util/strings.hpp"
 #include "util/utf8.hpp"
-#include "wizmail/outbound.hpp"
+#include "wizmail/relay.hpp"
 
 namespace wizmail {
 

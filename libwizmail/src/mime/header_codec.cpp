@@ -1,4 +1,4 @@
-#include "wizmail/header_codec.hpp"
+#include "mime/header_codec.hpp"
 
 #include <iconv.h>
 

@@ -1,4 +1,4 @@
-#include "wizmail/mime.hpp"
+#include "wizmail/admin/mime.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

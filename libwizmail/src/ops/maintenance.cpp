@@ -1,4 +1,4 @@
-#include "wizmail/maintenance.hpp"
+#include "wizmail/admin/maintenance.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 
 #include "util/fd.hpp"
 #include "util/strings.hpp"
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 namespace wizmail {
 

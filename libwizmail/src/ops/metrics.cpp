@@ -12,7 +12,7 @@
 #include <unordered_set>
 
 #include "util/strings.hpp"
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 namespace wizmail::ops {
 

@@ -1,4 +1,4 @@
-#include "wizmail/monitor.hpp"
+#include "wizmail/admin/monitor.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -6,9 +6,9 @@
 
 #include "util/strings.hpp"
 #include "wizmail/account_store.hpp"
-#include "wizmail/json.hpp"
+#include "wizmail/admin/json.hpp"
 #include "wizmail/mailbox.hpp"
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 namespace wizmail {
 

@@ -7,7 +7,7 @@
 #include "util/strings.hpp"
 #include "util/utf8.hpp"
 #include "wizmail/account_store.hpp"
-#include "wizmail/maildir_delivery.hpp"
+#include "store/maildir_delivery.hpp"
 
 namespace wizmail::outbound {
 

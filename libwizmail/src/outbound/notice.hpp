@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "wizmail/config.hpp"
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 namespace wizmail::outbound {
 

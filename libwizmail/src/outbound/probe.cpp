@@ -7,7 +7,7 @@
 #include "net/tls.hpp"
 #include "outbound/smtp_client.hpp"
 #include "util/strings.hpp"
-#include "wizmail/outbound.hpp"
+#include "wizmail/relay.hpp"
 
 // g++ 12 reports a false -Wmismatched-new-delete for some coroutine frames
 // (Asio's awaitable_frame_base defines both its operator new and delete,

@@ -3,7 +3,7 @@
 #include <unistd.h>
 
 #include "util/fs.hpp"
-#include "wizmail/outbound.hpp"
+#include "wizmail/relay.hpp"
 
 namespace wizmail {
 

@@ -41,8 +41,8 @@
 #include "util/strings.hpp"
 #include "util/utf8.hpp"
 #include "wizmail/account_store.hpp"
-#include "wizmail/maildir_delivery.hpp"
-#include "wizmail/outbound.hpp"
+#include "store/maildir_delivery.hpp"
+#include "wizmail/relay.hpp"
 
 // g++ 12 reports a false -Wmismatched-new-delete for some coroutine frames
 // (Asio's awaitable_frame_base defines both its operator new and delete,

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "wizmail/outbound.hpp"
+#include "wizmail/relay.hpp"
 
 namespace wizmail::outbound {
 

@@ -17,7 +17,7 @@
 #include <random>
 
 #include "util/strings.hpp"
-#include "wizmail/outbound.hpp"
+#include "wizmail/relay.hpp"
 
 namespace wizmail {
 

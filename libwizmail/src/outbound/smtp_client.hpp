@@ -24,7 +24,7 @@
 
 #include "net/tls.hpp"
 #include "outbound/reply_parser.hpp"
-#include "wizmail/outbound.hpp"
+#include "wizmail/relay.hpp"
 
 namespace wizmail::outbound {
 

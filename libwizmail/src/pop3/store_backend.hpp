@@ -17,7 +17,7 @@
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/pop_before_smtp.hpp"
-#include "wizmail/delivery_journal.hpp"
+#include "store/delivery_journal.hpp"
 
 namespace wizmail::pop3 {
 

@@ -12,7 +12,7 @@
 #include "util/fd.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 namespace wizmail {
 

@@ -22,10 +22,10 @@
 
 #include "store/local_target.hpp"
 #include "wizmail/account_store.hpp"
-#include "wizmail/delivery_journal.hpp"
-#include "wizmail/maildir_delivery.hpp"
-#include "wizmail/outbound.hpp"
+#include "store/delivery_journal.hpp"
+#include "store/maildir_delivery.hpp"
 #include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 #include "wizmail/server.hpp"
 
 namespace wizmail::agent {
@@ -131,7 +131,7 @@ class CommitPipeline {
   // headers; the callee adds who reports and routes it.
   void set_notices(std::function<void(DsnInput, bool smtputf8)> fn) { notices_ = std::move(fn); }
   // Before start(): commit small local-only messages through the delivery
-  // journal `file` (wizmail/delivery_journal.hpp), replaying it now.
+  // journal `file` (store/delivery_journal.hpp), replaying it now.
   Result<DeliveryJournal::RecoveryReport> use_journal(const std::filesystem::path& file);
   // The journal in use (null: none). POP3 settles it before removing mail.
   DeliveryJournal* journal() const noexcept { return journal_.get(); }

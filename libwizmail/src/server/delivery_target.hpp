@@ -29,8 +29,8 @@
 #include <vector>
 
 #include "wizmail/error.hpp"
-#include "wizmail/maildir_delivery.hpp"
-#include "wizmail/relay.hpp"
+#include "store/maildir_delivery.hpp"
+#include "wizmail/queue.hpp"
 
 namespace wizmail::server {
 

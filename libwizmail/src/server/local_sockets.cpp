@@ -21,8 +21,8 @@
 #include "control/unix_socket.hpp"
 #include "net/stream.hpp"
 #include "server/server_impl.hpp"
-#include "wizmail/control.hpp"
-#include "wizmail/json.hpp"
+#include "wizmail/admin/control.hpp"
+#include "wizmail/admin/json.hpp"
 
 namespace wizmail::server {
 

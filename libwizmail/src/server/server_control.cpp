@@ -4,7 +4,7 @@
 
 #include "agent/local_agent.hpp"
 #include "server/server_impl.hpp"
-#include "wizmail/outbound.hpp"
+#include "wizmail/relay.hpp"
 
 namespace wizmail {
 

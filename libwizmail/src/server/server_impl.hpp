@@ -35,9 +35,9 @@
 #include "server/live.hpp"
 #include "server/local_sockets.hpp"
 #include "wizmail/account_store.hpp"
-#include "wizmail/outbound.hpp"
-#include "wizmail/pop_before_smtp.hpp"
 #include "wizmail/relay.hpp"
+#include "wizmail/pop_before_smtp.hpp"
+#include "wizmail/queue.hpp"
 #include "wizmail/server.hpp"
 
 namespace wizmail::server {

@@ -3,7 +3,7 @@
 //
 // The file is staged in the first local recipient's tmp/ (else the queue's),
 // and every Return-Path field the message arrived with is dropped as it
-// streams: final delivery writes the only one (wizmail/maildir_delivery.hpp,
+// streams: final delivery writes the only one (store/maildir_delivery.hpp,
 // final_headers()). When the whole message goes to one mailbox on the plain
 // path of the commit pipeline — one local account, no remote recipient, no
 // hooks, lists or delivery callbacks — that copy's final headers are written
@@ -18,7 +18,7 @@
 
 #include "server/commit_pipeline.hpp"
 #include "smtp/session.hpp"
-#include "wizmail/maildir_delivery.hpp"
+#include "store/maildir_delivery.hpp"
 
 namespace wizmail::server {
 

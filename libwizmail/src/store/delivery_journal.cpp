@@ -1,4 +1,4 @@
-#include "wizmail/delivery_journal.hpp"
+#include "store/delivery_journal.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-// Private: one record of the delivery journal (wizmail/delivery_journal.hpp)
+// Private: one record of the delivery journal (store/delivery_journal.hpp)
 // as octets, without I/O, so that the writer, the recovery reader, the tests
 // and the fuzz target (tests/fuzz/journal_record.cpp) share one layout.
 //

@@ -1,4 +1,4 @@
-#include "wizmail/maildir_delivery.hpp"
+#include "store/maildir_delivery.hpp"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,7 +14,7 @@
 #include "util/fd.hpp"
 #include "store/store_util.hpp"
 #include "util/fs.hpp"
-#include "wizmail/delivery_journal.hpp"
+#include "store/delivery_journal.hpp"
 #include "wizmail/mailbox.hpp"
 
 namespace wizmail {

@@ -1,4 +1,4 @@
-#include "wizmail/relay.hpp"
+#include "wizmail/queue.hpp"
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>

@@ -168,7 +168,7 @@ class DeliveryBatch {
   // at most journal->max_message() octets) in it with one flush, instead of
   // syncing their files before and their new/ folders after the links;
   // the others, or all when the journal has no room, go the classic way.
-  // See wizmail/delivery_journal.hpp. The journal must outlive commit().
+  // See store/delivery_journal.hpp. The journal must outlive commit().
   void set_journal(DeliveryJournal* journal) noexcept { journal_ = journal; }
 
   // Sync, publish, sync folders, count. Afterwards each recipient's result is
