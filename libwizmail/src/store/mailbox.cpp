@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <memory>
@@ -488,7 +489,12 @@ Result<std::size_t> Mailbox::cleanup_tmp(std::chrono::seconds max_age, bool dead
   auto d = open_dir(td);
   if (!d) return unexpected(d.error());
   const int dfd = ::dirfd(d->get());
-  const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+  // The fine clock: time() can still show the previous second when a file
+  // written just now already has the next one (the kernel stamps files from
+  // its coarse clock), and a file would then look younger than it is.
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
   const pid_t self = ::getpid();
   std::size_t removed = 0;
   auto st = for_each_entry(d->get(), td, [&](std::string_view name) -> Status {
