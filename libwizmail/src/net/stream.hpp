@@ -5,35 +5,16 @@
 // generic stream socket, so the same code reads, writes, upgrades and
 // closes TCP and UNIX sockets alike (tests use a socketpair).
 //
-// How to write a protocol connection with this layer (SMTP's is
-// server/smtp_connection.cpp; POP3's follows the same shape):
-//
-//   class Pop3Connection : public std::enable_shared_from_this<Pop3Connection> {
-//     net::Stream stream_;          // owns the socket (and TLS state)
-//     net::ReadBuffer in_;          // grows on demand up to a cap, shrinks when idle
-//     net::Watchdog watchdog_;      // session_timeout; calls on_timeout()
-//     pop3::Session session_;       // the pure state machine
-//     asio::awaitable<void> run() {
-//       watchdog_.start(weak_from_this(), timeout);
-//       if (implicit_tls) co_await stream_.handshake(tls, ...);
-//       co_await stream_.write_all(greeting);
-//       for (;;) {
-//         watchdog_.touch();                       // client silence starts now
-//         auto [ec, n] = co_await stream_.read_some(in_.prepare());
-//         if (ec) break;                           // eof, reset, or watchdog cancel
-//         in_.commit(n);
-//         ... feed in_.data() to the session, in_.consume(used), write replies ...
-//         if (session wants STLS) { in_.clear();  // plaintext after STLS is discarded
-//                                   co_await stream_.handshake(tls); }
-//       }
-//       if (watchdog_.expired()) co_await stream_.write_all("-ERR timeout\r\n");
-//       co_await stream_.close_gracefully(now + net::tls_close_wait);  // TLS close_notify
-//     }
-//   };
-//
-// Spawn it with net::spawn_connection(executor, conn) so it runs on its own
-// strand (the watchdog and the session never race) and exceptions cannot
-// escape. All I/O returns error codes, never throws.
+// A protocol connection does not use the stream alone: it derives from
+// server::SessionConnection (server/session_connection.hpp), which owns the
+// stream with its watchdog and request deadline and reads through
+// read_client(); see server/smtp_connection.cpp and pop3_connection.cpp.
+// The loop is: read() (a view into the thread's buffer), feed the pure
+// session, write its replies, handshake() when it asks for STARTTLS/STLS,
+// and close_gracefully() at the end (TLS close_notify, bounded). All I/O
+// returns error codes, never throws; a connection's coroutines run on one
+// executor (a session thread or a strand), so the watchdog and the session
+// never race.
 #pragma once
 
 #include <asio/awaitable.hpp>
