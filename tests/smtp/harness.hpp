@@ -75,6 +75,13 @@ class FakeEnv : public Environment {
   int auth_in_progress = 0;
   // Free bytes per file system (@disk mailboxes=N queue=M); missing: plenty.
   std::map<Storage, std::int64_t> free_bytes;
+  // Check, then proceed: with `deferred` (the session defers its lookups),
+  // a lookup that may wait outside Session::proceed() (`in_proceed`, set
+  // by the driver around it) throws std::logic_error: it would have run on
+  // the I/O thread.
+  bool deferred = false;
+  bool in_proceed = false;
+  void waits(std::string_view what) const;
 
   bool is_local_domain(std::string_view domain) override;
   Result<AccountKind> lookup_account(std::string_view account) override;
@@ -126,7 +133,9 @@ struct RunResult {
 std::vector<std::size_t> client_waits(std::string_view bytes);
 
 // Run `script` feeding client bytes in chunks of `chunk` octets.
-RunResult run_script(std::string_view script, std::size_t chunk);
+// `defer_lookups`: the session runs its policy lookups only in proceed()
+// (as the server's does); the output must be the same either way.
+RunResult run_script(std::string_view script, std::size_t chunk, bool defer_lookups = false);
 
 // The chunk sizes every transcript is run at.
 const std::vector<std::size_t>& chunk_sizes();

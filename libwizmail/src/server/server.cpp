@@ -524,6 +524,9 @@ ServerStats Server::stats() const {
   s.commit_batches = I.pstats.batches.load();
   s.messages_bounced = I.messages_bounced.load();
   s.auth_failures_smtp = I.counters.auth_failures_smtp.load();
+  s.smtp_relay_denied = I.counters.relay_denied.load();
+  s.smtp_refusals_permanent = I.counters.refusals_permanent.load();
+  s.smtp_refusals_temporary = I.counters.refusals_temporary.load();
   s.auth_failures_pop3 = I.counters.auth_failures_pop3.load();
   s.hook_runs = I.hook_runs.load();
   s.hook_failures = I.hook_failures.load();

@@ -86,7 +86,8 @@ class SendCounters {
 // What the sessions count, for ServerStats and the metrics endpoint.
 struct SessionCounters {
   std::atomic<std::uint64_t> sessions_smtp{0}, sessions_pop3{0}, sessions_total{0}, refused_busy{0},
-      messages_received{0}, auth_failures_smtp{0}, auth_failures_pop3{0};
+      messages_received{0}, auth_failures_smtp{0}, auth_failures_pop3{0}, relay_denied{0},
+      refusals_permanent{0}, refusals_temporary{0};
   std::atomic<int> capped{0};  // sessions counted against `multiprocessing`
 };
 
