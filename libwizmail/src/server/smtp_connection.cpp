@@ -304,7 +304,10 @@ asio::awaitable<Result<std::string>> SmtpConnection::commit() {
       co_return unexpected(st.error());
     }
   }
-  CommitJob job = staging_.take(*rt_, txn, peer_ip_, std::string(session_->account()));
+  CommitJob job = staging_.take(*rt_, txn, peer_ip_, std::string(session_->account()), trusted(),
+                                [this](const std::string& line) { log_line(LogFile::error, line); });
+  if (!job.remote.recipients.empty() && job.remote.sender != txn.reverse_path)
+    log_line(LogFile::smtp, "srs: queued with sender <" + job.remote.sender + ">");
   note_.set_state("committing");
   watchdog_.suspend();
   auto self = shared_from_this();
