@@ -21,6 +21,7 @@
 #include "server/state_names.hpp"
 #include "smtp/address.hpp"
 #include "smtp/session.hpp"
+#include "srs/srs.hpp"
 #include "wizmail/mailbox.hpp"
 
 namespace wizmail::server {
@@ -171,6 +172,10 @@ class Environment final : public smtp::Environment {
 
   RecipientAnswer check_recipient(const RecipientQuestion& q) override {
     return server::ask_recipient_callback(srv_.options.recipient_callback, q);
+  }
+  std::optional<Result<std::string>> srs_reverse(std::string_view address) override {
+    if (!rt_.srs) return std::nullopt;
+    return srs::reverse_recipient(*rt_.srs, rt_.srs_domain, address, std::time(nullptr));
   }
   std::chrono::system_clock::time_point now() override { return std::chrono::system_clock::now(); }
   std::uint64_t random() override {
