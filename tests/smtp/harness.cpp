@@ -134,6 +134,12 @@ Status FakeEnv::record_send(std::string_view account, bool relayed) {
   return {};
 }
 
+std::optional<Result<std::string>> FakeEnv::srs_reverse(std::string_view address) {
+  if (!srs_rewriter) return std::nullopt;
+  calls.push_back("srs " + std::string(address));
+  return srs::reverse_recipient(*srs_rewriter, srs_domain, address, now_seconds);
+}
+
 std::chrono::system_clock::time_point FakeEnv::now() {
   return std::chrono::system_clock::time_point(std::chrono::seconds(now_seconds));
 }

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "smtp/session.hpp"
+#include "srs/srs.hpp"
 
 namespace wizmail::smtp::test {
 
@@ -82,6 +83,9 @@ class FakeEnv : public Environment {
   bool deferred = false;
   bool in_proceed = false;
   void waits(std::string_view what) const;
+  // SRS (srs=1): the rewriter and its domain; none = off.
+  std::optional<srs::Rewriter> srs_rewriter;
+  std::string srs_domain;
 
   bool is_local_domain(std::string_view domain) override;
   Result<AccountKind> lookup_account(std::string_view account) override;
@@ -99,6 +103,7 @@ class FakeEnv : public Environment {
                                                std::chrono::minutes ttl) override;
   Result<std::int64_t> sends_today(std::string_view account) override;
   Status record_send(std::string_view account, bool relayed) override;
+  std::optional<Result<std::string>> srs_reverse(std::string_view address) override;
   std::chrono::system_clock::time_point now() override;
   std::uint64_t random() override;
 };

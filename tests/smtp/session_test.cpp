@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cctype>
 
 #include "harness.hpp"
 #include "smtp/parser.hpp"
@@ -457,6 +458,55 @@ TEST_CASE("a remote alias target is not relayed mail: the daily counter ignores 
   Output o;
   s.on_commit(std::string("Q1"), o);
   CHECK(r.env.sends_recorded.empty());
+}
+
+TEST_CASE("SRS: a bounce to an SRS address goes to the sender it stands for; forged and expired ones are refused") {
+  constexpr std::int64_t when = 1577836860;  // PostSRSd's test time and secret
+  Rig r;
+  srs::Options o;
+  o.secrets = {"tops3cr3t"};
+  r.env.srs_rewriter = *srs::Rewriter::make(o);
+  r.env.srs_domain = "example.org";
+  r.env.now_seconds = when;
+  const std::string made = *r.env.srs_rewriter->forward("test@otherdomain.com", "example.org", when);
+  auto& s = r.start();
+  r.feed("EHLO bouncer.test\r\nMAIL FROM:<>\r\n");
+  CHECK(r.feed("RCPT TO:<" + made + ">\r\n") == "250 2.1.5 Ok\r\n");
+  // Any case (the hash compares without it), no relay permission needed.
+  std::string upper = made;
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  CHECK(r.feed("RCPT TO:<" + upper + ">\r\n") == "250 2.1.5 Ok\r\n");
+  const auto& rc = s.transaction().recipients;
+  REQUIRE(rc.size() == 1);  // the same address twice: kept once
+  CHECK(rc[0].address == "test@otherdomain.com");
+  CHECK_FALSE(rc[0].local());
+  CHECK(rc[0].via_alias);
+  CHECK(rc[0].original == made);
+  CHECK(rc[0].dsn.orcpt == "rfc822;" + made);
+  CHECK(s.transaction().has_remote());
+  CHECK_FALSE(s.transaction().has_relayed());
+  // Forged, expired (22 days later), malformed: 550 with the reason in the error log.
+  std::string forged = made;
+  forged.replace(5, 4, forged.substr(5, 4) == "AAAA" ? "BBBB" : "AAAA");
+  CHECK(r.feed("RCPT TO:<" + forged + ">\r\n").starts_with("550 5.7.1 <" + forged + ">: Invalid SRS address"));
+  r.env.now_seconds = when + 22 * 86400;
+  CHECK(r.feed("RCPT TO:<" + made + ">\r\n").starts_with("550 5.1.1 <" + made + ">: SRS address expired"));
+  r.env.now_seconds = when;
+  CHECK(r.feed("RCPT TO:<SRS0=abcd=2W@example.org>\r\n").starts_with("550 5.1.1 "));
+  const bool logged = std::any_of(r.out.events.begin(), r.out.events.end(),
+                                  [](const LogEvent& e) { return e.text.find("no host") != std::string::npos; });
+  CHECK(logged);
+  // Not at the SRS domain: the usual rules (a foreign domain is relaying).
+  CHECK(r.feed("RCPT TO:<" + made.substr(0, made.find('@')) + "@elsewhere.example>\r\n").starts_with("554 5.7.1"));
+  CHECK(r.feed("RCPT TO:<alice@example.org>\r\n") == "250 2.1.5 Ok\r\n");
+  CHECK(s.transaction().recipients.size() == 2);
+}
+
+TEST_CASE("SRS off: an SRS local part at a local domain is no account") {
+  Rig r;
+  r.start();
+  r.feed("EHLO bouncer.test\r\nMAIL FROM:<>\r\n");
+  CHECK(r.feed("RCPT TO:<SRS0=vmyz=2W=otherdomain.com=test@example.org>\r\n").starts_with("550 5.1.1"));
 }
 
 TEST_CASE("SMTPUTF8: our Received: header stays ASCII (A-label domain, no 'for' with a UTF-8 local part)") {

@@ -26,6 +26,7 @@
 #include "server/connection_registry.hpp"
 #include "server/free_space.hpp"
 #include "server/log.hpp"
+#include "srs/srs.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/pop_before_smtp.hpp"
@@ -44,6 +45,10 @@ struct Runtime {
   std::vector<std::string> local_domains;
   std::filesystem::path mailbox_dir;
   std::string hostname;
+  // SRS (smtpenv srs=1): the rewriter over def/srs.secret and the domain of
+  // its addresses (srs_domain, else domain; lower-case ASCII). Null when off.
+  std::shared_ptr<const srs::Rewriter> srs;
+  std::string srs_domain;
 };
 
 // The auth penalty's limits from the configuration (smtpenv, shared by POP3).

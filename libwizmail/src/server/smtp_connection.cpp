@@ -21,6 +21,7 @@
 #include "server/state_names.hpp"
 #include "smtp/address.hpp"
 #include "smtp/session.hpp"
+#include "srs/srs.hpp"
 #include "wizmail/mailbox.hpp"
 
 namespace wizmail::server {
@@ -172,6 +173,10 @@ class Environment final : public smtp::Environment {
   RecipientAnswer check_recipient(const RecipientQuestion& q) override {
     return server::ask_recipient_callback(srv_.options.recipient_callback, q);
   }
+  std::optional<Result<std::string>> srs_reverse(std::string_view address) override {
+    if (!rt_.srs) return std::nullopt;
+    return srs::reverse_recipient(*rt_.srs, rt_.srs_domain, address, std::time(nullptr));
+  }
   std::chrono::system_clock::time_point now() override { return std::chrono::system_clock::now(); }
   std::uint64_t random() override {
     thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -304,7 +309,10 @@ asio::awaitable<Result<std::string>> SmtpConnection::commit() {
       co_return unexpected(st.error());
     }
   }
-  CommitJob job = staging_.take(*rt_, txn, peer_ip_, std::string(session_->account()));
+  CommitJob job = staging_.take(*rt_, txn, peer_ip_, std::string(session_->account()), trusted(),
+                                [this](const std::string& line) { log_line(LogFile::error, line); });
+  if (!job.remote.recipients.empty() && job.remote.sender != txn.reverse_path)
+    log_line(LogFile::smtp, "srs: queued with sender <" + job.remote.sender + ">");
   note_.set_state("committing");
   watchdog_.suspend();
   auto self = shared_from_this();

@@ -735,6 +735,35 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
   Recipient r;
   r.address = pr.path->bare_postmaster ? std::string("postmaster") : mb.str();
   r.dsn = std::move(dsn);
+  // SRS (smtpenv srs=1): a bounce to mail this server forwarded. A check,
+  // not policy: the hash and the time stamp are arithmetic, nothing waits.
+  if (!pr.path->bare_postmaster && !mb.quoted) {
+    const std::string srs_address = mb.local + "@" + *domain;
+    if (auto back = s.env_.srs_reverse(srs_address)) {
+      if (!*back) {
+        const Error& e = back->error();
+        error_event(out, "SRS: " + e.message);
+        refuse(out, std::to_string(e.smtp_code) + " " + e.enhanced + " <" + srs_address + ">: " + e.client_text);
+        return;
+      }
+      // The sender it stands for, relayed like an alias's remote target:
+      // the client named our address (no relay rules, no daily count).
+      Recipient t;
+      t.address = std::move(**back);
+      t.via_alias = true;
+      t.original = srs_address;
+      t.dsn = std::move(r.dsn);
+      if (t.dsn.orcpt.empty()) t.dsn.orcpt = dsn_orcpt_for(srs_address);
+      proceed_with(out, [this, t = std::move(t)](Output& o) mutable {
+        if (!storage_allows(Environment::Storage::queue, s.txn_.declared_size, o)) return;
+        add_recipient(std::move(t));
+        ++s.txn_.rcpt_count;
+        s.state_ = State::rcpt;
+        reply(o, "250 2.1.5 Ok");
+      });
+      return;
+    }
+  }
   bool local_domain = pr.path->bare_postmaster || s.env_.is_local_domain(*domain);
   // One spelling of a local address: its domain in ASCII form (so that
   // alice@MÜNCHEN.example and alice@xn--mnchen-3ya.example are one).

@@ -245,6 +245,18 @@ class Environment {
     return {};
   }
 
+  // SRS (smtpenv srs=1, src/srs/srs.hpp): is `address` (local part as
+  // given, domain lower-case ASCII) an SRS address at the SRS domain, i.e. a
+  // bounce to mail this server forwarded? nullopt: no, the RCPT takes its
+  // usual way; else the address it stands for (a recipient relayed there
+  // without relay permission, like an alias's remote target) or the
+  // refusal, whose Error holds the 550 reply and the reason for error.log.
+  // The default: never.
+  virtual std::optional<Result<std::string>> srs_reverse(std::string_view address) {
+    (void)address;
+    return std::nullopt;
+  }
+
   virtual std::chrono::system_clock::time_point now() = 0;
   // Randomness for the CRAM-MD5 challenge.
   virtual std::uint64_t random() = 0;
