@@ -1516,6 +1516,9 @@ void Session::proceed(Output& out) {
 
 void Session::on_commit(Result<std::string> queue_id, Output& out) {
   if (state_ != State::awaiting_commit) return;
+  // As resume(): what the connection saw then is in the stash now (also
+  // when the 250 waits for proceed()).
+  impl_->more_pending = false;
   if (queue_id) {
     // A message sent by an account counts in its send counters (a file
     // each): a look-up that may wait, before the 250.
