@@ -7,6 +7,7 @@
 
 #include "wizmail/admin/control.hpp"
 #include "wizmail/admin/daemon.hpp"
+#include "wizmail/admin/dkim.hpp"
 #include "wizmail/admin/json.hpp"
 #include "wizmail/admin/maintenance.hpp"
 #include "wizmail/admin/mime.hpp"
