@@ -2,7 +2,8 @@
 // API (wizmail/wizmail.hpp, included here too): daemon start-up and the
 // systemd unit, the control socket's protocol and client, the monitor,
 // maintenance, local submission (wizmail-sendmail, notify), the `wizmail
-// parse` tool and the JSON output of the --json forms.
+// parse` tool, DKIM keys (`wizmail dkim`) and the JSON output of the --json
+// forms.
 #pragma once
 
 #include "wizmail/admin/control.hpp"
