@@ -6,8 +6,8 @@ by python3-dkim (Debian's, hence /usr/bin/python3: tests/outbound/meson.build)
 with dkim.verify(msg, dnsfunc=...) answering the TXT records keygen printed.
 Also: a tampered copy fails; a domain without a key and one whose key file
 is corrupt get their mail delivered unsigned, the latter with the problem
-in server.log; a list post From: an outside address is signed with the
-list's domain. Every process is started here on free ports and killed at
+in server.log; a post to one of wizmail's mailing lists, From: a domain
+without a key, is signed with the list's domain. Every process is started here on free ports and killed at
 exit."""
 import os, re, smtplib, subprocess, sys, tempfile
 
@@ -84,6 +84,19 @@ check(not os.path.exists(os.path.join(home.path, "def", "dkim", "ok.test", "a"))
 keygen("broken.test")
 with open(os.path.join(home.path, "def", "dkim", "broken.test", "wizmail.key"), "w") as f:
     f.write("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+
+# This server's own domain is lists.test, with a key, and a mailing list
+# (ml@lists.test) whose members are remote: its posts leave From: the
+# poster, with the list's bounce address (postmaster@lists.test).
+with open(os.path.join(home.path, "def", "wiz98msenv.dat")) as f:
+    env = f.read()
+with open(os.path.join(home.path, "def", "wiz98msenv.dat"), "w") as f:
+    f.write(env.replace("domain=localhost\n", "domain=lists.test\n"))
+keygen("lists.test", "--ed25519")
+r = wiz("ml", "create", "ml", "pw")
+check(r.returncode == 0, "ml create: " + r.stderr.strip())
+with open(os.path.join(home.path, "mailbox", "ml", "ml_member.csv"), "w") as f:
+    f.write("poster@example.test\nbob@example.test\n")
 
 server = Server(home)
 
@@ -170,7 +183,24 @@ msg = received("list-post")
 check(b"d=sender.test" in re.sub(rb"\s+", b"", msg.split(b"\r\n\r\n")[0]), "signed with the envelope sender's domain")
 check(dkim.verify(msg, dnsfunc=dnsfunc), "python3-dkim verifies it")
 
-# 6. reload picks up a new key (keys are cached, not read per message).
+# 6. A real list post: From: the poster (example.test, no key), sent by
+#    wizmail's list agent with the list's envelope sender → signed with
+#    lists.test; both members' copies verify.
+send("poster@example.test", "Poster <poster@example.test>", "ml-post", rcpt="ml@lists.test")
+wait_for(lambda: sum(b"the end of ml-post" in m for m in mta.dumped()) == 2, "both list copies reached the remote MTA")
+copies = []
+for m in mta.dumped():
+    if b"the end of ml-post" in m:
+        copies.append(m)
+for m in copies:
+    m = m.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    m = m[m.index(b"DKIM-Signature: "):] if b"DKIM-Signature: " in m else m
+    head = re.sub(rb"\s+", b"", m.split(b"\r\n\r\n")[0])
+    check(b"List-Id:" in m and b"d=lists.test" in head and b"a=ed25519-sha256" in head,
+          "a list copy is signed with the list's domain: " + repr(head[:120]))
+    check(dkim.verify(m, dnsfunc=dnsfunc), "python3-dkim verifies the list copy")
+
+# 7. reload picks up a new key (keys are cached, not read per message).
 keygen("later.test")
 r = wiz("reload")
 check(r.returncode == 0, "wizmail reload: " + r.stdout.strip() + r.stderr.strip())
