@@ -277,3 +277,15 @@ TEST_CASE("a message without a body, or without an empty line, is still signed")
   CHECK(r[0].outcome == Outcome::pass);
   CHECK(!k.signer.sign(" continuation first\r\nFrom: a@example.com\r\n\r\nx\r\n"));
 }
+
+TEST_CASE("what cannot be signed is an error, not a wrong signature") {
+  auto k = make(Algorithm::ed25519_sha256);
+  auto no_field = k.signer.sign("From: a@example.com\r\nnot a field\r\n\r\nx\r\n");
+  REQUIRE(!no_field);
+  CHECK(no_field.error().message.find("header field") != std::string::npos);
+  auto huge = k.signer.sign("From: a@example.com\r\nX: " + std::string(1 << 20, 'a') + "\r\n\r\nx\r\n");
+  REQUIRE(!huge);
+  CHECK(huge.error().code == Errc::limit);
+  CHECK(!k.signer.sign("Subject: no From\r\n\r\nx\r\n"));  // RFC 6376 §5.4: From is required
+  CHECK(!k.signer.sign_file("/nonexistent/message"));
+}

@@ -175,6 +175,18 @@ check(b"DKIM-Signature" not in received("broken-key"), "unsigned")
 log = harness.server_log(home)
 check("dkim: broken.test" in log and "unsigned" in log, "server.log names the unusable key")
 
+# 4b. A message the library will not sign (a header line that is no field):
+#     the failure is logged and the message sent, unsigned.
+s = smtplib.SMTP("127.0.0.1", home.port, timeout=10)
+s.sendmail("alice@sender.test", ["bob@example.test"],
+           "From: alice@sender.test\r\nSubject: unsignable\r\nthis line is not a field\r\n\r\n"
+           "the end of unsignable\r\n")
+s.quit()
+wait_for(lambda: received("unsignable") is not None, "a message that cannot be signed is still delivered")
+check(b"DKIM-Signature" not in received("unsignable"), "unsigned")
+check(re.search(r"DKIM signing for sender\.test failed, sent unsigned", harness.server_log(home)) is not None,
+      "server.log says signing failed and the message went unsigned")
+
 # 5. The From: domain has no key but the envelope sender's does (a list
 #    post leaves with the list's bounce address): signed with that domain.
 send("list-owner@sender.test", "Outside Poster <poster@elsewhere.test>", "list-post")
