@@ -33,15 +33,27 @@ struct Keys {
   Verifier verifier;
 };
 
+// One key per algorithm for the whole run: RSA key generation is the slow
+// part of these tests, and what they check does not depend on the key.
+const PrivateKey& shared_key(Algorithm alg) {
+  static std::map<Algorithm, PrivateKey> keys;
+  auto it = keys.find(alg);
+  if (it == keys.end()) {
+    auto key = generate_key(alg);
+    REQUIRE(key);
+    it = keys.emplace(alg, std::move(*key)).first;
+  }
+  return it->second;
+}
+
 Keys make(Algorithm alg, const std::string& selector = "s1") {
-  auto key = generate_key(alg);
-  REQUIRE(key);
+  const PrivateKey* key = &shared_key(alg);
   auto record = key_record(*key);
   auto signer = Signer::create("example.com", selector, *key);
   REQUIRE(signer);
   auto verifier = Verifier::create(fixed_keys({{selector + "._domainkey.example.com", record}}));
   REQUIRE(verifier);
-  return {std::move(*key), std::move(*signer), std::move(*verifier)};
+  return {*key, std::move(*signer), std::move(*verifier)};
 }
 
 std::vector<SignatureResult> verify(const Verifier& v, const std::string& msg) {
@@ -220,17 +232,14 @@ TEST_CASE("keys: parse what was generated, refuse what is not a key") {
   CHECK(!parse_private_key(""));
   CHECK(!parse_private_key("not a key"));
   CHECK(!parse_private_key("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"));
-  auto k = generate_key(Algorithm::rsa_sha256);
-  REQUIRE(k);
+  const auto* k = &shared_key(Algorithm::rsa_sha256);
   std::string truncated = k->pem.substr(0, k->pem.size() / 2);
   CHECK(!parse_private_key(truncated));
 }
 
 TEST_CASE("the TXT record and its 255-octet strings") {
-  auto rsa = generate_key(Algorithm::rsa_sha256);
-  auto ed = generate_key(Algorithm::ed25519_sha256);
-  REQUIRE(rsa);
-  REQUIRE(ed);
+  const auto* rsa = &shared_key(Algorithm::rsa_sha256);
+  const auto* ed = &shared_key(Algorithm::ed25519_sha256);
   CHECK(key_record(*rsa).starts_with("v=DKIM1; k=rsa; p=MIIB"));
   CHECK(key_record(*ed).starts_with("v=DKIM1; k=ed25519; p="));
   CHECK(key_record(*ed).size() == std::string("v=DKIM1; k=ed25519; p=").size() + 44);  // 32 octets, base64
