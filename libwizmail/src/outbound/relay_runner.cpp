@@ -313,7 +313,6 @@ void Relay::Impl::claim(const std::string& id) {
   Claimed c;
   c.entry = std::move(*e);
   c.eight_bit = has_eight_bit(queue.message_path(id));
-  c.dkim_signature = dkim_signature(c.entry);
   if (c.entry.smtputf8)
     if (auto h = read_header_block(queue.message_path(id))) c.utf8_headers = !util::is_ascii(*h);
   auto config = cfg();
@@ -327,6 +326,9 @@ void Relay::Impl::claim(const std::string& id) {
     groups[smart ? "[smart-host]" : util::domain_to_ascii(d).value_or(d)].push_back(i);
   }
   c.outstanding = static_cast<int>(groups.size());
+  // Signed once per claim (a retry signs again, with a new t=), and only
+  // when something is to be sent.
+  if (!groups.empty()) c.dkim_signature = dkim_signature(c.entry);
   claimed.emplace(id, std::move(c));
   n_in_flight.fetch_add(1);
   if (groups.empty()) {
