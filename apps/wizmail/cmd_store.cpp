@@ -94,6 +94,7 @@ void run_setup(Context& ctx, const SetupOptions& o) {
     return ctx.error(msg);
   }
   for (const auto& f : made->def_written) std::cout << "wrote def/" << f << '\n';
+  if (made->srs_secret_written) std::cout << "wrote def/srs.secret (mode 0600)\n";
   for (const auto& f : made->def_kept) {
     std::cout << "kept existing def/" << f;
     if (std::find(made->options_not_applied.begin(), made->options_not_applied.end(), f) !=

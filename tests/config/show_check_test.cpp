@@ -284,3 +284,25 @@ TEST_CASE("docs/configuration.md is generated from the table") {
     CHECK(gen.find("| `" + std::string(k.name) + "`") != std::string::npos);
   }
 }
+
+TEST_CASE("check_config: SRS addresses need a reachable domain") {
+  Config c = setup_config("127.0.0.1");  // domain=example.org
+  c.smtp.srs = true;
+  CHECK(find(check_config(c), "srs", Severity::warning) == nullptr);
+  CHECK(find(check_config(c), "srs_domain", Severity::warning) == nullptr);
+  c.server.domain = "localhost";
+  CHECK(find(check_config(c), "srs", Severity::warning) != nullptr);
+  c.smtp.srs_domain = "srs.example.org";
+  CHECK(find(check_config(c), "srs", Severity::warning) == nullptr);
+  c.smtp.srs_domain = "[192.0.2.1]";
+  CHECK(find(check_config(c), "srs_domain", Severity::warning) != nullptr);
+  c.smtp.srs = false;
+  CHECK(find(check_config(c), "srs_domain", Severity::warning) == nullptr);
+  auto r = parse_config_texts("/h", {{"smtpenv.dat", "srs=1\nsrs_domain=srs.example.org\nsrs_max_age=30\n"}});
+  REQUIRE(r.ok());
+  CHECK(r.config->smtp.srs);
+  CHECK(r.config->smtp.srs_domain == "srs.example.org");
+  CHECK(r.config->smtp.srs_max_age == 30);
+  CHECK_FALSE(parse_config_texts("/h", {{"smtpenv.dat", "srs_max_age=1024\n"}}).ok());
+  CHECK_FALSE(parse_config_texts("/h", {{"smtpenv.dat", "srs_max_age=0\n"}}).ok());
+}

@@ -74,6 +74,9 @@ TEST_CASE("render_metrics: a strict exposition text with every family") {
   m.stats.auth_failures_pop3 = 5;
   m.stats.hook_runs = 6;
   m.stats.hook_failures = 1;
+  m.stats.smtp_relay_denied = 8;
+  m.stats.smtp_refusals_permanent = 11;
+  m.stats.smtp_refusals_temporary = 12;
   m.queue_length = 7;
   m.queue_oldest_age = 3600;
   m.start_time = 1700000000;
@@ -85,7 +88,9 @@ TEST_CASE("render_metrics: a strict exposition text with every family") {
                     "wizmail_queue_messages 7\n", "wizmail_queue_oldest_age_seconds 3600\n",
                     "wizmail_auth_failures_total{protocol=\"smtp\"} 4\n",
                     "wizmail_auth_failures_total{protocol=\"pop3\"} 5\n", "wizmail_hook_runs_total 6\n",
-                    "wizmail_hook_failures_total 1\n"})
+                    "wizmail_hook_failures_total 1\n", "wizmail_smtp_relay_denied_total 8\n",
+                    "wizmail_smtp_refusals_total{class=\"5xx\"} 11\n",
+                    "wizmail_smtp_refusals_total{class=\"4xx\"} 12\n"})
     CHECK(text.find(want) != std::string::npos);
   m.queue_length = -1;
   check_exposition(render_metrics(m));

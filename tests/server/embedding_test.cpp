@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <future>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -337,8 +338,8 @@ TEST_CASE("recipient callback: the embedder's directory accepts and refuses at R
   CHECK(home.count_new("alice") == 0);
   CHECK(home.queued().empty());
 
-  // The session's facts, asked on the session's thread (here: the one
-  // running the io_context).
+  // The session's facts, asked on the server's blocking pool, never on the
+  // session's thread (here: the one running the io_context).
   {
     test::SmtpClient c(srv.port());
     c.reply();
@@ -359,7 +360,7 @@ TEST_CASE("recipient callback: the embedder's directory accepts and refuses at R
     CHECK(q.helo == "helo.example");
     CHECK(q.protocol == Protocol::smtp);
     CHECK(queries.front().auth_user.empty());
-    CHECK(threads == std::set<std::thread::id>{srv.thread.get_id()});
+    CHECK_FALSE(threads.contains(srv.thread.get_id()));
   }
   srv.finish();
   auto err = home.log("error.log");
@@ -415,4 +416,45 @@ TEST_CASE("recipient callback: the local submit socket asks it too") {
   CHECK(queries[0].protocol == Protocol::local_submit);
   CHECK(queries[0].client_ip == "127.0.0.1");  // as the session has it
   CHECK(queries[0].sender == "cron@localhost");
+}
+
+TEST_CASE("recipient callback: a slow answer stalls its own session only, not the others on its thread") {
+  // Check, then proceed: the policy of a RCPT runs on the blocking pool.
+  // One session thread; session A's RCPT waits in the callback until
+  // session B, on the same thread, has had a whole message accepted. Were
+  // the callback on the session thread, B could not move and A's wait
+  // would end in a refusal after 20 s.
+  Home home;
+  std::promise<void> b_done;
+  auto b_done_f = b_done.get_future().share();
+  std::atomic<bool> waited_ok{false};
+  ServerOptions opt;
+  opt.io_threads = 1;
+  opt.recipient_callback = [&](const RecipientQuery& q) {
+    if (q.address != "slow@localhost") return RecipientDecision::defer();
+    if (b_done_f.wait_for(20s) != std::future_status::ready)
+      return RecipientDecision::reject(451, "4.3.0", "the other session never moved");
+    waited_ok = true;
+    return RecipientDecision::accept("alice");
+  };
+  RunningServer srv(config_for(home.path()), opt);
+  test::SmtpClient a(srv.port());
+  a.reply();
+  a.cmd("EHLO a.example");
+  CHECK(a.cmd("MAIL FROM:<a@remote.example>").starts_with("250"));
+  test::SmtpClient b(srv.port());
+  b.reply();
+  b.cmd("EHLO b.example");
+  a.send("RCPT TO:<slow@localhost>\r\n");  // its answer waits for b
+  CHECK(b.cmd("MAIL FROM:<b@remote.example>").starts_with("250"));
+  CHECK(b.cmd("RCPT TO:<bob@localhost>").starts_with("250"));
+  CHECK(b.cmd("DATA").starts_with("354"));
+  CHECK(b.cmd("Subject: b\r\n\r\nfrom b\r\n.").starts_with("250"));
+  b_done.set_value();
+  CHECK(a.reply().starts_with("250"));
+  CHECK(waited_ok);
+  a.cmd("QUIT");
+  b.cmd("QUIT");
+  srv.finish();
+  CHECK(home.count_new("bob") == 1);
 }

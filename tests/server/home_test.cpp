@@ -48,6 +48,12 @@ TEST_CASE("make_home makes a home a Server runs on, and it takes mail over loopb
   CHECK(made->home == fs::absolute(home));
   CHECK(made->def_written.size() == 3);
   CHECK(made->def_kept.empty());
+  // The SRS secret: made with the home, mode 0600.
+  CHECK(made->srs_secret_written);
+  struct stat secret_st {};
+  REQUIRE(::stat((home / "def" / "srs.secret").c_str(), &secret_st) == 0);
+  CHECK((secret_st.st_mode & 0777) == 0600);
+  CHECK(secret_st.st_size == 33);
   REQUIRE(made->accounts.size() == 4);
   AccountStore store(home / "mailbox");
   std::vector<std::string> passwords;
@@ -112,6 +118,7 @@ TEST_CASE("make_home over an existing home adds what is missing and clobbers not
     REQUIRE(made);
     CHECK(snapshot(home) == before);
     CHECK(made->def_written.empty());
+    CHECK_FALSE(made->srs_secret_written);  // kept: its addresses must still reverse
     CHECK(made->def_kept.size() == 3);
     CHECK(has(made->options_not_applied, "smtpenv.dat"));
     CHECK(has(made->options_not_applied, "wiz98msenv.dat"));

@@ -63,6 +63,10 @@ TEST_CASE("a message to a local account is durable in new/ before the 250") {
   c.send("Subject: test\r\n\r\nhello\r\n..dot\r\n.\r\n");
   auto r = c.reply();
   CHECK(code(r) == "250");
+  // Refusals are counted from the session's typed events.
+  CHECK(code(c.cmd("MAIL FROM:<sender@localhost>")) == "250");
+  CHECK(code(c.cmd("RCPT TO:<x@remote.example>")) == "554");
+  CHECK(code(c.cmd("RSET")) == "250");
   // The 250 means it is already there, for both recipients.
   REQUIRE(home.count_new("alice") == 1);
   REQUIRE(home.count_new("bob") == 1);
@@ -79,6 +83,9 @@ TEST_CASE("a message to a local account is durable in new/ before the 250") {
   auto st = srv.server->stats();
   CHECK(st.messages_received == 1);
   CHECK(st.messages_delivered == 2);
+  CHECK(st.smtp_relay_denied == 1);
+  CHECK(st.smtp_refusals_permanent == 1);
+  CHECK(st.smtp_refusals_temporary == 0);
   srv.finish();
   // smtp.log holds one line per command and reply, with the session id.
   auto log = util::read_file(home.path / "var" / "log" / "smtp.log").value();

@@ -21,7 +21,13 @@ bool FakeEnv::is_local_domain(std::string_view domain) {
   return false;
 }
 
+void FakeEnv::waits(std::string_view what) const {
+  if (deferred && !in_proceed)
+    throw std::logic_error(std::string(what) + " outside proceed(): it would run on the I/O thread");
+}
+
 Result<AccountKind> FakeEnv::lookup_account(std::string_view account) {
+  waits("lookup_account");
   calls.push_back("lookup " + std::string(account));
   auto it = accounts.find(std::string(account));
   if (it == accounts.end() || !it->second.exists) return AccountKind::none;
@@ -30,6 +36,7 @@ Result<AccountKind> FakeEnv::lookup_account(std::string_view account) {
 }
 
 Result<AccountSettings> FakeEnv::account_settings(std::string_view account) {
+  waits("account_settings");
   auto it = accounts.find(std::string(account));
   if (it == accounts.end()) {
     AccountSettings s;
@@ -52,12 +59,14 @@ bool FakeEnv::storage_allows(Storage where, std::int64_t size) {
 }
 
 Result<bool> FakeEnv::quota_allows(std::string_view account, std::int64_t size) {
+  waits("quota_allows");
   calls.push_back("quota " + std::string(account) + " " + std::to_string(size));
   auto it = accounts.find(std::string(account));
   return it == accounts.end() || !it->second.full;
 }
 
 Result<bool> FakeEnv::authenticate(std::string_view user, std::string_view password) {
+  waits("authenticate");
   calls.push_back("auth " + std::string(user));
   auto it = accounts.find(std::string(user));
   if (it == accounts.end()) return false;
@@ -65,6 +74,7 @@ Result<bool> FakeEnv::authenticate(std::string_view user, std::string_view passw
 }
 
 std::optional<std::string> FakeEnv::plain_password(std::string_view user) {
+  waits("plain_password");
   auto it = accounts.find(std::string(user));
   if (it == accounts.end() || it->second.hashed) return std::nullopt;
   return it->second.password;
@@ -101,6 +111,7 @@ void FakeEnv::auth_succeeded(std::string_view client_ip) {
 
 std::optional<std::string> FakeEnv::pop_login_account(std::string_view ip,
                                                       std::chrono::minutes ttl) {
+  waits("pop_login_account");
   calls.push_back("pop " + std::string(ip) + " " + std::to_string(ttl.count()));
   auto it = pop_logins.find(std::string(ip));
   if (it == pop_logins.end()) return std::nullopt;
@@ -108,17 +119,25 @@ std::optional<std::string> FakeEnv::pop_login_account(std::string_view ip,
 }
 
 Result<std::int64_t> FakeEnv::sends_today(std::string_view account) {
+  waits("sends_today");
   auto it = accounts.find(std::string(account));
   if (it != accounts.end() && it->second.broken) return fail(Errc::io, "sendcount: Input/output error");
   return it == accounts.end() ? 0 : it->second.sent;
 }
 
 Status FakeEnv::record_send(std::string_view account, bool relayed) {
+  waits("record_send");
   sends_recorded.push_back(std::string(account) + (relayed ? " relayed" : " submitted"));
   auto it = accounts.find(std::string(account));
   if (it != accounts.end() && it->second.broken) return fail(Errc::io, "counters: Input/output error");
   if (it != accounts.end() && relayed) ++it->second.sent;
   return {};
+}
+
+std::optional<Result<std::string>> FakeEnv::srs_reverse(std::string_view address) {
+  if (!srs_rewriter) return std::nullopt;
+  calls.push_back("srs " + std::string(address));
+  return srs::reverse_recipient(*srs_rewriter, srs_domain, address, now_seconds);
 }
 
 std::chrono::system_clock::time_point FakeEnv::now() {
@@ -317,7 +336,7 @@ std::vector<std::size_t> client_waits(std::string_view bytes) {
   return at;
 }
 
-RunResult run_script(std::string_view script, std::size_t chunk) {
+RunResult run_script(std::string_view script, std::size_t chunk, bool defer_lookups) {
   // Date: fields added to submissions are local time: a fixed zone.
   ::setenv("TZ", "JST-9", 1);
   ::tzset();
@@ -328,6 +347,8 @@ RunResult run_script(std::string_view script, std::size_t chunk) {
   opt.session_id = "S1";
   opt.client_ip = "198.51.100.7";
   opt.auth_fail_delay = std::chrono::milliseconds(1000);
+  opt.defer_lookups = defer_lookups;
+  env.deferred = defer_lookups;
   env.config->server.domain = "example.org";
   std::vector<std::string> segments(1);
   std::deque<Result<std::string>> commits;
@@ -428,6 +449,17 @@ RunResult run_script(std::string_view script, std::size_t chunk) {
   int commit_no = 0;
   auto drain = [&] {
     for (;;) {
+      if (out.lookup) {
+        // As the connection does: before writing, on "another thread".
+        const auto sends = env.sends_recorded.size();
+        env.in_proceed = true;
+        session.proceed(out);
+        env.in_proceed = false;
+        // After a commit, the 250 comes from proceed(): shown as inline.
+        for (auto i = sends; i < env.sends_recorded.size(); ++i)
+          out.replies.insert(0, "[sent " + env.sends_recorded[i] + "]\r\n");
+        if (out.lookup) throw std::runtime_error("proceed() left Output::lookup set");
+      }
       // Every reply batch is whole lines ending in CRLF, never a bare LF.
       if (!out.replies.empty() && !out.replies.ends_with("\r\n"))
         throw std::runtime_error("reply batch not ending in CRLF");

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "smtp/session.hpp"
+#include "srs/srs.hpp"
 
 namespace wizmail::smtp::test {
 
@@ -75,6 +76,16 @@ class FakeEnv : public Environment {
   int auth_in_progress = 0;
   // Free bytes per file system (@disk mailboxes=N queue=M); missing: plenty.
   std::map<Storage, std::int64_t> free_bytes;
+  // Check, then proceed: with `deferred` (the session defers its lookups),
+  // a lookup that may wait outside Session::proceed() (`in_proceed`, set
+  // by the driver around it) throws std::logic_error: it would have run on
+  // the I/O thread.
+  bool deferred = false;
+  bool in_proceed = false;
+  void waits(std::string_view what) const;
+  // SRS (srs=1): the rewriter and its domain; none = off.
+  std::optional<srs::Rewriter> srs_rewriter;
+  std::string srs_domain;
 
   bool is_local_domain(std::string_view domain) override;
   Result<AccountKind> lookup_account(std::string_view account) override;
@@ -92,6 +103,7 @@ class FakeEnv : public Environment {
                                                std::chrono::minutes ttl) override;
   Result<std::int64_t> sends_today(std::string_view account) override;
   Status record_send(std::string_view account, bool relayed) override;
+  std::optional<Result<std::string>> srs_reverse(std::string_view address) override;
   std::chrono::system_clock::time_point now() override;
   std::uint64_t random() override;
 };
@@ -126,7 +138,9 @@ struct RunResult {
 std::vector<std::size_t> client_waits(std::string_view bytes);
 
 // Run `script` feeding client bytes in chunks of `chunk` octets.
-RunResult run_script(std::string_view script, std::size_t chunk);
+// `defer_lookups`: the session runs its policy lookups only in proceed()
+// (as the server's does); the output must be the same either way.
+RunResult run_script(std::string_view script, std::size_t chunk, bool defer_lookups = false);
 
 // The chunk sizes every transcript is run at.
 const std::vector<std::size_t>& chunk_sizes();

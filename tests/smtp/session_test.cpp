@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cctype>
 
 #include "harness.hpp"
 #include "smtp/parser.hpp"
@@ -459,6 +460,55 @@ TEST_CASE("a remote alias target is not relayed mail: the daily counter ignores 
   CHECK(r.env.sends_recorded.empty());
 }
 
+TEST_CASE("SRS: a bounce to an SRS address goes to the sender it stands for; forged and expired ones are refused") {
+  constexpr std::int64_t when = 1577836860;  // PostSRSd's test time and secret
+  Rig r;
+  srs::Options o;
+  o.secrets = {"tops3cr3t"};
+  r.env.srs_rewriter = *srs::Rewriter::make(o);
+  r.env.srs_domain = "example.org";
+  r.env.now_seconds = when;
+  const std::string made = *r.env.srs_rewriter->forward("test@otherdomain.com", "example.org", when);
+  auto& s = r.start();
+  r.feed("EHLO bouncer.test\r\nMAIL FROM:<>\r\n");
+  CHECK(r.feed("RCPT TO:<" + made + ">\r\n") == "250 2.1.5 Ok\r\n");
+  // Any case (the hash compares without it), no relay permission needed.
+  std::string upper = made;
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  CHECK(r.feed("RCPT TO:<" + upper + ">\r\n") == "250 2.1.5 Ok\r\n");
+  const auto& rc = s.transaction().recipients;
+  REQUIRE(rc.size() == 1);  // the same address twice: kept once
+  CHECK(rc[0].address == "test@otherdomain.com");
+  CHECK_FALSE(rc[0].local());
+  CHECK(rc[0].via_alias);
+  CHECK(rc[0].original == made);
+  CHECK(rc[0].dsn.orcpt == "rfc822;" + made);
+  CHECK(s.transaction().has_remote());
+  CHECK_FALSE(s.transaction().has_relayed());
+  // Forged, expired (22 days later), malformed: 550 with the reason in the error log.
+  std::string forged = made;
+  forged.replace(5, 4, forged.substr(5, 4) == "AAAA" ? "BBBB" : "AAAA");
+  CHECK(r.feed("RCPT TO:<" + forged + ">\r\n").starts_with("550 5.7.1 <" + forged + ">: Invalid SRS address"));
+  r.env.now_seconds = when + 22 * 86400;
+  CHECK(r.feed("RCPT TO:<" + made + ">\r\n").starts_with("550 5.1.1 <" + made + ">: SRS address expired"));
+  r.env.now_seconds = when;
+  CHECK(r.feed("RCPT TO:<SRS0=abcd=2W@example.org>\r\n").starts_with("550 5.1.1 "));
+  const bool logged = std::any_of(r.out.events.begin(), r.out.events.end(),
+                                  [](const LogEvent& e) { return e.text.find("no host") != std::string::npos; });
+  CHECK(logged);
+  // Not at the SRS domain: the usual rules (a foreign domain is relaying).
+  CHECK(r.feed("RCPT TO:<" + made.substr(0, made.find('@')) + "@elsewhere.example>\r\n").starts_with("554 5.7.1"));
+  CHECK(r.feed("RCPT TO:<alice@example.org>\r\n") == "250 2.1.5 Ok\r\n");
+  CHECK(s.transaction().recipients.size() == 2);
+}
+
+TEST_CASE("SRS off: an SRS local part at a local domain is no account") {
+  Rig r;
+  r.start();
+  r.feed("EHLO bouncer.test\r\nMAIL FROM:<>\r\n");
+  CHECK(r.feed("RCPT TO:<SRS0=vmyz=2W=otherdomain.com=test@example.org>\r\n").starts_with("550 5.1.1"));
+}
+
 TEST_CASE("SMTPUTF8: our Received: header stays ASCII (A-label domain, no 'for' with a UTF-8 local part)") {
   Rig r;
   r.env.config->server.domain = "xn--mnchen-3ya.example";
@@ -485,4 +535,119 @@ TEST_CASE("SMTPUTF8: our Received: header stays ASCII (A-label domain, no 'for' 
   received = r.sink.data.substr(0, r.sink.data.find("\r\nSubject:"));
   CHECK(received.find("for <bob@xn--bro-hoa.example>;") != std::string::npos);
   CHECK(util::is_ascii(received));
+}
+
+// Check, then proceed (SessionOptions::defer_lookups, as the server runs
+// it): a command's checks answer at once; its policy lookups wait for
+// proceed(), which the connection runs off its I/O thread.
+TEST_CASE("deferred lookups: RCPT's policy waits for proceed(), one trip serves a pipelined group") {
+  Rig r;
+  r.opt.defer_lookups = true;
+  r.env.deferred = true;  // a lookup outside proceed() throws
+  r.env.accounts["bob"] = FakeAccount{};
+  auto& s = r.start();
+  auto rep = r.feed("EHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<alice@example.org>\r\n"
+                    "RCPT TO:<bob@example.org>\r\nRCPT TO:<nobody@example.org>\r\n");
+  CHECK(rep.find("250 2.1.0 Ok\r\n") != std::string::npos);  // MAIL needs no lookup
+  CHECK(rep.find("2.1.5") == std::string::npos);            // no RCPT answered yet
+  CHECK(r.out.lookup);
+  CHECK(s.awaiting());
+  CHECK(std::none_of(r.env.calls.begin(), r.env.calls.end(),
+                     [](const std::string& c) { return c.starts_with("lookup "); }));
+  // Input meanwhile is kept, not processed.
+  r.feed_raw("NOOP\r\n");
+  CHECK(r.out.replies.empty());
+  r.out.lookup = true;
+  r.env.in_proceed = true;
+  s.proceed(r.out);
+  r.env.in_proceed = false;
+  CHECK_FALSE(r.out.lookup);
+  CHECK(r.out.replies ==
+        "250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"
+        "550 5.1.1 <nobody@example.org>: Recipient address rejected: no such user\r\n250 2.0.0 Ok\r\n");
+  CHECK_FALSE(s.awaiting());
+  CHECK(s.transaction().recipients.size() == 2);
+  // A second proceed() has nothing to do.
+  r.out.clear();
+  s.proceed(r.out);
+  CHECK(r.out.replies.empty());
+}
+
+TEST_CASE("deferred lookups: a RCPT refused by its checks is answered without the trip") {
+  Rig r;
+  r.opt.defer_lookups = true;
+  r.env.deferred = true;
+  r.start();
+  r.feed("EHLO c\r\nMAIL FROM:<a@example.com>\r\n");
+  CHECK(r.feed("RCPT TO:<alice@example.org\r\n") == "501 5.1.3 Bad recipient address syntax\r\n");
+  CHECK_FALSE(r.out.lookup);
+  CHECK(r.feed("RCPT TO:<alice@example.org> FOO=1\r\n") == "555 5.5.4 Error: unsupported RCPT parameter\r\n");
+  CHECK_FALSE(r.out.lookup);
+  CHECK(r.feed("RCPT TO:<alice@example.org>\r\n").empty());
+  CHECK(r.out.lookup);
+}
+
+TEST_CASE("deferred lookups: the AUTH password check and a submission's send count wait for proceed()") {
+  Rig r(Listener::submission);
+  r.opt.defer_lookups = true;
+  r.env.deferred = true;
+  auto& s = r.start();
+  std::string b64 = base64_encode(std::string("\0alice\0secret", 13));
+  CHECK(r.feed("EHLO c\r\nAUTH PLAIN " + b64 + "\r\n").find("235") == std::string::npos);
+  REQUIRE(r.out.lookup);
+  r.env.in_proceed = true;
+  s.proceed(r.out);
+  r.env.in_proceed = false;
+  CHECK(r.out.replies.ends_with("235 2.7.0 Authentication successful\r\n"));
+  CHECK(s.account() == "alice");
+  r.feed("MAIL FROM:<alice@example.org>\r\nRCPT TO:<alice@example.org>\r\n");
+  r.env.in_proceed = true;
+  s.proceed(r.out);
+  r.env.in_proceed = false;
+  r.feed("DATA\r\n");
+  r.feed("Subject: x\r\n\r\nhi\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  r.out.clear();
+  s.on_commit(std::string("Q9"), r.out);
+  CHECK(r.out.replies.empty());  // the 250 follows the send count, in proceed()
+  REQUIRE(r.out.lookup);
+  r.env.in_proceed = true;
+  s.proceed(r.out);
+  r.env.in_proceed = false;
+  CHECK(r.out.replies == "250 2.0.0 Ok: queued as Q9\r\n");
+  CHECK(r.env.sends_recorded == std::vector<std::string>{"alice submitted"});
+  CHECK(s.state() == State::ready);
+}
+
+TEST_CASE("typed events: accepted, refusal and relay_denied carry what metrics count") {
+  Rig r;
+  auto& s = r.start();
+  r.feed("EHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<x@remote.example>\r\nRCPT TO:<alice@example.org>\r\n");
+  auto events = r.out.events;
+  auto has = [&](LogEvent::Kind k, LogEvent::What w, std::string_view prefix) {
+    return std::any_of(events.begin(), events.end(), [&](const LogEvent& e) {
+      return e.kind == k && e.what == w && e.text.starts_with(prefix);
+    });
+  };
+  CHECK(has(LogEvent::Kind::error, LogEvent::What::relay_denied, "relay denied:"));
+  CHECK(has(LogEvent::Kind::fact, LogEvent::What::refusal, "554 5.7.1"));
+  r.feed("DATA\r\n");
+  r.feed("x\r\n.\r\n");
+  REQUIRE(r.out.commit);
+  r.out.clear();
+  s.on_commit(std::string("Q1"), r.out);
+  events = r.out.events;
+  CHECK(has(LogEvent::Kind::fact, LogEvent::What::accepted, "Q1"));
+  r.feed("FOO\r\n");
+  events = r.out.events;
+  CHECK(has(LogEvent::Kind::fact, LogEvent::What::refusal, "500 5.5.2"));
+  // A refused commit is a 4xx refusal, not an accepted message.
+  r.feed("MAIL FROM:<a@example.com>\r\nRCPT TO:<alice@example.org>\r\n");
+  r.feed("DATA\r\n");
+  r.feed("x\r\n.\r\n");
+  r.out.clear();
+  s.on_commit(unexpected(Error::smtp(452, "4.2.2", "Error: mailbox full")), r.out);
+  events = r.out.events;
+  CHECK(has(LogEvent::Kind::fact, LogEvent::What::refusal, "452 4.2.2"));
+  CHECK_FALSE(has(LogEvent::Kind::fact, LogEvent::What::accepted, ""));
 }

@@ -76,6 +76,10 @@ struct SmtpSettings {
   int auth_concurrency_limit = 2;          // attempts in progress per network; 0 = no cap
   int auth_block_failures = 20;            // failures in an hour that block; 0 = never
   int auth_block_time = 900;               // seconds a network stays blocked
+  // Sender Rewriting Scheme for forwarded mail (docs/configuration.md).
+  bool srs = false;
+  std::string srs_domain;                  // empty = ServerSettings::domain
+  int srs_max_age = 21;                    // days
   // Obsolete since manual v2.10 (moved to wiz98msenv.dat `alias`): accepted
   // with a warning; a non-empty value is one more local domain.
   std::string host;

@@ -45,6 +45,8 @@ struct HomeReport {
   // Kept def files for which options were given (they were not applied:
   // the file is the administrator's).
   std::vector<std::string> options_not_applied;
+  // def/srs.secret (the SRS key, mode 0600) was made now; an existing one is kept.
+  bool srs_secret_written = false;
   struct Account {
     std::string name;
     bool created = false;   // false: it existed and was kept

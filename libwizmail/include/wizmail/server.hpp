@@ -111,12 +111,14 @@ struct RecipientDecision {
   }
 };
 
-// Runs on the session's thread (an I/O thread) while the session waits: the
-// built-in account look-up is synchronous there too. It must answer fast
-// (a cache or an in-memory map; never a network round trip without a short
-// timeout). Called for every RCPT that passed the syntax and max_recipients
-// checks, before aliases, accounts and relaying; from several threads at once
-// when sessions run on several. An exception refuses the RCPT with 451 4.3.0.
+// Runs with the session's other policy look-ups (account, config.def,
+// quota) on the server's blocking pool while the session waits — or on the
+// session's own I/O thread when it is alone there — so a slow answer stalls
+// that session only; from several threads at once. It should still answer
+// within a second or two (the client waits for its RCPT reply; a network
+// round trip needs its own short timeout). Called for every RCPT that passed
+// the syntax and max_recipients checks, before aliases, accounts and
+// relaying. An exception refuses the RCPT with 451 4.3.0.
 using RecipientCallback = std::function<RecipientDecision(const RecipientQuery&)>;
 
 struct ServerOptions {
@@ -217,6 +219,9 @@ struct ServerStats {
   std::uint64_t messages_bounced = 0;    // delivery error notices (DSNs) generated
   std::uint64_t auth_failures_smtp = 0;  // failed SMTP AUTH attempts
   std::uint64_t auth_failures_pop3 = 0;  // failed POP3 USER/PASS and APOP logins
+  std::uint64_t smtp_relay_denied = 0;   // RCPTs refused by the relay rules (554 5.7.1)
+  std::uint64_t smtp_refusals_permanent = 0;  // SMTP commands refused with 5xx
+  std::uint64_t smtp_refusals_temporary = 0;  // SMTP commands refused with 4xx
   std::uint64_t hook_runs = 0;           // exec*.def / forward / reply hooks started
   std::uint64_t hook_failures = 0;       // hooks that failed (exit status, timeout, spawn error)
 };

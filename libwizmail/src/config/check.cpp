@@ -193,6 +193,14 @@ std::vector<ConfigDiagnostic> check_config(const Config& c) {
     add(Severity::warning, wizenv, "domain",
         "domain=localhost on a server reachable from other hosts: bounces and notices will come "
         "from MAILER-DAEMON@localhost; set your mail domain");
+  if (c.smtp.srs) {
+    const std::string& d = c.smtp.srs_domain.empty() ? c.server.domain : c.smtp.srs_domain;
+    if (util::iequals(d, "localhost") || d.empty() || d.front() == '[')
+      add(Severity::warning, smtpenv, c.smtp.srs_domain.empty() ? "srs" : "srs_domain",
+          "srs=1 with SRS addresses at " + (d.empty() ? std::string("no domain") : d) +
+              ": bounces to forwarded mail cannot reach them; set srs_domain (or domain) to a "
+              "domain whose MX is this server");
+  }
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <string_view>
 
+#include "srs/secret.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
 
@@ -151,6 +152,11 @@ Result<HomeReport> make_home(const fs::path& home_in, const HomeOptions& o) {
     if (auto st = write_new_file(p, text); !st) return unexpected(st.error());
     report.def_written.push_back(f);
   }
+  // The SRS secret, so that turning srs on later needs nothing more; an
+  // existing secret is never replaced (addresses made with it must reverse).
+  auto secret = srs::create_secret_file(srs::secret_file(home));
+  if (!secret) return unexpected(secret.error());
+  report.srs_secret_written = *secret;
 
   auto cfg = load_config(home);
   if (!cfg) return unexpected(cfg.error());

@@ -200,6 +200,7 @@ std::string config_reference_markdown() {
       "  reachable listener (passwords in clear); `submission_port` without TLS.\n"
       "- `mailbox_capacity_mail_size` below `max_mail_size`; `mailbox_capacity_mail_count=0`;\n"
       "  `domain=localhost` on a reachable listener.\n"
+      "- `srs=1` with SRS addresses at `localhost` or an IP literal (`srs_domain`, else `domain`).\n"
       "- The systemd unit installed for this home (`--unit-dir DIR`, default\n"
       "  /etc/systemd/system) does not list the folders the server writes in `ReadWritePaths=`\n"
       "  (e.g. `mailbox_path` changed since `wizmail service install`).\n";
@@ -243,6 +244,14 @@ std::string config_reference_markdown() {
       "A copy delivered through an alias has `Delivered-To:` naming the address as it\n"
       "arrived (the alias, or the address a catch-all took), not the account's own\n"
       "address (docs/smtp.md says why).\n";
+  out +=
+      "\n## def/srs.secret — the SRS key\n\n"
+      "The secret of the Sender Rewriting Scheme (`srs=1`, docs/outbound.md), mode 0600:\n"
+      "made by `wizmail setup`, or by the first start with `srs=1`, from 24 random octets;\n"
+      "never replaced. One secret a line (`#` lines and blank lines skipped): the first signs\n"
+      "new SRS addresses, every one is accepted for bounces. To rotate, put a new secret on\n"
+      "the first line and remove the old one `srs_max_age` days later. PostSRSd's\n"
+      "`secrets-file` has the same form.\n";
   return out;
 }
 

@@ -256,6 +256,25 @@ std::vector<Key> make_keys() {
        .doc = "Seconds a network stays blocked after its auth_block_failures-th failure (each "
               "further failure after the block starts it again).",
        .example = "3600", .field = field<smtp, &S::auth_block_time>},
+      // Sender Rewriting Scheme for forwarded mail (libwizmail/src/srs/srs.hpp).
+      {.name = "srs", .file = smtpenv, .type = T::boolean, .default_value = "0",
+       .doc = "1: mail forwarded to a remote address (an alias target, a forward.def hook or "
+              "anything handed in on the local submit socket) whose envelope sender is not at a "
+              "local domain leaves with an SRS sender at srs_domain (SRS0=HHHH=TT=domain=user@"
+              "srs_domain, SRS1 for an SRS address of another forwarder), so the sender's SPF "
+              "still passes; RCPT to such an address is accepted only with a valid hash and time "
+              "stamp and is relayed to the original sender (bounces). The secret is def/srs.secret "
+              "(mode 0600; made on first use). 0: senders are kept, SRS addresses are not reversed.",
+       .example = "1", .field = field<smtp, &S::srs>},
+      {.name = "srs_domain", .file = smtpenv, .type = T::hostname, .default_value = "",
+       .doc = "Domain of the SRS addresses (its MX must point here); empty = domain "
+              "(wiz98msenv.dat).",
+       .example = "srs.example.com", .field = field<smtp, &S::srs_domain>},
+      {.name = "srs_max_age", .file = smtpenv, .type = T::integer, .default_value = "21",
+       .min = 1, .max = 1000,
+       .doc = "Days an SRS address stays valid: a bounce to an older one (or to one stamped in "
+              "the future) gets 550 5.1.1.",
+       .example = "30", .field = field<smtp, &S::srs_max_age>},
 
       // ---- def/popenv.dat ----
       {.name = "host", .file = popenv, .type = T::hostname, .default_value = "localhost",

@@ -68,6 +68,11 @@ std::string render_metrics(const MetricsSnapshot& m) {
          {{"", num(m.queue_oldest_age)}});
   metric(out, "wizmail_auth_failures_total", "counter", "Failed authentications by protocol.",
          {{"{protocol=\"smtp\"}", num(s.auth_failures_smtp)}, {"{protocol=\"pop3\"}", num(s.auth_failures_pop3)}});
+  metric(out, "wizmail_smtp_refusals_total", "counter",
+         "SMTP commands refused (they count toward max_errors), by reply class.",
+         {{"{class=\"5xx\"}", num(s.smtp_refusals_permanent)}, {"{class=\"4xx\"}", num(s.smtp_refusals_temporary)}});
+  metric(out, "wizmail_smtp_relay_denied_total", "counter", "RCPTs refused by the relay rules.",
+         {{"", num(s.smtp_relay_denied)}});
   metric(out, "wizmail_hook_runs_total", "counter", "Delivery hooks started.", {{"", num(s.hook_runs)}});
   metric(out, "wizmail_hook_failures_total", "counter", "Delivery hooks that failed.", {{"", num(s.hook_failures)}});
   metric(out, "wizmail_start_time_seconds", "gauge", "When the server started (unix seconds).",

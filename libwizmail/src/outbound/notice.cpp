@@ -1,8 +1,12 @@
 #include "outbound/notice.hpp"
 
 #include <algorithm>
+#include <ctime>
 #include <optional>
 
+#include "srs/secret.hpp"
+#include "srs/srs.hpp"
+#include "util/fs.hpp"
 #include "util/idna.hpp"
 #include "util/strings.hpp"
 #include "util/utf8.hpp"
@@ -13,7 +17,41 @@ namespace wizmail::outbound {
 
 namespace fs = std::filesystem;
 
-bool deliver_notice(const Config& config, RelayQueue& queue, std::string_view to, std::string_view notice,
+namespace {
+
+// A notice about mail that left with an SRS sender (smtpenv srs=1) goes to
+// the address that sender stands for, as a bounce from outside would; an
+// SRS address that does not reverse (expired, another secret) is left as
+// it is (postmaster gets the notice).
+std::string srs_reversed(const Config& config, std::string_view to, const std::function<void(const std::string&)>& say) {
+  const auto at = to.rfind('@');
+  if (!config.smtp.srs || at == std::string_view::npos || !srs::is_srs_address(to)) return std::string(to);
+  const std::string& d = config.smtp.srs_domain.empty() ? config.server.domain : config.smtp.srs_domain;
+  const std::string srs_domain = util::domain_to_ascii(d).value_or(util::to_lower(d));
+  if (util::domain_to_ascii(to.substr(at + 1)).value_or(std::string()) != srs_domain) return std::string(to);
+  const fs::path file = srs::secret_file(config.home);
+  auto fail_with = [&](const Error& e) {
+    say("srs: cannot reverse <" + std::string(to) + ">: " + e.message);
+    return std::string(to);
+  };
+  auto text = util::read_file(file);
+  if (!text) return fail_with(text.error());
+  auto secrets = srs::parse_secrets(*text, file);
+  if (!secrets) return fail_with(secrets.error());
+  srs::Options o;
+  o.secrets = std::move(*secrets);
+  o.max_age_days = config.smtp.srs_max_age;
+  auto rewriter = srs::Rewriter::make(std::move(o));
+  if (!rewriter) return fail_with(rewriter.error());
+  auto back = rewriter->reverse(to, std::time(nullptr));
+  if (!back) return fail_with(back.error());
+  say("srs: <" + std::string(to) + "> is <" + *back + ">");
+  return std::move(*back);
+}
+
+}  // namespace
+
+bool deliver_notice(const Config& config, RelayQueue& queue, std::string_view to_in, std::string_view notice,
                     bool copy_to_postmaster, std::string_view label,
                     const std::function<void(const std::string&)>& log, const NoticeOptions& options) {
   const std::string lbl(label);
@@ -42,6 +80,8 @@ bool deliver_notice(const Config& config, RelayQueue& queue, std::string_view to
   };
   const std::string postmaster = "postmaster@" + config.server.domain;
   bool queued = false;
+  const std::string reversed = srs_reversed(config, to_in, [&](const std::string& line) { say(lbl + ": " + line); });
+  const std::string_view to = reversed;
   const auto at = to.rfind('@');
   // U-labels compare in their A-label form; a domain that is no IDN is not local.
   const std::string domain =

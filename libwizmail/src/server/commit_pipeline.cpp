@@ -13,6 +13,8 @@
 #include "server/embedder_callbacks.hpp"
 #include "server/log.hpp"
 #include "smtp/session.hpp"
+#include "util/idna.hpp"
+#include "util/strings.hpp"
 
 namespace wizmail::server {
 
@@ -62,6 +64,27 @@ CommitJob make_commit_job(StagedMessage message, const smtp::Transaction& txn, c
   }
   if (!remote_dsn) job.remote.dsn.clear();
   return job;
+}
+
+Result<std::optional<std::string>> srs_forward_sender(const srs::Rewriter& rewriter, std::string_view srs_domain,
+                                                      const std::vector<std::string>& local_domains,
+                                                      const smtp::Transaction& txn, bool local_submit,
+                                                      std::int64_t now) {
+  const std::string& sender = txn.reverse_path;
+  if (sender.empty()) return std::nullopt;  // <> stays <>
+  const bool forwarded = local_submit || std::any_of(txn.recipients.begin(), txn.recipients.end(),
+                                                     [](const smtp::Recipient& r) { return !r.local() && r.via_alias; });
+  if (!forwarded || !txn.has_remote()) return std::nullopt;
+  const auto at = sender.rfind('@');
+  if (at != std::string::npos) {
+    const std::string domain = util::domain_to_ascii(std::string_view(sender).substr(at + 1))
+                                   .value_or(util::to_lower(std::string_view(sender).substr(at + 1)));
+    if (std::find(local_domains.begin(), local_domains.end(), domain) != local_domains.end()) return std::nullopt;
+    if (util::iequals(domain, srs_domain)) return std::nullopt;
+  }
+  auto out = rewriter.forward(sender, srs_domain, now);
+  if (!out) return unexpected(out.error());
+  return std::optional<std::string>(std::move(*out));
 }
 
 CommitPipeline::CommitPipeline(AccountStore store, RelayQueue queue, SyncMode mode, Logger& log,

@@ -15,11 +15,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "srs/srs.hpp"
 #include "store/local_target.hpp"
 #include "wizmail/account_store.hpp"
 #include "store/delivery_journal.hpp"
@@ -83,6 +85,21 @@ struct CommitJob {
 CommitJob make_commit_job(StagedMessage message, const smtp::Transaction& txn,
                           const std::filesystem::path& mailbox_dir, std::string client_ip,
                           std::string auth_user);
+
+// SRS (smtpenv srs=1, libwizmail/src/srs/srs.hpp): the envelope sender the
+// queue entry of `txn`'s remote recipients leaves with, when that is not the
+// client's own sender. A message is forwarded when it came in on the local
+// submit socket (forward.def hooks call wizmail-sendmail) or a remote
+// recipient is an alias target; then a sender that is neither null nor at
+// a local domain (`local_domains`: lower-case ASCII) nor at `srs_domain` is
+// rewritten. One queue entry holds a message's remote recipients, so the
+// rewritten sender is also the one of a recipient the client named itself
+// in the same transaction (its bounce still reaches the sender, reversed).
+// nullopt: the sender stays; an Error: it cannot be rewritten (no domain).
+Result<std::optional<std::string>> srs_forward_sender(const srs::Rewriter& rewriter, std::string_view srs_domain,
+                                                      const std::vector<std::string>& local_domains,
+                                                      const smtp::Transaction& txn, bool local_submit,
+                                                      std::int64_t now);
 
 struct PipelineStats {
   std::atomic<std::uint64_t> delivered{0};

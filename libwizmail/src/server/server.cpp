@@ -18,6 +18,8 @@
 #include "server/server_relay.hpp"
 #include "daemon/daemon_support.hpp"
 #include "ops/server_metrics.hpp"
+#include "srs/secret.hpp"
+#include "util/idna.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
 #include "wizmail/mailbox.hpp"
@@ -61,6 +63,18 @@ Result<std::shared_ptr<const Runtime>> make_runtime(std::shared_ptr<const Config
   rt->local_domains = config->local_domains();
   rt->mailbox_dir = config->mailbox_dir();
   rt->hostname = opt.hostname.empty() ? config->server.domain : opt.hostname;
+  if (config->smtp.srs) {
+    auto secrets = srs::load_secrets(srs::secret_file(config->home));  // made on first use
+    if (!secrets) return fail(secrets.error().code, "srs: " + secrets.error().message);
+    srs::Options so;
+    so.secrets = std::move(*secrets);
+    so.max_age_days = config->smtp.srs_max_age;
+    auto rewriter = srs::Rewriter::make(std::move(so));
+    if (!rewriter) return unexpected(rewriter.error());
+    rt->srs = std::make_shared<const srs::Rewriter>(std::move(*rewriter));
+    const std::string& d = config->smtp.srs_domain.empty() ? config->server.domain : config->smtp.srs_domain;
+    rt->srs_domain = util::domain_to_ascii(d).value_or(util::to_lower(d));
+  }
   rt->config = std::move(config);
   return std::shared_ptr<const Runtime>(std::move(rt));
 }
@@ -524,6 +538,9 @@ ServerStats Server::stats() const {
   s.commit_batches = I.pstats.batches.load();
   s.messages_bounced = I.messages_bounced.load();
   s.auth_failures_smtp = I.counters.auth_failures_smtp.load();
+  s.smtp_relay_denied = I.counters.relay_denied.load();
+  s.smtp_refusals_permanent = I.counters.refusals_permanent.load();
+  s.smtp_refusals_temporary = I.counters.refusals_temporary.load();
   s.auth_failures_pop3 = I.counters.auth_failures_pop3.load();
   s.hook_runs = I.hook_runs.load();
   s.hook_failures = I.hook_failures.load();

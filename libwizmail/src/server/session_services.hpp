@@ -26,6 +26,7 @@
 #include "server/connection_registry.hpp"
 #include "server/free_space.hpp"
 #include "server/log.hpp"
+#include "srs/srs.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/pop_before_smtp.hpp"
@@ -44,6 +45,10 @@ struct Runtime {
   std::vector<std::string> local_domains;
   std::filesystem::path mailbox_dir;
   std::string hostname;
+  // SRS (smtpenv srs=1): the rewriter over def/srs.secret and the domain of
+  // its addresses (srs_domain, else domain; lower-case ASCII). Null when off.
+  std::shared_ptr<const srs::Rewriter> srs;
+  std::string srs_domain;
 };
 
 // The auth penalty's limits from the configuration (smtpenv, shared by POP3).
@@ -86,7 +91,8 @@ class SendCounters {
 // What the sessions count, for ServerStats and the metrics endpoint.
 struct SessionCounters {
   std::atomic<std::uint64_t> sessions_smtp{0}, sessions_pop3{0}, sessions_total{0}, refused_busy{0},
-      messages_received{0}, auth_failures_smtp{0}, auth_failures_pop3{0};
+      messages_received{0}, auth_failures_smtp{0}, auth_failures_pop3{0}, relay_denied{0},
+      refusals_permanent{0}, refusals_temporary{0};
   std::atomic<int> capped{0};  // sessions counted against `multiprocessing`
 };
 

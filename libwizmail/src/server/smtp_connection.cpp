@@ -21,6 +21,7 @@
 #include "server/state_names.hpp"
 #include "smtp/address.hpp"
 #include "smtp/session.hpp"
+#include "srs/srs.hpp"
 #include "wizmail/mailbox.hpp"
 
 namespace wizmail::server {
@@ -172,6 +173,10 @@ class Environment final : public smtp::Environment {
   RecipientAnswer check_recipient(const RecipientQuestion& q) override {
     return server::ask_recipient_callback(srv_.options.recipient_callback, q);
   }
+  std::optional<Result<std::string>> srs_reverse(std::string_view address) override {
+    if (!rt_.srs) return std::nullopt;
+    return srs::reverse_recipient(*rt_.srs, rt_.srs_domain, address, std::time(nullptr));
+  }
   std::chrono::system_clock::time_point now() override { return std::chrono::system_clock::now(); }
   std::uint64_t random() override {
     thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -241,14 +246,30 @@ class SmtpConnection final : public SessionConnection,
   }
   void log_events() {
     for (const auto& e : out_.events) {
+      count(e);
+      if (e.kind == smtp::LogEvent::Kind::fact) continue;
       log_line(e.kind == smtp::LogEvent::Kind::error ? LogFile::error : LogFile::smtp, e.text);
-      if (e.what == smtp::LogEvent::What::auth_failure)
-        srv_.counters.auth_failures_smtp.fetch_add(1, std::memory_order_relaxed);
       if (e.kind == smtp::LogEvent::Kind::command) last_command_ = e.text;
     }
     if (session_) note_.update(state_name(session_->state()), session_->account(), last_command_);
   }
+  // The session's typed events, counted (metrics, ServerStats).
+  void count(const smtp::LogEvent& e) {
+    using What = smtp::LogEvent::What;
+    auto& c = srv_.counters;
+    switch (e.what) {
+      case What::auth_failure: c.auth_failures_smtp.fetch_add(1, std::memory_order_relaxed); break;
+      case What::relay_denied: c.relay_denied.fetch_add(1, std::memory_order_relaxed); break;
+      case What::accepted: c.messages_received.fetch_add(1, std::memory_order_relaxed); break;
+      case What::refusal:
+        (e.text.starts_with('5') ? c.refusals_permanent : c.refusals_temporary)
+            .fetch_add(1, std::memory_order_relaxed);
+        break;
+      case What::other: break;
+    }
+  }
   asio::awaitable<bool> act();
+  asio::awaitable<void> proceed();
   asio::awaitable<bool> pregreet();
   bool more_pending() {
     std::error_code ec;
@@ -288,7 +309,10 @@ asio::awaitable<Result<std::string>> SmtpConnection::commit() {
       co_return unexpected(st.error());
     }
   }
-  CommitJob job = staging_.take(*rt_, txn, peer_ip_, std::string(session_->account()));
+  CommitJob job = staging_.take(*rt_, txn, peer_ip_, std::string(session_->account()), trusted(),
+                                [this](const std::string& line) { log_line(LogFile::error, line); });
+  if (!job.remote.recipients.empty() && job.remote.sender != txn.reverse_path)
+    log_line(LogFile::smtp, "srs: queued with sender <" + job.remote.sender + ">");
   note_.set_state("committing");
   watchdog_.suspend();
   auto self = shared_from_this();
@@ -308,12 +332,33 @@ asio::awaitable<Result<std::string>> SmtpConnection::commit() {
       },
       asio::use_awaitable);
   watchdog_.touch();
-  if (result) srv_.counters.messages_received.fetch_add(1, std::memory_order_relaxed);
   co_return result;
+}
+
+// Output::lookup (check, then proceed): the session's policy lookups (the
+// account's directory, config.def and mailbox, the embedder's directory,
+// the password check) run on the blocking pool, so that a slow disk or
+// directory stalls this session only. Alone on its thread, nobody else
+// would wait: they run here, without the trip (as commit_here does).
+asio::awaitable<void> SmtpConnection::proceed() {
+  if (!srv_.blocking ||
+      (thread_sessions_ && thread_sessions_->load(std::memory_order_relaxed) == 1)) {
+    session_->proceed(out_);
+    co_return;
+  }
+  // The session and out_ are touched by nobody else until this returns.
+  co_await asio::co_spawn(
+      srv_.blocking->get_executor(),
+      [this]() -> asio::awaitable<void> {
+        session_->proceed(out_);
+        co_return;
+      },
+      asio::use_awaitable);
 }
 
 asio::awaitable<bool> SmtpConnection::act() {
   for (;;) {
+    if (out_.lookup) co_await proceed();
     log_events();
     if (!out_.replies.empty()) {
       watchdog_.touch();
@@ -443,6 +488,7 @@ asio::awaitable<void> SmtpConnection::run() {
   so.local_submit = trusted();
   so.auth_fail_delay = std::chrono::milliseconds(cfg.smtp.auth_penalty_delay);
   so.auth_max_delay = std::chrono::milliseconds(cfg.smtp.auth_penalty_max_delay);
+  so.defer_lookups = true;
   request_ = net::RequestDeadline({std::chrono::seconds(cfg.smtp.command_deadline),
                                    cfg.smtp.data_min_rate});
   session_ = std::make_unique<smtp::Session>(std::move(so), *env_, *this);

@@ -1,5 +1,7 @@
 #include "server/staging.hpp"
 
+#include <ctime>
+
 #include "server/server_impl.hpp"
 
 namespace wizmail::server {
@@ -46,8 +48,17 @@ Status MessageStaging::finish() {
 }
 
 CommitJob MessageStaging::take(const Runtime& rt, const smtp::Transaction& txn, std::string client_ip,
-                               std::string auth_user) {
+                               std::string auth_user, bool local_submit,
+                               const std::function<void(const std::string&)>& log) {
   CommitJob job = make_commit_job(std::move(*staged_), txn, rt.mailbox_dir, std::move(client_ip), std::move(auth_user));
+  if (rt.srs && !job.remote.recipients.empty()) {
+    auto s = srs_forward_sender(*rt.srs, rt.srs_domain, rt.local_domains, txn, local_submit, std::time(nullptr));
+    if (!s) {
+      if (log) log("srs: sender <" + txn.reverse_path + "> kept: " + s.error().message);
+    } else if (*s) {
+      job.remote.sender = std::move(**s);
+    }
+  }
   staged_.reset();
   job.final_headers_len = final_len_;
   return job;

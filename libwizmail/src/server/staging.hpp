@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string_view>
 
@@ -36,8 +37,12 @@ class MessageStaging {
   // A commit job for the finished message and the transaction's recipients
   // (locals in the order given, the first one being what the final headers
   // at the start of the file were written for). Leaves this closed.
+  // With SRS on, forwarded mail (`local_submit`, alias targets) gets its
+  // queue entry's sender rewritten (srs_forward_sender); `log` hears why
+  // when a sender cannot be.
   CommitJob take(const Runtime& rt, const smtp::Transaction& txn, std::string client_ip,
-                 std::string auth_user);
+                 std::string auth_user, bool local_submit = false,
+                 const std::function<void(const std::string&)>& log = {});
 
  private:
   std::optional<StagedMessage> staged_;

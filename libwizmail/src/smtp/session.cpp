@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <ctime>
+#include <functional>
 
 #include "mime/date.hpp"
 #include "smtp/address.hpp"
@@ -121,6 +122,11 @@ struct Session::Impl {
     bool cram = false;
   };
   std::optional<Attempt> attempt;
+  // Check, then proceed: a command that passed its checks and whose policy
+  // needs lookups waits here (Output::lookup) for proceed(), when the
+  // session defers its lookups (SessionOptions::defer_lookups).
+  std::function<void(Output&)> pending;
+  bool proceeding = false;  // inside proceed(): lookups run at once
   std::vector<EsmtpParam> params;
   // Per-transaction caches of policy answers.
   std::optional<bool> relay_ok;
@@ -152,6 +158,8 @@ struct Session::Impl {
   // A refusal: counts towards max_errors.
   void refuse(Output& out, std::string_view text) {
     reply(out, text);
+    out.events.push_back({LogEvent::Kind::fact, std::string(text.substr(0, text.find("\r\n"))),
+                          LogEvent::What::refusal});
     ++errors;
   }
   void error_event(Output& out, std::string text, LogEvent::What what = LogEvent::What::other) {
@@ -220,7 +228,49 @@ struct Session::Impl {
                    const std::vector<std::string>& addresses);
   std::string received_header();
 
+  // A message committed as `queue_id`: counted for its sender's account
+  // when `record` (`relayed`: toward the daily limit too), answered 250,
+  // and the transaction ends.
+  void accepted(const std::string& queue_id, bool relayed, bool record, Output& out) {
+    if (record) {
+      const std::string& acct = daily_account();
+      if (!acct.empty())
+        if (auto st = s.env_.record_send(acct, relayed); !st)
+          error_event(out, "send counters of " + acct + ": " + st.error().message);
+    }
+    reply(out, "250 2.0.0 Ok: queued as " + queue_id);
+    out.events.push_back({LogEvent::Kind::fact, queue_id, LogEvent::What::accepted});
+    junk = 0;  // as Postfix: an accepted message forgives junk commands
+    end_transaction();
+  }
+  void end_transaction() {
+    reset_transaction();
+    s.written_ = 0;
+    s.state_ = State::ready;
+  }
+
+  // Runs `work` now, or (deferring lookups, outside proceed()) leaves it
+  // for proceed() and asks for it with Output::lookup.
+  void proceed_with(Output& out, std::function<void(Output&)> work) {
+    if (!s.opt_.defer_lookups || proceeding) {
+      work(out);
+      return;
+    }
+    pending = std::move(work);
+    out.lookup = true;
+  }
+
   // --- recipients ---
+  // A RCPT that passed its checks (syntax, parameters, limits), for its
+  // policy.
+  struct RcptRequest {
+    Recipient recipient;
+    Mailbox mailbox;     // as parsed
+    std::string domain;  // the ASCII form
+    bool local_domain = false;
+    bool bare_postmaster = false;
+  };
+  void apply_rcpt(RcptRequest req, Output& out);
   bool local_recipient_ok(Recipient& r, std::string_view shown, Output& out);
   bool directory_answered(Recipient& r, Output& out);
   void accept_alias(Recipient r, AliasMap::Resolution res, Output& out);
@@ -685,17 +735,63 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
   Recipient r;
   r.address = pr.path->bare_postmaster ? std::string("postmaster") : mb.str();
   r.dsn = std::move(dsn);
+  // SRS (smtpenv srs=1): a bounce to mail this server forwarded. A check,
+  // not policy: the hash and the time stamp are arithmetic, nothing waits.
+  if (!pr.path->bare_postmaster && !mb.quoted) {
+    const std::string srs_address = mb.local + "@" + *domain;
+    if (auto back = s.env_.srs_reverse(srs_address)) {
+      if (!*back) {
+        const Error& e = back->error();
+        error_event(out, "SRS: " + e.message);
+        refuse(out, std::to_string(e.smtp_code) + " " + e.enhanced + " <" + srs_address + ">: " + e.client_text);
+        return;
+      }
+      // The sender it stands for, relayed like an alias's remote target:
+      // the client named our address (no relay rules, no daily count).
+      Recipient t;
+      t.address = std::move(**back);
+      t.via_alias = true;
+      t.original = srs_address;
+      t.dsn = std::move(r.dsn);
+      if (t.dsn.orcpt.empty()) t.dsn.orcpt = dsn_orcpt_for(srs_address);
+      proceed_with(out, [this, t = std::move(t)](Output& o) mutable {
+        if (!storage_allows(Environment::Storage::queue, s.txn_.declared_size, o)) return;
+        add_recipient(std::move(t));
+        ++s.txn_.rcpt_count;
+        s.state_ = State::rcpt;
+        reply(o, "250 2.1.5 Ok");
+      });
+      return;
+    }
+  }
   bool local_domain = pr.path->bare_postmaster || s.env_.is_local_domain(*domain);
   // One spelling of a local address: its domain in ASCII form (so that
   // alice@MÜNCHEN.example and alice@xn--mnchen-3ya.example are one).
   if (local_domain && !pr.path->bare_postmaster && !mb.quoted) r.address = mb.local + "@" + *domain;
+  // Checked: the rest is policy, which may wait for the disk or the
+  // embedder's directory.
+  proceed_with(out, [this, req = RcptRequest{std::move(r), mb, *domain, local_domain,
+                                             pr.path->bare_postmaster}](Output& o) mutable {
+    apply_rcpt(std::move(req), o);
+  });
+}
+
+// RCPT's policy (check, then proceed): the embedder's directory, the
+// aliases, the account checks for a local recipient; the relay rules and the
+// daily limit for a remote one.
+void Session::Impl::apply_rcpt(RcptRequest req, Output& out) {
+  Recipient& r = req.recipient;
+  const Mailbox& mb = req.mailbox;
+  const std::string* domain = &req.domain;
+  const bool local_domain = req.local_domain;
+  const bool bare_postmaster = req.bare_postmaster;
   if (directory_answered(r, out)) return;
   if (local_domain) {
     // def/aliases.def first: an alias applies before the account of its
     // name, a catch-all when there is no account (wizmail/aliases.hpp).
     if (cfg.aliases && !cfg.aliases->empty() && !mb.quoted) {
       std::string alias_domain = *domain;
-      if (pr.path->bare_postmaster) alias_domain = util::domain_to_ascii(cfg.server.domain).value_or(cfg.server.domain);
+      if (bare_postmaster) alias_domain = util::domain_to_ascii(cfg.server.domain).value_or(cfg.server.domain);
       AliasMap::Directory dir{
           [this](std::string_view d) { return s.env_.is_local_domain(d); },
           [this](std::string_view a) -> Result<bool> {
@@ -703,7 +799,7 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
             if (!kind) return unexpected(kind.error());
             return *kind != AccountKind::none;
           }};
-      auto res = cfg.aliases->resolve(pr.path->bare_postmaster ? "postmaster" : mb.local, alias_domain, dir);
+      auto res = cfg.aliases->resolve(bare_postmaster ? "postmaster" : mb.local, alias_domain, dir);
       if (!res) {
         // A loop or limit of the aliases (Errc::limit), or a store fault
         // while looking up a target: temporary either way, never 550.
@@ -733,7 +829,8 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
     if (!storage_allows(Environment::Storage::mailboxes, s.txn_.declared_size, out)) return;
   } else {
     if (!relay_allowed()) {
-      error_event(out, "relay denied: <" + s.txn_.reverse_path + "> -> <" + r.address + ">");
+      error_event(out, "relay denied: <" + s.txn_.reverse_path + "> -> <" + r.address + ">",
+                  LogEvent::What::relay_denied);
       refuse(out, "554 5.7.1 <" + r.address + ">: Relay access denied");
       return;
     }
@@ -1196,7 +1293,7 @@ void Session::Impl::admit(Attempt a, Output& out) {
     paused = true;
     return;
   }
-  check_attempt(out);
+  proceed_with(out, [this](Output& o) { check_attempt(o); });
 }
 
 void Session::Impl::check_attempt(Output& out) {
@@ -1347,7 +1444,8 @@ Session::Session(SessionOptions options, Environment& env, MessageSink& sink)
 Session::~Session() = default;
 
 bool Session::awaiting() const noexcept {
-  return state_ == State::awaiting_commit || state_ == State::tls_pending || impl_->paused;
+  return state_ == State::awaiting_commit || state_ == State::tls_pending || impl_->paused ||
+         impl_->pending != nullptr;
 }
 
 void Session::start(Output& out) {
@@ -1390,26 +1488,46 @@ void Session::feed(std::string_view bytes, Output& out, bool more_pending) {
 void Session::resume(Output& out) {
   impl_->paused = false;
   impl_->more_pending = false;  // what the connection saw then is in the stash now
-  if (impl_->attempt) impl_->check_attempt(out);
+  if (impl_->attempt && !impl_->pending)
+    impl_->proceed_with(out, [this](Output& o) { impl_->check_attempt(o); });
   if (impl_->stash.empty() || awaiting()) return;
   std::string buf = std::move(impl_->stash);
   impl_->stash.clear();
   impl_->process(buf, out);
 }
 
+void Session::proceed(Output& out) {
+  out.lookup = false;
+  if (!impl_->pending) return;
+  auto work = std::move(impl_->pending);
+  impl_->pending = nullptr;
+  // The rest of a pipelined group is processed here too, its lookups at
+  // once: one trip to where waiting is allowed serves every RCPT in it.
+  impl_->proceeding = true;
+  work(out);
+  impl_->check_error_limit(out);
+  if (!impl_->stash.empty() && !awaiting() && state_ != State::closed) {
+    std::string buf = std::move(impl_->stash);
+    impl_->stash.clear();
+    impl_->process(buf, out);
+  }
+  impl_->proceeding = false;
+}
+
 void Session::on_commit(Result<std::string> queue_id, Output& out) {
   if (state_ != State::awaiting_commit) return;
   if (queue_id) {
-    // Remote targets of an alias are not the client's relaying.
-    const bool relayed = txn_.has_relayed();
+    // A message sent by an account counts in its send counters (a file
+    // each): a look-up that may wait, before the 250.
+    const bool relayed = txn_.has_relayed();  // an alias's remote targets are not the client's relaying
     if (relayed || impl_->submission()) {
-      const std::string& acct = impl_->daily_account();
-      if (!acct.empty())
-        if (auto st = env_.record_send(acct, relayed); !st)
-          impl_->error_event(out, "send counters of " + acct + ": " + st.error().message);
+      impl_->proceed_with(out, [this, relayed, id = std::move(*queue_id)](Output& o) {
+        impl_->accepted(id, relayed, true, o);
+      });
+      if (!impl_->pending) resume(out);
+      return;
     }
-    impl_->reply(out, "250 2.0.0 Ok: queued as " + *queue_id);
-    impl_->junk = 0;  // as Postfix: an accepted message forgives junk commands
+    impl_->accepted(*queue_id, false, false, out);
   } else {
     const auto& e = queue_id.error();
     impl_->error_event(out, "commit failed: " + e.message);
@@ -1418,10 +1536,8 @@ void Session::on_commit(Result<std::string> queue_id, Output& out) {
                              (e.client_text.empty() ? e.message : e.client_text));
     else
       impl_->refuse(out, "451 4.3.0 Error: queue file write error");
+    impl_->end_transaction();
   }
-  impl_->reset_transaction();
-  written_ = 0;
-  state_ = State::ready;
   resume(out);
 }
 

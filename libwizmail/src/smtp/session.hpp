@@ -11,6 +11,9 @@
 //   loop:
 //     s.feed(bytes_read, out);             // every byte read, in order
 //   act:
+//     if out.lookup     -> s.proceed(out) where waiting for the disk is
+//                          fine (the server's blocking pool); it clears
+//                          out.lookup and appends to the same Output
 //     write out.replies (one write: RFC 2920 batching)
 //     if out.close      -> close the connection, stop
 //     if out.start_tls  -> TLS handshake, then s.on_tls_started(out), goto act
@@ -23,6 +26,15 @@
 //                          has gone, close (the attempt is never checked);
 //                          else s.resume(out), goto act
 //     otherwise read more.
+//
+// Check, then proceed (OpenSMTPD's split): each command is parsed and
+// checked (syntax, parameters, state, limits) as it arrives; what needs
+// policy lookups that may wait — RCPT's account, config.def, quota,
+// aliases, embedder directory, relay rules and daily limit, and the
+// password check of an AUTH attempt — runs in proceed() when the session
+// defers its lookups (SessionOptions::defer_lookups, as the server does),
+// at once otherwise (tests, tools). A command refused by its checks is
+// answered without that trip.
 //
 // While an action is pending (awaiting() is true) the session processes no
 // input: bytes fed meanwhile are kept (bounded) and processed by
@@ -233,6 +245,18 @@ class Environment {
     return {};
   }
 
+  // SRS (smtpenv srs=1, src/srs/srs.hpp): is `address` (local part as
+  // given, domain lower-case ASCII) an SRS address at the SRS domain, i.e. a
+  // bounce to mail this server forwarded? nullopt: no, the RCPT takes its
+  // usual way; else the address it stands for (a recipient relayed there
+  // without relay permission, like an alias's remote target) or the
+  // refusal, whose Error holds the 550 reply and the reason for error.log.
+  // The default: never.
+  virtual std::optional<Result<std::string>> srs_reverse(std::string_view address) {
+    (void)address;
+    return std::nullopt;
+  }
+
   virtual std::chrono::system_clock::time_point now() = 0;
   // Randomness for the CRAM-MD5 challenge.
   virtual std::uint64_t random() = 0;
@@ -251,6 +275,10 @@ struct SessionOptions {
   // Message-ID: are added (RFC 6409 §8) and they count as sent.
   bool local_submit = false;
   bool log_protocol = true;    // emit command/reply events for smtp.log
+  // Environment lookups that may wait (see "Check, then proceed" above)
+  // run only inside proceed(), which the connection calls off its I/O
+  // thread when Output::lookup asks for it.
+  bool defer_lookups = false;
 
   // Limits (defaults documented in docs; tests shrink the delays).
   std::size_t max_command_line = 512;    // octets incl. CRLF (RFC 5321)
@@ -264,19 +292,23 @@ struct SessionOptions {
   std::chrono::milliseconds auth_max_delay{16000};
 };
 
-// A log line for the connection to write (it adds time, session id, peer and
-// session.account()).
+// What the session tells its connection: a log line to write (it adds time,
+// session id, peer and session.account()), or a typed fact only. Counters
+// and metrics derive from `what`, never from the text.
 struct LogEvent {
   enum class Kind {
     command,  // smtp.log: a client command (AUTH secrets masked)
     reply,    // smtp.log: the first line of a reply
     error,    // error.log: auth failure, relay denied, reject hit, refusal
+    fact,     // no log line: a typed event (what) with its detail (text)
   };
-  // What happened, for metrics and callers that act on it: counters
-  // derive from this, never from the text.
   enum class What {
     other,
-    auth_failure,  // a failed AUTH attempt (wrong user or password)
+    auth_failure,  // error: a failed AUTH attempt (wrong user or password)
+    relay_denied,  // error: RCPT to a remote address refused by the relay rules
+    accepted,      // fact: a message committed; text = its queue id
+    refusal,       // fact: a command refused (counts toward max_errors);
+                   // text = the reply's first line ("550 5.1.1 ...")
   };
   Kind kind = Kind::command;
   std::string text;
@@ -286,6 +318,7 @@ struct LogEvent {
 struct Output {
   std::string replies;                    // bytes to write, in order
   std::chrono::milliseconds delay{0};     // after writing: wait, then resume()
+  bool lookup = false;     // before writing: proceed(), where waiting is fine
   bool start_tls = false;  // after writing: TLS handshake, on_tls_started()
   bool commit = false;     // after writing: commit, then on_commit()
   bool close = false;      // after writing: close the connection
@@ -294,7 +327,7 @@ struct Output {
   void clear() {
     replies.clear();
     delay = std::chrono::milliseconds{0};
-    start_tls = commit = close = false;
+    lookup = start_tls = commit = close = false;
     events.clear();
   }
 };
@@ -337,6 +370,11 @@ class Session {
   // Continue after a delay: check the AUTH attempt that waited, then the
   // buffered input.
   void resume(Output& out);
+  // Output::lookup: apply the policy of the command that waits for it (its
+  // lookups run here, on the caller's thread), then go on with the
+  // buffered input, whose lookups run here too. Clears out.lookup and
+  // appends to `out` (the Output that asked).
+  void proceed(Output& out);
   // A command line has begun and not ended (for the command deadline).
   bool mid_command() const noexcept;
 
