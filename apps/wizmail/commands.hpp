@@ -41,6 +41,7 @@ void add_ops_commands(CLI::App& app, Context& ctx);  // monitor, maintenance, pa
 void add_control_commands(CLI::App& app, Context& ctx);  // start, stop, sessions, ...
 void add_outbound_commands(CLI::App& app, Context& ctx);  // exists, check-smtp
 void add_queue_commands(CLI::App& app, Context& ctx);     // queue list|flush|delete
+void add_dkim_commands(CLI::App& app, Context& ctx);      // dkim keygen|show
 
 // The manual's command names (wmsactcrt, wmsprtdef, ...) map onto wizmail
 // subcommands. Returns the argument vector to parse (without argv[0]) for

@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   add_control_commands(app, ctx);
   add_outbound_commands(app, ctx);
   add_queue_commands(app, ctx);
+  add_dkim_commands(app, ctx);
   add_ops_commands(app, ctx);
 
   // Run as root on a home whose server runs as run_as_user, a command

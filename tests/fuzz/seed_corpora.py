@@ -175,6 +175,22 @@ def mime():
             put("message_head", "%s-%x" % (name, pol), bytes([pol, 12]) + m.encode("latin-1"))
 
 
+def dkim():
+    msgs = {
+        "crlf": "From: Alice <alice@example.org>\r\nTo: b@example.net\r\nSubject: hi\r\n\r\nbody\r\n.dot\r\n",
+        "lf": "From: a@example.org\nSubject: folded\n  over two lines\nList-Id: <l.example.org>\n\nbody\n\n\n",
+        "no-body": "From: a@example.org\r\nSubject: x",
+        "junk": " leading continuation\r\nnot a field\r\n\r\n",
+        "bare-cr": "From: a@example.org\rX: y\r\nSubject: a\rb\r\n\r\nline\rline\n\r\n",
+        "signed": "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=fuzz.example; s=f; h=from;"
+                  " bh=AAAA; b=AAAA\r\nFrom: a@fuzz.example\r\n\r\nbody\r\n",
+        "garbled-sig": "DKIM-Signature: v=1; a=rsa-sha256; d=\r\nFrom: a@example.org\r\n\r\nx\r\n",
+        "8bit": "From: =?UTF-8?B?w6k=?= <a@example.org>\r\nSubject: caf\xc3\xa9\r\n\r\n\xff\xfe\r\n",
+    }
+    for name, m in msgs.items():
+        put("dkim_message", name, m.encode("latin-1"))
+
+
 def config(build):
     home = tempfile.mkdtemp()
     wizmail = os.path.join(build, "apps", "wizmail", "wizmail")
@@ -256,6 +272,7 @@ def main():
     pop3()
     replies()
     mime()
+    dkim()
     config(build)
     control()
     queue()

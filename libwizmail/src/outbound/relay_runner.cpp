@@ -33,6 +33,8 @@
 #include <set>
 #include <thread>
 
+#include "dkim/dkim.hpp"
+#include "mime/message_head.hpp"
 #include "net/tls.hpp"
 #include "outbound/notice.hpp"
 #include "outbound/smtp_client.hpp"
@@ -140,6 +142,18 @@ struct Relay::Impl {
     std::lock_guard lk(cfg_mu);
     return config;
   }
+  // The home's DKIM keys, read at create() and at each set_config (reload),
+  // never per message.
+  std::shared_ptr<const dkim::KeyRing> dkim_keys;
+  std::shared_ptr<const dkim::KeyRing> keyring() const {
+    std::lock_guard lk(cfg_mu);
+    return dkim_keys;
+  }
+  std::shared_ptr<const dkim::KeyRing> load_keys(const Config& c) const {
+    auto ring = std::make_shared<dkim::KeyRing>(dkim::KeyRing::load(c.home));
+    for (const auto& p : ring->problems()) log("relay: " + p);
+    return ring;
+  }
 
   RelayQueue queue;
   asio::steady_timer scan_timer;
@@ -156,6 +170,7 @@ struct Relay::Impl {
     bool eight_bit = false;
     bool utf8_headers = false;           // SMTPUTF8 message with UTF-8 header fields
     bool attempted = false;
+    std::string dkim_signature;          // sent in front of the message; empty = unsigned
     std::vector<DsnRecipient> failures;  // failed in this round
     std::vector<DsnRecipient> relayed;   // to a peer without DSN, NOTIFY=SUCCESS (RFC 3461 §5.2.2)
   };
@@ -215,7 +230,40 @@ struct Relay::Impl {
   DsnInput notice_base(const QueueEntry& e, bool timed_out) const;
   void keep_dead(const QueueEntry& e);
   void check_stopped();
+  std::string dkim_signature(const QueueEntry& e);
 };
+
+// The DKIM-Signature for a message leaving now, or "" (no key for its
+// domains, or signing failed: then it goes unsigned and the log says why).
+// The signing domain: the From: address's, else the envelope sender's
+// (a list post's bounce address), else a list post's List-Post address's.
+std::string Relay::Impl::dkim_signature(const QueueEntry& e) {
+  auto ring = keyring();
+  if (!ring || ring->size() == 0) return {};
+  auto head = read_header_block(queue.message_path(e.id));
+  if (!head) {
+    log("relay: " + e.id + ": not DKIM-signed: " + head.error().message);
+    return {};
+  }
+  mime::MessageHead h(*head);
+  std::vector<std::string> domains = {domain_of(mime::extract_address(h.get("From"))), domain_of(e.sender)};
+  if (h.has("List-Id")) domains.push_back(domain_of(mime::extract_address(h.get("List-Post"))));
+  for (auto& d : domains) {
+    if (d.empty()) continue;
+    const dkim::Signer* signer = ring->find(util::domain_to_ascii(d).value_or(d));
+    if (!signer) continue;
+    auto sig = signer->sign_file(queue.message_path(e.id));
+    if (!sig) {
+      log("relay: " + e.id + ": DKIM signing for " + signer->domain() + " failed, sent unsigned: " +
+          sig.error().message);
+      return {};
+    }
+    log("relay: " + e.id + ": DKIM-signed d=" + signer->domain() + " s=" + signer->selector() + " (" +
+        std::string(dkim::to_string(signer->algorithm())) + ")");
+    return std::move(*sig);
+  }
+  return {};
+}
 
 void Relay::Impl::schedule_scan() {
   if (stopping) return;
@@ -278,6 +326,9 @@ void Relay::Impl::claim(const std::string& id) {
     groups[smart ? "[smart-host]" : util::domain_to_ascii(d).value_or(d)].push_back(i);
   }
   c.outstanding = static_cast<int>(groups.size());
+  // Signed once per claim (a retry signs again, with a new t=), and only
+  // when something is to be sent.
+  if (!groups.empty()) c.dkim_signature = dkim_signature(c.entry);
   claimed.emplace(id, std::move(c));
   n_in_flight.fetch_add(1);
   if (groups.empty()) {
@@ -721,7 +772,8 @@ asio::awaitable<void> Relay::Impl::worker(std::string key) {
       continue;
     }
     outbound::MailOptions mo;
-    mo.size = entry.size;
+    mo.size = entry.size + it->second.dkim_signature.size();
+    mo.prefix = it->second.dkim_signature;
     mo.eight_bit = it->second.eight_bit;
     mo.smtputf8 = peer_utf8 && (entry.smtputf8 || !util::is_ascii(sender) ||
                                 std::any_of(rcpts.begin(), rcpts.end(), [](const std::string& r) { return !util::is_ascii(r); }));
@@ -787,6 +839,7 @@ Relay::~Relay() {
 Result<std::unique_ptr<Relay>> Relay::create(std::shared_ptr<const Config> config, RelayOptions options) {
   if (!config) return fail(Errc::invalid_argument, "relay: no configuration");
   auto impl = std::make_unique<Impl>(std::move(config), std::move(options));
+  impl->dkim_keys = impl->load_keys(*impl->config);
   auto tls = net::make_client_tls_context(false);
   if (tls) impl->tls = std::move(*tls);
   else impl->log("relay: no client TLS context (" + tls.error().message + "), STARTTLS disabled");
@@ -825,8 +878,10 @@ void Relay::flush() {
 
 void Relay::set_config(std::shared_ptr<const Config> config) {
   if (!config) return;
+  auto keys = impl_->load_keys(*config);
   std::lock_guard lk(impl_->cfg_mu);
   impl_->config = std::move(config);
+  impl_->dkim_keys = std::move(keys);
 }
 
 void Relay::stop(std::chrono::milliseconds grace, std::function<void()> done) {

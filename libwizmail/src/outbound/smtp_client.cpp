@@ -309,6 +309,10 @@ asio::awaitable<Result<TransactionResult>> SmtpClient::send_mail(std::string sen
   // The body: CRLF line ends, dot-stuffed, then CRLF.CRLF.
   mime::DotStuffer stuffer;
   std::string out;
+  if (!options.prefix.empty()) {
+    stuffer.feed(options.prefix, out);
+    if (auto ec = co_await write(out, timeouts_.data_block)) co_return fail_io("write message to", ec);
+  }
   std::vector<char> buf(64 * 1024);
   for (;;) {
     ssize_t n = ::read(file.fd, buf.data(), buf.size());

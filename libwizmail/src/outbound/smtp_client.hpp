@@ -47,6 +47,10 @@ struct MailOptions {
   DsnRet ret = DsnRet::unspecified;
   std::string envid;
   std::vector<DsnRequest> dsn;
+  // Header fields sent before the file's first octet (a DKIM-Signature
+  // computed for this message), CRLF line ends; counted in `size` by the
+  // caller.
+  std::string prefix{};
 };
 
 class SmtpClient : public std::enable_shared_from_this<SmtpClient> {
