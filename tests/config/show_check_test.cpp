@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "config/table.hpp"
+#include "util/strings.hpp"
 #include "helpers.hpp"
 #include "wizmail/config.hpp"
 
@@ -55,11 +56,11 @@ TEST_CASE("default_def_file: every key, a comment each, safe values, parses clea
     for (const Key& k : config::keys()) {
       if (config::file_name(k.file) != f) continue;
       CAPTURE(k.name);
-      auto at = text.find("\n" + std::string(k.name) + "=");
+      auto at = text.find(util::cat("\n", k.name, "="));
       CHECK((at != std::string::npos) == !k.obsolete);
       if (k.obsolete) continue;
       // The line before the key is its comment, from the table.
-      auto comment = text.rfind("# " + std::string(k.doc), at);
+      auto comment = text.rfind(util::cat("# ", k.doc), at);
       CHECK(comment != std::string::npos);
     }
   }
