@@ -11,7 +11,7 @@ Needs: a build dir with apps/wizmail-server (the daemon, run with its
 defaults: one session thread per core), dovecot-pop3d installed; run as
 root or a user that may start dovecot with its own configuration.
 """
-import argparse
+import argparse, statistics
 import multiprocessing as mp
 import os
 import poplib
@@ -242,6 +242,9 @@ def main():
     ap.add_argument("--skip-dovecot", action="store_true")
     ap.add_argument("--baseline", help="build dir of a second wizmail-server (e.g. the commit before a "
                     "change), measured in the same run on its own copy of the mailboxes")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure each case this many times (with --baseline the two take turns going "
+                    "first) and print the median; use more on a busy machine")
     ap.add_argument("--python-raw", action="store_true",
                     help="raw pipelining client in python instead of pop3-load")
     a = ap.parse_args()
@@ -283,15 +286,22 @@ def main():
         for kind in ("raw", "poplib"):
             for clients in (1, 4):
                 # With a baseline the two take turns going first (the first
-                # of a pair may run slower).
-                if base and case % 2:
-                    b = measure(bport, kind, clients, a.messages)
-                    w = measure(wport, kind, clients, a.messages)
-                else:
-                    w = measure(wport, kind, clients, a.messages)
-                    b = measure(bport, kind, clients, a.messages) if base else 0.0
+                # of a pair may run slower). Each side's median over the rounds.
+                ws, bs, ds = [], [], []
+                for r in range(a.rounds):
+                    if base and (case + r) % 2:
+                        bs.append(measure(bport, kind, clients, a.messages))
+                        ws.append(measure(wport, kind, clients, a.messages))
+                    else:
+                        ws.append(measure(wport, kind, clients, a.messages))
+                        if base:
+                            bs.append(measure(bport, kind, clients, a.messages))
+                    if dconf:
+                        ds.append(measure(dport, kind, clients, a.messages))
                 case += 1
-                d = measure(dport, kind, clients, a.messages) if dconf else 0.0
+                w = statistics.median(ws)
+                b = statistics.median(bs) if bs else 0.0
+                d = statistics.median(ds) if ds else 0.0
                 ratio = f"{w / d:.2f}" if d else "-"
                 line = f"{kind + ' x' + str(clients):<14}{w:>15.0f}"
                 if base:
