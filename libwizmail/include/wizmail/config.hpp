@@ -80,6 +80,16 @@ struct SmtpSettings {
   bool srs = false;
   std::string srs_domain;                  // empty = ServerSettings::domain
   int srs_max_age = 21;                    // days
+  // Authentication of inbound mail on port 25 (docs/authentication.md).
+  bool spf_check = true;                   // SPF of MAIL FROM and HELO, recorded
+  bool spf_reject_fail = false;            // SPF fail refused at MAIL FROM (550 5.7.23)
+  bool dkim_verify = true;                 // DKIM signatures verified at end of data
+  bool dmarc_check = true;                 // DMARC evaluated at end of data
+  bool dmarc_reject = true;                // p=reject failures refused (550 5.7.1)
+  std::vector<std::string> dmarc_reject_exempt;  // From: domains never refused
+  bool mail_auth_temperror_defer = false;  // temperror where a refusal applies → 4xx
+  std::string authserv_id;                 // empty = the server's host name
+  std::vector<std::string> mail_auth_exempt{"127.0.0.0/8", "::1"};
   // Obsolete since manual v2.10 (moved to wiz98msenv.dat `alias`): accepted
   // with a warning; a non-empty value is one more local domain.
   std::string host;

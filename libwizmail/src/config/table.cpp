@@ -275,6 +275,56 @@ std::vector<Key> make_keys() {
        .doc = "Days an SRS address stays valid: a bounce to an older one (or to one stamped in "
               "the future) gets 550 5.1.1.",
        .example = "30", .field = field<smtp, &S::srs_max_age>},
+      // Authentication of inbound mail (docs/authentication.md).
+      {.name = "spf_check", .file = smtpenv, .type = T::boolean, .default_value = "1",
+       .doc = "1: mail arriving on port 25 from an unauthenticated client outside mail_auth_exempt "
+              "and address_permits_relay has the SPF record of its MAIL FROM domain (RFC 7208; the "
+              "null sender: its HELO name) and of its HELO name checked at MAIL, through "
+              "dns_servers; the results go into the message's Authentication-Results: field and "
+              "into DMARC. 0: no SPF check (DMARC then sees SPF none).",
+       .example = "0", .field = field<smtp, &S::spf_check>},
+      {.name = "spf_reject_fail", .file = smtpenv, .type = T::boolean, .default_value = "0",
+       .doc = "1: an SPF fail (-all matched) of the MAIL FROM domain is refused at MAIL with "
+              "550 5.7.23. 0: it is only recorded (DMARC may still refuse the message). softfail, "
+              "neutral, none and errors are never refused.",
+       .example = "1", .field = field<smtp, &S::spf_reject_fail>},
+      {.name = "dkim_verify", .file = smtpenv, .type = T::boolean, .default_value = "1",
+       .doc = "1: the DKIM signatures of mail checked as for spf_check are verified at end of data "
+              "(keys from DNS through dns_servers) and reported in Authentication-Results:.",
+       .example = "0", .field = field<smtp, &S::dkim_verify>},
+      {.name = "dmarc_check", .file = smtpenv, .type = T::boolean, .default_value = "1",
+       .doc = "1: the From: domain's DMARC policy (RFC 7489; _dmarc TXT record of the domain or of "
+              "its organisational domain) is evaluated at end of data against the SPF and DKIM "
+              "results with identifier alignment, and reported in Authentication-Results:.",
+       .example = "0", .field = field<smtp, &S::dmarc_check>},
+      {.name = "dmarc_reject", .file = smtpenv, .type = T::boolean, .default_value = "1",
+       .doc = "1: a message failing DMARC whose domain publishes p=reject (sp=reject for a "
+              "subdomain) is refused at end of data with 550 5.7.1 (unless its From: domain is in "
+              "dmarc_reject_exempt). p=quarantine and p=none failures are delivered, marked "
+              "dmarc=fail in Authentication-Results:. 0: nothing is refused.",
+       .example = "0", .field = field<smtp, &S::dmarc_reject>},
+      {.name = "dmarc_reject_exempt", .file = smtpenv, .type = T::domain_list, .default_value = "",
+       .doc = "From: domains (and their subdomains) whose DMARC p=reject failures are delivered "
+              "instead of refused, e.g. mailing lists that break signatures.",
+       .example = "lists.example.org,example.net", .field = field<smtp, &S::dmarc_reject_exempt>},
+      {.name = "mail_auth_temperror_defer", .file = smtpenv, .type = T::boolean,
+       .default_value = "0",
+       .doc = "1: where a refusal is configured (spf_reject_fail, dmarc_reject) and the check "
+              "ended in a temporary DNS error, the MAIL or the message gets 451 (4.7.24 SPF, 4.7.5 "
+              "DMARC) so the client retries. 0: it is accepted, marked temperror. A temporary "
+              "error is never refused with 5xx.",
+       .example = "1", .field = field<smtp, &S::mail_auth_temperror_defer>},
+      {.name = "authserv_id", .file = smtpenv, .type = T::hostname, .default_value = "",
+       .doc = "The authserv-id of the Authentication-Results: field wizmail adds (RFC 8601); "
+              "incoming Authentication-Results: fields claiming it are removed from checked mail. "
+              "Empty = the server's host name.",
+       .example = "mx.example.com", .field = field<smtp, &S::authserv_id>},
+      {.name = "mail_auth_exempt", .file = smtpenv, .type = T::cidr_list,
+       .default_value = "127.0.0.0/8,::1",
+       .doc = "Client IPs or CIDR blocks whose mail is not checked with SPF, DKIM and DMARC "
+              "(besides address_permits_relay, authenticated sessions, the submission ports and "
+              "the local submit socket); none = every port-25 client is checked.",
+       .example = "127.0.0.0/8,::1,192.0.2.0/24", .field = field<smtp, &S::mail_auth_exempt>},
 
       // ---- def/popenv.dat ----
       {.name = "host", .file = popenv, .type = T::hostname, .default_value = "localhost",

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <random>
 
+#include "outbound/dns.hpp"
 #include "util/strings.hpp"
 #include "wizmail/relay.hpp"
 
@@ -281,5 +282,100 @@ RouteOptions route_options(const Config& cfg) {
   r.resolver.servers = cfg.smtp.dns_servers;
   return r;
 }
+
+namespace outbound {
+
+Result<DnsRecords> query_records(std::string_view name, int type, const ResolverOptions& opt) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  if (!valid_domain(name)) return fail(Errc::invalid_argument, "bad domain '" + std::string(name) + "'");
+  Channel c;
+  if (auto st = open_channel(c, opt); !st) return unexpected(st.error());
+  QueryResult qr;
+  std::string n(name);
+  ares_query(c.ch, n.c_str(), ns_c_in, type, on_query, &qr);
+  run(c);
+  DnsRecords out;
+  if (!qr.done) return fail(Errc::temporary, util::cat("DNS ", n, ": no answer"));
+  if (qr.status == ARES_ENODATA) {
+    out.status = DnsRecords::Status::no_data;
+    return out;
+  }
+  if (qr.status == ARES_ENOTFOUND) {
+    out.status = DnsRecords::Status::nx_domain;
+    return out;
+  }
+  if (qr.status != ARES_SUCCESS) return fail(Errc::temporary, util::cat("DNS ", n, ": ", ares_strerror(qr.status)));
+  const auto* abuf = qr.answer.data();
+  const int alen = static_cast<int>(qr.answer.size());
+  int rc = ARES_SUCCESS;
+  switch (type) {
+    case ns_t_a: {
+      ares_addrttl a[32];
+      int na = 32;
+      rc = ares_parse_a_reply(abuf, alen, nullptr, a, &na);
+      for (int i = 0; rc == ARES_SUCCESS && i < na; ++i) {
+        char buf[INET_ADDRSTRLEN] = {};
+        ::inet_ntop(AF_INET, &a[i].ipaddr, buf, sizeof buf);
+        out.records.emplace_back(buf);
+        if (out.ttl == 0 || a[i].ttl < out.ttl) out.ttl = a[i].ttl;
+      }
+      break;
+    }
+    case ns_t_aaaa: {
+      ares_addr6ttl a[32];
+      int na = 32;
+      rc = ares_parse_aaaa_reply(abuf, alen, nullptr, a, &na);
+      for (int i = 0; rc == ARES_SUCCESS && i < na; ++i) {
+        char buf[INET6_ADDRSTRLEN] = {};
+        ::inet_ntop(AF_INET6, &a[i].ip6addr, buf, sizeof buf);
+        out.records.emplace_back(buf);
+        if (out.ttl == 0 || a[i].ttl < out.ttl) out.ttl = a[i].ttl;
+      }
+      break;
+    }
+    case ns_t_mx: {
+      ares_mx_reply* mx = nullptr;
+      rc = ares_parse_mx_reply(abuf, alen, &mx);
+      for (auto* p = mx; rc == ARES_SUCCESS && p; p = p->next)
+        out.records.push_back(util::cat(std::to_string(p->priority), " ", p->host ? p->host : ""));
+      if (mx) ares_free_data(mx);
+      break;
+    }
+    case ns_t_txt: {
+      ares_txt_ext* txt = nullptr;
+      rc = ares_parse_txt_reply_ext(abuf, alen, &txt);
+      for (auto* p = txt; rc == ARES_SUCCESS && p; p = p->next) {
+        std::string_view piece(reinterpret_cast<const char*>(p->txt), p->length);
+        if (p->record_start || out.records.empty()) out.records.emplace_back();
+        out.records.back().append(piece);
+      }
+      if (txt) ares_free_data(txt);
+      break;
+    }
+    case ns_t_ptr: {
+      hostent* h = nullptr;
+      unsigned char any[4] = {};  // copied into the hostent, unused
+      rc = ares_parse_ptr_reply(abuf, alen, any, sizeof any, AF_INET, &h);
+      if (rc == ARES_SUCCESS && h) {
+        if (h->h_name) out.records.emplace_back(h->h_name);
+        for (char** a = h->h_aliases; a && *a; ++a) out.records.emplace_back(*a);
+      }
+      if (h) ares_free_hostent(h);
+      break;
+    }
+    default:
+      return fail(Errc::invalid_argument, util::cat("DNS ", n, ": unsupported record type"));
+  }
+  if (rc == ARES_ENODATA) {
+    out.records.clear();
+    out.status = DnsRecords::Status::no_data;
+    return out;
+  }
+  if (rc != ARES_SUCCESS) return fail(Errc::temporary, util::cat("DNS ", n, ": ", ares_strerror(rc)));
+  if (out.records.empty()) out.status = DnsRecords::Status::no_data;
+  return out;
+}
+
+}  // namespace outbound
 
 }  // namespace wizmail

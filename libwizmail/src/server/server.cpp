@@ -55,6 +55,17 @@ Result<std::shared_ptr<const Runtime>> make_runtime(std::shared_ptr<const Config
   auto greet = net::CidrList::parse(greet_exempt);
   if (!greet) return fail(Errc::invalid_argument, "greet_wait_exempt: " + greet.error().message);
   rt->greet_exempt = std::move(*greet);
+  auto auth_exempt = config->smtp.mail_auth_exempt;
+  auth_exempt.insert(auth_exempt.end(), config->smtp.address_permits_relay.begin(),
+                     config->smtp.address_permits_relay.end());
+  auto auth = net::CidrList::parse(auth_exempt);
+  if (!auth) return fail(Errc::invalid_argument, "mail_auth_exempt: " + auth.error().message);
+  rt->auth_exempt = std::move(*auth);
+  if (config->smtp.dmarc_check) {
+    auto psl = mailauth::PublicSuffixList::load("/usr/share/publicsuffix/public_suffix_list.dat");
+    rt->psl = std::make_shared<const mailauth::PublicSuffixList>(psl ? std::move(*psl)
+                                                                      : mailauth::PublicSuffixList{});
+  }
   if (config->tls_configured()) {
     auto tls = net::make_server_tls_context(config->server.tls_cert_file, config->server.tls_key_file);
     if (!tls) return unexpected(tls.error());
@@ -63,6 +74,7 @@ Result<std::shared_ptr<const Runtime>> make_runtime(std::shared_ptr<const Config
   rt->local_domains = config->local_domains();
   rt->mailbox_dir = config->mailbox_dir();
   rt->hostname = opt.hostname.empty() ? config->server.domain : opt.hostname;
+  rt->authserv_id = config->smtp.authserv_id.empty() ? rt->hostname : config->smtp.authserv_id;
   if (config->smtp.srs) {
     auto secrets = srs::load_secrets(srs::secret_file(config->home));  // made on first use
     if (!secrets) return fail(secrets.error().code, "srs: " + secrets.error().message);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "auth/penalty.hpp"
+#include "mailauth/mailauth.hpp"
 #include "net/address.hpp"
 #include "net/greet_cache.hpp"
 #include "net/tls.hpp"
@@ -49,6 +50,13 @@ struct Runtime {
   // its addresses (srs_domain, else domain; lower-case ASCII). Null when off.
   std::shared_ptr<const srs::Rewriter> srs;
   std::string srs_domain;
+  // Inbound mail authentication (docs/authentication.md): the clients not
+  // checked (mail_auth_exempt and address_permits_relay), our authserv-id,
+  // and the public suffix list (Debian's publicsuffix; empty when absent:
+  // every name is then its own organisational domain).
+  net::CidrList auth_exempt;
+  std::string authserv_id;
+  std::shared_ptr<const mailauth::PublicSuffixList> psl;
 };
 
 // The auth penalty's limits from the configuration (smtpenv, shared by POP3).

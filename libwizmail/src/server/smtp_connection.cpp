@@ -11,7 +11,10 @@
 #include <unordered_map>
 #include <random>
 
+#include "dkim/dkim.hpp"
+#include "mailauth/mailauth.hpp"
 #include "net/request_deadline.hpp"
+#include "outbound/dns.hpp"
 #include "net/stream.hpp"
 #include "server/embedder_callbacks.hpp"
 #include "server/server_impl.hpp"
@@ -22,6 +25,7 @@
 #include "smtp/address.hpp"
 #include "smtp/session.hpp"
 #include "srs/srs.hpp"
+#include "util/strings.hpp"
 #include "wizmail/mailbox.hpp"
 
 namespace wizmail::server {
@@ -31,6 +35,23 @@ namespace {
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
+// The DNS of the mail checks: the resolver of `dns_servers`, each question
+// bounded (2 s, one try) so that a dead server costs seconds, not minutes.
+mailauth::Dns auth_dns(const Config& cfg) {
+  ResolverOptions o;
+  o.servers = cfg.smtp.dns_servers;
+  o.timeout = std::chrono::milliseconds(2000);
+  o.tries = 1;
+  return [o = std::move(o)](std::string_view name, int type) { return outbound::query_records(name, type, o); };
+}
+
+mailauth::Policy auth_policy_of(const SmtpSettings& c) {
+  return {.spf_reject_fail = c.spf_reject_fail,
+          .dmarc_reject = c.dmarc_reject,
+          .dmarc_reject_exempt = c.dmarc_reject_exempt,
+          .temperror_defer = c.mail_auth_temperror_defer};
+}
+
 // The session's policy questions, over the runtime snapshot and the store.
 // `trusted`: the local submit socket's peer, which never authenticates
 // (its session config allows relaying instead) and has no IP address.
@@ -38,7 +59,38 @@ class Environment final : public smtp::Environment {
  public:
   Environment(SessionServices& srv, const Runtime& rt, const net::Stream& stream, bool trusted)
       : srv_(srv), rt_(rt), store_(rt.mailbox_dir), trusted_(trusted) {
-    if (stream.is_tcp()) local_ = stream.local();
+    if (stream.is_tcp()) {
+      local_ = stream.local();
+      remote_ = stream.remote().address();
+    }
+  }
+
+  // Inbound mail authentication (docs/authentication.md): what MAIL found,
+  // for the end of data. `active`: the transaction is to be checked.
+  struct MailAuth {
+    bool active = false;
+    std::optional<mailauth::SpfOutcome> spf_mailfrom, spf_helo;
+  };
+  MailAuth mail_auth;
+
+  bool wants_sender_check() override {
+    const auto& c = rt_.config->smtp;
+    if (trusted_ || !remote_ || !(c.spf_check || c.dkim_verify || c.dmarc_check)) return false;
+    return !rt_.auth_exempt.contains(*remote_);
+  }
+  std::optional<std::string> check_sender(const SenderQuestion& q) override {
+    const auto& c = rt_.config->smtp;
+    mail_auth = MailAuth{};
+    mail_auth.active = true;
+    if (!c.spf_check) return std::nullopt;
+    auto dns = auth_dns(*rt_.config);
+    // The null sender is checked as postmaster@HELO: the HELO identity.
+    mail_auth.spf_mailfrom = mailauth::check_spf(dns, q.client_ip, q.helo, q.sender, rt_.hostname, q.sender.empty());
+    if (!q.sender.empty() && !q.helo.empty())
+      mail_auth.spf_helo = mailauth::check_spf(dns, q.client_ip, q.helo, {}, rt_.hostname, true);
+    auto d = mailauth::decide_mail(auth_policy_of(c), *mail_auth.spf_mailfrom);
+    if (d.kind == mailauth::Decision::Kind::accept) return std::nullopt;
+    return d.reply;
   }
 
   auth::AuthAdmission auth_begin(std::string_view client_ip) override {
@@ -189,6 +241,7 @@ class Environment final : public smtp::Environment {
   AccountStore store_;
   bool trusted_;
   std::optional<tcp::endpoint> local_;  // a TCP session's own address
+  std::optional<asio::ip::address> remote_;  // a TCP session's client
   template <class T>
   struct Cached {
     std::chrono::steady_clock::time_point at;
@@ -277,6 +330,22 @@ class SmtpConnection final : public SessionConnection,
   }
   void track_request(std::size_t data_bytes);
   asio::awaitable<Result<std::string>> commit();
+  Status authenticate_message();
+  // Run `f` on the blocking pool (or here, alone on this thread, as proceed()).
+  template <class F>
+  asio::awaitable<void> off_io(F f) {
+    if (!srv_.blocking || (thread_sessions_ && thread_sessions_->load(std::memory_order_relaxed) == 1)) {
+      f();
+      co_return;
+    }
+    co_await asio::co_spawn(
+        srv_.blocking->get_executor(),
+        [&f]() -> asio::awaitable<void> {
+          f();
+          co_return;
+        },
+        asio::use_awaitable);
+  }
   asio::awaitable<void> say(std::string_view text) {
     log_line(LogFile::smtp, text);
     watchdog_.touch();
@@ -295,6 +364,17 @@ class SmtpConnection final : public SessionConnection,
 asio::awaitable<Result<std::string>> SmtpConnection::commit() {
   if (auto st = staging_.finish(); !st) co_return unexpected(st.error());
   const auto& txn = session_->transaction();
+  // SPF/DKIM/DMARC (docs/authentication.md): what MAIL found for an
+  // unauthenticated port-25 client, then DKIM and DMARC off the I/O thread.
+  if (env_->mail_auth.active && session_->account().empty() && !trusted()) {
+    Status st;
+    co_await off_io([&] { st = authenticate_message(); });
+    env_->mail_auth = {};
+    if (!st) {
+      staging_.abort();
+      co_return unexpected(st.error());
+    }
+  }
   // The RCPT check knew only the declared SIZE (0 when absent): check every
   // local recipient's quota against the real size. One recipient over quota
   // refuses the whole message (452 4.2.2, nothing delivered to anyone); the
@@ -333,6 +413,65 @@ asio::awaitable<Result<std::string>> SmtpConnection::commit() {
       asio::use_awaitable);
   watchdog_.touch();
   co_return result;
+}
+
+// The message's SPF (from MAIL), DKIM and DMARC results: refused (an Error
+// with its SMTP reply) when the policy says so, else the staged message gets
+// our Authentication-Results: field on top and loses every one claiming our
+// authserv-id (RFC 8601 §5). Runs where waiting is fine (off_io).
+Status SmtpConnection::authenticate_message() {
+  const auto& c = rt_->config->smtp;
+  auto msg = staging_.read_message();
+  if (!msg) return unexpected(msg.error());
+  const auto blank = msg->find("\r\n\r\n");
+  const std::size_t header_len = blank == std::string::npos ? msg->size() : blank + 2;
+  const std::string_view headers = std::string_view(*msg).substr(0, header_len);
+  mailauth::Results r;
+  r.spf_mailfrom = env_->mail_auth.spf_mailfrom;
+  r.spf_helo = env_->mail_auth.spf_helo;
+  auto dns = auth_dns(*rt_->config);
+  if (c.dkim_verify) {
+    auto v = dkim::Verifier::create(mailauth::dkim_keys(dns));
+    auto res = v ? v->verify(*msg) : Result<std::vector<dkim::SignatureResult>>(unexpected(v.error()));
+    if (res) {
+      r.dkim = std::move(*res);
+      r.dkim_checked = true;
+    } else {
+      log_line(LogFile::error, "dkim: cannot verify: " + res.error().message);
+    }
+  }
+  if (c.dmarc_check && rt_->psl) {
+    auto from = mailauth::from_domain(headers);
+    if (!from) {
+      mailauth::DmarcOutcome m;
+      m.result = mailauth::DmarcResult::permerror;
+      m.reason = "no single From: address";
+      r.dmarc = m;
+    } else {
+      r.dmarc = mailauth::check_dmarc(dns, peer_ip_, *from, r.spf_mailfrom.value_or(mailauth::SpfOutcome{}),
+                                      r.dkim, *rt_->psl);
+    }
+  }
+  const auto& txn = session_->transaction();
+  std::string ar = mailauth::format_authentication_results(rt_->authserv_id, r, txn.reverse_path);
+  {
+    std::string line;  // the field on one line, for smtp.log
+    for (char ch : std::string_view(ar).substr(0, ar.size() - 2))
+      if (ch != '\r' && ch != '\n') line += ch == '\t' ? ' ' : ch;
+    log_line(LogFile::smtp, line);
+  }
+  if (r.dmarc) {
+    auto d = mailauth::decide_data(auth_policy_of(c), *r.dmarc);
+    if (d.kind != mailauth::Decision::Kind::accept) {
+      log_line(LogFile::error, d.reason);
+      const int code = d.reply.size() >= 3 ? std::atoi(d.reply.substr(0, 3).c_str()) : 451;
+      const auto sp1 = d.reply.find(' ');
+      const auto sp2 = d.reply.find(' ', sp1 + 1);
+      return unexpected(Error::smtp(code, d.reply.substr(sp1 + 1, sp2 - sp1 - 1), d.reply.substr(sp2 + 1), d.reason));
+    }
+  }
+  return staging_.replace_header_section(*msg, header_len,
+                                         util::cat(ar, mailauth::remove_own_results(headers, rt_->authserv_id)));
 }
 
 // Output::lookup (check, then proceed): the session's policy lookups (the

@@ -1,5 +1,9 @@
 #include "server/staging.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 
 #include "server/server_impl.hpp"
@@ -45,6 +49,37 @@ Status MessageStaging::finish() {
   if (st) st = staged_->finish();
   if (!st) staged_.reset();
   return st;
+}
+
+Result<std::string> MessageStaging::read_message() const {
+  if (!staged_ || !staged_->finished()) return fail(Errc::internal, "no finished message");
+  const std::uint64_t size = staged_->size();
+  std::string all(static_cast<std::size_t>(size), '\0');
+  std::uint64_t got = 0;
+  while (got < size) {
+    ssize_t n = ::pread(staged_->fd(), all.data() + got, static_cast<std::size_t>(size - got),
+                        static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail(Errc::io, "reading the staged message: " + std::string(n < 0 ? std::strerror(errno) : "short file"));
+    got += static_cast<std::uint64_t>(n);
+  }
+  prefix_ = all.substr(0, static_cast<std::size_t>(final_len_));
+  return all.substr(static_cast<std::size_t>(final_len_));
+}
+
+Status MessageStaging::replace_header_section(const std::string& message, std::size_t header_len,
+                                              std::string_view headers) {
+  if (!staged_ || header_len > message.size()) return fail(Errc::internal, "no finished message");
+  auto m = StagedMessage::create(staged_->tmp_path().parent_path());
+  if (!m) return unexpected(m.error());
+  Status st = m->write(prefix_);
+  if (st) st = m->write(headers);
+  if (st) st = m->write(std::string_view(message).substr(header_len));
+  if (st) st = m->finish();
+  if (!st) return st;  // the new file is deleted, the old one stays
+  staged_.emplace(std::move(*m));
+  final_len_ = prefix_.size();
+  return {};
 }
 
 CommitJob MessageStaging::take(const Runtime& rt, const smtp::Transaction& txn, std::string client_ip,

@@ -40,6 +40,12 @@ class MessageStaging {
   // With SRS on, forwarded mail (`local_submit`, alias targets) gets its
   // queue entry's sender rewritten (srs_forward_sender); `log` hears why
   // when a sender cannot be.
+  // The finished message as the session wrote it (without the final
+  // headers written in front of it, if any), read from the file.
+  Result<std::string> read_message() const;
+  // Replace the first `header_len` octets of that message by `headers`
+  // (a new file in the same folder; the old one is deleted).
+  Status replace_header_section(const std::string& message, std::size_t header_len, std::string_view headers);
   CommitJob take(const Runtime& rt, const smtp::Transaction& txn, std::string client_ip,
                  std::string auth_user, bool local_submit = false,
                  const std::function<void(const std::string&)>& log = {});
@@ -48,6 +54,7 @@ class MessageStaging {
   std::optional<StagedMessage> staged_;
   ReturnPathFilter filter_;
   std::uint64_t final_len_ = 0;
+  mutable std::string prefix_;  // the final headers, as read_message() found them
 };
 
 }  // namespace wizmail::server

@@ -601,15 +601,34 @@ void Session::Impl::cmd_mail(std::string_view args, Output& out) {
     refuse(out, "550 5.7.1 Error: sender address rejected");
     return;
   }
-  s.txn_.active = true;
-  s.txn_.declared_size = size;
-  s.txn_.body = body;
-  s.txn_.auth_param = std::move(auth_param);
-  s.txn_.ret = ret;
-  s.txn_.envid = envid.value_or(std::string());
-  s.txn_.smtputf8 = smtputf8;
-  s.state_ = State::mail;
-  reply(out, "250 2.1.0 Ok");
+  auto accept = [this, size, body, auth_param = std::move(auth_param), ret, envid = envid.value_or(std::string()),
+                 smtputf8](Output& o) mutable {
+    s.txn_.active = true;
+    s.txn_.declared_size = size;
+    s.txn_.body = body;
+    s.txn_.auth_param = std::move(auth_param);
+    s.txn_.ret = ret;
+    s.txn_.envid = std::move(envid);
+    s.txn_.smtputf8 = smtputf8;
+    s.state_ = State::mail;
+    reply(o, "250 2.1.0 Ok");
+  };
+  // SPF (docs/authentication.md): port 25, unauthenticated clients only.
+  if (s.opt_.listener == Listener::smtp && s.auth_user_.empty() && !s.opt_.local_submit &&
+      s.env_.wants_sender_check()) {
+    proceed_with(out, [this, accept = std::move(accept)](Output& o) mutable {
+      auto refusal = s.env_.check_sender({s.txn_.reverse_path, s.helo_, s.opt_.client_ip});
+      if (refusal) {
+        error_event(o, "sender refused by SPF: <" + s.txn_.reverse_path + ">: " + *refusal);
+        s.txn_.reverse_path.clear();
+        refuse(o, *refusal);
+        return;
+      }
+      accept(o);
+    });
+    return;
+  }
+  accept(out);
 }
 
 // Too little free space: 452 4.3.1 now, not a 451 after the whole DATA.

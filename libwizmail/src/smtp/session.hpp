@@ -257,6 +257,24 @@ class Environment {
     return std::nullopt;
   }
 
+  // Authentication of inbound mail (docs/authentication.md): asked at MAIL
+  // on port 25 from an unauthenticated client only (never on the submission
+  // ports nor the local submit socket). wants_sender_check() does not wait:
+  // whether check_sender() is to be asked. check_sender() runs in proceed()
+  // (its DNS look-ups may wait), records the SPF results for the message
+  // and returns a whole reply line (no CRLF) refusing the MAIL, or nullopt.
+  // The defaults: never.
+  struct SenderQuestion {
+    std::string_view sender;  // reverse path, empty = null sender
+    std::string_view helo;
+    std::string_view client_ip;
+  };
+  virtual bool wants_sender_check() { return false; }
+  virtual std::optional<std::string> check_sender(const SenderQuestion& q) {
+    (void)q;
+    return std::nullopt;
+  }
+
   virtual std::chrono::system_clock::time_point now() = 0;
   // Randomness for the CRAM-MD5 challenge.
   virtual std::uint64_t random() = 0;

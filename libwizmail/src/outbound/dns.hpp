@@ -1,0 +1,27 @@
+// Private: one DNS question of any record type the mail checks need (SPF,
+// DKIM keys, DMARC policies), through the same c-ares channel set-up as the
+// MX look-ups (`dns_servers`). Blocking: call it from a worker thread.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "wizmail/relay.hpp"
+
+namespace wizmail::outbound {
+
+struct DnsRecords {
+  enum class Status { found, no_data, nx_domain } status = Status::found;
+  // A/AAAA: addresses as text; MX: "preference host"; TXT: each record's
+  // character-strings joined; PTR: names. Empty unless found.
+  std::vector<std::string> records;
+  int ttl = 0;  // the smallest TTL of the answer (0: unknown)
+};
+
+// `type`: ns_t_a, ns_t_aaaa, ns_t_mx, ns_t_txt or ns_t_ptr (arpa/nameser.h).
+// A time-out or SERVFAIL is Errc::temporary; a name that is no domain name
+// Errc::invalid_argument.
+Result<DnsRecords> query_records(std::string_view name, int type, const ResolverOptions& opt);
+
+}  // namespace wizmail::outbound
