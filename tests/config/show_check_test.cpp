@@ -307,3 +307,21 @@ TEST_CASE("check_config: SRS addresses need a reachable domain") {
   CHECK_FALSE(parse_config_texts("/h", {{"smtpenv.dat", "srs_max_age=1024\n"}}).ok());
   CHECK_FALSE(parse_config_texts("/h", {{"smtpenv.dat", "srs_max_age=0\n"}}).ok());
 }
+
+TEST_CASE("check_config: milter addresses and the default action") {
+  Config c = setup_config("127.0.0.1");
+  c.smtp.smtpd_milters = {"inet:127.0.0.1:11332", "unix:/run/opendkim/opendkim.sock", "inet:[::1]:8891"};
+  c.smtp.non_smtpd_milters = {"local:/run/x.sock"};
+  CHECK(find(check_config(c), "smtpd_milters", Severity::error) == nullptr);
+  CHECK(find(check_config(c), "non_smtpd_milters", Severity::error) == nullptr);
+  CHECK(find(check_config(c), "milter_default_action", Severity::error) == nullptr);
+  for (const char* bad : {"127.0.0.1:11332", "inet:host", "inet:h:0", "inet:h:99999", "unix:relative", "tcp:h:1"}) {
+    CAPTURE(bad);
+    c.smtp.smtpd_milters = {bad};
+    CHECK(find(check_config(c), "smtpd_milters", Severity::error) != nullptr);
+  }
+  c.smtp.non_smtpd_milters = {"inet:"};
+  CHECK(find(check_config(c), "non_smtpd_milters", Severity::error) != nullptr);
+  c.smtp.milter_default_action = "quarantine";
+  CHECK(find(check_config(c), "milter_default_action", Severity::error) != nullptr);
+}

@@ -191,6 +191,26 @@ def dkim():
         put("dkim_message", name, m.encode("latin-1"))
 
 
+def milter():
+    def pkt(code, data=b""):
+        return struct.pack(">I", len(data) + 1) + code + data
+    optneg = pkt(b"O", struct.pack(">III", 6, 0x1FF, 0x1FFFFF & ~0x800))
+    seeds = {
+        "continue": optneg + pkt(b"c") * 3,
+        "eom-changes": pkt(b"h", b"X-A\0v\0") + pkt(b"m", b"\0\0\0\1Subject\0\0") + pkt(b"i", b"\0\0\0\0X\0y\0")
+                       + pkt(b"e", b"<a@b>\0SIZE=1\0") + pkt(b"+", b"<c@d>\0") + pkt(b"-", b"<c@d>\0")
+                       + pkt(b"2", b"<e@f>\0NOTIFY=NEVER\0") + pkt(b"b", b"new body\r\n") + pkt(b"q", b"why\0")
+                       + pkt(b"p") + pkt(b"a"),
+        "replycode": pkt(b"y", b"550-5.7.1 a\r\n550 5.7.1 b\0") + pkt(b"y", b"250 ok\0"),
+        "symlist": pkt(b"O", struct.pack(">III", 6, 0, 0) + struct.pack(">I", 2) + b"{mail_addr} i\0"),
+        "bad-length": b"\0\0\0\0c" + pkt(b"c"),
+        "huge-length": b"\x7f\xff\xff\xffc",
+        "message": b"Received: from a\r\n\tby b\r\nSubject: x\r\n\r\nbody\r\n",
+    }
+    for name, data in seeds.items():
+        put("milter_reply", name, b"\x07" + data)
+
+
 def config(build):
     home = tempfile.mkdtemp()
     wizmail = os.path.join(build, "apps", "wizmail", "wizmail")
@@ -273,6 +293,7 @@ def main():
     replies()
     mime()
     dkim()
+    milter()
     config(build)
     control()
     queue()

@@ -26,6 +26,39 @@ void FakeEnv::waits(std::string_view what) const {
     throw std::logic_error(std::string(what) + " outside proceed(): it would run on the I/O thread");
 }
 
+namespace {
+std::optional<std::string> filter_answer(const std::map<std::string, std::string>& replies, const std::string& key) {
+  auto it = replies.find(key);
+  if (it == replies.end()) return std::nullopt;
+  return it->second;
+}
+}  // namespace
+
+std::optional<std::string> FakeEnv::filter_helo(std::string_view name) {
+  waits("filter_helo");
+  calls.push_back("filter helo " + std::string(name));
+  return filter_answer(filter_replies, "helo");
+}
+
+std::optional<std::string> FakeEnv::filter_mail(std::string_view sender, std::string_view args,
+                                                std::string_view auth_user) {
+  waits("filter_mail");
+  calls.push_back(util::cat("filter mail ", sender, " ", args, " auth=", auth_user));
+  return filter_answer(filter_replies, "mail");
+}
+
+std::optional<std::string> FakeEnv::filter_rcpt(std::string_view recipient, std::string_view args) {
+  waits("filter_rcpt");
+  calls.push_back(util::cat("filter rcpt ", recipient, " ", args));
+  return filter_answer(filter_replies, util::cat("rcpt ", recipient));
+}
+
+std::optional<std::string> FakeEnv::filter_data() {
+  waits("filter_data");
+  calls.push_back("filter data");
+  return filter_answer(filter_replies, "data");
+}
+
 Result<AccountKind> FakeEnv::lookup_account(std::string_view account) {
   waits("lookup_account");
   calls.push_back("lookup " + std::string(account));

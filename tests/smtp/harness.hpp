@@ -87,6 +87,19 @@ class FakeEnv : public Environment {
   std::optional<srs::Rewriter> srs_rewriter;
   std::string srs_domain;
 
+  // Milters (Environment::filter_*): with `filters`, each call is logged
+  // in `calls` ("filter helo c", "filter mail a@b SIZE=1 auth=", …) and
+  // answered from `filter_replies` (key: "helo", "mail", "rcpt <addr>",
+  // "data"; absent = go on). They wait like lookups (waits()).
+  bool filters = false;
+  std::map<std::string, std::string> filter_replies;
+  bool filtering() override { return filters; }
+  std::optional<std::string> filter_helo(std::string_view name) override;
+  std::optional<std::string> filter_mail(std::string_view sender, std::string_view args,
+                                         std::string_view auth_user) override;
+  std::optional<std::string> filter_rcpt(std::string_view recipient, std::string_view args) override;
+  std::optional<std::string> filter_data() override;
+
   bool is_local_domain(std::string_view domain) override;
   Result<AccountKind> lookup_account(std::string_view account) override;
   Result<AccountSettings> account_settings(std::string_view account) override;

@@ -651,3 +651,84 @@ TEST_CASE("typed events: accepted, refusal and relay_denied carry what metrics c
   CHECK(has(LogEvent::Kind::fact, LogEvent::What::refusal, "452 4.2.2"));
   CHECK_FALSE(has(LogEvent::Kind::fact, LogEvent::What::accepted, ""));
 }
+
+// Milters (docs/milter.md): HELO, MAIL, each RCPT that passed the session's
+// own checks, and DATA go to Environment::filter_*, in proceed() only.
+namespace {
+std::string proceed_all(Rig& r) {
+  std::string all = r.out.replies;
+  while (r.out.lookup) {
+    r.env.in_proceed = true;
+    r.s->proceed(r.out);
+    r.env.in_proceed = false;
+    all = r.out.replies;
+  }
+  return all;
+}
+std::string step(Rig& r, std::string_view line) {
+  r.feed(line);
+  return proceed_all(r);
+}
+}  // namespace
+
+TEST_CASE("milter hooks run in proceed(), after the session's checks, and their refusals are replies") {
+  Rig r;
+  r.opt.defer_lookups = true;
+  r.env.deferred = true;  // a filter call outside proceed() throws
+  r.env.filters = true;
+  r.env.accounts["bob"] = FakeAccount{};
+  r.env.filter_replies["rcpt bob@example.org"] = "550 5.7.1 Command rejected";
+  r.start();
+  r.feed("EHLO c\r\n");
+  CHECK(r.out.replies.empty());  // HELO waits for the milters
+  CHECK(r.out.lookup);
+  CHECK(proceed_all(r).starts_with("250-mx.example.org\r\n"));
+  CHECK(step(r, "MAIL FROM:<a@example.com> SIZE=100\r\n") == "250 2.1.0 Ok\r\n");
+  CHECK(step(r, "RCPT TO:<bob@example.org>\r\n") == "550 5.7.1 Command rejected\r\n");
+  CHECK(step(r, "RCPT TO:<alice@example.org>\r\n") == "250 2.1.5 Ok\r\n");
+  // A recipient the session refuses itself never reaches the milters.
+  CHECK(step(r, "RCPT TO:<nobody@example.org>\r\n").starts_with("550 5.1.1"));
+  CHECK(step(r, "DATA\r\n").starts_with("354 "));
+  const std::vector<std::string> want{"filter helo c", "filter mail a@example.com SIZE=100 auth=",
+                                      "filter rcpt bob@example.org ", "filter rcpt alice@example.org ",
+                                      "filter data"};
+  std::vector<std::string> got;
+  for (const auto& c : r.env.calls)
+    if (c.starts_with("filter ")) got.push_back(c);
+  CHECK(got == want);
+  CHECK(r.s->transaction().recipients.size() == 1);
+}
+
+TEST_CASE("milter refusals at HELO, MAIL and DATA; a 421 closes the session") {
+  Rig r;
+  r.opt.defer_lookups = true;
+  r.env.deferred = true;
+  r.env.filters = true;
+  r.env.filter_replies["mail"] = "451 4.7.1 Service unavailable - try again later";
+  r.env.filter_replies["data"] = "554-5.7.1 not\r\n554 5.7.1 today";
+  r.start();
+  CHECK(step(r, "EHLO c\r\n").starts_with("250-"));
+  CHECK(step(r, "MAIL FROM:<a@example.com>\r\n") == "451 4.7.1 Service unavailable - try again later\r\n");
+  CHECK(r.s->state() == State::ready);
+  CHECK_FALSE(r.s->transaction().active);
+  r.env.filter_replies.erase("mail");
+  CHECK(step(r, "MAIL FROM:<a@example.com>\r\n") == "250 2.1.0 Ok\r\n");
+  CHECK(step(r, "RCPT TO:<alice@example.org>\r\n") == "250 2.1.5 Ok\r\n");
+  CHECK(step(r, "DATA\r\n") == "554-5.7.1 not\r\n554 5.7.1 today\r\n");
+  CHECK(r.sink.begins == 0);  // no message opened
+  CHECK(r.s->state() == State::rcpt);
+  r.env.filter_replies["helo"] = "421 4.7.0 go away";
+  CHECK(step(r, "HELO again\r\n") == "421 4.7.0 go away\r\n");
+  CHECK(r.out.close);
+  CHECK(r.s->state() == State::closed);
+}
+
+TEST_CASE("without milters nothing is deferred for HELO, MAIL and DATA") {
+  Rig r;
+  r.opt.defer_lookups = true;
+  r.env.deferred = true;
+  r.start();
+  CHECK(r.feed("EHLO c\r\n").starts_with("250-"));
+  CHECK(r.feed("MAIL FROM:<a@example.com>\r\n") == "250 2.1.0 Ok\r\n");
+  CHECK_FALSE(r.out.lookup);
+}

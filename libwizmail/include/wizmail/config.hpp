@@ -90,6 +90,13 @@ struct SmtpSettings {
   bool mail_auth_temperror_defer = false;  // temperror where a refusal applies → 4xx
   std::string authserv_id;                 // empty = the server's host name
   std::vector<std::string> mail_auth_exempt{"127.0.0.0/8", "::1"};
+  // Milters (docs/milter.md): inet:host:port or unix:/path, in order.
+  std::vector<std::string> smtpd_milters;      // SMTP listeners
+  std::vector<std::string> non_smtpd_milters;  // the local submit socket
+  std::string milter_default_action = "tempfail";  // tempfail | accept | reject
+  int milter_connect_timeout = 30;         // seconds
+  int milter_command_timeout = 30;         // seconds
+  int milter_content_timeout = 300;        // seconds
   // Obsolete since manual v2.10 (moved to wiz98msenv.dat `alias`): accepted
   // with a warning; a non-empty value is one more local domain.
   std::string host;

@@ -137,6 +137,29 @@ std::vector<ConfigDiagnostic> check_config(const Config& c) {
     add(Severity::warning, wizenv, "tls_cert_file",
         "no TLS certificate: SMTP AUTH and POP3 passwords cross the network in clear text");
 
+  // --- milters (docs/milter.md; the milter area parses them at run time) ---
+  for (auto [key, list] : {std::pair<const char*, const std::vector<std::string>*>{"smtpd_milters", &c.smtp.smtpd_milters},
+                           {"non_smtpd_milters", &c.smtp.non_smtpd_milters}}) {
+    for (const auto& spec : *list) {
+      std::string_view v = spec;
+      const bool unix_path = (v.starts_with("unix:/") || v.starts_with("local:/"));
+      bool inet = false;
+      if (v.starts_with("inet:") || v.starts_with("inet6:")) {
+        auto rest = v.substr(v.find(':') + 1);
+        auto colon = rest.rfind(':');
+        auto port = colon == std::string_view::npos ? std::nullopt : util::parse_int(rest.substr(colon + 1));
+        inet = colon != std::string_view::npos && colon > 0 && port && *port >= 1 && *port <= 65535;
+      }
+      if (!unix_path && !inet)
+        add(Severity::error, smtpenv, key,
+            "'" + spec + "' is no milter address (inet:host:port or unix:/path); the session fails "
+            "over to milter_default_action");
+    }
+  }
+  if (const auto& a = c.smtp.milter_default_action; a != "tempfail" && a != "accept" && a != "reject")
+    add(Severity::error, smtpenv, "milter_default_action",
+        "'" + a + "' is not tempfail, accept or reject (tempfail is used)");
+
   // --- ports ---
   struct Port {
     const std::string* file;

@@ -325,6 +325,36 @@ std::vector<Key> make_keys() {
               "(besides address_permits_relay, authenticated sessions, the submission ports and "
               "the local submit socket); none = every port-25 client is checked.",
        .example = "127.0.0.0/8,::1,192.0.2.0/24", .field = field<smtp, &S::mail_auth_exempt>},
+      // Milters (libwizmail/src/milter/, docs/milter.md).
+      {.name = "smtpd_milters", .file = smtpenv, .type = T::text_list, .default_value = "",
+       .doc = "Milters (Sendmail milter protocol 6, Postfix semantics) that see every SMTP session "
+              "and its mail, in order, each seeing the changes of the ones before: inet:host:port "
+              "or unix:/path, comma-separated. Empty = none.",
+       .example = "inet:127.0.0.1:11332,unix:/run/opendkim/opendkim.sock",
+       .field = field<smtp, &S::smtpd_milters>},
+      {.name = "non_smtpd_milters", .file = smtpenv, .type = T::text_list, .default_value = "",
+       .doc = "Milters for mail handed in on the local submit socket (wizmail-sendmail, "
+              "forward.def hooks), as smtpd_milters. Empty = none.",
+       .example = "inet:127.0.0.1:8891", .field = field<smtp, &S::non_smtpd_milters>},
+      {.name = "milter_default_action", .file = smtpenv, .type = T::text, .default_value = "tempfail",
+       .doc = "What a milter that cannot be reached, times out or breaks the protocol answers for the "
+              "rest of the session: tempfail (451 4.7.1), reject (550 5.7.1) or accept (as if it "
+              "were not configured).",
+       .example = "accept", .field = field<smtp, &S::milter_default_action>},
+      {.name = "milter_connect_timeout", .file = smtpenv, .type = T::integer, .default_value = "30",
+       .min = 1, .max = 3600,
+       .doc = "Seconds to connect to a milter and negotiate with it.",
+       .example = "10", .field = field<smtp, &S::milter_connect_timeout>},
+      {.name = "milter_command_timeout", .file = smtpenv, .type = T::integer, .default_value = "30",
+       .min = 1, .max = 3600,
+       .doc = "Seconds a milter may take to answer connect, HELO, MAIL, RCPT and DATA (its "
+              "progress notes restart the wait).",
+       .example = "10", .field = field<smtp, &S::milter_command_timeout>},
+      {.name = "milter_content_timeout", .file = smtpenv, .type = T::integer, .default_value = "300",
+       .min = 1, .max = 3600,
+       .doc = "Seconds a milter may take to answer a header, a body chunk or the end of the "
+              "message (its progress notes restart the wait).",
+       .example = "120", .field = field<smtp, &S::milter_content_timeout>},
 
       // ---- def/popenv.dat ----
       {.name = "host", .file = popenv, .type = T::hostname, .default_value = "localhost",

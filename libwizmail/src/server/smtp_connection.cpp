@@ -13,6 +13,7 @@
 
 #include "dkim/dkim.hpp"
 #include "mailauth/mailauth.hpp"
+#include "milter/chain.hpp"
 #include "net/request_deadline.hpp"
 #include "outbound/dns.hpp"
 #include "net/stream.hpp"
@@ -25,6 +26,7 @@
 #include "smtp/address.hpp"
 #include "smtp/session.hpp"
 #include "srs/srs.hpp"
+#include "util/fs.hpp"
 #include "util/strings.hpp"
 #include "wizmail/mailbox.hpp"
 
@@ -229,6 +231,27 @@ class Environment final : public smtp::Environment {
     if (!rt_.srs) return std::nullopt;
     return srs::reverse_recipient(*rt_.srs, rt_.srs_domain, address, std::time(nullptr));
   }
+  // Milters (docs/milter.md): the session's chain, asked from proceed()
+  // and the commit, both on the blocking pool.
+  void set_milters(std::unique_ptr<milter::Chain> chain, std::string session_id) {
+    milters_ = std::move(chain);
+    sid_ = std::move(session_id);
+  }
+  milter::Chain* milters() noexcept { return milters_.get(); }
+  void stop_milters() noexcept { milters_.reset(); }
+  bool filtering() override { return milters_ != nullptr; }
+  std::optional<std::string> filter_helo(std::string_view name) override { return answer(milters_->helo(name)); }
+  std::optional<std::string> filter_mail(std::string_view sender, std::string_view args,
+                                         std::string_view auth_user) override {
+    ++transactions_;
+    return answer(milters_->mail(sender, util::split_list(args, ' '), auth_user,
+                                 util::cat(sid_, ".", std::to_string(transactions_))));
+  }
+  std::optional<std::string> filter_rcpt(std::string_view recipient, std::string_view args) override {
+    return answer(milters_->rcpt(recipient, util::split_list(args, ' ')));
+  }
+  std::optional<std::string> filter_data() override { return answer(milters_->data()); }
+
   std::chrono::system_clock::time_point now() override { return std::chrono::system_clock::now(); }
   std::uint64_t random() override {
     thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -242,6 +265,13 @@ class Environment final : public smtp::Environment {
   bool trusted_;
   std::optional<tcp::endpoint> local_;  // a TCP session's own address
   std::optional<asio::ip::address> remote_;  // a TCP session's client
+  std::unique_ptr<milter::Chain> milters_;
+  std::string sid_;
+  std::uint64_t transactions_ = 0;
+  static std::optional<std::string> answer(const milter::Verdict& v) {
+    if (v.kind == milter::Verdict::Kind::reply) return v.reply;
+    return std::nullopt;  // go on; a discard drops the message at its end
+  }
   template <class T>
   struct Cached {
     std::chrono::steady_clock::time_point at;
@@ -282,7 +312,9 @@ class SmtpConnection final : public SessionConnection,
   void set_thread_sessions(const std::atomic<int>* n) noexcept { thread_sessions_ = n; }
 
   // MessageSink
-  Status begin(const smtp::Transaction& txn) override { return staging_.begin(*rt_, *srv_.pipeline, txn); }
+  Status begin(const smtp::Transaction& txn) override {
+    return staging_.begin(*rt_, *srv_.pipeline, txn, !(env_ && env_->filtering()));
+  }
   Status write(std::string_view bytes) override { return staging_.write(bytes); }
   void abort() noexcept override { staging_.abort(); }
 
@@ -346,6 +378,15 @@ class SmtpConnection final : public SessionConnection,
         },
         asio::use_awaitable);
   }
+  // Run `fn` where waiting is fine (as proceed()).
+  template <class Fn>
+  asio::awaitable<void> blocking(Fn fn);
+  void start_milters();
+  // The end of the message through the milters: nullopt to commit `txn`
+  // (changed as they asked) and the staged message (rewritten when they
+  // changed it); else what the commit answers (their refusal, or a
+  // message they discarded or quarantined).
+  std::optional<Result<std::string>> filter_message(milter::Chain& chain, smtp::Transaction& txn);
   asio::awaitable<void> say(std::string_view text) {
     log_line(LogFile::smtp, text);
     watchdog_.touch();
@@ -361,9 +402,152 @@ class SmtpConnection final : public SessionConnection,
   std::string last_command_;
 };
 
+template <class Fn>
+asio::awaitable<void> SmtpConnection::blocking(Fn fn) {
+  if (!srv_.blocking || (thread_sessions_ && thread_sessions_->load(std::memory_order_relaxed) == 1)) {
+    fn();
+    co_return;
+  }
+  co_await asio::co_spawn(
+      srv_.blocking->get_executor(),
+      [&fn]() -> asio::awaitable<void> {
+        fn();
+        co_return;
+      },
+      asio::use_awaitable);
+}
+
+void SmtpConnection::start_milters() {
+  const auto& cfg = rt_->config->smtp;
+  const auto& specs = trusted() ? cfg.non_smtpd_milters : cfg.smtpd_milters;
+  if (specs.empty()) return;
+  std::vector<milter::Address> list;
+  for (const auto& spec : specs) {
+    auto a = milter::parse_address(spec);
+    if (!a) {
+      // Never silently unfiltered: a milter that cannot be parsed fails
+      // like one that cannot be reached (milter_default_action).
+      log_line(LogFile::error, a.error().message);
+      milter::Address broken;
+      broken.spec = spec;
+      list.push_back(std::move(broken));
+      continue;
+    }
+    list.push_back(std::move(*a));
+  }
+  milter::Timeouts t;
+  t.connect = std::chrono::seconds(cfg.milter_connect_timeout);
+  t.command = std::chrono::seconds(cfg.milter_command_timeout);
+  t.content = std::chrono::seconds(cfg.milter_content_timeout);
+  auto action = milter::parse_default_action(cfg.milter_default_action).value_or(milter::DefaultAction::tempfail);
+  milter::SessionInfo info;
+  info.hostname = rt_->hostname;
+  info.client_addr = peer_ip_;
+  if (stream_.is_tcp() && !trusted()) info.client_port = stream_.remote().port();
+  info.local = trusted();
+  auto chain = std::make_unique<milter::Chain>(std::move(list), t, action, std::move(info),
+                                               [this](const std::string& line) { log_line(LogFile::error, line); });
+  env_->set_milters(std::move(chain), sid_);
+}
+
+std::optional<Result<std::string>> SmtpConnection::filter_message(milter::Chain& chain, smtp::Transaction& txn) {
+  auto text = staging_.contents();
+  if (!text) return Result<std::string>(unexpected(text.error()));
+  milter::Message m = milter::Message::parse(*text);
+  text->clear();
+  m.sender = txn.reverse_path;
+  for (const auto& r : txn.recipients) {
+    std::string a(r.delivered_to());
+    if (std::none_of(m.recipients.begin(), m.recipients.end(), [&](const std::string& x) { return util::iequals(x, a); }))
+      m.recipients.push_back(std::move(a));
+  }
+  milter::Verdict v = chain.end_of_message(m);
+  if (v.kind == milter::Verdict::Kind::reply) {
+    staging_.abort();
+    // "550 5.7.1 text" (a multi-line reply: its last line).
+    std::string_view line = v.reply;
+    if (auto nl = line.rfind('\n'); nl != std::string_view::npos) line.remove_prefix(nl + 1);
+    int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+    std::string_view rest = line.size() > 4 ? line.substr(4) : std::string_view();
+    std::string enhanced = line[0] == '4' ? "4.7.1" : "5.7.1";
+    if (rest.size() >= 5 && rest[0] == line[0] && rest[1] == '.') {
+      auto sp = rest.find(' ');
+      enhanced.assign(rest.substr(0, sp));
+      rest = sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1);
+    }
+    return Result<std::string>(unexpected(Error::smtp(code, std::move(enhanced), std::string(rest),
+                                                      util::cat("milter: ", v.reply))));
+  }
+  const std::string dropped = util::cat(sid_, ".discarded");
+  if (v.kind == milter::Verdict::Kind::discard) {
+    staging_.abort();
+    log_line(LogFile::smtp, "milter: message discarded");
+    return Result<std::string>(dropped);
+  }
+  // Envelope changes: the sender, then the recipients (those the client
+  // gave keep what the session found for them; added ones are resolved
+  // here: a local domain needs an existing account).
+  if (m.sender_changed) txn.reverse_path = m.sender;
+  if (m.recipients_changed) {
+    std::vector<smtp::Recipient> out;
+    for (const auto& a : m.recipients) {
+      bool known = false;
+      for (const auto& r : txn.recipients)
+        if (util::iequals(r.delivered_to(), a)) {
+          out.push_back(r);
+          known = true;
+        }
+      if (known) continue;
+      smtp::Recipient r;
+      r.address = a;
+      auto at = a.rfind('@');
+      std::string domain = at == std::string::npos ? std::string() : util::to_lower(std::string_view(a).substr(at + 1));
+      if (at != std::string::npos) r.address = util::cat(std::string_view(a).substr(0, at + 1), domain);
+      if (domain.empty() || env_->is_local_domain(domain)) {
+        std::string account = util::to_lower(std::string_view(a).substr(0, at));
+        auto kind = env_->lookup_account(account);
+        if (!kind || *kind == AccountKind::none) {
+          log_line(LogFile::error, util::cat("milter added recipient <", a, ">: no such account, not delivered"));
+          continue;
+        }
+        r.account = std::move(account);
+        r.mailing_list = *kind == AccountKind::mailing_list;
+      }
+      out.push_back(std::move(r));
+    }
+    txn.recipients = std::move(out);
+    if (txn.recipients.empty()) {
+      staging_.abort();
+      log_line(LogFile::smtp, "milter: every recipient removed, message dropped");
+      return Result<std::string>(dropped);
+    }
+  }
+  if (m.headers_changed || m.body_changed) {
+    if (auto st = staging_.replace(m.serialize()); !st) return Result<std::string>(unexpected(st.error()));
+  }
+  if (m.quarantine) {
+    // No hold queue in wizmail: the message is kept, durably, in
+    // <queue>/quarantine/ with its envelope in X-Wizmail- fields, and not
+    // delivered (docs/milter.md).
+    std::string file = util::cat("X-Wizmail-Quarantine: ", *m.quarantine, "\r\nX-Wizmail-Envelope-From: <",
+                                 txn.reverse_path, ">\r\n");
+    for (const auto& r : txn.recipients) file += util::cat("X-Wizmail-Envelope-To: <", r.address, ">\r\n");
+    file += m.serialize();
+    const auto dir = rt_->config->queue_dir() / "quarantine";
+    const auto path = dir / (util::unique_name_part() + ".eml");
+    Status st = util::make_dirs(dir, 0700);
+    if (st) st = util::write_file_atomic(path, file, 0600);
+    if (!st) return Result<std::string>(unexpected(st.error()));
+    staging_.abort();
+    log_line(LogFile::smtp, util::cat("milter: quarantined (", *m.quarantine, "): ", path.string()));
+    return Result<std::string>(util::cat(sid_, ".quarantined"));
+  }
+  return std::nullopt;
+}
+
 asio::awaitable<Result<std::string>> SmtpConnection::commit() {
   if (auto st = staging_.finish(); !st) co_return unexpected(st.error());
-  const auto& txn = session_->transaction();
+  smtp::Transaction txn = session_->transaction();
   // SPF/DKIM/DMARC (docs/authentication.md): what MAIL found for an
   // unauthenticated port-25 client, then DKIM and DMARC off the I/O thread.
   if (env_->mail_auth.active && session_->account().empty() && !trusted()) {
@@ -374,6 +558,14 @@ asio::awaitable<Result<std::string>> SmtpConnection::commit() {
       staging_.abort();
       co_return unexpected(st.error());
     }
+  }
+  if (auto* chain = env_->milters()) {
+    note_.set_state("milters");
+    watchdog_.suspend();
+    std::optional<Result<std::string>> done;
+    co_await blocking([&] { done = filter_message(*chain, txn); });
+    watchdog_.touch();
+    if (done) co_return std::move(*done);
   }
   // The RCPT check knew only the declared SIZE (0 when absent): check every
   // local recipient's quota against the real size. One recipient over quota
@@ -630,6 +822,7 @@ asio::awaitable<void> SmtpConnection::run() {
   so.defer_lookups = true;
   request_ = net::RequestDeadline({std::chrono::seconds(cfg.smtp.command_deadline),
                                    cfg.smtp.data_min_rate});
+  start_milters();
   session_ = std::make_unique<smtp::Session>(std::move(so), *env_, *this);
   bool open = co_await pregreet();
   if (open) {
@@ -670,6 +863,7 @@ asio::awaitable<void> SmtpConnection::run() {
   log_line(LogFile::smtp, "close");
   session_.reset();  // aborts an unfinished message
   staging_.abort();
+  if (env_) env_->stop_milters();  // abort and quit: no answer awaited
   co_await stream_.close_gracefully(
       watchdog_.bound(std::chrono::steady_clock::now() + net::tls_close_wait));
 }

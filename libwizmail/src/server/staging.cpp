@@ -7,10 +7,11 @@
 #include <ctime>
 
 #include "server/server_impl.hpp"
+#include "util/fs.hpp"
 
 namespace wizmail::server {
 
-Status MessageStaging::begin(const Runtime& rt, CommitPipeline& pipeline, const smtp::Transaction& txn) {
+Status MessageStaging::begin(const Runtime& rt, CommitPipeline& pipeline, const smtp::Transaction& txn, bool plain_ok) {
   staged_.reset();
   filter_ = ReturnPathFilter{};
   final_len_ = 0;
@@ -25,7 +26,7 @@ Status MessageStaging::begin(const Runtime& rt, CommitPipeline& pipeline, const 
   auto m = StagedMessage::create(tmp);
   if (!m) return unexpected(m.error());
   staged_.emplace(std::move(*m));
-  if (first && one_account && !txn.has_remote() && pipeline.plain_delivery(rt.mailbox_dir / first->account)) {
+  if (plain_ok && first && one_account && !txn.has_remote() && pipeline.plain_delivery(rt.mailbox_dir / first->account)) {
     const std::string h = final_headers(txn.reverse_path, first->delivered_to());
     if (auto st = staged_->write(h); !st) {
       staged_.reset();
@@ -42,6 +43,22 @@ Status MessageStaging::write(std::string_view bytes) {
 }
 
 void MessageStaging::abort() noexcept { staged_.reset(); }
+
+Result<std::string> MessageStaging::contents() const {
+  if (!staged_ || !staged_->finished()) return fail(Errc::internal, "no finished message");
+  return util::read_file(staged_->tmp_path());
+}
+
+Status MessageStaging::replace(std::string_view text) {
+  if (!staged_ || final_len_ != 0) return fail(Errc::internal, "no message to replace");
+  auto m = StagedMessage::create(staged_->tmp_path().parent_path());
+  if (!m) return unexpected(m.error());
+  if (auto st = m->write(text); !st) return st;
+  if (auto st = m->finish(); !st) return st;
+  staged_->discard();
+  staged_.emplace(std::move(*m));
+  return {};
+}
 
 Status MessageStaging::finish() {
   if (!staged_) return fail(Errc::internal, "commit without a message");

@@ -27,13 +27,19 @@ struct Runtime;
 
 class MessageStaging {
  public:
-  Status begin(const Runtime& rt, CommitPipeline& pipeline, const smtp::Transaction& txn);
+  // `plain_ok` false: never the final-headers shortcut (milters read and
+  // change the message, and maybe its recipients, before the commit).
+  Status begin(const Runtime& rt, CommitPipeline& pipeline, const smtp::Transaction& txn, bool plain_ok = true);
   Status write(std::string_view bytes);
   void abort() noexcept;
   bool open() const noexcept { return staged_.has_value(); }
   // End of data: flush what is held back and the buffer. The size is final.
   Status finish();
   std::uint64_t size() const noexcept { return staged_ ? staged_->size() : 0; }
+  // The finished message, whole (for milters; at most max_mail_size).
+  Result<std::string> contents() const;
+  // Replace the finished message by `text` (a new file in the same folder).
+  Status replace(std::string_view text);
   // A commit job for the finished message and the transaction's recipients
   // (locals in the order given, the first one being what the final headers
   // at the start of the file were written for). Leaves this closed.

@@ -166,6 +166,26 @@ struct Session::Impl {
     out.events.push_back({LogEvent::Kind::error, std::move(text), what});
   }
 
+  // The milters' refusal of a command (Environment::filter_*): a 421
+  // ends the session, as Postfix does.
+  void filter_refuse(Output& out, const std::string& text) {
+    refuse(out, text);
+    if (text.starts_with("421")) {
+      s.state_ = State::closed;
+      out.close = true;
+    }
+  }
+  // The milters' word on a recipient that passed every other check
+  // (Postfix asks them last): false when they refused it.
+  std::string filter_args;  // the ESMTP parameters of the RCPT being proceeded
+  bool filters_accept_rcpt(std::string_view address, Output& out) {
+    if (!s.env_.filtering()) return true;
+    auto r = s.env_.filter_rcpt(address, filter_args);
+    if (!r) return true;
+    filter_refuse(out, *r);
+    return false;
+  }
+
   // Mail from this session is a submission by a local user or program
   // (RFC 6409), not mail relayed by another MTA.
   bool submission() const noexcept { return s.opt_.local_submit || !s.auth_user_.empty(); }
@@ -195,6 +215,8 @@ struct Session::Impl {
   void cmd_helo(std::string_view args, Output& out) { greet(args, out, false); }
   void cmd_ehlo(std::string_view args, Output& out) { greet(args, out, true); }
   void greet(std::string_view args, Output& out, bool extended);
+  void greeted_as(std::string_view name, bool extended, Output& out);
+  void open_data(Output& out);
   void cmd_mail(std::string_view args, Output& out);
   void cmd_rcpt(std::string_view args, Output& out);
   void cmd_data(std::string_view args, Output& out);
@@ -433,6 +455,20 @@ void Session::Impl::greet(std::string_view args, Output& out, bool extended) {
                          : "501 5.5.4 Syntax: HELO hostname");
     return;
   }
+  if (s.env_.filtering()) {
+    proceed_with(out, [this, n = std::string(name), extended](Output& o) {
+      if (auto r = s.env_.filter_helo(n)) {
+        filter_refuse(o, *r);
+        return;
+      }
+      greeted_as(n, extended, o);
+    });
+    return;
+  }
+  greeted_as(name, extended, out);
+}
+
+void Session::Impl::greeted_as(std::string_view name, bool extended, Output& out) {
   reset_transaction();
   s.helo_.assign(name);
   esmtp = extended;
@@ -613,16 +649,28 @@ void Session::Impl::cmd_mail(std::string_view args, Output& out) {
     s.state_ = State::mail;
     reply(o, "250 2.1.0 Ok");
   };
-  // SPF (docs/authentication.md): port 25, unauthenticated clients only.
-  if (s.opt_.listener == Listener::smtp && s.auth_user_.empty() && !s.opt_.local_submit &&
-      s.env_.wants_sender_check()) {
-    proceed_with(out, [this, accept = std::move(accept)](Output& o) mutable {
-      auto refusal = s.env_.check_sender({s.txn_.reverse_path, s.helo_, s.opt_.client_ip});
-      if (refusal) {
-        error_event(o, "sender refused by SPF: <" + s.txn_.reverse_path + ">: " + *refusal);
-        s.txn_.reverse_path.clear();
-        refuse(o, *refusal);
-        return;
+  // SPF (docs/authentication.md): port 25, unauthenticated clients only;
+  // then the milters (docs/milter.md). Both may wait: proceed().
+  const bool spf = s.opt_.listener == Listener::smtp && s.auth_user_.empty() && !s.opt_.local_submit &&
+                   s.env_.wants_sender_check();
+  const bool milters = s.env_.filtering();
+  if (spf || milters) {
+    proceed_with(out, [this, spf, milters, accept = std::move(accept),
+                       args = std::string(util::trim(rest.substr(pr.consumed)))](Output& o) mutable {
+      if (spf) {
+        if (auto refusal = s.env_.check_sender({s.txn_.reverse_path, s.helo_, s.opt_.client_ip})) {
+          error_event(o, "sender refused by SPF: <" + s.txn_.reverse_path + ">: " + *refusal);
+          s.txn_.reverse_path.clear();
+          refuse(o, *refusal);
+          return;
+        }
+      }
+      if (milters) {
+        if (auto r = s.env_.filter_mail(s.txn_.reverse_path, args, s.auth_user_)) {
+          reset_transaction();
+          filter_refuse(o, *r);
+          return;
+        }
       }
       accept(o);
     });
@@ -716,6 +764,7 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
     refuse(out, "501 5.5.4 Error: bad RCPT parameters");
     return;
   }
+  filter_args.assign(util::trim(rest.substr(pr.consumed)));
   DsnRequest dsn;
   bool seen_notify = false;
   for (const auto& p : params) {
@@ -775,6 +824,7 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
       if (t.dsn.orcpt.empty()) t.dsn.orcpt = dsn_orcpt_for(srs_address);
       proceed_with(out, [this, t = std::move(t)](Output& o) mutable {
         if (!storage_allows(Environment::Storage::queue, s.txn_.declared_size, o)) return;
+        if (!filters_accept_rcpt(t.original, o)) return;
         add_recipient(std::move(t));
         ++s.txn_.rcpt_count;
         s.state_ = State::rcpt;
@@ -879,6 +929,7 @@ void Session::Impl::apply_rcpt(RcptRequest req, Output& out) {
     }
     if (!storage_allows(Environment::Storage::queue, s.txn_.declared_size, out)) return;
   }
+  if (!filters_accept_rcpt(r.address, out)) return;
   add_recipient(std::move(r));
   ++s.txn_.rcpt_count;
   s.state_ = State::rcpt;
@@ -908,6 +959,7 @@ bool Session::Impl::directory_answered(Recipient& r, Output& out) {
   r.account = std::move(a.account);
   if (!local_recipient_ok(r, r.address, out)) return true;
   if (!storage_allows(Environment::Storage::mailboxes, s.txn_.declared_size, out)) return true;
+  if (!filters_accept_rcpt(r.address, out)) return true;
   add_recipient(std::move(r));
   ++s.txn_.rcpt_count;
   s.state_ = State::rcpt;
@@ -994,6 +1046,7 @@ void Session::Impl::accept_alias(Recipient r, AliasMap::Resolution res, Output& 
   const bool any_remote = std::any_of(targets.begin(), targets.end(), [](const Recipient& x) { return !x.local(); });
   if (any_local && !storage_allows(Environment::Storage::mailboxes, s.txn_.declared_size, out)) return;
   if (any_remote && !storage_allows(Environment::Storage::queue, s.txn_.declared_size, out)) return;
+  if (!filters_accept_rcpt(r.address, out)) return;
   for (auto& x : targets) add_recipient(std::move(x));
   if (expanded) s.txn_.expanded.push_back(std::move(r));
   ++s.txn_.rcpt_count;
@@ -1049,6 +1102,20 @@ void Session::Impl::cmd_data(std::string_view args, Output& out) {
     refuse(out, "501 5.5.4 Syntax: DATA");
     return;
   }
+  if (s.env_.filtering()) {
+    proceed_with(out, [this](Output& o) {
+      if (auto r = s.env_.filter_data()) {
+        filter_refuse(o, *r);
+        return;
+      }
+      open_data(o);
+    });
+    return;
+  }
+  open_data(out);
+}
+
+void Session::Impl::open_data(Output& out) {
   auto st = s.sink_.begin(s.txn_);
   if (st) {
     auto h = received_header();

@@ -275,6 +275,32 @@ class Environment {
     return std::nullopt;
   }
 
+  // Milters (docs/milter.md): when filtering(), HELO/EHLO, MAIL, each
+  // accepted RCPT and DATA are shown to the session's milters after the
+  // session's own checks passed — a lookup that may wait, so it runs in
+  // proceed(). Each answer is nullopt (go on) or the whole reply that
+  // refuses the command (lines joined by CRLF, no final CRLF; a 421 also
+  // closes the session). The end of data is filtered by the connection's
+  // commit. `args`: the ESMTP parameters as the client wrote them.
+  virtual bool filtering() { return false; }
+  virtual std::optional<std::string> filter_helo(std::string_view name) {
+    (void)name;
+    return std::nullopt;
+  }
+  virtual std::optional<std::string> filter_mail(std::string_view sender, std::string_view args,
+                                                 std::string_view auth_user) {
+    (void)sender;
+    (void)args;
+    (void)auth_user;
+    return std::nullopt;
+  }
+  virtual std::optional<std::string> filter_rcpt(std::string_view recipient, std::string_view args) {
+    (void)recipient;
+    (void)args;
+    return std::nullopt;
+  }
+  virtual std::optional<std::string> filter_data() { return std::nullopt; }
+
   virtual std::chrono::system_clock::time_point now() = 0;
   // Randomness for the CRAM-MD5 challenge.
   virtual std::uint64_t random() = 0;
