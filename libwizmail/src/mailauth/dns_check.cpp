@@ -33,8 +33,8 @@ class Report {
   // A question that timed out or got SERVFAIL: not the record's fault.
   void temporary(std::string_view check, const Error& e, Level level = Level::warn) {
     out_.push_back({std::string(check), level, util::cat("could not check (temporary DNS error): ", e.message),
-                    util::cat("run the check again later; if it persists, look at the name servers of ", domain_,
-                              " and at dns_servers (smtpenv.dat)"),
+                    util::cat("run the check again later; if it persists, look at the name servers answering for ", domain_,
+                              " (and its reverse zones) and at dns_servers (smtpenv.dat)"),
                     true});
   }
   std::vector<DnsFinding> take() { return std::move(out_); }
@@ -340,6 +340,8 @@ void check_spf_records(Report& rep, const DnsCheckInput& in, const std::vector<A
       failed = true;
     }
   }
+  if (!failed && passed.size() == ours.size())
+    rep.add("SPF", Level::ok, util::cat("\"", record, "\" passes for ", join(passed)));
   bool redirect = false;
   const char q = all_qualifier(record, redirect);
   if (q == '+')
@@ -353,8 +355,6 @@ void check_spf_records(Report& rep, const DnsCheckInput& in, const std::vector<A
   else if (q == 0 && !redirect)
     rep.add("SPF", Level::warn, util::cat("\"", record, "\" has no all term: mail from other hosts is neutral"),
             "end the record with -all");
-  if (!failed && passed.size() == ours.size())
-    rep.add("SPF", Level::ok, util::cat("\"", record, "\" passes for ", join(passed)));
 }
 
 // SPF of the HELO name: bounces (MAIL FROM:<>) are checked against it.
