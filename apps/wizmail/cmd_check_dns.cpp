@@ -22,7 +22,8 @@ void add_check_dns_command(CLI::App& app, Context& ctx) {
   cmd->add_option("DOMAIN", opt->domain, "the mail domain (the part after @)")->required();
   cmd->add_option("--address", opt->addresses,
                   "a public address of this server (repeatable); the A/AAAA records of the server's name "
-                  "count too");
+                  "count too")
+      ->allow_extra_args(false);
   cmd->add_option("--host-name", opt->host_name,
                   "the server's public name (default: domain= of def/wiz98msenv.dat)");
   cmd->add_flag("--json", ctx.json, "print JSON");

@@ -114,8 +114,8 @@ def test_good_zone_all_ok():
                      "INFO MTA-STS     \"v=STSv1; id=2026120601\" is well-formed",
                      "good.test: 8 OK, 0 WARN, 0 FAIL, 1 INFO"]:
         check(any(ln.startswith(expected) for ln in r.stdout.splitlines()), "line: " + expected)
-    # --address that the name has changes nothing; --json says the same.
-    r = wizmail("check-dns", "good.test", "--address", "127.0.0.25", "--json")
+    # --address (repeated, before DOMAIN) that the name has changes nothing; --json says the same.
+    r = wizmail("check-dns", "--address", "127.0.0.25", "--address", "2001:db8::25", "good.test", "--json")
     check(r.returncode == 0, "exit 0 with --address")
     found = json.loads(r.stdout)
     check(all(f["level"] in ("OK", "INFO") for f in found), "JSON: only OK and INFO")
