@@ -42,6 +42,7 @@ void add_control_commands(CLI::App& app, Context& ctx);  // start, stop, session
 void add_outbound_commands(CLI::App& app, Context& ctx);  // exists, check-smtp
 void add_queue_commands(CLI::App& app, Context& ctx);     // queue list|flush|delete
 void add_dkim_commands(CLI::App& app, Context& ctx);      // dkim keygen|show
+void add_check_dns_command(CLI::App& app, Context& ctx);  // check-dns DOMAIN
 
 // The manual's command names (wmsactcrt, wmsprtdef, ...) map onto wizmail
 // subcommands. Returns the argument vector to parse (without argv[0]) for

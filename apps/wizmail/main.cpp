@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   add_outbound_commands(app, ctx);
   add_queue_commands(app, ctx);
   add_dkim_commands(app, ctx);
+  add_check_dns_command(app, ctx);
   add_ops_commands(app, ctx);
 
   // Run as root on a home whose server runs as run_as_user, a command

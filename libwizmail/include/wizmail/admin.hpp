@@ -6,6 +6,7 @@
 // forms.
 #pragma once
 
+#include "wizmail/admin/check_dns.hpp"
 #include "wizmail/admin/control.hpp"
 #include "wizmail/admin/daemon.hpp"
 #include "wizmail/admin/dkim.hpp"

@@ -20,6 +20,12 @@ std::string cat(const Parts&... parts) {
   return out;
 }
 
+// The pieces appended to `out` (the same reason as cat()).
+template <class... Parts>
+void append(std::string& out, const Parts&... parts) {
+  (out.append(std::string_view(parts)), ...);
+}
+
 std::string_view trim(std::string_view s) noexcept;
 std::string to_lower(std::string_view s);
 bool iequals(std::string_view a, std::string_view b) noexcept;
