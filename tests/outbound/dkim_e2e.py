@@ -3,13 +3,15 @@
 wizmail-server relays through dnsmasq (MX) to Postfix's smtp-sink; the keys
 are made by `wizmail dkim keygen`, and what smtp-sink received is verified
 by python3-dkim (Debian's, hence /usr/bin/python3: tests/outbound/meson.build)
-with dkim.verify(msg, dnsfunc=...) answering the TXT records keygen printed.
+with dkim.verify(msg, dnsfunc=...) answering the TXT records keygen printed,
+and by OpenDKIM (`opendkim -t`, its key lookup pointed at the same records
+with TestPublicKeys).
 Also: a tampered copy fails; a domain without a key and one whose key file
 is corrupt get their mail delivered unsigned, the latter with the problem
 in server.log; a post to one of wizmail's mailing lists, From: a domain
 without a key, is signed with the list's domain. Every process is started here on free ports and killed at
 exit."""
-import os, re, smtplib, subprocess, sys, tempfile
+import os, re, shutil, smtplib, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 import harness  # noqa: E402
@@ -23,7 +25,7 @@ except ImportError:
     # Never skip: a missing verifier is the machine's fault, said loudly.
     print("FAILED: python3-dkim is not installed for " + sys.executable + " (scripts/packages.txt)")
     sys.exit(1)
-for tool in peers.missing_tools():
+for tool in peers.missing_tools() + [t for t in ("opendkim",) if not shutil.which(t)]:
     print(f"FAILED: {tool} is not installed (scripts/install-deps, scripts/packages.txt)")
     sys.exit(1)
 
@@ -133,6 +135,24 @@ def received(subject):
     return None
 
 
+def opendkim_verdict(msg, label):
+    """OpenDKIM's verifier (Debian's opendkim, `-t FILE`) on msg; its keys
+    are the TXT records keygen printed (TestPublicKeys: one `name record`
+    per line, the record without blanks). Returns opendkim's output line."""
+    keys = os.path.join(tmp, "opendkim-keys.txt")
+    with open(keys, "w") as f:
+        for name, rec in records.items():
+            f.write(name + " " + re.sub(r"\s+", "", rec.decode()) + "\n")
+    conf = os.path.join(tmp, "opendkim-verify.conf")
+    with open(conf, "w") as f:
+        f.write(f"Mode v\nSyslog no\nTestPublicKeys {keys}\nPidFile {tmp}/opendkim.pid\n")
+    path = os.path.join(tmp, label + ".eml")
+    with open(path, "wb") as f:
+        f.write(msg)
+    r = subprocess.run(["opendkim", "-x", conf, "-t", path], capture_output=True, text=True, timeout=30)
+    return (r.stdout + r.stderr).strip()
+
+
 # 1. RSA: signed with sender.test's key, verified by python3-dkim.
 send("alice@sender.test", "Alice <alice@sender.test>", "rsa-signed")
 wait_for(lambda: received("rsa-signed") is not None, "the message reached the remote MTA")
@@ -148,6 +168,10 @@ check(h.count("from") == 2 and h.count("subject") == 2 and h.count("to") == 2,
 check(dkim.verify(msg, dnsfunc=dnsfunc), "python3-dkim verifies the signature with the record keygen printed")
 check(not dkim.verify(msg.replace(b"Hello Bob", b"Hello Eve"), dnsfunc=dnsfunc),
       "a tampered body fails python3-dkim's verification")
+verdict = opendkim_verdict(msg, "rsa")
+check("verification (s=wizmail, d=sender.test, 2048-bit key) succeeded" in verdict, "OpenDKIM verifies it: " + verdict)
+verdict = opendkim_verdict(msg.replace(b"Hello Bob", b"Hello Eve"), "rsa-tampered")
+check("failed" in verdict and "succeeded" not in verdict, "and fails the tampered copy: " + verdict)
 check(not dkim.verify(msg.replace(b"Subject: rsa-signed", b"Subject: rsa-signed!"), dnsfunc=dnsfunc),
       "a tampered Subject fails")
 check(not dkim.verify(msg.replace(b"\r\n\r\n", b"\r\nFrom: mallory@evil.test\r\n\r\n", 1), dnsfunc=dnsfunc),
@@ -161,6 +185,11 @@ wait_for(lambda: received("ed-signed") is not None, "the Ed25519 message reached
 msg = received("ed-signed")
 check(b"a=ed25519-sha256" in re.sub(rb"\s+", b"", msg.split(b"\r\n\r\n")[0]), "signed with ed25519-sha256")
 check(dkim.verify(msg, dnsfunc=dnsfunc), "python3-dkim verifies the ed25519-sha256 signature")
+verdict = opendkim_verdict(msg, "ed25519")
+check("verification (s=ed1, d=ed.test" in verdict and "succeeded" in verdict,
+      "OpenDKIM verifies the ed25519-sha256 signature: " + verdict)
+verdict = opendkim_verdict(msg.replace(b"the end of", b"the END of"), "ed25519-tampered")
+check("failed" in verdict and "succeeded" not in verdict, "and fails the tampered copy: " + verdict)
 check(not dkim.verify(msg.replace(b"the end of", b"the END of"), dnsfunc=dnsfunc), "tampered: fails")
 
 # 3. No key for the domain: sent, unsigned.
