@@ -219,6 +219,30 @@ def test_tempfail_and_custom_replies():
     srv.stop()
 
 
+def test_unknown_command():
+    # Postfix's SMFIC_UNKNOWN: the milter hears a command wizmail does not
+    # know; its refusal replaces wizmail's 500, and either way it counts.
+    m = Milter("unknown=reply:554:5.7.1:no such verb here")
+    home, srv = server([m])
+    c = client(home)
+    c.ehlo("client.test")
+    code, text = c.docmd("XYZZY plugh")
+    check(code == 554 and text == b"5.7.1 no such verb here", f"the milter's reply to an unknown command ({code} {text!r})")
+    check("unknown XYZZY plugh" in m.log(), "the milter saw the command line")
+    check(c.mail("ext@remote.test")[0] == 250, "the session goes on")
+    c.quit()
+    srv.stop()
+    m = Milter()
+    home, srv = server([m])
+    c = client(home)
+    c.ehlo("client.test")
+    code, text = c.docmd("XYZZY")
+    check(code == 500 and text.startswith(b"5.5.2"), f"a milter that continues: wizmail's own 500 ({code} {text!r})")
+    check("unknown XYZZY" in m.log(), "the milter saw it too")
+    c.quit()
+    srv.stop()
+
+
 def test_discard():
     for stage in ("mail", "rcpt", "data", "header", "eom"):
         m = Milter(f"{stage}=discard")

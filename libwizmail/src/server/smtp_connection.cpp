@@ -251,6 +251,9 @@ class Environment final : public smtp::Environment {
     return answer(milters_->rcpt(recipient, util::split_list(args, ' ')));
   }
   std::optional<std::string> filter_data() override { return answer(milters_->data()); }
+  std::optional<std::string> filter_unknown(std::string_view line) override {
+    return answer(milters_->unknown(line));
+  }
 
   std::chrono::system_clock::time_point now() override { return std::chrono::system_clock::now(); }
   std::uint64_t random() override {

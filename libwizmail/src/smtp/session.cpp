@@ -401,6 +401,19 @@ void Session::Impl::handle_line(std::string_view line, Output& out) {
     }
   }
   if (!c) {
+    if (!line.empty() && s.env_.filtering()) {
+      // The milters hear it (a lookup that may wait: in proceed()); their
+      // refusal replaces ours. Either way it counts as an error.
+      proceed_with(out, [this, l = std::string(line)](Output& o) {
+        if (auto r = s.env_.filter_unknown(l)) {
+          filter_refuse(o, *r);
+        } else {
+          refuse(o, "500 5.5.2 Error: command not recognized");
+        }
+        check_error_limit(o);
+      });
+      return;
+    }
     refuse(out, line.empty() ? "500 5.5.2 Error: bad syntax"
                              : "500 5.5.2 Error: command not recognized");
     check_error_limit(out);

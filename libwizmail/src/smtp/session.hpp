@@ -276,7 +276,7 @@ class Environment {
   }
 
   // Milters (docs/milter.md): when filtering(), HELO/EHLO, MAIL, each
-  // accepted RCPT and DATA are shown to the session's milters after the
+  // accepted RCPT, DATA and unknown commands are shown to the session's milters after the
   // session's own checks passed — a lookup that may wait, so it runs in
   // proceed(). Each answer is nullopt (go on) or the whole reply that
   // refuses the command (lines joined by CRLF, no final CRLF; a 421 also
@@ -300,6 +300,13 @@ class Environment {
     return std::nullopt;
   }
   virtual std::optional<std::string> filter_data() { return std::nullopt; }
+  // A command the session does not know (Postfix's SMFIC_UNKNOWN): the
+  // milters may answer it with their own refusal; otherwise the session's
+  // "500 command not recognized" stands.
+  virtual std::optional<std::string> filter_unknown(std::string_view line) {
+    (void)line;
+    return std::nullopt;
+  }
 
   virtual std::chrono::system_clock::time_point now() = 0;
   // Randomness for the CRAM-MD5 challenge.
