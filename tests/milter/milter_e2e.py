@@ -212,6 +212,21 @@ def test_tempfail_and_custom_replies():
     check(code == 452 and text == b"4.3.1 come back later", f"a custom 4xx at the end of data ({code} {text!r})")
     check(not delivered(home) and settled(home), "nothing delivered, nothing left staged")
     srv.stop()
+    m = Milter("eom=reply:421:4.7.0:closing now")
+    home, srv = server([m])
+    c = client(home)
+    c.ehlo("client.test")
+    c.mail("ext@remote.test")
+    c.rcpt("alice@localhost")
+    code, text = c.data(MESSAGE)
+    check(code == 421 and text == b"4.7.0 closing now", f"a 421 at the end of data ({code} {text!r})")
+    try:
+        code = c.noop()[0]
+    except smtplib.SMTPServerDisconnected:
+        code = None
+    check(code is None, f"and the session is closed, as Postfix does (NOOP got {code})")
+    check(not delivered(home) and settled(home), "nothing delivered, nothing left staged")
+    srv.stop()
     m = Milter("eom=tempfail")
     home, srv = server([m])
     code, text = send(home)

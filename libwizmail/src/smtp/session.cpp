@@ -1639,6 +1639,15 @@ void Session::on_commit(Result<std::string> queue_id, Output& out) {
     else
       impl_->refuse(out, "451 4.3.0 Error: queue file write error");
     impl_->end_transaction();
+    if (e.smtp_code == 421) {
+      // RFC 5321 §3.8: 421 closes the channel (a milter's 421 at the end
+      // of data, as Postfix does).
+      state_ = State::closed;
+      out.close = true;
+      impl_->paused = false;
+      impl_->stash.clear();
+      return;
+    }
   }
   resume(out);
 }
