@@ -175,7 +175,8 @@ def send(rcpt, subject, rcpt_options=()):
 
 def queue_list():
     r = subprocess.run([WIZMAIL, "--home", home.path, "queue", "list", "--json"], capture_output=True, text=True)
-    check(r.returncode == 0, "wizmail queue list --json")
+    if r.returncode != 0:
+        check(False, "wizmail queue list --json: " + r.stderr)
     return r.stdout
 
 
@@ -183,15 +184,20 @@ def log_has(text):
     return text in server_log(home)
 
 
+def log_re(pattern):
+    return re.search(pattern, server_log(home)) is not None
+
+
 # 1. verify, right name → delivered; the log says verified; the peer's
 #    Received: names the TLS it used.
 send("bob@good.test", "tls-verify-good")
 wait_for(lambda: len(good_home.messages("bob")) == 1, "verify + a good certificate: delivered", homes=[home, good_home])
-log = server_log(home)
-check("Verified TLS connection established to mx.good.test[127.0.0.2]: TLSv1." in log,
+# The peer has the message before its 250 reaches us: wait for our log.
+wait_for(lambda: log_re(r"to <bob@good\.test> delivered: .*\(TLS TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\), "
+                        r"verified, peer CN=mx\.good\.test\)"), "the delivery line says verified and the peer's CN",
+         homes=[home])
+check("Verified TLS connection established to mx.good.test[127.0.0.2]: TLSv1." in server_log(home),
       "server.log: Verified TLS connection, protocol and cipher")
-check(re.search(r"to <bob@good\.test> delivered: .*\(TLS TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\), verified, "
-                r"peer CN=mx\.good\.test\)", log), "the delivery line says verified and the peer's CN")
 m = good_home.messages("bob")[0].decode()
 check(re.search(r"\(using TLSv1\.[23] with cipher [A-Z0-9_-]+ \(\d+/\d+ bits\)\)\r?\n\s+by ", m),
       "the peer's Received: says 'using TLSv1.x with cipher …' as Postfix does")
@@ -205,8 +211,8 @@ check("Server certificate not verified: host mx.wrong.test[127.0.0.3] (name mx.w
       in log, "server.log says why: the name does not match")
 check("Trusted TLS connection established to mx.wrong.test[127.0.0.3]" in log,
       "the chain itself was trusted (right CA, wrong name)")
-q = queue_list()
-check("bob@wrong.test" in q and "Server certificate not verified" in q, "it stays in the queue with the reason")
+wait_for(lambda: "Server certificate not verified" in queue_list(), "it stays in the queue with the reason",
+         homes=[home])
 check(len(wrong_home.messages("bob")) == 0, "nothing reached the peer")
 
 # 3. encrypt, same peer (wrong name) → delivered over TLS, not verified.
@@ -214,8 +220,8 @@ send("bob@enc.test", "tls-encrypt-wrong-name")
 wait_for(lambda: len(wrong_home.messages("bob")) == 1, "encrypt + a certificate for another name: delivered",
          homes=[home, wrong_home])
 check("tls-encrypt-wrong-name" in wrong_home.messages("bob")[0].decode(), "…the encrypt message, not the verify one")
-check(re.search(r"to <bob@enc\.test> delivered: .*\(TLS TLSv1\.[23] .*trusted, name not verified, "
-                r"peer CN=not-the-mx\.test\)", server_log(home)), "the delivery line says the name was not verified")
+wait_for(lambda: log_re(r"to <bob@enc\.test> delivered: .*\(TLS TLSv1\.[23] .*trusted, name not verified, "
+                        r"peer CN=not-the-mx\.test\)"), "the delivery line says the name was not verified", homes=[home])
 
 # 4. encrypt, no STARTTLS offered → deferred; no MAIL, RCPT or DATA went in clear.
 send("carol@plain.test", "tls-encrypt-plain", rcpt_options=["NOTIFY=DELAY,FAILURE"])
@@ -223,6 +229,7 @@ wait_for(lambda: log_has("to <carol@plain.test> deferred"), "encrypt + a peer wi
          homes=[home])
 check("4.7.4 TLS is required, but was not offered by host mx.plain.test[127.0.0.4]" in server_log(home),
       "server.log: 4.7.4 TLS is required, but was not offered")
+wait_for(lambda: "QUIT" in plain.lines, "the session to the peer ended with QUIT")
 verbs = sorted({line.split(" ")[0].upper() for line in plain.lines})
 check(verbs == ["EHLO", "QUIT"], f"the peer saw only EHLO and QUIT: {verbs}")
 check(not plain.messages, "and no message")
@@ -232,8 +239,8 @@ check("carol@plain.test" in queue_list(), "the message stays queued")
 send("dave@mayplain.test", "tls-may-plain")
 wait_for(lambda: len(plain.messages) == 1, "may + a peer without STARTTLS: delivered in clear", homes=[home])
 check("Subject: tls-may-plain" in plain.messages[0], "the may message, in clear")
-check(re.search(r"to <dave@mayplain\.test> delivered: .*\(no TLS\)", server_log(home)),
-      "the delivery line says no TLS")
+wait_for(lambda: log_re(r"to <dave@mayplain\.test> delivered: .*\(no TLS\)"), "the delivery line says no TLS",
+         homes=[home])
 
 # 6. The bounce of the deferred messages carries the TLS reason: make them
 #    look old (resend_timeout, 1 day) and retry now.
