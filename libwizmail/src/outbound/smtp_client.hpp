@@ -1,5 +1,6 @@
 // One outbound SMTP session (RFC 5321 client side) on Asio coroutines:
-// greeting, EHLO (HELO fallback), opportunistic STARTTLS, PIPELINING, SIZE,
+// greeting, EHLO (HELO fallback), STARTTLS with the certificate checked
+// (the relay acts on it by TLS level), PIPELINING, SIZE,
 // 8BITMIME, per-recipient replies, the body streamed from the queue's data
 // file with dot-stuffing, and the RFC 5321 §4.5.3.2 time-outs.
 //
