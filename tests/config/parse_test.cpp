@@ -62,6 +62,7 @@ std::vector<std::string> bad_values(const Key& k) {
     case Type::cidr_list: out = {"10.0.0.0/33", "::1/129", "1.2.3.4/x", "1.2.3", "10.0.0.0/", "example.com"}; break;
     case Type::host_port: out = {"host:0", "host:70000", "[::1", "bad host", "host:x", "[::1]x"}; break;
     case Type::ip_port_list: out = {"example.com", "1.2.3.4:0", "1.2.3.4:99999", "[::1]:", "1.2.3.4:53,x"}; break;
+    case Type::choice: out = {"maybe", "verify,encrypt", "may be", "MAYx", "0"}; break;
     case Type::text:
     case Type::text_list: break;  // any UTF-8 text is fine; encoding is tested below
   }
@@ -89,7 +90,7 @@ TEST_CASE("every key of the manual and of SPEC §2 is in the table, in its file"
         "resend_timeout", "resend_scan_interval", "send_permits_only_smtp_auth", "multiprocessing",
         "multiprocessing_exempt", "send_max_during_a_day", "reject_domain", "reject_mailaddress",
         "reject_mailaddres", "max_mail_size", "queue_minfree", "max_recipients", "auth_requires_tls", "smart_host",
-        "dns_servers", "outbound_port", "session_timeout", "junk_command_limit", "greet_wait",
+        "dns_servers", "smtp_tls_security_level", "smtp_tls_ca_file", "outbound_port", "session_timeout", "junk_command_limit", "greet_wait",
         "greet_wait_exempt", "greet_pass_ttl", "host", "delay_warning_time", "bounce_size_limit",
         "client_connection_limit", "command_deadline", "data_min_rate", "auth_penalty_delay",
         "auth_penalty_max_delay", "auth_concurrency_limit", "auth_block_failures", "auth_block_time",

@@ -93,6 +93,40 @@ TEST_CASE("Received: says ESMTPSA after STARTTLS and AUTH; IPv6 literal") {
   CHECK(r.env.sends_recorded == std::vector<std::string>{"alice relayed"});
 }
 
+TEST_CASE("Received: names the negotiated TLS as Postfix does (STARTTLS and implicit TLS)") {
+  {
+    Rig r(Listener::smtp, true);
+    auto& s = r.start();
+    r.feed("EHLO c\r\nSTARTTLS\r\n");
+    REQUIRE(r.out.start_tls);
+    r.out.clear();
+    s.on_tls_started(r.out, "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)");
+    r.feed("EHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n.\r\n");
+    REQUIRE(r.out.commit);
+    CHECK(r.sink.data.starts_with("Received: from c ([198.51.100.7])\r\n"
+                                  "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\r\n"
+                                  "\tby mx.example.org (wizmail) with ESMTPS id S1\r\n"));
+  }
+  {
+    Rig r;  // as a TLS-from-the-first-byte session hands it over
+    r.opt.tls_active = true;
+    r.opt.tls_cipher = "TLSv1.2 with cipher ECDHE-RSA-AES128-GCM-SHA256 (128/128 bits)";
+    r.start();
+    r.feed("EHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n.\r\n");
+    REQUIRE(r.out.commit);
+    CHECK(r.sink.data.find("\t(using TLSv1.2 with cipher ECDHE-RSA-AES128-GCM-SHA256 (128/128 bits))\r\n"
+                           "\tby mx.example.org (wizmail) with ESMTPS") != std::string::npos);
+  }
+  {
+    Rig r;  // no TLS: no "using" line
+    r.opt.tls_cipher = "TLSv1.3 with cipher X (1/1 bits)";
+    r.start();
+    r.feed("EHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n.\r\n");
+    REQUIRE(r.out.commit);
+    CHECK(r.sink.data.find("using") == std::string::npos);
+  }
+}
+
 TEST_CASE("daily counter: only committed messages with remote recipients count") {
   Rig r;
   r.env.config->smtp.relay = true;

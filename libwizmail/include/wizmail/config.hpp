@@ -62,6 +62,8 @@ struct SmtpSettings {
   std::string smart_host;                  // host[:port], empty = MX routing
   std::vector<std::string> dns_servers;    // ip[:port]; empty = system resolver
   int outbound_port = 25;
+  std::string smtp_tls_security_level = "may";   // none | may | encrypt | verify
+  std::string smtp_tls_ca_file = "/etc/ssl/certs/ca-certificates.crt";
   int session_timeout = 300;               // seconds
   int junk_command_limit = 100;            // NOOP/RSET/VRFY/HELP/HELO/EHLO; 0 = no limit
   int greet_wait = 1000;                   // ms before the 220 on port 25; 0 = off
@@ -174,6 +176,39 @@ struct MailingListSettings {
   std::string name;                        // empty = the account name
 };
 
+// Outbound TLS security levels (Postfix's smtp_tls_security_level).
+enum class TlsLevel { none, may, encrypt, verify };
+std::string_view to_string(TlsLevel level) noexcept;
+// "none", "may", "encrypt", "verify" (any case); nullopt otherwise.
+std::optional<TlsLevel> parse_tls_level(std::string_view word) noexcept;
+
+// def/tls_policy.def: one "destination level" a line, `#` comments and
+// blank lines ignored. A destination is a domain (that domain only) or
+// ".domain" (every subdomain of it, not the domain itself), as Postfix's
+// smtp_tls_policy_maps; with smart_host the smart host's name is looked up.
+class TlsPolicyTable {
+ public:
+  struct Rule {
+    std::string domain;       // lower-case, A-label form, without the leading dot
+    bool subdomains = false;  // written ".domain"
+    TlsLevel level = TlsLevel::may;
+    int line = 0;
+  };
+  // Parse the file's text (pure). A line with a missing or extra field, an
+  // unknown level, a bad domain or a destination given twice is an error
+  // diagnostic naming `path` and the line; such lines are left out.
+  static TlsPolicyTable parse(std::string_view text, const std::string& path,
+                              std::vector<ConfigDiagnostic>& diagnostics);
+  // The level for `domain`: its own entry, else the ".parent" entry of its
+  // nearest parent domain; nullopt when none applies.
+  std::optional<TlsLevel> find(std::string_view domain) const;
+  const std::vector<Rule>& rules() const noexcept { return rules_; }
+  bool empty() const noexcept { return rules_.empty(); }
+
+ private:
+  std::vector<Rule> rules_;
+};
+
 struct Config {
   std::filesystem::path home;
   SmtpSettings smtp;
@@ -182,6 +217,11 @@ struct Config {
   std::vector<ConfigDiagnostic> warnings;  // unknown keys, deprecated spellings
   // def/aliases.def (wizmail/aliases.hpp); null when there is none.
   std::shared_ptr<const AliasMap> aliases;
+  // def/tls_policy.def; empty when there is none.
+  TlsPolicyTable tls_policy;
+  // The outbound TLS level for a destination (a recipient domain, or the
+  // smart host's name): tls_policy's entry, else smtp_tls_security_level.
+  TlsLevel tls_level_for(std::string_view destination) const;
 
   // <home>/mailbox unless mailbox_path says otherwise; likewise dustbox.
   std::filesystem::path mailbox_dir() const;
@@ -214,8 +254,8 @@ struct Config {
 // error telling the user to give one of them.
 Result<std::filesystem::path> resolve_home(const std::string& cli_home);
 
-// Load and validate the three def files of `home` (and def/aliases.def when
-// there is one). A missing file means all its keys take their defaults; an unreadable file, a bad value, a value out of
+// Load and validate the three def files of `home` (and def/aliases.def and
+// def/tls_policy.def when there are). A missing file means all its keys take their defaults; an unreadable file, a bad value, a value out of
 // range or a duplicate key is an error naming file, line and key.
 // On failure the error message holds every error, one per line.
 // A home that does not exist (or is not a directory) is an error.
@@ -234,7 +274,7 @@ ConfigLoad load_config_report(const std::filesystem::path& home);
 // Parse the three def files from text (pure: no file access). `texts` maps a
 // file name ("smtpenv.dat", ...) to its contents; a missing name = missing
 // file; "aliases.def" is def/aliases.def (checked against the local domains
-// the other files give). Used by load_config_report and by tests.
+// the other files give), "tls_policy.def" def/tls_policy.def. Used by load_config_report and by tests.
 ConfigLoad parse_config_texts(const std::filesystem::path& home,
                               const std::vector<std::pair<std::string, std::string>>& texts);
 

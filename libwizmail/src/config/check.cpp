@@ -156,6 +156,16 @@ std::vector<ConfigDiagnostic> check_config(const Config& c) {
             "over to milter_default_action");
     }
   }
+  // --- outbound TLS policy (docs/outbound.md) ---
+  {
+    bool verify = c.tls_level_for("") == TlsLevel::verify;
+    for (const auto& r : c.tls_policy.rules()) verify = verify || r.level == TlsLevel::verify;
+    if (verify) {
+      if (auto problem = tls_file_problem(c.smtp.smtp_tls_ca_file); !problem.empty())
+        add(Severity::error, smtpenv, "smtp_tls_ca_file",
+            problem + " (the verify TLS level needs it: such mail waits in the queue)");
+    }
+  }
   if (const auto& a = c.smtp.milter_default_action; a != "tempfail" && a != "accept" && a != "reject")
     add(Severity::error, smtpenv, "milter_default_action",
         "'" + a + "' is not tempfail, accept or reject (tempfail is used)");

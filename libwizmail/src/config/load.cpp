@@ -155,6 +155,12 @@ ConfigLoad parse_config_texts(const fs::path& home,
     out.diagnostics.insert(out.diagnostics.end(), diags.begin(), diags.end());
     c->aliases = std::make_shared<const AliasMap>(std::move(map));
   }
+  if (auto it = std::find_if(texts.begin(), texts.end(), [](const auto& t) { return t.first == "tls_policy.def"; });
+      it != texts.end()) {
+    std::vector<ConfigDiagnostic> diags;
+    c->tls_policy = TlsPolicyTable::parse(it->second, (home / "def" / "tls_policy.def").string(), diags);
+    out.diagnostics.insert(out.diagnostics.end(), diags.begin(), diags.end());
+  }
   bool errors = false;
   for (const auto& d : out.diagnostics) {
     if (d.severity == Severity::error) errors = true;
@@ -185,10 +191,10 @@ ConfigLoad load_config_report(const fs::path& home) {
                              strip_path_prefix(data.error().message, p.string())});
     }
   }
-  {
-    fs::path p = home / "def" / "aliases.def";
+  for (const char* name : {"aliases.def", "tls_policy.def"}) {
+    fs::path p = home / "def" / name;
     auto data = config::read_def_file(p);
-    if (data) texts.emplace_back("aliases.def", std::move(*data));
+    if (data) texts.emplace_back(name, std::move(*data));
     else if (data.error().code != Errc::not_found)
       read_errors.push_back({Severity::error, p.string(), 0, {}, strip_path_prefix(data.error().message, p.string())});
   }

@@ -245,6 +245,22 @@ std::string config_reference_markdown() {
       "arrived (the alias, or the address a catch-all took), not the account's own\n"
       "address (docs/smtp.md says why).\n";
   out +=
+      "\n## def/tls_policy.def — outbound TLS per destination\n\n"
+      "Postfix's `smtp_tls_policy_maps` for wizmail: the TLS level (`none`, `may`, `encrypt`,\n"
+      "`verify`; see `smtp_tls_security_level` and docs/outbound.md) of mail to one destination.\n"
+      "One `destination level` a line, `#` comments, blank lines skipped; read with the other\n"
+      "files at start and on `wizmail reload`:\n\n"
+      "```\n"
+      "example.com     verify     # mail for example.com itself\n"
+      ".example.com    encrypt    # every subdomain of example.com\n"
+      "legacy.example  none\n"
+      "```\n\n"
+      "A domain's own line wins, then the `.parent` line of its nearest parent domain, then\n"
+      "`smtp_tls_security_level`. With `smart_host` the smart host's name is looked up (its\n"
+      "host part, e.g. `relay.example.net`), not the recipient domains. Domains compare\n"
+      "without case, in their A-label form. A line without exactly two fields, an unknown\n"
+      "level, a bad domain or a destination given twice is an error naming file and line.\n";
+  out +=
       "\n## def/srs.secret — the SRS key\n\n"
       "The secret of the Sender Rewriting Scheme (`srs=1`, docs/outbound.md), mode 0600:\n"
       "made by `wizmail setup`, or by the first start with `srs=1`, from 24 random octets;\n"

@@ -174,6 +174,20 @@ std::vector<Key> make_keys() {
       {.name = "dns_servers", .file = smtpenv, .type = T::ip_port_list, .default_value = "",
        .doc = "ip[:port] list used for MX look-ups; empty = the system resolver.",
        .example = "192.0.2.53,[2001:db8::53]:53", .field = field<smtp, &S::dns_servers>},
+      {.name = "smtp_tls_security_level", .file = smtpenv, .type = T::choice, .default_value = "may",
+       .doc = "TLS on outbound SMTP (as Postfix's smtp_tls_security_level): none = never STARTTLS; "
+              "may = STARTTLS when offered, unverified, plain text when it fails; encrypt = STARTTLS "
+              "required (not offered or failed: the mail waits, 4.7.4/4.7.5, never sent in clear); "
+              "verify = encrypt plus the certificate chain checked against smtp_tls_ca_file and "
+              "its name against the MX host name (the smart_host's name). Per destination: "
+              "def/tls_policy.def.",
+       .example = "encrypt", .choices = {"none", "may", "encrypt", "verify"},
+       .field = field<smtp, &S::smtp_tls_security_level>},
+      {.name = "smtp_tls_ca_file", .file = smtpenv, .type = T::path,
+       .default_value = "/etc/ssl/certs/ca-certificates.crt",
+       .doc = "PEM file of the certificate authorities outbound TLS trusts (the verify level, and "
+              "the verified/untrusted note in the logs).",
+       .example = "/etc/wizmail/ca.pem", .field = field<smtp, &S::smtp_tls_ca_file>},
       {.name = "outbound_port", .file = smtpenv, .type = T::integer, .default_value = "25",
        .min = 1, .max = 65535, .doc = "Port used to deliver outbound mail to MX hosts.",
        .example = "2526", .field = field<smtp, &S::outbound_port>},
@@ -605,6 +619,7 @@ std::string_view type_name(Type t) noexcept {
     case Type::cidr_list: return "IP/CIDR list";
     case Type::host_port: return "host[:port]";
     case Type::ip_port_list: return "ip[:port] list";
+    case Type::choice: return "choice";
   }
   return "";
 }
@@ -660,6 +675,18 @@ bool valid_hostname(std::string_view s) noexcept {
   return label > 0 && s.back() != '-';
 }
 
+namespace {
+// "none, may, encrypt or verify"
+std::string join_choices(const Key& key) {
+  std::string out;
+  for (std::size_t i = 0; i < key.choices.size(); ++i) {
+    if (i) out += i + 1 == key.choices.size() ? " or " : ", ";
+    out += key.choices[i];
+  }
+  return out;
+}
+}  // namespace
+
 std::string allowed_text(const Key& key) {
   switch (key.type) {
     case Type::integer:
@@ -682,6 +709,7 @@ std::string allowed_text(const Key& key) {
     case Type::cidr_list: return "comma-separated IP addresses or CIDR blocks";
     case Type::host_port: return "host[:port] ([IPv6]:port)";
     case Type::ip_port_list: return "comma-separated ip[:port] ([IPv6]:port)";
+    case Type::choice: return "one of " + join_choices(key);
   }
   return "";
 }
@@ -715,6 +743,10 @@ Result<Value> parse_value(const Key& key, std::string_view text) {
     case Type::host_port:
       if (!valid_host_port(text, false)) return bad("host[:port] with a port 1–65535");
       return ok(t);
+    case Type::choice:
+      for (auto c : key.choices)
+        if (util::iequals(text, c)) return ok(std::string(c));
+      return bad("one of " + join_choices(key));
     case Type::text_list:
     case Type::domain_list:
     case Type::address_list:
@@ -769,6 +801,7 @@ Value default_of(const Key& key) {
     case Type::hostname:
     case Type::path:
     case Type::user:
+    case Type::choice:
     case Type::host_port: return std::string{};
     default: return std::vector<std::string>{};
   }

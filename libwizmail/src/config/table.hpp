@@ -36,6 +36,7 @@ enum class Type {
   cidr_list,     // comma list of IPs or CIDR blocks
   host_port,     // host[:port], [v6]:port
   ip_port_list,  // comma list of ip[:port], [v6]:port
+  choice,        // one word of Key::choices (any case; stored lower-case)
 };
 
 std::string_view type_name(Type t) noexcept;
@@ -58,6 +59,7 @@ struct Key {
   std::string_view doc{};            // one line for the reference and the setup comment
   std::string_view example{};        // a valid value other than the default
   std::vector<std::string_view> synonyms{};
+  std::vector<std::string_view> choices{};  // Type::choice only: the allowed words
   bool account_override = false;   // may appear in mailbox/<account>/config.def
   bool obsolete = false;           // accepted with a warning, never written by setup
   bool bool_words = false;         // written TRUE/FALSE rather than 1/0

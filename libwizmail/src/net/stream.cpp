@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "util/strings.hpp"
+
 namespace wizmail::net {
 
 Stream::~Stream() = default;
@@ -149,6 +151,16 @@ std::string Stream::tls_description() const {
     out += c;
   }
   return out;
+}
+
+std::string Stream::tls_received_text() const {
+  if (!tls_) return {};
+  SSL* ssl = const_cast<asio::ssl::stream<socket_type&>&>(*tls_).native_handle();
+  const char* cipher = ::SSL_get_cipher_name(ssl);
+  int alg_bits = 0;
+  int bits = ::SSL_get_cipher_bits(ssl, &alg_bits);
+  return util::cat(::SSL_get_version(ssl), " with cipher ", cipher ? cipher : "?", " (", std::to_string(bits), "/",
+                   std::to_string(alg_bits), " bits)");
 }
 
 void Stream::cancel() noexcept {

@@ -74,6 +74,9 @@ class Stream {
   bool is_tls() const noexcept { return tls_ != nullptr; }
   // The negotiated protocol and cipher, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384".
   std::string tls_description() const;
+  // "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" (what a
+  // Received: field says, as Postfix); empty without TLS.
+  std::string tls_received_text() const;
 
   // Cancel pending reads and writes (they complete with operation_aborted).
   void cancel() noexcept;

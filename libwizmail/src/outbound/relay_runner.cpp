@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -111,6 +112,37 @@ std::optional<std::string> ascii_address(std::string_view address) {
   auto a = util::address_domain_to_ascii(address);
   if (!a) return std::nullopt;
   return *a;
+}
+
+// How a transaction's session was protected, for the delivery log: "TLS
+// TLSv1.3 with cipher … (256/256 bits), verified, peer CN=mx.example" or
+// "no TLS".
+std::string tls_note(const SmtpClient& c) {
+  if (!c.is_tls()) return "no TLS";
+  using Trust = SmtpClient::Verification::Trust;
+  const auto v = c.tls_verification();
+  return util::cat("TLS ", c.tls_summary(), ", ",
+                   v.trust == Trust::verified ? "verified" : v.trust == Trust::trusted ? "trusted, name not verified"
+                                                                                     : "untrusted",
+                   ", peer CN=", c.peer_common_name());
+}
+
+// An enhanced status code at the start of `text` ("4.7.4 TLS is
+// required…", "451 4.7.4 …"), or "".
+std::string leading_enhanced(std::string_view text) {
+  if (text.size() > 4 && text[3] == ' ' && std::isdigit(static_cast<unsigned char>(text[0]))) text.remove_prefix(4);
+  std::size_t i = 0;
+  auto digits = [&](std::size_t max) {
+    std::size_t n = 0;
+    while (i < text.size() && n < max && std::isdigit(static_cast<unsigned char>(text[i]))) ++i, ++n;
+    return n > 0;
+  };
+  if (text.empty() || (text[0] != '2' && text[0] != '4' && text[0] != '5')) return {};
+  i = 1;
+  if (i >= text.size() || text[i++] != '.' || !digits(3) || i >= text.size() || text[i++] != '.' || !digits(3))
+    return {};
+  if (i < text.size() && text[i] != ' ') return {};
+  return std::string(text.substr(0, i));
 }
 
 }  // namespace
@@ -211,10 +243,40 @@ struct Relay::Impl {
   void claim(const std::string& id);
   void ensure_workers();
   asio::awaitable<void> worker(std::string key);
-  asio::awaitable<Result<std::shared_ptr<SmtpClient>>> open_session(const std::vector<Hop>& hops);
-  void apply(Work& w, const Result<outbound::TransactionResult>& tr, const std::string& host, bool peer_dsn);
+  asio::awaitable<Result<std::shared_ptr<SmtpClient>>> open_session(const std::vector<Hop>& hops, TlsLevel level);
+  // The client context that trusts smtp_tls_ca_file (made at create() and
+  // on reload when the file name changed), or null and why not.
+  net::TlsContextPtr ca_context;
+  std::string ca_file, ca_error;
+  std::pair<net::TlsContextPtr, std::string> ca_tls() const {
+    std::lock_guard lk(cfg_mu);
+    return {ca_context, ca_error};
+  }
+  // Called with cfg_mu held or before the runner starts.
+  void load_ca(const Config& c) {
+    if (c.smtp.smtp_tls_ca_file == ca_file && (ca_context || !ca_error.empty())) return;
+    ca_file = c.smtp.smtp_tls_ca_file;
+    ca_context.reset();
+    ca_error.clear();
+    auto ctx = net::make_client_tls_context(false);
+    if (!ctx) {
+      ca_error = ctx.error().message;
+      return;
+    }
+    std::error_code ec;
+    (*ctx)->load_verify_file(ca_file, ec);
+    if (ec) {
+      ca_error = util::cat(ca_file, ": ", ec.message());
+      log("relay: smtp_tls_ca_file " + ca_error + ": outbound TLS certificates cannot be verified");
+      return;
+    }
+    ca_context = std::move(*ctx);
+  }
+  void apply(Work& w, const Result<outbound::TransactionResult>& tr, const std::string& host, bool peer_dsn,
+             const std::string& tls = {});
   void record(Claimed& c, std::size_t idx, RecipientState st, const std::string& text, int code,
-              const std::string& enhanced, const std::string& host, bool peer_dsn = true);
+              const std::string& enhanced, const std::string& host, bool peer_dsn = true,
+              const std::string& tls = {});
   void fail_work(Work& w, const Error& why, const std::string& host);
   void done_with(const std::string& id);
   void finish(const std::string& id);
@@ -351,7 +413,8 @@ void Relay::Impl::ensure_workers() {
 }
 
 void Relay::Impl::record(Claimed& c, std::size_t idx, RecipientState st, const std::string& text, int code,
-                         const std::string& enhanced, const std::string& host, bool peer_dsn) {
+                         const std::string& enhanced, const std::string& host, bool peer_dsn,
+                         const std::string& tls) {
   auto& r = c.entry.recipients[idx];
   if (r.state != RecipientState::pending) return;
   r.state = st;
@@ -360,17 +423,17 @@ void Relay::Impl::record(Claimed& c, std::size_t idx, RecipientState st, const s
   c.attempted = true;
   if (st == RecipientState::delivered) {
     n_delivered.fetch_add(1);
-    log("relay: " + c.entry.id + " to <" + r.address + "> delivered: " + r.last_reply);
+    log("relay: " + c.entry.id + " to <" + r.address + "> delivered: " + r.last_reply + (tls.empty() ? "" : " (" + tls + ")"));
     // A peer without DSN says nothing more: report "relayed" ourselves.
     if (!peer_dsn && wants_success_notice(r.dsn.notify))
       c.relayed.push_back(report(r, DsnAction::relayed, enhanced, host, text, code));
   } else if (st == RecipientState::failed) {
     n_failed.fetch_add(1);
     c.failures.push_back(report(r, DsnAction::failed, enhanced, host, text, code));
-    log("relay: " + c.entry.id + " to <" + r.address + "> failed: " + r.last_reply);
+    log("relay: " + c.entry.id + " to <" + r.address + "> failed: " + r.last_reply + (tls.empty() ? "" : " (" + tls + ")"));
   } else {
     n_deferred.fetch_add(1);
-    log("relay: " + c.entry.id + " to <" + r.address + "> deferred: " + r.last_reply);
+    log("relay: " + c.entry.id + " to <" + r.address + "> deferred: " + r.last_reply + (tls.empty() ? "" : " (" + tls + ")"));
   }
 }
 
@@ -381,12 +444,12 @@ void Relay::Impl::fail_work(Work& w, const Error& why, const std::string& host) 
                    why.code == Errc::refused;
   for (auto i : w.rcpts)
     record(it->second, i, permanent ? RecipientState::failed : RecipientState::pending, why.message, 0,
-           permanent ? (why.code == Errc::not_found ? "5.1.2" : "5.1.10") : "", host);
+           permanent ? (why.code == Errc::not_found ? "5.1.2" : "5.1.10") : why.enhanced, host);
   it->second.entry.attempts.push_back({unix_now(), (host.empty() ? "" : host + ": ") + why.message});
 }
 
 void Relay::Impl::apply(Work& w, const Result<outbound::TransactionResult>& tr, const std::string& host,
-                        bool peer_dsn) {
+                        bool peer_dsn, const std::string& tls) {
   auto it = claimed.find(w.id);
   if (it == claimed.end()) return;
   auto& c = it->second;
@@ -399,7 +462,7 @@ void Relay::Impl::apply(Work& w, const Result<outbound::TransactionResult>& tr, 
                         : r.permanent() ? RecipientState::failed : RecipientState::pending;
   };
   auto put = [&](std::size_t k, const SmtpReply& r) {
-    record(c, w.rcpts[k], state_of(r), r.to_string(), r.code, r.enhanced, host, peer_dsn);
+    record(c, w.rcpts[k], state_of(r), r.to_string(), r.code, r.enhanced, host, peer_dsn, tls);
   };
   std::string summary;
   if (tr->local_failure) {
@@ -461,7 +524,7 @@ void Relay::Impl::finish(const std::string& id) {
       int code = 0;
       if (auto n = util::parse_int(std::string_view(text).substr(0, 3)); n && *n >= 400 && *n < 600)
         code = static_cast<int>(*n);
-      c.failures.push_back(report(r, DsnAction::failed, "", host,
+      c.failures.push_back(report(r, DsnAction::failed, leading_enhanced(text), host,
                                   "delivery time expired; last error: " + (text.empty() ? "none" : text), code));
       log("relay: " + e.id + " to <" + r.address + "> given up after resend_timeout: " + r.last_reply);
     }
@@ -475,8 +538,10 @@ void Relay::Impl::finish(const std::string& id) {
     for (const auto& r : e.recipients) {
       if (r.state != RecipientState::pending || !wants_delay_notice(r.dsn.notify)) continue;
       auto sp = r.last_reply.find(": ");
-      delayed.push_back(report(r, DsnAction::delayed, "", sp == std::string::npos ? "" : r.last_reply.substr(0, sp),
-                               sp == std::string::npos ? r.last_reply : r.last_reply.substr(sp + 2), 0));
+      std::string text = sp == std::string::npos ? r.last_reply : r.last_reply.substr(sp + 2);
+      std::string status = leading_enhanced(text);
+      delayed.push_back(report(r, DsnAction::delayed, status.starts_with('4') ? status : "",
+                               sp == std::string::npos ? "" : r.last_reply.substr(0, sp), std::move(text), 0));
     }
     if (!delayed.empty()) {
       auto until = e.created + std::int64_t{std::chrono::duration_cast<std::chrono::seconds>(give_up_after()).count()};
@@ -602,12 +667,18 @@ void Relay::Impl::bounce(const QueueEntry& e, const std::vector<DsnRecipient>& f
   route_notice(e, e.sender, build_dsn(in), "bounce", true, pm_text);
 }
 
-asio::awaitable<Result<std::shared_ptr<SmtpClient>>> Relay::Impl::open_session(const std::vector<Hop>& hops) {
+asio::awaitable<Result<std::shared_ptr<SmtpClient>>> Relay::Impl::open_session(const std::vector<Hop>& hops,
+                                                                                 TlsLevel level) {
   Error last(Errc::temporary, "no host to try");
+  const bool required = level == TlsLevel::encrypt || level == TlsLevel::verify;
+  // The context that trusts smtp_tls_ca_file (its verdict is logged at
+  // every level); without it only the verify level cannot go on.
+  auto [ca_context, ca_problem] = ca_tls();
+  auto context = ca_context ? ca_context : tls;
   for (const auto& hop : hops) {
     for (const auto& addr : hop.addresses) {
-      // Opportunistic TLS: when the handshake fails, the same host again
-      // in plain text (as Postfix does for `may`).
+      // Opportunistic TLS (may): when the handshake fails, the same host
+      // again in plain text, as Postfix does.
       for (bool try_tls : {true, false}) {
         if (stopping) co_return unexpected(Error(Errc::temporary, "stopping"));
         auto client = std::make_shared<SmtpClient>(io.get_executor(), opt.timeouts);
@@ -642,21 +713,69 @@ asio::awaitable<Result<std::shared_ptr<SmtpClient>>> Relay::Impl::open_session(c
           co_await client->quit();
           break;
         }
-        if (try_tls && tls && client->has("STARTTLS")) {
-          auto st = co_await client->starttls(tls);
+        // A TLS level that requires TLS never lets the message go in
+        // clear: every failure below defers it (4.7.x) and the next host
+        // is tried.
+        auto tls_failure = [&](std::string enhanced, std::string text) {
+          last = Error::smtp(451, enhanced, util::cat(enhanced, " ", text), util::cat(where, ": ", enhanced, " ", text));
+          log(util::cat("relay: ", where, ": ", text, " (TLS level ", to_string(level), ")"));
+        };
+        if (required && !context) {
+          tls_failure("4.7.5", util::cat("TLS is required, but no client TLS context could be made"));
+          co_await client->quit();
+          break;
+        }
+        if (level == TlsLevel::verify && !ca_context) {
+          tls_failure("4.7.5", util::cat("TLS is required, but the CA file cannot be used: ", ca_problem));
+          co_await client->quit();
+          break;
+        }
+        if (required && !client->has("STARTTLS")) {
+          tls_failure("4.7.4", util::cat("TLS is required, but was not offered by host ", where));
+          co_await client->quit();
+          break;
+        }
+        if (level != TlsLevel::none && try_tls && context && client->has("STARTTLS")) {
+          auto st = co_await client->starttls(context, hop.host);
           if (!st) {
+            if (required) {
+              tls_failure("4.7.5", util::cat("Cannot start TLS: handshake failure with host ", where, ": ",
+                                             st.error().message));
+              break;
+            }
             last = Error(Errc::temporary, where + ": " + st.error().message);
             log("relay: " + where + ": STARTTLS failed (" + st.error().message + "), retrying without TLS");
             continue;
           }
+          if (st->code != 220 && required) {
+            tls_failure("4.7.5", util::cat("TLS is required, but host ", where, " refused to start TLS: ",
+                                           st->to_string()));
+            co_await client->quit();
+            break;
+          }
           if (st->code == 220) {
+            const auto v = client->tls_verification();
+            using Trust = SmtpClient::Verification::Trust;
+            std::string trust = v.trust == Trust::verified  ? "Verified"
+                                : v.trust == Trust::trusted ? "Trusted"
+                                                            : "Untrusted";
+            std::string note = util::cat(trust, " TLS connection established to ", where, ": ", client->tls_summary(),
+                                         ", peer CN=", client->peer_common_name());
+            if (v.trust != Trust::verified)
+              note += util::cat(", not verified for name ", hop.host, " (", v.reason, ")");
+            log("relay: " + note);
+            if (level == TlsLevel::verify && v.trust != Trust::verified) {
+              tls_failure("4.7.5", util::cat("Server certificate not verified: host ", where, " (name ", hop.host,
+                                             ", peer CN=", client->peer_common_name(), "): ", v.reason));
+              co_await client->quit();
+              break;
+            }
             auto again = co_await client->hello(hostname());
             if (!again || !again->positive()) {
               last = Error(Errc::temporary, where + ": EHLO after STARTTLS failed");
               co_await client->quit();
               break;
             }
-            log("relay: " + where + ": TLS " + client->tls_description());
           }
         }
         forget.keep = true;
@@ -691,6 +810,13 @@ asio::awaitable<void> Relay::Impl::worker(std::string key) {
       },
       asio::use_awaitable);
   auto hops = std::move(lp->result);
+  // The TLS level of this destination: the recipient domain's, or with a
+  // smart host the smart host's name's (def/tls_policy.def, else
+  // smtp_tls_security_level).
+  std::string tls_dest = domain;
+  if (domain.empty())
+    if (auto hp = parse_host_port(config->smtp.smart_host)) tls_dest = hp->host;
+  const TlsLevel level = config->tls_level_for(tls_dest);
   std::shared_ptr<SmtpClient> client;
   std::string host;
   std::size_t sent = 0;
@@ -717,7 +843,7 @@ asio::awaitable<void> Relay::Impl::worker(std::string key) {
       client.reset();
     }
     if (!client) {
-      auto c = co_await open_session(*hops);
+      auto c = co_await open_session(*hops, level);
       if (!c) {
         // Nobody reachable: this message and, after a second failure, the
         // rest of this destination's queue wait for the next round.
@@ -788,7 +914,7 @@ asio::awaitable<void> Relay::Impl::worker(std::string key) {
     const bool peer_dsn = client->has("DSN");
     auto tr = co_await client->send_mail(sender, rcpts, queue.message_path(w.id), std::move(mo));
     ++sent;
-    apply(w, tr, host, peer_dsn);
+    apply(w, tr, host, peer_dsn, tls_note(*client));
     if (!tr) {
       live.erase(client);
       client.reset();
@@ -840,6 +966,7 @@ Result<std::unique_ptr<Relay>> Relay::create(std::shared_ptr<const Config> confi
   if (!config) return fail(Errc::invalid_argument, "relay: no configuration");
   auto impl = std::make_unique<Impl>(std::move(config), std::move(options));
   impl->dkim_keys = impl->load_keys(*impl->config);
+  impl->load_ca(*impl->config);
   auto tls = net::make_client_tls_context(false);
   if (tls) impl->tls = std::move(*tls);
   else impl->log("relay: no client TLS context (" + tls.error().message + "), STARTTLS disabled");
@@ -880,6 +1007,7 @@ void Relay::set_config(std::shared_ptr<const Config> config) {
   if (!config) return;
   auto keys = impl_->load_keys(*config);
   std::lock_guard lk(impl_->cfg_mu);
+  impl_->load_ca(*config);
   impl_->config = std::move(config);
   impl_->dkim_keys = std::move(keys);
 }

@@ -4,6 +4,7 @@
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <unistd.h>
 
 #include <asio/connect.hpp>
@@ -179,13 +180,49 @@ asio::awaitable<Result<SmtpReply>> SmtpClient::hello(std::string name) {
   co_return co_await command("HELO " + name, timeouts_.command);
 }
 
-asio::awaitable<Result<SmtpReply>> SmtpClient::starttls(net::TlsContextPtr context) {
+asio::awaitable<Result<SmtpReply>> SmtpClient::starttls(net::TlsContextPtr context, std::string verify_name) {
   auto r = co_await command("STARTTLS", timeouts_.command);
   if (!r || r->code != 220) co_return r;
   // Anything the peer sent after its 220 was injected before TLS: drop it.
   in_.clear();
   tls_context_ = std::move(context);
   tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *tls_context_);
+  SSL* ssl = tls_->native_handle();
+  if (verify_name.size() > 2 && verify_name.front() == '[' && verify_name.back() == ']')
+    verify_name = verify_name.substr(1, verify_name.size() - 2);
+  if (!verify_name.empty()) {
+    std::error_code not_ip;
+    (void)asio::ip::make_address(verify_name, not_ip);
+    if (not_ip) {  // a host name
+      ::SSL_set_tlsext_host_name(ssl, verify_name.c_str());
+      ::SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      if (::SSL_set1_host(ssl, verify_name.c_str()) != 1) name_ok_ = false;
+    } else if (::X509_VERIFY_PARAM_set1_ip_asc(::SSL_get0_param(ssl), verify_name.c_str()) != 1) {
+      name_ok_ = false;
+    }
+  } else {
+    name_ok_ = false;
+    first_problem_ = "no name to check";
+  }
+  // Every problem is noted, none stops the handshake: the caller decides
+  // by its TLS level (a verify level closes the session on anything short
+  // of "verified").
+  std::error_code vec;
+  tls_->set_verify_mode(asio::ssl::verify_peer, vec);
+  tls_->set_verify_callback(
+      [this](bool preverified, asio::ssl::verify_context& vctx) {
+        if (preverified) return true;
+        int err = ::X509_STORE_CTX_get_error(vctx.native_handle());
+        if (err == X509_V_ERR_HOSTNAME_MISMATCH || err == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+          name_ok_ = false;
+          if (chain_ok_) first_problem_ = ::X509_verify_cert_error_string(err);
+        } else if (chain_ok_) {
+          chain_ok_ = false;
+          first_problem_ = ::X509_verify_cert_error_string(err);
+        }
+        return true;
+      },
+      vec);
   arm(timeouts_.command);
   auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, use_tuple);
   disarm();
@@ -195,6 +232,19 @@ asio::awaitable<Result<SmtpReply>> SmtpClient::starttls(net::TlsContextPtr conte
     co_return unexpected(err);
   }
   caps_.clear();
+  X509* cert = ::SSL_get0_peer_certificate(ssl);
+  if (!cert) {
+    chain_ok_ = false;
+    first_problem_ = "no peer certificate";
+  }
+  // The context may trust nothing (no CA file): then no chain is good.
+  if (::SSL_get_verify_result(ssl) != X509_V_OK && chain_ok_ && name_ok_) {
+    chain_ok_ = false;
+    first_problem_ = ::X509_verify_cert_error_string(::SSL_get_verify_result(ssl));
+  }
+  using Trust = Verification::Trust;
+  verification_.trust = !chain_ok_ ? Trust::untrusted : !name_ok_ ? Trust::trusted : Trust::verified;
+  verification_.reason = verification_.trust == Trust::verified ? std::string() : first_problem_;
   co_return r;
 }
 
@@ -355,6 +405,34 @@ std::string SmtpClient::tls_description() const {
   std::string out = ::SSL_get_version(ssl);
   if (const char* c = ::SSL_get_cipher_name(ssl)) out += std::string(" ") + c;
   return out;
+}
+
+std::string SmtpClient::tls_summary() const {
+  if (!tls_) return {};
+  SSL* ssl = const_cast<asio::ssl::stream<asio::ip::tcp::socket&>&>(*tls_).native_handle();
+  int alg_bits = 0;
+  int bits = ::SSL_get_cipher_bits(ssl, &alg_bits);
+  const char* cipher = ::SSL_get_cipher_name(ssl);
+  return util::cat(::SSL_get_version(ssl), " with cipher ", cipher ? cipher : "?", " (", std::to_string(bits), "/",
+                   std::to_string(alg_bits), " bits)");
+}
+
+std::string SmtpClient::peer_common_name() const {
+  if (!tls_) return {};
+  SSL* ssl = const_cast<asio::ssl::stream<asio::ip::tcp::socket&>&>(*tls_).native_handle();
+  X509* cert = ::SSL_get0_peer_certificate(ssl);
+  if (!cert) return {};
+  X509_NAME* subject = X509_get_subject_name(cert);
+  char cn[256] = {};
+  int n = ::X509_NAME_get_text_by_NID(subject, NID_commonName, cn, sizeof cn);
+  if (n > 0) {
+    std::string out(cn, static_cast<std::size_t>(n));
+    // Printable only: it goes into logs and notices.
+    for (auto& c : out)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    return out;
+  }
+  return x509_name(subject);
 }
 
 std::optional<SmtpClient::CertInfo> SmtpClient::peer_certificate() const {

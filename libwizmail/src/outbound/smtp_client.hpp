@@ -1,5 +1,6 @@
 // One outbound SMTP session (RFC 5321 client side) on Asio coroutines:
-// greeting, EHLO (HELO fallback), opportunistic STARTTLS, PIPELINING, SIZE,
+// greeting, EHLO (HELO fallback), STARTTLS with the certificate checked
+// (the relay acts on it by TLS level), PIPELINING, SIZE,
 // 8BITMIME, per-recipient replies, the body streamed from the queue's data
 // file with dot-stuffing, and the RFC 5321 §4.5.3.2 time-outs.
 //
@@ -64,7 +65,12 @@ class SmtpClient : public std::enable_shared_from_this<SmtpClient> {
   asio::awaitable<Result<SmtpReply>> hello(std::string name);
   // STARTTLS then the handshake. A negative reply is returned as is (the
   // session goes on in plain text); a failed handshake is an Error.
-  asio::awaitable<Result<SmtpReply>> starttls(net::TlsContextPtr context);
+  // `verify_name` (a host name or IP address; may be empty) goes as SNI
+  // and is the name the certificate is checked against: the handshake goes
+  // on whatever the check finds, tls_verification() says what it found
+  // (the context must trust a CA file for it to say anything but
+  // "untrusted").
+  asio::awaitable<Result<SmtpReply>> starttls(net::TlsContextPtr context, std::string verify_name = {});
   // One command line (without CRLF) and its reply.
   asio::awaitable<Result<SmtpReply>> command(std::string line, std::chrono::milliseconds timeout);
   // MAIL, RCPT…, DATA, body, "." — pipelined when the peer offers it.
@@ -88,6 +94,19 @@ class SmtpClient : public std::enable_shared_from_this<SmtpClient> {
     std::string subject, issuer, not_after;
   };
   std::optional<CertInfo> peer_certificate() const;
+  // What the certificate check found (Postfix's terms): verified = the chain
+  // leads to a trusted CA and the name matches; trusted = the chain is good,
+  // the name is not; untrusted = the chain is not (`reason` says why).
+  struct Verification {
+    enum class Trust { untrusted, trusted, verified } trust = Trust::untrusted;
+    std::string reason;  // OpenSSL's text of the first problem; empty when verified
+  };
+  Verification tls_verification() const { return verification_; }
+  // "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"; empty
+  // without TLS.
+  std::string tls_summary() const;
+  // The peer certificate's subject CN (else its whole subject); empty without.
+  std::string peer_common_name() const;
   std::string remote_address() const { return remote_; }
 
  private:
@@ -110,6 +129,9 @@ class SmtpClient : public std::enable_shared_from_this<SmtpClient> {
   bool closed_ = false;
   std::uint64_t arm_gen_ = 0;
   std::string remote_;
+  Verification verification_;
+  bool chain_ok_ = true, name_ok_ = true;
+  std::string first_problem_;
 };
 
 }  // namespace wizmail::outbound

@@ -708,7 +708,7 @@ asio::awaitable<bool> SmtpConnection::act() {
         co_return false;
       }
       log_line(LogFile::smtp, "TLS started: " + stream_.tls_description());
-      session_->on_tls_started(out_);
+      session_->on_tls_started(out_, stream_.tls_received_text());
       continue;
     }
     if (out_.commit) {
@@ -819,6 +819,7 @@ asio::awaitable<void> SmtpConnection::run() {
   so.client_ip = peer_ip_;
   so.tls_available = !trusted() && rt_->tls != nullptr;
   so.tls_active = stream_.is_tls();
+  so.tls_cipher = stream_.tls_received_text();
   so.local_submit = trusted();
   so.auth_fail_delay = std::chrono::milliseconds(cfg.smtp.auth_penalty_delay);
   so.auth_max_delay = std::chrono::milliseconds(cfg.smtp.auth_penalty_max_delay);

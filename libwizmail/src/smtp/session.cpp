@@ -1088,7 +1088,14 @@ std::string Session::Impl::received_header() {
     h += "[IPv6:" + s.opt_.client_ip + "]";
   else
     h += "[" + s.opt_.client_ip + "]";
-  h += ")\r\n\tby ";
+  h += ")\r\n\t";
+  // As Postfix: "(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))".
+  if (s.tls_active_ && !s.tls_cipher_.empty()) {
+    h += "(using ";
+    h += s.tls_cipher_;
+    h += ")\r\n\t";
+  }
+  h += "by ";
   h += s.opt_.hostname;
   h += " (wizmail) with ";
   // RFC 3848 and, with SMTPUTF8, RFC 6531 §4.3 protocol names.
@@ -1537,6 +1544,7 @@ void Session::Impl::auth_cram(std::string_view b64, Output& out) {
 Session::Session(SessionOptions options, Environment& env, MessageSink& sink)
     : opt_(std::move(options)), env_(env), sink_(sink) {
   tls_active_ = opt_.tls_active;
+  tls_cipher_ = opt_.tls_cipher;
   impl_ = std::make_unique<Impl>(*this);
 }
 
@@ -1652,11 +1660,12 @@ void Session::on_commit(Result<std::string> queue_id, Output& out) {
   resume(out);
 }
 
-void Session::on_tls_started(Output& out) {
+void Session::on_tls_started(Output& out, std::string cipher) {
   (void)out;
   if (state_ != State::tls_pending) return;
   // RFC 3207 §4.2: forget everything learned before TLS.
   tls_active_ = true;
+  tls_cipher_ = std::move(cipher);
   impl_->reset_transaction();
   impl_->lines.reset();
   impl_->stash.clear();

@@ -321,6 +321,9 @@ struct SessionOptions {
   std::string client_ip;     // numeric, e.g. "192.0.2.7" or "2001:db8::7"
   bool tls_available = false;  // a TLS context exists (STARTTLS offered)
   bool tls_active = false;     // implicit TLS (smtps) already running
+  // The negotiated TLS, for the Received: field ("TLSv1.3 with cipher
+  // TLS_AES_256_GCM_SHA384 (256/256 bits)"); empty = not said.
+  std::string tls_cipher{};
   // The trusted local submit socket (wizmail-sendmail): like an
   // authenticated session, its messages are submissions — missing Date: and
   // Message-ID: are added (RFC 6409 §8) and they count as sent.
@@ -417,7 +420,8 @@ class Session {
   void on_commit(Result<std::string> queue_id, Output& out);
   // The TLS handshake after STARTTLS succeeded: the session is back in its
   // initial state (EHLO needed again), with tls_active() true.
-  void on_tls_started(Output& out);
+  // `cipher` is what the Received: field says of it (SessionOptions::tls_cipher).
+  void on_tls_started(Output& out, std::string cipher = {});
   // Continue after a delay: check the AUTH attempt that waited, then the
   // buffered input.
   void resume(Output& out);
@@ -453,6 +457,7 @@ class Session {
   MessageSink& sink_;
   State state_ = State::initial;
   bool tls_active_ = false;
+  std::string tls_cipher_;
   std::string auth_user_;
   std::string helo_;
   Transaction txn_;
