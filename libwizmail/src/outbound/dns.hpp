@@ -3,6 +3,7 @@
 // MX look-ups (`dns_servers`). Blocking: call it from a worker thread.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,11 @@ struct DnsRecords {
 // A time-out or SERVFAIL is Errc::temporary; a name that is no domain name
 // Errc::invalid_argument.
 Result<DnsRecords> query_records(std::string_view name, int type, const ResolverOptions& opt);
+
+// The TTL of a negative answer (RFC 2308 §5) in the DNS message `m` (as
+// received; untrusted): the smaller of the authority section's SOA TTL and
+// its MINIMUM field. 0 when there is no SOA or the message is malformed.
+std::uint32_t negative_ttl(const std::vector<unsigned char>& m);
 
 // Several questions of one type at once on one channel (in parallel; the
 // whole takes about as long as the slowest): one result per name, in order.

@@ -286,11 +286,6 @@ RouteOptions route_options(const Config& cfg) {
 
 namespace outbound {
 
-namespace {
-
-// The TTL of a negative answer (RFC 2308 §5): the smaller of the SOA
-// record's TTL and its MINIMUM field, from the authority section. 0 when
-// the answer carries no SOA.
 std::uint32_t negative_ttl(const std::vector<unsigned char>& m) {
   const std::size_t n = m.size();
   if (n < 12) return 0;
@@ -324,6 +319,8 @@ std::uint32_t negative_ttl(const std::vector<unsigned char>& m) {
   }
   return 0;
 }
+
+namespace {
 
 Result<DnsRecords> parse_records(const std::string& n, int type, const QueryResult& qr) {
   DnsRecords out;
