@@ -63,8 +63,13 @@ std::vector<std::string> bad_values(const Key& k) {
     case Type::host_port: out = {"host:0", "host:70000", "[::1", "bad host", "host:x", "[::1]x"}; break;
     case Type::ip_port_list: out = {"example.com", "1.2.3.4:0", "1.2.3.4:99999", "[::1]:", "1.2.3.4:53,x"}; break;
     case Type::choice: out = {"maybe", "verify,encrypt", "may be", "MAYx", "0"}; break;
-    case Type::text:
-    case Type::text_list: break;  // any UTF-8 text is fine; encoding is tested below
+    case Type::text: break;  // any UTF-8 text is fine; encoding is tested below
+    case Type::text_list:
+      // Items checked by the key (dnsbl_sites): its bad syntax.
+      if (k.check_item)
+        out = {"zen.example*0", "zen.example*x", "bl.example=127.0.0", "*2", "ok.example bad..zone",
+               "ok.example,=127.0.0.2"};
+      break;
   }
   return out;
 }
@@ -97,7 +102,8 @@ TEST_CASE("every key of the manual and of SPEC §2 is in the table, in its file"
         "srs", "srs_domain", "srs_max_age", "spf_check", "spf_reject_fail", "dkim_verify", "dmarc_check",
         "dmarc_reject", "dmarc_reject_exempt", "mail_auth_temperror_defer", "authserv_id", "mail_auth_exempt",
         "smtpd_milters", "non_smtpd_milters", "milter_default_action",
-        "milter_connect_timeout", "milter_command_timeout", "milter_content_timeout"}},
+        "milter_connect_timeout", "milter_command_timeout", "milter_content_timeout", "dnsbl_sites",
+        "dnsbl_threshold", "dnsbl_exempt"}},
       {"popenv.dat", {"host", "port", "pop3s_port", "uidl_interval", "dustbox"}},
       {"wiz98msenv.dat",
        {"domain", "alias", "log_size_max", "mailing_list_from_kind", "mailing_list_to_kind",
@@ -208,6 +214,25 @@ TEST_CASE("lists are comma-separated and trimmed; IPv6 and CIDRs validate") {
   CHECK(r.config->smtp.bind_address == std::vector<std::string>{"::1", "127.0.0.1"});
   CHECK(r.config->smtp.dns_servers.size() == 3);
   CHECK(r.config->smtp.smart_host == "[2001:db8::25]:587");
+}
+
+TEST_CASE("dnsbl_sites: postscreen syntax, commas or blanks, each item checked") {
+  auto r = parse_one("smtpenv.dat",
+                     "dnsbl_sites = zen.spamhaus.org*2, bl.example=127.0.0.[2..11]*3 \t"
+                     "list.dnswl.org=127.0.[0..255].[1..3]*-2\ndnsbl_threshold=3\ndnsbl_exempt=none\n");
+  REQUIRE(r.ok());
+  CHECK(r.config->smtp.dnsbl_sites == std::vector<std::string>{"zen.spamhaus.org*2", "bl.example=127.0.0.[2..11]*3",
+                                                                "list.dnswl.org=127.0.[0..255].[1..3]*-2"});
+  CHECK(r.config->smtp.dnsbl_threshold == 3);
+  CHECK(r.config->smtp.dnsbl_exempt.empty());
+  r = parse_one("smtpenv.dat", "dnsbl_sites=zen.spamhaus.org bl.example*0\n");
+  auto e = errors_of(r);
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].to_string() ==
+        "/h/def/smtpenv.dat:1: dnsbl_sites: 'bl.example*0': a weight of 0 does nothing (positive: block list, "
+        "negative: allow list)");
+  r = parse_one("smtpenv.dat", "dnsbl_threshold=0\n");
+  CHECK_FALSE(r.ok());
 }
 
 TEST_CASE("the manual's spellings and synonyms") {

@@ -59,6 +59,12 @@ std::optional<std::string> FakeEnv::filter_data() {
   return filter_answer(filter_replies, "data");
 }
 
+Environment::ClientVerdict FakeEnv::check_client(std::string_view client_ip) {
+  waits("check_client");
+  calls.push_back(util::cat("check_client ", client_ip));
+  return client_verdict.value_or(ClientVerdict{});
+}
+
 Result<AccountKind> FakeEnv::lookup_account(std::string_view account) {
   waits("lookup_account");
   calls.push_back("lookup " + std::string(account));

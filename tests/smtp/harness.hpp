@@ -100,6 +100,13 @@ class FakeEnv : public Environment {
   std::optional<std::string> filter_rcpt(std::string_view recipient, std::string_view args) override;
   std::optional<std::string> filter_data() override;
 
+  // DNS block lists (Environment::check_client): with a `client_verdict`
+  // the session asks (logged in `calls` as "check_client IP"; it waits like
+  // a lookup); none = never asked.
+  std::optional<ClientVerdict> client_verdict;
+  bool wants_client_check() override { return client_verdict.has_value(); }
+  ClientVerdict check_client(std::string_view client_ip) override;
+
   bool is_local_domain(std::string_view domain) override;
   Result<AccountKind> lookup_account(std::string_view account) override;
   Result<AccountSettings> account_settings(std::string_view account) override;

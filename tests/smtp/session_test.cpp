@@ -766,3 +766,108 @@ TEST_CASE("without milters nothing is deferred for HELO, MAIL and DATA") {
   CHECK(r.feed("MAIL FROM:<a@example.com>\r\n") == "250 2.1.0 Ok\r\n");
   CHECK_FALSE(r.out.lookup);
 }
+
+// DNS block lists (docs/dnsbl.md): asked once, at the first RCPT, in
+// proceed(); port 25 and unauthenticated clients only.
+namespace {
+Environment::ClientVerdict blocked_verdict() {
+  return {.refusal = "554 5.7.1 Service unavailable; client [198.51.100.7] blocked using zen.example",
+          .reason = "client [198.51.100.7] blocked using zen.example (score 2: zen.example*2)",
+          .notes = {"DNS block list look-up failed (counted as not listed): bl.example: time-out"}};
+}
+int checks_of(const Rig& r) {
+  int n = 0;
+  for (const auto& c : r.env.calls) n += c.starts_with("check_client ");
+  return n;
+}
+}  // namespace
+
+TEST_CASE("DNS block lists: a listed client's every RCPT is refused with the verdict's reply; asked once") {
+  Rig r;
+  r.opt.defer_lookups = true;
+  r.env.deferred = true;  // check_client outside proceed() throws
+  r.env.accounts["bob"] = FakeAccount{};
+  r.env.client_verdict = blocked_verdict();
+  r.start();
+  CHECK(step(r, "EHLO c\r\n").starts_with("250-"));
+  CHECK(step(r, "MAIL FROM:<a@example.com>\r\n") == "250 2.1.0 Ok\r\n");
+  CHECK(checks_of(r) == 0);  // not before RCPT
+  std::vector<LogEvent> events;
+  auto keep = [&] { events.insert(events.end(), r.out.events.begin(), r.out.events.end()); };
+  CHECK(step(r, "RCPT TO:<alice@example.org>\r\n") ==
+        "554 5.7.1 Service unavailable; client [198.51.100.7] blocked using zen.example\r\n");
+  keep();
+  CHECK(step(r, "RCPT TO:<bob@example.org>\r\n") ==
+        "554 5.7.1 Service unavailable; client [198.51.100.7] blocked using zen.example\r\n");
+  keep();
+  CHECK(step(r, "RCPT TO:<postmaster>\r\n").starts_with("554 5.7.1 Service unavailable;"));
+  keep();
+  CHECK(checks_of(r) == 1);
+  CHECK(r.env.calls.end() != std::find(r.env.calls.begin(), r.env.calls.end(), "check_client 198.51.100.7"));
+  CHECK(r.s->transaction().recipients.empty());
+  int rejected = 0, notes = 0, refusals = 0;
+  for (const auto& e : events) {
+    if (e.what == LogEvent::What::dnsbl_rejected) {
+      ++rejected;
+      CHECK(e.kind == LogEvent::Kind::error);
+      CHECK(e.text.starts_with("client [198.51.100.7] blocked using zen.example (score 2: zen.example*2): <a@example.com> -> <"));
+    }
+    notes += e.text.starts_with("DNS block list look-up failed");
+    refusals += e.what == LogEvent::What::refusal;
+  }
+  CHECK(rejected == 3);
+  CHECK(notes == 1);  // once a session
+  CHECK(refusals == 3);
+  CHECK(step(r, "DATA\r\n").starts_with("554 5.5.1"));  // no valid recipients
+}
+
+TEST_CASE("DNS block lists: a verdict without refusal lets RCPT through; nothing asked without sites") {
+  Rig r;
+  r.opt.defer_lookups = true;
+  r.env.deferred = true;
+  r.env.client_verdict = Environment::ClientVerdict{};
+  r.start();
+  CHECK(step(r, "EHLO c\r\n").starts_with("250-"));
+  CHECK(step(r, "MAIL FROM:<a@example.com>\r\n") == "250 2.1.0 Ok\r\n");
+  CHECK(step(r, "RCPT TO:<alice@example.org>\r\n") == "250 2.1.5 Ok\r\n");
+  CHECK(checks_of(r) == 1);
+  Rig off;
+  off.env.client_verdict.reset();
+  off.start();
+  off.feed("EHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<alice@example.org>\r\n");
+  CHECK(off.out.replies.ends_with("250 2.1.5 Ok\r\n"));
+  CHECK(checks_of(off) == 0);
+}
+
+TEST_CASE("DNS block lists: never after AUTH, on the submission port or the local submit socket") {
+  std::string plain = base64_encode(std::string("\0alice\0secret", 13));
+  {
+    Rig r;  // port 25, authenticated
+    r.env.client_verdict = blocked_verdict();
+    r.start();
+    r.feed("EHLO c\r\nAUTH PLAIN " + plain + "\r\n");
+    REQUIRE(r.s->account() == "alice");
+    r.feed("MAIL FROM:<alice@example.org>\r\nRCPT TO:<x@remote.example>\r\n");
+    CHECK(r.out.replies.ends_with("250 2.1.5 Ok\r\n"));
+    CHECK(checks_of(r) == 0);
+  }
+  {
+    Rig r(Listener::submission);
+    r.env.client_verdict = blocked_verdict();
+    r.start();
+    r.feed("EHLO c\r\nAUTH PLAIN " + plain + "\r\n");
+    r.feed("MAIL FROM:<alice@example.org>\r\nRCPT TO:<x@remote.example>\r\n");
+    CHECK(r.out.replies.ends_with("250 2.1.5 Ok\r\n"));
+    CHECK(checks_of(r) == 0);
+  }
+  {
+    Rig r;
+    r.opt.local_submit = true;
+    r.env.config->smtp.relay = true;
+    r.env.client_verdict = blocked_verdict();
+    r.start();
+    r.feed("EHLO c\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<alice@example.org>\r\n");
+    CHECK(r.out.replies.ends_with("250 2.1.5 Ok\r\n"));
+    CHECK(checks_of(r) == 0);
+  }
+}

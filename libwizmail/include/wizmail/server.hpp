@@ -220,6 +220,7 @@ struct ServerStats {
   std::uint64_t auth_failures_smtp = 0;  // failed SMTP AUTH attempts
   std::uint64_t auth_failures_pop3 = 0;  // failed POP3 USER/PASS and APOP logins
   std::uint64_t smtp_relay_denied = 0;   // RCPTs refused by the relay rules (554 5.7.1)
+  std::uint64_t smtp_dnsbl_rejected = 0;  // RCPTs refused because dnsbl_sites list the client
   std::uint64_t smtp_refusals_permanent = 0;  // SMTP commands refused with 5xx
   std::uint64_t smtp_refusals_temporary = 0;  // SMTP commands refused with 4xx
   std::uint64_t hook_runs = 0;           // exec*.def / forward / reply hooks started

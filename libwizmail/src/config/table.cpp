@@ -6,6 +6,7 @@
 #include <climits>
 #include <limits>
 
+#include "dnsbl/dnsbl.hpp"
 #include "util/ip.hpp"
 #include "util/strings.hpp"
 
@@ -56,6 +57,21 @@ constexpr auto smtpenv = DefFile::smtpenv;
 constexpr auto popenv = DefFile::popenv;
 constexpr auto wizenv = DefFile::wiz98msenv;
 constexpr std::int64_t kInt64Max = std::numeric_limits<std::int64_t>::max();
+
+// Items separated by commas or blanks.
+std::vector<std::string> split_commas_blanks(std::string_view text) {
+  std::vector<std::string> out;
+  for (const auto& piece : util::split_list(text))
+    for (const auto& word : util::split_list(piece, ' '))
+      for (auto& item : util::split_list(word, '\t')) out.push_back(std::move(item));
+  return out;
+}
+
+// dnsbl_sites: one zone[=filter][*weight] (src/dnsbl/dnsbl.hpp).
+std::string check_dnsbl_site(std::string_view item) {
+  auto s = dnsbl::parse_site(item);
+  return s ? std::string() : s.error().message;
+}
 
 std::vector<Key> make_keys() {
   return {
@@ -369,6 +385,29 @@ std::vector<Key> make_keys() {
        .doc = "Seconds a milter may take to answer a header, a body chunk or the end of the "
               "message (its progress notes restart the wait).",
        .example = "120", .field = field<smtp, &S::milter_content_timeout>},
+      // DNS block and allow lists (libwizmail/src/dnsbl/, docs/dnsbl.md).
+      {.name = "dnsbl_sites", .file = smtpenv, .type = T::text_list, .default_value = "",
+       .doc = "DNS block lists (positive weight) and allow lists (negative weight) asked for the "
+              "address of every unauthenticated port-25 client outside dnsbl_exempt, all at once "
+              "through dns_servers, in Postfix postscreen's syntax zone[=filter][*weight] "
+              "(separated by commas or blanks; filter: an IPv4 pattern of the answer, each octet "
+              "a number, [a..b] or [a;b;c]; weight default 1). The weights of the listing sites "
+              "add up; a score of dnsbl_threshold or more refuses every RCPT with 554 5.7.1 "
+              "Service unavailable; client [IP] blocked using ZONE. Empty = no look-ups.",
+       .example = "zen.spamhaus.org*2,list.dnswl.org=127.0.[0..255].[1..3]*-2",
+       .split_blanks = true, .check_item = &check_dnsbl_site,
+       .field = field<smtp, &S::dnsbl_sites>},
+      {.name = "dnsbl_threshold", .file = smtpenv, .type = T::integer, .default_value = "1",
+       .min = 1, .max = 100000,
+       .doc = "The score (sum of the weights of the dnsbl_sites listing the client) at which it "
+              "is refused.",
+       .example = "2", .field = field<smtp, &S::dnsbl_threshold>},
+      {.name = "dnsbl_exempt", .file = smtpenv, .type = T::cidr_list,
+       .default_value = "127.0.0.0/8,::1",
+       .doc = "Client IPs or CIDR blocks never looked up in dnsbl_sites (besides "
+              "address_permits_relay, authenticated sessions, the submission ports and the local "
+              "submit socket); none = every port-25 client is looked up.",
+       .example = "127.0.0.0/8,::1,192.0.2.0/24", .field = field<smtp, &S::dnsbl_exempt>},
 
       // ---- def/popenv.dat ----
       {.name = "host", .file = popenv, .type = T::hostname, .default_value = "localhost",
@@ -757,8 +796,12 @@ Result<Value> parse_value(const Key& key, std::string_view text) {
       // since an empty value means the default.
       if (!key.default_value.empty() && util::iequals(text, "none"))
         return ok(std::vector<std::string>{});
-      auto items = util::split_list(text);
+      auto items = key.split_blanks ? split_commas_blanks(text) : util::split_list(text);
       for (const auto& item : items) {
+        if (key.check_item) {
+          if (auto why = key.check_item(item); !why.empty()) return fail(Errc::parse, why);
+          continue;
+        }
         bool ok = true;
         std::string_view what;
         switch (key.type) {

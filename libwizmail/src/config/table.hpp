@@ -64,6 +64,11 @@ struct Key {
   bool obsolete = false;           // accepted with a warning, never written by setup
   bool bool_words = false;         // written TRUE/FALSE rather than 1/0
   std::string_view setup_value{};    // what `wizmail setup` writes when not the default
+  // Lists: items are also separated by blanks (besides commas).
+  bool split_blanks = false;
+  // Lists: each item checked by this (the reason it is wrong, "" when
+  // right) instead of by its type.
+  std::string (*check_item)(std::string_view item) = nullptr;
   Accessor field;
   void (*set_account)(AccountSettings&, const Value&) = nullptr;
 };

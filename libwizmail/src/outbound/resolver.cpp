@@ -101,7 +101,8 @@ void on_query(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int 
   auto* r = static_cast<QueryResult*>(arg);
   r->done = true;
   r->status = status;
-  if (status == ARES_SUCCESS && abuf && alen > 0) r->answer.assign(abuf, abuf + alen);
+  // Negative answers too (NXDOMAIN, no data): their SOA gives their TTL.
+  if (abuf && alen > 0) r->answer.assign(abuf, abuf + alen);
 }
 
 bool valid_domain(std::string_view d) {
@@ -285,23 +286,53 @@ RouteOptions route_options(const Config& cfg) {
 
 namespace outbound {
 
-Result<DnsRecords> query_records(std::string_view name, int type, const ResolverOptions& opt) {
-  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
-  if (!valid_domain(name)) return fail(Errc::invalid_argument, "bad domain '" + std::string(name) + "'");
-  Channel c;
-  if (auto st = open_channel(c, opt); !st) return unexpected(st.error());
-  QueryResult qr;
-  std::string n(name);
-  ares_query(c.ch, n.c_str(), ns_c_in, type, on_query, &qr);
-  run(c);
+std::uint32_t negative_ttl(const std::vector<unsigned char>& m) {
+  const std::size_t n = m.size();
+  if (n < 12) return 0;
+  auto u16 = [&](std::size_t p) { return static_cast<std::uint32_t>((m[p] << 8) | m[p + 1]); };
+  auto u32 = [&](std::size_t p) { return (u16(p) << 16) | u16(p + 2); };
+  // Past one (possibly compressed) name; n on a malformed one.
+  auto skip_name = [&](std::size_t p) {
+    while (p < n) {
+      unsigned len = m[p];
+      if (len == 0) return p + 1;
+      if ((len & 0xc0) == 0xc0) return p + 2;
+      p += len + 1;
+    }
+    return n;
+  };
+  const std::uint32_t qd = u16(4), an = u16(6), ns = u16(8);
+  std::size_t p = 12;
+  for (std::uint32_t i = 0; i < qd && p < n; ++i) p = skip_name(p) + 4;
+  for (std::uint32_t i = 0; i < an + ns && p < n; ++i) {
+    p = skip_name(p);
+    if (p + 10 > n) return 0;
+    const std::uint32_t type = u16(p), ttl = u32(p + 4), rdlen = u16(p + 8);
+    const std::size_t rdata = p + 10;
+    if (rdata + rdlen > n) return 0;
+    if (i >= an && type == ns_t_soa) {
+      std::size_t q = skip_name(skip_name(rdata));  // MNAME, RNAME
+      if (q + 20 > rdata + rdlen) return 0;
+      return std::min(ttl, u32(q + 16));  // SERIAL REFRESH RETRY EXPIRE MINIMUM
+    }
+    p = rdata + rdlen;
+  }
+  return 0;
+}
+
+namespace {
+
+Result<DnsRecords> parse_records(const std::string& n, int type, const QueryResult& qr) {
   DnsRecords out;
   if (!qr.done) return fail(Errc::temporary, util::cat("DNS ", n, ": no answer"));
   if (qr.status == ARES_ENODATA) {
     out.status = DnsRecords::Status::no_data;
+    out.ttl = static_cast<int>(negative_ttl(qr.answer));
     return out;
   }
   if (qr.status == ARES_ENOTFOUND) {
     out.status = DnsRecords::Status::nx_domain;
+    out.ttl = static_cast<int>(negative_ttl(qr.answer));
     return out;
   }
   if (qr.status != ARES_SUCCESS) return fail(Errc::temporary, util::cat("DNS ", n, ": ", ares_strerror(qr.status)));
@@ -374,6 +405,40 @@ Result<DnsRecords> query_records(std::string_view name, int type, const Resolver
   if (rc != ARES_SUCCESS) return fail(Errc::temporary, util::cat("DNS ", n, ": ", ares_strerror(rc)));
   if (out.records.empty()) out.status = DnsRecords::Status::no_data;
   return out;
+}
+
+}  // namespace
+
+std::vector<Result<DnsRecords>> query_many(const std::vector<std::string>& names, int type,
+                                           const ResolverOptions& opt) {
+  std::vector<Result<DnsRecords>> out;
+  std::vector<std::string> asked(names.size());
+  std::vector<QueryResult> results(names.size());
+  std::vector<bool> valid(names.size(), false);
+  Channel c;
+  auto st = open_channel(c, opt);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    std::string_view name = names[i];
+    if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+    asked[i] = std::string(name);
+    valid[i] = valid_domain(name);
+    if (st && valid[i]) ares_query(c.ch, asked[i].c_str(), ns_c_in, type, on_query, &results[i]);
+  }
+  if (st) run(c);
+  out.reserve(names.size());
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (!valid[i])
+      out.push_back(fail(Errc::invalid_argument, "bad domain '" + names[i] + "'"));
+    else if (!st)
+      out.push_back(unexpected(st.error()));
+    else
+      out.push_back(parse_records(asked[i], type, results[i]));
+  }
+  return out;
+}
+
+Result<DnsRecords> query_records(std::string_view name, int type, const ResolverOptions& opt) {
+  return std::move(query_many({std::string(name)}, type, opt).front());
 }
 
 }  // namespace outbound

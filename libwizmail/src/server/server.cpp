@@ -61,6 +61,15 @@ Result<std::shared_ptr<const Runtime>> make_runtime(std::shared_ptr<const Config
   auto auth = net::CidrList::parse(auth_exempt);
   if (!auth) return fail(Errc::invalid_argument, "mail_auth_exempt: " + auth.error().message);
   rt->auth_exempt = std::move(*auth);
+  auto dnsbl_sites = dnsbl::parse_sites(config->smtp.dnsbl_sites);
+  if (!dnsbl_sites) return fail(Errc::invalid_argument, "dnsbl_sites: " + dnsbl_sites.error().message);
+  rt->dnsbl_sites = std::move(*dnsbl_sites);
+  auto dnsbl_exempt = config->smtp.dnsbl_exempt;
+  dnsbl_exempt.insert(dnsbl_exempt.end(), config->smtp.address_permits_relay.begin(),
+                      config->smtp.address_permits_relay.end());
+  auto dx = net::CidrList::parse(dnsbl_exempt);
+  if (!dx) return fail(Errc::invalid_argument, "dnsbl_exempt: " + dx.error().message);
+  rt->dnsbl_exempt = std::move(*dx);
   if (config->smtp.dmarc_check) {
     auto psl = mailauth::PublicSuffixList::load("/usr/share/publicsuffix/public_suffix_list.dat");
     rt->psl = std::make_shared<const mailauth::PublicSuffixList>(psl ? std::move(*psl)
@@ -161,6 +170,7 @@ Server::Impl::Impl(asio::io_context& io_, ServerOptions o, std::shared_ptr<const
                .connections = connections,
                .auth_penalty = auth_penalty,
                .greet_cache = greet_cache,
+               .dnsbl_cache = dnsbl_cache,
                .free_space = free_space,
                .send_counters = send_counters,
                .options = opt,
@@ -551,6 +561,7 @@ ServerStats Server::stats() const {
   s.messages_bounced = I.messages_bounced.load();
   s.auth_failures_smtp = I.counters.auth_failures_smtp.load();
   s.smtp_relay_denied = I.counters.relay_denied.load();
+  s.smtp_dnsbl_rejected = I.counters.dnsbl_rejected.load();
   s.smtp_refusals_permanent = I.counters.refusals_permanent.load();
   s.smtp_refusals_temporary = I.counters.refusals_temporary.load();
   s.auth_failures_pop3 = I.counters.auth_failures_pop3.load();

@@ -20,6 +20,7 @@
 
 #include "net/address.hpp"
 #include "auth/penalty.hpp"
+#include "dnsbl/dnsbl.hpp"
 #include "net/greet_cache.hpp"
 #include "net/client_connections.hpp"
 #include "net/listener.hpp"
@@ -82,6 +83,8 @@ struct Server::Impl {
   auth::AuthPenalty auth_penalty;
   // Clients that waited for the greeting on port 25 (greet_pass_ttl).
   net::GreetCache greet_cache;
+  // DNS block list answers per (client address, zone), for their TTL.
+  dnsbl::Cache dnsbl_cache;
   // SMTP and POP3 connections per client network (client_connection_limit).
   net::ClientConnections client_connections;
 

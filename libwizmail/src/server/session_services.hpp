@@ -1,7 +1,7 @@
 // What a connection may use of its server. The server hands every SMTP and
 // POP3 connection a SessionServices, never its Impl: the logs, the commit
 // pipeline, the blocking pool, the shared limits (auth penalty, greeting
-// cache, free space, daily send counts), the POP-before-SMTP logins, the
+// cache, DNS block list cache, free space, daily send counts), the POP-before-SMTP logins, the
 // session counters and the embedder's recipient callback. Everything named
 // here outlives every connection (the server stops them first).
 #pragma once
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "auth/penalty.hpp"
+#include "dnsbl/dnsbl.hpp"
 #include "mailauth/mailauth.hpp"
 #include "net/address.hpp"
 #include "net/greet_cache.hpp"
@@ -57,6 +58,11 @@ struct Runtime {
   net::CidrList auth_exempt;
   std::string authserv_id;
   std::shared_ptr<const mailauth::PublicSuffixList> psl;
+  // DNS block and allow lists (docs/dnsbl.md): the parsed dnsbl_sites
+  // (empty: off) and the clients never looked up (dnsbl_exempt and
+  // address_permits_relay).
+  std::vector<dnsbl::Site> dnsbl_sites;
+  net::CidrList dnsbl_exempt;
 };
 
 // The auth penalty's limits from the configuration (smtpenv, shared by POP3).
@@ -99,7 +105,7 @@ class SendCounters {
 // What the sessions count, for ServerStats and the metrics endpoint.
 struct SessionCounters {
   std::atomic<std::uint64_t> sessions_smtp{0}, sessions_pop3{0}, sessions_total{0}, refused_busy{0},
-      messages_received{0}, auth_failures_smtp{0}, auth_failures_pop3{0}, relay_denied{0},
+      messages_received{0}, auth_failures_smtp{0}, auth_failures_pop3{0}, relay_denied{0}, dnsbl_rejected{0},
       refusals_permanent{0}, refusals_temporary{0};
   std::atomic<int> capped{0};  // sessions counted against `multiprocessing`
 };
@@ -112,6 +118,8 @@ struct SessionServices {
   auth::AuthPenalty& auth_penalty;
   // Clients that waited for the greeting on port 25 (greet_pass_ttl).
   net::GreetCache& greet_cache;
+  // DNS block list answers per (client address, zone), for their TTL.
+  dnsbl::Cache& dnsbl_cache;
   // Free space of the mailbox and queue file systems (queue_minfree).
   FreeSpace& free_space;
   // send_max_during_a_day.

@@ -6,12 +6,15 @@
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 
+#include <arpa/nameser.h>
+
 #include <cstdio>
 #include <ctime>
 #include <unordered_map>
 #include <random>
 
 #include "dkim/dkim.hpp"
+#include "dnsbl/dnsbl.hpp"
 #include "mailauth/mailauth.hpp"
 #include "milter/chain.hpp"
 #include "net/request_deadline.hpp"
@@ -45,6 +48,32 @@ mailauth::Dns auth_dns(const Config& cfg) {
   o.timeout = std::chrono::milliseconds(2000);
   o.tries = 1;
   return [o = std::move(o)](std::string_view name, int type) { return outbound::query_records(name, type, o); };
+}
+
+// The DNS block lists' questions, all at once on one c-ares channel of
+// `dns_servers`, bounded as auth_dns (2 s, one try).
+dnsbl::Lookup dnsbl_lookup(const Config& cfg) {
+  ResolverOptions o;
+  o.servers = cfg.smtp.dns_servers;
+  o.timeout = std::chrono::milliseconds(2000);
+  o.tries = 1;
+  return [o = std::move(o)](const std::vector<std::string>& names) {
+    std::vector<dnsbl::Answer> out;
+    for (auto& r : outbound::query_many(names, ns_t_a, o)) {
+      dnsbl::Answer a;
+      if (!r) {
+        a.status = dnsbl::Answer::Status::error;
+        a.error = r.error().message;
+      } else {
+        a.status = r->status == outbound::DnsRecords::Status::found ? dnsbl::Answer::Status::listed
+                                                                   : dnsbl::Answer::Status::not_listed;
+        a.records = std::move(r->records);
+        a.ttl = std::chrono::seconds(r->ttl);
+      }
+      out.push_back(std::move(a));
+    }
+    return out;
+  };
 }
 
 mailauth::Policy auth_policy_of(const SmtpSettings& c) {
@@ -93,6 +122,33 @@ class Environment final : public smtp::Environment {
     auto d = mailauth::decide_mail(auth_policy_of(c), *mail_auth.spf_mailfrom);
     if (d.kind == mailauth::Decision::Kind::accept) return std::nullopt;
     return d.reply;
+  }
+
+  // DNS block and allow lists (docs/dnsbl.md).
+  bool wants_client_check() override {
+    if (trusted_ || !remote_ || rt_.dnsbl_sites.empty()) return false;
+    return !rt_.dnsbl_exempt.contains(*remote_);
+  }
+  ClientVerdict check_client(std::string_view client_ip) override {
+    ClientVerdict out;
+    auto v = dnsbl::check(client_ip, rt_.dnsbl_sites, rt_.config->smtp.dnsbl_threshold, srv_.dnsbl_cache,
+                          dnsbl_lookup(*rt_.config));
+    for (const auto& e : v.errors)
+      out.notes.push_back(util::cat("DNS block list look-up failed (counted as not listed): ", e));
+    std::string listed;
+    for (const auto& l : v.listed) {
+      if (!listed.empty()) listed += ' ';
+      listed += l;
+    }
+    if (v.blocked) {
+      out.refusal = dnsbl::reject_reply(client_ip, v.zone);
+      out.reason = util::cat("client [", client_ip, "] blocked using ", v.zone, " (score ",
+                             std::to_string(v.score), ": ", listed, ")");
+    } else if (!v.listed.empty()) {
+      out.notes.push_back(util::cat("client [", client_ip, "] listed but not blocked (score ",
+                                    std::to_string(v.score), " < dnsbl_threshold: ", listed, ")"));
+    }
+    return out;
   }
 
   auth::AuthAdmission auth_begin(std::string_view client_ip) override {
@@ -348,6 +404,7 @@ class SmtpConnection final : public SessionConnection,
     switch (e.what) {
       case What::auth_failure: c.auth_failures_smtp.fetch_add(1, std::memory_order_relaxed); break;
       case What::relay_denied: c.relay_denied.fetch_add(1, std::memory_order_relaxed); break;
+      case What::dnsbl_rejected: c.dnsbl_rejected.fetch_add(1, std::memory_order_relaxed); break;
       case What::accepted: c.messages_received.fetch_add(1, std::memory_order_relaxed); break;
       case What::refusal:
         (e.text.starts_with('5') ? c.refusals_permanent : c.refusals_temporary)

@@ -186,6 +186,26 @@ struct Session::Impl {
     return false;
   }
 
+  // DNS block and allow lists (docs/dnsbl.md): port 25, unauthenticated
+  // clients only; asked at the first RCPT (in proceed(): DNS may wait),
+  // the verdict holds for the session. True when it refused the RCPT.
+  std::optional<Environment::ClientVerdict> client_verdict;
+  bool client_listed(std::string_view rcpt, Output& out) {
+    if (s.opt_.listener != Listener::smtp || !s.auth_user_.empty() || s.opt_.local_submit) return false;
+    if (!client_verdict) {
+      client_verdict = s.env_.wants_client_check() ? s.env_.check_client(s.opt_.client_ip)
+                                                   : Environment::ClientVerdict{};
+      for (auto& note : client_verdict->notes) error_event(out, std::move(note));
+      client_verdict->notes.clear();
+    }
+    if (client_verdict->refusal.empty()) return false;
+    error_event(out,
+                util::cat(client_verdict->reason, ": <", s.txn_.reverse_path, "> -> <", rcpt, ">"),
+                LogEvent::What::dnsbl_rejected);
+    refuse(out, client_verdict->refusal);
+    return true;
+  }
+
   // Mail from this session is a submission by a local user or program
   // (RFC 6409), not mail relayed by another MTA.
   bool submission() const noexcept { return s.opt_.local_submit || !s.auth_user_.empty(); }
@@ -836,6 +856,7 @@ void Session::Impl::cmd_rcpt(std::string_view args, Output& out) {
       t.dsn = std::move(r.dsn);
       if (t.dsn.orcpt.empty()) t.dsn.orcpt = dsn_orcpt_for(srs_address);
       proceed_with(out, [this, t = std::move(t)](Output& o) mutable {
+        if (client_listed(t.original, o)) return;
         if (!storage_allows(Environment::Storage::queue, s.txn_.declared_size, o)) return;
         if (!filters_accept_rcpt(t.original, o)) return;
         add_recipient(std::move(t));
@@ -867,6 +888,7 @@ void Session::Impl::apply_rcpt(RcptRequest req, Output& out) {
   const std::string* domain = &req.domain;
   const bool local_domain = req.local_domain;
   const bool bare_postmaster = req.bare_postmaster;
+  if (client_listed(r.address, out)) return;
   if (directory_answered(r, out)) return;
   if (local_domain) {
     // def/aliases.def first: an alias applies before the account of its

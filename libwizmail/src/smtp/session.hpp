@@ -275,6 +275,25 @@ class Environment {
     return std::nullopt;
   }
 
+  // DNS block and allow lists (docs/dnsbl.md): asked at the first RCPT of
+  // the session on port 25 from an unauthenticated client only (never on
+  // the submission ports nor the local submit socket), in proceed() (the
+  // DNS may wait); the answer holds for the session. wants_client_check()
+  // does not wait. `refusal`: the whole reply line refusing every RCPT
+  // ("554 5.7.1 ..."), empty = go on; `reason`: for error.log with each
+  // refusal; `notes`: for error.log once (failed look-ups). The defaults:
+  // never.
+  struct ClientVerdict {
+    std::string refusal;
+    std::string reason;
+    std::vector<std::string> notes;
+  };
+  virtual bool wants_client_check() { return false; }
+  virtual ClientVerdict check_client(std::string_view client_ip) {
+    (void)client_ip;
+    return {};
+  }
+
   // Milters (docs/milter.md): when filtering(), HELO/EHLO, MAIL, each
   // accepted RCPT, DATA and unknown commands are shown to the session's milters after the
   // session's own checks passed — a lookup that may wait, so it runs in
@@ -363,6 +382,7 @@ struct LogEvent {
     accepted,      // fact: a message committed; text = its queue id
     refusal,       // fact: a command refused (counts toward max_errors);
                    // text = the reply's first line ("550 5.1.1 ...")
+    dnsbl_rejected,  // error: a RCPT refused because dnsbl_sites list the client
   };
   Kind kind = Kind::command;
   std::string text;

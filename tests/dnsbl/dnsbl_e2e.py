@@ -1,0 +1,177 @@
+"""DNS block and allow lists, end to end (docs/dnsbl.md).
+
+dnsmasq (started here on a free loopback port, logging its queries to a
+file; wizmail's dns_servers point at it) serves three test zones:
+  bl.test    (weight 2, filter 127.0.0.[2..11]) lists 127.0.0.2, .3, .5, .9
+             (and 127.0.0.4 with 127.0.0.12, outside the filter);
+  small.test (weight 1) lists 127.0.0.4 and .5;
+  wl.test    (weight -2, filter 127.0.[0..255].[1..3], an allow list) lists .3.
+dnsbl_threshold=2, dnsbl_exempt=127.0.0.9. Clients are real smtplib
+sessions on port 25 from 127.0.0.x (source_address), to alice@localhost:
+  - 127.0.0.2: score 2 → RCPT refused with the exact 554 5.7.1 text;
+  - 127.0.0.5: score 3 (bl.test and small.test) → refused, naming bl.test
+    (the listing zone of the highest weight);
+  - 127.0.0.3: listed by bl.test and allow-listed by wl.test (score 0) → accepted;
+  - 127.0.0.4: small.test only (1 < 2), bl.test's answer outside its filter → accepted;
+  - 127.0.0.6: listed nowhere → accepted;
+  - 127.0.0.9: listed, but in dnsbl_exempt → accepted, never asked;
+  - 127.0.0.2 after AUTH → accepted (authenticated clients are not checked);
+  - 127.0.0.2 on the submission port (AUTH) → accepted;
+  - a second session from 127.0.0.2 asks dnsmasq nothing (the cache: query
+    count in dnsmasq's log unchanged);
+  - dnsmasq killed: a new client (127.0.0.7) is accepted (failed look-ups
+    count as not listed, error.log says so); 127.0.0.2 is still refused
+    from the cache;
+  - the metric wizmail_smtp_dnsbl_rejected_total counts the refused RCPTs.
+Every process is killed at exit."""
+import os, pwd, smtplib, subprocess, sys, tempfile, time, urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+import harness  # noqa: E402
+from harness import Home, Server, check  # noqa: E402
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+if not os.path.exists(DNSMASQ):
+    print("FAILED: dnsmasq is not installed (scripts/packages.txt)")
+    sys.exit(1)
+
+USER = pwd.getpwuid(os.getuid()).pw_name
+tmp = tempfile.mkdtemp(prefix="wizmail-dnsbl-")
+qlog = os.path.join(tmp, "dnsmasq.log")
+
+
+def rev(ip):
+    return ".".join(reversed(ip.split(".")))
+
+
+records = [
+    ("bl.test", "127.0.0.2", "127.0.0.2"),
+    ("bl.test", "127.0.0.3", "127.0.0.2"),
+    ("bl.test", "127.0.0.4", "127.0.0.12"),  # outside bl.test's filter
+    ("bl.test", "127.0.0.5", "127.0.0.10"),
+    ("bl.test", "127.0.0.9", "127.0.0.2"),
+    ("small.test", "127.0.0.4", "127.0.0.2"),
+    ("small.test", "127.0.0.5", "127.0.0.2"),
+    ("wl.test", "127.0.0.3", "127.0.10.2"),
+]
+dns_port = harness.free_port()
+dnsmasq = harness.start_process(
+    [DNSMASQ, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", f"--port={dns_port}",
+     "--listen-address=127.0.0.1", "--bind-interfaces", f"--pid-file={tmp}/dnsmasq.pid", f"--user={USER}",
+     "--log-queries", f"--log-facility={qlog}", "--local=/test/",
+     *[f"--host-record={rev(ip)}.{zone},{answer},600" for zone, ip, answer in records]])
+harness.wait_until(lambda: os.path.exists(qlog) and "started" in open(qlog).read(), "dnsmasq started")
+
+metrics_port = harness.free_port()
+home = Home(smtp_extra=(f"dns_servers=127.0.0.1:{dns_port}\n"
+                        "dnsbl_sites=bl.test=127.0.0.[2..11]*2 small.test, wl.test=127.0.[0..255].[1..3]*-2\n"
+                        "dnsbl_threshold=2\ndnsbl_exempt=127.0.0.9\n"),
+            server_extra=f"metrics_port={metrics_port}\n")
+server = Server(home)
+
+
+def queries(ip, zone):
+    """How often dnsmasq was asked for ip's name under zone."""
+    with open(qlog, errors="replace") as f:
+        return sum(1 for line in f if f"query[A] {rev(ip)}.{zone} " in line)
+
+
+def send(ip, port=None, login=False, subject="dnsbl"):
+    """(RCPT code, text) of one message to alice@localhost from `ip`."""
+    s = smtplib.SMTP("127.0.0.1", port or home.port, local_hostname="client.test", timeout=30,
+                     source_address=(ip, 0))
+    s.ehlo("client.test")
+    if login:
+        s.login("alice", "secret")
+    code, text = s.mail("sender@client.test")
+    check(code == 250, f"MAIL from {ip} accepted ({code} {text!r})")
+    code, text = s.rcpt("alice@localhost")
+    text = text.decode()
+    if code == 250:
+        dcode, dtext = s.data(f"From: <sender@client.test>\r\nSubject: {subject}\r\n\r\nHello from {ip}.\r\n".encode())
+        check(dcode == 250, f"DATA from {ip} accepted ({dcode} {dtext!r})")
+    s.quit()
+    return code, text
+
+
+def error_log():
+    try:
+        with open(os.path.join(home.path, "var", "log", "error.log"), errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def metric(name):
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return int(float(line.split()[1]))
+    return None
+
+
+# 1. Listed (score 2 >= 2): refused at RCPT with the exact text.
+code, text = send("127.0.0.2")
+check(code == 554 and text == "5.7.1 Service unavailable; client [127.0.0.2] blocked using bl.test",
+      f"listed client refused: {code} {text}")
+check(queries("127.0.0.2", "bl.test") == 1 and queries("127.0.0.2", "small.test") == 1
+      and queries("127.0.0.2", "wl.test") == 1, "every zone asked once")
+harness.wait_until(lambda: "client [127.0.0.2] blocked using bl.test (score 2: bl.test*2)" in error_log(),
+                   "error.log names the client, the zone and the score")
+
+# 2. Two listings: the zone of the highest weight is named.
+code, text = send("127.0.0.5")
+check(code == 554 and text == "5.7.1 Service unavailable; client [127.0.0.5] blocked using bl.test",
+      f"client listed twice refused, naming bl.test: {code} {text}")
+
+# 3. Allow-listed despite a listing (2 - 2 = 0).
+code, text = send("127.0.0.3", subject="allow-listed")
+check(code == 250, f"allow-listed client accepted despite bl.test: {code} {text}")
+
+# 4. Under the threshold; an answer outside bl.test's filter does not count.
+code, text = send("127.0.0.4", subject="below-threshold")
+check(code == 250, f"client with score 1 accepted: {code} {text}")
+harness.wait_until(lambda: "client [127.0.0.4] listed but not blocked (score 1" in error_log(),
+                   "error.log notes the listing below the threshold")
+
+# 5. Unlisted.
+code, text = send("127.0.0.6", subject="unlisted")
+check(code == 250, f"unlisted client accepted: {code} {text}")
+
+# 6. Exempt: never asked.
+code, text = send("127.0.0.9", subject="exempt")
+check(code == 250, f"exempt client accepted: {code} {text}")
+check(queries("127.0.0.9", "bl.test") == 0, "the exempt client was never looked up")
+
+# 7. Authenticated (port 25 and submission): not checked.
+code, text = send("127.0.0.2", login=True, subject="authenticated")
+check(code == 250, f"listed client accepted after AUTH: {code} {text}")
+code, text = send("127.0.0.2", port=home.submission_port, login=True, subject="submission")
+check(code == 250, f"listed client accepted on the submission port: {code} {text}")
+
+# 8. The cache: a second session from 127.0.0.2 asks no DNS.
+before = queries("127.0.0.2", "bl.test")
+code, text = send("127.0.0.2")
+check(code == 554 and "blocked using bl.test" in text, f"listed client refused again: {code} {text}")
+time.sleep(0.5)  # dnsmasq would log a query at once
+check(queries("127.0.0.2", "bl.test") == before == 1, "the second session was answered from the cache")
+
+# 9. DNS dead: a new client is accepted, the failure logged; the cached
+#    listing still refuses.
+dnsmasq.terminate()
+dnsmasq.wait(10)
+code, text = send("127.0.0.7", subject="dns-dead")
+check(code == 250, f"client accepted while the DNS is dead: {code} {text}")
+harness.wait_until(lambda: "DNS block list look-up failed (counted as not listed): bl.test" in error_log(),
+                   "error.log records the failed look-up")
+code, text = send("127.0.0.2")
+check(code == 554, f"the cached listing still refuses without DNS: {code} {text}")
+
+# 10. The metric: one per refused RCPT (127.0.0.2 three times, 127.0.0.5 once).
+check(metric("wizmail_smtp_dnsbl_rejected_total") == 4,
+      f"wizmail_smtp_dnsbl_rejected_total = 4 ({metric('wizmail_smtp_dnsbl_rejected_total')})")
+for subject in ("allow-listed", "below-threshold", "unlisted", "exempt", "authenticated", "submission", "dns-dead"):
+    harness.wait_until(lambda: any(f"Subject: {subject}\r\n".encode() in m for m in home.messages()),
+                       f"message '{subject}' delivered")
+server.stop()
+print("all dnsbl e2e checks passed")
