@@ -212,6 +212,21 @@ def test_tempfail_and_custom_replies():
     check(code == 452 and text == b"4.3.1 come back later", f"a custom 4xx at the end of data ({code} {text!r})")
     check(not delivered(home) and settled(home), "nothing delivered, nothing left staged")
     srv.stop()
+    for stage, where in (("rcpt", "RCPT"), ("eom", "the end of data")):
+        m = Milter(f"{stage}=mlreply:550:5.7.1:first line|second line|last line")
+        home, srv = server([m])
+        c = client(home)
+        c.ehlo("client.test")
+        c.mail("ext@remote.test")
+        if stage == "rcpt":
+            code, text = c.rcpt("alice@localhost")
+        else:
+            c.rcpt("alice@localhost")
+            code, text = c.data(MESSAGE)
+        check(code == 550 and text == b"5.7.1 first line\n5.7.1 second line\n5.7.1 last line",
+              f"a multi-line reply at {where} is told whole ({code} {text!r})")
+        c.quit()
+        srv.stop()
     m = Milter("eom=reply:421:4.7.0:closing now")
     home, srv = server([m])
     c = client(home)

@@ -81,6 +81,25 @@ static sfsistat simple(SMFICTX* ctx, const char* a) {
     sleep((unsigned)atoi(a + 6));
     return SMFIS_CONTINUE;
   }
+  if (!strncmp(a, "mlreply:", 8)) {  /* mlreply:CODE:XCODE:line1|line2[|line3] */
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", a + 8);
+    char* l[3] = {NULL, NULL, NULL};
+    char* code = buf;
+    char* x = strchr(code, ':');
+    if (!x) return SMFIS_TEMPFAIL;
+    *x++ = 0;
+    char* text = strchr(x, ':');
+    if (!text) return SMFIS_TEMPFAIL;
+    *text++ = 0;
+    for (int i = 0; i < 3 && text; ++i) {
+      l[i] = text;
+      text = strchr(text, '|');
+      if (text) *text++ = 0;
+    }
+    smfi_setmlreply(ctx, code, x, l[0], l[1], l[2], NULL);
+    return code[0] == '4' ? SMFIS_TEMPFAIL : SMFIS_REJECT;
+  }
   if (!strncmp(a, "reply:", 6)) {
     char buf[512];
     snprintf(buf, sizeof buf, "%s", a + 6);

@@ -36,6 +36,9 @@ struct Error {
   int smtp_code = 0;      // e.g. 452; 0 when the error never reaches SMTP
   std::string enhanced;   // e.g. "4.2.2"
   std::string client_text;  // what an SMTP client is told; message when empty
+  // A whole SMTP reply to tell as it is (a milter's multi-line reply: lines
+  // joined by CRLF, no final CRLF); smtp_code and enhanced are its last line's.
+  std::string reply;
 
   Error() = default;
   Error(Errc c, std::string msg) : code(c), message(std::move(msg)) {}

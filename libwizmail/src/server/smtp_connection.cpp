@@ -423,22 +423,8 @@ class SmtpConnection final : public SessionConnection,
   void track_request(std::size_t data_bytes);
   asio::awaitable<Result<std::string>> commit();
   Status authenticate_message();
-  // Run `f` on the blocking pool (or here, alone on this thread, as proceed()).
-  template <class F>
-  asio::awaitable<void> off_io(F f) {
-    if (!srv_.blocking || (thread_sessions_ && thread_sessions_->load(std::memory_order_relaxed) == 1)) {
-      f();
-      co_return;
-    }
-    co_await asio::co_spawn(
-        srv_.blocking->get_executor(),
-        [&f]() -> asio::awaitable<void> {
-          f();
-          co_return;
-        },
-        asio::use_awaitable);
-  }
-  // Run `fn` where waiting is fine (as proceed()).
+  // Run `fn` where waiting is fine: on the blocking pool, or here when this
+  // session is alone on its thread (as proceed()).
   template <class Fn>
   asio::awaitable<void> blocking(Fn fn);
   void start_milters();
@@ -524,7 +510,7 @@ std::optional<Result<std::string>> SmtpConnection::filter_message(milter::Chain&
   milter::Verdict v = chain.end_of_message(m);
   if (v.kind == milter::Verdict::Kind::reply) {
     staging_.abort();
-    // "550 5.7.1 text" (a multi-line reply: its last line).
+    // "550 5.7.1 text" (a multi-line reply: its code from the last line).
     std::string_view line = v.reply;
     if (auto nl = line.rfind('\n'); nl != std::string_view::npos) line.remove_prefix(nl + 1);
     int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
@@ -535,8 +521,9 @@ std::optional<Result<std::string>> SmtpConnection::filter_message(milter::Chain&
       enhanced.assign(rest.substr(0, sp));
       rest = sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1);
     }
-    return Result<std::string>(unexpected(Error::smtp(code, std::move(enhanced), std::string(rest),
-                                                      util::cat("milter: ", v.reply))));
+    Error e = Error::smtp(code, std::move(enhanced), std::string(rest), util::cat("milter: ", v.reply));
+    if (line.size() != v.reply.size()) e.reply = v.reply;  // multi-line: told whole, as Postfix does
+    return Result<std::string>(unexpected(std::move(e)));
   }
   const std::string dropped = util::cat(sid_, ".discarded");
   if (v.kind == milter::Verdict::Kind::discard) {
@@ -612,7 +599,7 @@ asio::awaitable<Result<std::string>> SmtpConnection::commit() {
   // unauthenticated port-25 client, then DKIM and DMARC off the I/O thread.
   if (env_->mail_auth.active && session_->account().empty() && !trusted()) {
     Status st;
-    co_await off_io([&] { st = authenticate_message(); });
+    co_await blocking([&] { st = authenticate_message(); });
     env_->mail_auth = {};
     if (!st) {
       staging_.abort();
@@ -670,7 +657,7 @@ asio::awaitable<Result<std::string>> SmtpConnection::commit() {
 // The message's SPF (from MAIL), DKIM and DMARC results: refused (an Error
 // with its SMTP reply) when the policy says so, else the staged message gets
 // our Authentication-Results: field on top and loses every one claiming our
-// authserv-id (RFC 8601 §5). Runs where waiting is fine (off_io).
+// authserv-id (RFC 8601 §5). Runs where waiting is fine (blocking()).
 Status SmtpConnection::authenticate_message() {
   const auto& c = rt_->config->smtp;
   auto msg = staging_.read_message();

@@ -1663,7 +1663,9 @@ void Session::on_commit(Result<std::string> queue_id, Output& out) {
   } else {
     const auto& e = queue_id.error();
     impl_->error_event(out, "commit failed: " + e.message);
-    if (e.smtp_code)
+    if (!e.reply.empty())
+      impl_->refuse(out, e.reply);
+    else if (e.smtp_code)
       impl_->refuse(out, std::to_string(e.smtp_code) + " " + e.enhanced + " " +
                              (e.client_text.empty() ? e.message : e.client_text));
     else
