@@ -103,7 +103,7 @@ TEST_CASE("every key of the manual and of SPEC §2 is in the table, in its file"
         "dmarc_reject", "dmarc_reject_exempt", "mail_auth_temperror_defer", "authserv_id", "mail_auth_exempt",
         "smtpd_milters", "non_smtpd_milters", "milter_default_action",
         "milter_connect_timeout", "milter_command_timeout", "milter_content_timeout", "dnsbl_sites",
-        "dnsbl_threshold", "dnsbl_exempt"}},
+        "dnsbl_threshold", "dnsbl_exempt", "dnsbl_action"}},
       {"popenv.dat", {"host", "port", "pop3s_port", "uidl_interval", "dustbox"}},
       {"wiz98msenv.dat",
        {"domain", "alias", "log_size_max", "mailing_list_from_kind", "mailing_list_to_kind",
@@ -233,6 +233,15 @@ TEST_CASE("dnsbl_sites: postscreen syntax, commas or blanks, each item checked")
         "negative: allow list)");
   r = parse_one("smtpenv.dat", "dnsbl_threshold=0\n");
   CHECK_FALSE(r.ok());
+  CHECK(parse_one("smtpenv.dat", "").config->smtp.dnsbl_action == "enforce");
+  r = parse_one("smtpenv.dat", "dnsbl_action=drop\n");
+  REQUIRE(r.ok());
+  CHECK(r.config->smtp.dnsbl_action == "drop");
+  r = parse_one("smtpenv.dat", "dnsbl_action=reject\n");
+  e = errors_of(r);
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].to_string().find("dnsbl_action") != std::string::npos);
+  CHECK(e[0].to_string().find("enforce, drop or ignore") != std::string::npos);
 }
 
 TEST_CASE("the manual's spellings and synonyms") {

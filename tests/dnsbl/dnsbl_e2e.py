@@ -22,7 +22,13 @@ sessions on port 25 from 127.0.0.x (source_address), to alice@localhost:
   - dnsmasq killed: a new client (127.0.0.7) is accepted (failed look-ups
     count as not listed, error.log says so); 127.0.0.2 is still refused
     from the cache;
-  - the metric wizmail_smtp_dnsbl_rejected_total counts the refused RCPTs.
+  - the metric wizmail_smtp_dnsbl_rejected_total counts the refused RCPTs;
+  - the look-ups start at connect: a client (127.0.0.8) that connects and
+    says nothing is asked about while it waits (dnsmasq's log);
+  - dnsbl_action=drop (a second server): 127.0.0.2 gets the exact 521 5.7.1
+    greeting and the connection ends; 127.0.0.6 is accepted;
+  - dnsbl_action=ignore (a third server): 127.0.0.2 is accepted and
+    error.log says it would have been blocked.
 Every process is killed at exit."""
 import os, pwd, smtplib, subprocess, sys, tempfile, time, urllib.request
 
@@ -76,9 +82,11 @@ def queries(ip, zone):
         return sum(1 for line in f if f"query[A] {rev(ip)}.{zone} " in line)
 
 
-def send(ip, port=None, login=False, subject="dnsbl"):
-    """(RCPT code, text) of one message to alice@localhost from `ip`."""
-    s = smtplib.SMTP("127.0.0.1", port or home.port, local_hostname="client.test", timeout=30,
+def send(ip, port=None, login=False, subject="dnsbl", h=None):
+    """(RCPT code, text) of one message to alice@localhost from `ip` (to
+    the server of Home `h`, the first by default)."""
+    h = h or home
+    s = smtplib.SMTP("127.0.0.1", port or h.port, local_hostname="client.test", timeout=30,
                      source_address=(ip, 0))
     s.ehlo("client.test")
     if login:
@@ -94,9 +102,9 @@ def send(ip, port=None, login=False, subject="dnsbl"):
     return code, text
 
 
-def error_log():
+def error_log(h=None):
     try:
-        with open(os.path.join(home.path, "var", "log", "error.log"), errors="replace") as f:
+        with open(os.path.join((h or home).path, "var", "log", "error.log"), errors="replace") as f:
             return f.read()
     except FileNotFoundError:
         return ""
@@ -138,6 +146,14 @@ harness.wait_until(lambda: "client [127.0.0.4] listed but not blocked (score 1" 
 code, text = send("127.0.0.6", subject="unlisted")
 check(code == 250, f"unlisted client accepted: {code} {text}")
 
+# 5b. The look-ups start when the client connects, not at its first RCPT:
+#     a client that only waits after the greeting is looked up meanwhile.
+idle = smtplib.SMTP("127.0.0.1", home.port, local_hostname="client.test", timeout=30,
+                    source_address=("127.0.0.8", 0))
+harness.wait_until(lambda: all(queries("127.0.0.8", z) == 1 for z in ("bl.test", "small.test", "wl.test")),
+                   "a silent client is looked up in every zone as it connects")
+idle.quit()
+
 # 6. Exempt: never asked.
 code, text = send("127.0.0.9", subject="exempt")
 check(code == 250, f"exempt client accepted: {code} {text}")
@@ -155,6 +171,38 @@ code, text = send("127.0.0.2")
 check(code == 554 and "blocked using bl.test" in text, f"listed client refused again: {code} {text}")
 time.sleep(0.5)  # dnsmasq would log a query at once
 check(queries("127.0.0.2", "bl.test") == before == 1, "the second session was answered from the cache")
+
+# 8b. dnsbl_action=drop: the greeting waits for the lists and refuses a
+#     blocked client with 521; others are greeted as usual.
+home_drop = Home(smtp_extra=(f"dns_servers=127.0.0.1:{dns_port}\n"
+                             "dnsbl_sites=bl.test=127.0.0.[2..11]*2 small.test, wl.test=127.0.[0..255].[1..3]*-2\n"
+                             "dnsbl_threshold=2\ndnsbl_exempt=127.0.0.9\ndnsbl_action=drop\n"))
+server_drop = Server(home_drop)
+try:
+    smtplib.SMTP("127.0.0.1", home_drop.port, local_hostname="client.test", timeout=30,
+                 source_address=("127.0.0.2", 0))
+    check(False, "drop: the listed client was greeted")
+except smtplib.SMTPConnectError as e:
+    check(e.smtp_code == 521
+          and e.smtp_error.decode() == "5.7.1 Service unavailable; client [127.0.0.2] blocked using bl.test",
+          f"drop: the listed client gets the 521 greeting ({e.smtp_code} {e.smtp_error!r})")
+harness.wait_until(lambda: "blocked using bl.test (score 2: bl.test*2): dropped at connect" in error_log(home_drop),
+                   "drop: error.log records the dropped client")
+code, text = send("127.0.0.6", subject="unlisted-drop", h=home_drop)
+check(code == 250, f"drop: an unlisted client is greeted and accepted: {code} {text}")
+harness.wait_until(lambda: any(b"Subject: unlisted-drop\r\n" in m for m in home_drop.messages()),
+                   "drop: the unlisted client's message delivered")
+server_drop.stop()
+
+# 8c. dnsbl_action=ignore: logged, never refused.
+home_ignore = Home(smtp_extra=(f"dns_servers=127.0.0.1:{dns_port}\n"
+                               "dnsbl_sites=bl.test=127.0.0.[2..11]*2\ndnsbl_exempt=127.0.0.9\ndnsbl_action=ignore\n"))
+server_ignore = Server(home_ignore)
+code, text = send("127.0.0.2", subject="ignored", h=home_ignore)
+check(code == 250, f"ignore: the listed client is accepted: {code} {text}")
+harness.wait_until(lambda: "client [127.0.0.2] would be blocked using bl.test (score 2: bl.test*2; dnsbl_action=ignore)"
+                   in error_log(home_ignore), "ignore: error.log says the client would have been blocked")
+server_ignore.stop()
 
 # 9. DNS dead: a new client is accepted, the failure logged; the cached
 #    listing still refuses.

@@ -12,7 +12,7 @@ progress; two milters in a chain (the second sees the first one's changes);
 a milter not listening, timing out, killed mid-session, or answering
 malformed packets (milter_default_action applies, nothing accepted is lost).
 Every process started here is killed at exit."""
-import glob, os, signal, smtplib, socket, struct, subprocess, sys, tempfile, threading, time
+import glob, os, signal, smtplib, socket, ssl, struct, subprocess, sys, tempfile, threading, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 import harness  # noqa: E402
@@ -64,11 +64,12 @@ class MilterServer(Server):
             m.kill()
 
 
-def server(milters, extra="", accounts=(("alice", "secret"), ("bob", "pw"), ("carol", "pw"), ("postmaster", "pm"))):
+def server(milters, extra="", accounts=(("alice", "secret"), ("bob", "pw"), ("carol", "pw"), ("postmaster", "pm")),
+           tls=False):
     specs = ",".join(m if isinstance(m, str) else m.spec() for m in milters)
     for attempt in range(3):
         home = Home(smtp_extra=f"smtpd_milters={specs}\nmilter_connect_timeout=2\nmilter_command_timeout=2\n"
-                               f"milter_content_timeout=3\n{extra}", accounts=accounts)
+                               f"milter_content_timeout=3\n{extra}", accounts=accounts, tls=tls)
         _homes.append(home)
         try:
             return home, MilterServer(home, milters)
@@ -165,6 +166,27 @@ def test_auth_macro_on_submission():
     c.quit()
     mail = [l for l in m.log().splitlines() if l.startswith("mail ")][0]
     check("{auth_authen}=alice" in mail, f"{{auth_authen}} names the authenticated user ({mail})")
+    srv.stop()
+
+
+def test_tls_macros():
+    """After STARTTLS the next HELO carries {tls_version}, {cipher} and
+    {cipher_bits} (Postfix's default helo macros); before it, none."""
+    m = Milter()
+    home, srv = server([m], tls=True)
+    c = smtplib.SMTP("127.0.0.1", home.port, timeout=20)
+    c.ehlo("client.test")
+    c.starttls(context=ssl._create_unverified_context())
+    c.ehlo("client.test")
+    c.sendmail("ext@remote.test", ["alice@localhost"], MESSAGE)
+    version, cipher = c.sock.version(), c.sock.cipher()
+    c.quit()
+    helos = [l for l in m.log().splitlines() if l.startswith("helo ")]
+    check(len(helos) == 2, f"the milter saw both EHLOs ({helos})")
+    check("{tls_version}" not in helos[0] and "{cipher}" not in helos[0], f"no TLS macros before STARTTLS ({helos[0]})")
+    check(f"{{tls_version}}={version}" in helos[1] and f"{{cipher}}={cipher[0]}" in helos[1]
+          and f"{{cipher_bits}}={cipher[2]}" in helos[1],
+          f"the TLS macros after STARTTLS name {version} {cipher[0]} {cipher[2]} ({helos[1]})")
     srv.stop()
 
 

@@ -99,10 +99,11 @@ struct SmtpSettings {
   int milter_connect_timeout = 30;         // seconds
   int milter_command_timeout = 30;         // seconds
   int milter_content_timeout = 300;        // seconds
-  // DNS block/allow lists at RCPT on port 25 (docs/dnsbl.md): postscreen's
-  // zone[=filter][*weight] items; empty = off.
+  // DNS block/allow lists on port 25 (docs/dnsbl.md): postscreen's
+  // zone[=filter][*weight] items, asked at connect; empty = off.
   std::vector<std::string> dnsbl_sites;
   int dnsbl_threshold = 1;                 // score that refuses the client
+  std::string dnsbl_action = "enforce";    // enforce (554 to RCPT) | drop (521 greeting) | ignore
   std::vector<std::string> dnsbl_exempt{"127.0.0.0/8", "::1"};  // never looked up
   // Obsolete since manual v2.10 (moved to wiz98msenv.dat `alias`): accepted
   // with a warning; a non-empty value is one more local domain.

@@ -388,12 +388,13 @@ std::vector<Key> make_keys() {
       // DNS block and allow lists (libwizmail/src/dnsbl/, docs/dnsbl.md).
       {.name = "dnsbl_sites", .file = smtpenv, .type = T::text_list, .default_value = "",
        .doc = "DNS block lists (positive weight) and allow lists (negative weight) asked for the "
-              "address of every unauthenticated port-25 client outside dnsbl_exempt, all at once "
+              "address of every port-25 client outside dnsbl_exempt when it connects, all at once "
               "through dns_servers, in Postfix postscreen's syntax zone[=filter][*weight] "
               "(separated by commas or blanks; filter: an IPv4 pattern of the answer, each octet "
               "a number, [a..b] or [a;b;c]; weight default 1). The weights of the listing sites "
-              "add up; a score of dnsbl_threshold or more refuses every RCPT with 554 5.7.1 "
-              "Service unavailable; client [IP] blocked using ZONE. Empty = no look-ups.",
+              "add up; a score of dnsbl_threshold or more refuses the client as dnsbl_action says "
+              "(enforce: every RCPT gets 554 5.7.1 Service unavailable; client [IP] blocked using "
+              "ZONE). Empty = no look-ups.",
        .example = "zen.spamhaus.org*2,list.dnswl.org=127.0.[0..255].[1..3]*-2",
        .split_blanks = true, .check_item = &check_dnsbl_site,
        .field = field<smtp, &S::dnsbl_sites>},
@@ -402,6 +403,14 @@ std::vector<Key> make_keys() {
        .doc = "The score (sum of the weights of the dnsbl_sites listing the client) at which it "
               "is refused.",
        .example = "2", .field = field<smtp, &S::dnsbl_threshold>},
+      {.name = "dnsbl_action", .file = smtpenv, .type = T::choice, .default_value = "enforce",
+       .doc = "What a client scoring dnsbl_threshold gets (as postscreen_dnsbl_action): enforce = "
+              "the session goes on, every RCPT is refused with 554 5.7.1 naming the list (unless "
+              "the client authenticates), the envelope is logged; drop = the greeting waits for "
+              "the answers and is 521 5.7.1 naming the list, then the connection closes; ignore = "
+              "logged only (to try a list out).",
+       .example = "drop", .choices = {"enforce", "drop", "ignore"},
+       .field = field<smtp, &S::dnsbl_action>},
       {.name = "dnsbl_exempt", .file = smtpenv, .type = T::cidr_list,
        .default_value = "127.0.0.0/8,::1",
        .doc = "Client IPs or CIDR blocks never looked up in dnsbl_sites (besides "

@@ -294,8 +294,8 @@ Verdict check(std::string_view ip, const std::vector<Site>& sites, int threshold
   return v;
 }
 
-std::string reject_reply(std::string_view ip, std::string_view zone) {
-  return util::cat("554 5.7.1 Service unavailable; client [", ip, "] blocked using ", zone);
+std::string reject_reply(std::string_view ip, std::string_view zone, int code) {
+  return util::cat(std::to_string(code), " 5.7.1 Service unavailable; client [", ip, "] blocked using ", zone);
 }
 
 }  // namespace wizmail::dnsbl

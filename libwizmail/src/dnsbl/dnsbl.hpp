@@ -118,7 +118,9 @@ Verdict check(std::string_view ip, const std::vector<Site>& sites, int threshold
 // and for check().
 Verdict score(const std::vector<Site>& sites, const std::vector<Answer>& answers, int threshold);
 
-// "554 5.7.1 Service unavailable; client [IP] blocked using ZONE".
-std::string reject_reply(std::string_view ip, std::string_view zone);
+// "554 5.7.1 Service unavailable; client [IP] blocked using ZONE" (the
+// refusal of each RCPT); `code` 521 for the greeting that drops the client
+// (dnsbl_action=drop, RFC 7504).
+std::string reject_reply(std::string_view ip, std::string_view zone, int code = 554);
 
 }  // namespace wizmail::dnsbl

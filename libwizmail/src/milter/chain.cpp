@@ -121,6 +121,12 @@ Chain::Chain(std::vector<Address> milters, Timeouts timeouts, DefaultAction on_f
 
 Chain::~Chain() { quit(); }
 
+void Chain::tls_started(std::string version, std::string cipher, int bits) {
+  set("{tls_version}", std::move(version));
+  set("{cipher}", std::move(cipher));
+  set("{cipher_bits}", std::to_string(bits));
+}
+
 void Chain::set(std::string_view name, std::string value) {
   for (auto& [n, v] : values_)
     if (n == name) {

@@ -82,6 +82,9 @@ class Chain {
   // first HELO (helo() calls it when not done).
   Verdict connect();
   Verdict helo(std::string_view name);
+  // TLS started (STARTTLS or implicit): the macros {tls_version}, {cipher}
+  // and {cipher_bits}, sent from the next HELO on (Postfix's default).
+  void tls_started(std::string version, std::string cipher, int bits);
   // A new transaction (an unfinished one is aborted first).
   Verdict mail(std::string_view sender, const std::vector<std::string>& args, std::string_view auth_user,
                std::string_view transaction_id);

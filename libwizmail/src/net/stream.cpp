@@ -142,25 +142,28 @@ asio::awaitable<void> Stream::close_gracefully(std::chrono::steady_clock::time_p
   close();
 }
 
-std::string Stream::tls_description() const {
-  if (!tls_) return {};
+std::optional<Stream::TlsInfo> Stream::tls_info() const {
+  if (!tls_) return std::nullopt;
   SSL* ssl = const_cast<asio::ssl::stream<socket_type&>&>(*tls_).native_handle();
-  std::string out = ::SSL_get_version(ssl);
-  if (const char* c = ::SSL_get_cipher_name(ssl)) {
-    out += ' ';
-    out += c;
-  }
+  TlsInfo out;
+  out.version = ::SSL_get_version(ssl);
+  const char* cipher = ::SSL_get_cipher_name(ssl);
+  out.cipher = cipher ? cipher : "";
+  out.bits = ::SSL_get_cipher_bits(ssl, &out.alg_bits);
   return out;
 }
 
+std::string Stream::tls_description() const {
+  auto t = tls_info();
+  if (!t) return {};
+  return t->cipher.empty() ? t->version : util::cat(t->version, " ", t->cipher);
+}
+
 std::string Stream::tls_received_text() const {
-  if (!tls_) return {};
-  SSL* ssl = const_cast<asio::ssl::stream<socket_type&>&>(*tls_).native_handle();
-  const char* cipher = ::SSL_get_cipher_name(ssl);
-  int alg_bits = 0;
-  int bits = ::SSL_get_cipher_bits(ssl, &alg_bits);
-  return util::cat(::SSL_get_version(ssl), " with cipher ", cipher ? cipher : "?", " (", std::to_string(bits), "/",
-                   std::to_string(alg_bits), " bits)");
+  auto t = tls_info();
+  if (!t) return {};
+  return util::cat(t->version, " with cipher ", t->cipher.empty() ? std::string_view("?") : std::string_view(t->cipher),
+                   " (", std::to_string(t->bits), "/", std::to_string(t->alg_bits), " bits)");
 }
 
 void Stream::cancel() noexcept {

@@ -72,6 +72,15 @@ class Stream {
   asio::awaitable<std::error_code> handshake(TlsContextPtr context);
 
   bool is_tls() const noexcept { return tls_ != nullptr; }
+  // What the handshake negotiated: "TLSv1.3", "TLS_AES_256_GCM_SHA384", the
+  // cipher's secret bits; nullopt without TLS.
+  struct TlsInfo {
+    std::string version;
+    std::string cipher;
+    int bits = 0;
+    int alg_bits = 0;
+  };
+  std::optional<TlsInfo> tls_info() const;
   // The negotiated protocol and cipher, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384".
   std::string tls_description() const;
   // "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" (what a

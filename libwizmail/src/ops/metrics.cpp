@@ -74,7 +74,7 @@ std::string render_metrics(const MetricsSnapshot& m) {
   metric(out, "wizmail_smtp_relay_denied_total", "counter", "RCPTs refused by the relay rules.",
          {{"", num(s.smtp_relay_denied)}});
   metric(out, "wizmail_smtp_dnsbl_rejected_total", "counter",
-         "RCPTs refused because the DNS block lists list the client.", {{"", num(s.smtp_dnsbl_rejected)}});
+         "RCPTs refused and connections dropped because the DNS block lists list the client.", {{"", num(s.smtp_dnsbl_rejected)}});
   metric(out, "wizmail_hook_runs_total", "counter", "Delivery hooks started.", {{"", num(s.hook_runs)}});
   metric(out, "wizmail_hook_failures_total", "counter", "Delivery hooks that failed.", {{"", num(s.hook_failures)}});
   metric(out, "wizmail_start_time_seconds", "gauge", "When the server started (unix seconds).",

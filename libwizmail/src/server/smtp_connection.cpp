@@ -15,6 +15,7 @@
 
 #include "dkim/dkim.hpp"
 #include "dnsbl/dnsbl.hpp"
+#include "util/prefetch.hpp"
 #include "mailauth/mailauth.hpp"
 #include "milter/chain.hpp"
 #include "net/request_deadline.hpp"
@@ -124,12 +125,21 @@ class Environment final : public smtp::Environment {
     return d.reply;
   }
 
-  // DNS block and allow lists (docs/dnsbl.md).
+  // DNS block and allow lists (docs/dnsbl.md): asked once per session, by
+  // prefetch_client() on the blocking pool as the client connects, or by
+  // the first reader (check_client: at the first RCPT, or before the
+  // greeting when dnsbl_action=drop) if that task has not started yet.
   bool wants_client_check() override {
     if (trusted_ || !remote_ || rt_.dnsbl_sites.empty()) return false;
     return !rt_.dnsbl_exempt.contains(*remote_);
   }
+  void prefetch_client(std::string_view client_ip) {
+    client_check_.run([&] { return look_up_client(client_ip); });
+  }
   ClientVerdict check_client(std::string_view client_ip) override {
+    return client_check_.get([&] { return look_up_client(client_ip); });
+  }
+  ClientVerdict look_up_client(std::string_view client_ip) {
     ClientVerdict out;
     auto v = dnsbl::check(client_ip, rt_.dnsbl_sites, rt_.config->smtp.dnsbl_threshold, srv_.dnsbl_cache,
                           dnsbl_lookup(*rt_.config));
@@ -140,10 +150,16 @@ class Environment final : public smtp::Environment {
       if (!listed.empty()) listed += ' ';
       listed += l;
     }
-    if (v.blocked) {
-      out.refusal = dnsbl::reject_reply(client_ip, v.zone);
+    const auto& action = rt_.config->smtp.dnsbl_action;
+    const bool ignore = action == "ignore";
+    if (v.blocked && !ignore) {
+      // drop: the greeting's 521 (the session never starts); enforce: each RCPT's 554
+      out.refusal = dnsbl::reject_reply(client_ip, v.zone, action == "drop" ? 521 : 554);
       out.reason = util::cat("client [", client_ip, "] blocked using ", v.zone, " (score ",
                              std::to_string(v.score), ": ", listed, ")");
+    } else if (v.blocked) {
+      out.notes.push_back(util::cat("client [", client_ip, "] would be blocked using ", v.zone, " (score ",
+                                    std::to_string(v.score), ": ", listed, "; dnsbl_action=ignore)"));
     } else if (!v.listed.empty()) {
       out.notes.push_back(util::cat("client [", client_ip, "] listed but not blocked (score ",
                                     std::to_string(v.score), " < dnsbl_threshold: ", listed, ")"));
@@ -324,6 +340,7 @@ class Environment final : public smtp::Environment {
   bool trusted_;
   std::optional<tcp::endpoint> local_;  // a TCP session's own address
   std::optional<asio::ip::address> remote_;  // a TCP session's client
+  util::Prefetch<ClientVerdict> client_check_;
   std::unique_ptr<milter::Chain> milters_;
   std::string sid_;
   std::uint64_t transactions_ = 0;
@@ -416,6 +433,8 @@ class SmtpConnection final : public SessionConnection,
   asio::awaitable<bool> act();
   asio::awaitable<void> proceed();
   asio::awaitable<bool> pregreet();
+  void start_client_check();
+  asio::awaitable<bool> client_dropped();
   bool more_pending() {
     std::error_code ec;
     return !stream_.is_tls() && stream_.socket().available(ec) > 0 && !ec;
@@ -428,6 +447,11 @@ class SmtpConnection final : public SessionConnection,
   template <class Fn>
   asio::awaitable<void> blocking(Fn fn);
   void start_milters();
+  // The TLS macros for the milters, once the handshake is done.
+  void tell_milters_tls() {
+    auto t = stream_.tls_info();
+    if (t && env_ && env_->milters()) env_->milters()->tls_started(t->version, t->cipher, t->bits);
+  }
   // The end of the message through the milters: nullopt to commit `txn`
   // (changed as they asked) and the staged message (rewritten when they
   // changed it); else what the commit answers (their refusal, or a
@@ -494,6 +518,7 @@ void SmtpConnection::start_milters() {
   auto chain = std::make_unique<milter::Chain>(std::move(list), t, action, std::move(info),
                                                [this](const std::string& line) { log_line(LogFile::error, line); });
   env_->set_milters(std::move(chain), sid_);
+  tell_milters_tls();  // smtps: the handshake came first
 }
 
 std::optional<Result<std::string>> SmtpConnection::filter_message(milter::Chain& chain, smtp::Transaction& txn) {
@@ -752,6 +777,7 @@ asio::awaitable<bool> SmtpConnection::act() {
         co_return false;
       }
       log_line(LogFile::smtp, "TLS started: " + stream_.tls_description());
+      tell_milters_tls();
       session_->on_tls_started(out_, stream_.tls_received_text());
       continue;
     }
@@ -815,6 +841,31 @@ asio::awaitable<bool> SmtpConnection::pregreet() {
   co_return co_await act();
 }
 
+// DNS block lists (docs/dnsbl.md): the look-ups start as the client
+// connects, on the blocking pool, so that their answers are usually in by
+// the time they are read (the first RCPT; the greeting with drop) and a
+// slow list costs the client nothing it would not wait for anyway. The task
+// holds the connection; a reader that comes first does the look-ups itself.
+void SmtpConnection::start_client_check() {
+  if (proto_ != Protocol::smtp || !srv_.blocking || !env_->wants_client_check()) return;
+  asio::post(srv_.blocking->get_executor(),
+             [self = shared_from_this(), this] { env_->prefetch_client(peer_ip_); });
+}
+
+// dnsbl_action=drop (postscreen's drop): the greeting waits for the lists;
+// a client they block gets 521 and the connection ends. True: dropped.
+asio::awaitable<bool> SmtpConnection::client_dropped() {
+  if (proto_ != Protocol::smtp || rt_->config->smtp.dnsbl_action != "drop" || !env_->wants_client_check())
+    co_return false;
+  smtp::Environment::ClientVerdict v;
+  co_await blocking([&] { v = env_->check_client(peer_ip_); });
+  if (v.refusal.empty()) co_return false;  // notes: logged by the session at RCPT
+  srv_.counters.dnsbl_rejected.fetch_add(1, std::memory_order_relaxed);
+  log_line(LogFile::error, util::cat(v.reason, ": dropped at connect (dnsbl_action=drop)"));
+  co_await say(util::cat(v.refusal, "\r\n"));
+  co_return true;
+}
+
 // The command deadline and the DATA rate (net::RequestDeadline), from the
 // session's state after it took `data_bytes` bytes of message data.
 void SmtpConnection::track_request(std::size_t data_bytes) {
@@ -872,7 +923,9 @@ asio::awaitable<void> SmtpConnection::run() {
                                    cfg.smtp.data_min_rate});
   start_milters();
   session_ = std::make_unique<smtp::Session>(std::move(so), *env_, *this);
+  start_client_check();
   bool open = co_await pregreet();
+  if (open && co_await client_dropped()) open = false;
   if (open) {
     session_->start(out_);
     open = co_await act();

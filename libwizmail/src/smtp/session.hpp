@@ -278,7 +278,8 @@ class Environment {
   // DNS block and allow lists (docs/dnsbl.md): asked at the first RCPT of
   // the session on port 25 from an unauthenticated client only (never on
   // the submission ports nor the local submit socket), in proceed() (the
-  // DNS may wait); the answer holds for the session. wants_client_check()
+  // DNS may wait — the server's environment started the look-ups at
+  // connect, so it rarely does); the answer holds for the session. wants_client_check()
   // does not wait. `refusal`: the whole reply line refusing every RCPT
   // ("554 5.7.1 ..."), empty = go on; `reason`: for error.log with each
   // refusal; `notes`: for error.log once (failed look-ups). The defaults:
