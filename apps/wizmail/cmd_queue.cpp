@@ -1,5 +1,6 @@
-// wizmail queue list [--json] | flush | delete ID
-// What Postfix users know as mailq, postqueue -f and postsuper -d.
+// wizmail queue list [--json] | flush | delete ID | quarantine [--json] | release ID
+// What Postfix users know as mailq, postqueue -f, postsuper -d, the hold
+// queue (mailq's '!') and postsuper -H.
 //
 // flush: asks the running server over var/run/control.sock; if that server
 // has no control command for it, sends SIGUSR1 to the pid in
@@ -8,6 +9,12 @@
 // tries them at once.
 // delete: an entry being delivered right now (active/) is refused while a
 // server runs (try again); with no server it is removed wherever it is.
+// An id that is not in the queue but in the quarantine is deleted there.
+// quarantine: the messages a milter quarantined (wizmail/quarantine.hpp).
+// release: hands one to the running server's submit socket with its
+// envelope (it is then delivered as locally submitted mail: the
+// non_smtpd_milters see it, the smtpd_milters that held it do not), and
+// removes it from the quarantine once the server accepted it.
 #include <signal.h>
 
 #include <cstring>
@@ -17,6 +24,8 @@
 #include "commands.hpp"
 #include "wizmail/admin/control.hpp"
 #include "wizmail/admin/json.hpp"
+#include "wizmail/admin/submit.hpp"
+#include "wizmail/quarantine.hpp"
 #include "wizmail/relay.hpp"
 #include "wizmail/queue.hpp"
 
@@ -104,19 +113,75 @@ void flush(Context& ctx, const std::filesystem::path& home, const RelayQueue& qu
             << " deferred message(s) made due: they are tried as soon as it starts\n";
 }
 
+std::filesystem::path quarantine_dir(const RelayQueue& queue) { return queue.dir() / "quarantine"; }
+
 void remove(Context& ctx, const std::filesystem::path& home, const RelayQueue& queue, const std::string& id) {
   bool running = control::running_server(home).has_value();
   if (auto st = delete_queue_entry(queue, id, !running); !st) {
+    if (st.error().code == Errc::not_found && delete_quarantined(quarantine_dir(queue), id)) {
+      std::cout << "deleted " << id << " (quarantined)\n";
+      return;
+    }
     ctx.error(st.error());
     return;
   }
   std::cout << "deleted " << id << '\n';
 }
 
+void list_quarantined(Context& ctx, const RelayQueue& queue) {
+  auto all = list_quarantine(quarantine_dir(queue));
+  if (!all) {
+    ctx.error(all.error());
+    return;
+  }
+  if (ctx.json) {
+    std::string json = "[";
+    for (std::size_t i = 0; i < all->size(); ++i) {
+      const auto& q = (*all)[i];
+      json += std::string(i ? "," : "") + "{\"id\":" + json_string(q.id) + ",\"reason\":" + json_string(q.reason) +
+              ",\"created\":" + std::to_string(q.created) + ",\"size\":" + std::to_string(q.size) +
+              ",\"sender\":" + json_string(q.sender) + ",\"recipients\":[";
+      for (std::size_t r = 0; r < q.recipients.size(); ++r)
+        json += std::string(r ? "," : "") + json_string(q.recipients[r]);
+      json += "]}";
+    }
+    std::cout << json << "]\n";
+    return;
+  }
+  for (const auto& q : *all) {
+    std::cout << q.id << "  quarantined " << time_text(q.created) << "  " << q.size << " bytes: " << q.reason
+              << "\n  from <" << q.sender << ">\n";
+    for (const auto& r : q.recipients) std::cout << "  to <" << r << ">\n";
+  }
+  std::cout << (all->empty() ? std::string("nothing is quarantined\n")
+                             : std::string("-- ") + std::to_string(all->size()) + " message(s) quarantined\n");
+}
+
+void release(Context& ctx, const std::filesystem::path& home, const RelayQueue& queue, const std::string& id) {
+  auto q = load_quarantined(quarantine_dir(queue), id);
+  if (!q) {
+    ctx.error(q.error());
+    return;
+  }
+  if (auto st = submit::send(control::submit_socket_path(home), {q->sender, q->recipients}, q->message); !st) {
+    ctx.error(st.error().code == Errc::unavailable
+                  ? Error{Errc::unavailable, std::string("the server is not running: start it, then release ") + id}
+                  : st.error());
+    return;
+  }
+  // Accepted (and durable) before this: a crash here leaves a copy in the
+  // quarantine that a second release would deliver again, never a loss.
+  if (auto st = delete_quarantined(quarantine_dir(queue), id); !st) {
+    ctx.error(Error{st.error().code, std::string("released ") + id + ", but it is still in the quarantine: " + st.error().message});
+    return;
+  }
+  std::cout << "released " << id << " to " << q->recipients.size() << " recipient(s)\n";
+}
+
 }  // namespace
 
 void add_queue_commands(CLI::App& app, Context& ctx) {
-  auto* queue = app.add_subcommand("queue", "the outbound retry queue (resendmail/): list, flush, delete");
+  auto* queue = app.add_subcommand("queue", "the outbound retry queue (resendmail/): list, flush, delete; quarantined mail: quarantine, release");
   queue->require_subcommand(1);
   auto id = std::make_shared<std::string>();
 
@@ -140,9 +205,19 @@ void add_queue_commands(CLI::App& app, Context& ctx) {
   fl->callback(with_queue([&ctx](const std::filesystem::path& h, const RelayQueue& q) { flush(ctx, h, q); }));
 
   auto* del = queue->add_subcommand("delete", "remove a queued message without a bounce (like postsuper -d)");
-  del->add_option("ID", *id, "the queue id (see queue list)")->required();
+  del->add_option("ID", *id, "the queue id (see queue list, or queue quarantine)")->required();
   del->callback(
       with_queue([&ctx, id](const std::filesystem::path& h, const RelayQueue& q) { remove(ctx, h, q, *id); }));
+
+  auto* qu = queue->add_subcommand("quarantine", "messages a milter quarantined, kept undelivered (the hold queue)");
+  qu->add_flag("--json", ctx.json, "print JSON");
+  qu->callback(with_queue([&ctx](const std::filesystem::path&, const RelayQueue& q) { list_quarantined(ctx, q); }));
+
+  auto* rel = queue->add_subcommand(
+      "release", "deliver a quarantined message to its recipients through the running server (like postsuper -H)");
+  rel->add_option("ID", *id, "the id (see queue quarantine)")->required();
+  rel->callback(
+      with_queue([&ctx, id](const std::filesystem::path& h, const RelayQueue& q) { release(ctx, h, q, *id); }));
 }
 
 }  // namespace wizmail::cli

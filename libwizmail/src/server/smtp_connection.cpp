@@ -33,6 +33,7 @@
 #include "util/fs.hpp"
 #include "util/strings.hpp"
 #include "wizmail/mailbox.hpp"
+#include "wizmail/quarantine.hpp"
 
 namespace wizmail::server {
 
@@ -598,20 +599,15 @@ std::optional<Result<std::string>> SmtpConnection::filter_message(milter::Chain&
     if (auto st = staging_.replace(m.serialize()); !st) return Result<std::string>(unexpected(st.error()));
   }
   if (m.quarantine) {
-    // No hold queue in wizmail: the message is kept, durably, in
-    // <queue>/quarantine/ with its envelope in X-Wizmail- fields, and not
-    // delivered (docs/milter.md).
-    std::string file = util::cat("X-Wizmail-Quarantine: ", *m.quarantine, "\r\nX-Wizmail-Envelope-From: <",
-                                 txn.reverse_path, ">\r\n");
-    for (const auto& r : txn.recipients) file += util::cat("X-Wizmail-Envelope-To: <", r.address, ">\r\n");
-    file += m.serialize();
-    const auto dir = rt_->config->queue_dir() / "quarantine";
-    const auto path = dir / (util::unique_name_part() + ".eml");
-    Status st = util::make_dirs(dir, 0700);
-    if (st) st = util::write_file_atomic(path, file, 0600);
-    if (!st) return Result<std::string>(unexpected(st.error()));
+    // The hold queue (wizmail/quarantine.hpp): kept durably with its
+    // envelope, not delivered until `wizmail queue release` (docs/milter.md).
+    std::vector<std::string> rcpts;
+    for (const auto& r : txn.recipients) rcpts.push_back(r.address);
+    auto id = quarantine_message(rt_->config->queue_dir() / "quarantine", *m.quarantine, txn.reverse_path, rcpts,
+                                 m.serialize());
+    if (!id) return Result<std::string>(unexpected(id.error()));
     staging_.abort();
-    log_line(LogFile::smtp, util::cat("milter: quarantined (", *m.quarantine, "): ", path.string()));
+    log_line(LogFile::smtp, util::cat("milter: quarantined (", *m.quarantine, "): ", *id));
     return Result<std::string>(util::cat(sid_, ".quarantined"));
   }
   return std::nullopt;
