@@ -17,6 +17,7 @@
 #include "wizmail/mailbox.hpp"
 #include "wizmail/mailing_list.hpp"
 #include "wizmail/pop_before_smtp.hpp"
+#include "wizmail/quarantine.hpp"
 #include "wizmail/queue.hpp"
 #include "wizmail/relay.hpp"
 #include "wizmail/server.hpp"
