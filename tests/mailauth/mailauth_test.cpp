@@ -301,3 +301,63 @@ TEST_CASE("DKIM keys through Dns") {
   CHECK(keys("s2._domainkey.slow.example").status == dkim::KeyAnswer::Status::temporary);
   CHECK(keys("s9._domainkey.none.example").status == dkim::KeyAnswer::Status::not_found);
 }
+
+TEST_CASE("client name: PTR forward-confirmed, as Postfix's client_name") {
+  // ptr: reverse name → PTR names; fwd: name|type → addresses.
+  std::map<std::string, std::vector<std::string>> ptr, fwd;
+  std::vector<std::string> asked;
+  Dns dns = [&](std::string_view name, int type) -> Result<DnsRecords> {
+    std::string n(name);
+    asked.push_back(n);
+    auto& table = type == ns_t_ptr ? ptr : fwd;
+    auto key = type == ns_t_ptr ? n : n + (type == ns_t_aaaa ? "|aaaa" : "|a");
+    auto it = table.find(key);
+    if (it == table.end()) return DnsRecords{DnsRecords::Status::nx_domain, {}, 0};
+    if (it->second.size() == 1 && it->second[0] == "TEMP") return fail(Errc::temporary, "timed out");
+    return DnsRecords{DnsRecords::Status::found, it->second, 300};
+  };
+  ptr["7.2.0.192.in-addr.arpa"] = {"Mail.Example.TEST."};
+  fwd["mail.example.test|a"] = {"192.0.2.9", "192.0.2.7"};
+  auto n = mailauth::client_name(dns, "192.0.2.7");
+  CHECK(n.name == "mail.example.test");
+  CHECK(n.ptr == "mail.example.test");
+
+  // A PTR that does not point back: unknown, the PTR name kept apart.
+  ptr["8.2.0.192.in-addr.arpa"] = {"liar.example.test", "also.example.test"};
+  fwd["liar.example.test|a"] = {"198.51.100.1"};
+  fwd["also.example.test|a"] = {"192.0.2.8"};
+  n = mailauth::client_name(dns, "192.0.2.8");
+  CHECK(n.name == "also.example.test");  // the second name confirms
+  CHECK(n.ptr == "liar.example.test");
+  ptr["10.2.0.192.in-addr.arpa"] = {"liar.example.test"};
+  n = mailauth::client_name(dns, "192.0.2.10");
+  CHECK(n.name.empty());
+  CHECK(n.ptr == "liar.example.test");
+
+  // No PTR, a DNS failure, a forward failure, nonsense: unknown.
+  CHECK(mailauth::client_name(dns, "192.0.2.99").name.empty());
+  ptr["11.2.0.192.in-addr.arpa"] = {"TEMP"};
+  CHECK(mailauth::client_name(dns, "192.0.2.11").ptr.empty());
+  ptr["12.2.0.192.in-addr.arpa"] = {"slow.example.test"};
+  fwd["slow.example.test|a"] = {"TEMP"};
+  n = mailauth::client_name(dns, "192.0.2.12");
+  CHECK(n.name.empty());
+  CHECK(n.ptr == "slow.example.test");
+  asked.clear();
+  CHECK(mailauth::client_name(dns, "not an address").name.empty());
+  CHECK(asked.empty());
+
+  // IPv6: nibbles reversed, AAAA asked; an IPv4-mapped client is its IPv4.
+  ptr["1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"] = {"v6.example.test"};
+  fwd["v6.example.test|aaaa"] = {"2001:db8::1"};
+  CHECK(mailauth::client_name(dns, "2001:db8::1").name == "v6.example.test");
+  CHECK(mailauth::client_name(dns, "::ffff:192.0.2.7").name == "mail.example.test");
+
+  // At most 10 names are checked: an answer of 50 costs 11 questions.
+  std::vector<std::string> many;
+  for (int i = 0; i < 50; ++i) many.push_back("n" + std::to_string(i) + ".example.test");
+  ptr["13.2.0.192.in-addr.arpa"] = many;
+  asked.clear();
+  CHECK(mailauth::client_name(dns, "192.0.2.13").name.empty());
+  CHECK(asked.size() == 11);
+}

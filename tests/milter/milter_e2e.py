@@ -12,7 +12,7 @@ progress; two milters in a chain (the second sees the first one's changes);
 a milter not listening, timing out, killed mid-session, or answering
 malformed packets (milter_default_action applies, nothing accepted is lost).
 Every process started here is killed at exit."""
-import glob, json, os, signal, smtplib, socket, ssl, struct, subprocess, sys, tempfile, threading, time
+import glob, json, os, pwd, signal, smtplib, socket, ssl, struct, subprocess, sys, tempfile, threading, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 import harness  # noqa: E402
@@ -188,6 +188,44 @@ def test_tls_macros():
           and f"{{cipher_bits}}={cipher[2]}" in helos[1],
           f"the TLS macros after STARTTLS name {version} {cipher[0]} {cipher[2]} ({helos[1]})")
     srv.stop()
+
+
+def test_client_name_macros():
+    """{client_name} is the forward-confirmed reverse DNS name (Postfix's),
+    {client_ptr} the PTR name, both 'unknown' without one; dnsmasq on a
+    free port answers: 127.0.0.5 <-> client5.test (PTR and A),
+    127.0.0.6 -> liar.test (PTR only, no A back), 127.0.0.7 nothing."""
+    dnsmasq_bin = "/usr/sbin/dnsmasq"
+    check(os.path.exists(dnsmasq_bin), "dnsmasq is installed (scripts/packages.txt)")
+    port = harness.free_port()
+    tmp = tempfile.mkdtemp(prefix="wizmail-milter-dns-")
+    dns = harness.start_process(
+        [dnsmasq_bin, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", f"--port={port}",
+         "--listen-address=127.0.0.1", "--bind-interfaces", f"--pid-file={tmp}/dnsmasq.pid",
+         f"--user={pwd.getpwuid(os.getuid()).pw_name}", "--local=/test/", "--local=/127.in-addr.arpa/",
+         "--host-record=client5.test,127.0.0.5", "--ptr-record=6.0.0.127.in-addr.arpa,liar.test"])
+    try:
+        m = Milter()
+        home, srv = server([m], extra=f"dns_servers=127.0.0.1:{port}\n")
+        for ip in ("127.0.0.5", "127.0.0.6", "127.0.0.7"):
+            c = smtplib.SMTP("127.0.0.1", home.port, timeout=20, source_address=(ip, 0))
+            c.ehlo("client.test")
+            c.quit()
+        conns = [l for l in m.log().splitlines() if l.startswith("connect ")]
+        check(len(conns) == 3, f"three connect events ({conns})")
+        by_ip = {ip: next((l for l in conns if f"{{client_addr}}={ip}" in l), "") for ip in
+                 ("127.0.0.5", "127.0.0.6", "127.0.0.7")}
+        check(by_ip["127.0.0.5"].startswith("connect client5.test ") and "{client_name}=client5.test" in by_ip["127.0.0.5"]
+              and "{client_ptr}=client5.test" in by_ip["127.0.0.5"] and "_=client5.test [127.0.0.5]" in by_ip["127.0.0.5"],
+              f"a confirmed name: client5.test ({by_ip['127.0.0.5']})")
+        check("{client_name}=unknown" in by_ip["127.0.0.6"] and "{client_ptr}=liar.test" in by_ip["127.0.0.6"],
+              f"a PTR that does not point back: unknown, the PTR name in {{client_ptr}} ({by_ip['127.0.0.6']})")
+        check("{client_name}=unknown" in by_ip["127.0.0.7"] and "{client_ptr}=unknown" in by_ip["127.0.0.7"],
+              f"no PTR: unknown ({by_ip['127.0.0.7']})")
+        srv.stop()
+    finally:
+        dns.terminate()
+        dns.wait(10)
 
 
 # --- refusals at each stage -------------------------------------------------

@@ -38,7 +38,7 @@ static FILE* logf;
 static void logline(SMFICTX* ctx, const char* stage, const char* arg) {
   static const char* macros[] = {"j", "{daemon_name}", "{client_addr}", "{client_name}", "{auth_authen}",
                                  "i", "{mail_addr}", "{rcpt_addr}", "_", "{tls_version}", "{cipher}",
-                                 "{cipher_bits}", NULL};
+                                 "{cipher_bits}", "{client_ptr}", NULL};
   fprintf(logf, "%s %s", stage, arg ? arg : "");
   for (int i = 0; macros[i]; ++i) {
     char* v = smfi_getsymval(ctx, (char*)macros[i]);

@@ -31,6 +31,17 @@ namespace wizmail::mailauth {
 // ns_t_ptr. Errc::temporary: time-out or SERVFAIL.
 using Dns = std::function<Result<outbound::DnsRecords>(std::string_view name, int type)>;
 
+// --- The client's name (Postfix's forward-confirmed reverse DNS) ---
+// `ptr`: the first PTR name of `ip` (unverified; "" when none or DNS
+// failed); `name`: the first PTR name whose A/AAAA records include `ip`
+// ("" = unknown). At most 10 PTR names are checked. Names lower case,
+// without the final dot. For the milters' {client_name}/{client_ptr}.
+struct ClientName {
+  std::string name;
+  std::string ptr;
+};
+ClientName client_name(const Dns& dns, std::string_view ip);
+
 // --- SPF (RFC 7208) over libspf2 ---
 enum class SpfResult { none, neutral, pass, fail, softfail, temperror, permerror };
 std::string_view to_string(SpfResult r) noexcept;

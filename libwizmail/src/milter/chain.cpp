@@ -121,6 +121,14 @@ Chain::Chain(std::vector<Address> milters, Timeouts timeouts, DefaultAction on_f
 
 Chain::~Chain() { quit(); }
 
+void Chain::client_named(std::string name, std::string ptr) {
+  info_.client_name = std::move(name);
+  const std::string shown = info_.client_name.empty() ? std::string("unknown") : info_.client_name;
+  set("{client_name}", shown);
+  set("{client_ptr}", ptr.empty() ? std::string("unknown") : std::move(ptr));
+  set("_", util::cat(shown, " [", info_.client_addr, "]"));
+}
+
 void Chain::tls_started(std::string version, std::string cipher, int bits) {
   set("{tls_version}", std::move(version));
   set("{cipher}", std::move(cipher));

@@ -82,6 +82,10 @@ class Chain {
   // first HELO (helo() calls it when not done).
   Verdict connect();
   Verdict helo(std::string_view name);
+  // The client's forward-confirmed name and its PTR name ("" = unknown),
+  // for the connect event and {client_name}, {client_ptr} and _. Before
+  // the first event only (the connect carries the name).
+  void client_named(std::string name, std::string ptr);
   // TLS started (STARTTLS or implicit): the macros {tls_version}, {cipher}
   // and {cipher_bits}, sent from the next HELO on (Postfix's default).
   void tls_started(std::string version, std::string cipher, int bits);

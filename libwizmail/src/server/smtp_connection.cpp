@@ -313,18 +313,40 @@ class Environment final : public smtp::Environment {
   milter::Chain* milters() noexcept { return milters_.get(); }
   void stop_milters() noexcept { milters_.reset(); }
   bool filtering() override { return milters_ != nullptr; }
-  std::optional<std::string> filter_helo(std::string_view name) override { return answer(milters_->helo(name)); }
+  // The client's name for the milters' connect event (Postfix's
+  // forward-confirmed reverse DNS): looked up from connect on (prefetch_name,
+  // on the blocking pool), read before the milters' first event.
+  void prefetch_name(std::string_view client_ip) {
+    client_name_.run([&] { return mailauth::client_name(auth_dns(*rt_.config), client_ip); });
+  }
+  void name_client() {
+    if (named_ || !milters_ || !remote_) return;
+    named_ = true;
+    auto ip = net::unmap(*remote_).to_string();
+    const auto& n = client_name_.get([&] { return mailauth::client_name(auth_dns(*rt_.config), ip); });
+    milters_->client_named(n.name, n.ptr);
+  }
+  std::optional<std::string> filter_helo(std::string_view name) override {
+    name_client();
+    return answer(milters_->helo(name));
+  }
   std::optional<std::string> filter_mail(std::string_view sender, std::string_view args,
                                          std::string_view auth_user) override {
+    name_client();
     ++transactions_;
     return answer(milters_->mail(sender, util::split_list(args, ' '), auth_user,
                                  util::cat(sid_, ".", std::to_string(transactions_))));
   }
   std::optional<std::string> filter_rcpt(std::string_view recipient, std::string_view args) override {
+    name_client();
     return answer(milters_->rcpt(recipient, util::split_list(args, ' ')));
   }
-  std::optional<std::string> filter_data() override { return answer(milters_->data()); }
+  std::optional<std::string> filter_data() override {
+    name_client();
+    return answer(milters_->data());
+  }
   std::optional<std::string> filter_unknown(std::string_view line) override {
+    name_client();
     return answer(milters_->unknown(line));
   }
 
@@ -342,6 +364,8 @@ class Environment final : public smtp::Environment {
   std::optional<tcp::endpoint> local_;  // a TCP session's own address
   std::optional<asio::ip::address> remote_;  // a TCP session's client
   util::Prefetch<ClientVerdict> client_check_;
+  util::Prefetch<mailauth::ClientName> client_name_;
+  bool named_ = false;
   std::unique_ptr<milter::Chain> milters_;
   std::string sid_;
   std::uint64_t transactions_ = 0;
@@ -520,6 +544,9 @@ void SmtpConnection::start_milters() {
                                                [this](const std::string& line) { log_line(LogFile::error, line); });
   env_->set_milters(std::move(chain), sid_);
   tell_milters_tls();  // smtps: the handshake came first
+  if (!trusted() && srv_.blocking)
+    asio::post(srv_.blocking->get_executor(),
+               [self = shared_from_this(), this] { env_->prefetch_name(peer_ip_); });
 }
 
 std::optional<Result<std::string>> SmtpConnection::filter_message(milter::Chain& chain, smtp::Transaction& txn) {

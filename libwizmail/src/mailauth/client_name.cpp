@@ -1,0 +1,47 @@
+// The client's name: PTR, then the forward confirmation (mailauth.hpp).
+#include <arpa/nameser.h>
+
+#include <algorithm>
+
+#include "mailauth/dns_check.hpp"
+#include "mailauth/mailauth.hpp"
+#include "util/ip.hpp"
+#include "util/strings.hpp"
+
+namespace wizmail::mailauth {
+
+namespace {
+
+std::string norm(std::string_view name) {
+  std::string out = util::to_lower(name);
+  while (!out.empty() && out.back() == '.') out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+ClientName client_name(const Dns& dns, std::string_view ip_text) {
+  ClientName out;
+  auto ip = util::IpAddress::parse(ip_text);
+  if (!ip) return out;
+  auto ptr = dns(reverse_name(*ip), ns_t_ptr);
+  if (!ptr || ptr->status != outbound::DnsRecords::Status::found) return out;
+  constexpr std::size_t max_names = 10;
+  std::size_t checked = 0;
+  for (const auto& raw : ptr->records) {
+    auto name = norm(raw);
+    if (name.empty()) continue;
+    if (out.ptr.empty()) out.ptr = name;
+    if (++checked > max_names) break;
+    auto fwd = dns(name, ip->v6 ? ns_t_aaaa : ns_t_a);
+    if (!fwd || fwd->status != outbound::DnsRecords::Status::found) continue;
+    for (const auto& a : fwd->records)
+      if (auto back = util::IpAddress::parse(a); back && *back == *ip) {
+        out.name = name;
+        return out;
+      }
+  }
+  return out;
+}
+
+}  // namespace wizmail::mailauth
