@@ -10,9 +10,16 @@ outbound_port), found through dnsmasq's MX records:
   plain.test,
   mayplain.test → mx.plain.test 127.0.0.4  a Python SMTP peer without
                                         STARTTLS that records every line
+  rogue.test → mx.rogue.test 127.0.0.5  wizmail, a self-signed certificate
+                                        for the right name (no CA we trust)
+  broken.test,
+  maybroken.test → mx.broken.test 127.0.0.6  a Python peer that offers
+                                        STARTTLS, says 220 and then sends
+                                        garbage instead of a handshake
 
-The sender's tls_policy.def: good.test and wrong.test verify, enc.test and
-plain.test encrypt; mayplain.test takes the default (may). The CA and the
+The sender's tls_policy.def: good.test, wrong.test and rogue.test verify,
+enc.test, plain.test and broken.test encrypt; mayplain.test and
+maybroken.test take the default (may). The CA and the
 certificates are made with openssl here."""
 import json, os, re, smtplib, socket, subprocess, sys, threading, time
 
@@ -57,6 +64,9 @@ def server_cert(name):
 good_cert, good_key = server_cert("mx.good.test")
 wrong_cert, wrong_key = server_cert("not-the-mx.test")
 openssl("verify", "-CAfile", ca_cert, good_cert)  # the chain is sound
+rogue_key, rogue_cert = os.path.join(tmp, "rogue.key"), os.path.join(tmp, "rogue.pem")
+openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=mx.rogue.test", "-days", "2",
+        "-keyout", rogue_key, "-out", rogue_cert, "-addext", "subjectAltName=DNS:mx.rogue.test")
 
 port = harness.free_port()  # every peer listens on it, each on its own loopback address
 dnsmasq, dns_port = peers.start_dnsmasq(
@@ -64,7 +74,10 @@ dnsmasq, dns_port = peers.start_dnsmasq(
     "--mx-host=wrong.test,mx.wrong.test,10", "--mx-host=enc.test,mx.wrong.test,10",
     "--host-record=mx.wrong.test,127.0.0.3",
     "--mx-host=plain.test,mx.plain.test,10", "--mx-host=mayplain.test,mx.plain.test,10",
-    "--host-record=mx.plain.test,127.0.0.4")
+    "--host-record=mx.plain.test,127.0.0.4",
+    "--mx-host=rogue.test,mx.rogue.test,10", "--host-record=mx.rogue.test,127.0.0.5",
+    "--mx-host=broken.test,mx.broken.test,10", "--mx-host=maybroken.test,mx.broken.test,10",
+    "--host-record=mx.broken.test,127.0.0.6")
 _homes = []
 
 
@@ -98,9 +111,11 @@ def can_connect(ip, p):
 
 class PlainPeer:
     """A minimal SMTP server without STARTTLS that records every line it is
-    sent and keeps each message it takes."""
+    sent and keeps each message it takes. `broken_tls`: it offers STARTTLS,
+    answers 220 and then sends garbage instead of a TLS handshake."""
 
-    def __init__(self, ip, p):
+    def __init__(self, ip, p, broken_tls=False):
+        self.broken_tls = broken_tls
         self.lines, self.messages = [], []
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -133,7 +148,11 @@ class PlainPeer:
             self.lines.append(line)
             verb = line.split(" ")[0].upper()
             if verb == "EHLO":
-                c.sendall(b"250-mx.plain.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+                tls = b"250-STARTTLS\r\n" if self.broken_tls else b""
+                c.sendall(b"250-mx.plain.test\r\n" + tls + b"250-PIPELINING\r\n250 8BITMIME\r\n")
+            elif verb == "STARTTLS" and self.broken_tls:
+                c.sendall(b"220 2.0.0 go ahead\r\n" + b"this is not a TLS record\r\n" * 4)
+                break
             elif verb == "DATA":
                 data = []
                 c.sendall(b"354 go ahead\r\n")
@@ -148,6 +167,8 @@ class PlainPeer:
 good_home, good_server = peer_home("127.0.0.2", "good.test", good_cert, good_key)
 wrong_home, wrong_server = peer_home("127.0.0.3", "wrong.test", wrong_cert, wrong_key, alias="enc.test")
 plain = PlainPeer("127.0.0.4", port)
+rogue_home, rogue_server = peer_home("127.0.0.5", "rogue.test", rogue_cert, rogue_key)
+broken = PlainPeer("127.0.0.6", port, broken_tls=True)
 
 # --- the sender
 home = Home(smtp_extra=f"dns_servers=127.0.0.1:{dns_port}\noutbound_port={port}\nresend_scan_interval=1\n"
@@ -158,7 +179,9 @@ with open(os.path.join(home.path, "def", "tls_policy.def"), "w") as f:
             "good.test     verify\n"
             "wrong.test    verify\n"
             "enc.test      encrypt\n"
-            "plain.test    encrypt\n")
+            "plain.test    encrypt\n"
+            "rogue.test    verify\n"
+            "broken.test   encrypt\n")
 r = subprocess.run([WIZMAIL, "--home", home.path, "config", "check"], capture_output=True, text=True)
 check(r.returncode == 0, "config check accepts the table: " + r.stdout + r.stderr)
 server = Server(home)
@@ -271,7 +294,38 @@ for path, rcpt, status in ((p, r, s) for p in sorted(os.listdir(home.new_dir("al
                              capture_output=True, text=True)
         check(res.returncode == 0, f"python's email reads the {rcpt} notice: " + res.stdout + res.stderr)
 check(not plain.messages[1:] and len(wrong_home.messages("bob")) == 1, "still nothing sent where TLS failed")
+
+# 7. verify, a self-signed certificate for the right name → deferred: the
+#    chain is not trusted; nothing reaches the peer.
+send("bob@rogue.test", "tls-verify-rogue")
+wait_for(lambda: log_has("to <bob@rogue.test> deferred"), "verify + a self-signed certificate: deferred",
+         homes=[home])
+check("Untrusted TLS connection established to mx.rogue.test[127.0.0.5]" in server_log(home),
+      "server.log: an Untrusted TLS connection")
+check("Server certificate not verified: host mx.rogue.test[127.0.0.5] (name mx.rogue.test, peer CN=mx.rogue.test)"
+      in server_log(home), "the reason names the host and the certificate")
+check(len(rogue_home.messages("bob")) == 0, "nothing reached the peer")
+
+# 8. encrypt, a peer whose handshake fails → deferred with the reason;
+#    nothing after STARTTLS went in clear.
+send("erin@broken.test", "tls-encrypt-broken")
+wait_for(lambda: log_has("to <erin@broken.test> deferred"), "encrypt + a failing TLS handshake: deferred",
+         homes=[home])
+check("Cannot start TLS: handshake failure with host mx.broken.test[127.0.0.6]" in server_log(home),
+      "server.log: Cannot start TLS: handshake failure with host …")
+check(sorted({line.split(" ")[0].upper() for line in broken.lines}) == ["EHLO", "STARTTLS"],
+      f"the peer saw only EHLO and STARTTLS ({sorted(set(broken.lines))})")
+check("erin@broken.test" in queue_list(), "the message stays queued")
+
+# 9. may, the same peer → the handshake fails, the next connection goes
+#    without TLS and delivers (opportunistic TLS never loses the mail).
+send("fred@maybroken.test", "tls-may-broken")
+wait_for(lambda: len(broken.messages) == 1, "may + a failing TLS handshake: delivered in clear", homes=[home])
+check("Subject: tls-may-broken" in broken.messages[0], "the may message, not the encrypt one")
+check("STARTTLS failed" in server_log(home) and "retrying without TLS" in server_log(home),
+      "server.log: STARTTLS failed, retrying without TLS")
 server.stop()
 good_server.stop()
 wrong_server.stop()
+rogue_server.stop()
 print("ok - all TLS policy checks")
