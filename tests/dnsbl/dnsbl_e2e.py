@@ -21,7 +21,8 @@ sessions on port 25 from 127.0.0.x (source_address), to alice@localhost:
     count in dnsmasq's log unchanged);
   - dnsmasq killed: a new client (127.0.0.7) is accepted (failed look-ups
     count as not listed, error.log says so); 127.0.0.2 is still refused
-    from the cache;
+    from the cache; 127.0.0.10 right after is accepted without the dead
+    zones being asked (their back-off, error.log says so);
   - the metric wizmail_smtp_dnsbl_rejected_total counts the refused RCPTs;
   - the look-ups start at connect: a client (127.0.0.8) that connects and
     says nothing is asked about while it waits (dnsmasq's log);
@@ -214,11 +215,18 @@ harness.wait_until(lambda: "DNS block list look-up failed (counted as not listed
                    "error.log records the failed look-up")
 code, text = send("127.0.0.2")
 check(code == 554, f"the cached listing still refuses without DNS: {code} {text}")
+# Within the back-off (10 s) after the failure, the dead zones are not
+# asked again: the next new client is accepted without waiting for them.
+code, text = send("127.0.0.10", subject="dns-backoff")
+check(code == 250, f"another client accepted while the DNS is dead: {code} {text}")
+harness.wait_until(lambda: "bl.test: not asked: it failed" in error_log(),
+                   "error.log says the failed zone was not asked again (back-off)")
 
 # 10. The metric: one per refused RCPT (127.0.0.2 three times, 127.0.0.5 once).
 check(metric("wizmail_smtp_dnsbl_rejected_total") == 4,
       f"wizmail_smtp_dnsbl_rejected_total = 4 ({metric('wizmail_smtp_dnsbl_rejected_total')})")
-for subject in ("allow-listed", "below-threshold", "unlisted", "exempt", "authenticated", "submission", "dns-dead"):
+for subject in ("allow-listed", "below-threshold", "unlisted", "exempt", "authenticated", "submission", "dns-dead",
+                "dns-backoff"):
     harness.wait_until(lambda: any(f"Subject: {subject}\r\n".encode() in m for m in home.messages()),
                        f"message '{subject}' delivered")
 server.stop()

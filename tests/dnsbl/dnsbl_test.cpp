@@ -267,29 +267,68 @@ TEST_CASE("check: all zones asked at once, one question per zone, answers cached
   CHECK(dns.asked.empty());
 }
 
-TEST_CASE("check: failed questions are not cached") {
-  std::vector<Site> sites{site("zen.example")};
+TEST_CASE("check: failed questions are not cached per client; the failed zone backs off") {
+  std::vector<Site> sites{site("zen.example"), site("bl.example")};
   int calls = 0;
-  Lookup dead = [&](const std::vector<std::string>& names) {
+  std::vector<std::string> asked;
+  bool zen_dead = true;
+  Lookup dns = [&](const std::vector<std::string>& names) {
     ++calls;
-    return std::vector<Answer>(names.size(), failed());
+    asked.insert(asked.end(), names.begin(), names.end());
+    std::vector<Answer> out;
+    for (const auto& n : names) out.push_back(zen_dead && n.ends_with("zen.example") ? failed() : not_listed(300));
+    return out;
   };
-  Cache cache;
+  Cache cache;  // failure_backoff 10 s
   auto t0 = Cache::Clock::time_point{} + 1000h;
-  auto v = check("192.0.2.7", sites, 1, cache, dead, t0);
+  auto v = check("192.0.2.7", sites, 1, cache, dns, t0);
   CHECK(!v.blocked);
-  CHECK(v.errors.size() == 1);
-  CHECK(cache.size() == 0);
-  v = check("192.0.2.7", sites, 1, cache, dead, t0 + 1s);
+  REQUIRE(v.errors.size() == 1);
+  CHECK(v.errors[0].starts_with("zen.example: "));
+  CHECK(cache.size() == 1);  // bl.example's answer only
+  // Another client within 10 s: zen.example is not asked (counted as not
+  // listing, and said so); bl.example is.
+  asked.clear();
+  v = check("192.0.2.8", sites, 1, cache, dns, t0 + 3s);
+  CHECK(asked == std::vector<std::string>{"8.2.0.192.bl.example"});
+  REQUIRE(v.errors.size() == 1);
+  CHECK(v.errors[0] == "zen.example: not asked: it failed 3 s ago (DNS x: Timeout while contacting DNS servers)");
+  CHECK(!v.blocked);
+  // The first client again: its failure was not kept, the back-off holds.
+  asked.clear();
+  v = check("192.0.2.7", sites, 1, cache, dns, t0 + 9s);
+  CHECK(asked.empty());
+  // After the back-off: asked again; it still fails, so a new back-off.
+  asked.clear();
+  v = check("192.0.2.9", sites, 1, cache, dns, t0 + 10s);
+  CHECK(asked == std::vector<std::string>{"9.2.0.192.zen.example", "9.2.0.192.bl.example"});
+  asked.clear();
+  check("192.0.2.10", sites, 1, cache, dns, t0 + 15s);
+  CHECK(asked == std::vector<std::string>{"10.2.0.192.bl.example"});
+  // It answers again after that back-off: no more back-off.
+  zen_dead = false;
+  asked.clear();
+  v = check("192.0.2.11", sites, 1, cache, dns, t0 + 21s);
+  CHECK(asked.size() == 2);
+  CHECK(v.errors.empty());
+  CHECK_FALSE(cache.zone_down("zen.example", t0 + 22s));
+  // A back-off of 0 turns it off: every failure asked again.
+  Cache no_backoff(Cache::Limits{.failure_backoff = 0s});
+  zen_dead = true;
+  calls = 0;
+  check("192.0.2.7", sites, 1, no_backoff, dns, t0);
+  check("192.0.2.7", sites, 1, no_backoff, dns, t0 + 1s);
   CHECK(calls == 2);
   // A lookup that answers fewer names than asked: the rest failed.
+  Cache fresh;
   Lookup short_answer = [](const std::vector<std::string>&) { return std::vector<Answer>{}; };
-  v = check("192.0.2.7", sites, 1, cache, short_answer, t0);
-  CHECK(v.errors.size() == 1);
+  v = check("192.0.2.7", sites, 1, fresh, short_answer, t0);
+  CHECK(v.errors.size() == 2);
   CHECK(!v.blocked);
   // A client that is no IP address is never asked about.
-  v = check("unknown", sites, 1, cache, dead, t0);
-  CHECK(calls == 2);
+  calls = 0;
+  v = check("unknown", sites, 1, no_backoff, dns, t0);
+  CHECK(calls == 0);
   CHECK(!v.blocked);
 }
 

@@ -234,6 +234,24 @@ std::size_t Cache::size() const {
   return map_.size();
 }
 
+std::optional<Cache::Failure> Cache::zone_down(std::string_view zone, Clock::time_point now) const {
+  std::lock_guard lk(mu_);
+  auto it = down_.find(std::string(zone));
+  if (it == down_.end() || now >= it->second.since + limits_.failure_backoff) return std::nullopt;
+  return it->second;
+}
+
+void Cache::zone_failed(std::string_view zone, std::string error, Clock::time_point now) {
+  if (limits_.failure_backoff.count() <= 0) return;
+  std::lock_guard lk(mu_);
+  down_[std::string(zone)] = Failure{std::move(error), now};
+}
+
+void Cache::zone_answered(std::string_view zone) {
+  std::lock_guard lk(mu_);
+  if (!down_.empty()) down_.erase(std::string(zone));
+}
+
 // ---- scoring --------------------------------------------------------------
 
 Verdict score(const std::vector<Site>& sites, const std::vector<Answer>& answers, int threshold) {
@@ -267,6 +285,12 @@ Verdict check(std::string_view ip, const std::vector<Site>& sites, int threshold
   std::vector<std::size_t> asked;
   for (std::size_t i = 0; i < zones.size(); ++i) {
     if ((by_zone[i] = cache.get(ip, zones[i], now))) continue;
+    if (auto down = cache.zone_down(zones[i], now)) {
+      auto ago = std::chrono::duration_cast<std::chrono::seconds>(now - down->since).count();
+      by_zone[i] = Answer{Answer::Status::error, {}, {},
+                          util::cat("not asked: it failed ", std::to_string(ago), " s ago (", down->error, ")")};
+      continue;
+    }
     auto name = query_name(ip, zones[i]);
     if (!name) {
       by_zone[i] = Answer{Answer::Status::error, {}, {}, "not an IP address"};
@@ -279,6 +303,8 @@ Verdict check(std::string_view ip, const std::vector<Site>& sites, int threshold
     auto got = lookup ? lookup(names) : std::vector<Answer>{};
     for (std::size_t j = 0; j < asked.size(); ++j) {
       Answer a = j < got.size() ? std::move(got[j]) : Answer{Answer::Status::error, {}, {}, "no answer"};
+      if (a.status == Answer::Status::error) cache.zone_failed(zones[asked[j]], a.error, now);
+      else cache.zone_answered(zones[asked[j]]);
       cache.put(ip, zones[asked[j]], a, now);
       by_zone[asked[j]] = std::move(a);
     }

@@ -70,8 +70,12 @@ struct Answer {
 using Lookup = std::function<std::vector<Answer>(const std::vector<std::string>& names)>;
 
 // (address, zone) → Answer, each for its TTL clamped to [min_ttl, max_ttl]
-// (an unknown TTL counts as min_ttl). Errors are never kept. At most
-// `max_entries` entries: the least recently used goes first. Thread-safe.
+// (an unknown TTL counts as min_ttl). Errors are never kept per address;
+// instead a zone whose question failed (time-out, SERVFAIL, refused) is
+// not asked again for `failure_backoff` (every client counts as not listed
+// by it meanwhile): a dead resolver costs one wait per zone per back-off,
+// not one per connection. At most `max_entries` entries: the least
+// recently used goes first. Thread-safe.
 class Cache {
  public:
   using Clock = std::chrono::steady_clock;
@@ -79,6 +83,7 @@ class Cache {
     std::size_t max_entries = 100000;
     std::chrono::seconds min_ttl{60};
     std::chrono::seconds max_ttl{3600};
+    std::chrono::seconds failure_backoff{10};
   };
   Cache() : Cache(Limits{}) {}
   explicit Cache(Limits limits) : limits_(limits) {}
@@ -86,6 +91,15 @@ class Cache {
   std::optional<Answer> get(std::string_view ip, std::string_view zone, Clock::time_point now);
   void put(std::string_view ip, std::string_view zone, const Answer& a, Clock::time_point now);
   std::size_t size() const;
+  // The zone's last failure while it is within failure_backoff (why, and
+  // since when); nullopt: ask it. zone_answered() ends a back-off.
+  struct Failure {
+    std::string error;
+    Clock::time_point since;
+  };
+  std::optional<Failure> zone_down(std::string_view zone, Clock::time_point now) const;
+  void zone_failed(std::string_view zone, std::string error, Clock::time_point now);
+  void zone_answered(std::string_view zone);
 
  private:
   struct Entry {
@@ -97,6 +111,7 @@ class Cache {
   mutable std::mutex mu_;
   std::list<Entry> lru_;  // most recently used first
   std::unordered_map<std::string, std::list<Entry>::iterator> map_;
+  std::unordered_map<std::string, Failure> down_;  // zone → its last failure
 };
 
 struct Verdict {
@@ -109,8 +124,9 @@ struct Verdict {
 };
 
 // Scores `ip` against `sites`: answers from the cache, the rest asked at
-// once through `lookup` and kept in the cache (errors are not). A site
-// whose question failed counts as not listing.
+// once through `lookup` and kept in the cache (errors are not; a failed
+// zone backs off, see Cache). A site whose question failed or whose zone
+// is backing off counts as not listing (Verdict::errors says so).
 Verdict check(std::string_view ip, const std::vector<Site>& sites, int threshold, Cache& cache,
               const Lookup& lookup, Cache::Clock::time_point now = Cache::Clock::now());
 
