@@ -377,6 +377,58 @@ TEST_CASE("DMARC: none, p=none, bad policy, no p=, not v=DMARC1 first, two recor
   CHECK(count(with_dmarc(rec({"v=DMARC1; p"})), "DMARC", L::fail, "malformed") == 1);
 }
 
+TEST_CASE("DMARC: a subdomain without a record inherits the organisational domain's, with sp=") {
+  auto sub_input = [] {
+    auto in = good_input();
+    in.domain = "sub.example.test";
+    in.org_domain = "example.test";
+    in.dkim_keys.clear();
+    return in;
+  };
+  auto rec = [](std::vector<std::string> v) { return Result<DnsRecords>(DnsRecords{DnsRecords::Status::found, std::move(v), 60}); };
+  {
+    auto d = good_zone();  // _dmarc.example.test: p=reject, no sp=
+    auto f = run(d, sub_input());
+    INFO(dump(f));
+    CHECK(count(f, "DMARC", L::ok,
+                "at _dmarc.example.test, which applies to sub.example.test (no record of its own) (p=reject)") == 1);
+  }
+  {
+    auto d = good_zone();
+    d.set("_dmarc.example.test", ns_t_txt, rec({"v=DMARC1; p=reject; sp=none"}));
+    auto f = run(d, sub_input());
+    INFO(dump(f));
+    CHECK(count(f, "DMARC", L::warn, "which applies to sub.example.test (no record of its own): sp=none") == 1);
+  }
+  {
+    auto d = good_zone();
+    d.set("_dmarc.example.test", ns_t_txt, rec({"v=DMARC1; p=none; sp=bogus"}));
+    CHECK(count(run(d, sub_input()), "DMARC", L::fail, "sp=bogus is not none, quarantine or reject") == 1);
+  }
+  {
+    // The subdomain's own record wins; its sp= is not read.
+    auto d = good_zone();
+    d.set("_dmarc.sub.example.test", ns_t_txt, rec({"v=DMARC1; p=quarantine; sp=none"}));
+    auto f = run(d, sub_input());
+    INFO(dump(f));
+    CHECK(count(f, "DMARC", L::ok, "\"v=DMARC1; p=quarantine; sp=none\" (p=quarantine)") == 1);
+  }
+  {
+    // Neither: the failure names both places.
+    auto d = good_zone();
+    d.set("_dmarc.example.test", ns_t_txt, DnsRecords{DnsRecords::Status::nx_domain, {}, 0});
+    CHECK(count(run(d, sub_input()), "DMARC", L::fail,
+                "no DMARC record at _dmarc.sub.example.test nor at _dmarc.example.test") == 1);
+  }
+  {
+    // The organisational domain's DNS times out: temporary, never a FAIL.
+    auto d = good_zone();
+    d.set("_dmarc.example.test", ns_t_txt, Result<DnsRecords>(unexpected(timeout)));
+    auto f = run(d, sub_input());
+    CHECK(count(f, "DMARC", L::fail) == 0);
+  }
+}
+
 TEST_CASE("MTA-STS: information only, well-formed or not") {
   auto with_sts = [](std::vector<std::string> v) {
     auto d = good_zone();

@@ -5,6 +5,7 @@
 #include <system_error>
 
 #include "mailauth/dns_check.hpp"
+#include "mailauth/mailauth.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
 #include "wizmail/admin/check_dns.hpp"
@@ -79,6 +80,8 @@ Result<std::vector<DnsFinding>> check_dns(const fs::path& home, const Config& co
     in.addresses.emplace_back(util::trim(a));
   }
   read_dkim_keys(home, in);
+  if (auto psl = mailauth::PublicSuffixList::load("/usr/share/publicsuffix/public_suffix_list.dat"))
+    in.org_domain = psl->organizational_domain(in.domain);
   const ResolverOptions resolver = route_options(config).resolver;
   mailauth::DnsAnswers dns([resolver](std::string_view name, int type) {
     return outbound::query_records(name, type, resolver);

@@ -455,7 +455,7 @@ void check_dkim(Report& rep, const DnsCheckInput& in, DnsAnswers& dns) {
 // --- DMARC ---
 
 void check_dmarc_record(Report& rep, const DnsCheckInput& in, DnsAnswers& dns) {
-  const std::string name = util::cat("_dmarc.", in.domain);
+  std::string name = util::cat("_dmarc.", in.domain);
   const std::string publish =
       util::cat("publish `", name, ". IN TXT \"v=DMARC1; p=none; rua=mailto:postmaster@", in.domain, "\"`");
   auto txt = dns.lookup(name, ns_t_txt);
@@ -463,10 +463,29 @@ void check_dmarc_record(Report& rep, const DnsCheckInput& in, DnsAnswers& dns) {
   std::vector<std::string> dmarc;
   for (const auto& t : found(txt))
     if (starts_with_version(t, "v=DMARC1")) dmarc.push_back(t);
+  // A subdomain without a record of its own: receivers use the
+  // organisational domain's, with its sp= policy (RFC 7489 §6.6.3).
+  std::string inherited;  // the organisational record's name, when it applies
+  if (dmarc.empty() && found(txt).empty() && !in.org_domain.empty() && in.org_domain != in.domain) {
+    const std::string org_name = util::cat("_dmarc.", in.org_domain);
+    auto org = dns.lookup(org_name, ns_t_txt);
+    if (is_temporary(org)) return rep.temporary("DMARC", org.error());
+    for (const auto& t : found(org))
+      if (starts_with_version(t, "v=DMARC1")) dmarc.push_back(t);
+    if (!dmarc.empty()) {
+      inherited = org_name;
+      name = org_name;
+    }
+  }
   if (dmarc.empty()) {
     if (!found(txt).empty())
       return rep.add("DMARC", Level::fail,
                      util::cat("the TXT record at ", name, " does not start with v=DMARC1: \"", found(txt).front(), "\""),
+                     publish);
+    if (!in.org_domain.empty() && in.org_domain != in.domain)
+      return rep.add("DMARC", Level::fail,
+                     util::cat("no DMARC record at ", name, " nor at _dmarc.", in.org_domain,
+                               " (the organisational domain's)"),
                      publish);
     return rep.add("DMARC", Level::fail, util::cat("no DMARC record at ", name), publish);
   }
@@ -484,15 +503,22 @@ void check_dmarc_record(Report& rep, const DnsCheckInput& in, DnsAnswers& dns) {
   if (!p)
     return rep.add("DMARC", Level::fail, util::cat("\"", record, "\" has no p= tag"),
                    "add p=none (then quarantine, then reject) after v=DMARC1");
-  const std::string policy = util::to_lower(*p);
+  // Inherited: the subdomain policy sp= when given (else p=) is what applies.
+  const std::string* sp = inherited.empty() ? nullptr : tag(*tags, "sp");
+  const std::string which = sp ? "sp" : "p";
+  const std::string policy = util::to_lower(sp ? *sp : *p);
   if (policy != "none" && policy != "quarantine" && policy != "reject")
-    return rep.add("DMARC", Level::fail, util::cat("\"", record, "\": p=", *p, " is not none, quarantine or reject"),
-                   "set p=none, p=quarantine or p=reject");
+    return rep.add("DMARC", Level::fail,
+                   util::cat("\"", record, "\": ", which, "=", sp ? *sp : *p, " is not none, quarantine or reject"),
+                   util::cat("set ", which, "=none, ", which, "=quarantine or ", which, "=reject"));
+  const std::string from = inherited.empty()
+                               ? std::string()
+                               : util::cat(" at ", inherited, ", which applies to ", in.domain, " (no record of its own)");
   if (policy == "none")
     return rep.add("DMARC", Level::warn,
-                   util::cat("\"", record, "\": p=none, receivers take no action on mail that fails"),
+                   util::cat("\"", record, "\"", from, ": ", which, "=none, receivers take no action on mail that fails"),
                    "read the reports (rua=) for a few weeks, then move to p=quarantine and p=reject");
-  rep.add("DMARC", Level::ok, util::cat("\"", record, "\" (p=", policy, ")"));
+  rep.add("DMARC", Level::ok, util::cat("\"", record, "\"", from, " (", which, "=", policy, ")"));
 }
 
 // --- MTA-STS (optional: information only) ---

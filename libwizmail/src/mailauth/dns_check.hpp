@@ -58,6 +58,9 @@ struct DnsCheckInput {
   std::vector<std::string> addresses;  // configured (--address), numeric
   std::vector<DkimKeyFile> dkim_keys;  // every key of the domain in the home
   std::string dkim_problem;            // e.g. several keys and no selector file
+  // The organisational domain (public suffix list; RFC 7489 §6.6.3): its
+  // DMARC record applies when `domain` has none. Empty or `domain`: none.
+  std::string org_domain;
 };
 
 std::vector<DnsFinding> evaluate_dns(const DnsCheckInput& input, DnsAnswers& dns);
