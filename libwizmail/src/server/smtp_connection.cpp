@@ -15,7 +15,6 @@
 
 #include "dkim/dkim.hpp"
 #include "dnsbl/dnsbl.hpp"
-#include "util/prefetch.hpp"
 #include "mailauth/mailauth.hpp"
 #include "milter/chain.hpp"
 #include "net/request_deadline.hpp"
@@ -31,6 +30,7 @@
 #include "smtp/session.hpp"
 #include "srs/srs.hpp"
 #include "util/fs.hpp"
+#include "util/prefetch.hpp"
 #include "util/strings.hpp"
 #include "wizmail/mailbox.hpp"
 #include "wizmail/quarantine.hpp"
