@@ -18,7 +18,7 @@ SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 home = Home(tls=True, smtp_extra=(
     "send_permits_only_smtp_auth=0\npop_before_smtp=1\naddress_permits_relay=192.0.2.7\n"
     "multiprocessing=20\nmultiprocessing_exempt=192.0.2.250\nclient_connection_limit=2\n"
-    "greet_wait=300\nauth_block_failures=2\nauth_penalty_delay=0\n"),
+    "greet_wait=300\ngreet_wait_exempt=192.0.2.251\nauth_block_failures=2\nauth_penalty_delay=0\n"),
     server_extra="proxy_trusted_networks=127.0.0.1\n")
 home.pop3s_port = free_port()
 with open(os.path.join(home.path, "def", "popenv.dat"), "a") as f:
@@ -82,6 +82,12 @@ def log(name):
         return ""
 
 
+def logged(name, *texts, timeout=10):
+    """Whether every text shows up in var/log/NAME (the logger writes on
+    its own thread: polled)."""
+    return poll(lambda: all(t in log(name) for t in texts), timeout)
+
+
 def smtp_session(header, commands, port=None, src="127.0.0.1", pipeline=True):
     """The header, then the commands: pipelined in the header's own send
     (pipeline) or each after the previous reply. Returns the replies (the
@@ -101,6 +107,7 @@ def smtp_session(header, commands, port=None, src="127.0.0.1", pipeline=True):
 
 
 def send_mail(header, sender, rcpt, subject, port=None, src="127.0.0.1"):
+    port = port or home.port
     body = f"From: <{sender}>\r\nSubject: {subject}\r\n\r\nhello\r\n."
     return smtp_session(header, ["EHLO client.example", f"MAIL FROM:<{sender}>", f"RCPT TO:<{rcpt}>", "DATA",
                                  body, "QUIT"], port=port, src=src, pipeline=False)
@@ -120,8 +127,7 @@ def test_a_v1_names_the_client_everywhere():
     check(m is not None and "Received: from client.example ([192.0.2.7])" in m,
           "Received: names the client of the v1 header, 192.0.2.7")
     check("127.0.0.1" not in m.split("\r\n\r\n")[0], "Received: does not name the proxy")
-    smtp_log = log("smtp.log")
-    check(" 192.0.2.7:40000 " in smtp_log and "PROXY v1 TCP4 via 127.0.0.1:" in smtp_log,
+    check(logged("smtp.log", " 192.0.2.7:40000 ", "PROXY v1 TCP4 via 127.0.0.1:"),
           "smtp.log names the client (and the proxy once)")
 
 
@@ -174,7 +180,7 @@ def test_e_pop_before_smtp_follows_the_named_client():
         got += chunk
     s.close()
     check(got.count(b"+OK") == 4, f"POP3 through a v1 header, commands pipelined after it ({got!r})")
-    check(" 192.0.2.40:40000 " in log("pop.log"), "pop.log names the client of the header")
+    check(logged("pop.log", " 192.0.2.40:40000 "), "pop.log names the client of the header")
     check(relay("192.0.2.40").startswith("250"), "after its POP3 login 192.0.2.40 may relay")
     check(relay("192.0.2.41").startswith("5"), "192.0.2.41 (no login) still may not")
     ip = open(os.path.join(home.path, "mailbox", "alice", "ip")).read()
@@ -205,8 +211,7 @@ def test_f_limits_count_the_named_client():
     check(not any(p.startswith("127.0.0.1:") for p in peers), "`sessions` shows no proxy address")
     for s in held:
         s.close()
-    err = log("error.log")
-    check(" 192.0.2.20:40000 " in err and "client_connection_limit 2" in err, "error.log names the refused client")
+    check(logged("error.log", " 192.0.2.20:40000 ", "client_connection_limit 2"), "error.log names the refused client")
 
 
 def test_g_auth_penalty_counts_the_named_client():
@@ -224,7 +229,7 @@ def test_g_auth_penalty_counts_the_named_client():
     check(r.startswith("-ERR [SYS/TEMP] too many failed logins"),
           f"past auth_block_failures (2) 192.0.2.50 is blocked ({r.strip()})")
     s.close()
-    check(poll(lambda: "pop3 login refused from 192.0.2.50" in log("error.log"), 5), "error.log names 192.0.2.50")
+    check(logged("error.log", "pop3 login refused from 192.0.2.50"), "error.log names 192.0.2.50")
     s = connect(home.pop_port)
     s.sendall(v1("192.0.2.51", dport=110) + b"USER alice\r\nPASS secret\r\nQUIT\r\n")
     got = b""
@@ -248,7 +253,7 @@ def test_h_implicit_tls_after_the_header():
         t.sendall(b"QUIT\r\n")
         recv_line(t)
         t.close()
-    check(" 192.0.2.60:40000 " in log("smtp.log") and " 192.0.2.61:40000 " in log("pop.log"),
+    check(logged("smtp.log", " 192.0.2.60:40000 ") and logged("pop.log", " 192.0.2.61:40000 "),
           "the TLS ports name the clients of their headers")
 
 
@@ -274,10 +279,10 @@ def test_i_trusted_peer_without_a_header_is_refused():
     s.sendall(SIG + bytes([0x21, 0x12]) + struct.pack("!H", 12) + bytes(12))
     check(at_eof(s), "a v2 header for UDP is refused")
     s.close()
-    err = log("error.log")
-    check("bad PROXY protocol header: not a PROXY protocol header" in err, "error.log: a trusted peer without a header")
-    check("no PROXY protocol header within 5 s" in err, "error.log: the silent one")
-    check("v1: bad TCP4 source address" in err and "v2: a datagram (UDP)" in err, "error.log: why each header was bad")
+    check(logged("error.log", "bad PROXY protocol header: not a PROXY protocol header"),
+          "error.log: a trusted peer without a header")
+    check(logged("error.log", "no PROXY protocol header within 5 s"), "error.log: the silent one")
+    check(logged("error.log", "v1: bad TCP4 source address", "v2: a datagram (UDP)"), "error.log: why each header was bad")
 
 
 def test_j_untrusted_peer_with_a_header_is_refused():
@@ -312,6 +317,24 @@ def test_j_untrusted_peer_with_a_header_is_refused():
     check(r[5].startswith("250"), "an ordinary client from 127.0.0.2 still sends mail")
     check("Received: from client.example ([127.0.0.2])" in message_with("untrusted plain"),
           "its Received: names 127.0.0.2")
+
+
+def test_k_off_by_default_nothing_changes():
+    # proxy_trusted_networks empty: no header is looked for; a PROXY line is
+    # an unknown command as before, and nothing about it is logged.
+    plain = Home()
+    other = Server(plain)
+    s = connect(plain.submission_port)
+    check(reply(s).startswith("220"), "without the key: 127.0.0.1 is greeted at once, no header asked")
+    s.sendall(v1("192.0.2.66") + b"EHLO x\r\n")
+    r1, r2 = reply(s), reply(s)
+    check(r1.startswith("500") and r2.startswith("250"),
+          f"without the key a PROXY line is an unknown command, the session goes on ({r1.strip()})")
+    s.close()
+    other.stop()
+    err = open(os.path.join(plain.path, "var", "log", "error.log"), errors="replace").read() \
+        if os.path.exists(os.path.join(plain.path, "var", "log", "error.log")) else ""
+    check("PROXY" not in err, "without the key nothing about PROXY is logged")
 
 
 if __name__ == "__main__":
