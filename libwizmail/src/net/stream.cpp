@@ -128,6 +128,12 @@ asio::awaitable<Stream::ProxyRead> Stream::read_proxy_header(std::chrono::steady
   }
 }
 
+bool Stream::input_pending() noexcept {
+  char c;
+  const ssize_t n = receive(socket_.native_handle(), &c, 1, MSG_PEEK);
+  return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 asio::awaitable<std::tuple<std::error_code, std::string_view>> Stream::peek_start() {
   for (;;) {
     const ssize_t n = receive(socket_.native_handle(), peeked_, sizeof peeked_, MSG_PEEK);

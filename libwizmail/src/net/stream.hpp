@@ -125,6 +125,12 @@ class Stream {
     proxy::ParseResult result;
   };
   asio::awaitable<ProxyRead> read_proxy_header(std::chrono::steady_clock::time_point deadline);
+  // Whether a read now would not block: bytes queued, the peer's close, or
+  // an error (a peek, nothing taken). A readiness wait (socket().async_wait)
+  // may wake without any of them — after read_proxy_header took bytes
+  // behind the reactor's back, for one — so who waits for readiness asks
+  // this before it reads. Without TLS only.
+  bool input_pending() noexcept;
   // The first bytes the peer sent (up to 16), left in the socket: waits
   // for them (cancel() stops the wait). Before TLS only.
   asio::awaitable<std::tuple<std::error_code, std::string_view>> peek_start();

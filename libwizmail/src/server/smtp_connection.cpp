@@ -802,17 +802,22 @@ asio::awaitable<bool> SmtpConnection::pregreet() {
   if (srv_.greet_cache.passed(peer_ip_, ttl)) co_return true;
   asio::steady_timer quiet(ex_);
   quiet.expires_after(std::chrono::milliseconds(cfg.greet_wait));
-  reading_ = true;  // a stop cancels the wait
-  auto first = co_await (stream_.socket().async_wait(asio::socket_base::wait_read, net::use_tuple) ||
-                         quiet.async_wait(net::use_tuple));
-  reading_ = false;
-  if (first.index() == 1) {  // silent until the end of the wait
-    srv_.greet_cache.pass(peer_ip_, ttl);
-    co_return true;
-  }
-  if (auto [ec] = std::get<0>(first); ec) {
-    if (stopping_ && stream_.is_open()) co_await say(session_->shutdown_reply());
-    co_return false;
+  for (;;) {
+    reading_ = true;  // a stop cancels the wait
+    auto first = co_await (stream_.socket().async_wait(asio::socket_base::wait_read, net::use_tuple) ||
+                           quiet.async_wait(net::use_tuple));
+    reading_ = false;
+    if (first.index() == 1) {  // silent until the end of the wait
+      srv_.greet_cache.pass(peer_ip_, ttl);
+      co_return true;
+    }
+    if (auto [ec] = std::get<0>(first); ec) {
+      if (stopping_ && stream_.is_open()) co_await say(session_->shutdown_reply());
+      co_return false;
+    }
+    // Readiness without input (the PROXY header was taken from the socket
+    // behind the reactor's back): still silent, wait on.
+    if (stream_.input_pending()) break;
   }
   auto [ec, data] = co_await stream_.read();
   if (ec || data.empty()) co_return false;  // hung up before the greeting
