@@ -212,6 +212,16 @@ def test_f_limits_count_the_named_client():
     for s in held:
         s.close()
     check(logged("error.log", " 192.0.2.20:40000 ", "client_connection_limit 2"), "error.log names the refused client")
+    # The balancer's own address is never counted: two of its connections
+    # whose headers have not come yet do not take 127.0.0.1's two places
+    # (counted at accept, they would, and refuse the next client).
+    pending = [connect(home.submission_port) for _ in range(3)]
+    s = connect(home.submission_port)
+    s.sendall(v2("192.0.2.22", dport=587))
+    check(reply(s).startswith("220"), "a client is greeted while three proxy connections still owe their header")
+    s.close()
+    for p in pending:
+        p.close()
 
 
 def test_g_auth_penalty_counts_the_named_client():
