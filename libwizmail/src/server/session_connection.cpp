@@ -104,11 +104,15 @@ asio::awaitable<bool> SessionConnection::take_proxy_header(bool pop) {
   auto got = co_await stream_.read_proxy_header(std::chrono::steady_clock::now() + kProxyHeaderTime);
   reading_ = false;
   using Status = net::proxy::ParseResult::Status;
+  if (got.ec == asio::error::operation_aborted && stopping_) {
+    stream_.close();  // the server stops: not the peer's fault
+    co_return false;
+  }
   if (got.ec || got.result.status != Status::done) {
     std::string why = got.ec == asio::error::timed_out
                           ? util::cat("no PROXY protocol header within ", std::to_string(kProxyHeaderTime.count()), " s")
                       : got.ec == asio::error::eof ? std::string("closed before a complete PROXY protocol header")
-                      : got.ec == asio::error::operation_aborted ? std::string("stopped while waiting for the PROXY protocol header")
+                      : got.ec == asio::error::operation_aborted ? std::string("silent past session_timeout")
                       : got.ec                     ? util::cat("reading the PROXY protocol header: ", got.ec.message())
                                                    : util::cat("bad PROXY protocol header: ", got.result.reason);
     srv_.logger.log(LogFile::error, sid_, peer_, {},
