@@ -77,10 +77,6 @@ bool SessionConnection::identify_tcp_peer(std::string_view sid_prefix) {
   return true;
 }
 
-}  // namespace wizmail::server
-
-namespace wizmail::server {
-
 namespace {
 
 net::tcp::endpoint endpoint_of(const net::proxy::Endpoint& e) {
