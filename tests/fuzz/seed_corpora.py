@@ -211,6 +211,31 @@ def milter():
         put("milter_reply", name, b"\x07" + data)
 
 
+def proxy():
+    import socket as so
+    sig = b"\r\n\r\n\x00\r\nQUIT\n"
+    four = so.inet_aton("192.0.2.7") + so.inet_aton("198.51.100.1") + struct.pack(">HH", 40000, 25)
+    six = so.inet_pton(so.AF_INET6, "2001:db8::7") + so.inet_pton(so.AF_INET6, "2001:db8::1") + struct.pack(">HH", 1, 2)
+    tlvs = b"\x01" + struct.pack(">H", 4) + b"smtp" + b"\x04" + struct.pack(">H", 2) + b"\0\0"
+    full = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+    seeds = {
+        "v1-tcp4": b"PROXY TCP4 192.0.2.7 198.51.100.1 40000 25\r\nEHLO x\r\n",
+        "v1-tcp6": b"PROXY TCP6 2001:db8::7 2001:db8::1 1 2\r\n",
+        "v1-unknown": b"PROXY UNKNOWN\r\n",
+        "v1-longest": ("PROXY UNKNOWN %s %s 65535 65535\r\n" % (full, full)).encode(),
+        "v1-bad-zero": b"PROXY TCP4 192.0.2.07 198.51.100.1 1 2\r\n",
+        "v2-tcp4": sig + b"\x21\x11" + struct.pack(">H", len(four)) + four + b"EHLO x\r\n",
+        "v2-tcp6-tlvs": sig + b"\x21\x21" + struct.pack(">H", len(six + tlvs)) + six + tlvs,
+        "v2-local": sig + b"\x20\x00\x00\x00",
+        "v2-unix": sig + b"\x21\x31" + struct.pack(">H", 216) + bytes(216),
+        "v2-udp": sig + b"\x21\x12" + struct.pack(">H", len(four)) + four,
+        "v2-too-long": sig + b"\x21\x11\xff\xff",
+        "not-proxy": b"EHLO client.example\r\n",
+    }
+    for name, data in seeds.items():
+        put("proxy_header", name, b"\x05" + data)
+
+
 def config(build):
     home = tempfile.mkdtemp()
     wizmail = os.path.join(build, "apps", "wizmail", "wizmail")
@@ -294,6 +319,7 @@ def main():
     mime()
     dkim()
     milter()
+    proxy()
     config(build)
     control()
     queue()

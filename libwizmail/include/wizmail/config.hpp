@@ -153,6 +153,9 @@ struct ServerSettings {
   int dustbox_keep_days = 7;
   std::string run_as_user;                 // empty = do not change user
   int metrics_port = 0;                    // 0 = off
+  // Load balancers whose SMTP and POP3 connections start with a PROXY
+  // protocol header naming the client (docs/proxy-protocol.md); empty = off.
+  std::vector<std::string> proxy_trusted_networks;
 };
 
 // The per-account view: server settings with that account's config.def

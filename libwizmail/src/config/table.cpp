@@ -534,6 +534,13 @@ std::vector<Key> make_keys() {
        .min = 0, .max = 65535,
        .doc = "Port of the plain-text metrics endpoint (loopback only); 0 = off.",
        .example = "9187", .field = field<srv, &W::metrics_port>},
+      {.name = "proxy_trusted_networks", .file = wizenv, .type = T::cidr_list, .default_value = "",
+       .doc = "Load balancers (IPs or CIDR blocks) whose connections to every SMTP and POP3 port "
+              "must start with a PROXY protocol v1 or v2 header (HAProxy send-proxy, send-proxy-v2) "
+              "naming the client, within 5 s; the client it names is the client for every rule, "
+              "limit and log. A peer in the list without a header, and a header from a peer not "
+              "in it, are refused (docs/proxy-protocol.md). Empty = off.",
+       .example = "10.0.0.10,10.0.0.11", .field = field<srv, &W::proxy_trusted_networks>},
   };
 }
 

@@ -1,6 +1,8 @@
 #include "net/stream.hpp"
 
+#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/read.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 #include <openssl/ssl.h>
 
@@ -9,9 +11,19 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <cstring>
 
 #include "util/strings.hpp"
+
+// g++ 12 reports a false -Wmismatched-new-delete for some coroutine frames
+// (here read_proxy_header's; Asio's awaitable_frame_base defines both its
+// operator new and delete, so they always match): silence it for this
+// file only, as outbound/smtp_client.cpp does.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 
 namespace wizmail::net {
 
@@ -38,7 +50,100 @@ bool Stream::load_endpoints() noexcept {
   auto local = socket_.local_endpoint(ec);
   if (ec) return false;
   is_tcp_ = to_tcp(remote, remote_) && to_tcp(local, local_);
+  transport_remote_ = remote_;
+  proxied_ = false;
   return true;
+}
+
+void Stream::set_proxied(const tcp::endpoint& client, const tcp::endpoint& destination) noexcept {
+  remote_ = client;
+  local_ = destination;
+  proxied_ = true;
+}
+
+namespace {
+
+// The bytes at the head of the socket's receive queue without taking them
+// (MSG_PEEK), or taken (flags 0); never waits. -1 with errno.
+ssize_t receive(int fd, char* buf, std::size_t n, int flags) noexcept {
+  return ::recv(fd, buf, n, flags | MSG_DONTWAIT);
+}
+
+}  // namespace
+
+asio::awaitable<Stream::ProxyRead> Stream::read_proxy_header(std::chrono::steady_clock::time_point deadline) {
+  using namespace asio::experimental::awaitable_operators;
+  ProxyRead out;
+  std::array<char, proxy::kMaxHeaderSize> buf;
+  std::size_t have = 0;  // taken from the socket: all header
+  asio::steady_timer timer(socket_.get_executor());
+  timer.expires_at(deadline);
+  const int fd = socket_.native_handle();
+  for (;;) {
+    // Peeking looks at the queue from its head, which is byte `have`.
+    const ssize_t n = receive(fd, buf.data() + have, buf.size() - have, MSG_PEEK);
+    if (n == 0) {
+      out.ec = asio::error::eof;
+      co_return out;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      out.ec = std::error_code(errno, std::system_category());
+      co_return out;
+    }
+    if (n > 0) {
+      const std::size_t seen = have + static_cast<std::size_t>(n);
+      out.result = proxy::parse(std::string_view(buf.data(), seen));
+      if (out.result.status == proxy::ParseResult::Status::bad) co_return out;
+      // Take the header's bytes (all that was seen when it is not complete
+      // yet: every one of them is header); they are queued, so recv has them.
+      std::size_t take = out.result.status == proxy::ParseResult::Status::done ? out.result.header.size - have
+                                                                                 : static_cast<std::size_t>(n);
+      while (take > 0) {
+        const ssize_t got = receive(fd, buf.data() + have, take, 0);
+        if (got <= 0) {
+          out.ec = got == 0 ? std::error_code(asio::error::eof) : std::error_code(errno, std::system_category());
+          out.result = {};
+          co_return out;
+        }
+        have += static_cast<std::size_t>(got);
+        take -= static_cast<std::size_t>(got);
+      }
+      if (out.result.status == proxy::ParseResult::Status::done) co_return out;
+      continue;  // need_more: what came next is not here yet
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      out.ec = asio::error::timed_out;
+      co_return out;
+    }
+    auto first = co_await (socket_.async_wait(asio::socket_base::wait_read, use_tuple) ||
+                           timer.async_wait(use_tuple));
+    if (first.index() == 1) {
+      out.ec = asio::error::timed_out;
+      co_return out;
+    }
+    if (auto [ec] = std::get<0>(first); ec) {
+      out.ec = ec;
+      co_return out;
+    }
+  }
+}
+
+bool Stream::input_pending() noexcept {
+  char c;
+  const ssize_t n = receive(socket_.native_handle(), &c, 1, MSG_PEEK);
+  return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+asio::awaitable<std::tuple<std::error_code, std::string_view>> Stream::peek_start() {
+  for (;;) {
+    const ssize_t n = receive(socket_.native_handle(), peeked_, sizeof peeked_, MSG_PEEK);
+    if (n > 0) co_return std::tuple{std::error_code{}, std::string_view(peeked_, static_cast<std::size_t>(n))};
+    if (n == 0) co_return std::tuple{std::error_code(asio::error::eof), std::string_view{}};
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      co_return std::tuple{std::error_code(errno, std::system_category()), std::string_view{}};
+    auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_read, use_tuple);
+    if (ec) co_return std::tuple{ec, std::string_view{}};
+  }
 }
 
 bool Stream::peer_gone() noexcept {

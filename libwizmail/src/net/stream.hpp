@@ -37,6 +37,7 @@
 #include <string_view>
 #include <tuple>
 
+#include "net/proxy_protocol.hpp"
 #include "net/tls.hpp"
 
 namespace wizmail::net {
@@ -104,13 +105,44 @@ class Stream {
   bool peer_gone() noexcept;
 
   socket_type& socket() noexcept { return socket_; }
-  // The TCP endpoints (load_endpoints()); unspecified on a UNIX socket.
+  // The client's TCP endpoints, the one source every user of the client's
+  // address reads: the socket's (load_endpoints()), or those a PROXY
+  // protocol header named (set_proxied()). Unspecified on a UNIX socket.
   const tcp::endpoint& remote() const noexcept { return remote_; }
   const tcp::endpoint& local() const noexcept { return local_; }
+  // The socket's peer: the load balancer when proxied(), else remote().
+  const tcp::endpoint& transport_remote() const noexcept { return transport_remote_; }
+  bool proxied() const noexcept { return proxied_; }
   bool is_tcp() const noexcept { return is_tcp_; }
   // Fills remote()/local() from a TCP socket; false when it is not
   // connected. A connected UNIX socket: true, the endpoints stay empty.
   bool load_endpoints() noexcept;
+  // The client and the address it connected to, as a PROXY protocol
+  // header named them (the socket's peer is the proxy).
+  void set_proxied(const tcp::endpoint& client, const tcp::endpoint& destination) noexcept;
+
+  // Reads the PROXY protocol header (net/proxy_protocol.hpp) the
+  // connection starts with, taking from the socket exactly its bytes and
+  // not one more: what the client sent after it (pipelined commands, a TLS
+  // ClientHello) stays in the socket for read() and handshake(). It peeks
+  // at what has arrived, and consumes it only when it is all header. Done
+  // or bad as the parser says; `ec`: the peer closed (eof) or the
+  // connection broke, asio::error::timed_out at `deadline`, or
+  // operation_aborted when cancel() stopped it. Before TLS only.
+  struct ProxyRead {
+    std::error_code ec;
+    proxy::ParseResult result;
+  };
+  asio::awaitable<ProxyRead> read_proxy_header(std::chrono::steady_clock::time_point deadline);
+  // Whether a read now would not block: bytes queued, the peer's close, or
+  // an error (a peek, nothing taken). A readiness wait (socket().async_wait)
+  // may wake without any of them — after read_proxy_header took bytes
+  // behind the reactor's back, for one — so who waits for readiness asks
+  // this before it reads. Without TLS only.
+  bool input_pending() noexcept;
+  // The first bytes the peer sent (up to 16), left in the socket: waits
+  // for them (cancel() stops the wait). Before TLS only.
+  asio::awaitable<std::tuple<std::error_code, std::string_view>> peek_start();
 
  private:
   socket_type socket_;
@@ -122,7 +154,9 @@ class Stream {
   TlsContextPtr tls_context_;
   bool tls_sound_ = false;  // handshake done, no fatal error or EOF since
   bool is_tcp_ = false;
-  tcp::endpoint remote_, local_;
+  bool proxied_ = false;
+  tcp::endpoint remote_, local_, transport_remote_;
+  char peeked_[16];
 };
 
 // Input buffer of a connection: starts small, grows (doubling) only when a

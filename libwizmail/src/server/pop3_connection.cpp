@@ -213,14 +213,18 @@ asio::awaitable<bool> Pop3Connection::act() {
 asio::awaitable<void> Pop3Connection::run() {
   auto self = shared_from_this();
   if (!identify_tcp_peer("p")) co_return;
-  const auto peer_addr = net::unmap(stream_.remote().address());
   const auto& cfg = *rt_->config;
   // RFC 1939 §3: the autologout timer is at least ten minutes.
   const auto timeout = std::chrono::seconds(std::max(cfg.smtp.session_timeout, 600));
   start_watchdog(self, timeout);
+  // Through a load balancer: the client is who its PROXY header names, for
+  // everything from here on (docs/proxy-protocol.md).
+  if (!co_await take_proxy_header(true)) co_return;
+  const auto peer_addr = net::unmap(stream_.remote().address());
   log(LogFile::pop, std::string("connect to ") + std::string(to_string(proto_)));
   if (proto_ == Protocol::pop3s) {
     if (!rt_->tls) co_return;
+    if (co_await untrusted_proxy_header_before_tls()) co_return;
     if (auto ec = co_await stream_.handshake(rt_->tls); ec) {
       log(LogFile::error, "TLS handshake failed: " + ec.message());
       stream_.close();
@@ -265,6 +269,11 @@ asio::awaitable<void> Pop3Connection::run() {
       co_await say_and_end("-ERR [SYS/TEMP] server shutting down\r\n");
     }
     if (in.end != End::data) break;
+    if (untrusted_proxy_header(in.data)) {
+      // A client posing as a load balancer to choose its own address.
+      co_await say_and_end("-ERR PROXY protocol header refused: your address is not a trusted proxy\r\n");
+      break;
+    }
     maybe_refresh_lock();
     co_await feed(in.data);
     open = co_await act();

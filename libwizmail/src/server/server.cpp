@@ -16,6 +16,7 @@
 #include "server/pop3_connection.hpp"
 #include "server/smtp_connection.hpp"
 #include "server/server_relay.hpp"
+#include "server/session_connection.hpp"
 #include "daemon/daemon_support.hpp"
 #include "ops/server_metrics.hpp"
 #include "srs/secret.hpp"
@@ -70,6 +71,9 @@ Result<std::shared_ptr<const Runtime>> make_runtime(std::shared_ptr<const Config
   auto dx = net::CidrList::parse(dnsbl_exempt);
   if (!dx) return fail(Errc::invalid_argument, "dnsbl_exempt: " + dx.error().message);
   rt->dnsbl_exempt = std::move(*dx);
+  auto proxies = net::CidrList::parse(config->server.proxy_trusted_networks);
+  if (!proxies) return fail(Errc::invalid_argument, "proxy_trusted_networks: " + proxies.error().message);
+  rt->proxy_trusted = std::move(*proxies);
   if (config->smtp.dmarc_check) {
     auto psl = mailauth::PublicSuffixList::load("/usr/share/publicsuffix/public_suffix_list.dat");
     rt->psl = std::make_shared<const mailauth::PublicSuffixList>(psl ? std::move(*psl)
@@ -170,6 +174,7 @@ Server::Impl::Impl(asio::io_context& io_, ServerOptions o, std::shared_ptr<const
                .connections = connections,
                .auth_penalty = auth_penalty,
                .greet_cache = greet_cache,
+               .client_connections = client_connections,
                .dnsbl_cache = dnsbl_cache,
                .free_space = free_space,
                .send_counters = send_counters,
@@ -206,42 +211,29 @@ void Server::Impl::accept(asio::ip::tcp::socket s, int tag) {
   if (ec) return;
   counters.sessions_total.fetch_add(1, std::memory_order_relaxed);
   if (connections.stopping()) return;  // the socket closes
-  bool limited = !r->exempt.contains(peer.address());
-  bool pop = protocol == Protocol::pop3 || protocol == Protocol::pop3s;
-  auto refuse = [&](std::string_view smtp_text, std::string_view pop_text, const std::string& why) {
-    counters.refused_busy.fetch_add(1, std::memory_order_relaxed);
-    std::string msg = pop ? "-ERR [SYS/TEMP] " + std::string(pop_text) + "\r\n"
-                          : "421 4.7.0 " + r->hostname + " " + std::string(smtp_text) + "\r\n";
-    auto who = net::unmap(peer.address()).to_string() + ":" + std::to_string(peer.port());
-    logger.log(server::LogFile::error, {}, who, {}, "refused: " + why);
-    if (protocol != Protocol::smtps && protocol != Protocol::pop3s)
-      asio::write(s, asio::buffer(msg), ec);
-    s.close(ec);
+  const bool pop = protocol == Protocol::pop3 || protocol == Protocol::pop3s;
+  auto start = [&](bool capped, net::ClientConnections::Slot slot) {
+    if (pop) server::start_pop3_connection(*this, std::move(s), protocol, std::move(r), capped, std::move(slot));
+    else server::start_smtp_connection(*this, std::move(s), protocol, std::move(r), capped, std::move(slot));
   };
-  // One client network may not hold more than client_connection_limit
-  // sessions; refused before it takes a multiprocessing slot.
-  net::ClientConnections::Slot slot;
-  if (limited) {
-    const int per_client = effective_client_connection_limit(r->config->smtp);
-    auto [ok, got] = client_connections.acquire(net::unmap(peer.address()).to_string(), per_client);
-    if (!ok) {
-      refuse("Error: too many connections from your address", "too many connections from your address",
-             "client_connection_limit " + std::to_string(per_client));
-      return;
-    }
-    slot = std::move(got);
-  }
-  if (limited && counters.capped.fetch_add(1) + 1 > r->config->smtp.multiprocessing) {
-    counters.capped.fetch_sub(1);
-    refuse("too many connections, try later", "too many connections, try later",
-           "multiprocessing limit " + std::to_string(r->config->smtp.multiprocessing));
+  // A load balancer's connection (proxy_trusted_networks) is counted
+  // against the limits once its PROXY header has named the client
+  // (SessionConnection::take_proxy_header): the balancer's own address
+  // would lump every client together.
+  if (!r->proxy_trusted.empty() && r->proxy_trusted.contains(peer.address())) {
+    start(false, {});
     return;
   }
-  if (protocol == Protocol::pop3 || protocol == Protocol::pop3s) {
-    server::start_pop3_connection(*this, std::move(s), protocol, std::move(r), limited, std::move(slot));
+  auto admitted = server::admit_client(services, *r, peer.address());
+  if (!admitted.ok) {
+    auto who = util::cat(net::unmap(peer.address()).to_string(), ":", std::to_string(peer.port()));
+    logger.log(server::LogFile::error, {}, who, {}, util::cat("refused: ", admitted.why));
+    if (protocol != Protocol::smtps && protocol != Protocol::pop3s)
+      asio::write(s, asio::buffer(server::refusal_text(*r, pop, admitted)), ec);
+    s.close(ec);
     return;
   }
-  server::start_smtp_connection(*this, std::move(s), protocol, std::move(r), limited, std::move(slot));
+  start(admitted.capped, std::move(admitted.slot));
 }
 
 std::pair<asio::any_io_executor, server::IoPool::Lease> Server::Impl::place_session() {

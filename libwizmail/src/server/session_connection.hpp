@@ -23,6 +23,24 @@
 
 namespace wizmail::server {
 
+// Whether a new TCP client may have a session: client_connection_limit
+// (per client network) first, then `multiprocessing`; clients in
+// multiprocessing_exempt are not counted. `client`: the client's address
+// (the socket's peer, or what a PROXY header named). ok: `slot` and
+// `capped` (counted against multiprocessing) are handed to the connection,
+// which gives them back when it ends; else `why` for error.log and nothing
+// is counted but the refusal (refused_busy).
+struct Admission {
+  bool ok = true;
+  bool capped = false;
+  net::ClientConnections::Slot slot;
+  bool per_client = false;  // refused by client_connection_limit, else by multiprocessing
+  std::string why;
+};
+Admission admit_client(SessionServices& srv, const Runtime& rt, const asio::ip::address& client);
+// The refusal's reply: 421 4.7.0 (SMTP) or -ERR [SYS/TEMP] (POP3).
+std::string refusal_text(const Runtime& rt, bool pop, const Admission& a);
+
 class SessionConnection : public Connection {
  public:
   SessionConnection(const SessionConnection&) = delete;
@@ -54,6 +72,24 @@ class SessionConnection : public Connection {
   // id (session_id(sid_prefix, id)), starts the `sessions` note and sets
   // TCP_NODELAY. False when the socket is no longer connected.
   bool identify_tcp_peer(std::string_view sid_prefix);
+  // A peer in proxy_trusted_networks must start with a PROXY protocol
+  // header (docs/proxy-protocol.md): read it (within kProxyHeaderTime),
+  // make the client it names the connection's client (stream_, peer_ip_,
+  // peer_, the `sessions` note), then count it against
+  // client_connection_limit and `multiprocessing`. False: the connection is
+  // refused (logged in error.log; closed; a limit's refusal answered on a
+  // plain port). Any other peer: true at once.
+  asio::awaitable<bool> take_proxy_header(bool pop);
+  // A peer outside proxy_trusted_networks (when it is set) whose first
+  // bytes are a PROXY header: logged in error.log; true when the caller is
+  // to refuse it. Only the connection's first bytes count.
+  bool untrusted_proxy_header(std::string_view first_bytes);
+  // The same on an implicit-TLS port (smtps, pop3s), before the
+  // handshake: the first bytes are peeked at (left for the handshake); a
+  // PROXY header there is logged and the connection closed (no plain-text
+  // reply on a TLS port). True when refused.
+  asio::awaitable<bool> untrusted_proxy_header_before_tls();
+  static constexpr std::chrono::seconds kProxyHeaderTime{5};
   // The next bytes from the client (net::Stream::read, so the view is
   // valid until the next co_await) and why there are none: the client
   // closed or the connection broke (`ec` says how; eof for a close), a stop
@@ -87,7 +123,11 @@ class SessionConnection : public Connection {
   bool capped_;
   ConnectionRegistry::Id id_;
   net::ClientConnections::Slot slot_;  // client_connection_limit
+  // The client, from stream_.remote() (the PROXY header's when proxied):
+  // its address as text, and address:port for the logs.
   std::string sid_, peer_, peer_ip_;
+  bool proxy_expected_ = false;  // the peer is in proxy_trusted_networks
+  bool first_bytes_seen_ = false;
   SessionNote note_;  // for Server::sessions()
   bool reading_ = false, stopping_ = false;
 

@@ -23,6 +23,7 @@
 #include "dnsbl/dnsbl.hpp"
 #include "mailauth/mailauth.hpp"
 #include "net/address.hpp"
+#include "net/client_connections.hpp"
 #include "net/greet_cache.hpp"
 #include "net/tls.hpp"
 #include "server/connection_registry.hpp"
@@ -63,6 +64,9 @@ struct Runtime {
   // address_permits_relay).
   std::vector<dnsbl::Site> dnsbl_sites;
   net::CidrList dnsbl_exempt;
+  // proxy_trusted_networks (docs/proxy-protocol.md): the load balancers
+  // whose connections start with a PROXY protocol header. Empty: off.
+  net::CidrList proxy_trusted;
 };
 
 // The auth penalty's limits from the configuration (smtpenv, shared by POP3).
@@ -118,6 +122,9 @@ struct SessionServices {
   auth::AuthPenalty& auth_penalty;
   // Clients that waited for the greeting on port 25 (greet_pass_ttl).
   net::GreetCache& greet_cache;
+  // SMTP and POP3 connections per client network (client_connection_limit):
+  // a connection through a proxy is counted once its header named the client.
+  net::ClientConnections& client_connections;
   // DNS block list answers per (client address, zone), for their TTL.
   dnsbl::Cache& dnsbl_cache;
   // Free space of the mailbox and queue file systems (queue_minfree).

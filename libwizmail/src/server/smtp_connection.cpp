@@ -42,6 +42,11 @@ namespace {
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
+// A PROXY protocol header from a peer outside proxy_trusted_networks: a
+// client posing as a load balancer to choose its own address.
+constexpr std::string_view kProxyRefused =
+    "554 5.7.0 PROXY protocol header refused: your address is not a trusted proxy\r\n";
+
 // The DNS of the mail checks: the resolver of `dns_servers`, each question
 // bounded (2 s, one try) so that a dead server costs seconds, not minutes.
 mailauth::Dns auth_dns(const Config& cfg) {
@@ -846,20 +851,29 @@ asio::awaitable<bool> SmtpConnection::pregreet() {
   if (srv_.greet_cache.passed(peer_ip_, ttl)) co_return true;
   asio::steady_timer quiet(ex_);
   quiet.expires_after(std::chrono::milliseconds(cfg.greet_wait));
-  reading_ = true;  // a stop cancels the wait
-  auto first = co_await (stream_.socket().async_wait(asio::socket_base::wait_read, net::use_tuple) ||
-                         quiet.async_wait(net::use_tuple));
-  reading_ = false;
-  if (first.index() == 1) {  // silent until the end of the wait
-    srv_.greet_cache.pass(peer_ip_, ttl);
-    co_return true;
-  }
-  if (auto [ec] = std::get<0>(first); ec) {
-    if (stopping_ && stream_.is_open()) co_await say(session_->shutdown_reply());
-    co_return false;
+  for (;;) {
+    reading_ = true;  // a stop cancels the wait
+    auto first = co_await (stream_.socket().async_wait(asio::socket_base::wait_read, net::use_tuple) ||
+                           quiet.async_wait(net::use_tuple));
+    reading_ = false;
+    if (first.index() == 1) {  // silent until the end of the wait
+      srv_.greet_cache.pass(peer_ip_, ttl);
+      co_return true;
+    }
+    if (auto [ec] = std::get<0>(first); ec) {
+      if (stopping_ && stream_.is_open()) co_await say(session_->shutdown_reply());
+      co_return false;
+    }
+    // Readiness without input (the PROXY header was taken from the socket
+    // behind the reactor's back): still silent, wait on.
+    if (stream_.input_pending()) break;
   }
   auto [ec, data] = co_await stream_.read();
   if (ec || data.empty()) co_return false;  // hung up before the greeting
+  if (untrusted_proxy_header(data)) {
+    co_await say(kProxyRefused);
+    co_return false;
+  }
   session_->feed(data, out_);
   co_return co_await act();
 }
@@ -916,10 +930,14 @@ asio::awaitable<void> SmtpConnection::run() {
   }
   const auto& cfg = *rt_->config;
   start_watchdog(self, std::chrono::seconds(cfg.smtp.session_timeout));
+  // Through a load balancer: the client is who its PROXY header names, for
+  // everything from here on (docs/proxy-protocol.md).
+  if (!trusted() && !co_await take_proxy_header(false)) co_return;
   log_line(LogFile::smtp, trusted() ? std::string("connect to submit socket")
                                     : std::string("connect to ") + std::string(to_string(proto_)));
   if (proto_ == Protocol::smtps) {
     if (!rt_->tls) co_return;
+    if (co_await untrusted_proxy_header_before_tls()) co_return;
     if (auto ec = co_await stream_.handshake(rt_->tls); ec) {
       log_line(LogFile::error, "TLS handshake failed: " + ec.message());
       stream_.close();
@@ -978,6 +996,10 @@ asio::awaitable<void> SmtpConnection::run() {
       break;
     }
     const std::string_view data = in.data;
+    if (!trusted() && untrusted_proxy_header(data)) {
+      co_await say(kProxyRefused);
+      break;
+    }
     const std::size_t data_bytes = session_->state() == smtp::State::data ? data.size() : 0;
     session_->feed(data, out_, more_pending());
     open = co_await act();
