@@ -29,9 +29,12 @@ sessions on port 25 from 127.0.0.x (source_address), to alice@localhost:
   - dnsbl_action=drop (a second server): 127.0.0.2 gets the exact 521 5.7.1
     greeting and the connection ends; 127.0.0.6 is accepted;
   - dnsbl_action=ignore (a third server): 127.0.0.2 is accepted and
-    error.log says it would have been blocked.
+    error.log says it would have been blocked;
+  - behind a load balancer (a fourth server, proxy_trusted_networks=127.0.0.1):
+    the client a PROXY header names is the one looked up — 127.0.0.2
+    named by the balancer at 127.0.0.1 is refused, naming 127.0.0.2.
 Every process is killed at exit."""
-import os, pwd, smtplib, subprocess, sys, tempfile, time, urllib.request
+import os, pwd, smtplib, socket, subprocess, sys, tempfile, time, urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 import harness  # noqa: E402
@@ -204,6 +207,37 @@ check(code == 250, f"ignore: the listed client is accepted: {code} {text}")
 harness.wait_until(lambda: "client [127.0.0.2] would be blocked using bl.test (score 2: bl.test*2; dnsbl_action=ignore)"
                    in error_log(home_ignore), "ignore: error.log says the client would have been blocked")
 server_ignore.stop()
+
+# 8d. Behind a load balancer: the PROXY header's client is looked up.
+home_proxy = Home(smtp_extra=(f"dns_servers=127.0.0.1:{dns_port}\n"
+                              "dnsbl_sites=bl.test=127.0.0.[2..11]*2\ndnsbl_exempt=127.0.0.9\n"),
+                  server_extra="proxy_trusted_networks=127.0.0.1\n")
+server_proxy = Server(home_proxy)
+balancer_before = queries("127.0.0.1", "bl.test")  # the earlier servers' readiness probes came from 127.0.0.1
+with socket.create_connection(("127.0.0.1", home_proxy.port), timeout=30) as raw:
+    raw.sendall(b"PROXY TCP4 127.0.0.2 127.0.0.1 40000 25\r\n")
+    f = raw.makefile("rb")
+
+    def answer():
+        lines = []
+        while True:
+            line = f.readline().decode()
+            lines.append(line.rstrip("\r\n"))
+            if len(line) < 4 or line[3] != "-":
+                return lines[-1]
+
+    check(answer().startswith("220"), "behind a balancer: greeted")
+    for cmd in (b"EHLO client.test\r\n", b"MAIL FROM:<sender@client.test>\r\n"):
+        raw.sendall(cmd)
+        check(answer().startswith("250"), f"behind a balancer: {cmd.decode().strip()} accepted")
+    raw.sendall(b"RCPT TO:<alice@localhost>\r\n")
+    last = answer()
+    check(last == "554 5.7.1 Service unavailable; client [127.0.0.2] blocked using bl.test",
+          f"behind a balancer: the client the header names is looked up and refused ({last})")
+    raw.sendall(b"QUIT\r\n")
+time.sleep(0.5)  # dnsmasq would log a query at once
+check(queries("127.0.0.1", "bl.test") == balancer_before, "the balancer's own address was not looked up")
+server_proxy.stop()
 
 # 9. DNS dead: a new client is accepted, the failure logged; the cached
 #    listing still refuses.
