@@ -153,6 +153,10 @@ struct ServerSettings {
   int dustbox_keep_days = 7;
   std::string run_as_user;                 // empty = do not change user
   int metrics_port = 0;                    // 0 = off
+  int admin_port = 0;                      // web console; 0 = off
+  std::vector<std::string> admin_bind_address{"127.0.0.1"};  // one address
+  bool admin_tls = true;                   // HTTPS when the certificate is set
+  std::vector<std::string> admin_accounts; // who administers in the console
 };
 
 // The per-account view: server settings with that account's config.def
