@@ -543,11 +543,11 @@ std::vector<Key> make_keys() {
        .default_value = "127.0.0.1",
        .doc = "The one address the web console listens on (loopback by default: "
               "reach it through an SSH tunnel or a reverse proxy).",
-       .example = "127.0.0.1", .field = field<srv, &W::admin_bind_address>},
+       .example = "::1", .field = field<srv, &W::admin_bind_address>},
       {.name = "admin_tls", .file = wizenv, .type = T::boolean, .default_value = "1",
        .doc = "Serve the web console over HTTPS with tls_cert_file/tls_key_file when "
               "they are set (session cookies then carry Secure); 0 = plain HTTP always.",
-       .example = "1", .field = field<srv, &W::admin_tls>},
+       .example = "0", .field = field<srv, &W::admin_tls>},
       {.name = "admin_accounts", .file = wizenv, .type = T::text_list, .default_value = "",
        .doc = "Accounts that administer through the web console (list, create and "
               "delete accounts, set any password); every other account sees only its own.",
