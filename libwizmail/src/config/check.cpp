@@ -196,6 +196,12 @@ std::vector<ConfigDiagnostic> check_config(const Config& c) {
 
   if (c.server.admin_bind_address.size() != 1)
     add(Severity::error, wizenv, "admin_bind_address", "give exactly one address");
+  if (c.server.admin_port > 0 && c.server.admin_bind_address.size() == 1 &&
+      !is_loopback(c.server.admin_bind_address.front()) &&
+      !(c.server.admin_tls && c.tls_configured()))
+    add(Severity::warning, wizenv, "admin_bind_address",
+        "the web console listens on " + c.server.admin_bind_address.front() +
+            " without TLS: its passwords and session cookies cross the network in clear");
   for (const auto& a : c.server.admin_accounts)
     if (!AccountStore::validate_name(a))
       add(Severity::error, wizenv, "admin_accounts", "'" + a + "' is not a valid account name");
