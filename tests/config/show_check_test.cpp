@@ -228,18 +228,47 @@ TEST_CASE("check_config: TLS") {
   }
 }
 
+TEST_CASE("check_config: the web console") {
+  Config c = setup_config("127.0.0.1");
+  c.server.admin_port = 8443;
+  CHECK(count_errors(check_config(c)) == 0);
+  CHECK(find(check_config(c), "admin_bind_address", Severity::warning) == nullptr);
+  SUBCASE("exposed without TLS: a warning") {
+    c.server.admin_bind_address = {"0.0.0.0"};
+    CHECK(find(check_config(c), "admin_bind_address", Severity::warning) != nullptr);
+    c.server.admin_port = 0;  // off: nothing to say
+    CHECK(find(check_config(c), "admin_bind_address", Severity::warning) == nullptr);
+  }
+  SUBCASE("not exactly one address: an error") {
+    c.server.admin_bind_address = {"127.0.0.1", "::1"};
+    CHECK(find(check_config(c), "admin_bind_address", Severity::error) != nullptr);
+    c.server.admin_bind_address = {};
+    CHECK(find(check_config(c), "admin_bind_address", Severity::error) != nullptr);
+  }
+  SUBCASE("admin_accounts must be account names") {
+    c.server.admin_accounts = {"postmaster", "<b>x</b>"};
+    auto ds = check_config(c);
+    auto d = find(ds, "admin_accounts", Severity::error);
+    REQUIRE(d != nullptr);
+    CHECK(d->message.find("<b>x</b>") != std::string::npos);
+    c.server.admin_accounts = {"postmaster"};
+    CHECK(find(check_config(c), "admin_accounts", Severity::error) == nullptr);
+  }
+}
+
 TEST_CASE("check_config: colliding ports, paths, limits") {
   SUBCASE("every pair of ports") {
     struct P {
       const char* key;
       int* field;
     };
-    for (std::size_t i = 0; i < std::size_t{6}; ++i) {
-      for (std::size_t j = i + 1; j < std::size_t{6}; ++j) {
+    for (std::size_t i = 0; i < std::size_t{7}; ++i) {
+      for (std::size_t j = i + 1; j < std::size_t{7}; ++j) {
         Config x = setup_config("127.0.0.1");
         P xp[] = {{"port", &x.smtp.port},          {"submission_port", &x.smtp.submission_port},
                   {"smtps_port", &x.smtp.smtps_port}, {"port", &x.pop.port},
-                  {"pop3s_port", &x.pop.pop3s_port}, {"metrics_port", &x.server.metrics_port}};
+                  {"pop3s_port", &x.pop.pop3s_port}, {"metrics_port", &x.server.metrics_port},
+                  {"admin_port", &x.server.admin_port}};
         *xp[i].field = 40000;
         *xp[j].field = 40000;
         auto ds = check_config(x);

@@ -156,6 +156,10 @@ struct ServerSettings {
   // Load balancers whose SMTP and POP3 connections start with a PROXY
   // protocol header naming the client (docs/proxy-protocol.md); empty = off.
   std::vector<std::string> proxy_trusted_networks;
+  int admin_port = 0;                      // web console; 0 = off
+  std::vector<std::string> admin_bind_address{"127.0.0.1"};  // one address
+  bool admin_tls = true;                   // HTTPS when the certificate is set
+  std::vector<std::string> admin_accounts; // who administers in the console
 };
 
 // The per-account view: server settings with that account's config.def

@@ -329,6 +329,8 @@ class Server {
   std::uint16_t port(Protocol p) const;
   // Port of the Prometheus endpoint (metrics_port), 0 when it is off.
   std::uint16_t metrics_port() const;
+  // Port of the web console (admin_port), 0 when it is off.
+  std::uint16_t admin_port() const;
 
   CallbackId add_delivery_callback(DeliveryCallback cb);
   void remove_delivery_callback(CallbackId id);

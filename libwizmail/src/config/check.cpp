@@ -11,6 +11,7 @@
 #include "config/table.hpp"
 #include "util/ip.hpp"
 #include "util/strings.hpp"
+#include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
 
 namespace wizmail {
@@ -181,7 +182,8 @@ std::vector<ConfigDiagnostic> check_config(const Config& c) {
                         {&smtpenv, "smtps_port", c.smtp.smtps_port},
                         {&popenv, "port", c.pop.port},
                         {&popenv, "pop3s_port", c.pop.pop3s_port},
-                        {&wizenv, "metrics_port", c.server.metrics_port}};
+                        {&wizenv, "metrics_port", c.server.metrics_port},
+                        {&wizenv, "admin_port", c.server.admin_port}};
   for (std::size_t i = 0; i < std::size(ports); ++i) {
     for (std::size_t j = i + 1; j < std::size(ports); ++j) {
       if (ports[i].port == 0 || ports[i].port != ports[j].port) continue;
@@ -191,6 +193,18 @@ std::vector<ConfigDiagnostic> check_config(const Config& c) {
           "port " + std::to_string(ports[j].port) + " is also " + other);
     }
   }
+
+  if (c.server.admin_bind_address.size() != 1)
+    add(Severity::error, wizenv, "admin_bind_address", "give exactly one address");
+  if (c.server.admin_port > 0 && c.server.admin_bind_address.size() == 1 &&
+      !is_loopback(c.server.admin_bind_address.front()) &&
+      !(c.server.admin_tls && c.tls_configured()))
+    add(Severity::warning, wizenv, "admin_bind_address",
+        "the web console listens on " + c.server.admin_bind_address.front() +
+            " without TLS: its passwords and session cookies cross the network in clear");
+  for (const auto& a : c.server.admin_accounts)
+    if (!AccountStore::validate_name(a))
+      add(Severity::error, wizenv, "admin_accounts", "'" + a + "' is not a valid account name");
 
   // --- paths ---
   for (auto [name, p] : {std::pair<const char*, const std::string*>{"mailbox_path",

@@ -541,6 +541,24 @@ std::vector<Key> make_keys() {
               "limit and log. A peer in the list without a header, and a header from a peer not "
               "in it, are refused (docs/proxy-protocol.md). Empty = off.",
        .example = "10.0.0.10,10.0.0.11", .field = field<srv, &W::proxy_trusted_networks>},
+      {.name = "admin_port", .file = wizenv, .type = T::integer, .default_value = "0",
+       .min = 0, .max = 65535,
+       .doc = "Port of the web console and its JSON API (docs/console.md); 0 = off. "
+              "/metrics is served there too.",
+       .example = "8443", .field = field<srv, &W::admin_port>},
+      {.name = "admin_bind_address", .file = wizenv, .type = T::ip_list,
+       .default_value = "127.0.0.1",
+       .doc = "The one address the web console listens on (loopback by default: "
+              "reach it through an SSH tunnel or a reverse proxy).",
+       .example = "::1", .field = field<srv, &W::admin_bind_address>},
+      {.name = "admin_tls", .file = wizenv, .type = T::boolean, .default_value = "1",
+       .doc = "Serve the web console over HTTPS with tls_cert_file/tls_key_file when "
+              "they are set (session cookies then carry Secure); 0 = plain HTTP always.",
+       .example = "0", .field = field<srv, &W::admin_tls>},
+      {.name = "admin_accounts", .file = wizenv, .type = T::text_list, .default_value = "",
+       .doc = "Accounts that administer through the web console (list, create and "
+              "delete accounts, set any password); every other account sees only its own.",
+       .example = "postmaster", .field = field<srv, &W::admin_accounts>},
   };
 }
 

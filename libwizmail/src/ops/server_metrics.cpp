@@ -4,12 +4,10 @@
 
 namespace wizmail::ops {
 
-Result<std::unique_ptr<MetricsServer>> open_server_metrics(asio::io_context& io, const Server& server,
-                                                           const Config& config, bool ephemeral) {
-  if (config.server.metrics_port <= 0) return std::unique_ptr<MetricsServer>();
+std::function<std::string()> server_metrics_renderer(const Server& server, const Config& config) {
   auto gauge = std::make_shared<QueueGauge>(config.queue_dir());
   const std::int64_t started = static_cast<std::int64_t>(std::time(nullptr));
-  auto m = std::make_unique<MetricsServer>(io, [&server, gauge, started] {
+  return [&server, gauge, started] {
     MetricsSnapshot s;
     s.stats = server.stats();
     auto q = gauge->get();
@@ -18,7 +16,13 @@ Result<std::unique_ptr<MetricsServer>> open_server_metrics(asio::io_context& io,
     s.queue_oldest_age = q.oldest_created > 0 && now > q.oldest_created ? now - q.oldest_created : 0;
     s.start_time = started;
     return render_metrics(s);
-  });
+  };
+}
+
+Result<std::unique_ptr<MetricsServer>> open_server_metrics(asio::io_context& io, const Server& server,
+                                                           const Config& config, bool ephemeral) {
+  if (config.server.metrics_port <= 0) return std::unique_ptr<MetricsServer>();
+  auto m = std::make_unique<MetricsServer>(io, server_metrics_renderer(server, config));
   // Loopback only: the figures are not secret, but nothing about them needs
   // the network; a remote Prometheus scrapes through a proxy or a tunnel.
   auto port = static_cast<std::uint16_t>(ephemeral ? 0 : config.server.metrics_port);

@@ -298,6 +298,7 @@ Server::~Server() {
     impl_->blocking->join();
   }
   if (impl_->metrics) impl_->metrics->close();
+  if (impl_->console) impl_->console->close();
   if (impl_->local_sockets) impl_->local_sockets->close();
   // The pipeline and the agent notify the queue runner: stop them first.
   if (impl_->pipeline) impl_->pipeline->stop();
@@ -371,6 +372,7 @@ Status Server::start() {
     I.relay.reset();  // stops at once and joins
     I.relay_running = false;
     if (I.metrics) I.metrics->close();
+    if (I.console) I.console->close();
     I.listener.close();
     if (I.io_pool) I.io_pool->stop_now();
     return unexpected(e);
@@ -379,6 +381,14 @@ Status Server::start() {
     return abandon(m.error());
   } else {
     I.metrics = std::move(*m);
+  }
+  {
+    server::ConsoleServer::Deps deps{.config = [&I] { return I.runtime()->config; },
+                                     .penalty = &I.auth_penalty,
+                                     .metrics = ops::server_metrics_renderer(*this, cfg)};
+    auto c = server::ConsoleServer::open(cfg, std::move(deps), I.opt.ephemeral_ports);
+    if (!c) return abandon(c.error());
+    I.console = std::move(*c);
   }
   // Ports bound: from here on nothing needs root (see after_bind).
   if (I.opt.after_bind) {
@@ -493,6 +503,7 @@ void Server::stop(std::chrono::milliseconds grace, std::function<void()> done) {
     return;
   }
   if (I.metrics) I.metrics->close();
+  if (I.console) I.console->close();
   asio::post(I.io, [&I] {
     I.listener.close();
     if (I.local_sockets) I.local_sockets->close_submit();
@@ -570,6 +581,7 @@ std::vector<Server::Endpoint> Server::endpoints() const {
 }
 
 std::uint16_t Server::metrics_port() const { return impl_->metrics ? impl_->metrics->port() : 0; }
+std::uint16_t Server::admin_port() const { return impl_->console ? impl_->console->port() : 0; }
 
 std::uint16_t Server::port(Protocol p) const {
   for (const auto& b : impl_->listener.bound())

@@ -35,6 +35,7 @@
 #include "server/log.hpp"
 #include "server/live.hpp"
 #include "server/local_sockets.hpp"
+#include "server/console_http.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/relay.hpp"
 #include "wizmail/pop_before_smtp.hpp"
@@ -131,6 +132,8 @@ struct Server::Impl {
   // The Prometheus endpoint (metrics_port > 0; src/ops/); declared last so
   // it is closed first when the Impl goes.
   std::unique_ptr<ops::MetricsServer> metrics;
+  // The web console (admin_port > 0; console_http.hpp), on its own threads.
+  std::unique_ptr<server::ConsoleServer> console;
 
 
   void accept(asio::ip::tcp::socket s, int tag);

@@ -1,0 +1,288 @@
+#include "server/console_http.hpp"
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "server/console_model.hpp"
+#include "util/strings.hpp"
+#include "wizmail/account_store.hpp"
+#include "wizmail/admin/monitor.hpp"
+
+namespace wizmail::server {
+
+namespace {
+using nlohmann::json;
+using console::WebSession;
+
+// A bounded pool: at most this many requests are served at once; accepted
+// connections beyond wait in the pool's queue, each bounded by the read
+// timeout (a slow client holds one thread for at most that long).
+constexpr std::size_t pool_threads = 4;
+constexpr time_t io_timeout_s = 5;
+constexpr std::size_t keep_alive_requests = 20;
+constexpr std::size_t max_body = 16 * 1024;
+
+void send_json(httplib::Response& res, int status, const json& j) {
+  res.status = status;
+  res.set_content(j.dump(), "application/json");
+}
+
+void send_error(httplib::Response& res, int status, std::string_view message) {
+  send_json(res, status, json{{"error", message}});
+}
+
+json account_row(const AccountStore& store, const std::string& name) {
+  json row{{"account", name}};
+  auto kind = store.lookup(name);
+  if (!kind) {
+    row["error"] = kind.error().message;
+    return row;
+  }
+  row["kind"] = *kind == AccountKind::mailing_list ? "mailing_list" : "account";
+  return row;
+}
+}  // namespace
+
+struct ConsoleServer::Impl {
+  Deps deps;
+  bool tls = false;
+  std::unique_ptr<httplib::Server> http;
+  std::thread thread;
+  int port = 0;
+  console::SessionStore sessions{console::SessionStore::Options{}};
+
+  bool is_admin(const Config& cfg, std::string_view account) const {
+    for (const auto& a : cfg.server.admin_accounts)
+      if (a == account) return true;
+    return false;
+  }
+
+  // The request's live session, else the reply is made (401) and nullopt.
+  std::optional<WebSession> session_of(const httplib::Request& req, httplib::Response& res) {
+    std::optional<WebSession> s;
+    if (auto c = console::cookie_value(req.get_header_value("Cookie"), console::session_cookie_name))
+      s = sessions.find(*c);
+    if (!s) {
+      send_error(res, 401, "not logged in");
+      return std::nullopt;
+    }
+    // A state-changing request carries the session's CSRF token.
+    if (req.method != "GET" && req.method != "HEAD" &&
+        !console::same_token(req.get_header_value("X-CSRF-Token"), s->csrf)) {
+      send_error(res, 403, "missing or wrong X-CSRF-Token");
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  std::optional<WebSession> admin_of(const httplib::Request& req, httplib::Response& res) {
+    auto s = session_of(req, res);
+    if (!s) return s;
+    if (!s->admin) {
+      send_error(res, 403, "administrators only");
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  void login(const httplib::Request& req, httplib::Response& res) {
+    auto creds = console::parse_credentials(req.body);
+    if (!creds) return send_error(res, 400, creds.error().message);
+    auto cfg = deps.config();
+    const auto& ip = req.remote_addr;
+    // The same penalty as SMTP AUTH and POP3: admission, the wait before the
+    // check (right or wrong), failures and success per client network.
+    auth::AuthPolicy policy{.max_concurrent = cfg->smtp.auth_concurrency_limit,
+                            .block_failures = cfg->smtp.auth_block_failures,
+                            .block_time = std::chrono::seconds(cfg->smtp.auth_block_time)};
+    auto adm = deps.penalty->begin(ip, policy);
+    if (adm.kind == auth::AuthAdmission::Kind::blocked) {
+      return send_error(res, 429, "too many failed logins from your network, try later");
+    }
+    if (adm.kind == auth::AuthAdmission::Kind::busy) {
+      return send_error(res, 429, "too many login attempts from your network in progress, try later");
+    }
+    auto delay = auth::auth_delay_for(adm.failures, std::chrono::milliseconds(cfg->smtp.auth_penalty_delay),
+                                      std::chrono::milliseconds(cfg->smtp.auth_penalty_max_delay));
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    AccountStore store(cfg->mailbox_dir());
+    // Exactly SMTP AUTH's check (SmtpConnection's Environment::authenticate).
+    auto ok = store.authenticate(creds->account, creds->password);
+    deps.penalty->end(ip);
+    if (!ok && ok.error().code != Errc::not_found && ok.error().code != Errc::invalid_argument)
+      return send_error(res, 503, "temporary authentication failure");
+    if (!ok || !*ok) {
+      deps.penalty->failed(ip, auth::AuthPenalty::Clock::now(), policy);
+      return send_error(res, 401, "authentication failed");
+    }
+    deps.penalty->succeeded(ip);
+    auto name = AccountStore::normalize_name(creds->account);
+    if (!name) return send_error(res, 400, name.error().message);
+    auto s = sessions.create(*name, is_admin(*cfg, *name));
+    res.set_header("Set-Cookie", console::session_cookie(s.id, tls));
+    send_json(res, 200, json{{"account", s.account}, {"admin", s.admin}, {"csrf_token", s.csrf}});
+  }
+
+  void routes() {
+    auto& h = *http;
+    h.Post("/api/login", [this](const httplib::Request& req, httplib::Response& res) { login(req, res); });
+    h.Post("/api/logout", [this](const httplib::Request& req, httplib::Response& res) {
+      auto s = session_of(req, res);
+      if (!s) return;
+      sessions.remove(s->id);
+      res.set_header("Set-Cookie", console::expired_session_cookie(tls));
+      send_json(res, 200, json{{"logged_out", true}});
+    });
+    h.Get("/api/me", [this](const httplib::Request& req, httplib::Response& res) {
+      auto s = session_of(req, res);
+      if (!s) return;
+      send_json(res, 200, json{{"account", s->account}, {"admin", s->admin}, {"csrf_token", s->csrf}});
+    });
+    h.Get("/api/accounts", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!admin_of(req, res)) return;
+      auto cfg = deps.config();
+      AccountStore store(cfg->mailbox_dir());
+      // What `wizmail monitor` shows, from the same collector.
+      auto snap = collect_activity(*cfg);
+      if (!snap) return send_error(res, 500, snap.error().message);
+      json list = json::array();
+      for (const auto& r : snap->accounts) {
+        json row = account_row(store, r.account);
+        row["messages"] = r.messages;
+        row["bytes"] = r.bytes;
+        row["sent"] = r.sent;
+        row["received"] = r.received;
+        row["deleted"] = r.deleted;
+        if (!r.error.empty()) row["error"] = r.error;
+        list.push_back(std::move(row));
+      }
+      send_json(res, 200, json{{"accounts", std::move(list)},
+                               {"queue_length", snap->queue_length},
+                               {"quota", {{"messages", cfg->server.mailbox_capacity_mail_count},
+                                          {"bytes", cfg->server.mailbox_capacity_mail_size}}}});
+    });
+    h.Post("/api/accounts", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!admin_of(req, res)) return;
+      auto creds = console::parse_credentials(req.body);
+      if (!creds) return send_error(res, 400, creds.error().message);
+      // As `wizmail account create` validates: the folded name, then exists?
+      auto name = AccountStore::normalize_name(creds->account);
+      if (!name) return send_error(res, 400, name.error().message);
+      auto cfg = deps.config();
+      AccountStore store(cfg->mailbox_dir());
+      auto kind = store.lookup(*name);
+      if (!kind) return send_error(res, 500, kind.error().message);
+      if (*kind != AccountKind::none) return send_error(res, 409, util::cat("account ", *name, " already exists"));
+      if (auto st = store.create(*name, creds->password); !st) {
+        int code = st.error().code == Errc::invalid_argument ? 400
+                   : st.error().code == Errc::already_exists ? 409 : 500;
+        return send_error(res, code, st.error().message);
+      }
+      send_json(res, 201, json{{"created", *name}});
+    });
+    h.Delete(R"(/api/accounts/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!admin_of(req, res)) return;
+      auto name = AccountStore::normalize_name(req.matches[1].str());
+      if (!name) return send_error(res, 400, name.error().message);
+      auto cfg = deps.config();
+      AccountStore store(cfg->mailbox_dir());
+      if (auto st = store.remove(*name); !st) {
+        int code = st.error().code == Errc::not_found ? 404
+                   : st.error().code == Errc::invalid_argument || st.error().code == Errc::permission_denied ? 400
+                                                                                                           : 500;
+        return send_error(res, code, st.error().message);
+      }
+      sessions.remove_account(*name);
+      send_json(res, 200, json{{"deleted", *name}});
+    });
+    h.Post("/api/password", [this](const httplib::Request& req, httplib::Response& res) {
+      auto s = session_of(req, res);
+      if (!s) return;
+      auto p = console::parse_password_change(req.body);
+      if (!p) return send_error(res, 400, p.error().message);
+      std::string target = s->account;
+      if (!p->account.empty()) {
+        auto n = AccountStore::normalize_name(p->account);
+        if (!n) return send_error(res, 400, n.error().message);
+        if (*n != s->account && !s->admin) return send_error(res, 403, "only an administrator sets another account's password");
+        target = *n;
+      }
+      auto cfg = deps.config();
+      AccountStore store(cfg->mailbox_dir());
+      if (auto st = store.set_password(target, p->password); !st) {
+        int code = st.error().code == Errc::not_found ? 404 : st.error().code == Errc::invalid_argument ? 400 : 500;
+        return send_error(res, code, st.error().message);
+      }
+      send_json(res, 200, json{{"password_changed", target}});
+    });
+    h.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(deps.metrics(), "text/plain; version=0.0.4; charset=utf-8");
+    });
+    h.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+      // Only the API speaks JSON; an unknown path is 404 and says nothing else.
+      if (res.status == 404 || res.status == 405 || res.status == 413 || res.status == 400)
+        send_error(res, res.status, res.status == 404 ? "not found" : "bad request");
+      (void)req;
+    });
+    h.set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+      if (req.path.starts_with("/api/")) res.set_header("Cache-Control", "no-store");
+    });
+  }
+};
+
+ConsoleServer::ConsoleServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ConsoleServer::~ConsoleServer() { close(); }
+
+std::uint16_t ConsoleServer::port() const noexcept { return static_cast<std::uint16_t>(impl_->port); }
+bool ConsoleServer::tls() const noexcept { return impl_->tls; }
+
+void ConsoleServer::close() {
+  if (!impl_ || !impl_->http) return;
+  impl_->http->stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+Result<std::unique_ptr<ConsoleServer>> ConsoleServer::open(const Config& cfg, Deps deps, bool ephemeral) {
+  if (cfg.server.admin_port <= 0) return std::unique_ptr<ConsoleServer>();
+  if (cfg.server.admin_bind_address.size() != 1)
+    return fail(Errc::invalid_argument, "admin_bind_address: give exactly one address");
+  auto impl = std::make_unique<Impl>();
+  impl->deps = std::move(deps);
+  impl->tls = cfg.server.admin_tls && cfg.tls_configured();
+  if (impl->tls) {
+    impl->http = std::make_unique<httplib::SSLServer>(cfg.server.tls_cert_file.c_str(),
+                                                      cfg.server.tls_key_file.c_str());
+  } else {
+    impl->http = std::make_unique<httplib::Server>();
+  }
+  if (!impl->http->is_valid())
+    return fail(Errc::invalid_argument, "admin_port: cannot load tls_cert_file/tls_key_file");
+  auto& h = *impl->http;
+  h.new_task_queue = [] { return new httplib::ThreadPool(pool_threads); };
+  h.set_read_timeout(io_timeout_s, 0);
+  h.set_write_timeout(io_timeout_s, 0);
+  h.set_idle_interval(0, 0);
+  h.set_keep_alive_max_count(keep_alive_requests);
+  h.set_keep_alive_timeout(io_timeout_s);
+  h.set_payload_max_length(max_body);
+  h.set_default_headers({
+      {"Content-Security-Policy", "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'"},
+      {"X-Content-Type-Options", "nosniff"},
+      {"Referrer-Policy", "no-referrer"},
+      {"X-Frame-Options", "DENY"},
+  });
+  impl->routes();
+  const auto& address = cfg.server.admin_bind_address.front();
+  int port = ephemeral ? h.bind_to_any_port(address) : (h.bind_to_port(address, cfg.server.admin_port) ? cfg.server.admin_port : -1);
+  if (port <= 0)
+    return fail(Errc::io, util::cat("cannot listen on ", address, ":", std::to_string(cfg.server.admin_port), " (admin_port)"));
+  impl->port = port;
+  auto* raw = impl->http.get();
+  impl->thread = std::thread([raw] { raw->listen_after_bind(); });
+  return std::make_unique<ConsoleServer>(std::move(impl));
+}
+
+}  // namespace wizmail::server
