@@ -41,6 +41,11 @@ for name, port in front.items():
             # Health checks carry the header too (check-send-proxy): a
             # trusted peer without one would be refused.
             f"    server s1 127.0.0.1:{backend_port} {send} check check-send-proxy inter 1s"]
+    if name == "smtp":
+        # A check that speaks SMTP (waits for the 220, says EHLO): the
+        # LOCAL header always arrives. A bare TCP check connects and closes
+        # at once, so whether its header is read before the close races.
+        cfg.insert(len(cfg) - 1, "    option smtpchk EHLO haproxy.test")
 cfg_path = os.path.join(home.path, "haproxy.cfg")
 with open(cfg_path, "w") as f:
     f.write("\n".join(cfg) + "\n")
