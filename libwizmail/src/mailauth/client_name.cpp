@@ -1,7 +1,6 @@
 // The client's name: PTR, then the forward confirmation (mailauth.hpp).
 #include <arpa/nameser.h>
 
-#include <algorithm>
 
 #include "mailauth/dns_check.hpp"
 #include "mailauth/mailauth.hpp"
@@ -9,16 +8,6 @@
 #include "util/strings.hpp"
 
 namespace wizmail::mailauth {
-
-namespace {
-
-std::string norm(std::string_view name) {
-  std::string out = util::to_lower(name);
-  while (!out.empty() && out.back() == '.') out.pop_back();
-  return out;
-}
-
-}  // namespace
 
 ClientName client_name(const Dns& dns, std::string_view ip_text) {
   ClientName out;
@@ -29,7 +18,7 @@ ClientName client_name(const Dns& dns, std::string_view ip_text) {
   constexpr std::size_t max_names = 10;
   std::size_t checked = 0;
   for (const auto& raw : ptr->records) {
-    auto name = norm(raw);
+    auto name = normalize_dns_name(raw);
     if (name.empty()) continue;
     if (out.ptr.empty()) out.ptr = name;
     if (++checked > max_names) break;

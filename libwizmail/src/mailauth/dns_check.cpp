@@ -13,16 +13,17 @@
 
 namespace wizmail::mailauth {
 
+std::string normalize_dns_name(std::string_view name) {
+  std::string n = util::to_lower(util::trim(name));
+  if (!n.empty() && n.back() == '.') n.pop_back();
+  return n;
+}
+
 namespace {
 
 using outbound::DnsRecords;
 using Level = DnsCheckLevel;
 
-std::string norm(std::string_view name) {
-  std::string n = util::to_lower(util::trim(name));
-  if (!n.empty() && n.back() == '.') n.pop_back();
-  return n;
-}
 
 class Report {
  public:
@@ -150,7 +151,7 @@ void check_mx(Report& rep, const DnsCheckInput& in, const std::vector<Address>& 
     auto sp = r.find(' ');
     Mx m;
     m.preference = static_cast<int>(util::parse_int(r.substr(0, sp)).value_or(0));
-    m.host = sp == std::string::npos ? std::string() : norm(r.substr(sp + 1));
+    m.host = sp == std::string::npos ? std::string() : normalize_dns_name(r.substr(sp + 1));
     hosts.push_back(std::move(m));
   }
   std::stable_sort(hosts.begin(), hosts.end(), [](const Mx& a, const Mx& b) { return a.preference < b.preference; });
@@ -256,7 +257,7 @@ void check_host(Report& rep, const DnsCheckInput& in, const std::vector<Address>
     }
     const std::string ask = util::cat("ask whoever owns the address block of ", a.text, " to set its PTR to ", host);
     std::vector<std::string> names;
-    for (const auto& n : found(r)) names.push_back(norm(n));
+    for (const auto& n : found(r)) names.push_back(normalize_dns_name(n));
     if (names.empty()) {
       rep.add("PTR", Level::fail, util::cat(a.text, " has no PTR record (many receivers refuse such senders)"), ask);
       continue;
@@ -555,7 +556,7 @@ void check_mta_sts(Report& rep, const DnsCheckInput& in, DnsAnswers& dns) {
 }  // namespace
 
 void DnsAnswers::set(std::string_view name, int type, Result<outbound::DnsRecords> answer) {
-  answers_.insert_or_assign({norm(name), type}, std::move(answer));
+  answers_.insert_or_assign({normalize_dns_name(name), type}, std::move(answer));
 }
 
 void DnsAnswers::set(std::string_view name, int type, std::vector<std::string> records) {
@@ -563,7 +564,7 @@ void DnsAnswers::set(std::string_view name, int type, std::vector<std::string> r
 }
 
 Result<outbound::DnsRecords> DnsAnswers::lookup(std::string_view name, int type) {
-  std::pair<std::string, int> key{norm(name), type};
+  std::pair<std::string, int> key{normalize_dns_name(name), type};
   if (auto it = answers_.find(key); it != answers_.end()) return it->second;
   if (!live_) return DnsRecords{DnsRecords::Status::nx_domain, {}, 0};
   auto r = live_(key.first, type);

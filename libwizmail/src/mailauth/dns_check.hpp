@@ -65,6 +65,9 @@ struct DnsCheckInput {
 
 std::vector<DnsFinding> evaluate_dns(const DnsCheckInput& input, DnsAnswers& dns);
 
+// A name as DNS answers compare: lower case, no blanks, no final dot.
+std::string normalize_dns_name(std::string_view name);
+
 // "4.3.2.1.in-addr.arpa", "…ip6.arpa".
 std::string reverse_name(const util::IpAddress& ip);
 
