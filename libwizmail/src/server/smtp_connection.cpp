@@ -500,6 +500,10 @@ class SmtpConnection final : public SessionConnection,
   smtp::Output out_;
   MessageStaging staging_;
   std::string last_command_;
+  // The session is over: look-ups started at connect and not begun yet
+  // are skipped (a flood of connections that hang up at once must not
+  // queue DNS work on the two blocking threads).
+  std::atomic<bool> ended_{false};
 };
 
 template <class Fn>
@@ -551,7 +555,9 @@ void SmtpConnection::start_milters() {
   tell_milters_tls();  // smtps: the handshake came first
   if (!trusted() && srv_.blocking)
     asio::post(srv_.blocking->get_executor(),
-               [self = shared_from_this(), this] { env_->prefetch_name(peer_ip_); });
+               [self = shared_from_this(), this] {
+                 if (!ended_.load(std::memory_order_relaxed)) env_->prefetch_name(peer_ip_);
+               });
 }
 
 std::optional<Result<std::string>> SmtpConnection::filter_message(milter::Chain& chain, smtp::Transaction& txn) {
@@ -886,7 +892,9 @@ asio::awaitable<bool> SmtpConnection::pregreet() {
 void SmtpConnection::start_client_check() {
   if (proto_ != Protocol::smtp || !srv_.blocking || !env_->wants_client_check()) return;
   asio::post(srv_.blocking->get_executor(),
-             [self = shared_from_this(), this] { env_->prefetch_client(peer_ip_); });
+             [self = shared_from_this(), this] {
+               if (!ended_.load(std::memory_order_relaxed)) env_->prefetch_client(peer_ip_);
+             });
 }
 
 // dnsbl_action=drop (postscreen's drop): the greeting waits for the lists;
@@ -1005,6 +1013,7 @@ asio::awaitable<void> SmtpConnection::run() {
     open = co_await act();
     if (open && !trusted()) track_request(data_bytes);
   }
+  ended_.store(true, std::memory_order_relaxed);
   watchdog_.stop();
   log_line(LogFile::smtp, "close");
   session_.reset();  // aborts an unfinished message
