@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -77,7 +78,11 @@ TEST_CASE("quarantine folder: write durably (0600), list oldest first, load, del
   REQUIRE(all);
   REQUIRE(all->size() == 2);
   CHECK(((*all)[0].id == *a || (*all)[0].id == *b));
-  for (const auto& q : *all) CHECK(q.message.empty());
+  for (const auto& q : *all) {
+    CHECK(q.message.empty());               // the listing does not keep the text
+    CHECK(q.size == message.size());        // but knows its size
+    CHECK(q.created > 0);
+  }
 
   auto loaded = load_quarantined(dir, *b);
   REQUIRE(loaded);
@@ -100,6 +105,21 @@ TEST_CASE("quarantine folder: write durably (0600), list oldest first, load, del
     CHECK(r.error().code == Errc::invalid_argument);
     CHECK_FALSE(delete_quarantined(dir, bad_id));
   }
+  // Fields longer than the 64 KiB the listing reads first (many
+  // recipients): still listed whole, with the message's size.
+  std::vector<std::string> many;
+  for (int i = 0; i < 3000; ++i) many.push_back(std::string("recipient-") + std::to_string(i) + "@local.test");
+  const std::string big_body(200000, 'x');
+  auto c = quarantine_message(dir, "many", "a@b.test", many, message + big_body);
+  REQUIRE(c);
+  all = list_quarantine(dir);
+  REQUIRE(all);
+  auto it = std::find_if(all->begin(), all->end(), [&](const auto& q) { return q.id == *c; });
+  REQUIRE(it != all->end());
+  CHECK(it->recipients.size() == 3000);
+  CHECK(it->recipients.back() == "recipient-2999@local.test");
+  CHECK(it->size == message.size() + big_body.size());
+
   auto stray = load_quarantined(dir, "stray");
   REQUIRE_FALSE(stray);
   CHECK(stray.error().code == Errc::parse);

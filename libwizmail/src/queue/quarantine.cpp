@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <fstream>
 #include <system_error>
 
 #include "util/fs.hpp"
@@ -32,6 +33,41 @@ Status check_id(std::string_view id) {
 }
 
 fs::path file_of(const fs::path& dir, std::string_view id) { return dir / util::cat(id, ".eml"); }
+
+// When it was quarantined: the file's time (0 when it cannot be read).
+std::int64_t created_of(const fs::path& path) {
+  struct stat st{};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<std::int64_t>(st.st_mtime) : 0;
+}
+
+// The fields in front of a quarantined file and the message's size,
+// without keeping the message: the first 64 KiB are read, the whole file
+// only when the fields run longer (very many recipients).
+Result<QuarantinedMessage> read_fields(const fs::path& path) {
+  constexpr std::size_t prefix = 64 * 1024;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fail(Errc::not_found, util::cat("cannot open ", path.string()));
+  std::string text(prefix, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(prefix));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  const bool whole = in.eof();
+  in.clear();
+  in.seekg(0, std::ios::end);
+  const auto file_size = static_cast<std::uint64_t>(in.tellg());
+  auto q = parse_quarantine_record(text);
+  if (!q && !whole) {
+    auto all = util::read_file(path);
+    if (!all) return unexpected(all.error());
+    text = std::move(*all);
+    q = parse_quarantine_record(text);
+  }
+  if (!q) return q;
+  const auto fields = text.size() - q->message.size();
+  q->size = file_size - fields;
+  q->message.clear();
+  q->message.shrink_to_fit();
+  return q;
+}
 
 }  // namespace
 
@@ -100,8 +136,7 @@ Result<QuarantinedMessage> load_quarantined(const fs::path& quarantine_dir, std:
   auto q = parse_quarantine_record(*text);
   if (!q) return fail(Errc::parse, util::cat(path.string(), ": ", q.error().message));
   q->id = std::string(id);
-  struct stat st{};
-  if (::stat(path.c_str(), &st) == 0) q->created = st.st_mtime;
+  q->created = created_of(path);
   return q;
 }
 
@@ -116,10 +151,12 @@ Result<std::vector<QuarantinedMessage>> list_quarantine(const fs::path& quaranti
   for (const auto& entry : it) {
     const auto name = entry.path().filename().string();
     if (!name.ends_with(".eml")) continue;
-    auto q = load_quarantined(quarantine_dir, std::string_view(name).substr(0, name.size() - 4));
+    const auto id = std::string_view(name).substr(0, name.size() - 4);
+    if (!RelayQueue::validate_id(id)) continue;
+    auto q = read_fields(entry.path());
     if (!q) continue;  // released or deleted meanwhile, or not ours
-    q->message.clear();
-    q->message.shrink_to_fit();
+    q->id = std::string(id);
+    q->created = created_of(entry.path());
     out.push_back(std::move(*q));
   }
   std::sort(out.begin(), out.end(),
