@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include "control/reply.hpp"
+
 #include <string>
 
 using namespace wizmail;
@@ -136,7 +138,7 @@ TEST_CASE("requests: bad input is refused with a reason") {
 }
 
 TEST_CASE("replies") {
-  auto ok = parse_json(ok_reply("\"pid\":7"));
+  auto ok = parse_json(ok_reply({{"pid", 7}}));
   REQUIRE(ok);
   CHECK(check_reply(*ok));
   CHECK(*ok->get("pid")->number() == 7);

@@ -23,6 +23,9 @@ void print(const Json& j, std::string& out) {
       char buf[40];
       std::snprintf(buf, sizeof buf, "%.17g", j.n);
       out += buf;
+      // Always a fraction or an exponent: JSON's "-0" is the integer 0 to
+      // the parser, "-0.0" keeps the sign of a negative zero.
+      if (std::string_view(buf).find_first_of(".e") == std::string_view::npos) out += ".0";
       break;
     }
     case Json::Kind::string: out += wizmail::json_string(j.s); break;

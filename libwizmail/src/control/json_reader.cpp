@@ -1,250 +1,107 @@
-// A strict JSON reader for the control protocol (wizmail/admin/control.hpp).
+// The control protocol's JSON reader (wizmail/admin/control.hpp): nlohmann's
+// parser (RFC 8259 grammar, UTF-8 validation, escapes and surrogate pairs)
+// driven through its SAX interface into our plain Json value, with the
+// protocol's own limits on top: no duplicate member names, nesting of at
+// most 32, at most 256 members per object, finite numbers only. The
+// parser is iterative, so a hostile nesting cannot overflow the stack.
 #include <cmath>
-#include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
-#include "util/utf8.hpp"
+#include "util/strings.hpp"
 #include "wizmail/admin/control.hpp"
 
 namespace wizmail::control {
 
 namespace {
 
-constexpr int kMaxDepth = 32;
+constexpr std::size_t kMaxDepth = 32;
 constexpr std::size_t kMaxMembers = 256;  // per object (duplicate check is linear)
 
-class Reader {
+class Builder : public nlohmann::json_sax<nlohmann::json> {
  public:
-  explicit Reader(std::string_view s) : s_(s) {}
+  // Why the document was refused: the parser's message, or one of ours.
+  std::string error;
+  std::optional<Json> root;
 
-  Result<Json> document() {
-    auto v = value(0);
-    if (!v) return v;
-    ws();
-    if (i_ != s_.size()) return error("trailing characters after the value");
-    return v;
-  }
-
- private:
-  unexpected<Error> error(std::string_view why) const {
-    return fail(Errc::invalid_argument,
-                "bad JSON at byte " + std::to_string(i_) + ": " + std::string(why));
-  }
-  void ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r'))
-      ++i_;
-  }
-  bool literal(std::string_view word) {
-    if (s_.substr(i_, word.size()) != word) return false;
-    i_ += word.size();
-    return true;
-  }
-
-  static Json boolean(bool v) {
+  bool null() override { return put(Json{}); }
+  bool boolean(bool v) override {
     Json j;
     j.kind = Json::Kind::boolean;
     j.b = v;
-    return j;
+    return put(std::move(j));
+  }
+  bool number_integer(number_integer_t v) override { return number(static_cast<double>(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return number(static_cast<double>(v)); }
+  bool number_float(number_float_t v, const string_t&) override { return number(v); }
+  bool string(string_t& v) override {
+    Json j;
+    j.kind = Json::Kind::string;
+    j.s = std::move(v);
+    return put(std::move(j));
+  }
+  bool binary(binary_t&) override { return refuse("binary values are not JSON"); }
+  bool start_object(std::size_t) override { return open(Json::Kind::object); }
+  bool key(string_t& k) override {
+    const Json& obj = stack_.back();
+    if (obj.get(k)) return refuse(util::cat("duplicate member \"", k, "\""));
+    if (obj.members.size() >= kMaxMembers) return refuse("too many members");
+    keys_.push_back(std::move(k));
+    return true;
+  }
+  bool end_object() override { return close(); }
+  bool start_array(std::size_t) override { return open(Json::Kind::array); }
+  bool end_array() override { return close(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& ex) override {
+    // "[json.exception.parse_error.101] parse error at line 1, column 3: ..."
+    std::string what = ex.what();
+    if (auto p = what.find("] "); p != std::string::npos) what.erase(0, p + 2);
+    return refuse(what);
   }
 
-  Result<Json> value(int depth) {
-    ws();
-    if (i_ >= s_.size()) return error("value expected");
-    char c = s_[i_];
-    if ((c == '{' || c == '[') && depth >= kMaxDepth) return error("nested too deeply");
-    if (c == '{') return object(depth);
-    if (c == '[') return array(depth);
-    if (c == '"') {
-      auto str = string();
-      if (!str) return unexpected(str.error());
-      Json j;
-      j.kind = Json::Kind::string;
-      j.s = std::move(*str);
-      return j;
-    }
-    if (literal("true")) return boolean(true);
-    if (literal("false")) return boolean(false);
-    if (literal("null")) return Json{};
-    if (c == '-' || (c >= '0' && c <= '9')) return number();
-    return error("unexpected character");
+ private:
+  bool refuse(std::string why) {
+    if (error.empty()) error = std::move(why);
+    return false;
   }
-
-  Result<Json> number() {
-    std::size_t start = i_;
-    auto digit = [&] { return i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9'; };
-    if (s_[i_] == '-') ++i_;
-    if (!digit()) return error("digit expected");
-    if (s_[i_] == '0') {
-      ++i_;
-      if (digit()) return error("leading zero");
-    } else {
-      while (digit()) ++i_;
-    }
-    if (i_ < s_.size() && s_[i_] == '.') {
-      ++i_;
-      if (!digit()) return error("digit expected after '.'");
-      while (digit()) ++i_;
-    }
-    if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
-      ++i_;
-      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
-      if (!digit()) return error("digit expected in exponent");
-      while (digit()) ++i_;
-    }
-    std::string text(s_.substr(start, i_ - start));
-    double d = std::strtod(text.c_str(), nullptr);
-    if (!std::isfinite(d)) return error("number out of range");
+  bool number(double d) {
+    if (!std::isfinite(d)) return refuse("number out of range");
     Json j;
     j.kind = Json::Kind::number;
     j.n = d;
-    return j;
+    return put(std::move(j));
   }
-
-  static void put_utf8(std::string& out, std::uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
+  bool open(Json::Kind kind) {
+    if (stack_.size() >= kMaxDepth) return refuse("nested too deeply");
+    Json j;
+    j.kind = kind;
+    stack_.push_back(std::move(j));
+    return true;
+  }
+  bool close() {
+    Json done = std::move(stack_.back());
+    stack_.pop_back();
+    return put(std::move(done));
+  }
+  // A finished value goes into the open array or object, or is the document.
+  bool put(Json v) {
+    if (stack_.empty()) {
+      root = std::move(v);
+      return true;
+    }
+    Json& parent = stack_.back();
+    if (parent.kind == Json::Kind::array) {
+      parent.items.push_back(std::move(v));
     } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
+      parent.members.emplace_back(std::move(keys_.back()), std::move(v));
+      keys_.pop_back();
     }
+    return true;
   }
 
-  std::optional<std::uint32_t> hex4() {
-    if (s_.size() - i_ < 4) return std::nullopt;
-    std::uint32_t v = 0;
-    for (int k = 0; k < 4; ++k) {
-      char c = s_[i_++];
-      v <<= 4;
-      if (c >= '0' && c <= '9') v |= static_cast<std::uint32_t>(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= static_cast<std::uint32_t>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= static_cast<std::uint32_t>(c - 'A' + 10);
-      else return std::nullopt;
-    }
-    return v;
-  }
-
-  Result<std::string> string() {
-    ++i_;  // "
-    std::string out;
-    for (;;) {
-      if (i_ >= s_.size()) return error("unterminated string");
-      char c = s_[i_];
-      if (c == '"') {
-        ++i_;
-        return out;
-      }
-      if (static_cast<unsigned char>(c) < 0x20) return error("control character in string");
-      if (c == '\\') {
-        ++i_;
-        if (i_ >= s_.size()) return error("unterminated escape");
-        char e = s_[i_++];
-        switch (e) {
-          case '"': out += '"'; break;
-          case '\\': out += '\\'; break;
-          case '/': out += '/'; break;
-          case 'b': out += '\b'; break;
-          case 'f': out += '\f'; break;
-          case 'n': out += '\n'; break;
-          case 'r': out += '\r'; break;
-          case 't': out += '\t'; break;
-          case 'u': {
-            auto cp = hex4();
-            if (!cp) return error("bad \\u escape");
-            if (*cp >= 0xDC00 && *cp <= 0xDFFF) return error("lone low surrogate");
-            if (*cp >= 0xD800 && *cp <= 0xDBFF) {
-              if (!literal("\\u")) return error("lone high surrogate");
-              auto lo = hex4();
-              if (!lo || *lo < 0xDC00 || *lo > 0xDFFF) return error("bad surrogate pair");
-              *cp = 0x10000 + ((*cp - 0xD800) << 10) + (*lo - 0xDC00);
-            }
-            put_utf8(out, *cp);
-            break;
-          }
-          default: return error("bad escape");
-        }
-        continue;
-      }
-      auto n = util::utf8_sequence_length(s_.substr(i_));
-      if (n == 0) return error("invalid UTF-8");
-      out.append(s_.substr(i_, n));
-      i_ += n;
-    }
-  }
-
-  Result<Json> array(int depth) {
-    ++i_;  // [
-    Json out;
-    out.kind = Json::Kind::array;
-    ws();
-    if (i_ < s_.size() && s_[i_] == ']') {
-      ++i_;
-      return out;
-    }
-    for (;;) {
-      auto v = value(depth + 1);
-      if (!v) return v;
-      out.items.push_back(std::move(*v));
-      ws();
-      if (i_ >= s_.size()) return error("unterminated array");
-      if (s_[i_] == ',') {
-        ++i_;
-        continue;
-      }
-      if (s_[i_] == ']') {
-        ++i_;
-        return out;
-      }
-      return error("',' or ']' expected");
-    }
-  }
-
-  Result<Json> object(int depth) {
-    ++i_;  // {
-    Json out;
-    out.kind = Json::Kind::object;
-    ws();
-    if (i_ < s_.size() && s_[i_] == '}') {
-      ++i_;
-      return out;
-    }
-    for (;;) {
-      ws();
-      if (i_ >= s_.size() || s_[i_] != '"') return error("member name expected");
-      auto key = string();
-      if (!key) return unexpected(key.error());
-      ws();
-      if (i_ >= s_.size() || s_[i_] != ':') return error("':' expected");
-      ++i_;
-      auto v = value(depth + 1);
-      if (!v) return v;
-      if (out.get(*key)) return error("duplicate member");
-      if (out.members.size() >= kMaxMembers) return error("too many members");
-      out.members.emplace_back(std::move(*key), std::move(*v));
-      ws();
-      if (i_ >= s_.size()) return error("unterminated object");
-      if (s_[i_] == ',') {
-        ++i_;
-        continue;
-      }
-      if (s_[i_] == '}') {
-        ++i_;
-        return out;
-      }
-      return error("',' or '}' expected");
-    }
-  }
-
-  std::string_view s_;
-  std::size_t i_ = 0;
+  std::vector<Json> stack_;        // the arrays and objects still open
+  std::vector<std::string> keys_;  // the member name of each open object's pending value
 };
 
 }  // namespace
@@ -258,6 +115,15 @@ const Json* Json::get(std::string_view key) const noexcept {
   return nullptr;
 }
 
-Result<Json> parse_json(std::string_view text) { return Reader(text).document(); }
+Result<Json> parse_json(std::string_view text) {
+  Builder b;
+  // strict: nothing may follow the value (but white space).
+  bool ok = nlohmann::json::sax_parse(text, &b, nlohmann::json::input_format_t::json, true);
+  if (!ok || !b.root) {
+    return fail(Errc::invalid_argument,
+                util::cat("bad JSON: ", b.error.empty() ? std::string("incomplete document") : b.error));
+  }
+  return std::move(*b.root);
+}
 
 }  // namespace wizmail::control

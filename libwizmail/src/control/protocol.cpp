@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <optional>
 
+#include "control/reply.hpp"
 #include "wizmail/admin/control.hpp"
-#include "wizmail/admin/json.hpp"
 
 namespace wizmail::control {
 
@@ -53,25 +53,29 @@ Result<Request> parse_request(std::string_view line) {
   return r;
 }
 
+namespace {
+std::string dump(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+}  // namespace
+
 std::string format_request(const Request& r) {
-  std::string out = "{\"v\":" + std::to_string(kProtocolVersion) + ",\"cmd\":" +
-                    json_string(to_string(r.command));
-  if (r.command == Command::stop) out += std::string(",\"force\":") + (r.force ? "true" : "false");
-  return out + "}";
+  nlohmann::ordered_json j{{"v", kProtocolVersion}, {"cmd", std::string(to_string(r.command))}};
+  if (r.command == Command::stop) j["force"] = r.force;
+  return dump(j);
 }
 
-std::string ok_reply(std::string_view fields) {
-  std::string out = "{\"v\":1,\"ok\":true";
-  if (!fields.empty()) {
-    out += ',';
-    out += fields;
-  }
-  return out + "}";
+std::string ok_reply(const nlohmann::ordered_json& fields) {
+  nlohmann::ordered_json j{{"v", kProtocolVersion}, {"ok", true}};
+  for (const auto& [k, v] : fields.items()) j[k] = v;
+  return dump(j);
 }
 
 std::string error_reply(std::string_view code, std::string_view message) {
-  return "{\"v\":1,\"ok\":false,\"error\":" + json_string(code) + ",\"message\":" +
-         json_string(message) + "}";
+  return dump(nlohmann::ordered_json{{"v", kProtocolVersion},
+                                     {"ok", false},
+                                     {"error", std::string(code)},
+                                     {"message", std::string(message)}});
 }
 
 fs::path control_socket_path(const fs::path& home) { return home / "var" / "run" / "control.sock"; }

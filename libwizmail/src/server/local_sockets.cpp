@@ -18,11 +18,11 @@
 #include <asio/write.hpp>
 
 #include "server/smtp_connection.hpp"
+#include "control/reply.hpp"
 #include "control/unix_socket.hpp"
 #include "net/stream.hpp"
 #include "server/server_impl.hpp"
 #include "wizmail/admin/control.hpp"
-#include "wizmail/admin/json.hpp"
 
 namespace wizmail::server {
 
@@ -105,38 +105,35 @@ Status bind_socket(local::acceptor& acc, const fs::path& path, mode_t mode) {
   return {};
 }
 
-std::string u64(std::uint64_t v) { return std::to_string(v); }
-
-std::string sessions_json(const Server& server) {
-  std::string out = "\"pid\":" + std::to_string(::getpid()) + ",\"sessions\":[";
-  bool first = true;
+nlohmann::ordered_json sessions_json(const Server& server) {
+  auto sessions = nlohmann::ordered_json::array();
   for (const auto& s : server.sessions()) {
-    if (!first) out += ',';
-    first = false;
-    out += "{\"id\":" + u64(s.id) + ",\"protocol\":" + json_string(to_string(s.protocol)) +
-           ",\"peer\":" + json_string(s.peer) + ",\"account\":" + json_string(s.account) +
-           ",\"state\":" + json_string(s.state) + ",\"command\":" + json_string(s.command) +
-           ",\"age\":" + std::to_string(s.age.count()) + "}";
+    sessions.push_back({{"id", s.id},
+                        {"protocol", std::string(to_string(s.protocol))},
+                        {"peer", s.peer},
+                        {"account", s.account},
+                        {"state", s.state},
+                        {"command", s.command},
+                        {"age", s.age.count()}});
   }
-  out += "],\"workers\":[";
-  first = true;
-  for (const auto& w : server.workers()) {
-    if (!first) out += ',';
-    first = false;
-    out += "{\"name\":" + json_string(w.name) + ",\"state\":" + json_string(w.state) +
-           ",\"age\":" + std::to_string(w.since.count()) + "}";
-  }
-  return out + "]";
+  auto workers = nlohmann::ordered_json::array();
+  for (const auto& w : server.workers())
+    workers.push_back({{"name", w.name}, {"state", w.state}, {"age", w.since.count()}});
+  return {{"pid", ::getpid()}, {"sessions", std::move(sessions)}, {"workers", std::move(workers)}};
 }
 
-std::string stats_json(const Server& server) {
+nlohmann::ordered_json stats_json(const Server& server) {
   auto s = server.stats();
-  return "\"pid\":" + std::to_string(::getpid()) + ",\"stats\":{\"sessions_smtp\":" +
-         u64(s.sessions_smtp) + ",\"sessions_pop3\":" + u64(s.sessions_pop3) +
-         ",\"sessions_total\":" + u64(s.sessions_total) + ",\"refused_busy\":" + u64(s.refused_busy) +
-         ",\"messages_received\":" + u64(s.messages_received) + ",\"messages_delivered\":" +
-         u64(s.messages_delivered) + ",\"messages_relayed\":" + u64(s.messages_relayed) +
-         ",\"commit_batches\":" + u64(s.commit_batches) + "}";
+  return {{"pid", ::getpid()},
+          {"stats",
+           {{"sessions_smtp", s.sessions_smtp},
+            {"sessions_pop3", s.sessions_pop3},
+            {"sessions_total", s.sessions_total},
+            {"refused_busy", s.refused_busy},
+            {"messages_received", s.messages_received},
+            {"messages_delivered", s.messages_delivered},
+            {"messages_relayed", s.messages_relayed},
+            {"commit_batches", s.commit_batches}}}};
 }
 
 }  // namespace
@@ -198,7 +195,7 @@ struct LocalSockets::ControlConn : std::enable_shared_from_this<ControlConn> {
       } else {
         switch (req->command) {
           case Command::stop:
-            reply = ok_reply("\"pid\":" + std::to_string(::getpid()));
+            reply = ok_reply({{"pid", ::getpid()}});
             stop = true;
             force = req->force;
             break;

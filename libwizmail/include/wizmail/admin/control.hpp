@@ -76,10 +76,6 @@ struct Request {
 Result<Request> parse_request(std::string_view line);
 std::string format_request(const Request& r);
 
-// Reply lines. `fields` are extra members, already JSON ("\"pid\":12").
-std::string ok_reply(std::string_view fields = {});
-std::string error_reply(std::string_view code, std::string_view message);
-
 // ---- Client
 std::filesystem::path control_socket_path(const std::filesystem::path& home);
 std::filesystem::path submit_socket_path(const std::filesystem::path& home);
