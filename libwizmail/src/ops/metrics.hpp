@@ -1,10 +1,8 @@
-// Private: the Prometheus endpoint (metrics_port). A minimal HTTP/1.1 server
-// on loopback: GET /metrics answers the text exposition format 0.0.4, every
-// other path 404, every other method 405; one request per connection, the
-// request head bounded (8 KiB) and read within a deadline (5 s).
+// Private: the Prometheus endpoint (metrics_port) on loopback: GET /metrics
+// answers the text exposition format 0.0.4, every other path 404, every
+// other method there 405. The HTTP server is cpp-httplib (ops/http_service.hpp):
+// two threads of its own, 5 s read/write timeouts, no request body.
 #pragma once
-
-#include <asio/io_context.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -15,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "ops/http_service.hpp"
 #include "wizmail/error.hpp"
 #include "wizmail/server.hpp"
 
@@ -30,18 +29,6 @@ struct MetricsSnapshot {
 
 // The exposition text (pure).
 std::string render_metrics(const MetricsSnapshot& m);
-
-// The request head parser (pure, sans I/O).
-struct HttpRequest {
-  std::string method, target, version;
-};
-enum class HttpParse { need_more, done, bad, too_large };
-// `buf` holds everything read so far; done once "\r\n\r\n" (or "\n\n") ends
-// the head. A head longer than `max` is too_large.
-HttpParse parse_http_request(std::string_view buf, HttpRequest& out, std::size_t max = 8192);
-// The whole response for a parsed request; `body` is rendered only for
-// GET /metrics (or HEAD).
-std::string http_response(const HttpRequest& req, const std::function<std::string()>& body);
 
 // Queue length and oldest entry, scanned at most once per `every`.
 class QueueGauge {
@@ -68,23 +55,22 @@ class QueueGauge {
 class MetricsServer {
  public:
   using Render = std::function<std::string()>;
-  MetricsServer(asio::io_context& io, Render render);
+  explicit MetricsServer(Render render);
   ~MetricsServer();  // close()
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
 
-  // Bind and start accepting (Errc::busy when the port is in use).
+  // Bind (port 0: any free one) and start serving on the HTTP service's own
+  // threads (Errc::busy when the port is in use).
   Status open(const std::string& address, std::uint16_t port);
-  std::uint16_t port() const noexcept { return port_; }
-  // Stop accepting, drop open connections; `render` is never called once
-  // this returns. Any thread, idempotent.
+  std::uint16_t port() const noexcept;
+  // Stop accepting, finish the request in progress; `render` is never
+  // called once this returns. Idempotent; not from `render`.
   void close();
 
-  struct State;
-
  private:
-  std::shared_ptr<State> st_;
-  std::uint16_t port_ = 0;
+  Render render_;
+  std::unique_ptr<HttpService> svc_;
 };
 
 }  // namespace wizmail::ops

@@ -19,10 +19,10 @@ std::function<std::string()> server_metrics_renderer(const Server& server, const
   };
 }
 
-Result<std::unique_ptr<MetricsServer>> open_server_metrics(asio::io_context& io, const Server& server,
+Result<std::unique_ptr<MetricsServer>> open_server_metrics(const Server& server,
                                                            const Config& config, bool ephemeral) {
   if (config.server.metrics_port <= 0) return std::unique_ptr<MetricsServer>();
-  auto m = std::make_unique<MetricsServer>(io, server_metrics_renderer(server, config));
+  auto m = std::make_unique<MetricsServer>(server_metrics_renderer(server, config));
   // Loopback only: the figures are not secret, but nothing about them needs
   // the network; a remote Prometheus scrapes through a proxy or a tunnel.
   auto port = static_cast<std::uint16_t>(ephemeral ? 0 : config.server.metrics_port);

@@ -9,14 +9,15 @@
 
 namespace wizmail::ops {
 
-// Open the Prometheus endpoint on 127.0.0.1:<metrics_port> (an ephemeral
-// port when `ephemeral`) serving `server`'s figures; null when
-// metrics_port is 0. `server` must outlive the returned object's close().
 // The exposition text of `server`'s figures now (what GET /metrics answers,
 // on metrics_port and on the web console's port). `server` must outlive it.
 std::function<std::string()> server_metrics_renderer(const Server& server, const Config& config);
 
-Result<std::unique_ptr<MetricsServer>> open_server_metrics(asio::io_context& io, const Server& server,
-                                                           const Config& config, bool ephemeral);
+// Open the Prometheus endpoint on 127.0.0.1:<metrics_port> (an ephemeral
+// port when `ephemeral`) serving `server`'s figures; null when
+// metrics_port is 0. `server` must outlive the returned object's close().
+
+Result<std::unique_ptr<MetricsServer>> open_server_metrics(const Server& server, const Config& config,
+                                                           bool ephemeral);
 
 }  // namespace wizmail::ops

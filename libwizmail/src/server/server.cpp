@@ -377,7 +377,7 @@ Status Server::start() {
     if (I.io_pool) I.io_pool->stop_now();
     return unexpected(e);
   };
-  if (auto m = ops::open_server_metrics(I.io, *this, cfg, I.opt.ephemeral_ports); !m) {
+  if (auto m = ops::open_server_metrics(*this, cfg, I.opt.ephemeral_ports); !m) {
     return abandon(m.error());
   } else {
     I.metrics = std::move(*m);
