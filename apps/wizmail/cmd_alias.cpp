@@ -9,7 +9,6 @@
 #include "wizmail/account_store.hpp"
 #include "wizmail/aliases.hpp"
 #include "wizmail/admin/control.hpp"
-#include "wizmail/admin/json.hpp"
 
 namespace wizmail::cli {
 
@@ -119,15 +118,10 @@ void add_alias_commands(CLI::App& app, Context& ctx) {
     static const AliasMap empty;
     const AliasMap& m = cfg->aliases ? *cfg->aliases : empty;
     if (ctx.json) {
-      out << "[";
-      bool first = true;
-      for (const auto& e : m.entries()) {
-        out << (first ? "" : ",") << "\n  {\"alias\": " << json_string(e.key) << ", \"targets\": [";
-        for (std::size_t i = 0; i < e.targets.size(); ++i) out << (i ? ", " : "") << json_string(e.targets[i]);
-        out << "], \"line\": " << e.line << "}";
-        first = false;
-      }
-      out << (first ? "]\n" : "\n]\n");
+      auto list = Json::array();
+      for (const auto& e : m.entries())
+        list.push_back({{"alias", e.key}, {"targets", e.targets}, {"line", e.line}});
+      out << json_text(list, true) << '\n';
     } else {
       for (const auto& e : m.entries()) {
         out << e.key << "  ";

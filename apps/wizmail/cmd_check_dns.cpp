@@ -8,7 +8,6 @@
 
 #include "commands.hpp"
 #include "wizmail/admin/check_dns.hpp"
-#include "wizmail/admin/json.hpp"
 
 namespace wizmail::cli {
 
@@ -35,15 +34,15 @@ void add_check_dns_command(CLI::App& app, Context& ctx) {
     auto findings = check_dns(*home, **cfg, *opt);
     if (!findings) return ctx.error(findings.error(), 2);
     if (ctx.json) {
-      std::string out = "[";
-      for (std::size_t i = 0; i < findings->size(); ++i) {
-        const auto& f = (*findings)[i];
-        out += i ? "," : "";
-        out += "{\"check\":" + json_string(f.check) + ",\"level\":" + json_string(std::string(to_string(f.level))) +
-               ",\"message\":" + json_string(f.message) + ",\"fix\":" + json_string(f.fix) +
-               ",\"temporary\":" + (f.temporary ? "true" : "false") + "}";
+      auto out = Json::array();
+      for (const auto& f : *findings) {
+        out.push_back({{"check", f.check},
+                       {"level", std::string(to_string(f.level))},
+                       {"message", f.message},
+                       {"fix", f.fix},
+                       {"temporary", f.temporary}});
       }
-      std::cout << out << "]\n";
+      std::cout << json_text(out) << '\n';
     } else {
       std::size_t count[4] = {};
       for (const auto& f : *findings) {

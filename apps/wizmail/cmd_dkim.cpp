@@ -7,7 +7,6 @@
 
 #include "commands.hpp"
 #include "wizmail/admin/dkim.hpp"
-#include "wizmail/admin/json.hpp"
 
 namespace wizmail::cli {
 
@@ -15,14 +14,16 @@ namespace {
 
 void print(Context& ctx, const DkimKeyInfo& k) {
   if (ctx.json) {
-    std::string strings = "[";
-    for (std::size_t i = 0; i < k.strings.size(); ++i) strings.append(i ? "," : "").append(json_string(k.strings[i]));
-    strings += "]";
-    std::cout << "{\"domain\":" << json_string(k.domain) << ",\"selector\":" << json_string(k.selector)
-              << ",\"algorithm\":" << json_string(k.algorithm) << ",\"bits\":" << k.bits
-              << ",\"file\":" << json_string(k.file.string()) << ",\"active\":" << (k.active ? "true" : "false")
-              << ",\"name\":" << json_string(k.record_name) << ",\"record\":" << json_string(k.record)
-              << ",\"strings\":" << strings << "}\n";
+    std::cout << json_text(Json{{"domain", k.domain},
+                                {"selector", k.selector},
+                                {"algorithm", k.algorithm},
+                                {"bits", k.bits},
+                                {"file", k.file.string()},
+                                {"active", k.active},
+                                {"name", k.record_name},
+                                {"record", k.record},
+                                {"strings", k.strings}})
+              << '\n';
     return;
   }
   std::cout << k.zone_line() << '\n';

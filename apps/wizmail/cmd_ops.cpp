@@ -14,7 +14,6 @@
 
 #include "commands.hpp"
 #include "wizmail/config.hpp"
-#include "wizmail/admin/json.hpp"
 #include "wizmail/admin/maintenance.hpp"
 #include "wizmail/admin/mime.hpp"
 #include "wizmail/admin/monitor.hpp"
@@ -206,22 +205,22 @@ void add_ops_commands(CLI::App& app, Context& ctx) {
     using K = MaintenanceItem::Kind;
     std::ostringstream out;
     if (ctx.json) {
-      out << "{\"dry_run\":" << (mopt->dry_run ? "true" : "false") << ",\"items\":[";
-      for (std::size_t i = 0; i < r->items.size(); ++i) {
-        const auto& it = r->items[i];
-        out << (i ? "," : "") << "{\"kind\":" << json_string(to_string(it.kind))
-            << ",\"path\":" << json_string(it.path.string()) << ",\"bytes\":" << it.bytes
-            << ",\"age\":" << it.age << ",\"why\":" << json_string(it.why) << "}";
+      auto items = Json::array();
+      for (const auto& it : r->items) {
+        items.push_back({{"kind", std::string(to_string(it.kind))},
+                         {"path", it.path.string()},
+                         {"bytes", it.bytes},
+                         {"age", it.age},
+                         {"why", it.why}});
       }
-      out << "],\"counts\":{";
-      bool first = true;
-      for (K k : {K::dustbox, K::dead, K::queue, K::log}) {
-        out << (first ? "" : ",") << json_string(to_string(k)) << ":" << r->count(k);
-        first = false;
-      }
-      out << "},\"bytes\":" << r->bytes << ",\"warnings\":[";
-      for (std::size_t i = 0; i < r->warnings.size(); ++i) out << (i ? "," : "") << json_string(r->warnings[i]);
-      out << "]}\n";
+      auto counts = Json::object();
+      for (K k : {K::dustbox, K::dead, K::queue, K::log}) counts[std::string(to_string(k))] = r->count(k);
+      out << json_text(Json{{"dry_run", mopt->dry_run},
+                            {"items", std::move(items)},
+                            {"counts", std::move(counts)},
+                            {"bytes", r->bytes},
+                            {"warnings", r->warnings}})
+          << '\n';
     } else {
       const char* verb = mopt->dry_run ? "would remove" : "removed";
       for (const auto& it : r->items)

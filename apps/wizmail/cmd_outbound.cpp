@@ -10,7 +10,6 @@
 
 #include "commands.hpp"
 #include "wizmail/config.hpp"
-#include "wizmail/admin/json.hpp"
 #include "wizmail/relay.hpp"
 
 namespace wizmail::cli {
@@ -34,11 +33,6 @@ ProbeOptions probe_options(Context& ctx, const std::string& from, int timeout_s)
   return o;
 }
 
-std::string json_list(const std::vector<std::string>& v) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + json_string(v[i]);
-  return out + "]";
-}
 
 }  // namespace
 
@@ -59,10 +53,12 @@ void add_outbound_commands(CLI::App& app, Context& ctx) {
   exists->callback([&ctx, args] {
     auto rep = probe_address(args->address, probe_options(ctx, args->from, args->timeout));
     if (ctx.json) {
-      std::cout << "{\"address\":" << json_string(args->address) << ",\"status\":"
-                << json_string(to_string(rep.status)) << ",\"host\":" << json_string(rep.host)
-                << ",\"reply\":" << json_string(rep.reply.code ? rep.reply.to_string() : "")
-                << ",\"reason\":" << json_string(rep.reason) << "}\n";
+      std::cout << json_text(Json{{"address", args->address},
+                                  {"status", std::string(to_string(rep.status))},
+                                  {"host", rep.host},
+                                  {"reply", rep.reply.code ? rep.reply.to_string() : std::string()},
+                                  {"reason", rep.reason}})
+                << '\n';
     } else {
       std::cout << args->address << ": " << to_string(rep.status) << " (" << rep.reason << ")\n";
       if (rep.reply.code) std::cout << "  RCPT: " << rep.reply.to_string() << '\n';
@@ -82,18 +78,21 @@ void add_outbound_commands(CLI::App& app, Context& ctx) {
       return;
     }
     if (ctx.json) {
-      std::cout << "{\"host\":" << json_string(rep->host) << ",\"port\":" << rep->port
-                << ",\"address\":" << json_string(rep->address) << ",\"banner\":" << json_string(rep->banner.to_string())
-                << ",\"esmtp\":" << (rep->ehlo.code ? "true" : "false")
-                << ",\"capabilities\":" << json_list(rep->capabilities)
-                << ",\"starttls\":" << (rep->starttls_offered ? "true" : "false")
-                << ",\"tls_ok\":" << (rep->tls_ok ? "true" : "false")
-                << ",\"tls_error\":" << json_string(rep->tls_error)
-                << ",\"tls\":" << json_string(rep->tls_protocol)
-                << ",\"cert_subject\":" << json_string(rep->cert_subject)
-                << ",\"cert_issuer\":" << json_string(rep->cert_issuer)
-                << ",\"cert_not_after\":" << json_string(rep->cert_not_after)
-                << ",\"capabilities_after_tls\":" << json_list(rep->capabilities_after_tls) << "}\n";
+      std::cout << json_text(Json{{"host", rep->host},
+                                  {"port", rep->port},
+                                  {"address", rep->address},
+                                  {"banner", rep->banner.to_string()},
+                                  {"esmtp", rep->ehlo.code != 0},
+                                  {"capabilities", rep->capabilities},
+                                  {"starttls", rep->starttls_offered},
+                                  {"tls_ok", rep->tls_ok},
+                                  {"tls_error", rep->tls_error},
+                                  {"tls", rep->tls_protocol},
+                                  {"cert_subject", rep->cert_subject},
+                                  {"cert_issuer", rep->cert_issuer},
+                                  {"cert_not_after", rep->cert_not_after},
+                                  {"capabilities_after_tls", rep->capabilities_after_tls}})
+                << '\n';
       return;
     }
     std::cout << "server:       " << rep->host << " [" << rep->address << "]:" << rep->port << '\n';

@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "wizmail/admin/json.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/home.hpp"
@@ -206,8 +205,7 @@ void add_account_commands(CLI::App& app, Context& ctx) {
     auto names = store.list();
     if (!names) return ctx.error(names.error());
     std::ostringstream out;
-    if (ctx.json) out << "[";
-    bool first = true;
+    auto rows = Json::array();
     for (const auto& n : *names) {
       auto kind = store.lookup(n);
       if (!kind) {
@@ -217,14 +215,12 @@ void add_account_commands(CLI::App& app, Context& ctx) {
       }
       const bool ml = *kind == AccountKind::mailing_list;
       if (ctx.json) {
-        out << (first ? "" : ",") << "\n  {\"name\": " << json_string(n)
-            << ", \"mailing_list\": " << (ml ? "true" : "false") << "}";
+        rows.push_back({{"name", n}, {"mailing_list", ml}});
       } else {
         out << n << (ml ? "   (mailing list)" : "") << '\n';
       }
-      first = false;
     }
-    if (ctx.json) out << (names->empty() ? "]\n" : "\n]\n");
+    if (ctx.json) out << json_text(rows, true) << '\n';
     std::cout << out.str();
   });
 }
@@ -285,9 +281,7 @@ void add_ml_commands(CLI::App& app, Context& ctx) {
     if (!m) return ctx.error(m.error());
     std::ostringstream out;
     if (ctx.json) {
-      out << "[";
-      for (std::size_t i = 0; i < m->size(); ++i) out << (i ? ", " : "") << json_string((*m)[i]);
-      out << "]\n";
+      out << json_text(Json(*m)) << '\n';
     } else {
       for (const auto& x : *m) out << x << '\n';
     }
@@ -321,21 +315,21 @@ void add_mailbox_commands(CLI::App& app, Context& ctx) {
       rows.emplace_back(n, *s);
     }
     std::ostringstream out;
-    auto json_row = [](const MailboxStats& s) {
-      std::ostringstream o;
-      o << "\"messages\": " << s.messages << ", \"bytes\": " << s.bytes
-        << ", \"new\": " << s.new_count << ", \"cur\": " << s.cur_count
-        << ", \"received\": " << s.counters.received << ", \"sent\": " << s.counters.sent
-        << ", \"deleted\": " << s.counters.deleted;
-      return o.str();
+    auto json_row = [](Json o, const MailboxStats& s) {
+      o["messages"] = s.messages;
+      o["bytes"] = s.bytes;
+      o["new"] = s.new_count;
+      o["cur"] = s.cur_count;
+      o["received"] = s.counters.received;
+      o["sent"] = s.counters.sent;
+      o["deleted"] = s.counters.deleted;
+      return o;
     };
     if (ctx.json) {
-      out << "{\n  \"accounts\": [";
-      for (std::size_t i = 0; i < rows.size(); ++i)
-        out << (i ? "," : "") << "\n    {\"name\": " << json_string(rows[i].first) << ", "
-            << json_row(rows[i].second) << "}";
-      out << (rows.empty() ? "],\n" : "\n  ],\n");
-      out << "  \"total\": {" << json_row(total) << "}\n}\n";
+      auto accounts = Json::array();
+      for (const auto& [name, s] : rows) accounts.push_back(json_row(Json{{"name", name}}, s));
+      out << json_text(Json{{"accounts", std::move(accounts)}, {"total", json_row(Json::object(), total)}}, true)
+          << '\n';
     } else {
       char line[256];
       auto row = [&](const std::string& name, const MailboxStats& s) {

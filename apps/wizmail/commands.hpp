@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -28,6 +30,14 @@ struct Context {
   void error(const std::string& message, int code = 1);
   void error(const Error& e, int code = 1) { error(e.message, code); }
 };
+
+// What --json prints (nlohmann's serializer): one line, or indented by two
+// spaces when `pretty`; a byte of a string that is not UTF-8 becomes U+FFFD.
+// Members keep the order they were added in.
+using Json = nlohmann::ordered_json;
+inline std::string json_text(const Json& j, bool pretty = false) {
+  return j.dump(pretty ? 2 : -1, ' ', false, Json::error_handler_t::replace);
+}
 
 // Registration functions, one per area. Each adds subcommands to `app`
 // and sets their callbacks; callbacks report failure through ctx.error().
