@@ -351,7 +351,7 @@ def test_j_own_password_needs_the_current_one():
     a = admin()
     r = a.request("POST", "/api/password", {"account": "bob", "password": "bob2"})
     check(r.status == 200, "an administrator sets another account's password without its current one")
-    wait_until(lambda: "127.0.0.5 bob console password change: wrong current password" in read("var", "log", "error.log"),
+    wait_until(lambda: '127.0.0.5 - console password change failed for user "bob"' in read("var", "log", "error.log"),
                "the wrong current password is in error.log")
 
 

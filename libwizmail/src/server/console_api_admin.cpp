@@ -506,17 +506,12 @@ void add_config_routes(httplib::Server& h, const Api& api) {
   h.Get("/api/config/check", [api](const Req& req, Res& res) {
     if (!api.admin(req, res)) return;
     auto cfg = api.deps->config();
-    // What `wizmail config check` prints: the load's diagnostics, then check_config's.
+    // What `wizmail config check` prints, from the same function.
     json warnings = json::array(), errors = json::array();
     auto put = [&](const ConfigDiagnostic& d) {
       (d.severity == ConfigDiagnostic::Severity::error ? errors : warnings).push_back(d.to_string());
     };
-    auto r = load_config_report(cfg->home);
-    for (const auto& d : r.diagnostics) put(d);
-    if (r.config) {
-      for (const auto& d : check_config(*r.config)) put(d);
-      if (auto stale = daemon::stale_unit(daemon::unit_options(*r.config), ""); stale) warnings.push_back(*stale);
-    }
+    for (const auto& d : daemon::config_check(cfg->home, "")) put(d);
     send_json(res, 200, json{{"warnings", std::move(warnings)}, {"errors", std::move(errors)}});
   });
 }
