@@ -417,7 +417,7 @@ def test_n_account_settings_and_mailbox_quota():
     r = c.request("GET", "/api/accounts/alice/settings")
     keys = {s["key"]: s for s in r.json["settings"]}
     check(r.status == 200 and r.json["account"] == "alice" and "mailbox_capacity_mail_count" in keys and
-          keys["mailbox_capacity_mail_count"]["value"] is None and keys["mailbox_capacity_mail_count"]["doc"],
+          keys["mailbox_capacity_mail_count"]["value"] == "" and keys["mailbox_capacity_mail_count"]["set"] is False and keys["mailbox_capacity_mail_count"]["doc"],
           "GET settings: config.def's keys with value (unset), default and doc")
     r = c.request("PUT", "/api/accounts/alice/settings", {"key": "mailbox_capacity_mail_count", "value": "500"})
     check(r.status == 200, f"PUT mailbox_capacity_mail_count=500 ({r.status} {r.body!r})")

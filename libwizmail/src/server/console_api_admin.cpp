@@ -86,7 +86,8 @@ std::optional<std::pair<std::string, fs::path>> existing(const Config& cfg, cons
 }
 
 // config.def's keys (those an account may override), with the account's
-// value (null when its config.def does not set it) and the server-wide one.
+// value ("" and set:false when its config.def does not set it) and the
+// server-wide one.
 json account_settings_json(const Config& cfg, std::string_view text, bool lists_only) {
   json rows = json::array();
   for (const auto& k : config::keys()) {
@@ -94,7 +95,8 @@ json account_settings_json(const Config& cfg, std::string_view text, bool lists_
     if (lists_only != k.name.starts_with("mailing_list_")) continue;
     auto v = config::def_value(text, names_of(k));
     rows.push_back(json{{"key", k.name},
-                        {"value", v ? json(*v) : json(nullptr)},
+                        {"value", v ? *v : std::string()},
+                        {"set", v.has_value()},
                         {"default", config::format_value(k, k.field.get(cfg))},
                         {"type", config::type_name(k.type)},
                         {"allowed", config::allowed_text(k)},
