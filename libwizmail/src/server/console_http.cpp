@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "server/console_api.hpp"
+#include "ops/http_service.hpp"
 #include "server/console_model.hpp"
 #include "util/strings.hpp"
 #include "wizmail/account_store.hpp"
@@ -22,13 +23,10 @@ using console::WebSession;
 using console::send_error;
 using console::send_json;
 
-// A bounded pool: at most this many requests are served at once; accepted
+// A bounded pool: at most 4 requests are served at once; accepted
 // connections beyond wait in the pool's queue, each bounded by the read
 // timeout (a slow client holds one thread for at most that long).
-constexpr std::size_t pool_threads = 4;
-constexpr time_t io_timeout_s = 5;
-constexpr std::size_t keep_alive_requests = 20;
-constexpr std::size_t max_body = 16 * 1024;
+constexpr ops::HttpLimits limits{.threads = 4, .io_timeout_s = 5, .keep_alive_requests = 20, .max_body = 16 * 1024};
 
 // How often the dashboard's minute series samples the server's counters.
 constexpr auto series_interval = std::chrono::seconds(2);
@@ -48,9 +46,8 @@ json account_row(const AccountStore& store, const std::string& name) {
 struct ConsoleServer::Impl {
   Deps deps;
   bool tls = false;
-  std::unique_ptr<httplib::Server> http;
-  std::thread thread;
-  int port = 0;
+  std::unique_ptr<ops::HttpService> service;
+  httplib::Server* http = nullptr;  // service's
   console::SessionStore sessions{console::SessionStore::Options{}};
   ops::MinuteSeries series;
   std::thread sampler;
@@ -323,13 +320,12 @@ ConsoleServer::ConsoleServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)
 
 ConsoleServer::~ConsoleServer() { close(); }
 
-std::uint16_t ConsoleServer::port() const noexcept { return static_cast<std::uint16_t>(impl_->port); }
+std::uint16_t ConsoleServer::port() const noexcept { return impl_->service->port(); }
 bool ConsoleServer::tls() const noexcept { return impl_->tls; }
 
 void ConsoleServer::close() {
-  if (!impl_ || !impl_->http) return;
-  impl_->http->stop();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  if (!impl_ || !impl_->service) return;
+  impl_->service->close();
   impl_->stop_sampler();
 }
 
@@ -340,22 +336,12 @@ Result<std::unique_ptr<ConsoleServer>> ConsoleServer::open(const Config& cfg, De
   auto impl = std::make_unique<Impl>();
   impl->deps = std::move(deps);
   impl->tls = cfg.server.admin_tls && cfg.tls_configured();
-  if (impl->tls) {
-    impl->http = std::make_unique<httplib::SSLServer>(cfg.server.tls_cert_file.c_str(),
-                                                      cfg.server.tls_key_file.c_str());
-  } else {
-    impl->http = std::make_unique<httplib::Server>();
-  }
-  if (!impl->http->is_valid())
-    return fail(Errc::invalid_argument, "admin_port: cannot load tls_cert_file/tls_key_file");
+  auto service = impl->tls ? ops::HttpService::make(limits, cfg.server.tls_cert_file, cfg.server.tls_key_file)
+                           : ops::HttpService::make(limits);
+  if (!service) return fail(Errc::invalid_argument, "admin_port: cannot load tls_cert_file/tls_key_file");
+  impl->service = std::move(*service);
+  impl->http = &impl->service->http();
   auto& h = *impl->http;
-  h.new_task_queue = [] { return new httplib::ThreadPool(pool_threads); };
-  h.set_read_timeout(io_timeout_s, 0);
-  h.set_write_timeout(io_timeout_s, 0);
-  h.set_idle_interval(0, 0);
-  h.set_keep_alive_max_count(keep_alive_requests);
-  h.set_keep_alive_timeout(io_timeout_s);
-  h.set_payload_max_length(max_body);
   h.set_default_headers({
       {"Content-Security-Policy", "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'"},
       {"X-Content-Type-Options", "nosniff"},
@@ -364,12 +350,8 @@ Result<std::unique_ptr<ConsoleServer>> ConsoleServer::open(const Config& cfg, De
   });
   impl->routes();
   const auto& address = cfg.server.admin_bind_address.front();
-  int port = ephemeral ? h.bind_to_any_port(address) : (h.bind_to_port(address, cfg.server.admin_port) ? cfg.server.admin_port : -1);
-  if (port <= 0)
-    return fail(Errc::io, util::cat("cannot listen on ", address, ":", std::to_string(cfg.server.admin_port), " (admin_port)"));
-  impl->port = port;
-  auto* raw = impl->http.get();
-  impl->thread = std::thread([raw] { raw->listen_after_bind(); });
+  auto port = static_cast<std::uint16_t>(ephemeral ? 0 : cfg.server.admin_port);
+  if (auto st = impl->service->start(address, port, "admin_port"); !st) return unexpected(st.error());
   impl->start_sampler();
   return std::make_unique<ConsoleServer>(std::move(impl));
 }
