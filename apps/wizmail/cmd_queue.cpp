@@ -23,7 +23,6 @@
 
 #include "commands.hpp"
 #include "wizmail/admin/control.hpp"
-#include "wizmail/admin/json.hpp"
 #include "wizmail/admin/submit.hpp"
 #include "wizmail/quarantine.hpp"
 #include "wizmail/relay.hpp"
@@ -49,7 +48,7 @@ void list(Context& ctx, const RelayQueue& queue) {
     ctx.error(ids.error());
     return;
   }
-  std::string json = "[";
+  auto json = Json::array();
   std::size_t shown = 0;
   for (const auto& id : *ids) {
     auto e = queue.load(id);
@@ -59,17 +58,20 @@ void list(Context& ctx, const RelayQueue& queue) {
       continue;
     }
     if (ctx.json) {
-      json += std::string(shown ? "," : "") + "{\"id\":" + json_string(e->id) + ",\"state\":" +
-              json_string(to_string(e->state)) + ",\"size\":" + std::to_string(e->size) +
-              ",\"created\":" + std::to_string(e->created) + ",\"next_attempt\":" +
-              std::to_string(e->next_attempt) + ",\"sender\":" + json_string(e->sender) + ",\"recipients\":[";
-      for (std::size_t i = 0; i < e->recipients.size(); ++i) {
-        const auto& r = e->recipients[i];
-        json += std::string(i ? "," : "") + "{\"address\":" + json_string(r.address) + ",\"state\":" +
-                json_string(to_string(r.state)) + ",\"attempts\":" + std::to_string(r.attempts) +
-                ",\"last_reply\":" + json_string(r.last_reply) + "}";
+      auto recipients = Json::array();
+      for (const auto& r : e->recipients) {
+        recipients.push_back({{"address", r.address},
+                              {"state", std::string(to_string(r.state))},
+                              {"attempts", r.attempts},
+                              {"last_reply", r.last_reply}});
       }
-      json += "]}";
+      json.push_back({{"id", e->id},
+                      {"state", std::string(to_string(e->state))},
+                      {"size", e->size},
+                      {"created", e->created},
+                      {"next_attempt", e->next_attempt},
+                      {"sender", e->sender},
+                      {"recipients", std::move(recipients)}});
     } else {
       std::cout << e->id << "  " << to_string(e->state) << "  " << e->size << " bytes  queued "
                 << time_text(e->created) << "  next "
@@ -84,7 +86,7 @@ void list(Context& ctx, const RelayQueue& queue) {
     }
     ++shown;
   }
-  if (ctx.json) std::cout << json << "]\n";
+  if (ctx.json) std::cout << json_text(json) << '\n';
   else std::cout << (shown == 0 ? "the queue is empty\n" : "-- " + std::to_string(shown) + " message(s) queued\n");
 }
 
@@ -135,17 +137,16 @@ void list_quarantined(Context& ctx, const RelayQueue& queue) {
     return;
   }
   if (ctx.json) {
-    std::string json = "[";
-    for (std::size_t i = 0; i < all->size(); ++i) {
-      const auto& q = (*all)[i];
-      json += std::string(i ? "," : "") + "{\"id\":" + json_string(q.id) + ",\"reason\":" + json_string(q.reason) +
-              ",\"created\":" + std::to_string(q.created) + ",\"size\":" + std::to_string(q.size) +
-              ",\"sender\":" + json_string(q.sender) + ",\"recipients\":[";
-      for (std::size_t r = 0; r < q.recipients.size(); ++r)
-        json += std::string(r ? "," : "") + json_string(q.recipients[r]);
-      json += "]}";
+    auto json = Json::array();
+    for (const auto& q : *all) {
+      json.push_back({{"id", q.id},
+                      {"reason", q.reason},
+                      {"created", q.created},
+                      {"size", q.size},
+                      {"sender", q.sender},
+                      {"recipients", q.recipients}});
     }
-    std::cout << json << "]\n";
+    std::cout << json_text(json) << '\n';
     return;
   }
   for (const auto& q : *all) {

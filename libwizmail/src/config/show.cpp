@@ -1,12 +1,12 @@
 // Everything printed from the key table: `config show` (text and JSON), the
 // def files `wizmail setup` writes, and docs/configuration.md.
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "config/parser.hpp"
 #include "config/table.hpp"
 #include "util/strings.hpp"
 #include "wizmail/config.hpp"
-#include "wizmail/admin/json.hpp"
 
 namespace wizmail {
 
@@ -15,16 +15,13 @@ using config::Key;
 
 namespace {
 
-std::string json_value(const config::Value& v) {
-  if (const auto* n = std::get_if<std::int64_t>(&v)) return std::to_string(*n);
-  if (const auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
-  if (const auto* s = std::get_if<std::string>(&v)) return json_string(*s);
-  std::string out = "[";
-  for (const auto& item : std::get<std::vector<std::string>>(v)) {
-    if (out.size() > 1) out += ", ";
-    out += json_string(item);
-  }
-  return out + "]";
+using Json = nlohmann::ordered_json;
+
+Json json_value(const config::Value& v) {
+  if (const auto* n = std::get_if<std::int64_t>(&v)) return *n;
+  if (const auto* b = std::get_if<bool>(&v)) return *b;
+  if (const auto* s = std::get_if<std::string>(&v)) return *s;
+  return std::get<std::vector<std::string>>(v);
 }
 
 bool shown(const Key& k, const Config& c) {
@@ -71,29 +68,24 @@ std::string show_config(const Config& c) {
 }
 
 std::string show_config_json(const Config& c) {
-  std::string out = "{\n  \"home\": " + json_string(c.home.string()) + ",\n  \"files\": {";
-  bool first_file = true;
+  Json files = Json::object();
   for (DefFile f : config::all_files) {
-    out += first_file ? "\n" : ",\n";
-    first_file = false;
-    out += "    " + json_string(config::file_name(f)) + ": {";
-    bool first = true;
+    Json keys = Json::object();
     for (const Key& k : config::keys()) {
       if (k.file != f || !shown(k, c)) continue;
-      out += first ? "\n" : ",\n";
-      first = false;
-      out += "      " + json_string(k.name) + ": " + json_value(k.field.get(c));
+      keys[std::string(k.name)] = json_value(k.field.get(c));
     }
-    out += "\n    }";
+    files[std::string(config::file_name(f))] = std::move(keys);
   }
-  out += "\n  },\n  \"local_domains\": " + json_value(c.local_domains());
-  out += ",\n  \"mailbox_dir\": " + json_string(c.mailbox_dir().string());
-  out += ",\n  \"dustbox_dir\": " + json_string(c.dustbox_dir().string());
-  out += ",\n  \"warnings\": [";
-  for (std::size_t i = 0; i < c.warnings.size(); ++i)
-    out += (i ? ", " : "") + json_string(c.warnings[i].to_string());
-  out += "]\n}\n";
-  return out;
+  Json warnings = Json::array();
+  for (const auto& w : c.warnings) warnings.push_back(w.to_string());
+  Json out{{"home", c.home.string()},
+           {"files", std::move(files)},
+           {"local_domains", c.local_domains()},
+           {"mailbox_dir", c.mailbox_dir().string()},
+           {"dustbox_dir", c.dustbox_dir().string()},
+           {"warnings", std::move(warnings)}};
+  return out.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 std::string default_def_file(std::string_view file_name, const DefFileOptions& opt) {

@@ -4,9 +4,10 @@
 #include <cstdio>
 #include <ctime>
 
+#include <nlohmann/json.hpp>
+
 #include "util/strings.hpp"
 #include "wizmail/account_store.hpp"
-#include "wizmail/admin/json.hpp"
 #include "wizmail/mailbox.hpp"
 #include "wizmail/queue.hpp"
 
@@ -168,23 +169,23 @@ std::optional<std::size_t> find_account(std::span<const AccountActivity> rows, s
 }
 
 std::string activity_json(const ActivitySnapshot& s) {
+  using Json = nlohmann::ordered_json;
   auto obj = [](const AccountActivity& a, bool with_name) {
-    std::string o = "{";
-    if (with_name) o += "\"account\":" + json_string(a.account) + ",";
-    o += "\"messages\":" + std::to_string(a.messages) + ",\"bytes\":" + std::to_string(a.bytes) +
-         ",\"sent\":" + std::to_string(a.sent) + ",\"received\":" + std::to_string(a.received) +
-         ",\"deleted\":" + std::to_string(a.deleted);
-    if (with_name && !a.error.empty()) o += ",\"error\":" + json_string(a.error);
-    return o + "}";
+    Json o = Json::object();
+    if (with_name) o["account"] = a.account;
+    o["messages"] = a.messages;
+    o["bytes"] = a.bytes;
+    o["sent"] = a.sent;
+    o["received"] = a.received;
+    o["deleted"] = a.deleted;
+    if (with_name && !a.error.empty()) o["error"] = a.error;
+    return o;
   };
-  std::string out = "{\"time\":" + std::to_string(s.taken_at) + ",\"accounts\":[";
-  for (std::size_t i = 0; i < s.accounts.size(); ++i) {
-    if (i) out += ',';
-    out += obj(s.accounts[i], true);
-  }
-  out += "],\"totals\":" + obj(s.totals, false);
-  out += ",\"queue_length\":" + (s.queue_length < 0 ? std::string("null") : std::to_string(s.queue_length));
-  return out + "}\n";
+  auto accounts = Json::array();
+  for (const auto& a : s.accounts) accounts.push_back(obj(a, true));
+  Json out{{"time", s.taken_at}, {"accounts", std::move(accounts)}, {"totals", obj(s.totals, false)}};
+  out["queue_length"] = s.queue_length < 0 ? Json(nullptr) : Json(s.queue_length);
+  return out.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 std::string activity_table(const ActivitySnapshot& s) {
