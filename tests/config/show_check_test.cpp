@@ -195,6 +195,25 @@ TEST_CASE("check_config: relaying") {
     c.smtp.address_permits_relay = {"192.0.2.0/24"};
     CHECK(find(check_config(c), "address_permits_relay", Severity::warning) == nullptr);
   }
+  SUBCASE("proxy_trusted_networks that trust everybody") {
+    Config c = setup_config("0.0.0.0");
+    c.server.proxy_trusted_networks = {"10.0.0.10", "0.0.0.0/0"};
+    auto ds = check_config(c);
+    auto d = find(ds, "proxy_trusted_networks", Severity::error);
+    REQUIRE(d != nullptr);
+    CHECK(d->message.find("any client can claim any address") != std::string::npos);
+    CHECK(d->file == "/h/def/wiz98msenv.dat");
+    c.server.proxy_trusted_networks = {"::/0"};
+    CHECK(find(check_config(c), "proxy_trusted_networks", Severity::error) != nullptr);
+    c = setup_config("127.0.0.1");  // only loopback can connect: a warning
+    c.server.proxy_trusted_networks = {"0.0.0.0/0"};
+    CHECK(find(check_config(c), "proxy_trusted_networks", Severity::warning) != nullptr);
+    CHECK(find(check_config(c), "proxy_trusted_networks", Severity::error) == nullptr);
+    c.server.proxy_trusted_networks = {"10.0.0.0/8"};
+    CHECK(find(check_config(c), "proxy_trusted_networks", Severity::warning) != nullptr);
+    c.server.proxy_trusted_networks = {"10.0.0.10", "10.0.1.0/24"};
+    CHECK(find(check_config(c), "proxy_trusted_networks", Severity::warning) == nullptr);
+  }
 }
 
 TEST_CASE("check_config: TLS") {

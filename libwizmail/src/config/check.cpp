@@ -97,6 +97,19 @@ std::vector<ConfigDiagnostic> check_config(const Config& c) {
           net + " exempts every client from the multiprocessing session limit");
   }
 
+  for (const auto& net : c.server.proxy_trusted_networks) {
+    auto block = util::CidrBlock::parse(net);
+    int prefix = block ? static_cast<int>(block->prefix) : -1;
+    if (prefix == 0) {
+      add(outside ? Severity::error : Severity::warning, wizenv, "proxy_trusted_networks",
+          net + " trusts every peer's PROXY header: any client can claim any address, and relay "
+                "rules, DNSBL, limits and auth penalties follow the claim (name the balancers)");
+    } else if (prefix > 0 && prefix < 16) {
+      add(Severity::warning, wizenv, "proxy_trusted_networks",
+          net + " trusts the PROXY header of a very large network (name the balancers)");
+    }
+  }
+
   // --- TLS ---
   const bool cert = !c.server.tls_cert_file.empty();
   const bool key = !c.server.tls_key_file.empty();
