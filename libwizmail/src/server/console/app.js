@@ -5,7 +5,8 @@
 //
 // Rule: every value that comes from the server (or from a user) reaches the
 // page through textContent, element properties or createElement — never
-// innerHTML — so a name like <img src=x onerror=...> stays text.
+// parsed as HTML (tests/server/console_assets_test.cpp refuses the APIs that
+// would) — so a name like <img src=x onerror=...> stays text.
 "use strict";
 
 const W = (() => {
