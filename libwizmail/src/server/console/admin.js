@@ -327,8 +327,15 @@
         const params = new URLSearchParams({ file: file.value, lines: lines.value, q: q.value });
         const d = await api("GET", "/api/logs?" + params.toString());
         clear(out);
-        for (const line of d.lines) out.append(el("div", {}, line));
+        for (const line of d.lines) out.append(logLine(line));
         if (!d.lines.length) out.append(el("div", { className: "muted" }, t("logs.none")));
+      }
+      // "DATE TIME SESSIONID PEER ...": the session id links to that
+      // session followed across the files (the href made of hex digits only).
+      function logLine(line) {
+        const m = /^(\S+ \S+ )([0-9a-f]{6,32})( .*)$/.exec(line);
+        if (!m) return el("div", {}, line);
+        return el("div", {}, m[1], el("a", { href: "#/logs/" + m[2], className: "sid", title: t("logs.follow") }, m[2]), m[3]);
       }
       async function showSession() {
         const d = await api("GET", "/api/logs/session/" + encodeURIComponent(sid.value.trim()));
