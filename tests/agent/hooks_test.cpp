@@ -130,3 +130,20 @@ TEST_CASE("hook_files: exec.def, exec2.def … to the first gap, then forward, r
   CHECK(h[4].kind == HookKind::reply);
   CHECK(to_string(HookKind::forward) == "forward");
 }
+
+TEST_CASE("hook files: active_from / active_until bound the days a hook runs") {
+  auto d = parse_hook_def("bin=wizmail-sendmail\nactive_from=2026-12-01\nactive_until=2026-12-24\n", "reply.def");
+  REQUIRE(d);
+  CHECK(d->active_from == "2026-12-01");
+  CHECK_FALSE(hook_active_on(*d, "2026-11-30"));
+  CHECK(hook_active_on(*d, "2026-12-01"));
+  CHECK(hook_active_on(*d, "2026-12-24"));
+  CHECK_FALSE(hook_active_on(*d, "2026-12-25"));
+  auto open = parse_hook_def("bin=x\nactive_until=2026-12-24\n", "reply.def");
+  REQUIRE(open);
+  CHECK(hook_active_on(*open, "2000-01-01"));
+  CHECK(hook_active_on(*parse_hook_def("bin=x\n", "reply.def"), "2026-12-25"));
+  CHECK_FALSE(parse_hook_def("bin=x\nactive_from=tomorrow\n", "reply.def"));
+  CHECK_FALSE(parse_hook_def("bin=x\nactive_from=2026-13-01\n", "reply.def"));
+  CHECK_FALSE(parse_hook_def("bin=x\nactive_from=2026-12-01\nactive_from=2026-12-02\n", "reply.def"));
+}

@@ -32,11 +32,16 @@ struct HookDef {
   std::vector<std::string> params;   // param1, param2, … in order
   std::vector<std::string> permission;  // addresses or domains (lower case); empty = anyone
   bool stdin_message = false;
+  // active_from= / active_until= (YYYY-MM-DD, both days included, the
+  // server's local date; empty = no bound): outside them the hook does not
+  // run (the web console's vacation reply, docs/console.md).
+  std::string active_from, active_until;
 };
 
 // Parse a hook file's text. Errors (Errc::parse, "file:line: key: message"):
 // no or empty bin, an unknown or duplicate key, a line without '=', a NUL
-// byte, an unterminated quote, stdin other than 0/1, param0 or param100+.
+// byte, an unterminated quote, stdin other than 0/1, param0 or param100+,
+// active_from/active_until not a date YYYY-MM-DD.
 Result<HookDef> parse_hook_def(std::string_view text, const std::string& file_name);
 
 // Split a `bin` value into words: runs of spaces/tabs separate words, '"'
@@ -47,6 +52,9 @@ Result<std::vector<std::string>> split_command_line(std::string_view bin);
 // empty; else `sender` equals one of the addresses, or its domain equals one
 // of the domains (case-insensitive). The null sender never matches a list.
 bool hook_permits(const HookDef& def, std::string_view sender);
+
+// Whether `today` ("YYYY-MM-DD") lies within active_from … active_until.
+bool hook_active_on(const HookDef& def, std::string_view today);
 
 struct HookTokens {
   std::string from_address;

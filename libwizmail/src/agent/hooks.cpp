@@ -49,6 +49,23 @@ Result<std::vector<std::string>> split_command_line(std::string_view bin) {
   return out;
 }
 
+namespace {
+// "YYYY-MM-DD" with a month 01-12 and a day 01-31 (compared as text).
+bool is_date(std::string_view s) {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
+  for (std::size_t i : {0, 1, 2, 3, 5, 6, 8, 9})
+    if (s[i] < '0' || s[i] > '9') return false;
+  auto month = s.substr(5, 2), day = s.substr(8, 2);
+  return month >= "01" && month <= "12" && day >= "01" && day <= "31";
+}
+}  // namespace
+
+bool hook_active_on(const HookDef& def, std::string_view today) {
+  if (!def.active_from.empty() && today < def.active_from) return false;
+  if (!def.active_until.empty() && today > def.active_until) return false;
+  return true;
+}
+
 Result<HookDef> parse_hook_def(std::string_view text, const std::string& file) {
   HookDef def;
   bool have_bin = false, have_perm = false, have_stdin = false;
@@ -86,6 +103,11 @@ Result<HookDef> parse_hook_def(std::string_view text, const std::string& file) {
         return unexpected(def_error(file, lineno, key, "must be 0 or 1"));
       def.stdin_message = value == "1";
       have_stdin = true;
+    } else if (key == "active_from" || key == "active_until") {
+      auto& slot = key == "active_from" ? def.active_from : def.active_until;
+      if (!slot.empty()) return unexpected(def_error(file, lineno, key, "duplicate key"));
+      if (!is_date(value)) return unexpected(def_error(file, lineno, key, "must be a date YYYY-MM-DD"));
+      slot = std::string(value);
     } else if (key.starts_with("param")) {
       auto n = util::parse_int(std::string_view(key).substr(5));
       if (!n || *n < 1 || *n > 99 || key.size() > 7 || key[5] == '0' || key[5] == '-')
@@ -95,7 +117,7 @@ Result<HookDef> parse_hook_def(std::string_view text, const std::string& file) {
       slot = std::string(value);
     } else {
       return unexpected(def_error(file, lineno, key,
-                                  "unknown key (bin, param1 … param99, permission_mailaddress, stdin)"));
+                                  "unknown key (bin, param1 … param99, permission_mailaddress, stdin, active_from, active_until)"));
     }
   }
   if (!have_bin) return unexpected(def_error(file, 0, "bin", "missing"));

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <ctime>
 
 #include "mime/header_section.hpp"
 #include "mime/message_head.hpp"
@@ -26,6 +27,16 @@ namespace wizmail::agent {
 namespace fs = std::filesystem;
 
 namespace {
+
+// The server's local date "YYYY-MM-DD" (hook active_from/active_until).
+std::string local_date_today() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
 
 std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
@@ -408,6 +419,10 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
     }
     if (!hook_permits(*def, e.sender)) {
       log_("hook " + label + " not run: sender <" + e.sender + "> not in permission_mailaddress");
+      continue;
+    }
+    if (!hook_active_on(*def, local_date_today())) {
+      log_("hook " + label + " not run: outside active_from/active_until");
       continue;
     }
     if (loop) {

@@ -2,9 +2,13 @@
 
 #include <httplib.h>
 
+#include <condition_variable>
+#include <ctime>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "server/console_api.hpp"
 #include "server/console_assets.hpp"
 #include "server/console_model.hpp"
 #include "util/strings.hpp"
@@ -16,6 +20,8 @@ namespace wizmail::server {
 namespace {
 using nlohmann::json;
 using console::WebSession;
+using console::send_error;
+using console::send_json;
 
 // A bounded pool: at most this many requests are served at once; accepted
 // connections beyond wait in the pool's queue, each bounded by the read
@@ -25,14 +31,8 @@ constexpr time_t io_timeout_s = 5;
 constexpr std::size_t keep_alive_requests = 20;
 constexpr std::size_t max_body = 16 * 1024;
 
-void send_json(httplib::Response& res, int status, const json& j) {
-  res.status = status;
-  res.set_content(j.dump(), "application/json");
-}
-
-void send_error(httplib::Response& res, int status, std::string_view message) {
-  send_json(res, status, json{{"error", message}});
-}
+// How often the dashboard's minute series samples the server's counters.
+constexpr auto series_interval = std::chrono::seconds(2);
 
 json account_row(const AccountStore& store, const std::string& name) {
   json row{{"account", name}};
@@ -53,6 +53,37 @@ struct ConsoleServer::Impl {
   std::thread thread;
   int port = 0;
   console::SessionStore sessions{console::SessionStore::Options{}};
+  ops::MinuteSeries series;
+  std::thread sampler;
+  std::mutex sampler_mu;
+  std::condition_variable sampler_cv;
+  bool sampler_stop = false;
+
+  void sample() {
+    if (deps.stats) series.observe(static_cast<std::int64_t>(::time(nullptr)), console::series_totals(deps.stats()));
+  }
+  void start_sampler() {
+    sample();  // the base: what the server counted before is not this hour's
+    sampler = std::thread([this] {
+      std::unique_lock lk(sampler_mu);
+      while (!sampler_cv.wait_for(lk, series_interval, [this] { return sampler_stop; })) {
+        lk.unlock();
+        sample();
+        lk.lock();
+      }
+    });
+  }
+  void stop_sampler() {
+    {
+      std::lock_guard lk(sampler_mu);
+      sampler_stop = true;
+    }
+    sampler_cv.notify_all();
+    if (sampler.joinable()) sampler.join();
+  }
+  void log_error(std::string_view peer, std::string_view account, std::string_view text) const {
+    if (deps.log_error) deps.log_error(peer, account, text);
+  }
 
   bool is_admin(const Config& cfg, std::string_view account) const {
     for (const auto& a : cfg.server.admin_accounts)
@@ -100,6 +131,7 @@ struct ConsoleServer::Impl {
                             .block_time = std::chrono::seconds(cfg->smtp.auth_block_time)};
     auto adm = deps.penalty->begin(ip, policy);
     if (adm.kind == auth::AuthAdmission::Kind::blocked) {
+      log_error(ip, {}, util::cat("console login refused: too many failed logins from this network"));
       return send_error(res, 429, "too many failed logins from your network, try later");
     }
     if (adm.kind == auth::AuthAdmission::Kind::busy) {
@@ -116,18 +148,57 @@ struct ConsoleServer::Impl {
       return send_error(res, 503, "temporary authentication failure");
     if (!ok || !*ok) {
       deps.penalty->failed(ip, auth::AuthPenalty::Clock::now(), policy);
+      // As SMTP AUTH's failure line (the name as given, quoted; sanitised by the logger).
+      log_error(ip, {}, util::cat("console login failed for user \"", creds->account, "\""));
       return send_error(res, 401, "authentication failed");
     }
     deps.penalty->succeeded(ip);
     auto name = AccountStore::normalize_name(creds->account);
     if (!name) return send_error(res, 400, name.error().message);
     auto s = sessions.create(*name, is_admin(*cfg, *name));
+    log_error(ip, *name, s.admin ? "console login (administrator)" : "console login");
     res.set_header("Set-Cookie", console::session_cookie(s.id, tls));
     send_json(res, 200, json{{"account", s.account}, {"admin", s.admin}, {"csrf_token", s.csrf}});
   }
 
+  // True when `password` is the account's; else the answer is made (401
+  // counted in the auth penalty, 429 when the network is blocked).
+  bool check_current_password(const httplib::Request& req, httplib::Response& res, const Config& cfg,
+                              const AccountStore& store, const std::string& account, const std::string& password) {
+    const auto& ip = req.remote_addr;
+    auth::AuthPolicy policy{.max_concurrent = cfg.smtp.auth_concurrency_limit,
+                            .block_failures = cfg.smtp.auth_block_failures,
+                            .block_time = std::chrono::seconds(cfg.smtp.auth_block_time)};
+    auto adm = deps.penalty->begin(ip, policy);
+    if (adm.kind != auth::AuthAdmission::Kind::check) {
+      send_error(res, 429, "too many failed logins from your network, try later");
+      return false;
+    }
+    auto delay = auth::auth_delay_for(adm.failures, std::chrono::milliseconds(cfg.smtp.auth_penalty_delay),
+                                      std::chrono::milliseconds(cfg.smtp.auth_penalty_max_delay));
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    auto ok = store.authenticate(account, password);
+    deps.penalty->end(ip);
+    if (!ok || !*ok) {
+      deps.penalty->failed(ip, auth::AuthPenalty::Clock::now(), policy);
+      log_error(ip, account, "console password change: wrong current password");
+      send_error(res, 401, "the current password is wrong");
+      return false;
+    }
+    deps.penalty->succeeded(ip);
+    return true;
+  }
+
   void routes() {
     auto& h = *http;
+    console::Api api;
+    api.deps = &deps;
+    api.session = [this](const httplib::Request& req, httplib::Response& res) { return session_of(req, res); };
+    api.admin = [this](const httplib::Request& req, httplib::Response& res) { return admin_of(req, res); };
+    api.sessions = &sessions;
+    api.series = &series;
+    console::add_admin_routes(h, api);
+    console::add_self_routes(h, api);
     h.Post("/api/login", [this](const httplib::Request& req, httplib::Response& res) { login(req, res); });
     h.Post("/api/logout", [this](const httplib::Request& req, httplib::Response& res) {
       auto s = session_of(req, res);
@@ -148,6 +219,21 @@ struct ConsoleServer::Impl {
       // What `wizmail monitor` shows, from the same collector.
       auto snap = collect_activity(*cfg);
       if (!snap) return send_error(res, 500, snap.error().message);
+      // ?q=TEXT (case-insensitive substring) &sort=account|messages|bytes|sent|received|deleted &order=asc|desc
+      auto q = util::to_lower(req.get_param_value("q"));
+      if (q.size() > 256) return send_error(res, 400, "q: at most 256 characters");
+      auto sort_by = ActivitySort::account;
+      if (req.has_param("sort")) {
+        auto by = parse_activity_sort(req.get_param_value("sort"));
+        if (!by) return send_error(res, 400, "sort: account, messages, bytes, sent, received or deleted");
+        sort_by = *by;
+      }
+      auto order = req.has_param("order") ? req.get_param_value("order") : std::string("asc");
+      if (order != "asc" && order != "desc") return send_error(res, 400, "order: asc or desc");
+      std::erase_if(snap->accounts, [&](const AccountActivity& r) {
+        return !q.empty() && util::to_lower(r.account).find(q) == std::string::npos;
+      });
+      sort_activity(snap->accounts, sort_by, order == "desc");
       json list = json::array();
       for (const auto& r : snap->accounts) {
         json row = account_row(store, r.account);
@@ -212,6 +298,12 @@ struct ConsoleServer::Impl {
       }
       auto cfg = deps.config();
       AccountStore store(cfg->mailbox_dir());
+      if (target == s->account) {
+        // One's own password: the current one first, checked as a login is
+        // (the same penalty: a wrong one counts as a failed login).
+        if (!p->current_password) return send_error(res, 400, "'current_password' is missing");
+        if (!check_current_password(req, res, *cfg, store, s->account, *p->current_password)) return;
+      }
       if (auto st = store.set_password(target, p->password); !st) {
         int code = st.error().code == Errc::not_found ? 404 : st.error().code == Errc::invalid_argument ? 400 : 500;
         return send_error(res, code, st.error().message);
@@ -224,6 +316,9 @@ struct ConsoleServer::Impl {
     });
     h.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
       // Only the API speaks JSON; an unknown path is 404 and says nothing else.
+      // cpp-httplib calls this for every answer >= 400, a handler's own
+      // JSON error included: that one is kept.
+      if (!res.body.empty()) return;
       if (res.status == 404 || res.status == 405 || res.status == 413 || res.status == 400)
         send_error(res, res.status, res.status == 404 ? "not found" : "bad request");
       (void)req;
@@ -245,6 +340,7 @@ void ConsoleServer::close() {
   if (!impl_ || !impl_->http) return;
   impl_->http->stop();
   if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->stop_sampler();
 }
 
 Result<std::unique_ptr<ConsoleServer>> ConsoleServer::open(const Config& cfg, Deps deps, bool ephemeral) {
@@ -284,7 +380,38 @@ Result<std::unique_ptr<ConsoleServer>> ConsoleServer::open(const Config& cfg, De
   impl->port = port;
   auto* raw = impl->http.get();
   impl->thread = std::thread([raw] { raw->listen_after_bind(); });
+  impl->start_sampler();
   return std::make_unique<ConsoleServer>(std::move(impl));
 }
+
+namespace console {
+
+void send_json(httplib::Response& res, int status, const json& j) {
+  res.status = status;
+  // Invalid UTF-8 from a file (a log line, a header) is replaced, never a throw.
+  res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+void send_error(httplib::Response& res, int status, std::string_view message) {
+  send_json(res, status, json{{"error", message}});
+}
+
+int status_of(const Error& e) noexcept {
+  switch (e.code) {
+    case Errc::not_found: return 404;
+    case Errc::invalid_argument:
+    case Errc::parse: return 400;
+    case Errc::already_exists:
+    case Errc::busy: return 409;
+    case Errc::permission_denied: return 403;
+    default: return 500;
+  }
+}
+
+ops::MinuteSeries::Totals series_totals(const ServerStats& s) noexcept {
+  return {s.messages_received, s.messages_delivered, s.messages_relayed, s.messages_bounced};
+}
+
+}  // namespace console
 
 }  // namespace wizmail::server

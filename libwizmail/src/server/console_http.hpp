@@ -8,8 +8,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "auth/penalty.hpp"
+#include "wizmail/server.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/error.hpp"
 
@@ -23,6 +26,15 @@ class ConsoleServer {
     std::function<std::shared_ptr<const Config>()> config;
     auth::AuthPenalty* penalty = nullptr;   // the one SMTP and POP3 use
     std::function<std::string()> metrics;   // the Prometheus text
+    // The running server (dashboard, queue flush, reload after a config
+    // edit): Server's own stats(), sessions(), flush_queue(), reload().
+    std::function<ServerStats()> stats;
+    std::function<std::vector<SessionInfo>()> live_sessions;
+    std::function<Status()> flush_queue;
+    std::function<Status()> reload;
+    // error.log, where SMTP AUTH and POP3 failures go: console logins.
+    std::function<void(std::string_view peer, std::string_view account, std::string_view text)> log_error;
+    std::int64_t started = 0;  // unix seconds
   };
   // Listen on admin_bind_address:admin_port (an ephemeral port when
   // `ephemeral`); HTTPS when admin_tls and the certificate are set. Null

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "util/strings.hpp"
+#include "util/utf8.hpp"
 
 namespace wizmail::server::console {
 
@@ -138,12 +139,118 @@ Result<Credentials> parse_credentials(std::string_view body) {
 }
 
 Result<PasswordChange> parse_password_change(std::string_view body) {
-  auto j = object_of_strings(body, {"password"}, {"account"});
+  auto j = object_of_strings(body, {"password"}, {"account", "current_password"});
   if (!j) return unexpected(j.error());
   PasswordChange p;
   p.password = (*j)["password"].get<std::string>();
   if (j->contains("account")) p.account = (*j)["account"].get<std::string>();
+  if (j->contains("current_password")) p.current_password = (*j)["current_password"].get<std::string>();
   return p;
+}
+
+Result<SettingChange> parse_setting(std::string_view body) {
+  auto j = object_of_strings(body, {"key", "value"}, {});
+  if (!j) return unexpected(j.error());
+  SettingChange c{(*j)["key"].get<std::string>(), (*j)["value"].get<std::string>()};
+  if (c.key.empty() || c.key.size() > 64) return fail(Errc::invalid_argument, "'key' must be a key name");
+  if (c.value.size() > 4096) return fail(Errc::invalid_argument, "'value' is too long (at most 4096 bytes)");
+  return c;
+}
+
+namespace {
+// A JSON object with exactly the members `allowed` (each present); what each
+// holds is checked by the caller.
+Result<nlohmann::json> object_with(std::string_view body, std::initializer_list<std::string_view> required) {
+  auto j = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return fail(Errc::invalid_argument, "the body is not a JSON object");
+  for (const auto& [k, v] : j.items()) {
+    (void)v;
+    if (std::find(required.begin(), required.end(), k) == required.end())
+      return fail(Errc::invalid_argument, util::cat("unknown member '", k, "'"));
+  }
+  for (auto k : required)
+    if (!j.contains(k)) return fail(Errc::invalid_argument, util::cat("'", k, "' is missing"));
+  return j;
+}
+
+Result<std::vector<std::string>> string_array(const nlohmann::json& v, std::string_view name, std::size_t max) {
+  if (!v.is_array()) return fail(Errc::invalid_argument, util::cat("'", name, "' must be an array of strings"));
+  if (v.size() > max)
+    return fail(Errc::invalid_argument, util::cat("'", name, "' holds at most ", std::to_string(max), " entries"));
+  std::vector<std::string> out;
+  for (const auto& e : v) {
+    if (!e.is_string()) return fail(Errc::invalid_argument, util::cat("'", name, "' must be an array of strings"));
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+Result<std::string> string_member(const nlohmann::json& j, std::string_view name) {
+  const auto& v = j[std::string(name)];
+  if (!v.is_string()) return fail(Errc::invalid_argument, util::cat("'", name, "' must be a string"));
+  return v.get<std::string>();
+}
+}  // namespace
+
+Result<std::vector<std::string>> parse_members(std::string_view body) {
+  auto j = object_with(body, {"members"});
+  if (!j) return unexpected(j.error());
+  return string_array((*j)["members"], "members", 10000);
+}
+
+Result<ForwardSettings> parse_forward(std::string_view body) {
+  auto j = object_with(body, {"addresses", "keep_copy"});
+  if (!j) return unexpected(j.error());
+  ForwardSettings f;
+  auto a = string_array((*j)["addresses"], "addresses", 20);
+  if (!a) return unexpected(a.error());
+  f.addresses = std::move(*a);
+  if (!(*j)["keep_copy"].is_boolean()) return fail(Errc::invalid_argument, "'keep_copy' must be true or false");
+  f.keep_copy = (*j)["keep_copy"].get<bool>();
+  return f;
+}
+
+bool valid_date(std::string_view s) noexcept {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
+  for (std::size_t i : {0, 1, 2, 3, 5, 6, 8, 9})
+    if (s[i] < '0' || s[i] > '9') return false;
+  auto num = [&](std::size_t at, std::size_t n) {
+    int v = 0;
+    for (std::size_t i = at; i < at + n; ++i) v = v * 10 + (s[i] - '0');
+    return v;
+  };
+  int y = num(0, 4), m = num(5, 2), d = num(8, 2);
+  if (y < 1970 || m < 1 || m > 12 || d < 1) return false;
+  static constexpr int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return d <= days[m - 1] + (m == 2 && leap ? 1 : 0);
+}
+
+Result<VacationSettings> parse_vacation(std::string_view body) {
+  auto j = object_with(body, {"enabled", "subject", "text", "from", "until"});
+  if (!j) return unexpected(j.error());
+  VacationSettings v;
+  if (!(*j)["enabled"].is_boolean()) return fail(Errc::invalid_argument, "'enabled' must be true or false");
+  v.enabled = (*j)["enabled"].get<bool>();
+  for (auto [name, out] : {std::pair{"subject", &v.subject}, {"text", &v.text}, {"from", &v.from}, {"until", &v.until}}) {
+    auto s = string_member(*j, name);
+    if (!s) return unexpected(s.error());
+    *out = std::move(*s);
+  }
+  if (v.subject.size() > 200) return fail(Errc::invalid_argument, "'subject' is too long (at most 200 bytes)");
+  if (v.subject.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
+    return fail(Errc::invalid_argument, "'subject' is one line");
+  if (v.text.size() > 8000) return fail(Errc::invalid_argument, "'text' is too long (at most 8000 bytes)");
+  if (v.text.find('\0') != std::string::npos) return fail(Errc::invalid_argument, "'text' holds a NUL");
+  if (!util::valid_utf8(v.subject) || !util::valid_utf8(v.text))
+    return fail(Errc::invalid_argument, "'subject' and 'text' must be UTF-8");
+  if (v.enabled && util::trim(v.subject).empty()) return fail(Errc::invalid_argument, "'subject' is empty");
+  for (auto [name, d] : {std::pair{"from", &v.from}, {"until", &v.until}})
+    if (!d->empty() && !valid_date(*d))
+      return fail(Errc::invalid_argument, util::cat("'", name, "' must be a date YYYY-MM-DD or empty"));
+  if (!v.from.empty() && !v.until.empty() && v.from > v.until)
+    return fail(Errc::invalid_argument, "'from' is after 'until'");
+  return v;
 }
 
 }  // namespace wizmail::server::console

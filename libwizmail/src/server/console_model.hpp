@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "wizmail/error.hpp"
 
@@ -85,7 +86,43 @@ Result<Credentials> parse_credentials(std::string_view body);  // {"account","pa
 struct PasswordChange {
   std::string account;  // empty = one's own
   std::string password;
+  std::optional<std::string> current_password;  // required for one's own
 };
-Result<PasswordChange> parse_password_change(std::string_view body);  // {"password"[,"account"]}
+// {"password"[,"account"][,"current_password"]}
+Result<PasswordChange> parse_password_change(std::string_view body);
+
+}  // namespace wizmail::server::console
+
+namespace wizmail::server::console {
+
+// {"key","value"}: one setting to change (PUT .../settings, PUT /api/config).
+// An empty value removes the key from its file (its default applies).
+struct SettingChange {
+  std::string key, value;
+};
+Result<SettingChange> parse_setting(std::string_view body);
+
+// {"members":["a@x",...]}: at most 10000 strings (each checked later as an
+// address).
+Result<std::vector<std::string>> parse_members(std::string_view body);
+
+// {"addresses":[...],"keep_copy":bool}: at most 20 addresses.
+struct ForwardSettings {
+  std::vector<std::string> addresses;
+  bool keep_copy = true;
+};
+Result<ForwardSettings> parse_forward(std::string_view body);
+
+// {"enabled":bool,"subject":"...","text":"...","from":"YYYY-MM-DD"|"","until":"YYYY-MM-DD"|""}:
+// the subject one line of at most 200 bytes, the text at most 8000 bytes,
+// both UTF-8; dates real calendar dates, from <= until.
+struct VacationSettings {
+  bool enabled = false;
+  std::string subject, text, from, until;
+};
+Result<VacationSettings> parse_vacation(std::string_view body);
+
+// "YYYY-MM-DD" naming a real date.
+bool valid_date(std::string_view s) noexcept;
 
 }  // namespace wizmail::server::console

@@ -385,7 +385,16 @@ Status Server::start() {
   {
     server::ConsoleServer::Deps deps{.config = [&I] { return I.runtime()->config; },
                                      .penalty = &I.auth_penalty,
-                                     .metrics = ops::server_metrics_renderer(*this, cfg)};
+                                     .metrics = ops::server_metrics_renderer(*this, cfg),
+                                     .stats = [this] { return stats(); },
+                                     .live_sessions = [this] { return sessions(); },
+                                     .flush_queue = [this] { return flush_queue(); },
+                                     .reload = [this] { return reload(); },
+                                     .log_error = [&I](std::string_view peer, std::string_view account,
+                                                       std::string_view text) {
+                                       I.logger.log(server::LogFile::error, {}, peer, account, text);
+                                     },
+                                     .started = static_cast<std::int64_t>(::time(nullptr))};
     auto c = server::ConsoleServer::open(cfg, std::move(deps), I.opt.ephemeral_ports);
     if (!c) return abandon(c.error());
     I.console = std::move(*c);

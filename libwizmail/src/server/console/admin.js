@@ -29,7 +29,9 @@
   function settingsTable(id, rows, save) {
     const body = el("tbody");
     for (const r of rows) {
-      const input = el("input", { type: "text", value: r.value ?? "", dataset: { key: r.key } });
+      // value null: the file leaves the key out and the default applies;
+      // saving an empty value removes the key again.
+      const input = el("input", { type: "text", value: r.value ?? "", placeholder: r.default ?? "", dataset: { key: r.key } });
       const msg = el("span", { className: "row-msg" });
       const button = el("button", { type: "button" }, t("action.save"));
       button.addEventListener("click", async () => {
@@ -44,7 +46,9 @@
       });
       body.append(el("tr", { dataset: { key: r.key } },
         el("td", {}, el("code", {}, r.key)), el("td", {}, input, " ", button, " ", msg),
-        el("td", { className: "muted" }, r.default ?? ""), el("td", { className: "doc" }, r.doc ?? "")));
+        el("td", { className: "muted" }, r.default ?? ""),
+        el("td", { className: "doc" }, r.doc ?? "", r.allowed ? el("div", { className: "muted" }, t("config.allowed", r.allowed)) : null,
+          r.file ? el("div", { className: "muted" }, r.file) : null)));
     }
     return el("table", { id }, head(t("config.key"), t("config.value"), t("config.default"), t("config.doc")), body);
   }
@@ -129,7 +133,7 @@
       const msg = noticeBox();
       const q = el("input", { type: "search", id: "accounts-search", placeholder: t("accounts.search") });
       const sort = el("select", { id: "accounts-sort" },
-        ["account", "messages", "bytes"].map((k) => el("option", { value: k }, t("accounts.sort." + k))));
+        ["account", "messages", "bytes", "sent", "received"].map((k) => el("option", { value: k }, t("accounts.sort." + k))));
       const order = el("select", { id: "accounts-order" },
         el("option", { value: "asc" }, t("order.asc")), el("option", { value: "desc" }, t("order.desc")));
       const body = el("tbody");
@@ -287,7 +291,7 @@
               await load();
             } catch (e) { failed(msg, e); }
           });
-          body.append(el("tr", { dataset: { id: q.id } }, el("td", {}, el("code", {}, q.id)), el("td", {}, q.from || "<>"),
+          body.append(el("tr", { dataset: { id: q.id } }, el("td", {}, el("code", {}, q.id), q.state ? el("div", { className: "muted" }, q.state) : null), el("td", {}, q.from || "<>"),
             el("td", {}, rcpts), el("td", { className: "num" }, bytes(q.size)), el("td", { className: "num" }, String(q.attempts)),
             el("td", {}, when(q.created)), el("td", {}, when(q.next_attempt)), el("td", { className: "last-error" }, q.last_error || ""),
             el("td", {}, view, del)));
@@ -364,8 +368,9 @@
       async function loadWarnings() {
         const w = await api("GET", "/api/config/check");
         clear(warnings);
+        for (const line of w.errors || []) warnings.append(el("li", { className: "error-text" }, line));
         for (const line of w.warnings) warnings.append(el("li", {}, line));
-        if (!w.warnings.length) warnings.append(el("li", { className: "muted" }, t("config.no_warnings")));
+        if (!w.warnings.length && !(w.errors || []).length) warnings.append(el("li", { className: "muted" }, t("config.no_warnings")));
       }
       const c = await api("GET", "/api/config");
       for (const k of c.keys) {
@@ -411,7 +416,8 @@
       }
       main.append(el("table", { id: "dkim" }, head(t("dkim.domain"), t("dkim.selector"), t("dkim.name"), t("dkim.type"), t("dkim.value")),
         el("tbody", {}, d.records.map((r) => el("tr", {}, el("td", {}, r.domain), el("td", {}, r.selector),
-          el("td", {}, el("code", {}, r.name)), el("td", {}, r.type), el("td", {}, el("pre", {}, r.value)))))));
+          el("td", {}, el("code", {}, r.name), r.active === false ? el("div", { className: "muted" }, t("dkim.inactive")) : null),
+          el("td", {}, r.type), el("td", {}, el("pre", { className: "dkim-value" }, r.zone_line || r.value)))))));
     },
   });
 })();

@@ -320,9 +320,11 @@ const W = (() => {
       const msg = noticeBox();
       const f = await api("GET", "/api/me/forward");
       const addrs = el("textarea", { id: "forward-addresses", value: (f.addresses || []).join("\n") });
-      const keep = el("input", { type: "checkbox", id: "forward-keep", checked: !!f.keep_copy });
+      // forward.def runs after the message is stored: a copy always stays.
+      const keep = el("input", { type: "checkbox", id: "forward-keep", checked: true, disabled: true });
       const form = el("form", { className: "stack", id: "forward-form" },
         el("p", { className: "muted" }, t("forward.help")),
+        f.custom ? el("p", { className: "notice error", id: "forward-custom" }, t("hook.custom")) : null,
         el("label", { className: "field" }, t("forward.addresses"), addrs),
         el("label", {}, keep, " ", t("forward.keep_copy")),
         el("button", { type: "submit" }, t("action.save")));
@@ -330,7 +332,7 @@ const W = (() => {
         ev.preventDefault();
         const list = addrs.value.split(/[\s,]+/).filter(Boolean);
         try {
-          await api("PUT", "/api/me/forward", { addresses: list, keep_copy: keep.checked });
+          await api("PUT", "/api/me/forward", { addresses: list, keep_copy: true });
           notice(msg, "ok", t("saved"));
         } catch (e) { failed(msg, e); }
       });
@@ -350,6 +352,7 @@ const W = (() => {
       const until = el("input", { type: "date", id: "vacation-until", value: v.until || "" });
       const form = el("form", { className: "stack", id: "vacation-form" },
         el("p", { className: "muted" }, t("vacation.help")),
+        v.custom ? el("p", { className: "notice error", id: "vacation-custom" }, t("hook.custom")) : null,
         el("label", {}, on, " ", t("vacation.enabled")),
         el("label", { className: "field" }, t("vacation.subject"), subject),
         el("label", { className: "field" }, t("vacation.text"), text),

@@ -1,0 +1,86 @@
+#include "server/console_logs.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <deque>
+
+#include "util/strings.hpp"
+
+namespace wizmail::server::console {
+
+bool line_of_session(std::string_view line, std::string_view session) noexcept {
+  if (session.empty()) return true;
+  // "<date> <time> <session> ...": the third field.
+  std::string_view rest = line;
+  for (int i = 0; i < 2; ++i) {
+    auto sp = rest.find(' ');
+    if (sp == std::string_view::npos) return false;
+    rest.remove_prefix(sp + 1);
+  }
+  return rest.substr(0, rest.find(' ')) == session;
+}
+
+bool valid_session_id(std::string_view id) noexcept {
+  if (id.empty() || id.size() > 32) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+  });
+}
+
+std::vector<std::string> select_lines(std::string_view text, const LogQuery& q, bool cut_front) {
+  std::deque<std::string_view> kept;
+  std::size_t pos = 0;
+  if (cut_front) {
+    auto nl = text.find('\n');
+    pos = nl == std::string_view::npos ? text.size() : nl + 1;
+  }
+  while (pos < text.size() && q.max_lines > 0) {
+    auto nl = text.find('\n', pos);
+    auto line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    pos = nl == std::string_view::npos ? text.size() : nl + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) continue;
+    if (!q.contains.empty() && line.find(q.contains) == std::string_view::npos) continue;
+    if (!line_of_session(line, q.session)) continue;
+    kept.push_back(line);
+    if (kept.size() > q.max_lines) kept.pop_front();
+  }
+  return {kept.begin(), kept.end()};
+}
+
+Result<std::vector<std::string>> read_log_lines(const std::filesystem::path& file, const LogQuery& q,
+                                                std::size_t max_bytes) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::vector<std::string>{};
+    return fail_errno(util::cat("open ", file.string()), errno);
+  }
+  struct stat st{};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return fail(Errc::io, util::cat(file.string(), " is not a regular file"));
+  }
+  auto size = static_cast<std::size_t>(st.st_size);
+  std::size_t start = size > max_bytes ? size - max_bytes : 0;
+  std::string buf(size - start, '\0');
+  std::size_t got = 0;
+  while (got < buf.size()) {
+    auto n = ::pread(fd, buf.data() + got, buf.size() - got, static_cast<off_t>(start + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      return fail_errno(util::cat("read ", file.string()), e);
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  buf.resize(got);
+  return select_lines(buf, q, start > 0);
+}
+
+}  // namespace wizmail::server::console
