@@ -21,6 +21,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 import chromium
 from harness import CLI, Home, Server, check, free_port, port_open, run_tests, wait_until
 
+# The vacation reply the console writes runs wizmail-sendmail from the
+# server's PATH, as the manual's recipes do.
+os.environ["PATH"] = os.path.join(os.environ.get("WIZMAIL_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build")),
+                                  "apps", "wizmail-sendmail") + os.pathsep + os.environ.get("PATH", "")
 why = chromium.missing()
 if why:
     print("SKIP:", why)
@@ -265,6 +269,27 @@ def test_g_list_and_log_payloads_are_text():
          .get_attribute("class"), "the members are saved")
     go("lists/team", "#list-member-items li")
     check(text("#list-member-items") == "alice@localhost\nbob@localhost", "the list shows its members")
+    # A member line written by hand into ml_member.csv (the API would refuse
+    # it) and a list setting holding markup: both shown as text.
+    with open(os.path.join(home.path, "mailbox", "team", "ml_member.csv"), "a") as f:
+        f.write(XSS_IMG + "@localhost\n")
+    go("lists/team", "#list-member-items li")
+    check(XSS_IMG + "@localhost" in text("#list-member-items"), "a hand-written <img ...> member shows as literal text")
+    no_injected("#list-member-items", "list members")
+    no_dialog("list members")
+    row = driver.find_element(By.CSS_SELECTOR, '#list-settings tr[data-key="mailing_list_filter_string"]')
+    box = row.find_element(By.CSS_SELECTOR, "input")
+    box.clear()
+    box.send_keys(XSS_SCRIPT)
+    row.find_element(By.CSS_SELECTOR, "button").click()
+    wait(lambda: row.find_element(By.CSS_SELECTOR, ".row-msg").text != "", "a list setting with <script> is saved")
+    check("error" not in row.find_element(By.CSS_SELECTOR, ".row-msg").get_attribute("class"),
+          f"(accepted: {row.find_element(By.CSS_SELECTOR, '.row-msg').text})")
+    go("lists/team", '#list-settings tr[data-key="mailing_list_filter_string"]')
+    check(driver.find_element(By.CSS_SELECTOR, '#list-settings tr[data-key="mailing_list_filter_string"] input')
+          .get_attribute("value") == XSS_SCRIPT, "and comes back as the field's value, literally")
+    no_injected("#list-settings", "list settings")
+    no_dialog("list settings")
     # A log line with a payload: the HELO name as the client sent it.
     s = socket.create_connection(("127.0.0.1", home.port), 10)
     s.recv(512)
