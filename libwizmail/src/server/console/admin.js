@@ -79,9 +79,9 @@
       const charts = el("div", { className: "charts" },
         el("div", { className: "chart-box" }, line), el("div", { className: "chart-box" }, bar));
       main.append(msg, el("p", { className: "muted", id: "dashboard-meta" }), cards,
+        el("h2", {}, t("dashboard.traffic")), charts,
         el("h2", {}, t("dashboard.sessions")),
-        el("table", { id: "sessions" }, head(t("dashboard.protocol"), [t("dashboard.open"), "num"]), sessions),
-        el("h2", {}, t("dashboard.traffic")), charts);
+        el("table", { id: "sessions", className: "narrow" }, head(t("dashboard.protocol"), [t("dashboard.open"), "num"]), sessions));
       if (!window.Chart) main.append(el("p", { className: "notice error", id: "no-charts" }, t("dashboard.no_charts")));
       let lineChart = null, barChart = null;
 
