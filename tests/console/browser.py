@@ -163,6 +163,14 @@ def test_c_create_account_and_see_it_listed():
     wait(lambda: driver.find_elements(By.CSS_SELECTOR, '#accounts tr[data-account="carol"]'),
          "the new account carol is listed")
     check(os.path.isdir(os.path.join(home.path, "mailbox", "carol")), "and exists on disk")
+    # A name with markup: the server refuses it; its answer is shown as text.
+    driver.find_element(By.ID, "new-account").send_keys(XSS_IMG)
+    driver.find_element(By.ID, "new-password").send_keys("x-pw-1")
+    driver.find_element(By.CSS_SELECTOR, "#create-account button").click()
+    wait(lambda: "error" in driver.find_element(By.CSS_SELECTOR, ".notice").get_attribute("class"),
+         "an account name with <img ...> is refused, the error shown")
+    no_injected("main", "accounts page after a refused name")
+    no_dialog("accounts page")
     driver.find_element(By.ID, "accounts-search").send_keys("car")
     wait(lambda: [r.get_attribute("data-account") for r in
                   driver.find_elements(By.CSS_SELECTOR, "#accounts tbody tr")] == ["carol"],
@@ -247,7 +255,25 @@ def test_f_config_edit_and_reload():
         codes = [s.rcpt(f"{r}@localhost")[0] for r in ("alice", "bob", "postmaster")]
         s.rset()
     check(codes[:2] == [250, 250] and codes[2] >= 400, f"and SMTP takes only 2 recipients now ({codes})")
-    # A value with markup is shown back as text.
+    # A value with markup: refused or kept, the answer and the value are text.
+    row = driver.find_element(By.CSS_SELECTOR, '#config tr[data-key="milter_default_action"]')
+    box = row.find_element(By.CSS_SELECTOR, "input")
+    box.clear()
+    box.send_keys(XSS_IMG)
+    row.find_element(By.CSS_SELECTOR, "button").click()
+    wait(lambda: row.find_element(By.CSS_SELECTOR, ".row-msg").text != "", "a configuration value with <img ...> is answered")
+    no_injected("#config", "configuration page")
+    # milter_default_action is a free text key: the value is kept, and comes
+    # back literally; then removed again (the default applies).
+    go("config", '#config tr[data-key="milter_default_action"]')
+    row = driver.find_element(By.CSS_SELECTOR, '#config tr[data-key="milter_default_action"]')
+    check(row.find_element(By.CSS_SELECTOR, "input").get_attribute("value") == XSS_IMG,
+          "the stored <img ...> value comes back as the field's value, literally")
+    no_injected("#config", "configuration page")
+    row.find_element(By.CSS_SELECTOR, "input").clear()
+    row.find_element(By.CSS_SELECTOR, "button").click()
+    wait(lambda: row.find_element(By.CSS_SELECTOR, "input").get_attribute("value") == "tempfail",
+         "emptied, the key takes its default again (tempfail)")
     go("config", '#config tr[data-key="smart_host"]')
     check(driver.find_element(By.CSS_SELECTOR, '#config tr[data-key="smart_host"] input').get_attribute("value")
           == f"127.0.0.1:{dead_port}", "smart_host shows its value")

@@ -382,7 +382,9 @@
           status.textContent = "";
           try {
             const r = await api("PUT", "/api/config", { key: k.key, value: input.value });
-            input.value = r.value;
+            // The value now in force (an emptied key takes its default).
+            const now = (await api("GET", "/api/config")).keys.find((x) => x.key === k.key);
+            input.value = now ? now.value ?? "" : r.value;
             status.textContent = r.reloaded ? t("config.reloaded") : t("saved");
             notice(msg, "ok", t("config.applied", k.key));
             await loadWarnings().catch(() => {});
