@@ -60,17 +60,11 @@ void add_config_commands(CLI::App& app, Context& ctx) {
                     "where `service install` wrote wizmail.service (default /etc/systemd/system)");
   check->callback([&ctx] {
     std::size_t errors = 0, warnings = 0;
-    auto c = load(ctx, errors, warnings);
-    if (c) {
-      for (const auto& d : check_config(*c)) {
-        print_diagnostic(d);
-        (d.severity == ConfigDiagnostic::Severity::error ? errors : warnings)++;
-      }
-      // An installed unit written for other folders keeps the new ones read-only.
-      if (auto stale = daemon::stale_unit(daemon::unit_options(*c), unit_dir)) {
-        std::cerr << "wizmail: warning: " << *stale << '\n';
-        ++warnings;
-      }
+    auto home = ctx.home();
+    if (!home) return ctx.error(home.error());
+    for (const auto& d : daemon::config_check(*home, unit_dir)) {
+      print_diagnostic(d);
+      (d.severity == ConfigDiagnostic::Severity::error ? errors : warnings)++;
     }
     if (errors) {
       if (ctx.exit_code == 0) ctx.exit_code = 1;

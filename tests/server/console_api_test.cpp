@@ -71,12 +71,13 @@ TEST_CASE("minute series: an hour later the old minutes are gone; a slot is reus
   CHECK(s2.snapshot(t0 + 60 * 60).counts[MinuteSeries::received][0] == 0);
 }
 
-TEST_CASE("minute series: counters that went down are a new base, never a huge count") {
+TEST_CASE("minute series: a total read earlier by a racing observer is never counted twice") {
   MinuteSeries s;
-  s.observe(t0, totals(1000));
-  s.observe(t0 + 1, totals(5));
-  s.observe(t0 + 2, totals(7));
-  CHECK(s.snapshot(t0 + 2).counts[MinuteSeries::received][59] == 2);
+  s.observe(t0, totals(100));
+  s.observe(t0 + 1, totals(110));  // the sampler read 110
+  s.observe(t0 + 1, totals(105));  // a request read 105 before that, observed after
+  s.observe(t0 + 2, totals(112));
+  CHECK(s.snapshot(t0 + 2).counts[MinuteSeries::received][59] == 12);
 }
 
 TEST_CASE("log lines: tail, substring, session, cut first line") {
@@ -138,6 +139,20 @@ TEST_CASE("read_log_lines reads only the end of a big file") {
   REQUIRE(missing);
   CHECK(missing->empty());
   CHECK_FALSE(read_log_lines(dir, {5, {}, {}}, 4096));  // a folder
+  // Just rotated: the short new file, then the end of smtp.log.1 before it.
+  std::filesystem::rename(file, dir / "smtp.log.1");
+  {
+    std::ofstream f(file);
+    f << "2026-12-07 00:00:01.000 Snew p - after the rotation\n";
+  }
+  auto rotated = read_log_lines(file, {3, {}, {}}, 4096);
+  REQUIRE(rotated);
+  REQUIRE(rotated->size() == 3);
+  CHECK(rotated->at(1).ends_with("line 19999"));
+  CHECK(rotated->at(2).ends_with("after the rotation"));
+  auto old_session = read_log_lines(file, {5, {}, "S19990"}, 4096);
+  REQUIRE(old_session);
+  CHECK(old_session->size() == 1);
   std::filesystem::remove_all(dir);
 }
 

@@ -206,6 +206,17 @@ Result<ServiceResult> install_service(const UnitOptions& o, const fs::path& unit
   return r;
 }
 
+std::vector<ConfigDiagnostic> config_check(const fs::path& home, const fs::path& unit_dir) {
+  ConfigLoad r = load_config_report(home);
+  std::vector<ConfigDiagnostic> out = std::move(r.diagnostics);
+  if (!r.config) return out;
+  for (auto& d : check_config(*r.config)) out.push_back(std::move(d));
+  // An installed unit written for other folders keeps the new ones read-only.
+  if (auto stale = stale_unit(unit_options(*r.config), unit_dir))
+    out.push_back(ConfigDiagnostic{ConfigDiagnostic::Severity::warning, {}, 0, {}, *stale});
+  return out;
+}
+
 std::optional<std::string> stale_unit(const UnitOptions& o, const fs::path& unit_dir) {
   const fs::path file = (unit_dir.empty() ? kSystemUnitDir : unit_dir) / unit_name();
   auto text = util::read_file(file);

@@ -25,8 +25,12 @@ void MinuteSeries::observe(std::int64_t now, const Totals& totals) {
     b = Bucket{minute, {}};
   }
   for (std::size_t k = 0; k < kinds; ++k) {
-    if (totals[k] >= last_[k]) b.counts[k] += totals[k] - last_[k];
-    last_[k] = totals[k];
+    // Totals only grow; a lower one was read before the last one seen (two
+    // observers racing) and is ignored, so nothing is counted twice.
+    if (totals[k] > last_[k]) {
+      b.counts[k] += totals[k] - last_[k];
+      last_[k] = totals[k];
+    }
   }
 }
 

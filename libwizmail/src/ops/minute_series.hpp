@@ -24,8 +24,10 @@ class MinuteSeries {
   enum Kind : std::size_t { received, delivered, relayed, bounced, kinds };
   using Totals = std::array<std::uint64_t, kinds>;
 
-  // The running totals at `now`. The first observation only sets the base;
-  // a total that went down (counters restarted) is taken as a new base.
+  // The running totals at `now`. The first observation only sets the base.
+  // Totals only grow (the server's counters live as long as the series): a
+  // total lower than the highest seen was read earlier by another observer
+  // (the sampler and a dashboard request) and is ignored.
   void observe(std::int64_t now, const Totals& totals);
 
   struct Snapshot {

@@ -86,7 +86,8 @@ std::optional<std::pair<std::string, fs::path>> existing(const Config& cfg, cons
 }
 
 // config.def's keys (those an account may override), with the account's
-// value (null when its config.def does not set it) and the server-wide one.
+// value ("" and set:false when its config.def does not set it) and the
+// server-wide one.
 json account_settings_json(const Config& cfg, std::string_view text, bool lists_only) {
   json rows = json::array();
   for (const auto& k : config::keys()) {
@@ -94,7 +95,8 @@ json account_settings_json(const Config& cfg, std::string_view text, bool lists_
     if (lists_only != k.name.starts_with("mailing_list_")) continue;
     auto v = config::def_value(text, names_of(k));
     rows.push_back(json{{"key", k.name},
-                        {"value", v ? json(*v) : json(nullptr)},
+                        {"value", v ? *v : std::string()},
+                        {"set", v.has_value()},
                         {"default", config::format_value(k, k.field.get(cfg))},
                         {"type", config::type_name(k.type)},
                         {"allowed", config::allowed_text(k)},
@@ -506,17 +508,12 @@ void add_config_routes(httplib::Server& h, const Api& api) {
   h.Get("/api/config/check", [api](const Req& req, Res& res) {
     if (!api.admin(req, res)) return;
     auto cfg = api.deps->config();
-    // What `wizmail config check` prints: the load's diagnostics, then check_config's.
+    // What `wizmail config check` prints, from the same function.
     json warnings = json::array(), errors = json::array();
     auto put = [&](const ConfigDiagnostic& d) {
       (d.severity == ConfigDiagnostic::Severity::error ? errors : warnings).push_back(d.to_string());
     };
-    auto r = load_config_report(cfg->home);
-    for (const auto& d : r.diagnostics) put(d);
-    if (r.config) {
-      for (const auto& d : check_config(*r.config)) put(d);
-      if (auto stale = daemon::stale_unit(daemon::unit_options(*r.config), ""); stale) warnings.push_back(*stale);
-    }
+    for (const auto& d : daemon::config_check(cfg->home, "")) put(d);
     send_json(res, 200, json{{"warnings", std::move(warnings)}, {"errors", std::move(errors)}});
   });
 }

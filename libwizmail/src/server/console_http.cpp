@@ -119,74 +119,64 @@ struct ConsoleServer::Impl {
     return s;
   }
 
-  void login(const httplib::Request& req, httplib::Response& res) {
-    auto creds = console::parse_credentials(req.body);
-    if (!creds) return send_error(res, 400, creds.error().message);
-    auto cfg = deps.config();
-    const auto& ip = req.remote_addr;
-    // The same penalty as SMTP AUTH and POP3: admission, the wait before the
-    // check (right or wrong), failures and success per client network.
-    auth::AuthPolicy policy{.max_concurrent = cfg->smtp.auth_concurrency_limit,
-                            .block_failures = cfg->smtp.auth_block_failures,
-                            .block_time = std::chrono::seconds(cfg->smtp.auth_block_time)};
-    auto adm = deps.penalty->begin(ip, policy);
-    if (adm.kind == auth::AuthAdmission::Kind::blocked) {
-      log_error(ip, {}, util::cat("console login refused: too many failed logins from this network"));
-      return send_error(res, 429, "too many failed logins from your network, try later");
-    }
-    if (adm.kind == auth::AuthAdmission::Kind::busy) {
-      return send_error(res, 429, "too many login attempts from your network in progress, try later");
-    }
-    auto delay = auth::auth_delay_for(adm.failures, std::chrono::milliseconds(cfg->smtp.auth_penalty_delay),
-                                      std::chrono::milliseconds(cfg->smtp.auth_penalty_max_delay));
-    if (delay.count() > 0) std::this_thread::sleep_for(delay);
-    AccountStore store(cfg->mailbox_dir());
-    // Exactly SMTP AUTH's check (SmtpConnection's Environment::authenticate).
-    auto ok = store.authenticate(creds->account, creds->password);
-    deps.penalty->end(ip);
-    if (!ok && ok.error().code != Errc::not_found && ok.error().code != Errc::invalid_argument)
-      return send_error(res, 503, "temporary authentication failure");
-    if (!ok || !*ok) {
-      deps.penalty->failed(ip, auth::AuthPenalty::Clock::now(), policy);
-      // As SMTP AUTH's failure line (the name as given, quoted; sanitised by the logger).
-      log_error(ip, {}, util::cat("console login failed for user \"", creds->account, "\""));
-      return send_error(res, 401, "authentication failed");
-    }
-    deps.penalty->succeeded(ip);
-    auto name = AccountStore::normalize_name(creds->account);
-    if (!name) return send_error(res, 400, name.error().message);
-    auto s = sessions.create(*name, is_admin(*cfg, *name));
-    log_error(ip, *name, s.admin ? "console login (administrator)" : "console login");
-    res.set_header("Set-Cookie", console::session_cookie(s.id, tls));
-    send_json(res, 200, json{{"account", s.account}, {"admin", s.admin}, {"csrf_token", s.csrf}});
-  }
-
-  // True when `password` is the account's; else the answer is made (401
-  // counted in the auth penalty, 429 when the network is blocked).
-  bool check_current_password(const httplib::Request& req, httplib::Response& res, const Config& cfg,
-                              const AccountStore& store, const std::string& account, const std::string& password) {
+  // A password checked exactly as SMTP AUTH checks it
+  // (AccountStore::authenticate, SmtpConnection's Environment::authenticate),
+  // through the same penalty as SMTP AUTH and POP3: admission, the wait
+  // before the check (right or wrong), failures and success per client
+  // network. Unless `ok`, the answer is made (429, 401, 503) and a refusal
+  // or failure logged in error.log, named by `what`.
+  enum class Check { ok, refused };
+  Check checked_password(const httplib::Request& req, httplib::Response& res, const Config& cfg,
+                         const std::string& account, const std::string& password, std::string_view what,
+                         std::string_view wrong_answer) {
     const auto& ip = req.remote_addr;
     auth::AuthPolicy policy{.max_concurrent = cfg.smtp.auth_concurrency_limit,
                             .block_failures = cfg.smtp.auth_block_failures,
                             .block_time = std::chrono::seconds(cfg.smtp.auth_block_time)};
     auto adm = deps.penalty->begin(ip, policy);
-    if (adm.kind != auth::AuthAdmission::Kind::check) {
+    if (adm.kind == auth::AuthAdmission::Kind::blocked) {
+      log_error(ip, {}, util::cat(what, " refused: too many failed logins from this network"));
       send_error(res, 429, "too many failed logins from your network, try later");
-      return false;
+      return Check::refused;
+    }
+    if (adm.kind == auth::AuthAdmission::Kind::busy) {
+      send_error(res, 429, "too many login attempts from your network in progress, try later");
+      return Check::refused;
     }
     auto delay = auth::auth_delay_for(adm.failures, std::chrono::milliseconds(cfg.smtp.auth_penalty_delay),
                                       std::chrono::milliseconds(cfg.smtp.auth_penalty_max_delay));
     if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    AccountStore store(cfg.mailbox_dir());
     auto ok = store.authenticate(account, password);
     deps.penalty->end(ip);
+    if (!ok && ok.error().code != Errc::not_found && ok.error().code != Errc::invalid_argument) {
+      send_error(res, 503, "temporary authentication failure");
+      return Check::refused;
+    }
     if (!ok || !*ok) {
       deps.penalty->failed(ip, auth::AuthPenalty::Clock::now(), policy);
-      log_error(ip, account, "console password change: wrong current password");
-      send_error(res, 401, "the current password is wrong");
-      return false;
+      // As SMTP AUTH's failure line (the name as given, quoted; sanitised by the logger).
+      log_error(ip, {}, util::cat(what, " failed for user \"", account, "\""));
+      send_error(res, 401, wrong_answer);
+      return Check::refused;
     }
     deps.penalty->succeeded(ip);
-    return true;
+    return Check::ok;
+  }
+
+  void login(const httplib::Request& req, httplib::Response& res) {
+    auto creds = console::parse_credentials(req.body);
+    if (!creds) return send_error(res, 400, creds.error().message);
+    auto cfg = deps.config();
+    if (checked_password(req, res, *cfg, creds->account, creds->password, "console login",
+                         "authentication failed") != Check::ok)
+      return;
+    auto name = AccountStore::normalize_name(creds->account);
+    if (!name) return send_error(res, 400, name.error().message);
+    auto s = sessions.create(*name, is_admin(*cfg, *name));
+    log_error(req.remote_addr, *name, s.admin ? "console login (administrator)" : "console login");
+    res.set_header("Set-Cookie", console::session_cookie(s.id, tls));
+    send_json(res, 200, json{{"account", s.account}, {"admin", s.admin}, {"csrf_token", s.csrf}});
   }
 
   void routes() {
@@ -302,7 +292,9 @@ struct ConsoleServer::Impl {
         // One's own password: the current one first, checked as a login is
         // (the same penalty: a wrong one counts as a failed login).
         if (!p->current_password) return send_error(res, 400, "'current_password' is missing");
-        if (!check_current_password(req, res, *cfg, store, s->account, *p->current_password)) return;
+        if (checked_password(req, res, *cfg, s->account, *p->current_password, "console password change",
+                             "the current password is wrong") != Check::ok)
+          return;
       }
       if (auto st = store.set_password(target, p->password); !st) {
         int code = st.error().code == Errc::not_found ? 404 : st.error().code == Errc::invalid_argument ? 400 : 500;

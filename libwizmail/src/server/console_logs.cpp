@@ -51,11 +51,14 @@ std::vector<std::string> select_lines(std::string_view text, const LogQuery& q, 
   return {kept.begin(), kept.end()};
 }
 
-Result<std::vector<std::string>> read_log_lines(const std::filesystem::path& file, const LogQuery& q,
-                                                std::size_t max_bytes) {
+namespace {
+// The last `max_bytes` of `file` (all of a smaller one); `cut` says whether
+// the text starts inside the file. A missing file is empty.
+Result<std::string> read_tail(const std::filesystem::path& file, std::size_t max_bytes, bool& cut) {
+  cut = false;
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
-    if (errno == ENOENT) return std::vector<std::string>{};
+    if (errno == ENOENT) return std::string();
     return fail_errno(util::cat("open ", file.string()), errno);
   }
   struct stat st{};
@@ -65,6 +68,7 @@ Result<std::vector<std::string>> read_log_lines(const std::filesystem::path& fil
   }
   auto size = static_cast<std::size_t>(st.st_size);
   std::size_t start = size > max_bytes ? size - max_bytes : 0;
+  cut = start > 0;
   std::string buf(size - start, '\0');
   std::size_t got = 0;
   while (got < buf.size()) {
@@ -80,7 +84,27 @@ Result<std::vector<std::string>> read_log_lines(const std::filesystem::path& fil
   }
   ::close(fd);
   buf.resize(got);
-  return select_lines(buf, q, start > 0);
+  return buf;
+}
+}  // namespace
+
+Result<std::vector<std::string>> read_log_lines(const std::filesystem::path& file, const LogQuery& q,
+                                                std::size_t max_bytes) {
+  bool cut = false;
+  auto text = read_tail(file, max_bytes, cut);
+  if (!text) return unexpected(text.error());
+  // Shortly after a rotation the file is short: the rest of the budget goes
+  // to the previous file (<file>.1, server/log.hpp), read before it.
+  if (!cut && text->size() < max_bytes) {
+    bool old_cut = false;
+    auto old = read_tail(util::cat(file.string(), ".1"), max_bytes - text->size(), old_cut);
+    if (old && !old->empty()) {
+      if (!old->ends_with('\n')) *old += '\n';
+      *old += *text;
+      return select_lines(*old, q, old_cut);
+    }
+  }
+  return select_lines(*text, q, cut);
 }
 
 }  // namespace wizmail::server::console

@@ -32,7 +32,9 @@ bool line_of_session(std::string_view line, std::string_view session) noexcept;
 // A session id as the logs write it: 1 to 32 letters and digits.
 bool valid_session_id(std::string_view id) noexcept;
 
-// select_lines() over the last `max_bytes` of `file`. A missing file has no lines.
+// select_lines() over the last `max_bytes` of `file`, and when the file is
+// shorter, of its rotated predecessor `<file>.1` before it. A missing file
+// has no lines.
 Result<std::vector<std::string>> read_log_lines(const std::filesystem::path& file, const LogQuery& q,
                                                 std::size_t max_bytes);
 

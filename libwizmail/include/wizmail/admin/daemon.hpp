@@ -100,6 +100,11 @@ Result<std::string> systemd_unit(const UnitOptions& options);
 // sentence saying so and what to run. Nothing when there is no unit for
 // this home or it is current.
 std::optional<std::string> stale_unit(const UnitOptions& options, const std::filesystem::path& unit_dir);
+// Everything `wizmail config check` reports, in its order: the home's load
+// diagnostics (load_config_report), then, when it loads, check_config's and
+// a stale unit (stale_unit(), as a warning about no file). The web console's
+// config check is the same list.
+std::vector<ConfigDiagnostic> config_check(const std::filesystem::path& home, const std::filesystem::path& unit_dir);
 std::string unit_name();  // "wizmail.service"
 // Write (0644, atomically) into `unit_dir` (default /etc/systemd/system);
 // then `systemctl daemon-reload` and `enable` when systemd runs and
