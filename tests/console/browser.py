@@ -30,7 +30,7 @@ if why:
     print("SKIP:", why)
     sys.exit(77)  # meson: skipped
 
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -51,11 +51,21 @@ driver = chromium.start()
 
 def wait(cond, what, timeout=15):
     try:
-        WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: cond())
+        # An element found before a re-render of its page is stale: ask again.
+        WebDriverWait(driver, timeout, poll_frequency=0.1,
+                      ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: cond())
     except TimeoutException:
         body = driver.find_element(By.TAG_NAME, "body").text
         check(False, f"{what} (timed out; page: {body[:600]!r})")
     check(True, what)
+
+
+def values(css, attr=None):
+    """The text (or attribute) of every element matching css, read in one
+    script run: the page may re-render between two WebDriver calls."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => arguments[1] ? e.getAttribute(arguments[1])"
+        " : e.textContent);", css, attr)
 
 
 def number(css):
@@ -66,8 +76,8 @@ def number(css):
 
 
 def text(css):
-    els = driver.find_elements(By.CSS_SELECTOR, css)
-    return els[0].text if els else ""
+    """The visible text of the first element matching css ("" when none)."""
+    return driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", css)
 
 
 def no_dialog(where):
@@ -172,8 +182,7 @@ def test_c_create_account_and_see_it_listed():
     no_injected("main", "accounts page after a refused name")
     no_dialog("accounts page")
     driver.find_element(By.ID, "accounts-search").send_keys("car")
-    wait(lambda: [r.get_attribute("data-account") for r in
-                  driver.find_elements(By.CSS_SELECTOR, "#accounts tbody tr")] == ["carol"],
+    wait(lambda: values("#accounts tbody tr", "data-account") == ["carol"],
          "searching 'car' lists only carol")
 
 
@@ -204,14 +213,14 @@ def test_e_queue_flush_and_delete():
     go("queue", "#queue tbody tr[data-id]")
     wait(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#queue tbody tr[data-id]")) == 2,
          "both messages to the dead smart host wait in the queue")
-    attempts = [int(x.text) for x in driver.find_elements(By.CSS_SELECTOR, "#queue tbody tr[data-id] td:nth-child(5)")]
+    attempts = [int(x) for x in values("#queue tbody tr[data-id] td:nth-child(5)")]
     driver.find_element(By.ID, "queue-flush").click()
     wait(lambda: "flush" in text(".notice").lower() or "再送" in text(".notice"), "the flush is acknowledged")
 
     def attempts_now():
         driver.find_element(By.ID, "queue-reload").click()
         time.sleep(0.2)
-        return [int(x.text) for x in driver.find_elements(By.CSS_SELECTOR, "#queue tbody tr[data-id] td:nth-child(5)")]
+        return [int(x) for x in values("#queue tbody tr[data-id] td:nth-child(5)")]
     wait(lambda: sum(attempts_now()) > sum(attempts), "after the flush the entries were tried again (attempts rose)")
     wait(lambda: text("#queue tbody tr[data-id] .last-error") != "", "each shows its last error")
     # The headers, with the subject's payload: text, not markup.
@@ -226,8 +235,7 @@ def test_e_queue_flush_and_delete():
     button = first.find_element(By.CSS_SELECTOR, "button.danger")
     button.click()
     button.click()
-    wait(lambda: qid not in [r.get_attribute("data-id") for r in
-                             driver.find_elements(By.CSS_SELECTOR, "#queue tbody tr[data-id]")],
+    wait(lambda: qid not in values("#queue tbody tr[data-id]", "data-id"),
          f"queue entry {qid} is deleted")
 
 
@@ -336,7 +344,7 @@ def test_h_user_vacation_reply_received():
     logout()
     login("alice", "secret")
     check(driver.find_element(By.ID, "page-title").text == "Mailbox", "an account holder lands on the mailbox page")
-    navs = [a.get_attribute("id") for a in driver.find_elements(By.CSS_SELECTOR, "#nav a")]
+    navs = values("#nav a", "id")
     check(not any(n in navs for n in ("nav-dashboard", "nav-accounts", "nav-queue", "nav-config", "nav-logs")),
           f"no administrator page in the navigation ({navs})")
     go("accounts", "#forbidden")
