@@ -362,3 +362,28 @@ TEST_CASE("service install and uninstall into a directory") {
   REQUIRE_FALSE(again);
   CHECK(again.error().code == Errc::not_found);
 }
+
+TEST_CASE("config_check: the load's errors with file:line, then a stale unit as a warning") {
+  TempDir d;
+  auto home = d.path / "home";
+  fs::create_directories(home / "def");
+  std::ofstream(home / "def" / "smtpenv.dat") << "# comment\nport=seventy\n";
+  auto bad = daemon::config_check(home, d.path / "units");
+  REQUIRE_FALSE(bad.empty());
+  CHECK(bad.front().severity == ConfigDiagnostic::Severity::error);
+  CHECK(bad.front().to_string().find("smtpenv.dat:2: port: ") != std::string::npos);
+  std::ofstream(home / "def" / "smtpenv.dat") << "port=2525\n";
+  auto good = daemon::config_check(home, d.path / "units");
+  for (const auto& x : good) CHECK(x.severity == ConfigDiagnostic::Severity::warning);
+  // A unit installed for this home with other ReadWritePaths: one more warning.
+  auto cfg = load_config(home);
+  REQUIRE(cfg);
+  auto o = daemon::unit_options(**cfg);
+  o.program = "/usr/bin/wizmail-server";
+  o.writable.push_back("/elsewhere");
+  REQUIRE(daemon::install_service(o, d.path / "units"));
+  auto stale = daemon::config_check(home, d.path / "units");
+  REQUIRE(stale.size() == good.size() + 1);
+  CHECK(stale.back().severity == ConfigDiagnostic::Severity::warning);
+  CHECK(stale.back().to_string().find("is out of date") != std::string::npos);
+}
