@@ -184,6 +184,33 @@ def test_c_create_account_and_see_it_listed():
     driver.find_element(By.ID, "accounts-search").send_keys("car")
     wait(lambda: values("#accounts tbody tr", "data-account") == ["carol"],
          "searching 'car' lists only carol")
+    # carol's panel: a new password (a POP3 login proves it) and a setting of
+    # her config.def (a bad value refused with file:line, a good one kept).
+    driver.find_element(By.CSS_SELECTOR, '#accounts tr[data-account="carol"] button.secondary').click()
+    wait(lambda: driver.find_elements(By.CSS_SELECTOR, '#account-settings tr[data-key="mailbox_capacity_mail_count"]'),
+         "carol's settings are shown")
+    driver.find_element(By.ID, "set-password").send_keys("carol-new-1")
+    driver.find_element(By.CSS_SELECTOR, "#set-password-form button").click()
+    wait(lambda: "ok" in driver.find_element(By.CSS_SELECTOR, "#account-panel .notice").get_attribute("class"),
+         "the administrator sets carol's password")
+    p = poplib.POP3("127.0.0.1", home.pop_port, timeout=10)
+    p.user("carol")
+    check(p.pass_("carol-new-1").startswith(b"+OK"), "carol logs in to POP3 with it")
+    p.quit()
+    row = driver.find_element(By.CSS_SELECTOR, '#account-settings tr[data-key="mailbox_capacity_mail_count"]')
+    box = row.find_element(By.CSS_SELECTOR, "input")
+    box.clear()
+    box.send_keys("lots")
+    row.find_element(By.CSS_SELECTOR, "button").click()
+    wait(lambda: "config.def:" in row.find_element(By.CSS_SELECTOR, ".row-msg").text,
+         "a bad account setting is refused with its config.def:line message")
+    box.clear()
+    box.send_keys("50")
+    row.find_element(By.CSS_SELECTOR, "button").click()
+    wait(lambda: "error" not in row.find_element(By.CSS_SELECTOR, ".row-msg").get_attribute("class") and
+         row.find_element(By.CSS_SELECTOR, ".row-msg").text != "", "mailbox_capacity_mail_count=50 is saved")
+    with open(os.path.join(home.path, "mailbox", "carol", "config.def")) as f:
+        check("mailbox_capacity_mail_count=50" in f.read(), "in carol's config.def")
 
 
 def test_d_dashboard_counts_and_chart_move():
@@ -384,6 +411,31 @@ def test_h_user_vacation_reply_received():
             p.quit()
         return None
     wait(lambda: reply() is not None, "bob receives alice's vacation reply over POP3", timeout=20)
+    # Forwarding set in the page: the next message to alice reaches carol too.
+    go("forward", "#forward-form")
+    check(driver.find_element(By.ID, "forward-keep").is_selected(), "a copy is always kept (shown, not a choice)")
+    driver.find_element(By.ID, "forward-addresses").send_keys("carol@localhost")
+    driver.find_element(By.CSS_SELECTOR, "#forward-form button").click()
+    wait(lambda: "ok" in driver.find_element(By.CSS_SELECTOR, ".notice").get_attribute("class"), "the forwarding is saved")
+    before = len(home.messages("carol"))
+    send("bob@localhost", ["alice@localhost"], "forward me", ("bob", "bobpw"))
+    wait(lambda: any(b"forward me" in m for m in home.messages("carol")[before:]),
+         "the next message to alice is forwarded to carol", timeout=20)
+    check(any(b"forward me" in m for m in home.messages("alice")), "and alice keeps her copy")
+    # Her own password: a wrong current one is refused, the right one works.
+    go("password", "#password-form")
+    for current in ("not-it", "secret"):
+        for field, value in (("pw-current", current), ("pw-new", "alice-new-1"), ("pw-again", "alice-new-1")):
+            driver.find_element(By.ID, field).clear()
+            driver.find_element(By.ID, field).send_keys(value)
+        driver.find_element(By.CSS_SELECTOR, "#password-form button").click()
+        want = "error" if current == "not-it" else "ok"
+        wait(lambda: want in driver.find_element(By.CSS_SELECTOR, ".notice").get_attribute("class"),
+             f"changing the password with the {'wrong' if want == 'error' else 'right'} current one: {want}")
+    p = poplib.POP3("127.0.0.1", home.pop_port, timeout=10)
+    p.user("alice")
+    check(p.pass_("alice-new-1").startswith(b"+OK"), "alice's new password works for POP3")
+    p.quit()
 
 
 def test_i_japanese_and_logout():
