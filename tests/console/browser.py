@@ -13,7 +13,7 @@ name and members, a log line, a configuration value and a vacation subject
 stay text (no dialog, the literal text shown, no element made); the session
 cookie is HttpOnly and SameSite=Strict; a page opened without a session is
 the login page."""
-import os, poplib, smtplib, socket, subprocess, sys, time
+import datetime, os, poplib, smtplib, socket, subprocess, sys, time
 from email.message import EmailMessage
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -389,12 +389,21 @@ def test_h_user_vacation_reply_received():
     body = driver.find_element(By.ID, "vacation-text")
     body.clear()
     body.send_keys("I am away until Monday.")
+    # The dates (yesterday to next week, the server's local dates), set as
+    # the date picker would set them.
+    today = datetime.date.today()
+    first, last = (today - datetime.timedelta(days=1)).isoformat(), (today + datetime.timedelta(days=7)).isoformat()
+    driver.execute_script("document.getElementById('vacation-from').value = arguments[0];"
+                          "document.getElementById('vacation-until').value = arguments[1];", first, last)
     driver.find_element(By.ID, "vacation-save").click()
     wait(lambda: text(".notice") != "" and "error" not in driver.find_element(By.CSS_SELECTOR, ".notice")
          .get_attribute("class"), "the vacation reply is saved")
     go("vacation", "#vacation-form")
     check(driver.find_element(By.ID, "vacation-subject").get_attribute("value") == "Away " + XSS_SCRIPT,
           "the saved subject comes back as the field's value, literally")
+    check(driver.execute_script("return [document.getElementById('vacation-from').value,"
+                                "document.getElementById('vacation-until').value]") == [first, last],
+          f"and the dates {first} to {last}")
     no_dialog("vacation page")
     send("bob@localhost", ["alice@localhost"], "are you there?", ("bob", "bobpw"))
 

@@ -46,7 +46,7 @@
       });
       body.append(el("tr", { dataset: { key: r.key } },
         el("td", {}, el("code", {}, r.key)), el("td", {}, input, " ", button, " ", msg),
-        el("td", { className: "muted" }, r.default ?? ""),
+        el("td", { className: "muted" }, r.default ?? "", r.set === false ? el("div", {}, t("settings.inherited")) : null),
         el("td", { className: "doc" }, r.doc ?? "", r.allowed ? el("div", { className: "muted" }, t("config.allowed", r.allowed)) : null,
           r.file ? el("div", { className: "muted" }, r.file) : null)));
     }
