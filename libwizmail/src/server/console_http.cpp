@@ -8,8 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "server/console_api.hpp"
 #include "ops/http_service.hpp"
+#include "server/console_api.hpp"
+#include "server/console_assets.hpp"
 #include "server/console_model.hpp"
 #include "util/strings.hpp"
 #include "wizmail/account_store.hpp"
@@ -298,6 +299,7 @@ struct ConsoleServer::Impl {
       }
       send_json(res, 200, json{{"password_changed", target}});
     });
+    console_assets::register_routes(h);
     h.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(deps.metrics(), "text/plain; version=0.0.4; charset=utf-8");
     });
