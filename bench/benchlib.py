@@ -4,9 +4,13 @@ Postfix instance (postfix -c DIR), Postfix's smtp-sink as the remote MTA
 with its running message counter, dnsmasq answering MX look-ups, and
 /proc readings. Every process started here is stopped by its owner's
 stop(); the scripts call them in `finally`."""
-import os, pwd, re, shutil, signal, socket, subprocess, threading, time
+import os, pwd, re, shutil, signal, socket, subprocess, sys, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# SIGTERM (`timeout`, kill) as SystemExit, so the scripts' `finally` still
+# stops every process they started (a killed run once left a Postfix master).
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def free_port():
