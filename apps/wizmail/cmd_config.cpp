@@ -1,4 +1,4 @@
-// wizmail config show [--json] | check | reference
+// wizmail config show [--json] | check | set KEY [VALUE] | reference
 //
 // Exit status: 0 = fine; 1 = the configuration has errors (load errors, or for
 // `check` also errors found by check_config); 2 = bad command line (main.cpp).
@@ -7,6 +7,7 @@
 
 #include "commands.hpp"
 #include "wizmail/config.hpp"
+#include "wizmail/admin/control.hpp"
 #include "wizmail/admin/daemon.hpp"
 
 namespace wizmail::cli {
@@ -73,6 +74,33 @@ void add_config_commands(CLI::App& app, Context& ctx) {
     } else if (ctx.exit_code == 0) {
       std::cout << "configuration OK (" << warnings << " warning(s))\n";
     }
+  });
+
+  auto* set = config->add_subcommand(
+      "set", "set one key in its def file, checked as the server would load it; reloads a running server");
+  static std::string set_key, set_value;
+  set->add_option("KEY", set_key, "the key (any def file's; a synonym is accepted)")->required();
+  set->add_option("VALUE", set_value, "the new value; none or \"\" removes the key's line (its default applies)");
+  set->callback([&ctx] {
+    auto home = ctx.home();
+    if (!home) return ctx.error(home.error());
+    // The same function as the web console's configuration page.
+    auto edit = set_config_value(*home, set_key, set_value);
+    if (!edit) return ctx.error(edit.error());
+    std::cout << "wizmail: " << edit->file << ": "
+              << (edit->value.empty() ? edit->key + " removed (default applies)" : edit->key + "=" + edit->value)
+              << '\n';
+    // A running server takes it now; ports and addresses need a restart.
+    control::Request req;
+    req.command = control::Command::reload;
+    auto r = control::call(control::control_socket_path(*home), req);
+    if (!r) {
+      if (r.error().code == Errc::unavailable) return;  // no server running: it reads the files at start
+      return ctx.error("written, but the running server was not reloaded: " + r.error().message);
+    }
+    if (auto st = control::check_reply(*r); !st)
+      return ctx.error("written, but the reload failed: " + st.error().message);
+    std::cout << "wizmail: the running server reloaded its configuration\n";
   });
 
   auto* reference = config->add_subcommand(

@@ -91,6 +91,47 @@ TEST_CASE("config check: exit 0 when clean, 1 on errors, warnings printed") {
   CHECK(r.err.find("popenv.dat:1:") != std::string::npos);
 }
 
+TEST_CASE("config set: checked as the loader reads it, comments kept, removed with no value") {
+  TempDir home;
+  write_setup_files(home.path, "127.0.0.1");
+  const auto smtpenv = home.path / "def/smtpenv.dat";
+  auto before = cfgtest::slurp(smtpenv);
+  REQUIRE(before.find("\n#") != std::string::npos);  // the setup file has comments
+  auto r = cfgtest::run(wizmail_bin(), {"--home", home.path.string(), "config", "set", "max_recipients", "7"});
+  CHECK(r.status == 0);
+  CHECK(r.out.find("smtpenv.dat: max_recipients=7") != std::string::npos);
+  auto after = cfgtest::slurp(smtpenv);
+  CHECK(after.find("\nmax_recipients=7") != std::string::npos);
+  // Every other line kept: the comments of the setup file are still there.
+  CHECK(after.find(before.substr(0, before.find('\n'))) == 0);
+  r = cfgtest::run(wizmail_bin(), {"--home", home.path.string(), "config", "show"});
+  CHECK(r.out.find("max_recipients=7  # smtpenv.dat\n") != std::string::npos);
+
+  // A value the loader refuses: its file:line message, nothing written.
+  r = cfgtest::run(wizmail_bin(), {"--home", home.path.string(), "config", "set", "port", "70000"});
+  CHECK(r.status == 1);
+  CHECK(r.err.find("smtpenv.dat:") != std::string::npos);
+  CHECK(r.err.find("port") != std::string::npos);
+  CHECK(cfgtest::slurp(smtpenv) == after);
+  // A line break cannot go into a def line; an unknown key is named.
+  r = cfgtest::run(wizmail_bin(), {"--home", home.path.string(), "config", "set", "domain", "a\nrelay=1"});
+  CHECK(r.status == 1);
+  CHECK(cfgtest::slurp(smtpenv) == after);
+  r = cfgtest::run(wizmail_bin(), {"--home", home.path.string(), "config", "set", "no_such_key", "1"});
+  CHECK(r.status == 1);
+  CHECK(r.err.find("unknown key 'no_such_key'") != std::string::npos);
+
+  // No value: the key's line goes and the default applies again.
+  r = cfgtest::run(wizmail_bin(), {"--home", home.path.string(), "config", "set", "max_recipients"});
+  CHECK(r.status == 0);
+  CHECK(r.out.find("max_recipients removed") != std::string::npos);
+  CHECK(cfgtest::slurp(smtpenv).find("max_recipients=") == std::string::npos);
+  // A key of another file lands in that file.
+  r = cfgtest::run(wizmail_bin(), {"--home", home.path.string(), "config", "set", "admin_port", "2580"});
+  CHECK(r.status == 0);
+  CHECK(cfgtest::slurp(home.path / "def/wiz98msenv.dat").find("\nadmin_port=2580") != std::string::npos);
+}
+
 TEST_CASE("config: no home, a missing home, and usage errors") {
   auto r = cfgtest::run(wizmail_bin(), {"config", "show"});
   CHECK(r.status != 0);

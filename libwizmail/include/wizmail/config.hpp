@@ -294,6 +294,23 @@ ConfigLoad parse_config_texts(const std::filesystem::path& home,
 // "smtpenv.dat", "popenv.dat", "wiz98msenv.dat" (they live in <home>/def/).
 const std::vector<std::string>& def_file_names();
 
+// Set one key of the home's def files (`wizmail config set`, the web
+// console's configuration page). `key` is any file's key or a synonym;
+// `value` "" removes the key's line, so its default applies again. The
+// edited file with every other file is parsed first by the loader's own
+// parser: a value that would not load is refused (Errc::invalid_argument,
+// the loader's "file:line: key: message") and nothing is written. Every
+// other line of the file (comments, order, line ends) is kept; the file is
+// replaced atomically and durably. A running server applies it at its next
+// reload. Edits in one process are serialised; two processes editing at
+// once: the last write wins.
+struct ConfigEdit {
+  std::string key;   // the key's name (a synonym given becomes the name)
+  std::string file;  // "smtpenv.dat", ...
+  std::string value;
+};
+Result<ConfigEdit> set_config_value(const std::filesystem::path& home, std::string_view key, std::string_view value);
+
 // Load a mailing list's ml.def (keys count, admin_mail_address, return_path,
 // name; unknown or duplicate keys and a bad count are errors).
 Result<MailingListSettings> load_ml_def(const std::filesystem::path& file);

@@ -2,6 +2,10 @@
 
 #include <sys/stat.h>
 
+#include <mutex>
+
+#include "config/parser.hpp"
+#include "config/table.hpp"
 #include "util/fs.hpp"
 #include "util/strings.hpp"
 
@@ -103,3 +107,50 @@ Status write_def_file(const std::filesystem::path& path, std::string_view text) 
 }
 
 }  // namespace wizmail::config
+
+namespace wizmail {
+
+Result<ConfigEdit> set_config_value(const std::filesystem::path& home, std::string_view key, std::string_view value) {
+  const auto* k = config::find_key_any(key);
+  if (!k || k->obsolete) return fail(Errc::invalid_argument, util::cat("unknown key '", key, "'"));
+  std::vector<std::string_view> names{k->name};
+  names.insert(names.end(), k->synonyms.begin(), k->synonyms.end());
+  static std::mutex edit_mu;
+  std::lock_guard lk(edit_mu);
+  const auto def_dir = home / "def";
+  const std::string file(config::file_name(k->file));
+  // Every file the loader reads, the edited one changed; then the loader's
+  // own parser says whether the result loads.
+  std::vector<std::pair<std::string, std::string>> texts;
+  std::string edited;
+  for (const auto& name : def_file_names()) {
+    auto text = config::read_def_file(def_dir / name);
+    if (!text && text.error().code != Errc::not_found) return unexpected(text.error());
+    if (name == file) {
+      auto next = config::set_def_value(text ? *text : std::string(), names,
+                                        value.empty() ? std::nullopt : std::optional<std::string_view>(value));
+      if (!next)
+        return fail(Errc::invalid_argument, util::cat((def_dir / name).string(), ": ", k->name, ": ", next.error().message));
+      edited = *next;
+      texts.emplace_back(name, *next);
+    } else if (text) {
+      texts.emplace_back(name, *text);
+    }
+  }
+  for (const char* extra : {"aliases.def", "tls_policy.def"})
+    if (auto text = config::read_def_file(def_dir / extra)) texts.emplace_back(extra, *text);
+  auto check = parse_config_texts(home, texts);
+  if (!check.ok()) {
+    // The first error, one in the edited file before any other.
+    const ConfigDiagnostic* first = nullptr;
+    for (const auto& d : check.diagnostics) {
+      if (d.severity != ConfigDiagnostic::Severity::error) continue;
+      if (!first || (d.file.ends_with(file) && !first->file.ends_with(file))) first = &d;
+    }
+    return fail(Errc::invalid_argument, first ? first->to_string() : std::string("the configuration does not load"));
+  }
+  if (auto st = config::write_def_file(def_dir / file, edited); !st) return unexpected(st.error());
+  return ConfigEdit{std::string(k->name), file, std::string(value)};
+}
+
+}  // namespace wizmail

@@ -465,45 +465,14 @@ void add_config_routes(httplib::Server& h, const Api& api) {
     if (!api.admin(req, res)) return;
     auto c = parse_setting(req.body);
     if (!c) return send_error(res, 400, c.error().message);
-    const auto* k = config::find_key_any(c->key);
-    if (!k || k->obsolete) return send_error(res, 400, util::cat("unknown key '", c->key, "'"));
     auto cfg = api.deps->config();
-    std::lock_guard lk(edit_mutex());
-    const auto def_dir = cfg->home / "def";
-    const std::string file(config::file_name(k->file));
-    // Every file the loader reads, the edited one changed; then the loader's
-    // own parser (parse_config_texts) says whether the result loads.
-    std::vector<std::pair<std::string, std::string>> texts;
-    std::string edited;
-    for (const auto& name : def_file_names()) {
-      auto text = config::read_def_file(def_dir / name);
-      if (!text && text.error().code != Errc::not_found) return send_error(res, 500, text.error().message);
-      if (name == file) {
-        auto next = config::set_def_value(text ? *text : std::string(), names_of(*k),
-                                          c->value.empty() ? std::nullopt : std::optional<std::string_view>(c->value));
-        if (!next) return send_error(res, 400, util::cat((def_dir / name).string(), ": ", k->name, ": ", next.error().message));
-        edited = *next;
-        texts.emplace_back(name, *next);
-      } else if (text) {
-        texts.emplace_back(name, *text);
-      }
-    }
-    for (const char* extra : {"aliases.def", "tls_policy.def"})
-      if (auto text = config::read_def_file(def_dir / extra)) texts.emplace_back(extra, *text);
-    auto check = parse_config_texts(cfg->home, texts);
-    if (!check.ok()) {
-      const ConfigDiagnostic* first = nullptr;
-      for (const auto& d : check.diagnostics) {
-        if (d.severity != ConfigDiagnostic::Severity::error) continue;
-        if (!first || (d.file.ends_with(file) && !first->file.ends_with(file))) first = &d;
-      }
-      return send_error(res, 400, first ? first->to_string() : std::string("the configuration does not load"));
-    }
-    if (auto st = config::write_def_file(def_dir / file, edited); !st) return send_error(res, 500, st.error().message);
+    // As `wizmail config set`: validated by the loader's parser, then written.
+    auto edit = set_config_value(cfg->home, c->key, c->value);
+    if (!edit) return send_error(res, edit.error().code == Errc::invalid_argument ? 400 : 500, edit.error().message);
     // As `wizmail reload` / SIGHUP: the running server loads the files again.
     if (auto st = api.deps->reload ? api.deps->reload() : Status(fail(Errc::unavailable, "no server")); !st)
       return send_error(res, 500, util::cat("written, but the reload failed: ", st.error().message));
-    send_json(res, 200, json{{"key", k->name}, {"file", file}, {"value", c->value}, {"reloaded", true}});
+    send_json(res, 200, json{{"key", edit->key}, {"file", edit->file}, {"value", edit->value}, {"reloaded", true}});
   });
   h.Get("/api/config/check", [api](const Req& req, Res& res) {
     if (!api.admin(req, res)) return;
