@@ -140,4 +140,14 @@ check(count >= 1, "alice's mail is there")
 pb.quit()
 
 b.stop()
+
+# 6. A malformed redis_url: `wizmail config check` warns, and the server
+# refuses to start (never in-process silently).
+bad = Home(server_extra="redis_url=redis://10.0.0.5:99999/0\n")
+r = subprocess.run([harness.CLI, "--home", bad.path, "config", "check"], capture_output=True, text=True)
+out = r.stdout + r.stderr
+check("redis_url" in out and "99999" in out and "warning" in out.lower(), f"config check warns: {out!r}")
+p = subprocess.run([harness.SERVER, "--home", bad.path], capture_output=True, text=True, timeout=20)
+check(p.returncode != 0, "the server does not start with a malformed redis_url")
+check("redis_url" in p.stdout + p.stderr + log(bad, "server.log"), "and says why")
 print("ok")

@@ -90,6 +90,12 @@ void contract(const std::function<std::shared_ptr<SharedState>()>& make) {
   CHECK(*s->counter("c:race") == 200);
   REQUIRE(s->erase("c:race"));
 
+  // A key that is no counter cannot be incremented (Redis: an error reply).
+  REQUIRE(s->put("c:word", "abc", 5000ms));
+  CHECK_FALSE(t->increment("c:word", 5000ms, false));
+  CHECK_FALSE(t->counter("c:word"));
+  REQUIRE(s->erase("c:word"));
+
   // Keys with a ttl.
   CHECK_FALSE(s->get("c:k")->has_value());
   REQUIRE(s->put("c:k", std::string("v\0x", 3), 5000ms));

@@ -1,6 +1,8 @@
 // The in-process SharedState: one hash map under one mutex. Each entry is a
 // string value (a lease's owner, a key's value, a counter's digits) and its
 // deadline on the steady clock.
+#include <algorithm>
+#include <charconv>
 #include <mutex>
 #include <unordered_map>
 
@@ -57,7 +59,9 @@ class MemoryState final : public SharedState {
       map_[std::string(name)] = Entry{"1", t + ttl};
       return 1;
     }
-    std::int64_t v = std::stoll(e->value) + 1;
+    auto n = number(e->value);
+    if (!n) return unexpected(n.error());
+    std::int64_t v = *n + 1;
     e->value = std::to_string(v);
     if (refresh) e->deadline = t + ttl;
     return v;
@@ -66,7 +70,8 @@ class MemoryState final : public SharedState {
   Result<std::int64_t> counter(std::string_view name) override {
     std::lock_guard lk(mu_);
     auto* e = live(name, now_());
-    return e ? std::stoll(e->value) : 0;
+    if (!e) return std::int64_t{0};
+    return number(e->value);
   }
 
   Status put(std::string_view name, std::string_view value, Millis ttl) override {
@@ -97,6 +102,16 @@ class MemoryState final : public SharedState {
     std::string value;
     TimePoint deadline;
   };
+
+  // A counter's value; a key that is no counter is an error, as INCR on it
+  // is in Redis.
+  static Result<std::int64_t> number(const std::string& s) {
+    std::int64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || p != s.data() + s.size())
+      return unexpected(Error(Errc::invalid_argument, "not a counter"));
+    return v;
+  }
 
   // The entry if present and not expired (an expired one is dropped).
   Entry* live(std::string_view name, TimePoint t) {
