@@ -5,6 +5,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -81,6 +82,11 @@ class RedisServer {
     std::string port = std::to_string(port_);
     pid_ = ::fork();
     if (pid_ == 0) {
+      int null = ::open("/dev/null", O_WRONLY);
+      if (null >= 0) {
+        ::dup2(null, 1);
+        ::dup2(null, 2);
+      }
       ::execl(prog, prog, "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
               "--appendonly", "no", "--dir", "/tmp", "--logfile", "", "--loglevel", "warning",
               static_cast<char*>(nullptr));

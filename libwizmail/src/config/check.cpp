@@ -114,7 +114,7 @@ std::vector<ConfigDiagnostic> check_config(const Config& c) {
   if (!c.server.redis_url.empty()) {
     if (auto a = state::parse_redis_url(c.server.redis_url); !a)
       add(Severity::warning, wizenv, "redis_url",
-          a.error().message + " (the server will not start with it)");
+          util::cat(a.error().message, " (the server will not start with it)"));
   }
 
   // --- TLS ---

@@ -347,7 +347,7 @@ Status Server::start() {
   if (!cfg.server.redis_url.empty()) {
     auto addr = state::parse_redis_url(cfg.server.redis_url);
     if (!addr) {
-      I.logger.server("cannot start: " + addr.error().message);
+      I.logger.server(util::cat("cannot start: ", addr.error().message));
       return unexpected(addr.error());
     }
     state::RedisOptions ro;
