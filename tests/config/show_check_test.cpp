@@ -214,6 +214,23 @@ TEST_CASE("check_config: relaying") {
     c.server.proxy_trusted_networks = {"10.0.0.10", "10.0.1.0/24"};
     CHECK(find(check_config(c), "proxy_trusted_networks", Severity::warning) == nullptr);
   }
+  SUBCASE("redis_url malformed: a warning naming what is wrong; good ones and none are quiet") {
+    Config c = setup_config("127.0.0.1");
+    CHECK(find(check_config(c), "redis_url", Severity::warning) == nullptr);
+    c.server.redis_url = "redis://10.0.0.5:6379/0";
+    CHECK(find(check_config(c), "redis_url", Severity::warning) == nullptr);
+    c.server.redis_url = "unix:///run/redis/redis.sock";
+    CHECK(find(check_config(c), "redis_url", Severity::warning) == nullptr);
+    for (const char* bad : {"10.0.0.5:6379", "redis://10.0.0.5:99999", "redis://h/x", "http://h"}) {
+      CAPTURE(bad);
+      c.server.redis_url = bad;
+      auto ds = check_config(c);
+      auto d = find(ds, "redis_url", Severity::warning);
+      REQUIRE(d != nullptr);
+      CHECK(d->message.find(bad) != std::string::npos);
+      CHECK(d->file == "/h/def/wiz98msenv.dat");
+    }
+  }
 }
 
 TEST_CASE("check_config: TLS") {

@@ -11,9 +11,11 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "mime/dot_stuffer.hpp"
 #include "pop3/session.hpp"
+#include "state/shared_state.hpp"
 #include "temp_dir.hpp"
 #include "util/fs.hpp"
 #include "wizmail/mailbox.hpp"
@@ -273,4 +275,93 @@ TEST_CASE("UIDL of real Maildir names: long or foreign names get a digest stable
   std::set<std::string> again;
   for (const auto& m : (*drop)->messages()) again.insert(uidl_of(m.uid));
   CHECK(again == std::set<std::string>{ok, md5_hex(long_name), md5_hex(spaced)});
+}
+
+namespace {
+
+// A shared state whose every call fails: Redis unreachable.
+class DownState final : public state::SharedState {
+ public:
+  Error down() const { return Error(Errc::unavailable, "redis test: connect: Connection refused"); }
+  Result<bool> acquire(std::string_view, std::string_view, state::Millis) override { return unexpected(down()); }
+  Result<bool> renew(std::string_view, std::string_view, state::Millis) override { return unexpected(down()); }
+  Result<bool> release(std::string_view, std::string_view) override { return unexpected(down()); }
+  Result<std::int64_t> increment(std::string_view, state::Millis, bool) override { return unexpected(down()); }
+  Result<std::int64_t> counter(std::string_view) override { return unexpected(down()); }
+  Status put(std::string_view, std::string_view, state::Millis) override { return unexpected(down()); }
+  Result<std::optional<std::string>> get(std::string_view) override { return unexpected(down()); }
+  Status erase(std::string_view) override { return unexpected(down()); }
+  std::string describe() const override { return "down"; }
+};
+
+}  // namespace
+
+TEST_CASE("leases across nodes: two homes (two nodes), one shared state") {
+  Home a, b;  // two nodes, each its own mailbox folder, the same account
+  REQUIRE(AccountStore(a.root / "mailbox").create("alice", "secret"));
+  REQUIRE(AccountStore(b.root / "mailbox").create("alice", "secret"));
+  auto shared = state::make_memory_state();
+  state::LeaseKeeper keeper_a(shared, std::chrono::seconds(60));
+  state::LeaseKeeper keeper_b(shared, std::chrono::seconds(60));
+  auto oa = a.options();
+  oa.leases = &keeper_a;
+  oa.lease_owner = keeper_a.node() + ":s1";
+  auto ob = b.options();
+  ob.leases = &keeper_b;
+  ob.lease_owner = keeper_b.node() + ":s2";
+  StoreBackend ba(oa), bb(ob);
+  {
+    auto drop = ba.open_maildrop("alice", "127.0.0.1");
+    REQUIRE(drop);
+    CHECK_FALSE(*shared->acquire(pop3_lease_name("alice"), "someone", std::chrono::seconds(1)));
+    auto other = bb.open_maildrop("alice", "127.0.0.1");
+    REQUIRE_FALSE(other);
+    CHECK(other.error().code == Errc::busy);  // the session answers [IN-USE]
+    // B's own mailbox lock was not kept by the refused login.
+    CHECK(MailboxLock::acquire(b.acct("alice")));
+  }
+  // A's drop is gone: its lease is released by the keeper's thread.
+  bool free = false;
+  for (int i = 0; i < 200 && !free; ++i) {
+    auto d = bb.open_maildrop("alice", "127.0.0.1");
+    free = d.has_value();
+    if (!free) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK(free);
+  // Without leases, the two nodes do not see each other (the default).
+  StoreBackend plain_a(a.options()), plain_b(b.options());
+  auto d1 = plain_a.open_maildrop("alice", "127.0.0.1");
+  auto d2 = plain_b.open_maildrop("alice", "127.0.0.1");
+  CHECK(d1);
+  CHECK(d2);
+}
+
+TEST_CASE("leases across nodes: the shared state unreachable is a temporary failure, not a login") {
+  Home h;
+  REQUIRE(AccountStore(h.root / "mailbox").create("alice", "secret"));
+  state::LeaseKeeper keeper(std::make_shared<DownState>(), std::chrono::seconds(60));
+  auto o = h.options();
+  o.leases = &keeper;
+  o.lease_owner = "node:s1";
+  StoreBackend b(o);
+  auto drop = b.open_maildrop("alice", "127.0.0.1");
+  REQUIRE_FALSE(drop);
+  CHECK(drop.error().code == Errc::unavailable);
+  CHECK(drop.error().code != Errc::busy);
+  // The local lock is not left behind.
+  CHECK(MailboxLock::acquire(h.acct("alice")));
+  // Through the session: -ERR [SYS/TEMP], and error.log names the cause.
+  SessionOptions so;
+  so.peer_ip = "127.0.0.1";
+  Session s(so, b);
+  Output out;
+  s.feed("USER alice\r\nPASS secret\r\n", out);
+  std::string all, errors;
+  for (auto& a : out.actions) all += a.text;
+  for (auto& l : out.logs)
+    if (l.channel == LogEvent::Channel::error) errors += l.text;
+  CHECK(all.find("-ERR [SYS/TEMP]") != std::string::npos);
+  CHECK(all.find("+OK") != std::string::npos);  // USER's
+  CHECK(s.state() == State::authorization);
+  CHECK(errors.find("Connection refused") != std::string::npos);
 }

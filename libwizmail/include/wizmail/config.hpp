@@ -156,6 +156,9 @@ struct ServerSettings {
   // Load balancers whose SMTP and POP3 connections start with a PROXY
   // protocol header naming the client (docs/proxy-protocol.md); empty = off.
   std::vector<std::string> proxy_trusted_networks;
+  // Shared volatile state of a cluster (docs/cluster.md); empty = in-process.
+  std::string redis_url;
+  int redis_lease_seconds = 60;            // a dead node's leases expire after this
   int admin_port = 0;                      // web console; 0 = off
   std::vector<std::string> admin_bind_address{"127.0.0.1"};  // one address
   bool admin_tls = true;                   // HTTPS when the certificate is set

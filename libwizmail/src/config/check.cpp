@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "config/table.hpp"
+#include "state/redis_url.hpp"
 #include "util/ip.hpp"
 #include "util/strings.hpp"
 #include "wizmail/account_store.hpp"
@@ -108,6 +109,12 @@ std::vector<ConfigDiagnostic> check_config(const Config& c) {
       add(Severity::warning, wizenv, "proxy_trusted_networks",
           net + " trusts the PROXY header of a very large network (name the balancers)");
     }
+  }
+
+  if (!c.server.redis_url.empty()) {
+    if (auto a = state::parse_redis_url(c.server.redis_url); !a)
+      add(Severity::warning, wizenv, "redis_url",
+          util::cat(a.error().message, " (the server will not start with it)"));
   }
 
   // --- TLS ---

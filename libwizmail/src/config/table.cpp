@@ -541,6 +541,18 @@ std::vector<Key> make_keys() {
               "limit and log. A peer in the list without a header, and a header from a peer not "
               "in it, are refused (docs/proxy-protocol.md). Empty = off.",
        .example = "10.0.0.10,10.0.0.11", .field = field<srv, &W::proxy_trusted_networks>},
+      {.name = "redis_url", .file = wizenv, .type = T::text, .default_value = "",
+       .doc = "Redis server that the nodes of a cluster share their volatile state through "
+              "(docs/cluster.md): redis://[[user]:password@]host[:port][/db] or "
+              "unix://[:password@]/path.sock[?db=N]. Now: POP3 mailbox leases across nodes. "
+              "Empty = in-process (one node, nothing else needed). Read at start.",
+       .example = "redis://10.0.0.5:6379/0", .field = field<srv, &W::redis_url>},
+      {.name = "redis_lease_seconds", .file = wizenv, .type = T::integer, .default_value = "60",
+       .min = 2, .max = 3600,
+       .doc = "Seconds a node's Redis lease (a POP3 mailbox lock) outlives the node's last "
+              "renewal: the longest a crashed node keeps a mailbox locked. Renewed every third "
+              "of it while the session lives.",
+       .example = "30", .field = field<srv, &W::redis_lease_seconds>},
       {.name = "admin_port", .file = wizenv, .type = T::integer, .default_value = "0",
        .min = 0, .max = 65535,
        .doc = "Port of the web console and its JSON API (docs/console.md); 0 = off. "

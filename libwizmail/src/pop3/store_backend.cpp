@@ -10,6 +10,7 @@
 
 #include "mime/dot_stuffer.hpp"
 #include "store/maildir_name.hpp"
+#include "util/strings.hpp"
 #include "wizmail/mailbox.hpp"
 
 namespace wizmail::pop3 {
@@ -39,9 +40,9 @@ class FileReader : public MessageReader {
 
 class MaildirDrop : public Maildrop {
  public:
-  MaildirDrop(MailboxLock lock, Mailbox box, std::vector<wizmail::MessageInfo> list,
+  MaildirDrop(MailboxLock lock, state::LeaseKeeper::Lease lease, Mailbox box, std::vector<wizmail::MessageInfo> list,
               fs::path dustbox, DeliveryJournal* journal, std::vector<std::string> notes)
-      : lock_(std::move(lock)), box_(std::move(box)), dustbox_(std::move(dustbox)),
+      : lock_(std::move(lock)), lease_(std::move(lease)), box_(std::move(box)), dustbox_(std::move(dustbox)),
         journal_(journal), notes_(std::move(notes)) {
     infos_.reserve(list.size());
     paths_.reserve(list.size());
@@ -88,6 +89,7 @@ class MaildirDrop : public Maildrop {
 
  private:
   MailboxLock lock_;
+  state::LeaseKeeper::Lease lease_;  // released (by the keeper's thread) with the drop
   Mailbox box_;
   fs::path dustbox_;
   DeliveryJournal* journal_;
@@ -132,6 +134,10 @@ Result<std::uint64_t> transmitted_file_size(const fs::path& file) {
       if (chunk[i] == '\n' && (i ? chunk[i - 1] : prev) != '\r') ++n;
     prev = chunk.back();
   }
+}
+
+std::string pop3_lease_name(std::string_view account) {
+  return util::cat("wizmail:pop3lock:", account);
 }
 
 StoreBackendOptions store_backend_options(std::shared_ptr<const Config> config) {
@@ -180,6 +186,13 @@ Result<std::unique_ptr<Maildrop>> StoreBackend::open_maildrop(std::string_view a
   if (!dir) return unexpected(dir.error());
   auto lock = MailboxLock::acquire(*dir, opt_.lock);
   if (!lock) return unexpected(lock.error());
+  // This host's lock first (no network); then the other nodes'.
+  state::LeaseKeeper::Lease lease;
+  if (opt_.leases) {
+    auto l = opt_.leases->acquire(pop3_lease_name(dir->filename().string()), opt_.lease_owner);
+    if (!l) return unexpected(l.error());
+    lease = std::move(*l);
+  }
   // Nothing below may fail the login for want of disk space: on a full
   // disk the owner must still be able to download and delete (Dovecot
   // likewise logs a failed last-login update and goes on).
@@ -206,7 +219,7 @@ Result<std::unique_ptr<Maildrop>> StoreBackend::open_maildrop(std::string_view a
   fs::path dust;
   if (opt_.use_dustbox && opt_.use_dustbox(account)) dust = opt_.dustbox_dir;
   return std::unique_ptr<Maildrop>(
-      std::make_unique<MaildirDrop>(std::move(*lock), std::move(box), std::move(*list),
+      std::make_unique<MaildirDrop>(std::move(*lock), std::move(lease), std::move(box), std::move(*list),
                                     std::move(dust), opt_.journal, std::move(notes)));
 }
 

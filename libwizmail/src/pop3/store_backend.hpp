@@ -14,6 +14,7 @@
 #include "pop3/mailbox_lock.hpp"
 #include "auth/penalty.hpp"
 #include "pop3/maildrop.hpp"
+#include "state/lease_keeper.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/pop_before_smtp.hpp"
@@ -39,7 +40,17 @@ struct StoreBackendOptions {
   // the records that could bring them back after a crash are checkpointed
   // (DeliveryJournal::settle). Must outlive the backend's maildrops.
   DeliveryJournal* journal = nullptr;
+  // Across nodes (redis_url, docs/cluster.md): besides the mailbox lock, a
+  // login takes the lease `wizmail:pop3lock:<account>` as `lease_owner`
+  // (node and session), held until the maildrop goes; another owner's
+  // lease is Errc::busy ([IN-USE]), a store that cannot be asked is its
+  // error ([SYS/TEMP]). null: the mailbox lock alone.
+  state::LeaseKeeper* leases = nullptr;
+  std::string lease_owner;
 };
+
+// The lease name of an account's POP3 lock in the shared state.
+std::string pop3_lease_name(std::string_view account);
 
 // From a Config: popenv `dustbox`=TRUE, or the account's `use_dustbox`
 // (smtpenv, overridable in its config.def), sends deleted mail to the dustbox.

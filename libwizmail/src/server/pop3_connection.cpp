@@ -18,6 +18,7 @@
 #include "server/session_connection.hpp"
 #include "server/session_start.hpp"
 #include "server/state_names.hpp"
+#include "util/strings.hpp"
 
 namespace wizmail::server {
 
@@ -237,6 +238,8 @@ asio::awaitable<void> Pop3Connection::run() {
   bo.pop_logins = srv_.pop_logins;
   bo.pop_login_ttl = std::chrono::minutes(cfg.smtp.pop_befor_smtp_time_to_live);
   bo.journal = srv_.pipeline ? srv_.pipeline->journal() : nullptr;
+  bo.leases = srv_.leases;
+  if (srv_.leases) bo.lease_owner = util::cat(srv_.leases->node(), ":", sid_);
   backend_ = std::make_unique<StoreBackend>(std::move(bo));
   SessionOptions so;
   so.host = cfg.pop.host;

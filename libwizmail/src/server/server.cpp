@@ -12,6 +12,7 @@
 #include <iostream>
 #include <thread>
 
+#include "state/redis_state.hpp"
 #include "server/server_impl.hpp"
 #include "server/pop3_connection.hpp"
 #include "server/smtp_connection.hpp"
@@ -310,6 +311,9 @@ Server::~Server() {
   impl_->services.blocking = nullptr;
   impl_->blocking.reset();
   impl_->io_pool.reset();
+  // Every session is gone: the leases they held are released now.
+  impl_->services.leases = nullptr;
+  impl_->leases.reset();
   impl_->serve_guard.reset();
   impl_->logger.stop();
 }
@@ -337,6 +341,23 @@ Status Server::start() {
   auto rt = I.runtime();
   const auto& cfg = *rt->config;
   if (auto st = I.logger.start(); !st) return st;
+  // Shared volatile state (docs/cluster.md): with redis_url, POP3 mailbox
+  // leases live in Redis. Redis is not asked here: a node whose Redis is
+  // down starts and answers [SYS/TEMP] for what needs it.
+  if (!cfg.server.redis_url.empty()) {
+    auto addr = state::parse_redis_url(cfg.server.redis_url);
+    if (!addr) {
+      I.logger.server(util::cat("cannot start: ", addr.error().message));
+      return unexpected(addr.error());
+    }
+    state::RedisOptions ro;
+    ro.address = std::move(*addr);
+    I.leases = std::make_unique<state::LeaseKeeper>(
+        state::make_redis_state(std::move(ro)), std::chrono::seconds(cfg.server.redis_lease_seconds),
+        [&I](std::string_view text) { I.logger.log(server::LogFile::error, {}, {}, {}, text); });
+    I.services.leases = I.leases.get();
+    I.logger.server(util::cat("shared state: ", I.leases->store().describe()));
+  }
   std::vector<net::ListenSpec> specs;
   auto port = [&](int p) { return static_cast<std::uint16_t>(I.opt.ephemeral_ports ? 0 : p); };
   specs.push_back({cfg.smtp.bind_address, port(cfg.smtp.port), static_cast<int>(Protocol::smtp)});

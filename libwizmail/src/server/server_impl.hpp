@@ -36,6 +36,7 @@
 #include "server/live.hpp"
 #include "server/local_sockets.hpp"
 #include "server/console_http.hpp"
+#include "state/lease_keeper.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/relay.hpp"
 #include "wizmail/pop_before_smtp.hpp"
@@ -76,6 +77,9 @@ struct Server::Impl {
   std::unique_ptr<asio::thread_pool> blocking;
   net::Listener listener;
   server::SendCounters send_counters;
+  // Leases in the cluster's shared state (redis_url; docs/cluster.md): the
+  // POP3 mailbox leases across nodes. Null without redis_url. From start().
+  std::unique_ptr<state::LeaseKeeper> leases;
   // POP3 logins for POP-before-SMTP (opt.pop_logins, else in memory).
   std::shared_ptr<PopLoginTable> pop_logins;
   // Free space of the mailbox and queue file systems (queue_minfree).

@@ -30,6 +30,7 @@
 #include "server/free_space.hpp"
 #include "server/log.hpp"
 #include "srs/srs.hpp"
+#include "state/lease_keeper.hpp"
 #include "wizmail/account_store.hpp"
 #include "wizmail/config.hpp"
 #include "wizmail/pop_before_smtp.hpp"
@@ -136,6 +137,9 @@ struct SessionServices {
   std::shared_ptr<PopLoginTable> pop_logins;
   // From Server::start, before any connection.
   CommitPipeline* pipeline = nullptr;
+  // POP3 mailbox leases across the nodes (redis_url); null: this node's
+  // mailbox lock alone. From Server::start.
+  state::LeaseKeeper* leases = nullptr;
   // Session work that may wait for the disk (a POP3 login and QUIT's
   // update); null: it runs on the session's thread.
   asio::thread_pool* blocking = nullptr;
