@@ -96,10 +96,10 @@ void add_config_commands(CLI::App& app, Context& ctx) {
     auto r = control::call(control::control_socket_path(*home), req);
     if (!r) {
       if (r.error().code == Errc::unavailable) return;  // no server running: it reads the files at start
-      return ctx.error("written, but the running server was not reloaded: " + r.error().message);
+      return ctx.error(std::string("written, but the running server was not reloaded: ") + r.error().message);
     }
     if (auto st = control::check_reply(*r); !st)
-      return ctx.error("written, but the reload failed: " + st.error().message);
+      return ctx.error(std::string("written, but the reload failed: ") + st.error().message);
     std::cout << "wizmail: the running server reloaded its configuration\n";
   });
 

@@ -46,7 +46,10 @@ void check_exposition(const std::string& text) {
   }
 }
 
-std::string fetch(std::uint16_t port, const std::string& request) {
+// The whole response, read until the server closes; with `head_only`, only
+// until the end of the response head (httplib keeps a connection open after
+// a 400 or a refused request line until its read timeout: do not wait).
+std::string fetch(std::uint16_t port, const std::string& request, bool head_only = false) {
   asio::io_context io;
   asio::ip::tcp::socket s(io);
   s.connect({asio::ip::make_address("127.0.0.1"), port});
@@ -55,7 +58,7 @@ std::string fetch(std::uint16_t port, const std::string& request) {
   asio::write(s, asio::buffer(request), ec);  // a server that refused early may have closed
   ec.clear();
   char buf[4096];
-  for (;;) {
+  while (!head_only || out.find("\r\n\r\n") == std::string::npos) {
     auto n = s.read_some(asio::buffer(buf), ec);
     if (ec) break;
     out.append(buf, n);
@@ -63,24 +66,7 @@ std::string fetch(std::uint16_t port, const std::string& request) {
   return out;
 }
 
-// The response head only: httplib keeps a connection open after a 400 or a
-// refused request line until its read timeout, so do not wait for the close.
-std::string fetch_head(std::uint16_t port, const std::string& request) {
-  asio::io_context io;
-  asio::ip::tcp::socket s(io);
-  s.connect({asio::ip::make_address("127.0.0.1"), port});
-  std::string out;
-  std::error_code ec;
-  asio::write(s, asio::buffer(request), ec);
-  ec.clear();
-  char buf[4096];
-  while (out.find("\r\n\r\n") == std::string::npos) {
-    auto n = s.read_some(asio::buffer(buf), ec);
-    if (ec) break;
-    out.append(buf, n);
-  }
-  return out;
-}
+std::string fetch_head(std::uint16_t port, const std::string& request) { return fetch(port, request, true); }
 
 }  // namespace
 

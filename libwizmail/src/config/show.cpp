@@ -154,7 +154,10 @@ std::string config_reference_markdown() {
       "prints errors and warnings about dangerous combinations (exit status 0 when there\n"
       "is no error, 1 when there is one; warnings alone do not fail). `wizmail setup` writes\n"
       "all three files with every key and safe values (`relay=0`,\n"
-      "`send_permits_only_smtp_auth=1`).\n";
+      "`send_permits_only_smtp_auth=1`). `wizmail config set KEY [VALUE]` changes one key\n"
+      "in its file (no value: the line goes and the default applies), refused with the\n"
+      "parser's `file:line` message when the result would not load, every other line kept,\n"
+      "and makes a running server reload (ports and addresses need a restart).\n";
   for (DefFile f : config::all_files) {
     out += "\n## def/" + std::string(config::file_name(f)) + " — " + file_title(f) + "\n\n";
     out += "| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n";
