@@ -556,7 +556,7 @@ std::vector<Key> make_keys() {
       {.name = "admin_port", .file = wizenv, .type = T::integer, .default_value = "0",
        .min = 0, .max = 65535,
        .doc = "Port of the web console and its JSON API (docs/console.md); 0 = off. "
-              "/metrics is served there too.",
+              "Prometheus scrapes metrics_port, not this one.",
        .example = "8443", .field = field<srv, &W::admin_port>},
       {.name = "admin_bind_address", .file = wizenv, .type = T::ip_list,
        .default_value = "127.0.0.1",

@@ -300,9 +300,6 @@ struct ConsoleServer::Impl {
       send_json(res, 200, json{{"password_changed", target}});
     });
     console_assets::register_routes(h);
-    h.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(deps.metrics(), "text/plain; version=0.0.4; charset=utf-8");
-    });
     h.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
       // Only the API speaks JSON; an unknown path is 404 and says nothing else.
       // cpp-httplib calls this for every answer >= 400, a handler's own

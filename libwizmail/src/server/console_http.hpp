@@ -1,7 +1,8 @@
 // Private: the web console's HTTP server (admin_port; docs/console.md) —
 // cpp-httplib's server on its own bounded thread pool, the JSON API over the
 // library's AccountStore, sessions and CSRF from console_model.hpp, logins
-// through the shared auth penalty, and /metrics.
+// through the shared auth penalty. (/metrics is metrics_port's, not served
+// here: nothing but the login page and static files answers without a session.)
 #pragma once
 
 #include <cstdint>
@@ -25,7 +26,6 @@ class ConsoleServer {
     // penalty limits and admin_accounts are read from it per request.
     std::function<std::shared_ptr<const Config>()> config;
     auth::AuthPenalty* penalty = nullptr;   // the one SMTP and POP3 use
-    std::function<std::string()> metrics;   // the Prometheus text
     // The running server (dashboard, queue flush, reload after a config
     // edit): Server's own stats(), sessions(), flush_queue(), reload().
     std::function<ServerStats()> stats;

@@ -406,7 +406,6 @@ Status Server::start() {
   {
     server::ConsoleServer::Deps deps{.config = [&I] { return I.runtime()->config; },
                                      .penalty = &I.auth_penalty,
-                                     .metrics = ops::server_metrics_renderer(*this, cfg),
                                      .stats = [this] { return stats(); },
                                      .live_sessions = [this] { return sessions(); },
                                      .flush_queue = [this] { return flush_queue(); },
