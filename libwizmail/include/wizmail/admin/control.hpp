@@ -6,7 +6,7 @@
 //   → {"v":1,"cmd":"sessions"}
 //   ← {"v":1,"ok":true,"sessions":[...],"workers":[...]}
 //
-// This header holds the pure parts (a small strict JSON reader, the request
+// This header holds the pure parts (a strict JSON reader, the request
 // grammar, the sessions table) and the client side; the server side lives in
 // the library (the daemon opens the socket, see ServerOptions::local_sockets).
 #pragma once
@@ -32,7 +32,8 @@ inline constexpr int kProtocolVersion = 1;
 inline constexpr std::size_t kMaxRequestLine = 4096;
 inline constexpr std::size_t kMaxReplyLine = 8u << 20;
 
-// ---- A small strict JSON reader (RFC 8259): no trailing commas, no comments,
+// ---- A strict JSON reader (RFC 8259; nlohmann's parser underneath, through
+// its SAX interface, so it is iterative): no trailing commas, no comments,
 // no duplicate keys, depth at most 32, UTF-8 validated, \u escapes incl.
 // surrogate pairs. Numbers are kept as double (integers up to 2^53 exact).
 struct Json {
