@@ -26,7 +26,7 @@ namespace {
 
 std::shared_ptr<SharedState> redis_client(std::uint16_t port) {
   RedisOptions o;
-  o.address = *parse_redis_url("redis://127.0.0.1:" + std::to_string(port) + "/1");
+  o.address = *parse_redis_url(std::string("redis://127.0.0.1:") + std::to_string(port) + "/1");
   return make_redis_state(o);
 }
 
@@ -117,7 +117,7 @@ void contract(const std::function<std::shared_ptr<SharedState>()>& make) {
   for (int k = 0; k < 8; ++k)
     th.emplace_back([&, k] {
       auto& st = k % 2 ? *s : *t;
-      if (*st.acquire("c:contended", "o" + std::to_string(k), 5000ms)) ++winners;
+      if (*st.acquire("c:contended", std::string("o") + std::to_string(k), 5000ms)) ++winners;
     });
   for (auto& x : th) x.join();
   CHECK(winners.load() == 1);
@@ -138,7 +138,7 @@ TEST_CASE("contract: redis") {
   wizmail::test::RedisServer redis;
   contract([&] { return redis_client(redis.port()); });
   CHECK(redis_client(redis.port())->describe() ==
-        "redis://127.0.0.1:" + std::to_string(redis.port()) + "/1");
+        std::string("redis://127.0.0.1:") + std::to_string(redis.port()) + "/1");
 }
 
 TEST_CASE("redis: server gone is Errc::unavailable at once, never a pass; back again works") {
@@ -168,7 +168,7 @@ TEST_CASE("redis: a server that does not answer costs at most the command timeou
   if (!wizmail::test::redis_server_program()) return;
   wizmail::test::RedisServer redis;
   RedisOptions o;
-  o.address = *parse_redis_url("redis://127.0.0.1:" + std::to_string(redis.port()));
+  o.address = *parse_redis_url(std::string("redis://127.0.0.1:") + std::to_string(redis.port()));
   o.command_timeout = 300ms;
   auto s = make_redis_state(o);
   REQUIRE(s->put("h:k", "v", 60000ms));
