@@ -113,8 +113,7 @@ namespace wizmail {
 Result<ConfigEdit> set_config_value(const std::filesystem::path& home, std::string_view key, std::string_view value) {
   const auto* k = config::find_key_any(key);
   if (!k || k->obsolete) return fail(Errc::invalid_argument, util::cat("unknown key '", key, "'"));
-  std::vector<std::string_view> names{k->name};
-  names.insert(names.end(), k->synonyms.begin(), k->synonyms.end());
+  const auto names = config::names_of(*k);
   static std::mutex edit_mu;
   std::lock_guard lk(edit_mu);
   const auto def_dir = home / "def";

@@ -724,6 +724,12 @@ const Key* find_key(DefFile file, std::string_view name) noexcept {
   return nullptr;
 }
 
+std::vector<std::string_view> names_of(const Key& k) {
+  std::vector<std::string_view> names{k.name};
+  names.insert(names.end(), k.synonyms.begin(), k.synonyms.end());
+  return names;
+}
+
 const Key* find_key_any(std::string_view name) noexcept {
   for (DefFile f : all_files)
     if (const Key* k = find_key(f, name)) return k;

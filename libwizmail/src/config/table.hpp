@@ -79,6 +79,8 @@ const std::vector<Key>& keys();
 const Key* find_key(DefFile file, std::string_view name) noexcept;
 // The key called `name` in any file (config.def is file-less).
 const Key* find_key_any(std::string_view name) noexcept;
+// The key's name, then its synonyms: every name a def line may use for it.
+std::vector<std::string_view> names_of(const Key& k);
 
 // Parse a trimmed, non-empty value for `key`. The error message says what
 // was expected (without file/line: the caller adds them).

@@ -45,12 +45,6 @@ constexpr std::size_t search_bytes = 16 << 20;
 constexpr std::size_t max_log_lines = 1000;
 constexpr std::size_t max_queue_entries = 1000;
 
-std::vector<std::string_view> names_of(const config::Key& k) {
-  std::vector<std::string_view> names{k.name};
-  names.insert(names.end(), k.synonyms.begin(), k.synonyms.end());
-  return names;
-}
-
 // A def file's text; "" when it does not exist.
 Result<std::string> def_text(const fs::path& p) {
   auto t = config::read_def_file(p);
@@ -93,7 +87,7 @@ json account_settings_json(const Config& cfg, std::string_view text, bool lists_
   for (const auto& k : config::keys()) {
     if (!k.account_override || k.obsolete) continue;
     if (lists_only != k.name.starts_with("mailing_list_")) continue;
-    auto v = config::def_value(text, names_of(k));
+    auto v = config::def_value(text, config::names_of(k));
     rows.push_back(json{{"key", k.name},
                         {"value", v ? *v : std::string()},
                         {"set", v.has_value()},
@@ -118,7 +112,7 @@ void put_account_setting(const Config& cfg, const fs::path& dir, const std::stri
   auto path = dir / "config.def";
   auto text = def_text(path);
   if (!text) return send_error(res, 500, text.error().message);
-  auto next = config::set_def_value(*text, names_of(*k),
+  auto next = config::set_def_value(*text, config::names_of(*k),
                                     c->value.empty() ? std::nullopt : std::optional<std::string_view>(c->value));
   if (!next) return send_error(res, 400, next.error().message);
   if (auto v = cfg.account_settings_from_text(*next, path.string()); !v)
