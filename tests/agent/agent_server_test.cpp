@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -391,4 +392,57 @@ TEST_CASE("reply.def: RFC 3834 and auto-reply loops between two accounts end") {
   CHECK(h.count("alice") == 6);
   CHECK(h.count("bob") == 1);
   CHECK(field(h.messages("bob").front(), "Subject") == "Away: alice");
+}
+
+TEST_CASE("a list post to hundreds of members: copies are written in rounds, each member gets one, a broken Maildir fails alone") {
+  TempHome h;
+  // More members of each kind than one round (128) holds, so the post
+  // takes several rounds of local copies and of queue entries.
+  constexpr int kLocal = 300, kRemote = 300;
+  REQUIRE(h.store.create_mailing_list("big", "pw", "admin@localhost"));
+  auto name = [](const char* prefix, int i) {
+    std::string n = prefix;
+    n += std::to_string(1000 + i).substr(1);
+    return n;
+  };
+  for (int i = 0; i < kLocal; ++i) {
+    REQUIRE(h.store.create(name("m", i), "pw"));
+    REQUIRE(h.store.add_member("big", name("m", i) + "@localhost"));
+  }
+  for (int i = 0; i < kRemote; ++i) REQUIRE(h.store.add_member("big", name("r", i) + "@remote.example"));
+  // One member's Maildir cannot take a file: its tmp/ is a plain file.
+  const std::string broken = name("m", 150);
+  fs::remove_all(h.dir(broken) / "tmp");
+  REQUIRE(util::write_file_atomic(h.dir(broken) / "tmp", "not a folder\n"));
+  Running srv(base_config(h.path));
+  const std::string post = "From: Bob <bob@localhost>\r\nTo: big@localhost\r\nSubject: many\r\n\r\nbody\r\n";
+  CHECK(smtp_send(srv.port(), "bob@localhost", {"big@localhost"}, post).substr(0, 3) == "250");
+  REQUIRE(wait_until([&] { return spool_empty(h) && h.log().find("mailing list big: post 1") != std::string::npos; },
+                     60s));
+  for (int i = 0; i < kLocal; ++i) {
+    const auto n = name("m", i);
+    if (n == broken) {
+      CHECK(h.count_new(n) == 0);
+      continue;
+    }
+    auto msgs = h.messages(n);
+    REQUIRE_MESSAGE(msgs.size() == 1, n);
+    CHECK(field(msgs[0], "Delivered-To") == n + "@localhost");
+    CHECK(field(msgs[0], "To") == n + "@localhost");
+    CHECK(field(msgs[0], "Subject") == "[big0001]many");
+  }
+  // One queue entry per remote member (to_kind 0), each with its own To:.
+  std::set<std::string> remote;
+  for (const auto& e : h.relay_entries()) {
+    REQUIRE(e.recipients.size() == 1);
+    CHECK(remote.insert(e.recipients[0].address).second);
+    auto data = util::read_file(h.path / "resendmail" / "data" / e.id).value();
+    CHECK(field(data, "To") == e.recipients[0].address);
+  }
+  CHECK(remote.size() == kRemote);
+  // Nothing staged is left behind in the queue's tmp/.
+  CHECK(test::count_files(h.path / "resendmail" / "tmp") == 0);
+  const auto log = h.log();
+  CHECK(log.find("mailing list big: " + broken + "@localhost: ") != std::string::npos);
+  CHECK(log.find("to " + std::to_string(kLocal - 1 + kRemote) + " members, 1 failed") != std::string::npos);
 }

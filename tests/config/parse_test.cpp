@@ -95,7 +95,7 @@ TEST_CASE("every key of the manual and of SPEC §2 is in the table, in its file"
         "resend_timeout", "resend_scan_interval", "send_permits_only_smtp_auth", "multiprocessing",
         "multiprocessing_exempt", "send_max_during_a_day", "reject_domain", "reject_mailaddress",
         "reject_mailaddres", "max_mail_size", "queue_minfree", "max_recipients", "auth_requires_tls", "smart_host",
-        "dns_servers", "smtp_tls_security_level", "smtp_tls_ca_file", "outbound_port", "session_timeout", "junk_command_limit", "greet_wait",
+        "dns_servers", "smtp_tls_security_level", "smtp_tls_ca_file", "outbound_port", "outbound_max_connections", "outbound_max_per_destination", "session_timeout", "junk_command_limit", "greet_wait",
         "greet_wait_exempt", "greet_pass_ttl", "host", "delay_warning_time", "bounce_size_limit",
         "client_connection_limit", "command_deadline", "data_min_rate", "auth_penalty_delay",
         "auth_penalty_max_delay", "auth_concurrency_limit", "auth_block_failures", "auth_block_time",

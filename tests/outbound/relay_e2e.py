@@ -2,7 +2,7 @@
 dnsmasq (MX records) + Postfix's smtp-sink (the remote MTA, told to fail on
 demand) + the real wizmail-server (restarted and kill -9'd on the way).
 Every process is started here on free ports and killed at exit."""
-import os, smtplib, socket, struct, subprocess, sys, tempfile
+import os, smtplib, socket, struct, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 import harness  # noqa: E402
@@ -244,5 +244,41 @@ wait_for(lambda: queued(home) == 0, "nothing is left queued")
 msgs = home.messages("alice")
 check(sum(b"after-delete@gone.test" in m for m in msgs) == 1 and not any(b"gina@example.test" in m for m in msgs),
       "a deleted message is not bounced (the only new notice is the later one's)")
+
+# 8. Sessions at once: outbound_max_per_destination bounds those to one
+#    destination (set on the running server, reloaded); below it, messages
+#    that arrive while every session is busy get sessions of their own. The
+#    peer holds each DATA reply for a second so that sessions overlap.
+peer = sink("-w", "1")
+
+
+def most_sessions(n, tag):
+    def mine():  # the dump files are named by message id, not in order
+        return [m for m in dumped() if f"Subject: {tag}-".encode() in m and b"dot line" in m]
+
+    for i in range(n):
+        send(home, [f"c{i}@example.test"], f"{tag}-{i}")
+    top, end = 0, time.time() + 60
+    while queued(home) > 0 and time.time() < end:
+        top = max(top, peer_connections(peer_port))
+        time.sleep(0.01)
+    wait_for(lambda: queued(home) == 0, f"{tag}: every message delivered", timeout=30)
+    wait_for(lambda: len(mine()) >= n, f"{tag}: every message at the peer", timeout=10)
+    check(len(mine()) == n, f"{tag}: {n} messages at the peer, each once (got {len(mine())})")
+    return top
+
+
+r = wiz("config", "set", "outbound_max_per_destination", "3")
+check(r.returncode == 0, "config set outbound_max_per_destination 3: " + r.stdout.strip() + r.stderr.strip())
+top = most_sessions(12, "conc3")
+check(2 <= top <= 3, f"outbound_max_per_destination=3: at most 3 sessions at once, and more than one ({top})")
+r = wiz("config", "set", "outbound_max_per_destination", "8")
+check(r.returncode == 0, "config set outbound_max_per_destination 8")
+top = most_sessions(16, "conc8")
+check(4 <= top <= 8, f"outbound_max_per_destination=8: more than 3 sessions at once, at most 8 ({top})")
+r = wiz("config", "set", "outbound_max_per_destination", "0")
+check(r.returncode != 0 and "outbound_max_per_destination" in r.stderr,
+      "0 sessions is refused with the key named: " + r.stderr.strip()[:200])
+peer.kill(); peer.wait()
 server.stop()
 print("all outbound end-to-end checks passed")

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "temp_dir.hpp"
 #include "util/fs.hpp"
@@ -88,6 +89,72 @@ TEST_CASE("recipient results, attempts, states and removal") {
   CHECK(q.list().value().empty());
   CHECK_FALSE(fs::exists(q.message_path(id)));
   CHECK(q.load(id).error().code == Errc::not_found);
+}
+
+TEST_CASE("retire takes an entry out at once; purge deletes its files; recover cleans a retired one a crash left") {
+  TempDir t;
+  RelayQueue q(t.path() / "q");
+  REQUIRE(q.init());
+  auto id = q.enqueue(env2(), std::string_view("x\r\n")).value();
+  REQUIRE(q.move(id, QueueState::active, RelayQueue::Sync::later));
+  CHECK(q.load(id).value().state == QueueState::active);
+  REQUIRE(q.retire(id));
+  // Gone for every reader (and for recover: not in active/ any more)...
+  CHECK(q.load(id).error().code == Errc::not_found);
+  CHECK(q.list().value().empty());
+  CHECK(q.due(4000000000).value().empty());
+  CHECK_FALSE(q.retire(id));
+  // ...its files still there until purged.
+  CHECK(fs::exists(q.message_path(id)));
+  CHECK(count(t.path() / "q" / "tmp") == 1);
+  REQUIRE(q.purge_retired(id));
+  CHECK_FALSE(fs::exists(q.message_path(id)));
+  CHECK(count(t.path() / "q" / "tmp") == 0);
+  CHECK(q.purge_retired(id));  // again: nothing left to do
+  for (auto bad : {"../x", "", "a/b"}) CHECK_FALSE(q.purge_retired(bad));
+  // A crash between retire and purge: recover deletes both files and
+  // brings nothing back.
+  auto id2 = q.enqueue(env2(), std::string_view("y\r\n")).value();
+  REQUIRE(q.move(id2, QueueState::active));
+  REQUIRE(q.retire(id2));
+  auto r = q.recover().value();
+  CHECK(r.tmp_removed == 1);
+  CHECK(r.orphans_removed == 1);
+  CHECK(r.reactivated == 0);
+  CHECK(q.list().value().empty());
+  CHECK_FALSE(fs::exists(q.message_path(id2)));
+}
+
+TEST_CASE("staging from memory: the data file is the message, synced with the envelope, published whole") {
+  TempDir t;
+  RelayQueue q(t.path() / "q");
+  REQUIRE(q.init());
+  const std::string msg = "Subject: s\r\n\r\nbody\r\n";
+  std::vector<RelayQueue::Staged> staged;
+  for (int i = 0; i < 3; ++i) {
+    auto s = q.stage(env2(), std::string_view(msg));
+    REQUIRE(s);
+    CHECK(s->files_to_sync().size() == 2);  // envelope and data
+    staged.push_back(std::move(*s));
+  }
+  CHECK(q.list().value().empty());  // nothing visible before publish
+  for (auto& s : staged) {
+    for (int fd : s.files_to_sync()) CHECK(::fsync(fd) == 0);
+    REQUIRE(s.publish());
+  }
+  auto ids = q.list().value();
+  REQUIRE(ids.size() == 3);
+  for (const auto& id : ids) {
+    auto e = q.load(id).value();
+    CHECK(e.size == msg.size());
+    CHECK(e.state == QueueState::incoming);
+    CHECK(util::read_file(q.message_path(id)).value() == msg);
+  }
+  CHECK(count(t.path() / "q" / "tmp") == 0);
+  // Dropped before publish: its tmp files go.
+  { auto s = q.stage(env2(), std::string_view(msg)); REQUIRE(s); }
+  CHECK(count(t.path() / "q" / "tmp") == 0);
+  CHECK_FALSE(q.stage(QueueEnvelope{}, std::string_view(msg)));  // no recipients
 }
 
 TEST_CASE("bad ids never reach the file system") {

@@ -62,6 +62,8 @@ struct SmtpSettings {
   std::string smart_host;                  // host[:port], empty = MX routing
   std::vector<std::string> dns_servers;    // ip[:port]; empty = system resolver
   int outbound_port = 25;
+  int outbound_max_connections = 20;       // outbound SMTP sessions at once
+  int outbound_max_per_destination = 20;   // of them to one domain (or the smart host)
   std::string smtp_tls_security_level = "may";   // none | may | encrypt | verify
   std::string smtp_tls_ca_file = "/etc/ssl/certs/ca-certificates.crt";
   int session_timeout = 300;               // seconds

@@ -1,8 +1,9 @@
 // The outbound retry queue (SPEC §6): resendmail/ in the home.
 //
 // Layout (states are directories; moving between them is a rename):
-//   resendmail/tmp/       being written; anything here at start is a crash
-//                         leftover and is deleted by recover()
+//   resendmail/tmp/       being written, or retired (<id>.done: delivered,
+//                         its files not yet deleted); anything here at start
+//                         is a crash leftover and is deleted by recover()
 //   resendmail/data/<id>  the message, exactly as it is to be sent (immutable)
 //   resendmail/incoming/<id>  envelope of a new entry, never tried
 //   resendmail/active/<id>    envelope of an entry a sender is working on;
@@ -156,14 +157,22 @@ class RelayQueue {
   // else copied (and the copy is among files_to_sync()).
   Result<Staged> stage(const QueueEnvelope& env, const std::filesystem::path& message_path,
                        std::uint64_t size) const;
+  // The same with the message given whole: written to tmp/<id>.data (among
+  // files_to_sync()). Many entries staged, then synced together, cost one
+  // flush instead of one each (a mailing list's copies).
+  Result<Staged> stage(const QueueEnvelope& env, std::string_view message) const;
 
   // Entries in every state, sorted by id (oldest first).
   Result<std::vector<std::string>> list() const;
   Result<QueueEntry> load(std::string_view id) const;
   std::filesystem::path message_path(std::string_view id) const;
 
+  // Whether a move is flushed (the folders fsynced) before it returns. `later`: the rename/unlink is done (a killed process cannot
+  // undo it) but an OS crash may; the caller syncs the folder itself, or
+  // relies on recover() (an entry found in active/ goes back to incoming/).
+  enum class Sync { now, later };
   // Move between states (a sender claims an entry by moving it to active).
-  Status move(std::string_view id, QueueState to) const;
+  Status move(std::string_view id, QueueState to, Sync sync = Sync::now) const;
   // Rewrite an entry's envelope in its current state (recipient results,
   // attempts, next attempt), atomically and durably.
   Status save(const QueueEntry& e) const;
@@ -172,6 +181,16 @@ class RelayQueue {
                           std::string_view reply) const;
   // Remove the entry (envelope first, then data).
   Status remove(std::string_view id) const;
+  // Removal in two steps, for a runner that must not wait for the file
+  // system's frees: retire() takes the envelope out of its state by one
+  // rename into tmp/ (the entry is gone for every reader and for recover();
+  // not flushed: see Sync::later), purge_retired() then unlinks it and the
+  // data file. A crash between the two leaves files recover() deletes (tmp/
+  // leftovers, an orphan data file).
+  Status retire(std::string_view id) const;
+  Status purge_retired(std::string_view id) const;
+  // The folder of entries in `state` (to fsync after Sync::later).
+  std::filesystem::path state_dir(QueueState state) const;
 
   // The earliest next-attempt time over incoming/ and deferred/ entries
   // (incoming entries are due at once); nullopt when the queue is empty.
@@ -183,6 +202,8 @@ class RelayQueue {
 
  private:
   Result<std::filesystem::path> find(std::string_view id, QueueState* state = nullptr) const;
+  Result<Staged> begin_stage(const QueueEnvelope& env) const;
+  Status write_staged_envelope(Staged& s, const QueueEnvelope& env, std::uint64_t size) const;
   std::filesystem::path dir_;
 };
 

@@ -170,8 +170,10 @@ struct RelayOptions {
   std::chrono::milliseconds retry_base{0};
   // 0 = resend_timeout minutes.
   std::chrono::milliseconds give_up_after{0};
-  std::size_t max_connections = 20;     // overall
-  std::size_t max_per_destination = 2;  // per recipient domain
+  // 0 = from the config (outbound_max_connections,
+  // outbound_max_per_destination), read again at each reload.
+  std::size_t max_connections = 0;      // overall
+  std::size_t max_per_destination = 0;  // per recipient domain (or the smart host)
   std::size_t max_messages_per_connection = 100;
   RelayTimeouts timeouts;
   std::function<void(const std::string&)> log;  // one line each; may be empty

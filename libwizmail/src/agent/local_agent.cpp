@@ -670,13 +670,60 @@ LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const QueueEntry& 
       log_("mailing list " + account + ": spool: " + id.error().message);
     }
   };
+  // Copies are written in rounds of up to kBatch and made durable together
+  // (files synced, then published, then their folders synced), as the
+  // commit pipeline does: a journal commit flushes a whole round instead of
+  // one per copy. A round also bounds the files open at once and the copies
+  // held.
+  constexpr std::size_t kBatch = 128;
+  constexpr std::size_t kBatchBytes = 32u << 20;
   // A local member's copy starts with its own final headers (Delivered-To
   // differs per member, so no two members share a file). Over quota: no
   // copy; the list's envelope sender gets one notice per post naming every
   // such member (as a bounce of the copy would reach it with Postfix), the
   // poster none.
   std::vector<DsnRecipient> over_quota;
+  struct LocalCopy {
+    const Member* member;
+    std::shared_ptr<const std::string> text;  // the list's copy, before the member's final headers
+  };
+  std::vector<LocalCopy> local_round;
+  std::size_t local_bytes = 0;
+  auto flush_local = [&] {
+    DeliveryBatch batch;
+    std::vector<const Member*> in_batch;
+    for (auto& c : local_round) {
+      const Member* m = c.member;
+      auto staged = StagedMessage::create(m->dir / "tmp");
+      Status st = staged ? Status{} : unexpected(staged.error());
+      if (st) st = staged->write(final_headers(from, m->address));
+      if (st) st = staged->write(without_return_path(*c.text));
+      if (st) st = staged->finish();
+      if (!st) {
+        ++failed;
+        log_("mailing list " + account + ": " + m->address + ": " + st.error().message);
+        if (staged) staged->discard();
+        continue;
+      }
+      batch.add(std::move(*staged), {m->dir});
+      in_batch.push_back(m);
+    }
+    local_round.clear();
+    local_bytes = 0;
+    if (in_batch.empty()) return;
+    (void)batch.commit();  // the per-copy results say everything
+    for (std::size_t i = 0; i < in_batch.size(); ++i) {
+      const auto& r = batch.results(i).front();
+      if (r) {
+        ++ok;
+      } else {
+        ++failed;
+        log_("mailing list " + account + ": " + in_batch[i]->address + ": " + r.error().message);
+      }
+    }
+  };
   auto to_maildirs = [&](const std::vector<const Member*>& ms, const std::string& text) {
+    auto shared = std::make_shared<const std::string>(text);
     for (auto* m : ms) {
       if (auto q = check_quota(cfg, m->account, m->dir, final_headers(from, m->address).size() + text.size()); !q) {
         if (q.error().code == Errc::mailbox_full) {
@@ -692,26 +739,71 @@ LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const QueueEntry& 
         }
         continue;
       }
-      if (auto r = deliver_final(m->dir, from, m->address, text)) {
-        ++ok;
-      } else {
-        ++failed;
-        log_("mailing list " + account + ": " + m->address + ": " + r.error().message);
+      local_round.push_back({m, shared});
+      local_bytes += text.size();
+      if (local_round.size() >= kBatch || local_bytes >= kBatchBytes) flush_local();
+    }
+  };
+  struct RemoteCopy {
+    std::vector<std::string> rcpts;
+    std::string text;
+  };
+  std::vector<RemoteCopy> remote_round;
+  std::size_t remote_bytes = 0;
+  auto flush_remote = [&] {
+    std::vector<RelayQueue::Staged> staged;
+    std::vector<std::size_t> counts;
+    BatchSyncer syncer;
+    for (auto& c : remote_round) {
+      QueueEnvelope env;
+      env.sender = from;
+      env.recipients = c.rcpts;
+      auto s = relay.stage(env, std::string_view(c.text));
+      if (!s) {
+        failed += c.rcpts.size();
+        log_("mailing list " + account + ": relay queue: " + s.error().message);
+        continue;
       }
+      for (int fd : s->files_to_sync()) syncer.add_file(fd);
+      counts.push_back(c.rcpts.size());
+      staged.push_back(std::move(*s));
+    }
+    remote_round.clear();
+    remote_bytes = 0;
+    if (staged.empty()) return;
+    auto lost = [&](std::size_t i, const Error& why) {
+      failed += counts[i];
+      log_("mailing list " + account + ": relay queue: " + why.message);
+    };
+    if (auto st = syncer.sync_files(); !st) {
+      // Nothing published: the staged files go with `staged`.
+      for (std::size_t i = 0; i < staged.size(); ++i) lost(i, st.error());
+      return;
+    }
+    std::vector<bool> published(staged.size(), false);
+    for (std::size_t i = 0; i < staged.size(); ++i) {
+      if (auto st = staged[i].publish(); !st) {
+        lost(i, st.error());
+        continue;
+      }
+      published[i] = true;
+      for (const auto& d : staged[i].dirs_to_sync()) syncer.add_dir(d);
+    }
+    auto st = syncer.sync_dirs();
+    for (std::size_t i = 0; i < staged.size(); ++i) {
+      if (!published[i]) continue;
+      if (!st) {
+        lost(i, st.error());
+        continue;
+      }
+      ok += counts[i];
+      queued_remote = true;
     }
   };
   auto to_relay = [&](const std::vector<std::string>& rcpts, const std::string& text) {
-    QueueEnvelope env;
-    env.sender = from;
-    env.recipients = rcpts;
-    auto id = relay.enqueue(env, std::string_view(text));
-    if (id) {
-      ok += rcpts.size();
-      queued_remote = true;
-    } else {
-      failed += rcpts.size();
-      log_("mailing list " + account + ": relay queue: " + id.error().message);
-    }
+    remote_round.push_back({rcpts, text});
+    remote_bytes += text.size();
+    if (remote_round.size() >= kBatch || remote_bytes >= kBatchBytes) flush_remote();
   };
   if (list->policy().to_kind == 1) {
     std::vector<const Member*> plain, agent;
@@ -727,6 +819,8 @@ LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const QueueEntry& 
     }
     for (const auto& r : remotes) to_relay({r}, list->copy_for(rewritten, r));
   }
+  flush_local();
+  flush_remote();
   if (queued_agent) notify();
   if (queued_remote) wake_relay();
   log_("mailing list " + account + ": post " + std::to_string(*count) + " from <" + sender + "> to " +

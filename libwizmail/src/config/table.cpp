@@ -207,6 +207,17 @@ std::vector<Key> make_keys() {
       {.name = "outbound_port", .file = smtpenv, .type = T::integer, .default_value = "25",
        .min = 1, .max = 65535, .doc = "Port used to deliver outbound mail to MX hosts.",
        .example = "2526", .field = field<smtp, &S::outbound_port>},
+      {.name = "outbound_max_connections", .file = smtpenv, .type = T::integer, .default_value = "20",
+       .min = 1, .max = 1000,
+       .doc = "Outbound SMTP sessions the queue runner keeps open at once (Postfix: "
+              "default_process_limit for smtp).",
+       .example = "50", .field = field<smtp, &S::outbound_max_connections>},
+      {.name = "outbound_max_per_destination", .file = smtpenv, .type = T::integer, .default_value = "20",
+       .min = 1, .max = 1000,
+       .doc = "Of those, sessions to one destination: one recipient domain, or the smart_host (Postfix: "
+              "default_destination_concurrency_limit). Lower it for a receiver that limits "
+              "connections per client.",
+       .example = "5", .field = field<smtp, &S::outbound_max_per_destination>},
       {.name = "session_timeout", .file = smtpenv, .type = T::integer, .default_value = "300",
        .min = 10, .max = 3600,
        .doc = "Seconds of client silence before the session is closed with 421.",

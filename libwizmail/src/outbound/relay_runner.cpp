@@ -5,14 +5,25 @@
 // One round for a message: claim it (incoming|deferred → active), split its
 // pending recipients by destination (the recipient domain, or one group for
 // the smart host), hand each group to that destination's queue. A
-// destination has at most max_per_destination sessions, each delivering
+// destination has at most outbound_max_per_destination sessions (and all
+// of them outbound_max_connections), each delivering
 // group after group over one connection. When every group of a message is
 // done the message is finished: bounce what failed (once, in this round),
 // then remove it, or save it with its next attempt time and move it to
 // deferred/. A recipient's result is saved (fsynced) right after its
 // transaction, so a 250 is never followed by a second delivery; a crash
 // between the peer's 250 and that save can duplicate, as RFC 5321 §6.1
-// accepts.
+// accepts. When that transaction finished the message (nothing pending,
+// nothing to report) the removal is the record instead: the envelope is
+// renamed out of active/ at once (RelayQueue::retire; a killed process
+// cannot undo that), and the rest is left to the disk threads: unlinking
+// its files (with online discard an unlink waits for the device) and the
+// folder's fsync, one for every removal since the last (group commit) —
+// only an OS crash in that moment can resend. The
+// claim (incoming|deferred → active) and the move back to deferred/ are
+// not flushed either: an envelope found in active/ after a crash goes back
+// to incoming/ (RelayQueue::recover), and a deferred entry's content was
+// saved durably before its move.
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/executor_work_guard.hpp>
@@ -166,6 +177,21 @@ struct Relay::Impl {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
   asio::thread_pool dns_pool{2};
+  // Finished entries' files deleted, and fsyncs of active/ after their
+  // retirement (Sync::later), coalesced: a request while one is queued
+  // rides on it.
+  asio::thread_pool disk_pool{2};
+  std::atomic<bool> active_sync_queued{false};
+  void remove_later(const std::string& id) {
+    asio::post(disk_pool, [this, id] {
+      if (auto st = queue.purge_retired(id); !st) log("relay: " + st.error().message);
+    });
+    if (active_sync_queued.exchange(true)) return;
+    asio::post(disk_pool, [this] {
+      active_sync_queued = false;
+      if (auto st = util::fsync_dir(queue.state_dir(QueueState::active)); !st) log("relay: " + st.error().message);
+    });
+  }
   net::TlsContextPtr tls;
 
   mutable std::mutex cfg_mu;
@@ -214,6 +240,7 @@ struct Relay::Impl {
   struct Destination {
     std::deque<Work> queue;
     std::size_t workers = 0;
+    std::size_t busy = 0;  // workers with a group in hand; the others are about to take one
   };
   std::map<std::string, Destination> dests;
   std::size_t workers_total = 0;
@@ -364,7 +391,7 @@ void Relay::Impl::scan() {
 void Relay::Impl::claim(const std::string& id) {
   // The rename is the claim: an admin's `queue delete` racing with us either
   // took the envelope first (then move fails) or finds it active.
-  if (auto st = queue.move(id, QueueState::active); !st) return;
+  if (auto st = queue.move(id, QueueState::active, RelayQueue::Sync::later); !st) return;
   auto e = queue.load(id);
   if (!e) {
     log("relay: " + id + ": unreadable envelope, moved to corrupt/: " + e.error().message);
@@ -401,9 +428,19 @@ void Relay::Impl::claim(const std::string& id) {
 }
 
 void Relay::Impl::ensure_workers() {
+  auto config = cfg();
+  const std::size_t per_destination =
+      opt.max_per_destination ? opt.max_per_destination
+                              : static_cast<std::size_t>(std::max(config->smtp.outbound_max_per_destination, 1));
+  const std::size_t overall =
+      opt.max_connections ? opt.max_connections
+                          : static_cast<std::size_t>(std::max(config->smtp.outbound_max_connections, 1));
   for (auto& [key, d] : dests) {
-    while (!stopping && d.workers < opt.max_per_destination && d.workers < d.queue.size() &&
-           workers_total < opt.max_connections) {
+    // One more session while more groups wait than workers are about to
+    // take: a group that arrives while every session is busy gets a session
+    // of its own (up to the limits) instead of waiting behind another.
+    while (!stopping && d.workers < per_destination && d.workers - d.busy < d.queue.size() &&
+           workers_total < overall) {
       ++d.workers;
       ++workers_total;
       asio::co_spawn(io, worker(key), asio::detached);
@@ -489,6 +526,9 @@ void Relay::Impl::apply(Work& w, const Result<outbound::TransactionResult>& tr, 
     summary = final_reply ? final_reply->to_string() : "no recipient accepted";
   }
   c.entry.attempts.push_back({unix_now(), host + ": " + summary});
+  // The message's last group, nothing pending and nothing to report:
+  // finish() removes it right away, and the removal is the record.
+  if (c.outstanding == 1 && c.entry.finished() && c.failures.empty() && c.relayed.empty()) return;
   // Durable before anything else happens: a recorded 250 is never resent.
   if (auto st = queue.save(c.entry); !st) log("relay: cannot save " + w.id + ": " + st.error().message);
 }
@@ -552,7 +592,10 @@ void Relay::Impl::finish(const std::string& id) {
   if (!c.failures.empty()) bounce(e, c.failures, timed_out);
   if (!c.relayed.empty()) notify_sender(e, std::move(c.relayed), false, 0, "relayed notice");
   if (e.finished()) {
-    if (auto st = queue.remove(id); !st) log("relay: cannot remove " + id + ": " + st.error().message);
+    if (auto st = queue.retire(id); !st)
+      log("relay: cannot remove " + id + ": " + st.error().message);
+    else
+      remove_later(id);
     return;
   }
   if (c.attempted) {
@@ -565,7 +608,7 @@ void Relay::Impl::finish(const std::string& id) {
     if (delay < 1s) e.next_attempt = now;
     if (auto st = queue.save(e); !st) log("relay: cannot save " + id + ": " + st.error().message);
   }
-  if (auto st = queue.move(id, QueueState::deferred); !st)
+  if (auto st = queue.move(id, QueueState::deferred, RelayQueue::Sync::later); !st)
     log("relay: cannot defer " + id + ": " + st.error().message);
 }
 
@@ -826,6 +869,15 @@ asio::awaitable<void> Relay::Impl::worker(std::string key) {
     if (dit == dests.end() || dit->second.queue.empty()) break;
     Work w = std::move(dit->second.queue.front());
     dit->second.queue.pop_front();
+    // Busy with `w` until the end of this iteration, whichever way it ends.
+    ++dit->second.busy;
+    struct Busy {
+      Impl* self;
+      const std::string& key;
+      ~Busy() {
+        if (auto d = self->dests.find(key); d != self->dests.end() && d->second.busy > 0) --d->second.busy;
+      }
+    } busy{this, key};
     if (stopping) {  // not attempted: it stays queued as it was
       done_with(w.id);
       continue;
@@ -943,6 +995,10 @@ void Relay::Impl::check_stopped() {
   }
   dests.clear();
   while (!claimed.empty()) finish(claimed.begin()->first);
+  // Everything the runner moved or removed is on disk before it says it
+  // stopped.
+  for (auto st : {QueueState::active, QueueState::deferred})
+    if (auto r = util::fsync_dir(queue.state_dir(st)); !r) log("relay: " + r.error().message);
   stop_finished = true;
   scan_timer.cancel();
   stop_timer.cancel();
@@ -960,6 +1016,7 @@ Relay::~Relay() {
   stop(0ms);
   join();
   impl_->dns_pool.join();
+  impl_->disk_pool.join();
 }
 
 Result<std::unique_ptr<Relay>> Relay::create(std::shared_ptr<const Config> config, RelayOptions options) {

@@ -376,8 +376,8 @@ std::vector<fs::path> RelayQueue::Staged::dirs_to_sync() const {
   return {dir_ / "data", dir_ / "incoming"};
 }
 
-Result<RelayQueue::Staged> RelayQueue::stage(const QueueEnvelope& env, const fs::path& message_path,
-                                             std::uint64_t size) const {
+// A new entry's id and tmp/ names, after the envelope's checks.
+Result<RelayQueue::Staged> RelayQueue::begin_stage(const QueueEnvelope& env) const {
   if (env.recipients.empty()) return fail(Errc::invalid_argument, "queue: no recipients");
   if (!env.dsn.empty() && env.dsn.size() != env.recipients.size())
     return fail(Errc::invalid_argument, "queue: DSN requests do not match the recipients");
@@ -385,6 +385,14 @@ Result<RelayQueue::Staged> RelayQueue::stage(const QueueEnvelope& env, const fs:
   s.dir_ = dir_;
   s.id_ = util::unique_name_part();
   s.published_ = false;
+  return s;
+}
+
+Result<RelayQueue::Staged> RelayQueue::stage(const QueueEnvelope& env, const fs::path& message_path,
+                                             std::uint64_t size) const {
+  auto staged = begin_stage(env);
+  if (!staged) return staged;
+  Staged& s = *staged;
   auto tmp_data = dir_ / "tmp" / (s.id_ + ".data");
   if (::link(message_path.c_str(), tmp_data.c_str()) != 0) {
     int fd = ::open(tmp_data.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -392,6 +400,24 @@ Result<RelayQueue::Staged> RelayQueue::stage(const QueueEnvelope& env, const fs:
     s.data_fd_ = fd;
     if (auto st = copy_into(message_path, fd, tmp_data); !st) return unexpected(st.error());
   }
+  if (auto st = write_staged_envelope(s, env, size); !st) return unexpected(st.error());
+  return staged;
+}
+
+Result<RelayQueue::Staged> RelayQueue::stage(const QueueEnvelope& env, std::string_view message) const {
+  auto staged = begin_stage(env);
+  if (!staged) return staged;
+  Staged& s = *staged;
+  auto tmp_data = dir_ / "tmp" / (s.id_ + ".data");
+  int fd = ::open(tmp_data.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return fail_errno("queue: create " + tmp_data.string(), errno);
+  s.data_fd_ = fd;
+  if (auto st = util::write_all(fd, message, tmp_data); !st) return unexpected(st.error());
+  if (auto st = write_staged_envelope(s, env, message.size()); !st) return unexpected(st.error());
+  return staged;
+}
+
+Status RelayQueue::write_staged_envelope(Staged& s, const QueueEnvelope& env, std::uint64_t size) const {
   QueueEntry e;
   e.id = s.id_;
   e.sender = env.sender;
@@ -409,8 +435,7 @@ Result<RelayQueue::Staged> RelayQueue::stage(const QueueEnvelope& env, const fs:
   int fd = ::open(tmp_env.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return fail_errno("queue: create " + tmp_env.string(), errno);
   s.env_fd_ = fd;
-  if (auto st = util::write_all(fd, serialize_queue_entry(e), tmp_env); !st) return unexpected(st.error());
-  return s;
+  return util::write_all(fd, serialize_queue_entry(e), tmp_env);
 }
 
 namespace {
@@ -476,13 +501,14 @@ Result<QueueEntry> RelayQueue::load(std::string_view id) const {
   return e;
 }
 
-Status RelayQueue::move(std::string_view id, QueueState to) const {
+Status RelayQueue::move(std::string_view id, QueueState to, Sync sync) const {
   QueueState from{};
   auto path = find(id, &from);
   if (!path) return unexpected(path.error());
   if (from == to) return {};
   auto dst = dir_ / to_string(to) / std::string(id);
   if (::rename(path->c_str(), dst.c_str()) != 0) return fail_errno("queue: move " + std::string(id), errno);
+  if (sync == Sync::later) return {};
   if (auto st = util::fsync_dir(dst.parent_path()); !st) return st;
   return util::fsync_dir(path->parent_path());
 }
@@ -512,6 +538,29 @@ Status RelayQueue::update_recipient(std::string_view id, std::string_view addres
   e->attempts.push_back({unix_now(), std::string(address) + ": " + std::string(reply)});
   return save(*e);
 }
+
+Status RelayQueue::retire(std::string_view id) const {
+  auto path = find(id);
+  if (!path) return unexpected(path.error());
+  std::string name(id);
+  name += ".done";
+  if (::rename(path->c_str(), (dir_ / "tmp" / name).c_str()) != 0)
+    return fail_errno("queue: retire " + std::string(id), errno);
+  return {};
+}
+
+Status RelayQueue::purge_retired(std::string_view id) const {
+  if (auto st = validate_id(id); !st) return st;
+  std::string name(id);
+  name += ".done";
+  if (::unlink((dir_ / "tmp" / name).c_str()) != 0 && errno != ENOENT)
+    return fail_errno("queue: purge " + std::string(id), errno);
+  if (::unlink(message_path(id).c_str()) != 0 && errno != ENOENT)
+    return fail_errno("queue: remove data " + std::string(id), errno);
+  return {};
+}
+
+fs::path RelayQueue::state_dir(QueueState state) const { return dir_ / to_string(state); }
 
 Status RelayQueue::remove(std::string_view id) const {
   auto path = find(id);
