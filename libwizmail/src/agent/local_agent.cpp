@@ -672,11 +672,15 @@ LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const QueueEntry& 
   };
   // Copies are written in rounds of up to kBatch and made durable together
   // (files synced, then published, then their folders synced), as the
-  // commit pipeline does: a journal commit flushes a whole round instead of
-  // one per copy. A round also bounds the files open at once and the copies
-  // held.
+  // commit pipeline does. A round also bounds the files open at once and
+  // the copies held.
+  // A round of several copies is flushed with one syncfs() per file system
+  // (SyncMode::syncfs): on a file system without a journal each fsync() is
+  // a device flush of its own, so fsyncing a round file by file would cost
+  // what copy-by-copy delivery did.
   constexpr std::size_t kBatch = 128;
   constexpr std::size_t kBatchBytes = 32u << 20;
+  auto mode_for = [](std::size_t copies) { return copies > 2 ? SyncMode::syncfs : SyncMode::fsync_each; };
   // A local member's copy starts with its own final headers (Delivered-To
   // differs per member, so no two members share a file). Over quota: no
   // copy; the list's envelope sender gets one notice per post naming every
@@ -690,7 +694,7 @@ LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const QueueEntry& 
   std::vector<LocalCopy> local_round;
   std::size_t local_bytes = 0;
   auto flush_local = [&] {
-    DeliveryBatch batch;
+    DeliveryBatch batch(mode_for(local_round.size()));
     std::vector<const Member*> in_batch;
     for (auto& c : local_round) {
       const Member* m = c.member;
@@ -753,7 +757,7 @@ LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const QueueEntry& 
   auto flush_remote = [&] {
     std::vector<RelayQueue::Staged> staged;
     std::vector<std::size_t> counts;
-    BatchSyncer syncer;
+    BatchSyncer syncer(mode_for(remote_round.size()));
     for (auto& c : remote_round) {
       QueueEnvelope env;
       env.sender = from;
