@@ -162,6 +162,39 @@ TEST_CASE("a message without S= is sized by stat; hidden and odd entries are ski
   CHECK(t.bytes == 5);
 }
 
+TEST_CASE("list_entries: the listing of list(), compact, flags and foreign names included") {
+  Box b;
+  auto u1 = b.put("a\r\n");
+  auto u2 = b.put("bb\r\n");
+  auto u3 = b.put("ccc\r\n");
+  REQUIRE(b.box.move_to_cur(u2));
+  fs::rename(b.dir / "cur" / (u2 + ":2,"), b.dir / "cur" / (u2 + ":2,S"));  // an IMAP flag
+  spit(b.dir / "cur" / "foreign.msg:2,", "12345");
+  set_mtime(b.dir / "cur" / "foreign.msg:2,", 1);  // oldest
+  auto full = b.box.list().value();
+  auto compact = b.box.list_entries().value();
+  REQUIRE(compact.size() == 4);
+  REQUIRE(full.size() == compact.size());
+  for (std::size_t i = 0; i < full.size(); ++i) {
+    CAPTURE(i);
+    CHECK(compact[i].uid() == full[i].uid);
+    CHECK(compact[i].size == full[i].size);
+    CHECK(compact[i].mtime == full[i].mtime);
+    CHECK(compact[i].is_new == full[i].is_new);
+    CHECK(b.box.path_of(compact[i]) == full[i].path);
+    CHECK(fs::exists(b.box.path_of(compact[i])));
+  }
+  CHECK(compact[0].uid() == "foreign.msg");
+  CHECK(compact[0].name == "foreign.msg:2,");
+  CHECK(compact[0].size == 5);
+  auto flagged = std::find_if(compact.begin(), compact.end(), [&](auto& e) { return e.uid() == u2; });
+  REQUIRE(flagged != compact.end());
+  CHECK(flagged->name == u2 + ":2,S");
+  CHECK(!flagged->is_new);
+  (void)u1;
+  (void)u3;
+}
+
 TEST_CASE("remove: unlink or dustbox, counted, batched") {
   Box b;
   auto u1 = b.put("one\r\n");

@@ -1,6 +1,7 @@
 #include "pop3/store_backend.hpp"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -40,34 +41,46 @@ class FileReader : public MessageReader {
 
 class MaildirDrop : public Maildrop {
  public:
-  MaildirDrop(MailboxLock lock, state::LeaseKeeper::Lease lease, Mailbox box, std::vector<wizmail::MessageInfo> list,
+  MaildirDrop(MailboxLock lock, state::LeaseKeeper::Lease lease, Mailbox box, std::vector<Mailbox::Entry> list,
               fs::path dustbox, DeliveryJournal* journal, std::vector<std::string> notes)
       : lock_(std::move(lock)), lease_(std::move(lease)), box_(std::move(box)), dustbox_(std::move(dustbox)),
         journal_(journal), notes_(std::move(notes)) {
     infos_.reserve(list.size());
-    paths_.reserve(list.size());
     for (auto& m : list) {
       std::uint64_t size = m.size;
-      if (!store::maildir_size_field(m.uid)) {
+      if (!store::maildir_size_field(m.uid())) {
         // No ",S=": a foreign delivery; count what RETR will really send.
-        if (auto n = transmitted_file_size(m.path)) size = *n;
+        if (auto n = transmitted_file_size(box_.path_of(m))) size = *n;
       }
-      infos_.push_back({m.uid, pop3_size_from_name(m.uid, size)});
-      paths_.push_back(std::move(m.path));
+      infos_.push_back({std::string(m.uid()), pop3_size_from_name(m.uid(), size)});
     }
+    // Only the file names are kept (each path is made when it is opened).
+    entries_ = std::move(list);
+  }
+
+  // A session over a huge mailbox frees a lot at once: give it back to the
+  // system, rather than keep it in this thread's malloc arena until a later
+  // session there happens to reuse it (memory bounded by the sessions open
+  // now, not by every session thread's largest mailbox ever).
+  ~MaildirDrop() override {
+    const bool huge = infos_.size() >= 10000;
+    infos_ = {};
+    entries_ = {};
+    if (huge) ::malloc_trim(0);
   }
 
   const std::vector<MessageInfo>& messages() const noexcept override { return infos_; }
 
   Result<std::unique_ptr<MessageReader>> open(std::size_t i) override {
-    int fd = ::open(paths_.at(i).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    const fs::path path = box_.path_of(entries_.at(i));
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 && errno == ENOENT) {
       // Renamed meanwhile (an IMAP server changed its flags): look it up.
       auto f = box_.open(infos_[i].uid);
       if (!f) return unexpected(f.error());
       fd = ::dup(f->fd());
     }
-    if (fd < 0) return fail_errno("open " + paths_[i].string(), errno);
+    if (fd < 0) return fail_errno("open " + path.string(), errno);
     ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     return std::unique_ptr<MessageReader>(std::make_unique<FileReader>(fd));
   }
@@ -95,7 +108,7 @@ class MaildirDrop : public Maildrop {
   DeliveryJournal* journal_;
   std::vector<std::string> notes_;
   std::vector<MessageInfo> infos_;
-  std::vector<fs::path> paths_;
+  std::vector<Mailbox::Entry> entries_;  // where each message is
 };
 
 }  // namespace
@@ -214,7 +227,7 @@ Result<std::unique_ptr<Maildrop>> StoreBackend::open_maildrop(std::string_view a
   // A message left in new/ is listed and served from there all the same.
   if (auto moved = box.move_all_to_cur(); !moved)
     notes.push_back("new/ not moved to cur/: " + moved.error().message);
-  auto list = box.list();
+  auto list = box.list_entries();
   if (!list) return unexpected(list.error());
   fs::path dust;
   if (opt_.use_dustbox && opt_.use_dustbox(account)) dust = opt_.dustbox_dir;

@@ -293,15 +293,15 @@ Status Mailbox::validate_uid(std::string_view uid) {
   return {};
 }
 
-Result<std::vector<MessageInfo>> Mailbox::list() const {
-  std::vector<MessageInfo> out;
+Result<std::vector<Mailbox::Entry>> Mailbox::list_entries() const {
+  std::vector<Entry> out;
   for (bool is_new : {true, false}) {
     const fs::path sub = dir_ / (is_new ? "new" : "cur");
     auto d = open_dir(sub);
     if (!d) return unexpected(d.error());
     const int dfd = ::dirfd(d->get());
     auto each = [&](std::string_view name, unsigned char type) -> Status {
-      MessageInfo m;
+      Entry m;
       std::string_view base = store::maildir_base(name);
       // Our own names (and Dovecot's) carry the size and the delivery time:
       // no stat needed, which matters for 100,000 messages.
@@ -316,17 +316,36 @@ Result<std::vector<MessageInfo>> Mailbox::list() const {
         m.size = size.value_or(static_cast<std::uint64_t>(s->st_size));
         m.mtime = s->st_mtim.tv_sec;
       }
-      m.uid.assign(base);
-      m.path = sub / name;
+      m.name.assign(name);
+      m.uid_size = static_cast<std::uint32_t>(base.size());
       m.is_new = is_new;
       out.push_back(std::move(m));
       return {};
     };
     if (auto st = for_each_entry(d->get(), sub, each); !st) return unexpected(st.error());
   }
-  std::sort(out.begin(), out.end(), [](const MessageInfo& a, const MessageInfo& b) {
-    return a.mtime != b.mtime ? a.mtime < b.mtime : natural_less(a.uid, b.uid);
+  std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) {
+    return a.mtime != b.mtime ? a.mtime < b.mtime : natural_less(a.uid(), b.uid());
   });
+  return out;
+}
+
+fs::path Mailbox::path_of(const Entry& e) const { return dir_ / (e.is_new ? "new" : "cur") / e.name; }
+
+Result<std::vector<MessageInfo>> Mailbox::list() const {
+  auto entries = list_entries();
+  if (!entries) return unexpected(entries.error());
+  std::vector<MessageInfo> out;
+  out.reserve(entries->size());
+  for (auto& e : *entries) {
+    MessageInfo m;
+    m.uid.assign(e.uid());
+    m.path = path_of(e);
+    m.size = e.size;
+    m.is_new = e.is_new;
+    m.mtime = e.mtime;
+    out.push_back(std::move(m));
+  }
   return out;
 }
 
