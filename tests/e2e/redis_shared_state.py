@@ -51,7 +51,7 @@ os.chmod(hook, stat.S_IRWXU)
 server_extra = f"redis_url=redis://127.0.0.1:{redis_port}/0\nredis_lease_seconds=5\n"
 smtp_extra = ("greet_wait=0\nauth_penalty_delay=0\nauth_block_failures=3\nauth_block_time=600\n"
               "pop_before_smtp=1\npop_befor_smtp_time_to_live=10\nsend_permits_only_smtp_auth=0\n"
-              "send_max_during_a_day=3\nmax_auth_failures=10\n")
+              "send_max_during_a_day=3\n")
 ACCOUNTS = (("alice", "secret"), ("bob", "pw-bob"), ("postmaster", "pm"))
 
 
@@ -182,7 +182,7 @@ def list_numbers():
         for sub in ("new", "cur"):
             d = os.path.join(h.path, "mailbox", "alice", sub)
             for name in os.listdir(d):
-                m = re.search(rb"^Subject: \[team(\d+)\] post", open(os.path.join(d, name), "rb").read(), re.M)
+                m = re.search(rb"^Subject: ?\[team(\d+)\]\s*post", open(os.path.join(d, name), "rb").read(), re.M)
                 if m:
                     out.append(int(m.group(1)))
     return sorted(out)

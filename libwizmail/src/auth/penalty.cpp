@@ -56,13 +56,15 @@ AuthAdmission AuthPenalty::begin(std::string_view ip, const AuthPolicy& policy,
   auto key = net::client_network(ip);
   if (shared_) {
     // Asked before the lock: Redis may take its time.
+    auto unavailable = [this](const Error& e) {
+      if (log_) log_(util::cat("auth penalty: ", e.message));
+      return AuthAdmission{AuthAdmission::Kind::unavailable, 0};
+    };
     auto blocked = shared_->get(block_key(key));
-    auto failures = blocked ? shared_->counter(fail_key(key)) : unexpected(blocked.error());
-    if (!failures) {
-      if (log_) log_(util::cat("auth penalty: ", failures.error().message));
-      return {AuthAdmission::Kind::unavailable, 0};
-    }
+    if (!blocked) return unavailable(blocked.error());
     if (blocked->has_value()) return {AuthAdmission::Kind::blocked, 0};
+    auto failures = shared_->counter(fail_key(key));
+    if (!failures) return unavailable(failures.error());
     std::lock_guard lk(mu_);
     auto& e = entry(std::move(key), now);
     if (policy.max_concurrent > 0 && e.in_progress >= policy.max_concurrent)
