@@ -441,11 +441,11 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
         // Unreachable: no reply now (a later message may get it), never two.
         auto first = claim_auto_reply(*opt_.shared, account, e.sender, opt_.reply_interval);
         if (!first) {
-          log_("hook " + label + " not run: the auto-reply record cannot be asked: " + first.error().message);
+          log_(util::cat("hook ", label, " not run: the auto-reply record cannot be asked: ", first.error().message));
           continue;
         }
         if (!*first) {
-          log_("hook " + label + " not run: <" + e.sender + "> had an auto-reply recently");
+          log_(util::cat("hook ", label, " not run: <", e.sender, "> had an auto-reply recently"));
           continue;
         }
       } else {

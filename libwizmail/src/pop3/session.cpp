@@ -349,8 +349,8 @@ void Session::admit(Attempt a, Output& out) {
     OPENSSL_cleanse(a.secret.data(), a.secret.size());
     have_user_ = false;
     out.logs.push_back({LogEvent::Channel::error,
-                        "pop3 login refused from " + opt_.peer_ip +
-                            ": the auth penalty's shared state is unavailable"});
+                        util::cat("pop3 login refused from ", opt_.peer_ip,
+                                  ": the auth penalty's shared state is unavailable")});
     reply(out, false, "[SYS/TEMP] cannot check the login now");
     return;
   }

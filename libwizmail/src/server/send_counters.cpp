@@ -81,8 +81,8 @@ Status SendCounters::record(std::string_view account) {
   // Not fsynced: a crash may forget a few sends of today, which only errs on
   // the side of the sender; the mail itself is durable elsewhere.
   (void)util::make_dirs(dir_, 0750);
-  auto tmp = dir_ / ("." + std::string(account) + ".tmp");
-  auto text = day + " " + std::to_string(e.count) + "\n";
+  auto tmp = dir_ / util::cat(".", account, ".tmp");
+  auto text = util::cat(day, " ", std::to_string(e.count), "\n");
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
   if (fd < 0) return {};
   bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());

@@ -953,8 +953,8 @@ void Session::Impl::apply_rcpt(RcptRequest req, Output& out) {
     // of the daily limit: a look-up that fails (the cluster's shared state
     // unreachable) is a 451, never a refusal nor a relay without the check.
     auto pop_failed = [&](const Error& e) {
-      error_event(out, "POP-before-SMTP look-up failed: " + e.message);
-      refuse(out, "451 4.3.0 <" + r.address + ">: Error: temporary local problem, try again later");
+      error_event(out, util::cat("POP-before-SMTP look-up failed: ", e.message));
+      refuse(out, util::cat("451 4.3.0 <", r.address, ">: Error: temporary local problem, try again later"));
     };
     auto relay = relay_allowed();
     if (!relay) {
