@@ -54,6 +54,7 @@ struct World {
   // login_begin(): blocked / busy answers; attempts begun and not ended;
   // password and APOP checks made.
   bool network_blocked = false, network_busy = false;
+  bool penalty_unavailable = false;  // the cluster's shared state cannot be asked
   int in_progress = 0;
   int checks = 0;
 };
@@ -106,6 +107,7 @@ class Backend : public pop3::Backend {
   }
   auth::AuthAdmission login_begin(std::string_view) override {
     using K = auth::AuthAdmission::Kind;
+    if (w_.penalty_unavailable) return {K::unavailable, 0};
     if (w_.network_blocked) return {K::blocked, 0};
     if (w_.network_busy) return {K::busy, 0};
     ++w_.in_progress;

@@ -371,6 +371,26 @@ TEST_CASE("too many logins of the network in progress: -ERR [SYS/TEMP], unchecke
   CHECK(t.find("+OK logged in") != std::string::npos);
 }
 
+TEST_CASE("the penalty's shared state unreachable: -ERR [SYS/TEMP], unchecked, no attempt left open") {
+  fake::World w = make_world();
+  w.penalty_unavailable = true;
+  fake::Backend b(w);
+  Session s(options(), b);
+  Output out;
+  std::string t;
+  s.feed("USER alice\r\nPASS secret\r\n", out);
+  render(out, t);
+  CHECK(t == "+OK send PASS\r\n-ERR [SYS/TEMP] cannot check the login now\r\n");
+  CHECK(w.checks == 0);
+  CHECK(w.in_progress == 0);
+  CHECK_FALSE(s.closed());
+  w.penalty_unavailable = false;  // Redis back
+  t.clear();
+  s.feed("USER alice\r\nPASS secret\r\n", out);
+  render(out, t);
+  CHECK(t.find("+OK logged in") != std::string::npos);
+}
+
 TEST_CASE("a command line in progress is visible to the connection (command deadline)") {
   fake::World w = make_world();
   fake::Backend b(w);

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "mime/dot_stuffer.hpp"
+#include "down_state.hpp"
 #include "pop3/session.hpp"
 #include "state/shared_state.hpp"
 #include "temp_dir.hpp"
@@ -277,24 +278,7 @@ TEST_CASE("UIDL of real Maildir names: long or foreign names get a digest stable
   CHECK(again == std::set<std::string>{ok, md5_hex(long_name), md5_hex(spaced)});
 }
 
-namespace {
-
-// A shared state whose every call fails: Redis unreachable.
-class DownState final : public state::SharedState {
- public:
-  Error down() const { return Error(Errc::unavailable, "redis test: connect: Connection refused"); }
-  Result<bool> acquire(std::string_view, std::string_view, state::Millis) override { return unexpected(down()); }
-  Result<bool> renew(std::string_view, std::string_view, state::Millis) override { return unexpected(down()); }
-  Result<bool> release(std::string_view, std::string_view) override { return unexpected(down()); }
-  Result<std::int64_t> increment(std::string_view, state::Millis, bool) override { return unexpected(down()); }
-  Result<std::int64_t> counter(std::string_view) override { return unexpected(down()); }
-  Status put(std::string_view, std::string_view, state::Millis) override { return unexpected(down()); }
-  Result<std::optional<std::string>> get(std::string_view) override { return unexpected(down()); }
-  Status erase(std::string_view) override { return unexpected(down()); }
-  std::string describe() const override { return "down"; }
-};
-
-}  // namespace
+using wizmail::test::DownState;
 
 TEST_CASE("leases across nodes: two homes (two nodes), one shared state") {
   Home a, b;  // two nodes, each its own mailbox folder, the same account

@@ -120,8 +120,10 @@ std::optional<std::string> FakeEnv::plain_password(std::string_view user) {
 }
 
 wizmail::auth::AuthAdmission FakeEnv::auth_begin(std::string_view client_ip) {
+  waits("auth_begin");
   calls.push_back("auth_begin " + std::string(client_ip));
   using K = wizmail::auth::AuthAdmission::Kind;
+  if (penalty_unavailable) return {K::unavailable, 0};
   if (network_blocked) return {K::blocked, 0};
   if (network_busy) return {K::busy, 0};
   ++auth_in_progress;
@@ -134,27 +136,31 @@ void FakeEnv::auth_end(std::string_view client_ip) {
 }
 
 bool FakeEnv::auth_blocked(std::string_view client_ip) {
+  waits("auth_blocked");
   (void)client_ip;
   return network_blocked;
 }
 
 int FakeEnv::auth_failed(std::string_view client_ip) {
+  waits("auth_failed");
   calls.push_back("auth_failed " + std::string(client_ip));
   return ++network_failures;
 }
 
 void FakeEnv::auth_succeeded(std::string_view client_ip) {
+  waits("auth_succeeded");
   calls.push_back("auth_succeeded " + std::string(client_ip));
   network_failures = 0;
 }
 
-std::optional<std::string> FakeEnv::pop_login_account(std::string_view ip,
-                                                      std::chrono::minutes ttl) {
+Result<std::optional<std::string>> FakeEnv::pop_login_account(std::string_view ip,
+                                                              std::chrono::minutes ttl) {
   waits("pop_login_account");
   calls.push_back("pop " + std::string(ip) + " " + std::to_string(ttl.count()));
+  if (pop_logins_down) return fail(Errc::unavailable, "redis test: connect: Connection refused");
   auto it = pop_logins.find(std::string(ip));
-  if (it == pop_logins.end()) return std::nullopt;
-  return it->second;
+  if (it == pop_logins.end()) return std::optional<std::string>();
+  return std::optional<std::string>(it->second);
 }
 
 Result<std::int64_t> FakeEnv::sends_today(std::string_view account) {
@@ -447,7 +453,10 @@ RunResult run_script(std::string_view script, std::size_t chunk, bool defer_look
       auto v = line.substr(15);
       if (v == "blocked") env.network_blocked = true;
       else if (v == "busy") env.network_busy = true;
+      else if (v == "unavailable") env.penalty_unavailable = true;
       else throw std::runtime_error("bad @penalty_state");
+    } else if (line == "@pop_down") {
+      env.pop_logins_down = true;
     } else if (line.starts_with("@pop ")) {
       auto w = words(line.substr(5));
       env.pop_logins[std::string(w.at(0))] = std::string(w.at(1));

@@ -12,9 +12,11 @@
 //                 [broken]    (lookups of the account fail, as on EIO)
 //   @ownip LITERAL         a local IP literal, e.g. [192.0.2.1]
 //   @pop IP ACCOUNT        ACCOUNT logged into POP3 from IP recently
+//   @pop_down              the POP-before-SMTP look-up fails (shared state down)
 //   @penalty N             the client's network failed AUTH N times before
 //   @penalty_state S       blocked: the network is blocked; busy: too many of
-//                          its attempts in progress
+//                          its attempts in progress; unavailable: the
+//                          penalty's shared state cannot be asked
 //   @commit ok ID | @commit fail CODE ENH TEXT   results of the next commits
 //   @sinkfail begin|write  the sink fails
 //   @alias LINE            a line of def/aliases.def (escapes as for C:)
@@ -72,7 +74,8 @@ class FakeEnv : public Environment {
   int network_failures = 0;
   // @penalty_state blocked|busy: the network is blocked, or has too many
   // attempts in progress; auth_in_progress: auth_begin() minus auth_end().
-  bool network_blocked = false, network_busy = false;
+  bool network_blocked = false, network_busy = false, penalty_unavailable = false;
+  bool pop_logins_down = false;  // @pop_down
   int auth_in_progress = 0;
   // Free bytes per file system (@disk mailboxes=N queue=M); missing: plenty.
   std::map<Storage, std::int64_t> free_bytes;
@@ -119,8 +122,8 @@ class FakeEnv : public Environment {
   int auth_failed(std::string_view client_ip) override;
   void auth_succeeded(std::string_view client_ip) override;
   std::optional<std::string> plain_password(std::string_view user) override;
-  std::optional<std::string> pop_login_account(std::string_view ip,
-                                               std::chrono::minutes ttl) override;
+  Result<std::optional<std::string>> pop_login_account(std::string_view ip,
+                                                      std::chrono::minutes ttl) override;
   Result<std::int64_t> sends_today(std::string_view account) override;
   Status record_send(std::string_view account, bool relayed) override;
   std::optional<Result<std::string>> srs_reverse(std::string_view address) override;

@@ -653,6 +653,58 @@ TEST_CASE("deferred lookups: the AUTH password check and a submission's send cou
   CHECK(s.state() == State::ready);
 }
 
+// The penalty may live in the cluster's shared state (Redis): the AUTH
+// command's block check, the admission, the failure and the success are
+// asked in proceed() only (the fake throws otherwise); the penalty's wait
+// is still Output::delay, after which the check takes another trip.
+TEST_CASE("deferred lookups: AUTH's penalty is asked in proceed(), its wait comes after") {
+  Rig r(Listener::submission);
+  r.opt.defer_lookups = true;
+  r.opt.auth_fail_delay = std::chrono::milliseconds(100);
+  r.env.deferred = true;
+  r.env.network_failures = 2;
+  auto& s = r.start();
+  std::string b64 = base64_encode(std::string("\0alice\0secret", 13));
+  CHECK(r.feed("EHLO c\r\nAUTH PLAIN " + b64 + "\r\n").find("235") == std::string::npos);
+  REQUIRE(r.out.lookup);
+  CHECK(std::none_of(r.env.calls.begin(), r.env.calls.end(),
+                     [](const std::string& c) { return c.starts_with("auth_begin"); }));
+  r.out.clear();
+  r.out.lookup = true;
+  r.env.in_proceed = true;
+  s.proceed(r.out);
+  r.env.in_proceed = false;
+  CHECK(r.out.replies.empty());
+  CHECK(r.out.delay == std::chrono::milliseconds(200));  // 100 ms × 2^(2−1)
+  CHECK(r.env.auth_in_progress == 1);
+  r.out.clear();
+  s.resume(r.out);
+  REQUIRE(r.out.lookup);  // the password check waits for proceed() again
+  r.env.in_proceed = true;
+  s.proceed(r.out);
+  r.env.in_proceed = false;
+  CHECK(r.out.replies == "235 2.7.0 Authentication successful\r\n");
+  CHECK(r.env.auth_in_progress == 0);
+  CHECK(r.env.network_failures == 0);  // auth_succeeded, in proceed()
+}
+
+TEST_CASE("deferred lookups: an AUTH left while its admission waits for proceed() ends nothing") {
+  Rig r(Listener::submission);
+  r.opt.defer_lookups = true;
+  r.env.deferred = true;
+  {
+    auto& s = r.start();
+    std::string b64 = base64_encode(std::string("\0alice\0secret", 13));
+    r.feed("EHLO c\r\nAUTH PLAIN " + b64 + "\r\n");
+    REQUIRE(r.out.lookup);
+    (void)s;
+  }
+  r.s.reset();  // the client left before proceed(): never admitted
+  CHECK(r.env.auth_in_progress == 0);
+  CHECK(std::none_of(r.env.calls.begin(), r.env.calls.end(),
+                     [](const std::string& c) { return c.starts_with("auth_end"); }));
+}
+
 TEST_CASE("typed events: accepted, refusal and relay_denied carry what metrics count") {
   Rig r;
   auto& s = r.start();

@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <mutex>
@@ -94,10 +95,43 @@ void contract(const std::function<std::shared_ptr<SharedState>()>& make) {
   CHECK(*s->counter("c:race") == 200);
   REQUIRE(s->erase("c:race"));
 
+  // Sequences: max(current, floor) + 1 from either node, never expiring.
+  CHECK(*s->increment_from("c:seq", 0) == 1);
+  CHECK(*t->increment_from("c:seq", 0) == 2);
+  CHECK(*s->increment_from("c:seq", 1) == 3);     // a floor below is ignored
+  CHECK(*t->increment_from("c:seq", 41) == 42);   // a floor above wins (a lost key reseeded)
+  CHECK(*s->counter("c:seq") == 42);
+  CHECK(*s->increment("c:seq", 5000ms, false) == 43);  // the same number a counter reads
+  REQUIRE(s->erase("c:seq"));
+  CHECK(*t->increment_from("c:seq", 7) == 8);
+  // Concurrent: every number handed out once.
+  {
+    std::vector<std::thread> seq;
+    std::mutex mu;
+    std::vector<std::int64_t> got;
+    for (int k = 0; k < 4; ++k)
+      seq.emplace_back([&, k] {
+        auto& st = k % 2 ? *s : *t;
+        for (int i = 0; i < 25; ++i)
+          if (auto v = st.increment_from("c:seq", 8)) {
+            std::lock_guard lk(mu);
+            got.push_back(*v);
+          }
+      });
+    for (auto& x : seq) x.join();
+    std::sort(got.begin(), got.end());
+    REQUIRE(got.size() == 100);
+    CHECK(std::adjacent_find(got.begin(), got.end()) == got.end());
+    CHECK(got.front() == 9);
+    CHECK(got.back() == 108);
+  }
+  REQUIRE(s->erase("c:seq"));
+
   // A key that is no counter cannot be incremented (Redis: an error reply).
   REQUIRE(s->put("c:word", "abc", 5000ms));
   CHECK_FALSE(t->increment("c:word", 5000ms, false));
   CHECK_FALSE(t->counter("c:word"));
+  CHECK_FALSE(t->increment_from("c:word", 0));
   REQUIRE(s->erase("c:word"));
 
   // Keys with a ttl.

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -324,6 +325,12 @@ Status save_ml_def(const std::filesystem::path& file, const MailingListSettings&
 // Increment `count` in ml.def atomically (under a lock file, crash-safe) and
 // return the new value.
 Result<std::int64_t> increment_ml_count(const std::filesystem::path& file);
+// The same, with the new value from `next(current)` (under the lock; a
+// value below the current one leaves the file as it is and is returned as
+// given): a cluster takes the number from its shared state, seeded by the
+// file (docs/cluster.md).
+Result<std::int64_t> increment_ml_count(const std::filesystem::path& file,
+                                        const std::function<Result<std::int64_t>(std::int64_t)>& next);
 
 // Dangerous combinations and other advice (`wizmail config check`). Errors are
 // combinations that cannot work or make an open relay reachable from outside

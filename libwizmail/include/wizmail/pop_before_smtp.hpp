@@ -8,8 +8,9 @@
 // accounts. The default table lives in the server's memory and is seeded
 // once at start from the accounts' `ip` files, which every login still
 // writes (the manual's format; they carry logins across restarts).
-// ServerOptions::pop_logins lets an embedder share one table between nodes
-// (a cluster keeps it where every node sees it, e.g. Redis).
+// With `redis_url` the server keeps the table in Redis, shared by every
+// node (docs/cluster.md); ServerOptions::pop_logins lets an embedder give
+// its own table instead.
 #pragma once
 
 #include <chrono>

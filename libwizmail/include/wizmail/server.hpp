@@ -162,8 +162,9 @@ struct ServerOptions {
   std::chrono::milliseconds relay_scan_interval{0};
   std::chrono::milliseconds relay_give_up_after{0};
   // POP-before-SMTP logins (wizmail/pop_before_smtp.hpp): null = a table in
-  // this process's memory, seeded from the `ip` files in start(); a table
-  // given here (shared by several nodes) is seeded the same way.
+  // this process's memory, or in Redis with `redis_url` (docs/cluster.md),
+  // seeded from the `ip` files in start(); a table given here (shared by
+  // several nodes) is used instead and seeded the same way.
   std::shared_ptr<PopLoginTable> pop_logins;
   // Called by start() as soon as the listening ports and the metrics
   // endpoint are bound, before anything touches the store (queue and

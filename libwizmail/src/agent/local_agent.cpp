@@ -1,4 +1,5 @@
 #include "agent/local_agent.hpp"
+#include "agent/shared_records.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -435,13 +436,27 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
         log_("hook " + label + " not run (RFC 3834): " + ok.reason);
         continue;
       }
-      ReplyMemory memory(*dir / ".autoreply");
-      if (memory.recently(e.sender, unix_now(), opt_.reply_interval)) {
-        log_("hook " + label + " not run: <" + e.sender + "> had an auto-reply recently");
-        continue;
+      if (opt_.shared) {
+        // Every node asks one record: the first claim in the interval wins.
+        // Unreachable: no reply now (a later message may get it), never two.
+        auto first = claim_auto_reply(*opt_.shared, account, e.sender, opt_.reply_interval);
+        if (!first) {
+          log_(util::cat("hook ", label, " not run: the auto-reply record cannot be asked: ", first.error().message));
+          continue;
+        }
+        if (!*first) {
+          log_(util::cat("hook ", label, " not run: <", e.sender, "> had an auto-reply recently"));
+          continue;
+        }
+      } else {
+        ReplyMemory memory(*dir / ".autoreply");
+        if (memory.recently(e.sender, unix_now(), opt_.reply_interval)) {
+          log_("hook " + label + " not run: <" + e.sender + "> had an auto-reply recently");
+          continue;
+        }
+        if (auto st = memory.record(e.sender, unix_now()); !st)
+          log_("hook " + label + ": cannot record the reply: " + st.error().message);
       }
-      if (auto st = memory.record(e.sender, unix_now()); !st)
-        log_("hook " + label + ": cannot record the reply: " + st.error().message);
     }
     SpawnSpec spec;
     spec.argv = hook_argv(*def, tokens);
@@ -624,7 +639,10 @@ LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const QueueEntry& 
   AccountStore store(cfg.mailbox_dir());
   auto dir = store.account_dir(account);
   if (!dir) return {Outcome::failed, dir.error().message};
-  auto count = increment_ml_count(*dir / "ml.def");
+  // One sequence for every node with a shared state (seeded by ml.def);
+  // unreachable: retried later, never sent without its number.
+  auto count = opt_.shared ? next_post_number(*opt_.shared, account, *dir / "ml.def")
+                           : increment_ml_count(*dir / "ml.def");
   if (!count) return {Outcome::retry, "ml.def count: " + count.error().message};
   const std::string rewritten = list->rewrite(content, *count);
   const std::string from = list->envelope_sender();

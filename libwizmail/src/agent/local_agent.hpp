@@ -37,6 +37,10 @@
 #include "wizmail/relay.hpp"
 #include "wizmail/queue.hpp"
 
+namespace wizmail::state {
+class SharedState;
+}
+
 namespace wizmail::agent {
 
 // A spool recipient is "<account>/<address>" (an account name holds no '/').
@@ -53,6 +57,10 @@ class LocalAgent {
     std::chrono::seconds give_up_after{86400};
     // RFC 3834 §2: one auto-reply per sender and account within this time.
     std::chrono::seconds reply_interval{86400};
+    // The cluster's shared state (redis_url; docs/cluster.md): list post
+    // numbers and the auto-reply record live there. Null: ml.def's count
+    // and the account's .autoreply file alone (a single node).
+    std::shared_ptr<state::SharedState> shared;
   };
 
   LocalAgent(ConfigFn config, LogFn log);

@@ -6,8 +6,29 @@
 #include <vector>
 
 #include "net/address.hpp"
+#include "state/shared_state.hpp"
+#include "util/strings.hpp"
 
 namespace wizmail::auth {
+
+namespace {
+std::string fail_key(std::string_view network) { return util::cat("wizmail:authfail:", network); }
+std::string block_key(std::string_view network) { return util::cat("wizmail:authblock:", network); }
+}  // namespace
+
+void AuthPenalty::share(std::shared_ptr<state::SharedState> shared, LogFn log) {
+  shared_ = std::move(shared);
+  log_ = std::move(log);
+}
+
+int AuthPenalty::shared_failures(const std::string& key) const {
+  auto n = shared_->counter(fail_key(key));
+  if (!n) {
+    if (log_) log_(util::cat("auth penalty: ", n.error().message));
+    return 0;
+  }
+  return static_cast<int>(std::min<std::int64_t>(*n, 1'000'000));
+}
 
 std::chrono::milliseconds auth_delay_for(int failures, std::chrono::milliseconds base,
                                          std::chrono::milliseconds max) noexcept {
@@ -33,6 +54,24 @@ int AuthPenalty::current_failures(const Entry& e, Clock::time_point now) const {
 AuthAdmission AuthPenalty::begin(std::string_view ip, const AuthPolicy& policy,
                                  Clock::time_point now) {
   auto key = net::client_network(ip);
+  if (shared_) {
+    // Asked before the lock: Redis may take its time.
+    auto unavailable = [this](const Error& e) {
+      if (log_) log_(util::cat("auth penalty: ", e.message));
+      return AuthAdmission{AuthAdmission::Kind::unavailable, 0};
+    };
+    auto blocked = shared_->get(block_key(key));
+    if (!blocked) return unavailable(blocked.error());
+    if (blocked->has_value()) return {AuthAdmission::Kind::blocked, 0};
+    auto failures = shared_->counter(fail_key(key));
+    if (!failures) return unavailable(failures.error());
+    std::lock_guard lk(mu_);
+    auto& e = entry(std::move(key), now);
+    if (policy.max_concurrent > 0 && e.in_progress >= policy.max_concurrent)
+      return {AuthAdmission::Kind::busy, 0};
+    ++e.in_progress;
+    return {AuthAdmission::Kind::check, static_cast<int>(std::min<std::int64_t>(*failures, 1'000'000))};
+  }
   std::lock_guard lk(mu_);
   auto& e = entry(std::move(key), now);
   if (e.blocked_until > now) return {AuthAdmission::Kind::blocked, 0};
@@ -55,6 +94,14 @@ void AuthPenalty::end(std::string_view ip) {
 
 bool AuthPenalty::blocked(std::string_view ip, Clock::time_point now) const {
   auto key = net::client_network(ip);
+  if (shared_) {
+    auto b = shared_->get(block_key(key));
+    if (!b) {
+      if (log_) log_(util::cat("auth penalty: ", b.error().message));
+      return false;  // begin() answers unavailable
+    }
+    return b->has_value();
+  }
   std::lock_guard lk(mu_);
   auto it = map_.find(key);
   return it != map_.end() && it->second.blocked_until > now;
@@ -62,6 +109,17 @@ bool AuthPenalty::blocked(std::string_view ip, Clock::time_point now) const {
 
 int AuthPenalty::failed(std::string_view ip, Clock::time_point now, const AuthPolicy& policy) {
   auto key = net::client_network(ip);
+  if (shared_) {
+    auto n = shared_->increment(fail_key(key), opt_.window, true);
+    if (!n) {
+      if (log_) log_(util::cat("auth penalty: failure from ", ip, " not counted: ", n.error().message));
+      return 0;
+    }
+    if (policy.block_failures > 0 && *n >= policy.block_failures && policy.block_time.count() > 0)
+      if (auto st = shared_->put(block_key(key), "1", policy.block_time); !st && log_)
+        log_(util::cat("auth penalty: block of ", key, " not recorded: ", st.error().message));
+    return static_cast<int>(std::min<std::int64_t>(*n, 1'000'000));
+  }
   std::lock_guard lk(mu_);
   auto& e = entry(std::move(key), now);
   e.failures = current_failures(e, now);
@@ -74,6 +132,14 @@ int AuthPenalty::failed(std::string_view ip, Clock::time_point now, const AuthPo
 
 void AuthPenalty::succeeded(std::string_view ip) {
   auto key = net::client_network(ip);
+  if (shared_) {
+    // A success clears the network everywhere. Erasing the block too is
+    // today's rule: a client that passes was admitted, so not blocked then.
+    auto a = shared_->erase(fail_key(key));
+    auto b = a ? shared_->erase(block_key(key)) : a;
+    if (!b && log_) log_(util::cat("auth penalty: success of ", ip, " not recorded: ", b.error().message));
+    return;
+  }
   std::lock_guard lk(mu_);
   auto it = map_.find(key);
   if (it == map_.end()) return;
@@ -87,6 +153,7 @@ void AuthPenalty::succeeded(std::string_view ip) {
 
 int AuthPenalty::recent(std::string_view ip, Clock::time_point now) const {
   auto key = net::client_network(ip);
+  if (shared_) return shared_failures(key);
   std::lock_guard lk(mu_);
   auto it = map_.find(key);
   return it == map_.end() ? 0 : current_failures(it->second, now);

@@ -19,14 +19,32 @@
 // records go first, then the oldest (records with attempts in progress
 // stay: there are at most as many as connections). Thread-safe; no I/O;
 // time is passed in, so tests need no sleeps.
+//
+// Shared by the nodes of a cluster (share(), with redis_url;
+// docs/cluster.md): the failures and the block of a network then live in
+// the SharedState — `wizmail:authfail:<network>` (a counter whose expiry
+// restarts at each failure: the window) and `wizmail:authblock:<network>`
+// (a key for block_time) — so a network blocked on one node is blocked on
+// all. The attempts in progress stay per node (they are this node's
+// connections). Time is then the shared store's (the `now` arguments are
+// not used), and a call may wait for Redis: begin(), blocked(), failed()
+// and succeeded() run where a session may wait (the blocking pool). An
+// unreachable store makes begin() answer `unavailable` (the caller answers
+// 4xx) and blocked() false (begin() then says so).
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+
+namespace wizmail::state {
+class SharedState;
+}
 
 namespace wizmail::auth {
 
@@ -44,6 +62,7 @@ struct AuthAdmission {
     check,    // wait delay_for(failures), then check; call end() afterwards
     busy,     // too many attempts of the network in progress: refuse, no end()
     blocked,  // the network is blocked: refuse and close, no end()
+    unavailable,  // the shared state cannot be asked: refuse for now (4xx), no end()
   };
   Kind kind = Kind::check;
   int failures = 0;  // the network's recent failures (check only)
@@ -63,6 +82,11 @@ class AuthPenalty {
   };
   AuthPenalty() = default;
   explicit AuthPenalty(Options o) : opt_(o) {}
+
+  // Failures and blocks in `shared` from now on (before any attempt);
+  // `log` gets what could not be recorded there (error.log).
+  using LogFn = std::function<void(std::string_view)>;
+  void share(std::shared_ptr<state::SharedState> shared, LogFn log);
 
   // Admit an attempt from `ip` (see AuthAdmission).
   AuthAdmission begin(std::string_view ip, const AuthPolicy& policy,
@@ -94,7 +118,10 @@ class AuthPenalty {
   Entry& entry(std::string key, Clock::time_point now);
   int current_failures(const Entry& e, Clock::time_point now) const;
   void make_room(Clock::time_point now);
+  int shared_failures(const std::string& key) const;
   Options opt_;
+  std::shared_ptr<state::SharedState> shared_;
+  LogFn log_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, Entry> map_;
 };

@@ -115,13 +115,23 @@ Status save_ml_def(const fs::path& file, const MailingListSettings& ml) {
 }
 
 Result<std::int64_t> increment_ml_count(const fs::path& file) {
+  return increment_ml_count(file, [&file](std::int64_t current) -> Result<std::int64_t> {
+    if (current == std::numeric_limits<std::int64_t>::max())
+      return fail(Errc::limit, file.string() + ": count cannot grow any further");
+    return current + 1;
+  });
+}
+
+Result<std::int64_t> increment_ml_count(const fs::path& file,
+                                        const std::function<Result<std::int64_t>(std::int64_t)>& next) {
   auto lock = util::FileLock::acquire(file);
   if (!lock) return unexpected(lock.error());
   auto ml = read_ml_def(file);
   if (!ml) return unexpected(ml.error());
-  if (ml->count == std::numeric_limits<std::int64_t>::max())
-    return fail(Errc::limit, file.string() + ": count cannot grow any further");
-  ++ml->count;
+  auto n = next(ml->count);
+  if (!n) return unexpected(n.error());
+  if (*n <= ml->count) return *n;
+  ml->count = *n;
   if (auto st = write_ml_def(file, *ml); !st) return unexpected(st.error());
   return ml->count;
 }

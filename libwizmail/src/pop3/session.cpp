@@ -345,6 +345,15 @@ void Session::admit(Attempt a, Output& out) {
     reply(out, false, "[SYS/TEMP] too many logins from your network in progress, try later");
     return;
   }
+  if (adm.kind == auth::AuthAdmission::Kind::unavailable) {
+    OPENSSL_cleanse(a.secret.data(), a.secret.size());
+    have_user_ = false;
+    out.logs.push_back({LogEvent::Channel::error,
+                        util::cat("pop3 login refused from ", opt_.peer_ip,
+                                  ": the auth penalty's shared state is unavailable")});
+    reply(out, false, "[SYS/TEMP] cannot check the login now");
+    return;
+  }
   attempt_ = std::make_unique<Attempt>(std::move(a));
   auto d = auth::auth_delay_for(std::max(failures_, adm.failures), opt_.failure_delay,
                                opt_.max_failure_delay);

@@ -140,6 +140,11 @@ struct ConsoleServer::Impl {
       send_error(res, 429, "too many login attempts from your network in progress, try later");
       return Check::refused;
     }
+    if (adm.kind == auth::AuthAdmission::Kind::unavailable) {
+      log_error(ip, {}, util::cat(what, " refused: the auth penalty's shared state is unavailable"));
+      send_error(res, 503, "temporary authentication failure");
+      return Check::refused;
+    }
     auto delay = auth::auth_delay_for(adm.failures, std::chrono::milliseconds(cfg.smtp.auth_penalty_delay),
                                       std::chrono::milliseconds(cfg.smtp.auth_penalty_max_delay));
     if (delay.count() > 0) std::this_thread::sleep_for(delay);

@@ -1,11 +1,15 @@
 #include "wizmail/pop_before_smtp.hpp"
 
 #include <algorithm>
+#include <ctime>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
 
+#include "server/pop_login_shared.hpp"
+#include "state/shared_state.hpp"
 #include "util/ip.hpp"
+#include "util/strings.hpp"
 #include "wizmail/account_store.hpp"
 
 namespace wizmail {
@@ -84,7 +88,76 @@ class MemoryPopLoginTable final : public PopLoginTable {
   std::unordered_map<std::string, Login> map_;
 };
 
+// The address as a key's text: "4:" or "6:" and its bytes in hex (one
+// spelling per address, IPv4-mapped IPv6 as IPv4).
+std::optional<std::string> text_key_of(std::string_view ip) {
+  auto k = key_of(ip);
+  if (!k) return std::nullopt;
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out = util::cat("wizmail:poplogin:", std::string_view(k->data(), 1), ":");
+  for (std::size_t i = 1; i < k->size(); ++i) {
+    auto b = static_cast<unsigned char>((*k)[i]);
+    out += hex[b >> 4];
+    out += hex[b & 15];
+  }
+  return out;
+}
+
+// In the cluster's shared state: one key per address, "<time> <account>",
+// expiring when the login is older than its ttl. A later login replaces an
+// earlier one, never the reverse: read, compare, write — two logins from
+// one address on two nodes within the same instant may leave either (both
+// are real logins within the ttl).
+class SharedPopLoginTable final : public PopLoginTable {
+ public:
+  SharedPopLoginTable(std::shared_ptr<state::SharedState> shared, std::function<std::int64_t()> now)
+      : shared_(std::move(shared)), now_(std::move(now)) {
+    if (!now_) now_ = [] { return static_cast<std::int64_t>(std::time(nullptr)); };
+  }
+
+  Status record(std::string_view ip, std::string_view account, std::int64_t time,
+                std::chrono::seconds ttl) override {
+    auto key = text_key_of(ip);
+    if (!key) return fail(Errc::invalid_argument, "not an IP address: " + std::string(ip.substr(0, 64)));
+    const std::int64_t left = time + ttl.count() - now_();
+    if (left <= 0) return {};
+    auto old = shared_->get(*key);
+    if (!old) return unexpected(old.error());
+    if (*old)
+      if (auto t = parse(**old); t && t->first > time) return {};
+    return shared_->put(*key, util::cat(std::to_string(time), " ", account), std::chrono::seconds(left));
+  }
+
+  Result<std::optional<std::string>> find(std::string_view ip, std::int64_t since) override {
+    auto key = text_key_of(ip);
+    if (!key) return std::optional<std::string>{};
+    auto v = shared_->get(*key);
+    if (!v) return unexpected(v.error());
+    if (!*v) return std::optional<std::string>{};
+    auto t = parse(**v);
+    if (!t || t->first < since) return std::optional<std::string>{};
+    return std::optional<std::string>(std::move(t->second));
+  }
+
+ private:
+  static std::optional<std::pair<std::int64_t, std::string>> parse(std::string_view v) {
+    auto sp = v.find(' ');
+    if (sp == std::string_view::npos) return std::nullopt;
+    auto t = util::parse_int(v.substr(0, sp));
+    if (!t) return std::nullopt;
+    return std::pair<std::int64_t, std::string>(*t, std::string(v.substr(sp + 1)));
+  }
+
+  std::shared_ptr<state::SharedState> shared_;
+  std::function<std::int64_t()> now_;
+};
+
 }  // namespace
+
+std::shared_ptr<PopLoginTable> make_shared_pop_login_table(std::shared_ptr<state::SharedState> shared,
+                                                           std::function<std::int64_t()> now) {
+  return std::make_shared<SharedPopLoginTable>(std::move(shared), std::move(now));
+}
 
 std::shared_ptr<PopLoginTable> make_memory_pop_login_table(std::size_t max_entries) {
   return std::make_shared<MemoryPopLoginTable>(max_entries);

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <thread>
 
+#include "server/pop_login_shared.hpp"
 #include "state/redis_state.hpp"
 #include "server/server_impl.hpp"
 #include "server/pop3_connection.hpp"
@@ -105,60 +106,6 @@ Result<std::shared_ptr<const Runtime>> make_runtime(std::shared_ptr<const Config
   return std::shared_ptr<const Runtime>(std::move(rt));
 }
 
-namespace {
-std::string local_day() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  ::localtime_r(&t, &tm);
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-  return buf;
-}
-}  // namespace
-
-SendCounters::Entry& SendCounters::load(const std::string& account, const std::string& day) {
-  if (day != day_) {
-    map_.clear();  // yesterday's counts are 0 today; their files are read again if needed
-    day_ = day;
-  }
-  auto it = map_.find(account);
-  if (it == map_.end()) {
-    Entry e;
-    if (auto text = util::read_file(dir_ / account)) {
-      auto parts = util::split_list(*text, ' ');
-      if (parts.size() == 2)
-        if (auto n = util::parse_int(parts[1])) e = {parts[0], *n};
-    }
-    it = map_.emplace(account, e).first;
-  }
-  if (it->second.day != day) it->second = {day, 0};
-  return it->second;
-}
-
-std::int64_t SendCounters::today(std::string_view account) {
-  if (!AccountStore::validate_name(account)) return 0;
-  std::lock_guard lk(mu_);
-  return load(std::string(account), local_day()).count;
-}
-
-void SendCounters::record(std::string_view account) {
-  if (!AccountStore::validate_name(account)) return;
-  std::lock_guard lk(mu_);
-  auto day = local_day();
-  auto& e = load(std::string(account), day);
-  ++e.count;
-  // Not fsynced: a crash may forget a few sends of today, which only errs on
-  // the side of the sender; the mail itself is durable elsewhere.
-  (void)util::make_dirs(dir_, 0750);
-  auto tmp = dir_ / ("." + std::string(account) + ".tmp");
-  auto text = day + " " + std::to_string(e.count) + "\n";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) return;
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::close(fd);
-  if (ok) ::rename(tmp.c_str(), (dir_ / account).c_str());
-}
-
 }  // namespace server
 
 // ---------------------------------------------------------------------------
@@ -182,27 +129,6 @@ Server::Impl::Impl(asio::io_context& io_, ServerOptions o, std::shared_ptr<const
                .options = opt,
                .pop_logins = pop_logins,
                .ended = [this](server::ConnectionRegistry::Id id) { unregister(id); }} {}
-
-// Only existing accounts are counted: a forged local sender must not create
-// counters (memory, var/sendcount/ files) for arbitrary names.
-Result<std::int64_t> server::SendCounters::today_of(const AccountStore& store, std::string_view account) {
-  auto kind = store.lookup(account);
-  if (!kind) return unexpected(kind.error());
-  if (*kind == AccountKind::none) return 0;
-  return today(account);
-}
-
-Status server::SendCounters::record_for(const AccountStore& store, std::string_view account, bool relayed) {
-  auto kind = store.lookup(account);
-  if (!kind) return unexpected(kind.error());
-  if (*kind == AccountKind::none) return {};
-  if (relayed) record(account);
-  auto dir = store.account_dir(account);
-  if (!dir) return unexpected(dir.error());
-  MailboxCounters sent;
-  sent.sent = 1;
-  return add_mailbox_counters(*dir, sent);
-}
 
 void Server::Impl::accept(asio::ip::tcp::socket s, int tag) {
   auto protocol = static_cast<Protocol>(tag);
@@ -352,11 +278,22 @@ Status Server::start() {
     }
     state::RedisOptions ro;
     ro.address = std::move(*addr);
-    I.leases = std::make_unique<state::LeaseKeeper>(
-        state::make_redis_state(std::move(ro)), std::chrono::seconds(cfg.server.redis_lease_seconds),
-        [&I](std::string_view text) { I.logger.log(server::LogFile::error, {}, {}, {}, text); });
+    I.shared = state::make_redis_state(std::move(ro));
+    auto log_error = [&I](std::string_view text) { I.logger.log(server::LogFile::error, {}, {}, {}, text); };
+    I.leases = std::make_unique<state::LeaseKeeper>(I.shared, std::chrono::seconds(cfg.server.redis_lease_seconds),
+                                                    log_error);
     I.services.leases = I.leases.get();
-    I.logger.server(util::cat("shared state: ", I.leases->store().describe()));
+    // The rest of the volatile state every node must see: auth penalties,
+    // daily send counters, POP-before-SMTP logins (unless the embedder
+    // gave its own table), and the agent's list post numbers and
+    // auto-reply record (below).
+    I.auth_penalty.share(I.shared, log_error);
+    I.send_counters.share(I.shared);
+    if (!I.opt.pop_logins) {
+      I.pop_logins = make_shared_pop_login_table(I.shared);
+      I.services.pop_logins = I.pop_logins;
+    }
+    I.logger.server(util::cat("shared state: ", I.shared->describe()));
   }
   std::vector<net::ListenSpec> specs;
   auto port = [&](int p) { return static_cast<std::uint16_t>(I.opt.ephemeral_ports ? 0 : p); };
@@ -480,8 +417,13 @@ Status Server::start() {
                       std::to_string(rep->repaired) + " repaired, " +
                       std::to_string(rep->skipped) + " for removed accounts");
   }
-  I.agent = std::make_unique<agent::LocalAgent>([&I] { return I.runtime()->config; },
-                                               [&I](const std::string& line) { I.logger.server(line); });
+  {
+    agent::LocalAgent::Options ao;
+    ao.shared = I.shared;
+    I.agent = std::make_unique<agent::LocalAgent>([&I] { return I.runtime()->config; },
+                                                 [&I](const std::string& line) { I.logger.server(line); },
+                                                 std::move(ao));
+  }
   I.agent->set_counters(&I.hook_runs, &I.hook_failures);
   if (auto st = I.agent->start(); !st) {
     I.agent.reset();

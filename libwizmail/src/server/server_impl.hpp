@@ -80,6 +80,9 @@ struct Server::Impl {
   // Leases in the cluster's shared state (redis_url; docs/cluster.md): the
   // POP3 mailbox leases across nodes. Null without redis_url. From start().
   std::unique_ptr<state::LeaseKeeper> leases;
+  // The cluster's shared state itself (the leases' store; the penalty, the
+  // send counters, the POP-before-SMTP table and the agent use it too).
+  std::shared_ptr<state::SharedState> shared;
   // POP3 logins for POP-before-SMTP (opt.pop_logins, else in memory).
   std::shared_ptr<PopLoginTable> pop_logins;
   // Free space of the mailbox and queue file systems (queue_minfree).

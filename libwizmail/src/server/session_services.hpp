@@ -29,6 +29,7 @@
 #include "server/connection_registry.hpp"
 #include "server/free_space.hpp"
 #include "server/log.hpp"
+#include "server/send_counters.hpp"
 #include "srs/srs.hpp"
 #include "state/lease_keeper.hpp"
 #include "wizmail/account_store.hpp"
@@ -79,33 +80,6 @@ inline auth::AuthPolicy auth_policy(const SmtpSettings& s) {
 
 Result<std::shared_ptr<const Runtime>> make_runtime(std::shared_ptr<const Config> config,
                                                     const ServerOptions& opt);
-
-// send_max_during_a_day: messages relayed per account per (local) day,
-// persisted in var/sendcount/<account> ("YYYY-MM-DD count"). Callers pass
-// existing accounts only (the SMTP Environment checks); the map holds the
-// current day's entries only.
-class SendCounters {
- public:
-  explicit SendCounters(std::filesystem::path dir) : dir_(std::move(dir)) {}
-  std::int64_t today(std::string_view account);
-  void record(std::string_view account);
-  // For the SMTP environments: today's relayed messages of an account (0
-  // for a name that is no account), and one message it sent (counted in
-  // its mailbox's `sent`; `relayed` also counts toward the daily limit).
-  Result<std::int64_t> today_of(const AccountStore& store, std::string_view account);
-  Status record_for(const AccountStore& store, std::string_view account, bool relayed);
-
- private:
-  struct Entry {
-    std::string day;
-    std::int64_t count = 0;
-  };
-  Entry& load(const std::string& account, const std::string& day);
-  std::filesystem::path dir_;
-  std::mutex mu_;
-  std::string day_;  // the day map_ holds; entries of earlier days are dropped
-  std::unordered_map<std::string, Entry> map_;
-};
 
 // What the sessions count, for ServerStats and the metrics endpoint.
 struct SessionCounters {

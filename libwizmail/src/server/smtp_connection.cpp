@@ -284,15 +284,12 @@ class Environment final : public smtp::Environment {
            srv_.free_space.allows(queue, minfree, size);
   }
 
-  std::optional<std::string> pop_login_account(std::string_view ip, std::chrono::minutes ttl) override {
-    if (trusted_) return std::nullopt;
+  // An error (the cluster's shared state unreachable) is the session's
+  // 451 for the RCPT that needs the answer.
+  Result<std::optional<std::string>> pop_login_account(std::string_view ip, std::chrono::minutes ttl) override {
+    if (trusted_) return std::optional<std::string>();
     auto since = static_cast<std::int64_t>(std::time(nullptr)) - std::chrono::seconds(ttl).count();
-    auto who = srv_.pop_logins->find(ip, since);
-    if (!who) {
-      srv_.logger.server("POP-before-SMTP lookup failed: " + who.error().message);
-      return std::nullopt;
-    }
-    return *who;
+    return srv_.pop_logins->find(ip, since);
   }
 
   Result<std::int64_t> sends_today(std::string_view account) override {

@@ -120,6 +120,7 @@ struct Session::Impl {
     std::string user;                    // as the client wrote it, for the log
     std::string secret;                  // password, or the CRAM-MD5 digest
     bool cram = false;
+    bool admitted = false;               // auth_begin() said check: auth_end() due
   };
   std::optional<Attempt> attempt;
   // Check, then proceed: a command that passed its checks and whose policy
@@ -131,6 +132,7 @@ struct Session::Impl {
   // Per-transaction caches of policy answers.
   std::optional<bool> relay_ok;
   std::optional<std::string> send_account;  // "" = none known
+  std::optional<std::optional<std::string>> pop_account_;  // POP-before-SMTP's answer
   std::optional<bool> over_daily_limit;
 
   Impl(Session& session)
@@ -140,7 +142,7 @@ struct Session::Impl {
   }
   ~Impl() {
     // Abandoned while waiting (the client left): never checked.
-    if (attempt) s.env_.auth_end(s.opt_.client_ip);
+    if (attempt && attempt->admitted) s.env_.auth_end(s.opt_.client_ip);
   }
 
   static const Command kCommands[];
@@ -221,6 +223,7 @@ struct Session::Impl {
     s.txn_.reset();
     relay_ok.reset();
     send_account.reset();
+    pop_account_.reset();
     over_daily_limit.reset();
   }
 
@@ -256,7 +259,9 @@ struct Session::Impl {
   void auth_cram(std::string_view b64, Output& out);
   std::optional<std::string> account_from_user(std::string_view user);
   void admit(Attempt a, Output& out);
+  void admit_now(Output& out);
   void check_attempt(Output& out);
+  void start_auth(std::string_view args, Output& out);
   void refuse_blocked(Output& out);
   void auth_result(std::optional<std::string> account, Result<bool> ok,
                    std::string_view user, Output& out);
@@ -264,7 +269,8 @@ struct Session::Impl {
   // --- policy ---
   bool storage_allows(Environment::Storage where, std::int64_t size, Output& out);
   bool sender_domain_local();
-  bool relay_allowed();
+  Result<std::optional<std::string>> pop_account();
+  Result<bool> relay_allowed();
   const std::string& daily_account();
   bool rejected_by(const std::vector<std::string>& domains,
                    const std::vector<std::string>& addresses);
@@ -733,7 +739,7 @@ bool Session::Impl::sender_domain_local() {
 }
 
 // SPEC §4.3, in its order.
-bool Session::Impl::relay_allowed() {
+Result<bool> Session::Impl::relay_allowed() {
   if (relay_ok) return *relay_ok;
   bool ok = false;
   if (cfg.smtp.relay) {
@@ -743,14 +749,26 @@ bool Session::Impl::relay_allowed() {
   } else if (!s.auth_user_.empty()) {
     ok = true;
   } else if (!cfg.smtp.send_permits_only_smtp_auth && sender_domain_local()) {
-    ok = !cfg.smtp.pop_before_smtp ||
-         s.env_
-             .pop_login_account(s.opt_.client_ip,
-                                std::chrono::minutes(cfg.smtp.pop_befor_smtp_time_to_live))
-             .has_value();
+    if (cfg.smtp.pop_before_smtp) {
+      auto pop = pop_account();
+      if (!pop) return unexpected(pop.error());  // not cached: the next RCPT asks again
+      ok = pop->has_value();
+    } else {
+      ok = true;
+    }
   }
   relay_ok = ok;
   return ok;
+}
+
+// POP-before-SMTP's account of the client, asked once per transaction
+// (an error is not kept: the next RCPT asks again).
+Result<std::optional<std::string>> Session::Impl::pop_account() {
+  if (pop_account_) return *pop_account_;
+  auto a = s.env_.pop_login_account(s.opt_.client_ip,
+                                    std::chrono::minutes(cfg.smtp.pop_befor_smtp_time_to_live));
+  if (a) pop_account_ = *a;
+  return a;
 }
 
 // SPEC §4.4: the AUTH user, else the POP-before-SMTP user, else the local
@@ -759,9 +777,8 @@ const std::string& Session::Impl::daily_account() {
   if (send_account) return *send_account;
   std::string acct = s.auth_user_;
   if (acct.empty() && cfg.smtp.pop_before_smtp) {
-    auto a = s.env_.pop_login_account(
-        s.opt_.client_ip, std::chrono::minutes(cfg.smtp.pop_befor_smtp_time_to_live));
-    if (a) acct = *a;
+    auto a = pop_account();  // an error: none known (RCPT answered 451 for it)
+    if (a && *a) acct = **a;
   }
   if (acct.empty() && sender_domain_local()) {
     const auto& rp = s.txn_.reverse_path;
@@ -932,11 +949,29 @@ void Session::Impl::apply_rcpt(RcptRequest req, Output& out) {
     if (!local_recipient_ok(r, shown, out)) return;
     if (!storage_allows(Environment::Storage::mailboxes, s.txn_.declared_size, out)) return;
   } else {
-    if (!relay_allowed()) {
+    // POP-before-SMTP may be what allows this relay and names the account
+    // of the daily limit: a look-up that fails (the cluster's shared state
+    // unreachable) is a 451, never a refusal nor a relay without the check.
+    auto pop_failed = [&](const Error& e) {
+      error_event(out, util::cat("POP-before-SMTP look-up failed: ", e.message));
+      refuse(out, util::cat("451 4.3.0 <", r.address, ">: Error: temporary local problem, try again later"));
+    };
+    auto relay = relay_allowed();
+    if (!relay) {
+      pop_failed(relay.error());
+      return;
+    }
+    if (!*relay) {
       error_event(out, "relay denied: <" + s.txn_.reverse_path + "> -> <" + r.address + ">",
                   LogEvent::What::relay_denied);
       refuse(out, "554 5.7.1 <" + r.address + ">: Relay access denied");
       return;
+    }
+    if (!over_daily_limit && cfg.smtp.pop_before_smtp && s.auth_user_.empty()) {
+      if (auto pop = pop_account(); !pop) {
+        pop_failed(pop.error());
+        return;
+      }
     }
     if (!over_daily_limit) {
       bool over = false;
@@ -1302,10 +1337,17 @@ void Session::Impl::cmd_auth(std::string_view args, Output& out) {
     refuse(out, "503 5.5.1 Error: already authenticated");
     return;
   }
-  if (s.env_.auth_blocked(s.opt_.client_ip)) {
-    refuse_blocked(out);
-    return;
-  }
+  // The penalty may live in the cluster's shared state: asked in proceed().
+  proceed_with(out, [this, a = std::string(args)](Output& o) {
+    if (s.env_.auth_blocked(s.opt_.client_ip)) {
+      refuse_blocked(o);
+      return;
+    }
+    start_auth(a, o);
+  });
+}
+
+void Session::Impl::start_auth(std::string_view args, Output& out) {
   auto sp = args.find(' ');
   std::string_view mech = args.substr(0, sp);
   std::string_view initial = sp == std::string_view::npos ? std::string_view() : args.substr(sp + 1);
@@ -1400,20 +1442,36 @@ void Session::Impl::refuse_blocked(Output& out) {
 // answer's timing tells nothing, and a client that leaves during the wait
 // has its attempt never checked.
 void Session::Impl::admit(Attempt a, Output& out) {
-  auto adm = s.env_.auth_begin(s.opt_.client_ip);
-  if (adm.kind == auth::AuthAdmission::Kind::blocked) {
-    refuse_blocked(out);
-    return;
-  }
-  if (adm.kind == auth::AuthAdmission::Kind::busy) {
-    sasl = Sasl::none;
-    s.state_ = State::ready;
-    login_user.clear();
-    error_event(out, "authentication refused: too many attempts of the client's network in progress");
-    refuse(out, "454 4.7.0 Error: too many authentication attempts from your network, try later");
-    return;
-  }
   attempt = std::move(a);
+  // The admission may ask the cluster's shared state: in proceed().
+  proceed_with(out, [this](Output& o) { admit_now(o); });
+}
+
+void Session::Impl::admit_now(Output& out) {
+  auto adm = s.env_.auth_begin(s.opt_.client_ip);
+  if (adm.kind != auth::AuthAdmission::Kind::check) {
+    OPENSSL_cleanse(attempt->secret.data(), attempt->secret.size());
+    attempt.reset();
+  }
+  switch (adm.kind) {
+    case auth::AuthAdmission::Kind::check: break;
+    case auth::AuthAdmission::Kind::blocked: refuse_blocked(out); return;
+    case auth::AuthAdmission::Kind::busy:
+      sasl = Sasl::none;
+      s.state_ = State::ready;
+      login_user.clear();
+      error_event(out, "authentication refused: too many attempts of the client's network in progress");
+      refuse(out, "454 4.7.0 Error: too many authentication attempts from your network, try later");
+      return;
+    case auth::AuthAdmission::Kind::unavailable:
+      sasl = Sasl::none;
+      s.state_ = State::ready;
+      login_user.clear();
+      error_event(out, "authentication refused: the auth penalty's shared state is unavailable");
+      refuse(out, "454 4.7.0 Error: temporary authentication failure");
+      return;
+  }
+  attempt->admitted = true;
   auto delay = auth::auth_delay_for(std::max(auth_failures, adm.failures), s.opt_.auth_fail_delay,
                                    s.opt_.auth_max_delay);
   if (delay.count() > 0) {

@@ -179,8 +179,11 @@ class Environment {
   //   when more, *before* checking, right or wrong), or busy (too many of
   //   the network's attempts in progress: 454 4.7.0) or blocked (421 4.7.0,
   //   close). An admitted attempt ends with auth_end() once checked or
-  //   abandoned (the session is destroyed while it waits).
+  //   abandoned (the session is destroyed while it waits); unavailable
+  //   (the cluster's shared state cannot be asked: 454 4.7.0, no end()).
   // - auth_blocked(): is the network blocked (AUTH answered 421 at once)?
+  // All four may wait for the cluster's shared state (docs/cluster.md):
+  // the session asks them only in proceed() (check, then proceed).
   // - auth_failed() counts a failure (it may block the network) and returns
   //   the network's recent failures; auth_succeeded() clears them.
   // The defaults keep no shared state: no wait beyond the session's own
@@ -204,8 +207,9 @@ class Environment {
   virtual std::optional<std::string> plain_password(std::string_view user) = 0;
 
   // POP-before-SMTP: the account that logged into POP3 from `client_ip`
-  // within `ttl`, if any.
-  virtual std::optional<std::string> pop_login_account(
+  // within `ttl`, if any. An error (the cluster's shared state is
+  // unreachable) → the RCPT that needs it gets 451 4.3.0.
+  virtual Result<std::optional<std::string>> pop_login_account(
       std::string_view client_ip, std::chrono::minutes ttl) = 0;
 
   // Daily send counter (send_max_during_a_day): messages relayed by the

@@ -3,6 +3,7 @@
 // deadline on the steady clock.
 #include <algorithm>
 #include <charconv>
+#include <limits>
 #include <mutex>
 #include <unordered_map>
 
@@ -64,6 +65,28 @@ class MemoryState final : public SharedState {
     std::int64_t v = *n + 1;
     e->value = std::to_string(v);
     if (refresh) e->deadline = t + ttl;
+    return v;
+  }
+
+  Result<std::int64_t> increment_from(std::string_view name, std::int64_t floor) override {
+    std::lock_guard lk(mu_);
+    auto t = now_();
+    auto* e = live(name, t);
+    std::int64_t v = 0;
+    if (e) {
+      auto n = number(e->value);
+      if (!n) return unexpected(n.error());
+      v = *n;
+    }
+    v = std::max(v, floor);
+    if (v == std::numeric_limits<std::int64_t>::max())
+      return unexpected(Error(Errc::limit, "the sequence cannot grow any further"));
+    ++v;
+    if (!e) {
+      sweep(t);
+      e = &map_[std::string(name)];
+    }
+    *e = Entry{std::to_string(v), TimePoint::max()};
     return v;
   }
 

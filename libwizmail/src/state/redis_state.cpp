@@ -28,6 +28,19 @@ constexpr std::string_view increment_script =
     "if v == 1 or ARGV[2] == '1' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "
     "return v";
 
+// max(current, floor) + 1, no expiry (a persisted key keeps no ttl: SET
+// without PX clears it). tonumber() of a non-number is nil: an error reply,
+// as INCR on a word.
+constexpr std::string_view increment_from_script =
+    "local c = redis.call('GET', KEYS[1]) "
+    "local v = 0 "
+    "if c then v = tonumber(c) if not v then return redis.error_reply('ERR not a counter') end end "
+    "local f = tonumber(ARGV[1]) "
+    "if f > v then v = f end "
+    "v = v + 1 "
+    "redis.call('SET', KEYS[1], string.format('%d', v)) "
+    "return v";
+
 timeval to_timeval(Millis ms) {
   return timeval{static_cast<time_t>(ms.count() / 1000),
                  static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
@@ -72,6 +85,13 @@ class RedisState final : public SharedState {
   Result<std::int64_t> increment(std::string_view name, Millis ttl, bool refresh) override {
     auto ms = std::to_string(ttl.count());
     auto r = run({"EVAL", increment_script, "1", name, ms, refresh ? "1" : "0"});
+    if (!r) return unexpected(r.error());
+    return integer(**r);
+  }
+
+  Result<std::int64_t> increment_from(std::string_view name, std::int64_t floor) override {
+    auto f = std::to_string(floor);
+    auto r = run({"EVAL", increment_from_script, "1", name, f});
     if (!r) return unexpected(r.error());
     return integer(**r);
   }

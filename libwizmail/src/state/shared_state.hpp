@@ -44,6 +44,11 @@ class SharedState {
   virtual Result<std::int64_t> increment(std::string_view name, Millis ttl, bool refresh) = 0;
   // The current value; 0 when absent or expired.
   virtual Result<std::int64_t> counter(std::string_view name) = 0;
+  // A sequence that never expires (mailing-list post numbers): the new
+  // value is max(current, floor) + 1, so a store that lost the key (a
+  // Redis restart without persistence) continues from the durable record
+  // the caller passes as `floor`, never below it.
+  virtual Result<std::int64_t> increment_from(std::string_view name, std::int64_t floor) = 0;
 
   // Keys with a ttl (POP-before-SMTP: address → account).
   virtual Status put(std::string_view name, std::string_view value, Millis ttl) = 0;
