@@ -93,7 +93,7 @@ void add_config_commands(CLI::App& app, Context& ctx) {
     // A running server takes it now; ports and addresses need a restart.
     control::Request req;
     req.command = control::Command::reload;
-    auto r = control::call(control::control_socket_path(*home), req);
+    auto r = control::call(control::control_socket_path(*home, ctx.node_option), req);
     if (!r) {
       if (r.error().code == Errc::unavailable) return;  // no server running: it reads the files at start
       return ctx.error(std::string("written, but the running server was not reloaded: ") + r.error().message);

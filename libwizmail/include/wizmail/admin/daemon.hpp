@@ -28,6 +28,7 @@ struct StartOptions {
   std::filesystem::path program;  // see server_program()
   unsigned threads = 0;
   std::string sync;  // "", "fsync" or "syncfs": passed as --sync
+  std::string node;  // "": the home's only server; else passed as --node (docs/cluster.md)
   // How long to wait for the listeners (start-up recovery may take a while).
   std::chrono::seconds timeout{60};
 };
@@ -56,8 +57,9 @@ struct Stopped {
 // `wait` bounds the whole wait (default: time_out_of_stop + 30 s).
 // Not running: ok with was_running = false (a stale pid file is removed).
 // Errc::temporary when the process outlives `wait`.
+// `node`: that node of a shared home (its nodes/<node>/run/).
 Result<Stopped> stop(const std::filesystem::path& home, bool force,
-                     std::chrono::seconds wait = std::chrono::seconds(0));
+                     std::chrono::seconds wait = std::chrono::seconds(0), std::string_view node = {});
 
 struct SuperviseOptions {
   std::chrono::seconds interval{60};  // check period
