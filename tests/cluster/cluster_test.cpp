@@ -3,10 +3,16 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "ops/metrics.hpp"
+#include "server/node_heartbeat.hpp"
+#include "state/shared_state.hpp"
 #include "temp_dir.hpp"
 #include "wizmail/admin/control.hpp"
 #include "wizmail/config.hpp"
@@ -34,6 +40,11 @@ cluster::Heartbeat sample() {
 
 std::chrono::system_clock::time_point at_ms(std::int64_t ms) {
   return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+}
+
+std::string util_read(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 void write(const fs::path& p, std::string_view text) {
@@ -385,4 +396,91 @@ TEST_CASE("load_config(home, node): node.dat read from nodes/<node>/, errors wit
   auto bad = load_config(home, "no/such");
   REQUIRE_FALSE(bad);
   CHECK(bad.error().message.find("node name 'no/such'") != std::string::npos);
+}
+
+// ---- integration: the server's heartbeat thread (file and shared state)
+
+TEST_CASE("NodeHeartbeat: a first beat at start, then one each interval, to the file and the shared state") {
+  test::TempDir tmp("wizmail-cluster");
+  const fs::path dir = tmp.path() / "nodes" / "n1";
+  fs::create_directories(dir);
+  auto shared = state::make_memory_state();
+  std::atomic<int> calls{0};
+  std::vector<std::string> logs;
+  std::mutex log_mu;
+  server::NodeHeartbeat hb(
+      dir, 1s,
+      [&] {
+        auto b = sample();
+        b.node = "n1";
+        b.sessions_smtp = static_cast<std::uint64_t>(++calls);
+        return b;
+      },
+      [&](const std::string& line) {
+        std::lock_guard lk(log_mu);
+        logs.push_back(line);
+      },
+      shared.get());
+  hb.start();
+  // The first beat is there when start() returns.
+  auto text = util_read(dir / "heartbeat");
+  auto first = cluster::parse_heartbeat(text);
+  REQUIRE(first);
+  CHECK(first->node == "n1");
+  CHECK(first->interval == 1);  // the writer's interval, not the snapshot's
+  CHECK(first->sessions_smtp == 1);
+  const auto now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  CHECK(std::llabs(first->beat_ms - now_ms) < 5000);
+  auto put = shared->get(server::NodeHeartbeat::redis_key("n1"));
+  REQUIRE(put);
+  REQUIRE(put->has_value());
+  CHECK(**put == text);
+  CHECK(server::NodeHeartbeat::redis_key("n1") == "wizmail:node:n1");
+  // A later beat replaces it.
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (calls.load() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  hb.stop();
+  CHECK(calls.load() >= 2);
+  auto later = cluster::parse_heartbeat(util_read(dir / "heartbeat"));
+  REQUIRE(later);
+  CHECK(later->sessions_smtp >= 2);
+  std::size_t files = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++files;
+  CHECK(files == 1);  // no temporary file left behind
+  std::lock_guard lk(log_mu);
+  CHECK(logs.empty());
+}
+
+TEST_CASE("NodeHeartbeat: a beat that cannot be written is logged once, and its return too") {
+  test::TempDir tmp("wizmail-cluster");
+  const fs::path dir = tmp.path() / "gone";  // not made: every write fails
+  std::vector<std::string> logs;
+  std::mutex log_mu;
+  std::atomic<int> calls{0};
+  server::NodeHeartbeat hb(
+      dir, 1s,
+      [&] {
+        ++calls;
+        auto b = sample();
+        return b;
+      },
+      [&](const std::string& line) {
+        std::lock_guard lk(log_mu);
+        logs.push_back(line);
+      },
+      nullptr);
+  hb.start();
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (calls.load() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  fs::create_directories(dir);
+  deadline = std::chrono::steady_clock::now() + 10s;
+  while (!fs::exists(dir / "heartbeat") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  hb.stop();
+  CHECK(fs::exists(dir / "heartbeat"));
+  std::lock_guard lk(log_mu);
+  REQUIRE(logs.size() == 2);
+  CHECK(logs[0].starts_with("heartbeat not written: "));
+  CHECK(logs[1] == "heartbeat written again");
 }
