@@ -27,7 +27,7 @@ std::shared_ptr<const Config> load(Context& ctx, std::size_t& errors, std::size_
     ctx.error(home.error());
     return nullptr;
   }
-  ConfigLoad r = load_config_report(*home);
+  ConfigLoad r = load_config_report(*home, ctx.node_option);
   for (const auto& d : r.diagnostics) {
     print_diagnostic(d);
     (d.severity == ConfigDiagnostic::Severity::error ? errors : warnings)++;
@@ -63,7 +63,7 @@ void add_config_commands(CLI::App& app, Context& ctx) {
     std::size_t errors = 0, warnings = 0;
     auto home = ctx.home();
     if (!home) return ctx.error(home.error());
-    for (const auto& d : daemon::config_check(*home, unit_dir)) {
+    for (const auto& d : daemon::config_check(*home, unit_dir, ctx.node_option)) {
       print_diagnostic(d);
       (d.severity == ConfigDiagnostic::Severity::error ? errors : warnings)++;
     }

@@ -106,7 +106,9 @@ std::optional<std::string> stale_unit(const UnitOptions& options, const std::fil
 // diagnostics (load_config_report), then, when it loads, check_config's and
 // a stale unit (stale_unit(), as a warning about no file). The web console's
 // config check is the same list.
-std::vector<ConfigDiagnostic> config_check(const std::filesystem::path& home, const std::filesystem::path& unit_dir);
+// `node`: that node of a shared home (its node.dat applied, docs/cluster.md).
+std::vector<ConfigDiagnostic> config_check(const std::filesystem::path& home, const std::filesystem::path& unit_dir,
+                                           std::string_view node = {});
 std::string unit_name();  // "wizmail.service"
 // Write (0644, atomically) into `unit_dir` (default /etc/systemd/system);
 // then `systemctl daemon-reload` and `enable` when systemd runs and
