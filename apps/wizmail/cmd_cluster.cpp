@@ -15,7 +15,7 @@ void add_cluster_commands(CLI::App& app, Context& ctx) {
   auto* status = cluster->add_subcommand(
       "status",
       "every node under HOME/nodes/ with the age of its last heartbeat, alive or stale (stale: "
-      "3 heartbeats missed, each cluster_heartbeat_seconds apart), its SMTP and POP3 sessions and the "
+      "3 heartbeats missed, each cluster_heartbeat_seconds apart; unknown: no readable heartbeat), its SMTP and POP3 sessions and the "
       "queue entries it holds; read from the heartbeat files, so it works with every node down. "
       "The control socket's \"cluster\" command answers the same");
   status->add_flag("--json", ctx.json,

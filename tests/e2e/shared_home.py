@@ -127,6 +127,27 @@ def test_3_two_nodes_accept_and_share_the_mailbox():
     check(not os.path.exists(os.path.join(H, "var", "journal")), "no delivery journal on a shared home")
 
 
+def test_3b_sendmail_through_a_node():
+    sendmail = os.path.join(harness.BUILD, "apps", "wizmail-sendmail", "wizmail-sendmail")
+    msg = "From: alice@localhost\nSubject: local\n\nby wizmail-sendmail via {}\n"
+    r = subprocess.run([sendmail, "--home", H, "--node", "b", "-f", "alice@localhost", "alice@localhost"],
+                       input=msg.format("b"), capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, f"wizmail-sendmail --node b: sent ({r.stderr.strip()})")
+    env = dict(os.environ, WIZMAIL_NODE="a")
+    r = subprocess.run([sendmail, "--home", H, "-f", "alice@localhost", "alice@localhost"],
+                       input=msg.format("a"), capture_output=True, text=True, timeout=30, env=env)
+    check(r.returncode == 0, f"wizmail-sendmail with WIZMAIL_NODE=a: sent ({r.stderr.strip()})")
+    r = subprocess.run([sendmail, "--home", H, "-f", "alice@localhost", "alice@localhost"],
+                       input=msg.format("none"), capture_output=True, text=True, timeout=30)
+    check(r.returncode == 75, "wizmail-sendmail without a node: no server of its own (75)")
+    r = subprocess.run([sendmail, "--home", H, "--node", "a/b", "alice@localhost"],
+                       input=msg.format("bad"), capture_output=True, text=True, timeout=30)
+    check(r.returncode == 64 and "node name 'a/b'" in r.stderr, "wizmail-sendmail --node a/b: usage error")
+    names = os.listdir(home.new_dir())
+    writers = sorted(n.split(",")[0].split(".", 2)[2] for n in names)
+    check(len(names) == 5 and writers == ["a", "a", "a", "b", "b"], f"both submitted through their node ({writers})")
+
+
 def test_4_each_node_logs_and_runs_in_its_own_folder():
     for n in ("a", "b"):
         other = "b" if n == "a" else "a"
