@@ -557,7 +557,7 @@ std::vector<Key> make_keys() {
        .min = 1, .max = 300,
        .doc = "Seconds between the heartbeats a node started with --node writes to "
               "nodes/<node>/heartbeat (and Redis with redis_url); `wizmail cluster status` calls a "
-              "node stale after three missed beats (docs/cluster.md).",
+              "node stale after three missed beats (docs/cluster.md). Read at start.",
        .example = "2", .field = field<srv, &W::cluster_heartbeat_seconds>},
       {.name = "admin_port", .file = wizenv, .type = T::integer, .default_value = "0",
        .min = 0, .max = 65535,
