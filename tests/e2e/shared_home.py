@@ -8,7 +8,9 @@ file and control socket; `wizmail cluster status --json` (and the control
 socket's "cluster", and the metrics) show both alive, then b stale once it
 was killed with SIGKILL (cluster_heartbeat_seconds=1: stale after 3 s). A
 bad node.dat key is refused with file:line, a bad --node name is refused,
---sync syncfs is refused with --node, and a node makes no delivery journal."""
+--sync syncfs is refused with --node, and a node makes no delivery journal.
+With redis_url (a redis-server the test starts) the beat is also in Redis,
+with a ttl of three intervals."""
 import json, os, signal, smtplib, socket, subprocess, sys, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -217,6 +219,44 @@ def test_6_stop_node_a_with_the_cli():
     check(r.returncode == 0, "wizmail --node a stop: " + r.stdout.strip() + r.stderr.strip())
     check(procs["a"].wait(30) == 0, "node a exited cleanly")
     check(not os.path.exists(os.path.join(node_dir("a"), "run", "wizmail.pid")), "node a's pid file removed")
+
+
+def test_7_heartbeat_in_redis():
+    """With redis_url the beat is also wizmail:node:<node> with a ttl of three
+    intervals: there while the node lives, gone after it was killed."""
+    import shutil
+    redis_server, redis_cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if not redis_server or not redis_cli:
+        raise SystemExit("FAILED: redis-server and redis-cli are needed (Debian package redis-server, "
+                         "scripts/packages.txt)")
+    rport = free_port()
+    r = subprocess.Popen([redis_server, "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                          "no", "--dir", "/tmp", "--logfile", ""], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    harness._procs.append(r)
+    check(poll(lambda: port_open(rport), 15), "redis-server listens")
+
+    def redis(*args):
+        return subprocess.run([redis_cli, "-p", str(rport), *args], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+
+    ports["r"] = {"smtp": free_port(), "pop": free_port(), "metrics": free_port()}
+    os.makedirs(node_dir("r"))
+    with open(os.path.join(node_dir("r"), "node.dat"), "w") as f:
+        f.write(f"smtpenv.port={ports['r']['smtp']}\nsubmission_port=0\npopenv.port={ports['r']['pop']}\n"
+                f"redis_url=redis://127.0.0.1:{rport}/0\n")
+    start("r")
+    wait_for(lambda: "node=r\n" in redis("GET", "wizmail:node:r") + "\n", "node r's beat is in Redis")
+    beat = redis("GET", "wizmail:node:r")
+    check(f"pid={procs['r'].pid}" in beat and f"smtp 127.0.0.1:{ports['r']['smtp']}" in beat,
+          "the Redis copy is the heartbeat file's text")
+    ttl = int(redis("PTTL", "wizmail:node:r"))
+    check(0 < ttl <= 3000, f"its ttl is at most three intervals ({ttl} ms)")
+    procs["r"].send_signal(signal.SIGKILL)
+    procs["r"].wait()
+    wait_for(lambda: redis("EXISTS", "wizmail:node:r") == "0", "node r's beat expired in Redis", timeout=10)
+    r.kill()
+    r.wait()
 
 
 harness.run_tests(globals())
