@@ -132,9 +132,13 @@ void add_control_commands(CLI::App& app, Context& ctx) {
     daemon::SuperviseOptions o;
     o.interval = std::chrono::seconds(interval);
     o.start.program = sup_server;
+    o.start.node = ctx.node_option;
     o.keep_going = [] { return !g_interrupted.load(); };
-    std::cout << "wizmail: supervising " << home->string() << " every " << interval
-              << " s (log: var/log/supervise.log); Ctrl-C ends\n"
+    std::cout << "wizmail: supervising " << home->string()
+              << (ctx.node_option.empty() ? std::string() : std::string(" node ") + ctx.node_option) << " every " << interval
+              << " s (log: "
+              << (ctx.node_option.empty() ? std::string("var/log") : std::string("nodes/") + ctx.node_option + "/log")
+              << "/supervise.log); Ctrl-C ends\n"
               << std::flush;
     daemon::supervise(std::filesystem::absolute(*home), o);
   });

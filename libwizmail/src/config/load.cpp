@@ -151,7 +151,7 @@ void apply_node_def(Config& c, const config::DefText& text, const std::string& p
     }
     if (auto [it, fresh] = seen.emplace(key, line.line); !fresh) {
       diags.push_back({Severity::error, path, line.line, line.key,
-                       "duplicate key (first set on line " + std::to_string(it->second) + ")"});
+                       util::cat("duplicate key (first set on line ", std::to_string(it->second), ")")});
       continue;
     }
     if (line.value.empty()) {

@@ -208,7 +208,7 @@ Result<Stopped> stop(const fs::path& home, bool force, std::chrono::seconds wait
 }
 
 int supervise(const fs::path& home, const SuperviseOptions& opt) {
-  auto log_file = opt.log_file.empty() ? home / "var" / "log" / "supervise.log" : opt.log_file;
+  auto log_file = opt.log_file.empty() ? log_dir(home, opt.start.node) / "supervise.log" : opt.log_file;
   (void)util::make_dirs(log_file.parent_path(), 0750);
   auto log = [&](const std::string& text) {
     int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -225,7 +225,7 @@ int supervise(const fs::path& home, const SuperviseOptions& opt) {
   bool seen_up = false;  // the last started server was found running at a check
   log("supervise: watching " + home.string() + " every " + std::to_string(interval.count()) + " s");
   while (keep_going()) {
-    if (!control::running_server(home)) {
+    if (!control::running_server(home, opt.start.node)) {
       // Down again before any check saw it up: a crash loop, wait longer.
       if (started_once && !seen_up) backoff = std::min(backoff * 2, std::max(opt.max_backoff, interval));
       else backoff = interval;

@@ -69,7 +69,8 @@ struct SuperviseOptions {
   std::chrono::seconds max_backoff{3600};
   // Checked between waits; return false to end (signals, tests).
   std::function<bool()> keep_going;
-  // Where each restart is logged (default: var/log/supervise.log).
+  // Where each restart is logged (default: var/log/supervise.log; with
+  // start.node, nodes/<node>/log/supervise.log).
   std::filesystem::path log_file;
 };
 
