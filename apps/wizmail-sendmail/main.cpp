@@ -25,10 +25,10 @@ using namespace wizmail;
 namespace x = submit::exit_code;
 
 const char* const kUsageText =
-    "usage: wizmail-sendmail [--home DIR] FROM TO[,TO...] -mf FILE [-del]\n"
-    "       wizmail-sendmail [--home DIR] FROM TO[,TO...] -sb FILE [-onlyonce CSV] [--auto-replied]\n"
-    "       wizmail-sendmail [--home DIR] FROM TO[,TO...]  < message\n"
-    "       wizmail-sendmail [--home DIR] [-t] [-i|-oi] [-f FROM] [-F NAME] [--] [RCPT...] < message\n"
+    "usage: wizmail-sendmail [--home DIR] [--node NAME] FROM TO[,TO...] -mf FILE [-del]\n"
+    "       wizmail-sendmail [--home DIR] [--node NAME] FROM TO[,TO...] -sb FILE [-onlyonce CSV] [--auto-replied]\n"
+    "       wizmail-sendmail [--home DIR] [--node NAME] FROM TO[,TO...]  < message\n"
+    "       wizmail-sendmail [--home DIR] [--node NAME] [-t] [-i|-oi] [-f FROM] [-F NAME] [--] [RCPT...] < message\n"
     "\n"
     "Which form: with -mf or -sb, FROM TO (the manual's forms). Exactly two\n"
     "arguments and no option: FROM TO, the message on standard input (the\n"
@@ -38,6 +38,8 @@ const char* const kUsageText =
     "an option (-i) or -- to send to exactly two recipients. An empty message is\n"
     "refused. Run by a reply.def hook, every message gets Auto-Submitted:\n"
     "auto-replied (RFC 3834) and In-Reply-To/References of the mail answered.\n"
+    "--node NAME (default $WIZMAIL_NODE, which the server sets for its hooks):\n"
+    "submit through node NAME of a shared home, HOME/nodes/NAME/run/submit.sock.\n"
     "\n"
     "Exit status (sysexits.h): 0 sent (on disk at the server); 64 usage;\n"
     "65 bad message; 66 file unreadable or empty message; 67 the server refused\n"
@@ -119,11 +121,12 @@ int refuse_empty() {
 
 struct Setup {
   fs::path home;
+  std::string node;  // a node of a shared home (--node, $WIZMAIL_NODE): its submit socket
   std::string domain = "localhost";
 };
 
 int send(const Setup& setup, const submit::Envelope& env, const std::string& message) {
-  if (auto st = submit::send(control::submit_socket_path(setup.home), env, message); !st) return report(st.error());
+  if (auto st = submit::send(control::submit_socket_path(setup.home, setup.node), env, message); !st) return report(st.error());
   return x::ok;
 }
 
@@ -230,8 +233,15 @@ int classic_form(const Setup& setup, submit::CommandLine& c) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
   std::string home_option;
+  std::string node = env("WIZMAIL_NODE") ? env("WIZMAIL_NODE") : "";
   for (std::size_t i = 0; i < args.size();) {
-    if (args[i] == "--home" && i + 1 < args.size()) {
+    if (args[i] == "--node" && i + 1 < args.size()) {
+      node = args[i + 1];
+      args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i) + 2);
+    } else if (args[i].starts_with("--node=")) {
+      node = args[i].substr(7);
+      args.erase(args.begin() + static_cast<long>(i));
+    } else if (args[i] == "--home" && i + 1 < args.size()) {
       home_option = args[i + 1];
       args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i) + 2);
     } else if (args[i].starts_with("--home=")) {
@@ -252,8 +262,12 @@ int main(int argc, char** argv) {
     std::cerr << "wizmail-sendmail: " << home.error().message << '\n';
     return x::config;
   }
+  if (!node.empty()) {
+    if (auto st = validate_node_name(node); !st) return usage(st.error().message);
+  }
   Setup setup;
   setup.home = *home;
-  if (auto cfg = load_config(*home)) setup.domain = (*cfg)->server.domain;
+  setup.node = node;
+  if (auto cfg = load_config(*home, node)) setup.domain = (*cfg)->server.domain;
   return line->form == submit::CommandLine::Form::classic ? classic_form(setup, *line) : manual_form(setup, *line);
 }

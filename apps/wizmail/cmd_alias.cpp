@@ -16,13 +16,13 @@ namespace {
 
 // Tell a running server to re-read its def files; say what happened.
 void reload_running(Context& ctx, const Config& cfg) {
-  if (!control::running_server(cfg.home)) {
+  if (!control::running_server(cfg.home, cfg.node)) {
     std::cout << "(the server is not running: the change applies when it starts)\n";
     return;
   }
   control::Request req;
   req.command = control::Command::reload;
-  auto r = control::call(control::control_socket_path(cfg.home), req);
+  auto r = control::call(control::control_socket_path(cfg.home, cfg.node), req);
   Status st = r ? control::check_reply(*r) : Status(unexpected(r.error()));
   if (!st) return ctx.error("changed aliases.def, but the running server did not reload: " + st.error().message);
   std::cout << "(the running server reloaded its configuration)\n";
@@ -31,7 +31,7 @@ void reload_running(Context& ctx, const Config& cfg) {
 // Targets at a local domain that lead nowhere (warned, not refused: the
 // account may be created next).
 void warn_unknown(const Config& cfg, std::string_view key) {
-  auto loaded = load_config(cfg.home);
+  auto loaded = load_config(cfg.home, cfg.node);
   if (!loaded || !(*loaded)->aliases) return;
   const auto& c = **loaded;
   auto locals = c.local_domains();

@@ -27,7 +27,7 @@ std::shared_ptr<const Config> load(Context& ctx, std::size_t& errors, std::size_
     ctx.error(home.error());
     return nullptr;
   }
-  ConfigLoad r = load_config_report(*home);
+  ConfigLoad r = load_config_report(*home, ctx.node_option);
   for (const auto& d : r.diagnostics) {
     print_diagnostic(d);
     (d.severity == ConfigDiagnostic::Severity::error ? errors : warnings)++;
@@ -63,7 +63,7 @@ void add_config_commands(CLI::App& app, Context& ctx) {
     std::size_t errors = 0, warnings = 0;
     auto home = ctx.home();
     if (!home) return ctx.error(home.error());
-    for (const auto& d : daemon::config_check(*home, unit_dir)) {
+    for (const auto& d : daemon::config_check(*home, unit_dir, ctx.node_option)) {
       print_diagnostic(d);
       (d.severity == ConfigDiagnostic::Severity::error ? errors : warnings)++;
     }
@@ -93,7 +93,7 @@ void add_config_commands(CLI::App& app, Context& ctx) {
     // A running server takes it now; ports and addresses need a restart.
     control::Request req;
     req.command = control::Command::reload;
-    auto r = control::call(control::control_socket_path(*home), req);
+    auto r = control::call(control::control_socket_path(*home, ctx.node_option), req);
     if (!r) {
       if (r.error().code == Errc::unavailable) return;  // no server running: it reads the files at start
       return ctx.error(std::string("written, but the running server was not reloaded: ") + r.error().message);

@@ -47,6 +47,7 @@ void add_control_commands(CLI::App& app, Context& ctx) {
     auto home = ctx.home();
     if (!home) return ctx.error(home.error());
     start_opt.program = server_path;
+    start_opt.node = ctx.node_option;
     auto r = daemon::start(std::filesystem::absolute(*home), start_opt);
     if (!r) return ctx.error("cannot start: " + r.error().message);
     if (r->removed_stale_pid_file) std::cerr << "wizmail: removed a stale pid file\n";
@@ -63,7 +64,7 @@ void add_control_commands(CLI::App& app, Context& ctx) {
   stop->callback([&ctx] {
     auto home = ctx.home();
     if (!home) return ctx.error(home.error());
-    auto r = daemon::stop(*home, force, std::chrono::seconds(wait_seconds));
+    auto r = daemon::stop(*home, force, std::chrono::seconds(wait_seconds), ctx.node_option);
     if (!r) return ctx.error("cannot stop: " + r.error().message);
     if (!r->was_running) {
       ctx.error(std::string("the server is not running") +
@@ -80,7 +81,7 @@ void add_control_commands(CLI::App& app, Context& ctx) {
     if (!home) return ctx.error(home.error());
     control::Request req;
     req.command = control::Command::reload;
-    auto r = control::call(control::control_socket_path(*home), req);
+    auto r = control::call(control::control_socket_path(*home, ctx.node_option), req);
     if (!r) return ctx.error(r.error());
     if (auto st = control::check_reply(*r); !st) return ctx.error(st.error());
     std::cout << "wizmail: configuration reloaded\n";
@@ -103,7 +104,7 @@ void add_control_commands(CLI::App& app, Context& ctx) {
         if (g_interrupted) break;
         if (!ctx.json) std::cout << '\n';
       }
-      auto line = control::call_raw(control::control_socket_path(*home), req);
+      auto line = control::call_raw(control::control_socket_path(*home, ctx.node_option), req);
       if (!line) return ctx.error(line.error());
       auto r = control::parse_json(*line);
       if (!r) return ctx.error("malformed reply from the server: " + r.error().message);
@@ -131,9 +132,13 @@ void add_control_commands(CLI::App& app, Context& ctx) {
     daemon::SuperviseOptions o;
     o.interval = std::chrono::seconds(interval);
     o.start.program = sup_server;
+    o.start.node = ctx.node_option;
     o.keep_going = [] { return !g_interrupted.load(); };
-    std::cout << "wizmail: supervising " << home->string() << " every " << interval
-              << " s (log: var/log/supervise.log); Ctrl-C ends\n"
+    std::cout << "wizmail: supervising " << home->string()
+              << (ctx.node_option.empty() ? std::string() : std::string(" node ") + ctx.node_option) << " every " << interval
+              << " s (log: "
+              << (ctx.node_option.empty() ? std::string("var/log") : std::string("nodes/") + ctx.node_option + "/log")
+              << "/supervise.log); Ctrl-C ends\n"
               << std::flush;
     daemon::supervise(std::filesystem::absolute(*home), o);
   });
@@ -195,7 +200,7 @@ void add_control_commands(CLI::App& app, Context& ctx) {
   notify->callback([&ctx] {
     auto home = ctx.home();
     if (!home) return ctx.error(home.error());
-    auto cfg = load_config(*home);
+    auto cfg = load_config(*home, ctx.node_option);
     if (!cfg) return ctx.error(cfg.error());
     std::ifstream in(notice_file, std::ios::binary);
     if (!in) return ctx.error("cannot read " + notice_file);

@@ -91,14 +91,14 @@ void list(Context& ctx, const RelayQueue& queue) {
 }
 
 void flush(Context& ctx, const std::filesystem::path& home, const RelayQueue& queue) {
-  auto reply = control::call(control::control_socket_path(home), {control::Command::flush, false});
+  auto reply = control::call(control::control_socket_path(home, ctx.node_option), {control::Command::flush, false});
   if (reply) {
     if (control::check_reply(*reply)) {
       std::cout << "flush requested: the server retries every queued message now\n";
       return;
     }
   }
-  if (auto pid = control::running_server(home)) {
+  if (auto pid = control::running_server(home, ctx.node_option)) {
     if (::kill(*pid, SIGUSR1) == 0) {
       std::cout << "flush requested (SIGUSR1 to pid " << *pid << ")\n";
       return;
@@ -118,7 +118,7 @@ void flush(Context& ctx, const std::filesystem::path& home, const RelayQueue& qu
 std::filesystem::path quarantine_dir(const RelayQueue& queue) { return queue.dir() / "quarantine"; }
 
 void remove(Context& ctx, const std::filesystem::path& home, const RelayQueue& queue, const std::string& id) {
-  bool running = control::running_server(home).has_value();
+  bool running = control::running_server(home, ctx.node_option).has_value();
   if (auto st = delete_queue_entry(queue, id, !running); !st) {
     if (st.error().code == Errc::not_found && delete_quarantined(quarantine_dir(queue), id)) {
       std::cout << "deleted " << id << " (quarantined)\n";

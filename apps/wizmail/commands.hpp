@@ -19,12 +19,14 @@ namespace wizmail::cli {
 // What every command shares: the --home option, --json, and the outcome.
 struct Context {
   std::string home_option;   // --home
+  std::string node_option;   // --node: that node of a shared home (docs/cluster.md)
   bool json = false;         // --json where a command supports it
   int exit_code = 0;
 
   // --home, else $WIZ98MS_HOME, else an error (printed by the caller).
   Result<std::filesystem::path> home() const;
-  // The home's loaded configuration, or null after printing why (error()).
+  // The home's loaded configuration (with --node, that node's: node.dat
+  // over the def files), or null after printing why (error()).
   std::shared_ptr<const Config> config();
   // Print "wizmail: <message>" on stderr and remember exit code `code`.
   void error(const std::string& message, int code = 1);
@@ -53,6 +55,7 @@ void add_outbound_commands(CLI::App& app, Context& ctx);  // exists, check-smtp
 void add_queue_commands(CLI::App& app, Context& ctx);     // queue list|flush|delete
 void add_dkim_commands(CLI::App& app, Context& ctx);      // dkim keygen|show
 void add_check_dns_command(CLI::App& app, Context& ctx);  // check-dns DOMAIN
+void add_cluster_commands(CLI::App& app, Context& ctx);   // cluster status
 
 // The manual's command names (wmsactcrt, wmsprtdef, ...) map onto wizmail
 // subcommands. Returns the argument vector to parse (without argv[0]) for

@@ -22,7 +22,7 @@ std::shared_ptr<const Config> Context::config() {
     error(h.error());
     return nullptr;
   }
-  auto cfg = load_config(*h);
+  auto cfg = load_config(*h, node_option);
   if (!cfg) {
     error(cfg.error());
     return nullptr;
@@ -49,6 +49,15 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.add_option("--home", ctx.home_option,
                  "the server home (default: $WIZ98MS_HOME)");
+  app.add_option("--node", ctx.node_option,
+                 "a node of a home shared by several nodes: its node.dat, control socket, pid file "
+                 "and logs under HOME/nodes/NODE/ (docs/cluster.md)")
+      ->check(CLI::Validator(
+          [](std::string& name) {
+            auto st = wizmail::validate_node_name(name);
+            return st ? std::string() : st.error().message;
+          },
+          "NODE"));
   app.set_version_flag("--version", "wizmail 0.1.0");
 
   add_setup_command(app, ctx);
@@ -62,6 +71,7 @@ int main(int argc, char** argv) {
   add_queue_commands(app, ctx);
   add_dkim_commands(app, ctx);
   add_check_dns_command(app, ctx);
+  add_cluster_commands(app, ctx);
   add_ops_commands(app, ctx);
 
   // Run as root on a home whose server runs as run_as_user, a command
@@ -79,7 +89,7 @@ int main(int argc, char** argv) {
     if (::geteuid() != 0) return;
     auto home = ctx.home();
     if (!home) return;  // the command says so, if it needs one
-    auto cfg = wizmail::load_config(*home);
+    auto cfg = wizmail::load_config(*home, ctx.node_option);
     if (!cfg || (*cfg)->server.run_as_user.empty()) return;
     if (auto st = wizmail::daemon::become_server_user(**cfg); !st) {
       ctx.error("refused: run as root, this command acts as the server's user (run_as_user), but " +

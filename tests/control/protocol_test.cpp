@@ -89,7 +89,8 @@ TEST_CASE("requests: the valid forms") {
   r = parse_request(R"({"cmd":"stop","v":1})");
   REQUIRE(r);
   CHECK_FALSE(r->force);
-  for (auto c : {Command::stop, Command::reload, Command::sessions, Command::stats, Command::flush}) {
+  for (auto c : {Command::stop, Command::reload, Command::sessions, Command::stats, Command::flush,
+                 Command::cluster}) {
     Request q;
     q.command = c;
     auto back = parse_request(format_request(q));

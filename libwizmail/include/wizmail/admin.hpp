@@ -7,6 +7,7 @@
 #pragma once
 
 #include "wizmail/admin/check_dns.hpp"
+#include "wizmail/admin/cluster.hpp"
 #include "wizmail/admin/control.hpp"
 #include "wizmail/admin/daemon.hpp"
 #include "wizmail/admin/dkim.hpp"

@@ -162,6 +162,7 @@ struct ServerSettings {
   // Shared volatile state of a cluster (docs/cluster.md); empty = in-process.
   std::string redis_url;
   int redis_lease_seconds = 60;            // a dead node's leases expire after this
+  int cluster_heartbeat_seconds = 5;       // a node's heartbeat period (docs/cluster.md)
   int admin_port = 0;                      // web console; 0 = off
   std::vector<std::string> admin_bind_address{"127.0.0.1"};  // one address
   bool admin_tls = true;                   // HTTPS when the certificate is set
@@ -230,6 +231,9 @@ class TlsPolicyTable {
 
 struct Config {
   std::filesystem::path home;
+  // This node's name when several nodes share the home (`--node`,
+  // docs/cluster.md); empty = the home's only server, as always.
+  std::string node;
   SmtpSettings smtp;
   PopSettings pop;
   ServerSettings server;
@@ -247,8 +251,12 @@ struct Config {
   std::filesystem::path dustbox_dir() const;
   std::filesystem::path queue_dir() const { return home / "resendmail"; }
   std::filesystem::path dead_dir() const { return home / "deadmail"; }
-  std::filesystem::path log_dir() const { return home / "var" / "log"; }
-  std::filesystem::path run_dir() const { return home / "var" / "run"; }
+  // <home>/var/log and <home>/var/run; with a node, <home>/nodes/<node>/log
+  // and <home>/nodes/<node>/run (two nodes never share a log or pid file).
+  std::filesystem::path log_dir() const;
+  std::filesystem::path run_dir() const;
+  // <home>/nodes/<node>; empty without a node.
+  std::filesystem::path node_dir() const;
 
   // All local mail domains, lower-cased, without duplicates:
   // domain ∪ alias ∪ subhost ∪ the obsolete smtpenv `host`.
@@ -273,12 +281,28 @@ struct Config {
 // error telling the user to give one of them.
 Result<std::filesystem::path> resolve_home(const std::string& cli_home);
 
+// A node's name (`--node`): 1 to 63 letters, digits, '-' and '_'.
+// Errc::invalid_argument saying what is wrong otherwise.
+Status validate_node_name(std::string_view node);
+// <home>/nodes/<node>: the node's node.dat, heartbeat, log/ and run/.
+std::filesystem::path node_dir(const std::filesystem::path& home, std::string_view node);
+// <home>/var/run, or <home>/nodes/<node>/run with a node (control.sock,
+// submit.sock, wizmail.pid); likewise <home>/var/log or <home>/nodes/<node>/log.
+std::filesystem::path run_dir(const std::filesystem::path& home, std::string_view node = {});
+std::filesystem::path log_dir(const std::filesystem::path& home, std::string_view node = {});
+
 // Load and validate the three def files of `home` (and def/aliases.def and
 // def/tls_policy.def when there are). A missing file means all its keys take their defaults; an unreadable file, a bad value, a value out of
 // range or a duplicate key is an error naming file, line and key.
 // On failure the error message holds every error, one per line.
 // A home that does not exist (or is not a directory) is an error.
 Result<std::shared_ptr<const Config>> load_config(const std::filesystem::path& home);
+// The same for node `node` of a shared home (docs/cluster.md): the name is
+// validated, then <home>/nodes/<node>/node.dat (optional) is laid over the
+// def files: any key of the three files may be set there once and wins; an
+// unknown key, a duplicate or a bad value is an error naming node.dat and
+// its line. An empty `node` is load_config(home).
+Result<std::shared_ptr<const Config>> load_config(const std::filesystem::path& home, std::string_view node);
 
 // The same, keeping every diagnostic apart (for `wizmail config check` and
 // reload logging): `config` is null when any diagnostic is an error;
@@ -288,14 +312,17 @@ struct ConfigLoad {
   std::vector<ConfigDiagnostic> diagnostics;
   bool ok() const { return config != nullptr; }
 };
-ConfigLoad load_config_report(const std::filesystem::path& home);
+ConfigLoad load_config_report(const std::filesystem::path& home, std::string_view node = {});
 
 // Parse the three def files from text (pure: no file access). `texts` maps a
 // file name ("smtpenv.dat", ...) to its contents; a missing name = missing
 // file; "aliases.def" is def/aliases.def (checked against the local domains
 // the other files give), "tls_policy.def" def/tls_policy.def. Used by load_config_report and by tests.
+// With a `node`, a "node.dat" text is that node's overrides (see
+// load_config(home, node)); without one it is ignored.
 ConfigLoad parse_config_texts(const std::filesystem::path& home,
-                              const std::vector<std::pair<std::string, std::string>>& texts);
+                              const std::vector<std::pair<std::string, std::string>>& texts,
+                              std::string_view node = {});
 
 // "smtpenv.dat", "popenv.dat", "wiz98msenv.dat" (they live in <home>/def/).
 const std::vector<std::string>& def_file_names();

@@ -135,6 +135,8 @@ struct ServerOptions {
   // configured one (tests); see Server::endpoints().
   bool ephemeral_ports = false;
   // Commit pipeline: fsync each file and folder, or one syncfs() per phase.
+  // A Config with a node (a shared home, docs/cluster.md) forces false, and
+  // commit_journal false, in create().
   bool use_syncfs = false;
   // Commit small local-only messages through the delivery journal
   // var/journal/delivery (one flush per batch, libwizmail/src/store/delivery_journal.hpp);
@@ -369,8 +371,14 @@ struct RunOptions {
   // write "ok\n" to this descriptor, or "error: <reason>\n" when start-up
   // fails, then close it. -1: none.
   int ready_fd = -1;
+  // A node of a shared home (docs/cluster.md): load_config(home, node),
+  // the node's log/ and run/ under nodes/<node>/, its heartbeat, and each
+  // file and folder fsynced (no syncfs, no delivery journal). Empty: the
+  // home's only server.
+  std::string node;
 };
 // The same daemon; also opens var/run/control.sock and var/run/submit.sock
+// (nodes/<node>/run/ with RunOptions::node)
 // (docs/control.md) and, started as root with run_as_user set, drops to
 // that user once the ports are bound.
 int run_server(const std::filesystem::path& home, const RunOptions& options);

@@ -464,6 +464,9 @@ LocalAgent::Result1 LocalAgent::deliver_one(const QueueEntry& e, const std::stri
     if (def->stdin_message) spec.stdin_file = work->path;
     spec.env = {"WIZ98MS_HOME=" + home_.string(), "WIZMAIL_ACCOUNT=" + account,
                 "WIZMAIL_HOOK=" + std::string(to_string(hf.kind))};
+    // A node of a shared home: wizmail-sendmail in the hook submits through
+    // this node's socket (nodes/<node>/run/submit.sock, docs/cluster.md).
+    if (const auto& node = config_()->node; !node.empty()) spec.env.push_back(util::cat("WIZMAIL_NODE=", node));
     if (hf.kind == HookKind::reply) {
       spec.env.push_back("WIZMAIL_AUTO_SUBMITTED=auto-replied");
       add_reply_env(spec.env, head);

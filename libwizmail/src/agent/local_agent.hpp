@@ -69,8 +69,14 @@ class LocalAgent {
   LocalAgent(const LocalAgent&) = delete;
   LocalAgent& operator=(const LocalAgent&) = delete;
 
-  static std::filesystem::path spool_dir(const Config& c) { return c.home / "var" / "spool" / "agent"; }
-  static std::filesystem::path work_dir(const Config& c) { return c.home / "var" / "spool" / "agent-work"; }
+  // A node of a shared home keeps its spool under nodes/<node>/ (docs/cluster.md):
+  // the spool's start-up recovery takes back every claimed entry, which
+  // must never be another live node's.
+  static std::filesystem::path spool_root(const Config& c) {
+    return c.node.empty() ? c.home / "var" / "spool" : c.node_dir() / "spool";
+  }
+  static std::filesystem::path spool_dir(const Config& c) { return spool_root(c) / "agent"; }
+  static std::filesystem::path work_dir(const Config& c) { return spool_root(c) / "agent-work"; }
 
   // Create and recover the spool, clear stale working files, start workers.
   Status start();

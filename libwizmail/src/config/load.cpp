@@ -106,6 +106,67 @@ void apply_def(Config& c, DefFile file, const config::DefText& text, const std::
   }
 }
 
+// Lay a node's node.dat over `c`: any key of the three files, once each.
+// A name two files share (`port`: smtpenv.dat's and popenv.dat's) must say
+// which: `smtpenv.port`, `popenv.port`; any key may carry its file's prefix.
+// Unlike the def files (shared by every node, where an unknown key is a
+// warning) an unknown key is an error: a node's overrides are few, and a
+// misspelt port would put two nodes on one.
+void apply_node_def(Config& c, const config::DefText& text, const std::string& path,
+                    std::vector<ConfigDiagnostic>& diags) {
+  std::map<const Key*, int> seen;
+  for (const auto& line : text.lines) {
+    std::string_view name = line.key;
+    const Key* key = nullptr;
+    std::vector<DefFile> holders;
+    if (auto dot = name.find('.'); dot != std::string_view::npos) {
+      DefFile f;
+      std::string file = util::cat(name.substr(0, dot), ".dat");
+      if (config::file_from_name(file, f)) {
+        key = config::find_key(f, name.substr(dot + 1));
+        if (key) holders.push_back(f);
+      }
+    } else {
+      for (DefFile f : config::all_files)
+        if (const Key* k = config::find_key(f, name)) key = key ? key : k, holders.push_back(f);
+    }
+    if (!key) {
+      std::vector<const Key*> all;
+      for (const Key& k : config::keys()) all.push_back(&k);
+      std::string msg = unknown_key_message(name, all, {});
+      if (msg.ends_with(" (ignored)")) msg.resize(msg.size() - 10);
+      util::append(msg, " (node.dat takes the keys of smtpenv.dat, popenv.dat and wiz98msenv.dat)");
+      diags.push_back({Severity::error, path, line.line, line.key, std::move(msg)});
+      continue;
+    }
+    if (holders.size() > 1) {
+      std::string msg = "ambiguous: more than one def file has this key; write ";
+      for (std::size_t i = 0; i < holders.size(); ++i) {
+        auto file = config::file_name(holders[i]);
+        util::append(msg, i == 0 ? "" : i + 1 == holders.size() ? " or " : ", ",
+                     file.substr(0, file.size() - 4), ".", name);
+      }
+      diags.push_back({Severity::error, path, line.line, line.key, std::move(msg)});
+      continue;
+    }
+    if (auto [it, fresh] = seen.emplace(key, line.line); !fresh) {
+      diags.push_back({Severity::error, path, line.line, line.key,
+                       util::cat("duplicate key (first set on line ", std::to_string(it->second), ")")});
+      continue;
+    }
+    if (line.value.empty()) {
+      key->field.set(c, config::default_of(*key));  // unset here: the key's default
+      continue;
+    }
+    auto v = config::parse_value(*key, line.value);
+    if (!v) {
+      diags.push_back({Severity::error, path, line.line, line.key, v.error().message});
+      continue;
+    }
+    key->field.set(c, *v);
+  }
+}
+
 std::string strip_path_prefix(const std::string& msg, const std::string& path) {
   if (msg.starts_with(path + ": ")) return msg.substr(path.size() + 2);
   return msg;
@@ -128,10 +189,18 @@ const std::vector<std::string>& def_file_names() {
 }
 
 ConfigLoad parse_config_texts(const fs::path& home,
-                              const std::vector<std::pair<std::string, std::string>>& texts) {
+                              const std::vector<std::pair<std::string, std::string>>& texts,
+                              std::string_view node) {
   auto c = std::make_shared<Config>();
   c->home = home;
   ConfigLoad out;
+  if (!node.empty()) {
+    if (auto st = validate_node_name(node); !st) {
+      out.diagnostics.push_back({Severity::error, "--node", 0, {}, st.error().message});
+      return out;
+    }
+    c->node = std::string(node);
+  }
   for (DefFile f : config::all_files) {
     auto it = std::find_if(texts.begin(), texts.end(),
                            [&](const auto& t) { return t.first == config::file_name(f); });
@@ -144,6 +213,16 @@ ConfigLoad parse_config_texts(const fs::path& home,
                      [](const ConfigDiagnostic& a, const ConfigDiagnostic& b) {
                        return a.line < b.line;
                      });
+    out.diagnostics.insert(out.diagnostics.end(), diags.begin(), diags.end());
+  }
+  if (auto it = std::find_if(texts.begin(), texts.end(), [](const auto& t) { return t.first == "node.dat"; });
+      !node.empty() && it != texts.end()) {
+    std::string path = (node_dir(home, node) / "node.dat").string();
+    auto parsed = config::parse_def_text(it->second, path);
+    std::vector<ConfigDiagnostic> diags = parsed.diagnostics;
+    apply_node_def(*c, parsed, path, diags);
+    std::stable_sort(diags.begin(), diags.end(),
+                     [](const ConfigDiagnostic& a, const ConfigDiagnostic& b) { return a.line < b.line; });
     out.diagnostics.insert(out.diagnostics.end(), diags.begin(), diags.end());
   }
   if (auto it = std::find_if(texts.begin(), texts.end(), [](const auto& t) { return t.first == "aliases.def"; });
@@ -170,8 +249,15 @@ ConfigLoad parse_config_texts(const fs::path& home,
   return out;
 }
 
-ConfigLoad load_config_report(const fs::path& home) {
+ConfigLoad load_config_report(const fs::path& home, std::string_view node) {
   std::error_code ec;
+  if (!node.empty()) {
+    if (auto st = validate_node_name(node); !st) {
+      ConfigLoad out;
+      out.diagnostics.push_back({Severity::error, "--node", 0, {}, st.error().message});
+      return out;
+    }
+  }
   if (!fs::is_directory(home, ec)) {
     ConfigLoad out;
     out.diagnostics.push_back({Severity::error, home.string(), 0, {},
@@ -198,7 +284,14 @@ ConfigLoad load_config_report(const fs::path& home) {
     else if (data.error().code != Errc::not_found)
       read_errors.push_back({Severity::error, p.string(), 0, {}, strip_path_prefix(data.error().message, p.string())});
   }
-  ConfigLoad out = parse_config_texts(home, texts);
+  if (!node.empty()) {
+    fs::path p = node_dir(home, node) / "node.dat";
+    auto data = config::read_def_file(p);
+    if (data) texts.emplace_back("node.dat", std::move(*data));
+    else if (data.error().code != Errc::not_found)
+      read_errors.push_back({Severity::error, p.string(), 0, {}, strip_path_prefix(data.error().message, p.string())});
+  }
+  ConfigLoad out = parse_config_texts(home, texts, node);
   if (!read_errors.empty()) {
     out.config.reset();
     out.diagnostics.insert(out.diagnostics.begin(), read_errors.begin(), read_errors.end());
@@ -206,8 +299,10 @@ ConfigLoad load_config_report(const fs::path& home) {
   return out;
 }
 
-Result<std::shared_ptr<const Config>> load_config(const fs::path& home) {
-  ConfigLoad r = load_config_report(home);
+Result<std::shared_ptr<const Config>> load_config(const fs::path& home) { return load_config(home, {}); }
+
+Result<std::shared_ptr<const Config>> load_config(const fs::path& home, std::string_view node) {
+  ConfigLoad r = load_config_report(home, node);
   if (r.ok()) return r.config;
   std::string msg;
   for (const auto& d : r.diagnostics) {
@@ -217,6 +312,34 @@ Result<std::shared_ptr<const Config>> load_config(const fs::path& home) {
   }
   return fail(Errc::parse, msg);
 }
+
+Status validate_node_name(std::string_view node) {
+  if (node.empty()) return fail(Errc::invalid_argument, "node name: empty");
+  if (node.size() > 63)
+    return fail(Errc::invalid_argument, util::cat("node name '", node.substr(0, 63), "...': longer than 63 characters"));
+  for (char ch : node) {
+    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+              ch == '_';
+    if (!ok)
+      return fail(Errc::invalid_argument,
+                  util::cat("node name '", node, "': only letters, digits, '-' and '_' are allowed"));
+  }
+  return {};
+}
+
+fs::path node_dir(const fs::path& home, std::string_view node) { return home / "nodes" / std::string(node); }
+
+fs::path run_dir(const fs::path& home, std::string_view node) {
+  return node.empty() ? home / "var" / "run" : node_dir(home, node) / "run";
+}
+
+fs::path log_dir(const fs::path& home, std::string_view node) {
+  return node.empty() ? home / "var" / "log" : node_dir(home, node) / "log";
+}
+
+fs::path Config::log_dir() const { return wizmail::log_dir(home, node); }
+fs::path Config::run_dir() const { return wizmail::run_dir(home, node); }
+fs::path Config::node_dir() const { return node.empty() ? fs::path() : wizmail::node_dir(home, node); }
 
 fs::path Config::mailbox_dir() const {
   return server.mailbox_path.empty() ? home / "mailbox" : fs::path(server.mailbox_path);

@@ -564,6 +564,12 @@ std::vector<Key> make_keys() {
               "renewal: the longest a crashed node keeps a mailbox locked. Renewed every third "
               "of it while the session lives.",
        .example = "30", .field = field<srv, &W::redis_lease_seconds>},
+      {.name = "cluster_heartbeat_seconds", .file = wizenv, .type = T::integer, .default_value = "5",
+       .min = 1, .max = 300,
+       .doc = "Seconds between the heartbeats a node started with --node writes to "
+              "nodes/<node>/heartbeat (and Redis with redis_url); `wizmail cluster status` calls a "
+              "node stale after three missed beats (docs/cluster.md). Read at start.",
+       .example = "2", .field = field<srv, &W::cluster_heartbeat_seconds>},
       {.name = "admin_port", .file = wizenv, .type = T::integer, .default_value = "0",
        .min = 0, .max = 65535,
        .doc = "Port of the web console and its JSON API (docs/console.md); 0 = off. "

@@ -135,8 +135,8 @@ bool is_server_process(pid_t pid) {
   return name == "wizmail-server" || name == "wizmail";
 }
 
-std::optional<pid_t> running_server(const fs::path& home) {
-  auto pid = read_pid(pid_file_path(home));
+std::optional<pid_t> running_server(const fs::path& home, std::string_view node) {
+  auto pid = read_pid(pid_file_path(home, node));
   if (!pid || !is_server_process(*pid)) return std::nullopt;
   return pid;
 }

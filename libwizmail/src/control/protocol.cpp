@@ -5,6 +5,7 @@
 
 #include "control/reply.hpp"
 #include "wizmail/admin/control.hpp"
+#include "wizmail/config.hpp"
 
 namespace wizmail::control {
 
@@ -17,6 +18,7 @@ std::string_view to_string(Command c) noexcept {
     case Command::sessions: return "sessions";
     case Command::stats: return "stats";
     case Command::flush: return "flush";
+    case Command::cluster: return "cluster";
   }
   return "stats";
 }
@@ -36,7 +38,7 @@ Result<Request> parse_request(std::string_view line) {
   if (!cmd || !cmd->string()) return fail(Errc::invalid_argument, "missing \"cmd\" string");
   Request r;
   static constexpr Command all[] = {Command::stop, Command::reload, Command::sessions,
-                                    Command::stats, Command::flush};
+                                    Command::stats, Command::flush, Command::cluster};
   bool known = false;
   for (auto c : all)
     if (*cmd->string() == to_string(c)) r.command = c, known = true;
@@ -78,9 +80,13 @@ std::string error_reply(std::string_view code, std::string_view message) {
                                      {"message", std::string(message)}});
 }
 
-fs::path control_socket_path(const fs::path& home) { return home / "var" / "run" / "control.sock"; }
-fs::path submit_socket_path(const fs::path& home) { return home / "var" / "run" / "submit.sock"; }
-fs::path pid_file_path(const fs::path& home) { return home / "var" / "run" / "wizmail.pid"; }
+fs::path control_socket_path(const fs::path& home, std::string_view node) {
+  return run_dir(home, node) / "control.sock";
+}
+fs::path submit_socket_path(const fs::path& home, std::string_view node) {
+  return run_dir(home, node) / "submit.sock";
+}
+fs::path pid_file_path(const fs::path& home, std::string_view node) { return run_dir(home, node) / "wizmail.pid"; }
 
 Status check_reply(const Json& reply) {
   const Json* ok = reply.get("ok");

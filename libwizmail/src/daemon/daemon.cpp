@@ -83,7 +83,7 @@ Status become_server_user(const Config& config) {
 
 Result<Started> start(const fs::path& home, const StartOptions& opt) {
   Started out;
-  auto pid_file = control::pid_file_path(home);
+  auto pid_file = control::pid_file_path(home, opt.node);
   if (auto pid = control::read_pid(pid_file)) {
     if (control::is_server_process(*pid))
       return fail(Errc::already_exists, "the server is already running (pid " + std::to_string(*pid) + ")");
@@ -95,6 +95,7 @@ Result<Started> start(const fs::path& home, const StartOptions& opt) {
   std::vector<std::string> args = {program.string(), "--home", home.string(), "--ready-fd", "3"};
   if (opt.threads > 0) args.insert(args.end(), {"--threads", std::to_string(opt.threads)});
   if (!opt.sync.empty()) args.insert(args.end(), {"--sync", opt.sync});
+  if (!opt.node.empty()) args.insert(args.end(), {"--node", opt.node});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -158,16 +159,16 @@ Result<Started> start(const fs::path& home, const StartOptions& opt) {
     return fail(Errc::unavailable, why);
   }
   return fail(Errc::unavailable, "the server exited during start-up (see " +
-                                     (home / "var" / "log" / "server.log").string() + ")");
+                                     (log_dir(home, opt.node) / "server.log").string() + ")");
 }
 
-Result<Stopped> stop(const fs::path& home, bool force, std::chrono::seconds wait) {
+Result<Stopped> stop(const fs::path& home, bool force, std::chrono::seconds wait, std::string_view node) {
   Stopped out;
-  auto pid_file = control::pid_file_path(home);
+  auto pid_file = control::pid_file_path(home, node);
   auto pid = control::read_pid(pid_file);
   if (wait.count() <= 0) {
     int t = 60;
-    if (auto cfg = load_config(home)) t = (*cfg)->server.time_out_of_stop;
+    if (auto cfg = load_config(home, node)) t = (*cfg)->server.time_out_of_stop;
     wait = std::chrono::seconds(force ? 30 : t + 30);
   }
   if (!pid || !control::is_server_process(*pid)) {
@@ -182,7 +183,7 @@ Result<Stopped> stop(const fs::path& home, bool force, std::chrono::seconds wait
   control::Request req;
   req.command = control::Command::stop;
   req.force = force;
-  auto reply = control::call(control::control_socket_path(home), req, 10s);
+  auto reply = control::call(control::control_socket_path(home, node), req, 10s);
   if (reply && control::check_reply(*reply)) {
     out.via_control = true;
   } else {
@@ -207,7 +208,7 @@ Result<Stopped> stop(const fs::path& home, bool force, std::chrono::seconds wait
 }
 
 int supervise(const fs::path& home, const SuperviseOptions& opt) {
-  auto log_file = opt.log_file.empty() ? home / "var" / "log" / "supervise.log" : opt.log_file;
+  auto log_file = opt.log_file.empty() ? log_dir(home, opt.start.node) / "supervise.log" : opt.log_file;
   (void)util::make_dirs(log_file.parent_path(), 0750);
   auto log = [&](const std::string& text) {
     int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -224,7 +225,7 @@ int supervise(const fs::path& home, const SuperviseOptions& opt) {
   bool seen_up = false;  // the last started server was found running at a check
   log("supervise: watching " + home.string() + " every " + std::to_string(interval.count()) + " s");
   while (keep_going()) {
-    if (!control::running_server(home)) {
+    if (!control::running_server(home, opt.start.node)) {
       // Down again before any check saw it up: a crash loop, wait longer.
       if (started_once && !seen_up) backoff = std::min(backoff * 2, std::max(opt.max_backoff, interval));
       else backoff = interval;

@@ -206,8 +206,8 @@ Result<ServiceResult> install_service(const UnitOptions& o, const fs::path& unit
   return r;
 }
 
-std::vector<ConfigDiagnostic> config_check(const fs::path& home, const fs::path& unit_dir) {
-  ConfigLoad r = load_config_report(home);
+std::vector<ConfigDiagnostic> config_check(const fs::path& home, const fs::path& unit_dir, std::string_view node) {
+  ConfigLoad r = load_config_report(home, node);
   std::vector<ConfigDiagnostic> out = std::move(r.diagnostics);
   if (!r.config) return out;
   for (auto& d : check_config(*r.config)) out.push_back(std::move(d));

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 
 #include "util/strings.hpp"
 #include "wizmail/queue.hpp"
@@ -74,6 +75,21 @@ std::string render_metrics(const MetricsSnapshot& m) {
   metric(out, "wizmail_hook_failures_total", "counter", "Delivery hooks that failed.", {{"", num(s.hook_failures)}});
   metric(out, "wizmail_start_time_seconds", "gauge", "When the server started (unix seconds).",
          {{"", num(m.start_time)}});
+  if (m.cluster) {
+    // Node names are letters, digits, '-' and '_' (validate_node_name): no
+    // label escaping needed.
+    out += "# HELP wizmail_cluster_node_heartbeat_age_seconds Seconds since each node's last heartbeat "
+           "(-1: none readable).\n# TYPE wizmail_cluster_node_heartbeat_age_seconds gauge\n";
+    for (const auto& n : m.nodes) {
+      char value[64];
+      std::snprintf(value, sizeof value, "%.3f", n.beat ? n.age_seconds : -1.0);
+      util::append(out, "wizmail_cluster_node_heartbeat_age_seconds{node=\"", n.name, "\"} ", value, "\n");
+    }
+    out += "# HELP wizmail_cluster_node_alive 1 when the node's heartbeat is at most 3 intervals old.\n"
+           "# TYPE wizmail_cluster_node_alive gauge\n";
+    for (const auto& n : m.nodes)
+      util::append(out, "wizmail_cluster_node_alive{node=\"", n.name, "\"} ", n.alive ? "1" : "0", "\n");
+  }
   return out;
 }
 

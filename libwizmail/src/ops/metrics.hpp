@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "ops/http_service.hpp"
+#include "wizmail/admin/cluster.hpp"
 #include "wizmail/error.hpp"
 #include "wizmail/server.hpp"
 
@@ -25,6 +26,10 @@ struct MetricsSnapshot {
   std::int64_t queue_length = -1;        // -1: the queue could not be read
   std::int64_t queue_oldest_age = 0;     // seconds; 0 when empty
   std::int64_t start_time = 0;           // unix seconds
+  // A node of a shared home (docs/cluster.md): every node's heartbeat, as
+  // `wizmail cluster status` reads them. Without a node nothing is shown.
+  bool cluster = false;
+  std::vector<cluster::NodeStatus> nodes;
 };
 
 // The exposition text (pure).

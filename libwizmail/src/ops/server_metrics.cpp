@@ -7,7 +7,9 @@ namespace wizmail::ops {
 std::function<std::string()> server_metrics_renderer(const Server& server, const Config& config) {
   auto gauge = std::make_shared<QueueGauge>(config.queue_dir());
   const std::int64_t started = static_cast<std::int64_t>(std::time(nullptr));
-  return [&server, gauge, started] {
+  const bool cluster = !config.node.empty();
+  const auto home = config.home;
+  return [&server, gauge, started, cluster, home] {
     MetricsSnapshot s;
     s.stats = server.stats();
     auto q = gauge->get();
@@ -15,6 +17,10 @@ std::function<std::string()> server_metrics_renderer(const Server& server, const
     auto now = static_cast<std::int64_t>(std::time(nullptr));
     s.queue_oldest_age = q.oldest_created > 0 && now > q.oldest_created ? now - q.oldest_created : 0;
     s.start_time = started;
+    if (cluster) {
+      s.cluster = true;
+      if (auto nodes = cluster::read_cluster_status(home)) s.nodes = std::move(*nodes);
+    }
     return render_metrics(s);
   };
 }

@@ -476,7 +476,7 @@ void add_config_routes(httplib::Server& h, const Api& api) {
     auto put = [&](const ConfigDiagnostic& d) {
       (d.severity == ConfigDiagnostic::Severity::error ? errors : warnings).push_back(d.to_string());
     };
-    for (const auto& d : daemon::config_check(cfg->home, "")) put(d);
+    for (const auto& d : daemon::config_check(cfg->home, "", cfg->node)) put(d);
     send_json(res, 200, json{{"warnings", std::move(warnings)}, {"errors", std::move(errors)}});
   });
 }

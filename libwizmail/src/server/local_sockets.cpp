@@ -22,6 +22,7 @@
 #include "control/unix_socket.hpp"
 #include "net/stream.hpp"
 #include "server/server_impl.hpp"
+#include "wizmail/admin/cluster.hpp"
 #include "wizmail/admin/control.hpp"
 
 namespace wizmail::server {
@@ -205,6 +206,19 @@ struct LocalSockets::ControlConn : std::enable_shared_from_this<ControlConn> {
             break;
           case Command::sessions: reply = ok_reply(sessions_json(owner.server_)); break;
           case Command::stats: reply = ok_reply(stats_json(owner.server_)); break;
+          case Command::cluster: {
+            // The same answer as `wizmail cluster status --json`, read from
+            // the shared home's nodes/ folder now.
+            auto nodes = cluster::read_cluster_status(I.runtime()->config->home);
+            if (!nodes) {
+              reply = error_reply("cluster_failed", nodes.error().message);
+              break;
+            }
+            auto j = nlohmann::ordered_json::parse(cluster::cluster_status_json(*nodes));
+            j["node"] = I.runtime()->config->node;
+            reply = ok_reply(j);
+            break;
+          }
           case Command::flush:
             if (auto st = owner.server_.flush_queue(); st) reply = ok_reply();
             else if (st.error().code == Errc::unavailable)

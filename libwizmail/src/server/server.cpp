@@ -215,6 +215,8 @@ void Server::Impl::maybe_finish_stop() {
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { impl_->owner = this; }
 
 Server::~Server() {
+  // It reads the relay's and the sessions' figures: it stops first.
+  if (impl_->heartbeat) impl_->heartbeat->stop();
   impl_->listener.close();
   // Sessions still alive are abandoned with their threads (stop() first
   // lets them finish).
@@ -255,11 +257,54 @@ Result<std::unique_ptr<Server>> Server::create(asio::io_context& io,
                                                std::shared_ptr<const Config> config,
                                                ServerOptions options) {
   if (!config) return fail(Errc::invalid_argument, "no configuration");
+  if (!config->node.empty()) {
+    // A node of a shared home (docs/cluster.md): the home may be a network
+    // file system, where neither syncfs() of the local file system nor the
+    // local delivery journal (whose replay assumes one writer) makes the
+    // mail durable: each file and its folder are fsynced before the 250.
+    // Maildir names carry the node, so two nodes never make the same name.
+    options.use_syncfs = false;
+    options.commit_journal = false;
+    util::set_maildir_hostname(config->node);
+  }
   auto rt = server::make_runtime(std::move(config), options);
   if (!rt) return unexpected(rt.error());
   auto impl = std::make_unique<Impl>(io, std::move(options), std::move(*rt));
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
+
+namespace {
+
+// The heartbeat of a node of a shared home (docs/cluster.md), started once
+// the listeners are bound, so the first beat names them.
+Status start_heartbeat(Server::Impl& I, const Config& cfg) {
+  auto dir = cfg.node_dir();
+  if (auto st = util::make_dirs(dir, 0755); !st) return st;
+  cluster::Heartbeat base;
+  base.node = cfg.node;
+  base.pid = ::getpid();
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof host, "localhost");
+  base.host = host;
+  for (const auto& b : I.listener.bound())
+    base.listen.push_back(util::cat(to_string(static_cast<Protocol>(b.tag)), " ", b.endpoint.address().to_string(), ":",
+                                    std::to_string(b.endpoint.port())));
+  base.started = static_cast<std::int64_t>(std::time(nullptr));
+  auto snapshot = [&I, base] {
+    cluster::Heartbeat hb = base;
+    hb.sessions_smtp = I.counters.sessions_smtp.load();
+    hb.sessions_pop3 = I.counters.sessions_pop3.load();
+    hb.queue_held = I.relay ? I.relay->stats().in_flight : 0;
+    return hb;
+  };
+  I.heartbeat = std::make_unique<server::NodeHeartbeat>(
+      std::move(dir), std::chrono::seconds(cfg.server.cluster_heartbeat_seconds), std::move(snapshot),
+      [&I](const std::string& line) { I.logger.server(line); }, I.leases ? &I.leases->store() : nullptr);
+  I.heartbeat->start();
+  return {};
+}
+
+}  // namespace
 
 Status Server::start() {
   auto& I = *impl_;
@@ -362,8 +407,17 @@ Status Server::start() {
   }
   // Start-up recovery: the queue, then crash leftovers in every tmp/.
   RelayQueue queue(cfg.queue_dir());
-  auto rec = queue.recover();
+  // Not on a shared home (docs/cluster.md): recover() removes every file
+  // of resendmail/tmp and every data file without an envelope, and takes
+  // back every claimed entry — another live node's entry in the making or
+  // in delivery among them. Recovering a dead node's entries is issue 17's
+  // item 4 (a queue every node works).
+  auto rec = cfg.node.empty() ? queue.recover() : Result<RelayQueue::Recovery>(RelayQueue::Recovery{});
   if (!rec) return abandon(rec.error());
+  if (!cfg.node.empty()) {
+    if (auto st = queue.init(); !st) return abandon(st.error());
+    I.logger.server(util::cat("queue recovery skipped: node ", cfg.node, " of a shared home (docs/cluster.md)"));
+  }
   if (rec->tmp_removed + rec->orphans_removed + rec->reactivated + rec->corrupt > 0)
     I.logger.server("queue recovery: " + std::to_string(rec->tmp_removed) + " tmp files, " +
                     std::to_string(rec->orphans_removed) + " orphan data files removed, " +
@@ -454,6 +508,9 @@ Status Server::start() {
     where += std::string(where.empty() ? "" : ", ") + std::string(to_string(static_cast<Protocol>(b.tag))) +
              " on " + b.endpoint.address().to_string() + " port " + std::to_string(b.endpoint.port());
   I.logger.server("started: " + where);
+  if (!cfg.node.empty()) {
+    if (auto st = start_heartbeat(I, cfg); !st) I.logger.server(util::cat("heartbeat not started: ", st.error().message));
+  }
   for (const auto& w : cfg.warnings) I.logger.server("config warning: " + w.to_string());
   return {};
 }
@@ -494,7 +551,7 @@ bool Server::stopped() const noexcept {
 Status Server::reload() {
   auto& I = *impl_;
   auto old = I.runtime();
-  auto cfg = load_config(old->config->home);
+  auto cfg = load_config(old->config->home, old->config->node);
   if (!cfg) {
     I.logger.server("reload failed, keeping the running configuration: " + cfg.error().message);
     return unexpected(cfg.error());
@@ -593,7 +650,7 @@ int run_server(const fs::path& home, const RunOptions& run) {
   unsigned threads = run.threads;
   bool use_syncfs = run.use_syncfs;
   daemon::ReadyPipe ready(run.ready_fd);
-  auto cfg = load_config(home);
+  auto cfg = load_config(home, run.node);
   if (!cfg) {
     std::cerr << "wizmail-server: configuration errors:\n" << cfg.error().message << '\n';
     ready.error("configuration errors:\n" + cfg.error().message);

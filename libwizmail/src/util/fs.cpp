@@ -120,20 +120,30 @@ std::string unique_name_part() {
          std::to_string(::getpid()) + "Q" + std::to_string(seq.fetch_add(1) + 1);
 }
 
-const std::string& maildir_hostname() {
-  static const std::string name = [] {
+namespace {
+std::string escape_maildir_host(std::string_view host) {
+  std::string out;
+  for (char c : host) {
+    if (c == '/') out += "\\057";
+    else if (c == ':') out += "\\072";
+    else out += c;
+  }
+  return out;
+}
+
+std::string& maildir_host_storage() {
+  static std::string name = [] {
     char buf[256] = {};
     if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return std::string("localhost");
-    std::string out;
-    for (const char* p = buf; *p; ++p) {
-      if (*p == '/') out += "\\057";
-      else if (*p == ':') out += "\\072";
-      else out += *p;
-    }
-    return out;
+    return escape_maildir_host(buf);
   }();
   return name;
 }
+}  // namespace
+
+const std::string& maildir_hostname() { return maildir_host_storage(); }
+
+void set_maildir_hostname(std::string_view name) { maildir_host_storage() = escape_maildir_host(name); }
 
 Result<FileLock> FileLock::acquire(const std::filesystem::path& file) {
   std::filesystem::path lock = file;

@@ -53,7 +53,12 @@ class FileLock {
   int fd_ = -1;
 };
 
-// This host's name, with '/' and ':' escaped as Maildir requires.
+// This host's name, with '/' and ':' escaped as Maildir requires: the last
+// part of every Maildir file name this process writes.
 const std::string& maildir_hostname();
+// Replace it for the whole process: a node of a shared home names its files
+// after the node (Server::create does, docs/cluster.md), so two nodes on one
+// host never make the same name. Call before any thread writes a Maildir.
+void set_maildir_hostname(std::string_view name);
 
 }  // namespace wizmail::util

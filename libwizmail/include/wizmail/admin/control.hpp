@@ -62,7 +62,8 @@ struct Json {
 Result<Json> parse_json(std::string_view text);
 
 // ---- Requests
-enum class Command { stop, reload, sessions, stats, flush };
+// cluster: every node of the shared home and its heartbeat (docs/cluster.md).
+enum class Command { stop, reload, sessions, stats, flush, cluster };
 std::string_view to_string(Command c) noexcept;
 
 struct Request {
@@ -78,9 +79,11 @@ Result<Request> parse_request(std::string_view line);
 std::string format_request(const Request& r);
 
 // ---- Client
-std::filesystem::path control_socket_path(const std::filesystem::path& home);
-std::filesystem::path submit_socket_path(const std::filesystem::path& home);
-std::filesystem::path pid_file_path(const std::filesystem::path& home);
+// In <home>/var/run, or <home>/nodes/<node>/run for a node of a shared
+// home (docs/cluster.md).
+std::filesystem::path control_socket_path(const std::filesystem::path& home, std::string_view node = {});
+std::filesystem::path submit_socket_path(const std::filesystem::path& home, std::string_view node = {});
+std::filesystem::path pid_file_path(const std::filesystem::path& home, std::string_view node = {});
 
 // Connect, send one request, read one reply line. Errc::unavailable when no
 // server listens on the socket (absent file or connection refused);
@@ -104,6 +107,6 @@ std::optional<pid_t> read_pid(const std::filesystem::path& file);
 // wizmail-server or wizmail)? A pid reused by another program is not ours.
 bool is_server_process(pid_t pid);
 // The running server of `home`, nullopt when none (stale files ignored).
-std::optional<pid_t> running_server(const std::filesystem::path& home);
+std::optional<pid_t> running_server(const std::filesystem::path& home, std::string_view node = {});
 
 }  // namespace wizmail::control

@@ -28,6 +28,7 @@ struct StartOptions {
   std::filesystem::path program;  // see server_program()
   unsigned threads = 0;
   std::string sync;  // "", "fsync" or "syncfs": passed as --sync
+  std::string node;  // "": the home's only server; else passed as --node (docs/cluster.md)
   // How long to wait for the listeners (start-up recovery may take a while).
   std::chrono::seconds timeout{60};
 };
@@ -56,8 +57,9 @@ struct Stopped {
 // `wait` bounds the whole wait (default: time_out_of_stop + 30 s).
 // Not running: ok with was_running = false (a stale pid file is removed).
 // Errc::temporary when the process outlives `wait`.
+// `node`: that node of a shared home (its nodes/<node>/run/).
 Result<Stopped> stop(const std::filesystem::path& home, bool force,
-                     std::chrono::seconds wait = std::chrono::seconds(0));
+                     std::chrono::seconds wait = std::chrono::seconds(0), std::string_view node = {});
 
 struct SuperviseOptions {
   std::chrono::seconds interval{60};  // check period
@@ -67,7 +69,8 @@ struct SuperviseOptions {
   std::chrono::seconds max_backoff{3600};
   // Checked between waits; return false to end (signals, tests).
   std::function<bool()> keep_going;
-  // Where each restart is logged (default: var/log/supervise.log).
+  // Where each restart is logged (default: var/log/supervise.log; with
+  // start.node, nodes/<node>/log/supervise.log).
   std::filesystem::path log_file;
 };
 
@@ -104,7 +107,9 @@ std::optional<std::string> stale_unit(const UnitOptions& options, const std::fil
 // diagnostics (load_config_report), then, when it loads, check_config's and
 // a stale unit (stale_unit(), as a warning about no file). The web console's
 // config check is the same list.
-std::vector<ConfigDiagnostic> config_check(const std::filesystem::path& home, const std::filesystem::path& unit_dir);
+// `node`: that node of a shared home (its node.dat applied, docs/cluster.md).
+std::vector<ConfigDiagnostic> config_check(const std::filesystem::path& home, const std::filesystem::path& unit_dir,
+                                           std::string_view node = {});
 std::string unit_name();  // "wizmail.service"
 // Write (0644, atomically) into `unit_dir` (default /etc/systemd/system);
 // then `systemctl daemon-reload` and `enable` when systemd runs and
