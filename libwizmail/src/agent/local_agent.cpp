@@ -698,10 +698,14 @@ LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const QueueEntry& 
   // A round of several copies is flushed with one syncfs() per file system
   // (SyncMode::syncfs): on a file system without a journal each fsync() is
   // a device flush of its own, so fsyncing a round file by file would cost
-  // what copy-by-copy delivery did.
+  // what copy-by-copy delivery did. Not on a node of a shared home: a
+  // network file system's syncfs() is not known to flush what the server
+  // wrote there (docs/cluster.md), so every file and folder is fsynced.
   constexpr std::size_t kBatch = 128;
   constexpr std::size_t kBatchBytes = 32u << 20;
-  auto mode_for = [](std::size_t copies) { return copies > 2 ? SyncMode::syncfs : SyncMode::fsync_each; };
+  auto mode_for = [&cfg](std::size_t copies) {
+    return copies > 2 && cfg.node.empty() ? SyncMode::syncfs : SyncMode::fsync_each;
+  };
   // A local member's copy starts with its own final headers (Delivered-To
   // differs per member, so no two members share a file). Over quota: no
   // copy; the list's envelope sender gets one notice per post naming every
