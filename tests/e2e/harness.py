@@ -204,6 +204,22 @@ def start_process(argv, **kw):
     return p
 
 
+def start_redis(port):
+    """A throw-away redis-server on the loopback port (nothing saved, killed
+    at exit); fails the test when redis-server is missing or does not
+    start."""
+    server = shutil.which("redis-server") or next(
+        (p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server") if os.path.exists(p)), None)
+    if server is None:
+        raise SystemExit("FAILED: redis-server is not installed (Debian package `redis-server`; scripts/install-deps "
+                         "installs it from scripts/packages.txt)")
+    p = start_process([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                       "--dir", "/tmp", "--logfile", ""])
+    if not poll(lambda: port_open(port), 15):
+        raise SystemExit("FAILED: redis-server did not start")
+    return p
+
+
 def port_open(port):
     """Whether something accepts connections on the loopback port."""
     try:

@@ -7,29 +7,17 @@ login on node B gets -ERR [IN-USE]; QUIT on A frees it; A killed with
 SIGKILL keeps it only until its lease expires (redis_lease_seconds=2).
 Redis killed: a POP3 login answers -ERR [SYS/TEMP] (never a silent pass)
 and SMTP still accepts mail for local accounts."""
-import os, poplib, shutil, signal, smtplib, subprocess, sys, time
+import os, poplib, signal, smtplib, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness
 from harness import Home, Server, check, free_port, poll, port_open
 
-REDIS = shutil.which("redis-server") or next((p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server")
-                                              if os.path.exists(p)), None)
-if REDIS is None:
-    raise SystemExit("FAILED: redis-server is not installed (Debian package `redis-server`; scripts/install-deps "
-                     "installs it from scripts/packages.txt)")
-
 redis_port = free_port()
 
 
 def start_redis():
-    p = subprocess.Popen([REDIS, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", "/tmp", "--logfile", ""],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    harness._procs.append(p)
-    if not poll(lambda: port_open(redis_port), 15):
-        raise SystemExit("FAILED: redis-server did not start")
-    return p
+    return harness.start_redis(redis_port)
 
 
 redis = start_redis()

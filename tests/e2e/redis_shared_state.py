@@ -15,29 +15,17 @@ that the test starts on a free loopback port (no persistence) and kills.
 
 Each scenario uses its own loopback source address (127.0.0.x), so one
 scenario's penalty or login does not leak into another's."""
-import os, poplib, re, shutil, smtplib, socket, stat, subprocess, sys, time
+import os, poplib, re, smtplib, socket, stat, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness
 from harness import Home, Server, check, free_port, poll, port_open, wait_for
 
-REDIS = shutil.which("redis-server") or next((p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server")
-                                              if os.path.exists(p)), None)
-if REDIS is None:
-    raise SystemExit("FAILED: redis-server is not installed (Debian package `redis-server`; scripts/install-deps "
-                     "installs it from scripts/packages.txt)")
-
 redis_port = free_port()
 
 
 def start_redis():
-    p = subprocess.Popen([REDIS, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", "/tmp", "--logfile", ""],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    harness._procs.append(p)
-    if not poll(lambda: port_open(redis_port), 15):
-        raise SystemExit("FAILED: redis-server did not start")
-    return p
+    return harness.start_redis(redis_port)
 
 
 redis = start_redis()
