@@ -46,6 +46,7 @@ struct World {
   bool fail_open_message = false;
   bool fail_verify = false;
   int open_drops = 0;                            // live Maildrops
+  int releases = 0;                              // Maildrop::release() calls (QUIT)
   std::vector<std::string> logins;               // "account ip"
   // The client network's failed logins, as a shared auth::AuthPenalty counts
   // them; penalty_calls: "failed IP" / "succeeded IP".
@@ -76,6 +77,7 @@ class Drop : public pop3::Maildrop {
     if (w_.fail_open_message) return fail(Errc::io, "open: injected failure");
     return std::make_unique<StringReader>(w_.accounts[account_].messages.at(i).second);
   }
+  void release() override { ++w_.releases; }
   Status commit(const std::vector<std::size_t>& idx) override {
     w_.commits.push_back(idx);
     if (w_.fail_commit) return fail(Errc::io, "unlink: injected failure");

@@ -146,6 +146,30 @@ TEST_CASE("DELE is applied only at QUIT; RSET undoes; deleted messages vanish fr
   CHECK(r.world.open_drops == 0);
 }
 
+TEST_CASE("QUIT lets go of the cross-node lock (Maildrop::release) before its answer; a dropped connection does not call it") {
+  // With and without deletions.
+  for (const char* script : {"USER alice\r\nPASS secret\r\nQUIT\r\n",
+                             "USER alice\r\nPASS secret\r\nDELE 1\r\nQUIT\r\n"}) {
+    fake::World w = make_world();
+    fake::Backend b(w);
+    Session s(options(), b);
+    Output out;
+    s.feed(script, out);
+    CHECK(w.releases == 1);
+    CHECK(w.open_drops == 0);
+  }
+  // A dropped connection: the Maildrop goes (its lease with it, later, by
+  // the keeper's thread), release() is QUIT's alone.
+  fake::World w = make_world();
+  fake::Backend b(w);
+  Session s(options(), b);
+  Output out;
+  s.feed("USER alice\r\nPASS secret\r\n", out);
+  s.connection_lost();
+  CHECK(w.releases == 0);
+  CHECK(w.open_drops == 0);
+}
+
 TEST_CASE("a dropped connection deletes nothing and releases the lock") {
   for (std::size_t chunk : {1, 7, 512}) {
     auto r = run("USER alice\r\nPASS secret\r\nDELE 1\r\nDELE 2\r\n", chunk);

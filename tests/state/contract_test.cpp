@@ -22,6 +22,8 @@
 using namespace std::chrono_literals;
 using namespace wizmail::state;
 using wizmail::Errc;
+using wizmail::Result;
+using wizmail::Status;
 
 namespace {
 
@@ -249,6 +251,60 @@ TEST_CASE("lease keeper: renews on its own thread, releases when dropped, report
   bool said = false;
   for (auto& t : logs) said = said || t.find("k:b lost") != std::string::npos;
   CHECK(said);
+}
+
+namespace {
+// The in-process store, noting which thread each release ran on.
+class ReleaseWatch : public SharedState {
+ public:
+  std::shared_ptr<SharedState> inner = make_memory_state();
+  std::mutex mu;
+  std::vector<std::thread::id> release_threads;
+  Result<bool> acquire(std::string_view n, std::string_view o, Millis t) override { return inner->acquire(n, o, t); }
+  Result<bool> renew(std::string_view n, std::string_view o, Millis t) override { return inner->renew(n, o, t); }
+  Result<bool> release(std::string_view n, std::string_view o) override {
+    {
+      std::lock_guard lk(mu);
+      release_threads.push_back(std::this_thread::get_id());
+    }
+    return inner->release(n, o);
+  }
+  Result<std::int64_t> increment(std::string_view n, Millis t, bool r) override { return inner->increment(n, t, r); }
+  Result<std::int64_t> counter(std::string_view n) override { return inner->counter(n); }
+  Result<std::int64_t> increment_from(std::string_view n, std::int64_t f) override {
+    return inner->increment_from(n, f);
+  }
+  Status put(std::string_view n, std::string_view v, Millis t) override { return inner->put(n, v, t); }
+  Result<std::optional<std::string>> get(std::string_view n) override { return inner->get(n); }
+  Status erase(std::string_view n) override { return inner->erase(n); }
+  std::string describe() const override { return "watch"; }
+};
+}  // namespace
+
+TEST_CASE("lease keeper: release_now frees the lease in the caller's thread before it returns") {
+  auto watch = std::make_shared<ReleaseWatch>();
+  LeaseKeeper keeper(watch, 60000ms);
+  for (int i = 0; i < 3; ++i) {
+    auto l = keeper.acquire("k:q", "me");
+    REQUIRE(l);
+    l->release_now();
+    CHECK_FALSE(l->held());
+    // Free at once for another owner, and it was this thread that freed it.
+    CHECK(*watch->acquire("k:q", "other", 60000ms));
+    REQUIRE(*watch->release("k:q", "other"));
+    std::lock_guard lk(watch->mu);
+    REQUIRE(watch->release_threads.size() == static_cast<std::size_t>(2 * i + 2));
+    CHECK(watch->release_threads[2 * i] == std::this_thread::get_id());
+  }
+  // Released already: dropping it afterwards releases nothing more.
+  auto l = keeper.acquire("k:r", "me");
+  REQUIRE(l);
+  l->release_now();
+  *l = LeaseKeeper::Lease{};
+  l->release_now();  // not held: nothing to do
+  std::this_thread::sleep_for(50ms);
+  std::lock_guard lk(watch->mu);
+  CHECK(watch->release_threads.size() == 7);
 }
 
 TEST_CASE("lease keeper over redis: kept alive past the ttl, released by a clean stop") {

@@ -48,6 +48,10 @@ class Maildrop {
   // lock file left empty, the `ip` file not written, new/ not moved to
   // cur/), for error.log.
   virtual std::vector<std::string> login_notes() const { return {}; }
+  // QUIT: let go of what locks the mailbox across nodes before the client
+  // is answered (the session calls it where it may block). The local lock
+  // goes with the Maildrop.
+  virtual void release() {}
 };
 
 // Accounts: verifying credentials and opening the maildrop.

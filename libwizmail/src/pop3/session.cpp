@@ -597,6 +597,9 @@ void Session::do_quit(const Command&, Output& out) {
       out.logs.push_back({LogEvent::Channel::error,
                           "pop3: " + account_ + ": UPDATE failed: " + st.error().message});
     }
+    // Free across nodes before the +OK: a client that logs in again at
+    // once (on another node) finds the mailbox free.
+    drop_->release();
     drop_.reset();
   } else {
     reply(out, true, "wizmail POP3 server signing off");

@@ -98,6 +98,7 @@ class MaildirDrop : public Maildrop {
   }
 
   void keep_alive() override { (void)lock_.refresh(); }
+  void release() override { lease_.release_now(); }
   std::vector<std::string> login_notes() const override { return notes_; }
 
  private:

@@ -120,6 +120,27 @@ bool LeaseKeeper::Lease::intact() const noexcept {
   return it != shared_->held.end() && it->second.intact;
 }
 
+void LeaseKeeper::Lease::release_now() {
+  if (!shared_) return;
+  auto shared = std::move(shared_);
+  shared_.reset();
+  Shared::Held h;
+  {
+    std::lock_guard lk(shared->mu);
+    auto it = shared->held.find(id_);
+    if (it == shared->held.end()) return;
+    h = std::move(it->second);
+    shared->held.erase(it);
+  }
+  if (shared->store->release(h.name, h.owner)) return;
+  // The store could not be asked: the keeper tries again (and the ttl ends it).
+  {
+    std::lock_guard lk(shared->mu);
+    shared->to_release.push_back(std::move(h));
+  }
+  shared->cv.notify_all();
+}
+
 void LeaseKeeper::Lease::drop() noexcept {
   if (!shared_) return;
   {

@@ -37,6 +37,12 @@ class LeaseKeeper {
     bool held() const noexcept { return shared_ != nullptr; }
     // false once a renew found it expired or taken by another owner.
     bool intact() const noexcept;
+    // Release it now, in the caller's thread (which may block: the
+    // blocking pool), so that it is free before the caller answers — a
+    // POP3 QUIT, after which the client may log in again at once on
+    // another node. A release the store refused is left to the keeper's
+    // thread (and the ttl) as when dropped. The lease is not held after.
+    void release_now();
 
    private:
     friend class LeaseKeeper;
