@@ -167,9 +167,10 @@ class RelayQueue {
   Result<QueueEntry> load(std::string_view id) const;
   std::filesystem::path message_path(std::string_view id) const;
 
-  // Whether a move is flushed (the folders fsynced) before it returns. `later`: the rename/unlink is done (a killed process cannot
-  // undo it) but an OS crash may; the caller syncs the folder itself, or
-  // relies on recover() (an entry found in active/ goes back to incoming/).
+  // Whether a move is flushed (the folders fsynced) before it returns.
+  // `later`: the rename is done (a killed process cannot undo it) but an OS
+  // crash may; the caller syncs the folders itself, or relies on recover()
+  // (an entry found in active/ goes back to incoming/).
   enum class Sync { now, later };
   // Move between states (a sender claims an entry by moving it to active).
   Status move(std::string_view id, QueueState to, Sync sync = Sync::now) const;
