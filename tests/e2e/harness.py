@@ -3,7 +3,7 @@ tests/control, tests/outbound, tests/install): a temp home, free ports, a
 throwaway certificate, a wizmail-server that is always killed at exit,
 helper processes likewise, polling for an observable state, raw line reads,
 and a runner for scripts made of test_* functions."""
-import atexit, os, random, shutil, signal, socket, subprocess, sys, tempfile, time
+import atexit, os, random, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
 BUILD = os.environ.get("WIZMAIL_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SERVER = os.path.join(BUILD, "apps", "wizmail-server", "wizmail-server")
@@ -100,6 +100,27 @@ class Home:
         with open(os.path.join(self.path, "def", "popenv.dat"), "w") as f:
             f.write(f"port={self.pop_port}\n")
 
+    def repick_ports(self, taken):
+        """Another process took one of this home's ports between free_port()
+        and the server's bind (`taken`, from the server's message): give
+        every listener that had it a new port in the def files. Returns
+        whether one had it."""
+        changed = False
+        for attr, file, key in (("port", "smtpenv.dat", "port"), ("submission_port", "smtpenv.dat", "submission_port"),
+                                ("smtps_port", "smtpenv.dat", "smtps_port"), ("pop_port", "popenv.dat", "port")):
+            if getattr(self, attr, 0) != taken:
+                continue
+            new = free_port()
+            path = os.path.join(self.path, "def", file)
+            with open(path) as f:
+                lines = f.read().split("\n")
+            lines = [f"{key}={new}" if line == f"{key}={taken}" else line for line in lines]
+            with open(path, "w") as f:
+                f.write("\n".join(lines))
+            setattr(self, attr, new)
+            changed = True
+        return changed
+
     def new_dir(self, account="alice"):
         return os.path.join(self.path, "mailbox", account, "new")
 
@@ -124,10 +145,41 @@ class Server:
     def __init__(self, home, wait=True):
         self.home = home
         self.log = open(os.path.join(home.path, "stderr.log"), "ab")
-        self.proc = subprocess.Popen([SERVER, "--home", home.path], stdout=self.log, stderr=self.log)
-        _procs.append(self.proc)
+        self._start()
         if wait:
+            for attempt in range(3):
+                taken = self._port_taken()
+                if taken is None or attempt == 2 or not home.repick_ports(taken):
+                    break
+                # A test running in parallel took the port after free_port()
+                # chose it: start again on new ports (the server bound nothing).
+                print(f"# port {taken} was taken meanwhile; restarting on new ports", flush=True)
+                self._start()
             self.wait_listening()
+
+    def _start(self):
+        self.log.flush()
+        self._log_start = os.path.getsize(self.log.name)  # this start's output begins here
+        self.proc = subprocess.Popen([SERVER, "--home", self.home.path], stdout=self.log, stderr=self.log)
+        _procs.append(self.proc)
+
+    def _port_taken(self, timeout=20):
+        """The port of ours the server could not bind (it exited saying so),
+        or None once it listens or has failed for another reason."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                with open(self.log.name) as f:
+                    f.seek(self._log_start)
+                    text = f.read()
+                m = re.search(r"cannot listen on [^ ]*:(\d+): Address already in use", text)
+                return int(m.group(1)) if m else None
+            # Started: its signal handlers are set after every bind (a port
+            # that answers may be the other process's).
+            if catches(self.proc.pid, signal.SIGTERM) and catches(self.proc.pid, signal.SIGHUP):
+                return None
+            time.sleep(0.05)
+        return None
 
     def wait_listening(self, timeout=20):
         end = time.time() + timeout
