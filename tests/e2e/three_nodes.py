@@ -522,6 +522,17 @@ def test_c_dead_nodes_queue_delivered_by_the_others():
 
 
 def test_z_stop():
+    # What the nodes logged as errors, for the record (a network file
+    # system's refusals would show here first; scripts/test-glusterfs).
+    for n in NODES:
+        try:
+            with open(os.path.join(node_dir(n), "log", "error.log"), errors="replace") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            lines = []
+        kinds = collections.Counter(re.sub(r"[0-9a-f]*\d[0-9a-f]*", "#", l[24:])[:110] for l in lines)
+        print(f"# {n} error.log: {len(lines)} lines" + "".join(f"\n#   {c} x {k}" for k, c in kinds.most_common(6)),
+              flush=True)
     for n in NODES:
         if procs[n].poll() is None:
             r = subprocess.run([CLI, "--home", H, "--node", n, "stop"], capture_output=True, text=True, timeout=60)
