@@ -421,10 +421,28 @@ def pop_error(n):
     return None
 
 
+def lease_owner():
+    """The Redis lease of alice's mailbox (docs/cluster.md: owner
+    <host>:<pid>:<nonce>:<session>), "" when there is none."""
+    redis_cli = shutil.which("redis-cli")
+    if not redis_cli:
+        raise SystemExit("FAILED: redis-cli is needed (Debian package redis-server, scripts/packages.txt)")
+    return subprocess.run([redis_cli, "-p", str(redis_port), "GET", "wizmail:pop3lock:alice"], capture_output=True,
+                          text=True, timeout=10).stdout.strip()
+
+
+def held_by(n):
+    return f":{procs[n].pid}:" in lease_owner()
+
+
 def test_b_pop3_lock_across_nodes():
+    # On one host the nodes' mailbox lock (flock on cur/) excludes them too:
+    # the Redis lease, what excludes nodes on other hosts, is checked apart.
+    check(lease_owner() == "", "nobody holds alice's lease")
     p2 = pop_login("n2")
     count, _ = p2.stat()
     check(count == len(mailbox_files("alice")), f"n2 holds alice: {count} messages, as in the Maildir")
+    check(held_by("n2"), f"the Redis lease is n2's ({lease_owner()})")
     err = pop_error("n3")
     check(err is not None and err.startswith("-ERR [IN-USE]"), f"a login on n3 meanwhile: {err!r}")
     err = pop_error("n1")
@@ -433,9 +451,11 @@ def test_b_pop3_lock_across_nodes():
     p3 = pop_login("n3")  # poplib raises on -ERR: fails the test
     count3, _ = p3.stat()
     check(count3 == count, f"after QUIT on n2 the login on n3 succeeds ({count3} messages)")
+    check(held_by("n3"), f"the Redis lease is n3's ({lease_owner()})")
     err = pop_error("n2")
     check(err is not None and err.startswith("-ERR [IN-USE]"), f"and now n2 is refused: {err!r}")
     p3.quit()
+    check(lease_owner() == "", "QUIT on n3 released the lease")
     # Through HAProxy too (whichever node it picks), once the lock is free.
     p = poplib.POP3("127.0.0.1", front["pop3"], timeout=15)
     p.user("alice")
