@@ -203,22 +203,38 @@ def stderr_tail(n, size=3000):
         return ""
 
 
-for n in NODES:
-    os.makedirs(node_dir(n))
+def write_node_dat(n):
     with open(os.path.join(node_dir(n), "node.dat"), "w") as f:
         f.write(f"# node {n}: its own loopback address and ports\nbind_address={ADDR[n]}\n"
                 f"smtpenv.port={ports[n]['smtp']}\nsubmission_port=0\npopenv.port={ports[n]['pop']}\n")
 
 
-def start(n):
-    log = open(os.path.join(H, f"stderr-{n}.log"), "ab")
-    p = subprocess.Popen([SERVER, "--home", H, "--node", n, "--threads", "1"], stdout=log, stderr=log)
-    harness._procs.append(p)
-    procs[n] = p
-    ready = lambda: p.poll() is not None or (port_open(ADDR[n], ports[n]["smtp"]) and port_open(ADDR[n], ports[n]["pop"])
-                                              and catches(p.pid, signal.SIGTERM))
-    if not poll(ready, 30) or p.poll() is not None:
-        raise SystemExit(f"FAILED: node {n} did not start: " + stderr_tail(n))
+for n in NODES:
+    os.makedirs(node_dir(n))
+    write_node_dat(n)
+
+
+def start(n, first=False):
+    for attempt in range(3):
+        log = open(os.path.join(H, f"stderr-{n}.log"), "ab")
+        start_at = log.tell()
+        p = subprocess.Popen([SERVER, "--home", H, "--node", n, "--threads", "1"], stdout=log, stderr=log)
+        harness._procs.append(p)
+        procs[n] = p
+        ready = lambda: p.poll() is not None or (port_open(ADDR[n], ports[n]["smtp"])
+                                                  and port_open(ADDR[n], ports[n]["pop"]) and catches(p.pid, signal.SIGTERM))
+        if poll(ready, 30) and p.poll() is None:
+            return
+        with open(log.name, errors="replace") as f:
+            f.seek(start_at)
+            said = f.read()
+        if first and "Address already in use" in said and attempt < 2:
+            # Another process took a port between free_port() and the bind
+            # (before HAProxy was told the ports): new ports, again.
+            ports[n] = {"smtp": free_port(), "pop": free_port()}
+            write_node_dat(n)
+            continue
+        raise SystemExit(f"FAILED: node {n} did not start: " + said[-3000:])
 
 
 def dump():
@@ -244,7 +260,7 @@ def kill9(n):
 
 
 for n in NODES:
-    start(n)
+    start(n, first=True)
 
 front = {"smtp": free_port(), "pop3": free_port()}
 cfg = ["global", "    maxconn 500", "defaults", "    mode tcp", "    balance roundrobin", "    retries 3",
