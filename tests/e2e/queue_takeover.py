@@ -16,6 +16,9 @@ final dot arrived.
    cluster_takeover_seconds nobody touches A's claim (A beats). Then A is
    killed with SIGKILL; B logs "took over node A" and delivers the entry:
    once, whole.
+3. The agent spool: A's agent waits for a hook of the recipient's account
+   (the spool entry stays claimed by A); A killed, B takes the entry over,
+   runs the hook and stores the copy once.
 """
 import os, signal, smtplib, socket, subprocess, sys, threading, time
 
@@ -200,4 +203,61 @@ check(peer.count("takeover-2") == 1 and peer.count("fence-1") == 1, "each messag
 check(not claims("A") and not os.path.exists(os.path.join(Q, "claims", "A")), "nothing left claimed by A")
 check(not os.listdir(os.path.join(Q, "incoming")) and not os.listdir(os.path.join(Q, "deferred")),
       "the queue is empty")
+
+# 3. The agent spool is shared the same way: a hook that A waits for keeps
+# A's claim on the spool entry; A killed, B takes the entry over, runs the
+# hook itself and stores the copy: once.
+hooked = os.path.join(H, "mailbox", "hooked")
+for sub in ("new", "cur", "tmp"):
+    os.makedirs(os.path.join(hooked, sub))
+with open(os.path.join(hooked, "password"), "w") as f:
+    f.write("pw\n")
+marks, stall, pids = (os.path.join(H, x) for x in ("hook-marks", "hook-stall", "hook-pids"))
+script = os.path.join(H, "hook.sh")
+with open(script, "w") as f:
+    f.write(f"#!/bin/sh\necho $$ >> {pids}\necho \"$WIZMAIL_NODE start\" >> {marks}\n"
+            f"while [ -e {stall} ]; do sleep 0.1; done\necho \"$WIZMAIL_NODE done\" >> {marks}\n")
+os.chmod(script, 0o755)
+with open(os.path.join(hooked, "config.def"), "w") as f:
+    f.write("application_cooperation_wait_for_apl_end=1\n")
+with open(os.path.join(hooked, "exec.def"), "w") as f:
+    f.write(f"bin={script}\n")
+open(stall, "w").close()
+S = os.path.join(H, "var", "spool", "agent")
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read().split("\n")[:-1]
+    except FileNotFoundError:
+        return []
+
+
+def spool_claims(n):
+    try:
+        return os.listdir(os.path.join(S, "claims", n))
+    except FileNotFoundError:
+        return []
+
+
+start("A")
+with smtplib.SMTP("127.0.0.1", ports["A"], timeout=30) as s:
+    s.sendmail("alice@localhost", ["hooked@localhost"], "Subject: hooked-3\r\n\r\nfor the hook\r\n")
+wait(lambda: read(marks) == ["A start"] and len(spool_claims("A")) == 1, "A's agent claimed the entry and runs the hook")
+os.kill(procs["A"].pid, signal.SIGKILL)
+procs["A"].wait()
+for pid in read(pids):  # A's hook outlives A (its own process group): end it
+    try:
+        os.kill(int(pid), signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+os.unlink(stall)
+wait(lambda: "1 agent spool entries back in incoming/" in log_of("B"), "B took over A's agent spool entry")
+wait(lambda: len(os.listdir(os.path.join(hooked, "new"))) == 1, "B stored the copy")
+wait(lambda: read(marks)[-2:] == ["B start", "B done"], "B ran the hook")
+time.sleep(2)
+check(len(os.listdir(os.path.join(hooked, "new"))) == 1, "one copy in the mailbox")
+check(not spool_claims("A") and not spool_claims("B") and not os.listdir(os.path.join(S, "incoming")),
+      "the agent spool is empty")
 print("OK queue_takeover")
