@@ -193,7 +193,7 @@ void add_queue_commands(CLI::App& app, Context& ctx) {
         ctx.error(home.error());
         return;
       }
-      RelayQueue q(*home / "resendmail");
+      RelayQueue q(*home / "resendmail", ctx.node_option);
       fn(*home, q);
     };
   };

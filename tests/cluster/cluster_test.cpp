@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -483,4 +484,58 @@ TEST_CASE("NodeHeartbeat: a beat that cannot be written is logged once, and its 
   REQUIRE(logs.size() == 2);
   CHECK(logs[0].starts_with("heartbeat not written: "));
   CHECK(logs[1] == "heartbeat written again");
+}
+
+TEST_CASE("takeover: a node is taken over once its beat is older than the takeover time and 4 of its intervals") {
+  auto b = sample();  // interval 2 s
+  auto beat = [&](std::string name, std::int64_t age_ms, int interval) {
+    auto x = b;
+    x.node = name;
+    x.interval = interval;
+    return cluster::node_status(std::move(name), x, at_ms(b.beat_ms + age_ms));
+  };
+  std::vector<cluster::NodeStatus> nodes = {
+      beat("self", 600000, 2),      // its own (old) beat: never itself
+      beat("fresh", 1000, 2),       // alive
+      beat("stale", 20000, 2),      // stale (past 3 beats) but not yet past 30 s
+      beat("edge", 30000, 2),       // exactly the limit: not yet
+      beat("dead", 30001, 2),       // past it
+      beat("slow", 50000, 15),      // 50 s old but beats every 15 s: 4 × 15 = 60 s
+      beat("slowdead", 60001, 15),
+      cluster::node_status("nobeat", std::nullopt, at_ms(b.beat_ms)),  // never taken over
+  };
+  CHECK(cluster::nodes_to_take_over(nodes, "self", 30s) == std::vector<std::string>{"dead", "slowdead"});
+  CHECK(cluster::nodes_to_take_over(nodes, "dead", 30s) == std::vector<std::string>{"self", "slowdead"});
+  CHECK(cluster::nodes_to_take_over({}, "self", 30s).empty());
+}
+
+TEST_CASE("heartbeat lease: valid after a beat is written, for the age given, and false once the heartbeat is gone") {
+  test::TempDir t;
+  std::function<bool()> lease, short_lease;
+  {
+    server::NodeHeartbeat hb(t.path() / "nodes" / "mx1", 1s, [] { return sample(); }, [](const std::string&) {},
+                             nullptr);
+    lease = hb.lease(60s);
+    short_lease = hb.lease(1ms);
+    CHECK_FALSE(lease());  // no beat written yet
+    fs::create_directories(t.path() / "nodes" / "mx1");
+    hb.start();
+    CHECK(lease());
+    std::this_thread::sleep_for(20ms);
+    CHECK_FALSE(short_lease());  // older than 1 ms: the node holds nothing
+    hb.stop();
+  }
+  CHECK_FALSE(lease());  // the heartbeat is gone: no lease
+}
+
+TEST_CASE("heartbeat lease: a beat that cannot be written does not renew it") {
+  test::TempDir t;
+  // The node folder is a file: every write fails.
+  write(t.path() / "nodes", "not a folder");
+  server::NodeHeartbeat hb(t.path() / "nodes" / "mx1", 1s, [] { return sample(); }, [](const std::string&) {},
+                           nullptr);
+  auto lease = hb.lease(60s);
+  hb.start();
+  CHECK_FALSE(lease());
+  hb.stop();
 }

@@ -112,7 +112,7 @@ TEST_CASE("every key of the manual and of SPEC §2 is in the table, in its file"
         "mailbox_capacity_mail_size", "application_cooperation_wait_for_apl_end",
         "application_cooperation_timeout", "mailbox_path", "dustbox_path", "time_out_of_stop",
         "tls_cert_file", "tls_key_file", "dustbox_keep_days", "run_as_user", "metrics_port",
-        "proxy_trusted_networks", "redis_url", "redis_lease_seconds", "cluster_heartbeat_seconds", "admin_port", "admin_bind_address", "admin_tls", "admin_accounts"}}};
+        "proxy_trusted_networks", "redis_url", "redis_lease_seconds", "cluster_heartbeat_seconds", "cluster_takeover_seconds", "admin_port", "admin_bind_address", "admin_tls", "admin_accounts"}}};
   std::size_t total = 0;
   for (const auto& [file, names] : spec) {
     config::DefFile f;

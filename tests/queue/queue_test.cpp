@@ -372,3 +372,162 @@ TEST_CASE("RFC 3461 parameter values") {
   CHECK(dsn_address_field("\xe7\x94\xb0@x") == "utf-8; \\x{7530}@x");
   CHECK(dsn_address_field("a\r\nb@x") == "rfc822; a??b@x");
 }
+
+// --- Nodes of a shared home (docs/cluster.md): claims, fencing, takeover.
+
+TEST_CASE("nodes: a claim is a rename into the node's own claims/; no node takes another's") {
+  TempDir t;
+  const auto dir = t.path() / "q";
+  RelayQueue a(dir, "A"), b(dir, "B");
+  REQUIRE(a.init());
+  REQUIRE(b.init());
+  auto id = a.enqueue(env2(), std::string_view("x\r\n")).value();
+  CHECK(id.ends_with(".A"));  // two nodes never make the same id
+  CHECK(fs::exists(dir / "incoming" / id));
+  CHECK(count(dir / "tmp" / "A") == 0);
+  REQUIRE(b.move(id, QueueState::active, RelayQueue::Sync::later));
+  CHECK(fs::exists(dir / "claims" / "B" / id));
+  CHECK(b.holds(id));
+  CHECK_FALSE(a.holds(id));
+  // A cannot claim it, move it, save it, retire it or remove it...
+  CHECK(a.move(id, QueueState::active).error().code == Errc::not_found);
+  CHECK_FALSE(a.move(id, QueueState::deferred));
+  auto e = a.load(id).value();  // ...but every node (and the admin) reads it
+  CHECK(e.state == QueueState::active);
+  CHECK_FALSE(a.save(e));
+  CHECK_FALSE(a.retire(id));
+  CHECK_FALSE(a.remove(id));
+  CHECK(fs::exists(dir / "claims" / "B" / id));
+  CHECK(a.list().value() == std::vector<std::string>{id});
+  // B works it: saves, defers, claims again, retires.
+  e.recipients[0].state = RecipientState::delivered;
+  REQUIRE(b.save(e));
+  REQUIRE(b.move(id, QueueState::deferred, RelayQueue::Sync::later));
+  CHECK_FALSE(b.holds(id));
+  REQUIRE(a.move(id, QueueState::active));
+  CHECK(a.load(id).value().recipients[0].state == RecipientState::delivered);
+  REQUIRE(a.retire(id));
+  CHECK(fs::exists(dir / "tmp" / "A" / (id + ".done")));
+  REQUIRE(a.purge_retired(id));
+  CHECK(a.list().value().empty());
+  CHECK(count(dir / "data") == 0);
+  // A bad node name never becomes a path.
+  RelayQueue bad(dir, "../x");
+  CHECK(bad.node().empty());
+}
+
+TEST_CASE("nodes: adopt() takes a dead node's claims back and fences it out of them") {
+  TempDir t;
+  const auto dir = t.path() / "q";
+  RelayQueue a(dir, "A"), b(dir, "B"), c(dir, "C");
+  REQUIRE(a.init());
+  auto id1 = a.enqueue(env2(), std::string_view("one\r\n")).value();
+  auto id2 = a.enqueue(env2(), std::string_view("two\r\n")).value();
+  auto id3 = a.enqueue(env2(), std::string_view("three\r\n")).value();
+  REQUIRE(a.move(id1, QueueState::active));
+  REQUIRE(a.move(id2, QueueState::active));
+  auto held = a.load(id1).value();
+  // A retired id3 (delivered) and was killed before purging it; it also
+  // left a staged entry never published (never acknowledged).
+  REQUIRE(a.move(id3, QueueState::active));
+  REQUIRE(a.retire(id3));
+  auto staged = a.stage(env2(), std::string_view("never\r\n")).value();
+  const auto staged_id = staged.id();
+  for (int fd : staged.files_to_sync()) ::fsync(fd);
+  // (The staged object is dropped only after the adoption: a dead node
+  // cleans nothing up.)
+  auto got = b.adopt("A").value();
+  CHECK(got.entries == 2);
+  CHECK(got.tmp_removed == 3);  // id3.done, staged .env and .data
+  CHECK(fs::exists(dir / "incoming" / id1));
+  CHECK(fs::exists(dir / "incoming" / id2));
+  CHECK_FALSE(fs::exists(dir / "claims" / "A"));
+  CHECK_FALSE(fs::exists(dir / "tmp" / "A"));
+  CHECK_FALSE(fs::exists(a.message_path(id3)));  // the retired entry's data
+  CHECK(fs::exists(a.message_path(id1)));
+  CHECK(count(dir / "adopted") == 0);
+  // A, should it still run, cannot finish what it held: no save, no move,
+  // no retire, and nothing comes back anywhere.
+  CHECK_FALSE(a.holds(id1));
+  held.recipients[0].state = RecipientState::delivered;
+  CHECK_FALSE(a.save(held));
+  CHECK_FALSE(a.retire(id1));
+  CHECK(b.load(id1).value().recipients[0].state == RecipientState::pending);
+  CHECK(b.load(id1).value().state == QueueState::incoming);
+  CHECK(a.list().value() == std::vector<std::string>{id1, id2});
+  // Its staged entry cannot be published any more (its tmp/ is gone).
+  CHECK_FALSE(staged.publish());
+  // A second adopter, later or at once, gets nothing twice.
+  auto again = c.adopt("A").value();
+  CHECK(again.entries == 0);
+  CHECK(again.tmp_removed == 0);
+  // A alive again claims into a new claims/A.
+  REQUIRE(a.move(id1, QueueState::active));
+  CHECK(a.holds(id1));
+  // Nobody adopts itself, or a name that is no node's.
+  CHECK_FALSE(a.adopt("A"));
+  CHECK_FALSE(b.adopt("../A"));
+  CHECK_FALSE(b.adopt(""));
+  RelayQueue single(dir);
+  CHECK_FALSE(single.adopt("A"));
+}
+
+TEST_CASE("nodes: a takeover cut short is finished by the next adopter or at the adopter's restart") {
+  TempDir t;
+  const auto dir = t.path() / "q";
+  RelayQueue a(dir, "A"), b(dir, "B"), c(dir, "C");
+  REQUIRE(a.init());
+  auto id1 = a.enqueue(env2(), std::string_view("one\r\n")).value();
+  auto id2 = a.enqueue(env2(), std::string_view("two\r\n")).value();
+  REQUIRE(a.move(id1, QueueState::active));
+  REQUIRE(a.move(id2, QueueState::active));
+  // B renamed A's claims away and died before draining them.
+  const auto half = dir / "adopted" / "A@B@1.M1P1Q1";
+  fs::create_directories(half);
+  fs::rename(dir / "claims" / "A", half / "claims");
+  SUBCASE("another node adopting the dead adopter finishes it") {
+    auto got = c.adopt("B").value();
+    CHECK(got.entries == 2);
+  }
+  SUBCASE("the adopter's own restart finishes it") {
+    auto r = b.recover().value();
+    CHECK(r.reactivated == 2);
+  }
+  SUBCASE("another node adopting A again finishes it too (B is dead or not)") {
+    // Not while B lives: only B's own drain, or an adopter of B, touches it.
+    auto got = c.adopt("A").value();
+    CHECK(got.entries == 0);
+    CHECK(fs::exists(half / "claims" / id1));
+    return;
+  }
+  CHECK(fs::exists(dir / "incoming" / id1));
+  CHECK(fs::exists(dir / "incoming" / id2));
+  CHECK_FALSE(fs::exists(half));
+}
+
+TEST_CASE("nodes: recover() at a node's start touches only its own") {
+  TempDir t;
+  const auto dir = t.path() / "q";
+  RelayQueue a(dir, "A"), b(dir, "B");
+  REQUIRE(a.init());
+  REQUIRE(b.init());
+  auto mine = a.enqueue(env2(), std::string_view("mine\r\n")).value();
+  auto theirs = b.enqueue(env2(), std::string_view("theirs\r\n")).value();
+  REQUIRE(a.move(mine, QueueState::active));
+  REQUIRE(b.move(theirs, QueueState::active));
+  auto b_staged = b.stage(env2(), std::string_view("in the making\r\n")).value();
+  // A data file another node has just renamed into data/ (its envelope
+  // comes next): young, so a node's recover keeps it.
+  {
+    std::ofstream(dir / "data" / "1.M2P3Q4.B") << "x";
+  }
+  auto r = a.recover().value();
+  CHECK(r.reactivated == 1);
+  CHECK(fs::exists(dir / "incoming" / mine));
+  CHECK(fs::exists(dir / "claims" / "B" / theirs));
+  CHECK(fs::exists(dir / "tmp" / "B" / (b_staged.id() + ".env")));
+  CHECK(fs::exists(dir / "data" / "1.M2P3Q4.B"));
+  CHECK(r.orphans_removed == 0);
+  REQUIRE(b_staged.publish());
+  CHECK(fs::exists(dir / "incoming" / b_staged.id()));
+}

@@ -163,6 +163,7 @@ struct ServerSettings {
   std::string redis_url;
   int redis_lease_seconds = 60;            // a dead node's leases expire after this
   int cluster_heartbeat_seconds = 5;       // a node's heartbeat period (docs/cluster.md)
+  int cluster_takeover_seconds = 60;       // a dead node's claims are taken over after this
   int admin_port = 0;                      // web console; 0 = off
   std::vector<std::string> admin_bind_address{"127.0.0.1"};  // one address
   bool admin_tls = true;                   // HTTPS when the certificate is set

@@ -36,6 +36,21 @@
 // Writes are tmp → fsync → rename → fsync directory; an entry is created by
 // renaming data/ first and the envelope last, so a crash leaves at worst an
 // orphan data file (deleted by recover()).
+//
+// Nodes of a shared home (a queue made with a node name; docs/cluster.md)
+// share data/, incoming/, deferred/ and corrupt/, and each has its own:
+//   resendmail/tmp/<node>/      that node's files in the making or retired
+//   resendmail/claims/<node>/   that node's claimed entries (its "active")
+// A claim is the rename of an envelope into the node's claims/ folder: the
+// one node whose rename succeeds owns the entry. Nothing here touches
+// another node's claims except adopt(), which a live node calls for a node
+// whose heartbeat stopped (server/cluster_takeover): it renames the dead
+// node's claims/ and tmp/ folders away in one step each — so the dead
+// node, should it still be running, can neither save nor move nor retire
+// those entries any more (every path it holds is gone) — and then puts the
+// entries back in incoming/ for every node's runner:
+//   resendmail/adopted/<dead>@<adopter>@<unique>/{claims,tmp}/
+// A node's ids end in ".<node>", so two nodes never make the same id.
 #pragma once
 
 #include <chrono>
@@ -107,7 +122,15 @@ Result<QueueEntry> parse_queue_entry(std::string_view text);
 class RelayQueue {
  public:
   explicit RelayQueue(std::filesystem::path dir);
+  // A node of a shared home (`node` a valid node name; empty = a single
+  // server, as above).
+  RelayQueue(std::filesystem::path dir, std::string node);
   const std::filesystem::path& dir() const noexcept { return dir_; }
+  const std::string& node() const noexcept { return node_; }
+  // Where this queue's files in the making go (tmp/ or tmp/<node>/).
+  std::filesystem::path tmp_dir() const;
+  // Every folder of claimed entries: active/ and claims/<each node>/.
+  std::vector<std::filesystem::path> claim_dirs() const;
 
   // Create the folders (idempotent).
   Status init() const;
@@ -118,8 +141,26 @@ class RelayQueue {
     std::size_t reactivated = 0;       // active/ → incoming/
     std::size_t corrupt = 0;           // envelopes moved to corrupt/
   };
-  // At start, before anything else uses the queue.
+  // At start, before anything else uses the queue. A node's recover()
+  // touches only what is its own (tmp/<node>/, claims/<node>/, and what a
+  // single server left in active/), and deletes a data file without an
+  // envelope only when it is an hour old (another node may be publishing).
   Result<Recovery> recover() const;
+
+  // A node only: take over `dead`'s claims (see above). Counts what was
+  // put back in incoming/ and what was deleted from its tmp/ (unfinished
+  // entries, never acknowledged; retired ones with their data files).
+  // Another node adopting the same node at once gets what it got first,
+  // never an entry twice. Also finishes adoptions left half done by an
+  // adopter that is `dead` too, or is this node (a crash mid-way).
+  struct Adoption {
+    std::size_t entries = 0;
+    std::size_t tmp_removed = 0;
+  };
+  Result<Adoption> adopt(std::string_view dead) const;
+  // Whether this node still holds its claim on `id` (the fence a sender
+  // checks before the last step that cannot be undone, e.g. the final dot).
+  bool holds(std::string_view id) const;
 
   // Durable enqueue (fsyncs before returning). The message is copied from
   // `message_file` (hard-linked when possible).
@@ -146,7 +187,7 @@ class RelayQueue {
 
    private:
     friend class RelayQueue;
-    std::filesystem::path dir_;
+    std::filesystem::path dir_, tmp_;
     std::string id_;
     int env_fd_ = -1, data_fd_ = -1;  // data_fd_ = -1 when linked (already synced by owner)
     bool published_ = false;
@@ -162,8 +203,10 @@ class RelayQueue {
   // flush instead of one each (a mailing list's copies).
   Result<Staged> stage(const QueueEnvelope& env, std::string_view message) const;
 
-  // Entries in every state, sorted by id (oldest first).
+  // Entries in every state (every node's claims too), sorted by id
+  // (oldest first).
   Result<std::vector<std::string>> list() const;
+  // Wherever the entry is (another node's claim included).
   Result<QueueEntry> load(std::string_view id) const;
   std::filesystem::path message_path(std::string_view id) const;
 
@@ -173,6 +216,11 @@ class RelayQueue {
   // (an entry found in active/ goes back to incoming/).
   enum class Sync { now, later };
   // Move between states (a sender claims an entry by moving it to active).
+  // The mutators below find an entry in incoming/, deferred/ and this
+  // queue's own active folder only: never in another node's claims.
+  // A node whose claims/ folder was adopted while it ran (it was taken for
+  // dead) makes it again at its next claim, and logs nothing here: the
+  // caller sees which entries it lost through holds().
   Status move(std::string_view id, QueueState to, Sync sync = Sync::now) const;
   // Rewrite an entry's envelope in its current state (recipient results,
   // attempts, next attempt), atomically and durably.
@@ -202,10 +250,15 @@ class RelayQueue {
   static Status validate_id(std::string_view id);
 
  private:
-  Result<std::filesystem::path> find(std::string_view id, QueueState* state = nullptr) const;
+  // `anywhere`: other nodes' claims and active/ too (readers).
+  Result<std::filesystem::path> find(std::string_view id, QueueState* state = nullptr,
+                                     bool anywhere = false) const;
+  std::filesystem::path active_dir() const;
+  Status drain_adopted(const std::filesystem::path& adopted, Adoption& a) const;
   Result<Staged> begin_stage(const QueueEnvelope& env) const;
   Status write_staged_envelope(Staged& s, const QueueEnvelope& env, std::uint64_t size) const;
   std::filesystem::path dir_;
+  std::string node_;
 };
 
 std::string_view to_string(RecipientState s) noexcept;

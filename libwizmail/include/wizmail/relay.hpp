@@ -178,6 +178,10 @@ struct RelayOptions {
   RelayTimeouts timeouts;
   std::function<void(const std::string&)> log;  // one line each; may be empty
   std::function<void()> on_bounce;              // each DSN generated; may be empty
+  // A node of a shared home (docs/cluster.md): whether its lease holds
+  // (its heartbeat is fresh, so no other node takes its claims over).
+  // While false the runner claims nothing and ends no DATA. Empty: always.
+  std::function<bool()> lease_valid{};
 };
 
 struct RelayStats {

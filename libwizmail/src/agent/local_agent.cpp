@@ -146,7 +146,7 @@ std::pair<std::string, std::string> decode_recipient(std::string_view rcpt) {
 LocalAgent::LocalAgent(ConfigFn config, LogFn log) : LocalAgent(std::move(config), std::move(log), Options{}) {}
 
 LocalAgent::LocalAgent(ConfigFn config, LogFn log, Options options)
-    : config_(std::move(config)), log_(std::move(log)), opt_(options), spool_(spool_dir(*config_())),
+    : config_(std::move(config)), log_(std::move(log)), opt_(options), spool_(spool_dir(*config_()), config_()->node),
       work_(work_dir(*config_())), home_(config_()->home) {}
 
 LocalAgent::~LocalAgent() { stop(std::chrono::seconds(5)); }
@@ -155,6 +155,7 @@ Status LocalAgent::start() {
   if (!threads_.empty()) return {};
   auto rec = spool_.recover();
   if (!rec) return unexpected(rec.error());
+  if (auto st = adopt_old_node_spool(); !st) return st;
   if (rec->tmp_removed + rec->orphans_removed + rec->reactivated + rec->corrupt > 0)
     log_("agent spool recovery: " + std::to_string(rec->reactivated) + " entries resumed, " +
          std::to_string(rec->tmp_removed + rec->orphans_removed) + " leftovers removed, " +
@@ -169,6 +170,40 @@ Status LocalAgent::start() {
   }
   stopping_ = false;
   for (unsigned i = 0; i < std::max(1u, opt_.threads); ++i) threads_.emplace_back([this] { worker(); });
+  return {};
+}
+
+bool LocalAgent::lost(const std::string& id) const {
+  if (spool_.node().empty() || spool_.holds(id)) return false;
+  log_("agent spool entry " + id + ": no longer claimed by this node (taken over by another node); left to it");
+  return true;
+}
+
+Status LocalAgent::adopt_old_node_spool() {
+  auto cfg = config_();
+  if (cfg->node.empty()) return {};
+  const fs::path old = cfg->node_dir() / "spool" / "agent";
+  std::error_code ec;
+  if (!fs::is_directory(old, ec)) return {};
+  std::size_t moved = 0;
+  for (auto state : {"incoming", "active", "deferred"}) {
+    for (auto& f : fs::directory_iterator(old / state, ec)) {
+      auto id = f.path().filename().string();
+      if (!RelayQueue::validate_id(id)) continue;
+      // Data first, then the envelope, as a new entry is published.
+      auto data = old / "data" / id;
+      if (::rename(data.c_str(), spool_.message_path(id).c_str()) != 0 && errno != ENOENT)
+        return fail_errno("agent spool: move " + data.string(), errno);
+      if (::rename(f.path().c_str(), (spool_.state_dir(QueueState::incoming) / id).c_str()) != 0)
+        return fail_errno("agent spool: move " + f.path().string(), errno);
+      ++moved;
+    }
+  }
+  for (const auto& d : {spool_.dir() / "data", spool_.state_dir(QueueState::incoming)})
+    if (auto st = util::fsync_dir(d); !st) return st;
+  fs::remove_all(old, ec);
+  if (moved > 0) log_(util::cat("agent spool: ", std::to_string(moved), " entries moved from ", old.string(),
+                               " into the shared spool"));
   return {};
 }
 
@@ -260,6 +295,7 @@ void LocalAgent::worker() {
         break;
       }
       std::string id;
+      if (!lease_ok()) break;  // taken for dead, perhaps: take nothing
       {
         std::lock_guard lk(mu_);
         for (const auto& d : *due)
@@ -289,6 +325,8 @@ void LocalAgent::process(const std::string& id) {
     return;
   }
   if (auto st = spool_.move(id, QueueState::active); !st) {
+    // Another node of a shared home claimed it first: its to deliver.
+    if (!spool_.node().empty() && st.error().code == Errc::not_found) return;
     log_("agent spool entry " + id + ": " + st.error().message);
     return;
   }
@@ -299,6 +337,7 @@ void LocalAgent::process(const std::string& id) {
       retry = true;
       break;
     }
+    if (lost(id)) return;
     Result1 res;
     try {
       res = deliver_one(*e, r.address);
@@ -329,6 +368,7 @@ void LocalAgent::process(const std::string& id) {
     if (auto st = spool_.update_recipient(id, r.address, state, res.text); !st)
       log_("agent spool entry " + id + ": " + st.error().message);
   }
+  if (lost(id)) return;
   auto now_entry = spool_.load(id);
   if (!now_entry) return;
   if (now_entry->finished()) {
@@ -577,7 +617,7 @@ void LocalAgent::notify_sender(const Config& cfg, const QueueEntry& e, const std
   }
   in.recipients = std::move(reports);
   in.original_headers = std::move(headers);
-  RelayQueue relay(cfg.queue_dir());
+  RelayQueue relay(cfg.queue_dir(), cfg.node);
   outbound::NoticeOptions o;
   o.smtputf8 = e.smtputf8;
   if (outbound::deliver_notice(cfg, relay, to, build_dsn(in), false, label, log_, o)) wake_relay();
@@ -677,7 +717,7 @@ LocalAgent::Result1 LocalAgent::distribute(const Config& cfg, const QueueEntry& 
   }
   std::size_t ok = 0, failed = 0;
   bool queued_remote = false, queued_agent = false;
-  RelayQueue relay(cfg.queue_dir());
+  RelayQueue relay(cfg.queue_dir(), cfg.node);
   auto to_agent = [&](const std::vector<const Member*>& ms, const std::string& text) {
     QueueEnvelope env;
     env.sender = from;

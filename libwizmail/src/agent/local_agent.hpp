@@ -61,6 +61,10 @@ class LocalAgent {
     // numbers and the auto-reply record live there. Null: ml.def's count
     // and the account's .autoreply file alone (a single node).
     std::shared_ptr<state::SharedState> shared;
+    // A node of a shared home: whether its lease holds (its heartbeat is
+    // fresh). While false the agent takes no entry and stops between
+    // recipients. Empty: always.
+    std::function<bool()> lease_valid;
   };
 
   LocalAgent(ConfigFn config, LogFn log);
@@ -69,14 +73,14 @@ class LocalAgent {
   LocalAgent(const LocalAgent&) = delete;
   LocalAgent& operator=(const LocalAgent&) = delete;
 
-  // A node of a shared home keeps its spool under nodes/<node>/ (docs/cluster.md):
-  // the spool's start-up recovery takes back every claimed entry, which
-  // must never be another live node's.
-  static std::filesystem::path spool_root(const Config& c) {
-    return c.node.empty() ? c.home / "var" / "spool" : c.node_dir() / "spool";
+  // The spool is the home's, shared by the nodes of a shared home: each
+  // claims entries into its own claims/<node>/ (RelayQueue; docs/cluster.md)
+  // and a live node takes a dead one's over. A node's working files are its
+  // own, under nodes/<node>/.
+  static std::filesystem::path spool_dir(const Config& c) { return c.home / "var" / "spool" / "agent"; }
+  static std::filesystem::path work_dir(const Config& c) {
+    return (c.node.empty() ? c.home / "var" / "spool" : c.node_dir() / "spool") / "agent-work";
   }
-  static std::filesystem::path spool_dir(const Config& c) { return spool_root(c) / "agent"; }
-  static std::filesystem::path work_dir(const Config& c) { return spool_root(c) / "agent-work"; }
 
   // Create and recover the spool, clear stale working files, start workers.
   Status start();
@@ -118,6 +122,13 @@ class LocalAgent {
   };
   void worker();
   void process(const std::string& id);
+  bool lease_ok() const { return !opt_.lease_valid || opt_.lease_valid(); }
+  // A node's claim on `id` gone (another node took this one for dead):
+  // logged; the entry is left to the node that has it.
+  bool lost(const std::string& id) const;
+  // Entries an earlier version kept in nodes/<node>/spool/agent: moved into
+  // the shared spool at start (only this node ever used that folder).
+  Status adopt_old_node_spool();
   Result1 deliver_one(const QueueEntry& e, const std::string& rcpt);
   // `rcpt`: the spool recipient of `e` being delivered (for its notices).
   Result1 store_copy(const Config& cfg, const QueueEntry& e, const std::string& rcpt, const std::string& account,

@@ -570,6 +570,13 @@ std::vector<Key> make_keys() {
               "nodes/<node>/heartbeat (and Redis with redis_url); `wizmail cluster status` calls a "
               "node stale after three missed beats (docs/cluster.md). Read at start.",
        .example = "2", .field = field<srv, &W::cluster_heartbeat_seconds>},
+      {.name = "cluster_takeover_seconds", .file = wizenv, .type = T::integer, .default_value = "60",
+       .min = 4, .max = 86400,
+       .doc = "Seconds a node's heartbeat may be old before a live node takes over its claimed "
+              "queue and agent spool entries and delivers them (docs/cluster.md); a node whose own "
+              "heartbeat could not be written for half of it claims nothing and ends no delivery. "
+              "Must be more than 3 × cluster_heartbeat_seconds; the same on every node. Read at start.",
+       .example = "30", .field = field<srv, &W::cluster_takeover_seconds>},
       {.name = "admin_port", .file = wizenv, .type = T::integer, .default_value = "0",
        .min = 0, .max = 65535,
        .doc = "Port of the web console and its JSON API (docs/console.md); 0 = off. "

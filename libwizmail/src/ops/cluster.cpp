@@ -134,6 +134,18 @@ NodeStatus node_status(std::string name, std::optional<Heartbeat> beat, std::chr
   return s;
 }
 
+std::vector<std::string> nodes_to_take_over(const std::vector<NodeStatus>& nodes, std::string_view self,
+                                            std::chrono::seconds after) {
+  std::vector<std::string> out;
+  for (const auto& n : nodes) {
+    if (n.name == self || !n.beat) continue;
+    const double limit = std::max<double>(static_cast<double>(after.count()),
+                                          static_cast<double>(kMissedBeats + 1) * n.beat->interval);
+    if (n.age_seconds > limit) out.push_back(n.name);
+  }
+  return out;
+}
+
 Result<std::vector<NodeStatus>> read_cluster_status(const fs::path& home, std::chrono::system_clock::time_point now) {
   std::vector<NodeStatus> out;
   const fs::path dir = home / "nodes";

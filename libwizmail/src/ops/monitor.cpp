@@ -50,7 +50,7 @@ Result<ActivitySnapshot> collect_activity(const Config& config) {
     s.totals.deleted += a.deleted;
     s.accounts.push_back(std::move(a));
   }
-  RelayQueue q(config.queue_dir());
+  RelayQueue q(config.queue_dir(), config.node);
   if (auto ids = q.list()) s.queue_length = static_cast<std::int64_t>(ids->size());
   return s;
 }

@@ -11,15 +11,22 @@ Status delete_queue_entry(const RelayQueue& queue, std::string_view id_view, boo
   if (auto st = RelayQueue::validate_id(id_view); !st) return st;
   std::string id(id_view);
   const auto& dir = queue.dir();
-  auto doomed = dir / "tmp" / (id + ".deleted");
-  std::vector<std::string> states = {"incoming", "deferred"};
-  if (include_active) states.push_back("active");
+  if (auto st = util::make_dirs(queue.tmp_dir(), 0700); !st) return st;
+  auto doomed = queue.tmp_dir() / (id + ".deleted");
+  std::vector<std::filesystem::path> states = {dir / "incoming", dir / "deferred"};
+  const auto claimed = queue.claim_dirs();  // active/ and every node's claims/
+  // Claims are taken only from a runner known to be stopped: a single
+  // server's, or this node's (another node's runner may be live).
+  if (include_active) {
+    states.push_back(dir / "active");
+    if (!queue.node().empty()) states.push_back(queue.state_dir(QueueState::active));
+  }
   for (const auto& s : states) {
-    auto from = dir / s / id;
+    auto from = s / id;
     // One rename takes the envelope away from the runner: if it claimed
     // the entry first this fails with ENOENT and we look further.
     if (::rename(from.c_str(), doomed.c_str()) == 0) {
-      (void)util::fsync_dir(dir / s);
+      (void)util::fsync_dir(s);
       ::unlink(doomed.c_str());
       if (::unlink(queue.message_path(id).c_str()) != 0 && errno != ENOENT)
         return fail_errno("queue: remove data " + id, errno);
@@ -29,8 +36,9 @@ Status delete_queue_entry(const RelayQueue& queue, std::string_view id_view, boo
     if (errno != ENOENT) return fail_errno("queue: delete " + id, errno);
   }
   struct stat sb{};
-  if (!include_active && ::stat((dir / "active" / id).c_str(), &sb) == 0)
-    return fail(Errc::busy, "queue entry " + id + " is being delivered right now; try again in a moment");
+  for (const auto& s : claimed)
+      if (::stat((s / id).c_str(), &sb) == 0)
+        return fail(Errc::busy, "queue entry " + id + " is being delivered right now; try again in a moment");
   return fail(Errc::not_found, "no queue entry " + id);
 }
 

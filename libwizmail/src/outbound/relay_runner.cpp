@@ -168,7 +168,7 @@ std::chrono::milliseconds retry_delay(std::chrono::milliseconds base, int attemp
 
 struct Relay::Impl {
   Impl(std::shared_ptr<const Config> cfg, RelayOptions o)
-      : opt(std::move(o)), config(std::move(cfg)), queue(config->queue_dir()), scan_timer(io),
+      : opt(std::move(o)), config(std::move(cfg)), queue(config->queue_dir(), config->node), scan_timer(io),
         stop_timer(io) {}
 
   // --- fixed
@@ -250,6 +250,14 @@ struct Relay::Impl {
 
   void log(const std::string& line) const {
     if (opt.log) opt.log(line);
+  }
+  bool lease_valid() const { return !opt.lease_valid || opt.lease_valid(); }
+  // A node's claim on `id` gone (adopted by another node that took this
+  // one for dead): logged, and the entry is left alone.
+  bool lost(const std::string& id) const {
+    if (queue.node().empty() || queue.holds(id)) return false;
+    log("relay: " + id + ": no longer claimed by this node (taken over by another node); left to it");
+    return true;
   }
   std::string hostname() const { return opt.hostname.empty() ? cfg()->server.domain : opt.hostname; }
   std::chrono::milliseconds scan_interval() const {
@@ -370,6 +378,12 @@ void Relay::Impl::schedule_scan() {
 
 void Relay::Impl::scan() {
   if (stopping) return;
+  if (!lease_valid()) {
+    // A node whose heartbeat is stale may have been taken for dead: it
+    // claims nothing until it beats again.
+    schedule_scan();
+    return;
+  }
   std::vector<std::string> ids;
   if (flush_requested) {
     flush_requested = false;
@@ -395,7 +409,7 @@ void Relay::Impl::claim(const std::string& id) {
   auto e = queue.load(id);
   if (!e) {
     log("relay: " + id + ": unreadable envelope, moved to corrupt/: " + e.error().message);
-    auto from = queue.dir() / "active" / id;
+    auto from = queue.state_dir(QueueState::active) / id;
     ::rename(from.c_str(), (queue.dir() / "corrupt" / id).c_str());
     return;
   }
@@ -526,6 +540,7 @@ void Relay::Impl::apply(Work& w, const Result<outbound::TransactionResult>& tr, 
     summary = final_reply ? final_reply->to_string() : "no recipient accepted";
   }
   c.entry.attempts.push_back({unix_now(), host + ": " + summary});
+  if (lost(w.id)) return;
   // The message's last group, nothing pending and nothing to report:
   // finish() removes it right away, and the removal is the record.
   if (c.outstanding == 1 && c.entry.finished() && c.failures.empty() && c.relayed.empty()) return;
@@ -545,6 +560,9 @@ void Relay::Impl::finish(const std::string& id) {
   Claimed c = std::move(it->second);
   claimed.erase(it);
   n_in_flight.fetch_sub(1);
+  // Taken over by another node while we worked on it: its results, notices
+  // and next attempt are that node's business now.
+  if (lost(id)) return;
   auto& e = c.entry;
   auto now = unix_now();
   bool timed_out = false;
@@ -963,6 +981,8 @@ asio::awaitable<void> Relay::Impl::worker(std::string key) {
       any_dsn = any_dsn || !entry.recipients[i].dsn.empty();
     }
     if (!any_dsn) mo.dsn.clear();
+    if (!queue.node().empty())
+      mo.may_finish = [this, id = w.id] { return lease_valid() && queue.holds(id); };
     const bool peer_dsn = client->has("DSN");
     auto tr = co_await client->send_mail(sender, rcpts, queue.message_path(w.id), std::move(mo));
     ++sent;

@@ -381,6 +381,11 @@ asio::awaitable<Result<TransactionResult>> SmtpClient::send_mail(std::string sen
   }
   out.clear();
   stuffer.finish(out);
+  if (options.may_finish && !options.may_finish()) {
+    close();
+    co_return fail(Errc::busy, "the queue entry was taken over by another node before the end of DATA; "
+                               "not sent (the peer discards it)");
+  }
   if (auto ec = co_await write(out, timeouts_.data_block)) co_return fail_io("write message to", ec);
   auto e = co_await read_reply(timeouts_.data_end);
   if (!e) co_return unexpected(e.error());

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,6 +53,11 @@ struct MailOptions {
   // computed for this message), CRLF line ends; counted in `size` by the
   // caller.
   std::string prefix{};
+  // Asked once, just before the final dot: false ends the session without
+  // it (the peer discards the message) and the transaction fails with
+  // Errc::busy. A node of a shared home that lost its claim on the entry
+  // must not finish the delivery (docs/cluster.md). Empty: always go on.
+  std::function<bool()> may_finish{};
 };
 
 class SmtpClient : public std::enable_shared_from_this<SmtpClient> {

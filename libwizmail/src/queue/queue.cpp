@@ -21,7 +21,26 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::string_view kMagic = "wizmail-queue 1";
+// A node of a shared home deletes a data file without an envelope only at
+// this age (seconds): younger, another node may be between its renames.
+constexpr std::int64_t kOrphanAge = 3600;
 constexpr std::string_view kStateDirs[] = {"incoming", "active", "deferred"};
+
+// The adopter in an adopted/ folder's name <dead>@<adopter>@<unique>;
+// empty for any other name.
+std::string_view adopter_of(std::string_view name) {
+  auto at = name.find('@');
+  auto at2 = at == std::string_view::npos ? at : name.find('@', at + 1);
+  return at2 == std::string_view::npos ? std::string_view{} : name.substr(at + 1, at2 - at - 1);
+}
+
+// A node name as config's validate_node_name() has it (1–63 of letters,
+// digits, '-', '_'): it becomes a folder name here.
+bool node_name_ok(std::string_view n) {
+  return !n.empty() && n.size() <= 63 && std::all_of(n.begin(), n.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
+}
 
 std::int64_t unix_now() {
   using namespace std::chrono;
@@ -275,6 +294,21 @@ Result<QueueEntry> parse_queue_entry(std::string_view text) {
 }
 
 RelayQueue::RelayQueue(fs::path dir) : dir_(std::move(dir)) {}
+RelayQueue::RelayQueue(fs::path dir, std::string node) : dir_(std::move(dir)), node_(std::move(node)) {
+  // Never a path out of resendmail/: a bad name makes a queue of no node
+  // (the caller validated it long before; config refuses such a name).
+  if (!node_name_ok(node_)) node_.clear();
+}
+
+fs::path RelayQueue::tmp_dir() const { return node_.empty() ? dir_ / "tmp" : dir_ / "tmp" / node_; }
+fs::path RelayQueue::active_dir() const { return node_.empty() ? dir_ / "active" : dir_ / "claims" / node_; }
+
+std::vector<fs::path> RelayQueue::claim_dirs() const {
+  std::vector<fs::path> out{dir_ / "active"};
+  if (auto nodes = entries_in(dir_ / "claims"))
+    for (const auto& n : *nodes) out.push_back(dir_ / "claims" / n);
+  return out;
+}
 
 Status RelayQueue::validate_id(std::string_view id) {
   if (id.empty() || id.size() > 128 || id.front() == '.')
@@ -289,26 +323,41 @@ Status RelayQueue::validate_id(std::string_view id) {
 Status RelayQueue::init() const {
   for (auto sub : {"tmp", "data", "incoming", "active", "deferred", "corrupt"})
     if (auto st = util::make_dirs(dir_ / sub, 0700); !st) return st;
+  if (node_.empty()) return {};
+  for (const auto& d : {tmp_dir(), active_dir(), dir_ / "adopted"})
+    if (auto st = util::make_dirs(d, 0700); !st) return st;
   return {};
 }
 
 fs::path RelayQueue::message_path(std::string_view id) const { return dir_ / "data" / std::string(id); }
 
-Result<fs::path> RelayQueue::find(std::string_view id, QueueState* state) const {
+Result<fs::path> RelayQueue::find(std::string_view id, QueueState* state, bool anywhere) const {
   if (auto st = validate_id(id); !st) return unexpected(st.error());
-  for (int i = 0; i < 3; ++i) {
-    auto p = dir_ / kStateDirs[i] / std::string(id);
-    struct stat st{};
-    if (::stat(p.c_str(), &st) == 0) {
-      if (state) *state = static_cast<QueueState>(i);
-      return p;
-    }
-  }
+  const std::string name(id);
+  auto found = [&](const fs::path& p, QueueState s) {
+    struct stat sb{};
+    if (::stat(p.c_str(), &sb) != 0) return false;
+    if (state) *state = s;
+    return true;
+  };
+  for (auto [p, s] : {std::pair{dir_ / "incoming" / name, QueueState::incoming},
+                      std::pair{active_dir() / name, QueueState::active},
+                      std::pair{dir_ / "deferred" / name, QueueState::deferred}})
+    if (found(p, s)) return p;
+  if (anywhere)
+    for (const auto& d : claim_dirs())
+      if (auto p = d / name; found(p, QueueState::active)) return p;
   return fail(Errc::not_found, "no queue entry " + std::string(id));
 }
 
+bool RelayQueue::holds(std::string_view id) const {
+  if (!validate_id(id)) return false;
+  struct stat sb{};
+  return ::stat((active_dir() / std::string(id)).c_str(), &sb) == 0;
+}
+
 RelayQueue::Staged::Staged(Staged&& o) noexcept
-    : dir_(std::move(o.dir_)), id_(std::move(o.id_)), env_fd_(o.env_fd_), data_fd_(o.data_fd_),
+    : dir_(std::move(o.dir_)), tmp_(std::move(o.tmp_)), id_(std::move(o.id_)), env_fd_(o.env_fd_), data_fd_(o.data_fd_),
       published_(o.published_) {
   o.env_fd_ = o.data_fd_ = -1;
   o.id_.clear();
@@ -319,6 +368,7 @@ RelayQueue::Staged& RelayQueue::Staged::operator=(Staged&& o) noexcept {
   if (this != &o) {
     cleanup();
     dir_ = std::move(o.dir_);
+    tmp_ = std::move(o.tmp_);
     id_ = std::move(o.id_);
     env_fd_ = o.env_fd_;
     data_fd_ = o.data_fd_;
@@ -337,8 +387,8 @@ void RelayQueue::Staged::cleanup() noexcept {
   if (data_fd_ >= 0) ::close(data_fd_);
   env_fd_ = data_fd_ = -1;
   if (!published_ && !id_.empty()) {
-    ::unlink((dir_ / "tmp" / (id_ + ".env")).c_str());
-    ::unlink((dir_ / "tmp" / (id_ + ".data")).c_str());
+    ::unlink((tmp_ / (id_ + ".env")).c_str());
+    ::unlink((tmp_ / (id_ + ".data")).c_str());
   }
   published_ = true;
 }
@@ -352,8 +402,8 @@ std::vector<int> RelayQueue::Staged::files_to_sync() const {
 
 Status RelayQueue::Staged::publish() {
   if (published_) return fail(Errc::internal, "queue entry already published");
-  auto tmp_data = dir_ / "tmp" / (id_ + ".data");
-  auto tmp_env = dir_ / "tmp" / (id_ + ".env");
+  auto tmp_data = tmp_ / (id_ + ".data");
+  auto tmp_env = tmp_ / (id_ + ".env");
   if (::rename(tmp_data.c_str(), (dir_ / "data" / id_).c_str()) != 0) {
     int e = errno;
     cleanup();
@@ -383,7 +433,9 @@ Result<RelayQueue::Staged> RelayQueue::begin_stage(const QueueEnvelope& env) con
     return fail(Errc::invalid_argument, "queue: DSN requests do not match the recipients");
   Staged s;
   s.dir_ = dir_;
+  s.tmp_ = tmp_dir();
   s.id_ = util::unique_name_part();
+  if (!node_.empty()) util::append(s.id_, ".", node_);
   s.published_ = false;
   return s;
 }
@@ -393,7 +445,7 @@ Result<RelayQueue::Staged> RelayQueue::stage(const QueueEnvelope& env, const fs:
   auto staged = begin_stage(env);
   if (!staged) return staged;
   Staged& s = *staged;
-  auto tmp_data = dir_ / "tmp" / (s.id_ + ".data");
+  auto tmp_data = s.tmp_ / (s.id_ + ".data");
   if (::link(message_path.c_str(), tmp_data.c_str()) != 0) {
     int fd = ::open(tmp_data.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) return fail_errno("queue: create " + tmp_data.string(), errno);
@@ -408,7 +460,7 @@ Result<RelayQueue::Staged> RelayQueue::stage(const QueueEnvelope& env, std::stri
   auto staged = begin_stage(env);
   if (!staged) return staged;
   Staged& s = *staged;
-  auto tmp_data = dir_ / "tmp" / (s.id_ + ".data");
+  auto tmp_data = s.tmp_ / (s.id_ + ".data");
   int fd = ::open(tmp_data.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return fail_errno("queue: create " + tmp_data.string(), errno);
   s.data_fd_ = fd;
@@ -431,7 +483,7 @@ Status RelayQueue::write_staged_envelope(Staged& s, const QueueEnvelope& env, st
   for (std::size_t i = 0; i < env.recipients.size(); ++i)
     e.recipients.push_back({env.recipients[i], RecipientState::pending, 0, {},
                             env.dsn.empty() ? DsnRequest{} : env.dsn[i]});
-  auto tmp_env = dir_ / "tmp" / (s.id_ + ".env");
+  auto tmp_env = s.tmp_ / (s.id_ + ".env");
   int fd = ::open(tmp_env.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return fail_errno("queue: create " + tmp_env.string(), errno);
   s.env_fd_ = fd;
@@ -456,13 +508,13 @@ Result<std::string> RelayQueue::enqueue(const QueueEnvelope& env, const fs::path
   auto s = stage(env, message_file, static_cast<std::uint64_t>(st.st_size));
   if (!s) return unexpected(s.error());
   // A linked data file shares the caller's inode: sync it through our name.
-  util::UniqueFd data(::open((dir_ / "tmp" / (s->id() + ".data")).c_str(), O_RDONLY | O_CLOEXEC));
+  util::UniqueFd data(::open((tmp_dir() / (s->id() + ".data")).c_str(), O_RDONLY | O_CLOEXEC));
   if (auto r = finish_durably(*s, data.get()); !r) return unexpected(r.error());
   return s->id();
 }
 
 Result<std::string> RelayQueue::enqueue(const QueueEnvelope& env, std::string_view message) const {
-  auto tmp = dir_ / "tmp" / ("in." + util::unique_name_part());
+  auto tmp = tmp_dir() / util::cat("in.", util::unique_name_part());
   {
     util::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (fd.get() < 0) return fail_errno("queue: create " + tmp.string(), errno);
@@ -478,19 +530,22 @@ Result<std::string> RelayQueue::enqueue(const QueueEnvelope& env, std::string_vi
 
 Result<std::vector<std::string>> RelayQueue::list() const {
   std::vector<std::string> out;
-  for (auto d : kStateDirs) {
-    auto names = entries_in(dir_ / d);
+  std::vector<fs::path> dirs{dir_ / "incoming", dir_ / "deferred"};
+  for (auto& d : claim_dirs()) dirs.push_back(std::move(d));
+  for (const auto& d : dirs) {
+    auto names = entries_in(d);
     if (!names) return unexpected(names.error());
     for (auto& n : *names)
       if (validate_id(n)) out.push_back(std::move(n));
   }
   std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 
 Result<QueueEntry> RelayQueue::load(std::string_view id) const {
   QueueState state{};
-  auto path = find(id, &state);
+  auto path = find(id, &state, true);
   if (!path) return unexpected(path.error());
   auto text = util::read_file(*path);
   if (!text) return unexpected(text.error());
@@ -506,15 +561,27 @@ Status RelayQueue::move(std::string_view id, QueueState to, Sync sync) const {
   auto path = find(id, &from);
   if (!path) return unexpected(path.error());
   if (from == to) return {};
-  auto dst = dir_ / to_string(to) / std::string(id);
-  if (::rename(path->c_str(), dst.c_str()) != 0) return fail_errno("queue: move " + std::string(id), errno);
+  auto dst = state_dir(to) / std::string(id);
+  if (::rename(path->c_str(), dst.c_str()) != 0) {
+    // A node's claims/ folder adopted while it ran (taken for dead): the
+    // old claims are another node's now; this node claims into a new one.
+    if (errno != ENOENT || to != QueueState::active || node_.empty() || ::access(path->c_str(), F_OK) != 0)
+      return fail_errno("queue: move " + std::string(id), errno);
+    if (auto st = util::make_dirs(active_dir(), 0700); !st) return st;
+    if (::rename(path->c_str(), dst.c_str()) != 0) return fail_errno("queue: move " + std::string(id), errno);
+  }
   if (sync == Sync::later) return {};
   if (auto st = util::fsync_dir(dst.parent_path()); !st) return st;
   return util::fsync_dir(path->parent_path());
 }
 
 Status RelayQueue::save(const QueueEntry& e) const {
-  auto path = find(e.id);
+  // A node saves a claimed entry only where its claim is: were the entry
+  // taken over meanwhile, it must not be written back anywhere else.
+  auto path = !node_.empty() && e.state == QueueState::active
+                  ? (holds(e.id) ? Result<fs::path>(active_dir() / e.id)
+                                 : fail(Errc::not_found, util::cat("queue entry ", e.id, " is not claimed by this node")))
+                  : find(e.id);
   if (!path) return unexpected(path.error());
   return util::write_file_atomic(*path, serialize_queue_entry(e), 0600);
 }
@@ -540,11 +607,13 @@ Status RelayQueue::update_recipient(std::string_view id, std::string_view addres
 }
 
 Status RelayQueue::retire(std::string_view id) const {
-  auto path = find(id);
+  auto path = node_.empty() ? find(id)
+              : holds(id)   ? Result<fs::path>(active_dir() / std::string(id))
+                            : fail(Errc::not_found, util::cat("queue entry ", id, " is not claimed by this node"));
   if (!path) return unexpected(path.error());
   std::string name(id);
   name += ".done";
-  if (::rename(path->c_str(), (dir_ / "tmp" / name).c_str()) != 0)
+  if (::rename(path->c_str(), (tmp_dir() / name).c_str()) != 0)
     return fail_errno("queue: retire " + std::string(id), errno);
   return {};
 }
@@ -553,14 +622,16 @@ Status RelayQueue::purge_retired(std::string_view id) const {
   if (auto st = validate_id(id); !st) return st;
   std::string name(id);
   name += ".done";
-  if (::unlink((dir_ / "tmp" / name).c_str()) != 0 && errno != ENOENT)
+  if (::unlink((tmp_dir() / name).c_str()) != 0 && errno != ENOENT)
     return fail_errno("queue: purge " + std::string(id), errno);
   if (::unlink(message_path(id).c_str()) != 0 && errno != ENOENT)
     return fail_errno("queue: remove data " + std::string(id), errno);
   return {};
 }
 
-fs::path RelayQueue::state_dir(QueueState state) const { return dir_ / to_string(state); }
+fs::path RelayQueue::state_dir(QueueState state) const {
+  return state == QueueState::active ? active_dir() : dir_ / to_string(state);
+}
 
 Status RelayQueue::remove(std::string_view id) const {
   auto path = find(id);
@@ -610,14 +681,30 @@ Result<std::vector<std::string>> RelayQueue::due(std::int64_t now) const {
 Result<RelayQueue::Recovery> RelayQueue::recover() const {
   if (auto st = init(); !st) return unexpected(st.error());
   Recovery r;
-  auto tmp = entries_in(dir_ / "tmp");
+  auto tmp = entries_in(tmp_dir());
   if (!tmp) return unexpected(tmp.error());
   for (const auto& n : *tmp)
-    if (::unlink((dir_ / "tmp" / n).c_str()) == 0) ++r.tmp_removed;
-  auto active = entries_in(dir_ / "active");
-  if (!active) return unexpected(active.error());
-  for (const auto& n : *active) {
-    if (::rename((dir_ / "active" / n).c_str(), (dir_ / "incoming" / n).c_str()) == 0) ++r.reactivated;
+    if (::unlink((tmp_dir() / n).c_str()) == 0) ++r.tmp_removed;
+  // A node: its own claims, and what a single server left claimed.
+  std::vector<fs::path> claimed{dir_ / "active"};
+  if (!node_.empty()) claimed.push_back(active_dir());
+  for (const auto& d : claimed) {
+    auto active = entries_in(d);
+    if (!active) return unexpected(active.error());
+    for (const auto& n : *active)
+      if (validate_id(n) && ::rename((d / n).c_str(), (dir_ / "incoming" / n).c_str()) == 0) ++r.reactivated;
+  }
+  // A takeover this node had begun when it stopped: finished now.
+  if (!node_.empty()) {
+    auto adopted = entries_in(dir_ / "adopted");
+    if (!adopted) return unexpected(adopted.error());
+    for (const auto& n : *adopted) {
+      if (adopter_of(n) != node_) continue;
+      Adoption a;
+      if (auto st = drain_adopted(dir_ / "adopted" / n, a); !st) return unexpected(st.error());
+      r.reactivated += a.entries;
+      r.tmp_removed += a.tmp_removed;
+    }
   }
   // Every envelope must parse and have its data file of the right size.
   std::vector<std::string> live;
@@ -646,14 +733,85 @@ Result<RelayQueue::Recovery> RelayQueue::recover() const {
   std::sort(live.begin(), live.end());
   auto data = entries_in(dir_ / "data");
   if (!data) return unexpected(data.error());
+  const auto orphan_age = node_.empty() ? 0 : kOrphanAge;
+  const auto now = unix_now();
   for (const auto& n : *data) {
     if (std::binary_search(live.begin(), live.end(), n)) continue;
     struct stat sb{};
     if (::stat((dir_ / "corrupt" / n).c_str(), &sb) == 0) continue;  // kept with its envelope
+    if (orphan_age > 0) {
+      // Another node's entry may be between its two renames (data first),
+      // or claimed: only an hour-old data file without any envelope goes.
+      if (find(n, nullptr, true)) continue;
+      if (::stat((dir_ / "data" / n).c_str(), &sb) != 0 || now - sb.st_ctime < orphan_age) continue;
+    }
     if (::unlink((dir_ / "data" / n).c_str()) == 0) ++r.orphans_removed;
   }
-  for (auto d : {"tmp", "data", "incoming", "corrupt"}) (void)util::fsync_dir(dir_ / d);
+  for (const auto& d : {tmp_dir(), dir_ / "data", dir_ / "incoming", dir_ / "corrupt"}) (void)util::fsync_dir(d);
   return r;
+}
+
+Result<RelayQueue::Adoption> RelayQueue::adopt(std::string_view dead) const {
+  if (node_.empty() || dead == node_ || !node_name_ok(dead))
+    return fail(Errc::invalid_argument, util::cat("queue: cannot adopt node '", dead, "'"));
+  if (auto st = init(); !st) return unexpected(st.error());
+  Adoption a;
+  const std::string d(dead);
+  // One rename each takes the dead node's claims and tmp/ away: whatever
+  // it still does with them fails from now on.
+  auto mine = dir_ / "adopted" / util::cat(d, "@", node_, "@", util::unique_name_part());
+  bool made = false;
+  for (auto [from, sub] : {std::pair{dir_ / "claims" / d, "claims"}, std::pair{dir_ / "tmp" / d, "tmp"}}) {
+    if (::access(from.c_str(), F_OK) != 0) continue;
+    if (!made) {
+      if (::mkdir(mine.c_str(), 0700) != 0) return fail_errno("queue: adopt " + d, errno);
+      made = true;
+    }
+    if (::rename(from.c_str(), (mine / sub).c_str()) != 0 && errno != ENOENT)
+      return fail_errno("queue: adopt " + d, errno);
+  }
+  if (made) (void)util::fsync_dir(dir_ / "adopted");
+  // Adoptions of the dead node's, or this node's own (a crash mid-way),
+  // left unfinished; each is drained by renames only, so two drainers
+  // never put an entry back twice.
+  auto adopted = entries_in(dir_ / "adopted");
+  if (!adopted) return unexpected(adopted.error());
+  for (const auto& n : *adopted) {
+    auto adopter = adopter_of(n);
+    if (adopter.empty() || (adopter != dead && adopter != node_)) continue;
+    if (auto st = drain_adopted(dir_ / "adopted" / n, a); !st) return unexpected(st.error());
+  }
+  return a;
+}
+
+Status RelayQueue::drain_adopted(const fs::path& adopted, Adoption& a) const {
+  if (auto names = entries_in(adopted / "claims")) {
+    for (const auto& n : *names) {
+      auto from = adopted / "claims" / n;
+      if (!validate_id(n)) {  // a save's temporary file
+        ::unlink(from.c_str());
+        continue;
+      }
+      if (::rename(from.c_str(), (dir_ / "incoming" / n).c_str()) == 0) ++a.entries;
+      else if (errno != ENOENT) return fail_errno("queue: adopt " + n, errno);
+    }
+    if (a.entries > 0) (void)util::fsync_dir(dir_ / "incoming");
+  }
+  if (auto names = entries_in(adopted / "tmp")) {
+    for (const auto& n : *names) {
+      // A retired entry: delivered; its data file goes with it. Anything
+      // else was never published, so never acknowledged.
+      if (n.ends_with(".done")) {
+        auto id = n.substr(0, n.size() - 5);
+        if (validate_id(id) && !find(id, nullptr, true)) ::unlink(message_path(id).c_str());
+      }
+      if (::unlink((adopted / "tmp" / n).c_str()) == 0) ++a.tmp_removed;
+    }
+  }
+  for (auto sub : {"claims", "tmp"}) ::rmdir((adopted / sub).c_str());
+  if (::rmdir(adopted.c_str()) != 0 && errno != ENOENT && errno != ENOTEMPTY)
+    return fail_errno("queue: remove " + adopted.string(), errno);
+  return {};
 }
 
 }  // namespace wizmail

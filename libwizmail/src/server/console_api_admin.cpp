@@ -176,7 +176,7 @@ void dashboard(const Api& api, const Req& req, Res& res) {
       sessions[name] = sessions.value(name, 0) + 1;
     }
   // The queue: its length and its oldest entry (ids sort oldest first).
-  RelayQueue queue(cfg->queue_dir());
+  RelayQueue queue(cfg->queue_dir(), cfg->node);
   json qj{{"length", 0}, {"oldest_age_s", nullptr}};
   if (auto ids = queue.list()) {
     qj["length"] = ids->size();
@@ -347,7 +347,7 @@ void add_queue_routes(httplib::Server& h, const Api& api) {
   h.Get("/api/queue", [api](const Req& req, Res& res) {
     if (!api.admin(req, res)) return;
     auto cfg = api.deps->config();
-    RelayQueue queue(cfg->queue_dir());
+    RelayQueue queue(cfg->queue_dir(), cfg->node);
     auto ids = queue.list();
     if (!ids) return send_error(res, 500, ids.error().message);
     json entries = json::array();
@@ -372,7 +372,7 @@ void add_queue_routes(httplib::Server& h, const Api& api) {
     auto id = queue_id(req, res);
     if (!id) return;
     auto cfg = api.deps->config();
-    RelayQueue queue(cfg->queue_dir());
+    RelayQueue queue(cfg->queue_dir(), cfg->node);
     auto e = queue.load(*id);
     if (!e) return send_error(res, status_of(e.error()), e.error().message);
     json j = queue_entry_json(*e);
@@ -388,7 +388,7 @@ void add_queue_routes(httplib::Server& h, const Api& api) {
     auto id = queue_id(req, res);
     if (!id) return;
     auto cfg = api.deps->config();
-    RelayQueue queue(cfg->queue_dir());
+    RelayQueue queue(cfg->queue_dir(), cfg->node);
     // As `wizmail queue delete` with a server running: an entry being
     // delivered right now is refused (409, try again).
     if (auto st = delete_queue_entry(queue, *id, false); !st)

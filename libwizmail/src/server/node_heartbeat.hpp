@@ -7,7 +7,9 @@
 #pragma once
 
 #include <chrono>
+#include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <filesystem>
 #include <functional>
 #include <mutex>
@@ -23,9 +25,11 @@ class NodeHeartbeat {
  public:
   using Snapshot = std::function<cluster::Heartbeat()>;
   using Log = std::function<void(const std::string&)>;
-  // `shared`: null without redis_url; must outlive stop().
+  // `shared`: null without redis_url; must outlive stop(). `after_beat`
+  // (may be empty) runs on the heartbeat's thread after each beat: the
+  // takeover of dead nodes (server/cluster_takeover).
   NodeHeartbeat(std::filesystem::path node_dir, std::chrono::seconds interval, Snapshot snapshot, Log log,
-                state::SharedState* shared);
+                state::SharedState* shared, std::function<void()> after_beat = {});
   ~NodeHeartbeat();  // stop()
   NodeHeartbeat(const NodeHeartbeat&) = delete;
   NodeHeartbeat& operator=(const NodeHeartbeat&) = delete;
@@ -38,6 +42,11 @@ class NodeHeartbeat {
   // The Redis key of `node`'s heartbeat.
   static std::string redis_key(std::string_view node);
 
+  // The node's lease: true while its last beat written to the shared home
+  // is at most `max_age` old (steady clock). The function may be called from
+  // any thread, also after this object is gone (then: false).
+  std::function<bool()> lease(std::chrono::milliseconds max_age) const;
+
  private:
   void beat();
   void run();
@@ -47,6 +56,9 @@ class NodeHeartbeat {
   Snapshot snapshot_;
   Log log_;
   state::SharedState* shared_;
+  std::function<void()> after_beat_;
+  // Steady-clock nanoseconds of the last beat written; 0: none yet.
+  std::shared_ptr<std::atomic<std::int64_t>> last_written_ = std::make_shared<std::atomic<std::int64_t>>(0);
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;

@@ -276,10 +276,22 @@ Result<std::unique_ptr<Server>> Server::create(asio::io_context& io,
 namespace {
 
 // The heartbeat of a node of a shared home (docs/cluster.md), started once
-// the listeners are bound, so the first beat names them.
+// the listeners are bound, so the first beat names them, and before the
+// queues are recovered or anything is claimed, so no other node takes this
+// one for dead (by an old beat of an earlier run) while it works. Each beat
+// is followed by the takeover of nodes that stopped beating.
 Status start_heartbeat(Server::Impl& I, const Config& cfg) {
+  const auto beat = cfg.server.cluster_heartbeat_seconds, after = cfg.server.cluster_takeover_seconds;
+  if (after <= cluster::kMissedBeats * beat)
+    return fail(Errc::invalid_argument,
+                util::cat("cluster_takeover_seconds (", std::to_string(after), ") must be more than ",
+                          std::to_string(cluster::kMissedBeats), " × cluster_heartbeat_seconds (",
+                          std::to_string(beat), ")"));
   auto dir = cfg.node_dir();
   if (auto st = util::make_dirs(dir, 0755); !st) return st;
+  I.takeover = std::make_unique<server::ClusterTakeover>(
+      cfg.home, cfg.node, std::chrono::seconds(after), RelayQueue(cfg.queue_dir(), cfg.node),
+      RelayQueue(agent::LocalAgent::spool_dir(cfg), cfg.node), [&I](const std::string& line) { I.logger.server(line); });
   cluster::Heartbeat base;
   base.node = cfg.node;
   base.pid = ::getpid();
@@ -294,12 +306,13 @@ Status start_heartbeat(Server::Impl& I, const Config& cfg) {
     cluster::Heartbeat hb = base;
     hb.sessions_smtp = I.counters.sessions_smtp.load();
     hb.sessions_pop3 = I.counters.sessions_pop3.load();
-    hb.queue_held = I.relay ? I.relay->stats().in_flight : 0;
+    hb.queue_held = I.takeover->held();
     return hb;
   };
   I.heartbeat = std::make_unique<server::NodeHeartbeat>(
-      std::move(dir), std::chrono::seconds(cfg.server.cluster_heartbeat_seconds), std::move(snapshot),
-      [&I](const std::string& line) { I.logger.server(line); }, I.leases ? &I.leases->store() : nullptr);
+      std::move(dir), std::chrono::seconds(beat), std::move(snapshot),
+      [&I](const std::string& line) { I.logger.server(line); }, I.leases ? &I.leases->store() : nullptr,
+      [t = I.takeover.get()] { t->run(); });
   I.heartbeat->start();
   return {};
 }
@@ -366,6 +379,7 @@ Status Server::start() {
   // so a refused start leaves nothing running (no hooks, no relaying).
   auto abandon = [&I](const Error& e) -> Status {
     I.logger.server("cannot start: " + e.message);
+    if (I.heartbeat) I.heartbeat->stop();
     if (I.local_sockets) {
       I.local_sockets->close();
       I.local_sockets.reset();
@@ -405,19 +419,14 @@ Status Server::start() {
   if (I.opt.after_bind) {
     if (auto st = I.opt.after_bind(); !st) return abandon(st.error());
   }
-  // Start-up recovery: the queue, then crash leftovers in every tmp/.
-  RelayQueue queue(cfg.queue_dir());
-  // Not on a shared home (docs/cluster.md): recover() removes every file
-  // of resendmail/tmp and every data file without an envelope, and takes
-  // back every claimed entry — another live node's entry in the making or
-  // in delivery among them. Recovering a dead node's entries is issue 17's
-  // item 4 (a queue every node works).
-  auto rec = cfg.node.empty() ? queue.recover() : Result<RelayQueue::Recovery>(RelayQueue::Recovery{});
-  if (!rec) return abandon(rec.error());
   if (!cfg.node.empty()) {
-    if (auto st = queue.init(); !st) return abandon(st.error());
-    I.logger.server(util::cat("queue recovery skipped: node ", cfg.node, " of a shared home (docs/cluster.md)"));
+    if (auto st = start_heartbeat(I, cfg); !st) return abandon(st.error());
   }
+  // Start-up recovery: the queue, then crash leftovers in every tmp/. A
+  // node of a shared home recovers only its own (RelayQueue::recover).
+  RelayQueue queue(cfg.queue_dir(), cfg.node);
+  auto rec = queue.recover();
+  if (!rec) return abandon(rec.error());
   if (rec->tmp_removed + rec->orphans_removed + rec->reactivated + rec->corrupt > 0)
     I.logger.server("queue recovery: " + std::to_string(rec->tmp_removed) + " tmp files, " +
                     std::to_string(rec->orphans_removed) + " orphan data files removed, " +
@@ -474,6 +483,7 @@ Status Server::start() {
   {
     agent::LocalAgent::Options ao;
     ao.shared = I.shared;
+    if (I.heartbeat) ao.lease_valid = I.heartbeat->lease(server::lease_age(cfg.server.cluster_takeover_seconds));
     I.agent = std::make_unique<agent::LocalAgent>([&I] { return I.runtime()->config; },
                                                  [&I](const std::string& line) { I.logger.server(line); },
                                                  std::move(ao));
@@ -508,9 +518,11 @@ Status Server::start() {
     where += std::string(where.empty() ? "" : ", ") + std::string(to_string(static_cast<Protocol>(b.tag))) +
              " on " + b.endpoint.address().to_string() + " port " + std::to_string(b.endpoint.port());
   I.logger.server("started: " + where);
-  if (!cfg.node.empty()) {
-    if (auto st = start_heartbeat(I, cfg); !st) I.logger.server(util::cat("heartbeat not started: ", st.error().message));
-  }
+  if (I.takeover)
+    I.takeover->set_wake([&I] {
+      if (I.relay) I.relay->notify();
+      I.agent->notify();
+    });
   for (const auto& w : cfg.warnings) I.logger.server("config warning: " + w.to_string());
   return {};
 }

@@ -36,6 +36,7 @@
 #include "server/live.hpp"
 #include "server/local_sockets.hpp"
 #include "server/console_http.hpp"
+#include "server/cluster_takeover.hpp"
 #include "server/node_heartbeat.hpp"
 #include "state/lease_keeper.hpp"
 #include "wizmail/account_store.hpp"
@@ -136,8 +137,11 @@ struct Server::Impl {
   // finishes only once it has wound down (relay_running false).
   std::unique_ptr<Relay> relay;
   std::atomic<bool> relay_running{false};
-  // A node of a shared home (Config::node): its heartbeat, from start()
-  // until ~Server (docs/cluster.md). Null without a node.
+  // A node of a shared home (Config::node): the takeover of dead nodes'
+  // claims, run by its heartbeat (declared first: it outlives the
+  // heartbeat's thread), from start() until ~Server (docs/cluster.md).
+  // Null without a node.
+  std::unique_ptr<server::ClusterTakeover> takeover;
   std::unique_ptr<server::NodeHeartbeat> heartbeat;
 
   // The Prometheus endpoint (metrics_port > 0; src/ops/); declared last so

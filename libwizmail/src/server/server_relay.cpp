@@ -21,6 +21,7 @@ Status start_server_relay(Server::Impl& I) {
   o.give_up_after = I.opt.relay_give_up_after;
   o.log = [&I](const std::string& line) { I.logger.server(line); };
   o.on_bounce = [&I] { I.messages_bounced.fetch_add(1, std::memory_order_relaxed); };
+  if (I.heartbeat) o.lease_valid = I.heartbeat->lease(lease_age(rt->config->server.cluster_takeover_seconds));
   auto relay = Relay::create(rt->config, std::move(o));
   if (!relay) return unexpected(relay.error());
   if (auto st = (*relay)->start(); !st) return st;
@@ -41,7 +42,7 @@ void install_success_notices(Server::Impl& I) {
     in.reporting_mta = rt->hostname;
     in.now = in.arrival_time;
     const std::string to = in.original_sender;
-    RelayQueue queue(cfg.queue_dir());
+    RelayQueue queue(cfg.queue_dir(), cfg.node);
     NoticeOptions o;
     o.smtputf8 = smtputf8;
     // A failure notice: recipients a delivery callback refused (5xx) while

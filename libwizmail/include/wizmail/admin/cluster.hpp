@@ -67,6 +67,14 @@ struct NodeStatus {
 NodeStatus node_status(std::string name, std::optional<Heartbeat> beat,
                        std::chrono::system_clock::time_point now);
 
+// Pure: the nodes whose claimed queue entries `self` takes over now: every
+// other node whose heartbeat is older than `after` and than kMissedBeats + 1
+// of its own intervals (a node beating slowly is not dead). A node without
+// a readable heartbeat is never taken over: a node writes its first beat
+// before it claims anything.
+std::vector<std::string> nodes_to_take_over(const std::vector<NodeStatus>& nodes, std::string_view self,
+                                            std::chrono::seconds after);
+
 // Every node under <home>/nodes/ (folders with a valid node name, sorted by
 // name), each with its heartbeat read now. No nodes/ folder: an empty list.
 Result<std::vector<NodeStatus>> read_cluster_status(const std::filesystem::path& home,
