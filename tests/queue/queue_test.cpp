@@ -493,7 +493,9 @@ TEST_CASE("nodes: a takeover cut short is finished by the next adopter or at the
   auto id2 = a.enqueue(env2(), std::string_view("two\r\n")).value();
   REQUIRE(a.move(id1, QueueState::active));
   REQUIRE(a.move(id2, QueueState::active));
+  // A was killed in the middle of a save (its temporary file is there);
   // B renamed A's claims away and died before draining them.
+  std::ofstream(dir / "claims" / "A" / ("." + id1 + ".tmp.1.M1P1Q1")) << "half";
   const auto half = dir / "adopted" / "A@B@1.M1P1Q1";
   fs::create_directories(half);
   fs::rename(dir / "claims" / "A", half / "claims");
@@ -514,7 +516,8 @@ TEST_CASE("nodes: a takeover cut short is finished by the next adopter or at the
   }
   CHECK(fs::exists(dir / "incoming" / id1));
   CHECK(fs::exists(dir / "incoming" / id2));
-  CHECK_FALSE(fs::exists(half));
+  CHECK_FALSE(fs::exists(half));  // the temporary file went with it
+  CHECK(count(dir / "incoming") == 2);
 }
 
 TEST_CASE("nodes: recover() at a node's start touches only its own") {

@@ -114,7 +114,8 @@ Status copy_into(const fs::path& src, int fd, const fs::path& dst) {
   }
 }
 
-Result<std::vector<std::string>> entries_in(const fs::path& dir) {
+// `hidden`: names starting with '.' too (a save's temporary files).
+Result<std::vector<std::string>> entries_in(const fs::path& dir, bool hidden = false) {
   std::vector<std::string> out;
   DIR* d = ::opendir(dir.c_str());
   if (!d) {
@@ -122,8 +123,9 @@ Result<std::vector<std::string>> entries_in(const fs::path& dir) {
     return fail_errno("open directory " + dir.string(), errno);
   }
   while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    out.emplace_back(e->d_name);
+    std::string_view n = e->d_name;
+    if (n == "." || n == ".." || (!hidden && n.front() == '.')) continue;
+    out.emplace_back(n);
   }
   ::closedir(d);
   return out;
@@ -795,7 +797,7 @@ Result<RelayQueue::Adoption> RelayQueue::adopt(std::string_view dead) const {
 }
 
 Status RelayQueue::drain_adopted(const fs::path& adopted, Adoption& a) const {
-  if (auto names = entries_in(adopted / "claims")) {
+  if (auto names = entries_in(adopted / "claims", true)) {
     for (const auto& n : *names) {
       auto from = adopted / "claims" / n;
       if (!validate_id(n)) {  // a save's temporary file
@@ -807,7 +809,7 @@ Status RelayQueue::drain_adopted(const fs::path& adopted, Adoption& a) const {
     }
     if (a.entries > 0) (void)util::fsync_dir(dir_ / "incoming");
   }
-  if (auto names = entries_in(adopted / "tmp")) {
+  if (auto names = entries_in(adopted / "tmp", true)) {
     for (const auto& n : *names) {
       // A retired entry: delivered; its data file goes with it. Anything
       // else was never published, so never acknowledged.
