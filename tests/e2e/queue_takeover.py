@@ -127,6 +127,13 @@ def start(n):
         raise SystemExit(f"FAILED: node {n} exited: " + open(log.name).read())
 
 
+def stop(n):
+    """A graceful stop (SIGTERM), so the next entry is surely the other
+    node's to claim (every live node's runner competes for each one)."""
+    procs[n].send_signal(signal.SIGTERM)
+    procs[n].wait(30)
+
+
 def log_of(n):
     try:
         with open(os.path.join(H, "nodes", n, "log", "server.log"), errors="replace") as f:
@@ -185,9 +192,11 @@ peer.in_data.clear()
 peer.release.clear()
 peer.stall.set()
 before = len(peer.aborted)
+stop("B")
 threading.Thread(target=send, args=("A", "takeover-2"), daemon=True).start()
 wait(lambda: peer.in_data.is_set() and len(claims("A")) == 1, "A claimed the second entry and is in DATA")
 entry2 = claims("A")[0]
+start("B")
 time.sleep(6)  # more than cluster_takeover_seconds: A beats, so B must not take over
 check(claims("A") == [entry2], "the claim of a live node stays its own past cluster_takeover_seconds")
 check("took over node A" not in log_of("B"), "B took nothing over from a live A")
@@ -241,10 +250,12 @@ def spool_claims(n):
         return []
 
 
+stop("B")
 start("A")
 with smtplib.SMTP("127.0.0.1", ports["A"], timeout=30) as s:
     s.sendmail("alice@localhost", ["hooked@localhost"], "Subject: hooked-3\r\n\r\nfor the hook\r\n")
 wait(lambda: read(marks) == ["A start"] and len(spool_claims("A")) == 1, "A's agent claimed the entry and runs the hook")
+start("B")
 os.kill(procs["A"].pid, signal.SIGKILL)
 procs["A"].wait()
 for pid in read(pids):  # A's hook outlives A (its own process group): end it

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +24,12 @@ std::size_t count(const fs::path& d) {
   std::error_code ec;
   for (auto it = fs::directory_iterator(d, ec); !ec && it != fs::directory_iterator(); ++it) ++n;
   return n;
+}
+
+// Ids sort as strings (list()'s order), not always in the order made.
+std::vector<std::string> sorted(std::vector<std::string> ids) {
+  std::sort(ids.begin(), ids.end());
+  return ids;
 }
 
 QueueEnvelope env2() {
@@ -454,16 +461,21 @@ TEST_CASE("nodes: adopt() takes a dead node's claims back and fences it out of t
   CHECK_FALSE(a.retire(id1));
   CHECK(b.load(id1).value().recipients[0].state == RecipientState::pending);
   CHECK(b.load(id1).value().state == QueueState::incoming);
-  CHECK(a.list().value() == std::vector<std::string>{id1, id2});
+  CHECK(a.list().value() == sorted({id1, id2}));
   // Its staged entry cannot be published any more (its tmp/ is gone).
   CHECK_FALSE(staged.publish());
   // A second adopter, later or at once, gets nothing twice.
   auto again = c.adopt("A").value();
   CHECK(again.entries == 0);
   CHECK(again.tmp_removed == 0);
-  // A alive again claims into a new claims/A.
+  // A alive again claims into a new claims/A, stages into a new tmp/A, and
+  // retires what it delivers.
   REQUIRE(a.move(id1, QueueState::active));
   CHECK(a.holds(id1));
+  REQUIRE(a.retire(id1));
+  REQUIRE(a.purge_retired(id1));
+  auto id4 = a.enqueue(env2(), std::string_view("four\r\n")).value();
+  CHECK(a.list().value() == sorted({id2, id4}));
   // Nobody adopts itself, or a name that is no node's.
   CHECK_FALSE(a.adopt("A"));
   CHECK_FALSE(b.adopt("../A"));
@@ -481,7 +493,9 @@ TEST_CASE("nodes: a takeover cut short is finished by the next adopter or at the
   auto id2 = a.enqueue(env2(), std::string_view("two\r\n")).value();
   REQUIRE(a.move(id1, QueueState::active));
   REQUIRE(a.move(id2, QueueState::active));
+  // A was killed in the middle of a save (its temporary file is there);
   // B renamed A's claims away and died before draining them.
+  std::ofstream(dir / "claims" / "A" / ("." + id1 + ".tmp.1.M1P1Q1")) << "half";
   const auto half = dir / "adopted" / "A@B@1.M1P1Q1";
   fs::create_directories(half);
   fs::rename(dir / "claims" / "A", half / "claims");
@@ -502,7 +516,8 @@ TEST_CASE("nodes: a takeover cut short is finished by the next adopter or at the
   }
   CHECK(fs::exists(dir / "incoming" / id1));
   CHECK(fs::exists(dir / "incoming" / id2));
-  CHECK_FALSE(fs::exists(half));
+  CHECK_FALSE(fs::exists(half));  // the temporary file went with it
+  CHECK(count(dir / "incoming") == 2);
 }
 
 TEST_CASE("nodes: recover() at a node's start touches only its own") {

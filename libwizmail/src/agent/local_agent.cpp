@@ -318,6 +318,9 @@ void LocalAgent::worker() {
 
 void LocalAgent::process(const std::string& id) {
   auto e = spool_.load(id);
+  // Another node of a shared home took it (and perhaps finished it) since
+  // the scan: nothing to do here.
+  if (!e && !spool_.node().empty() && e.error().code == Errc::not_found) return;
   if (!e) {
     log_("agent spool entry " + id + " unreadable: " + e.error().message);
     std::lock_guard lk(mu_);
@@ -333,7 +336,7 @@ void LocalAgent::process(const std::string& id) {
   bool retry = false;
   for (const auto& r : e->recipients) {
     if (r.state != RecipientState::pending) continue;
-    if (stopping_) {
+    if (stopping_ || !lease_ok()) {  // stopping, or taken for dead perhaps: the rest later
       retry = true;
       break;
     }

@@ -114,7 +114,8 @@ Status copy_into(const fs::path& src, int fd, const fs::path& dst) {
   }
 }
 
-Result<std::vector<std::string>> entries_in(const fs::path& dir) {
+// `hidden`: names starting with '.' too (a save's temporary files).
+Result<std::vector<std::string>> entries_in(const fs::path& dir, bool hidden = false) {
   std::vector<std::string> out;
   DIR* d = ::opendir(dir.c_str());
   if (!d) {
@@ -122,8 +123,9 @@ Result<std::vector<std::string>> entries_in(const fs::path& dir) {
     return fail_errno("open directory " + dir.string(), errno);
   }
   while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    out.emplace_back(e->d_name);
+    std::string_view n = e->d_name;
+    if (n == "." || n == ".." || (!hidden && n.front() == '.')) continue;
+    out.emplace_back(n);
   }
   ::closedir(d);
   return out;
@@ -434,6 +436,10 @@ Result<RelayQueue::Staged> RelayQueue::begin_stage(const QueueEnvelope& env) con
   Staged s;
   s.dir_ = dir_;
   s.tmp_ = tmp_dir();
+  // A node taken for dead while it ran lost its tmp/ folder to the
+  // takeover (RelayQueue::adopt): it makes a new one and goes on.
+  if (!node_.empty() && ::access(s.tmp_.c_str(), F_OK) != 0)
+    if (auto st = util::make_dirs(s.tmp_, 0700); !st) return unexpected(st.error());
   s.id_ = util::unique_name_part();
   if (!node_.empty()) util::append(s.id_, ".", node_);
   s.published_ = false;
@@ -613,8 +619,15 @@ Status RelayQueue::retire(std::string_view id) const {
   if (!path) return unexpected(path.error());
   std::string name(id);
   name += ".done";
-  if (::rename(path->c_str(), (tmp_dir() / name).c_str()) != 0)
-    return fail_errno("queue: retire " + std::string(id), errno);
+  if (::rename(path->c_str(), (tmp_dir() / name).c_str()) != 0) {
+    // As in stage(): a node's tmp/ taken away by a takeover, its claim made
+    // again since.
+    if (errno != ENOENT || node_.empty() || ::access(path->c_str(), F_OK) != 0)
+      return fail_errno("queue: retire " + std::string(id), errno);
+    if (auto st = util::make_dirs(tmp_dir(), 0700); !st) return st;
+    if (::rename(path->c_str(), (tmp_dir() / name).c_str()) != 0)
+      return fail_errno("queue: retire " + std::string(id), errno);
+  }
   return {};
 }
 
@@ -754,7 +767,6 @@ Result<RelayQueue::Recovery> RelayQueue::recover() const {
 Result<RelayQueue::Adoption> RelayQueue::adopt(std::string_view dead) const {
   if (node_.empty() || dead == node_ || !node_name_ok(dead))
     return fail(Errc::invalid_argument, util::cat("queue: cannot adopt node '", dead, "'"));
-  if (auto st = init(); !st) return unexpected(st.error());
   Adoption a;
   const std::string d(dead);
   // One rename each takes the dead node's claims and tmp/ away: whatever
@@ -764,7 +776,7 @@ Result<RelayQueue::Adoption> RelayQueue::adopt(std::string_view dead) const {
   for (auto [from, sub] : {std::pair{dir_ / "claims" / d, "claims"}, std::pair{dir_ / "tmp" / d, "tmp"}}) {
     if (::access(from.c_str(), F_OK) != 0) continue;
     if (!made) {
-      if (::mkdir(mine.c_str(), 0700) != 0) return fail_errno("queue: adopt " + d, errno);
+      if (auto st = util::make_dirs(mine, 0700); !st) return unexpected(st.error());
       made = true;
     }
     if (::rename(from.c_str(), (mine / sub).c_str()) != 0 && errno != ENOENT)
@@ -785,7 +797,7 @@ Result<RelayQueue::Adoption> RelayQueue::adopt(std::string_view dead) const {
 }
 
 Status RelayQueue::drain_adopted(const fs::path& adopted, Adoption& a) const {
-  if (auto names = entries_in(adopted / "claims")) {
+  if (auto names = entries_in(adopted / "claims", true)) {
     for (const auto& n : *names) {
       auto from = adopted / "claims" / n;
       if (!validate_id(n)) {  // a save's temporary file
@@ -797,7 +809,7 @@ Status RelayQueue::drain_adopted(const fs::path& adopted, Adoption& a) const {
     }
     if (a.entries > 0) (void)util::fsync_dir(dir_ / "incoming");
   }
-  if (auto names = entries_in(adopted / "tmp")) {
+  if (auto names = entries_in(adopted / "tmp", true)) {
     for (const auto& n : *names) {
       // A retired entry: delivered; its data file goes with it. Anything
       // else was never published, so never acknowledged.
