@@ -15,7 +15,8 @@ a. SMTP load through HAProxy (smtplib, several threads, one connection a
    never got a 250 is there at most once. n1, started again, serves again.
 b. The POP3 lock across nodes, on the nodes' own ports: a session on n2
    holds alice, a login on n3 gets -ERR [IN-USE], after QUIT on n2 the
-   login on n3 succeeds.
+   login on n3 succeeds; the Redis lease is n2's, then n3's, then gone (on
+   one host the nodes' flock on cur/ would refuse n3 without Redis too).
 c. A dead node's queue entries are delivered by the others (issue 17 item
    4: a node claims an entry by renaming it into resendmail/claims/<node>/;
    when its heartbeat is older than cluster_takeover_seconds a live node
@@ -28,7 +29,9 @@ c. A dead node's queue entries are delivered by the others (issue 17 item
    own port; while n3 lives and holds claims (longer than the takeover
    time) no other node starts a second transaction of any of them; n3 is
    killed with SIGKILL; within 60 s the sink has every message exactly
-   once and n1's or n2's server.log says it took over n3's entries.
+   once, none of the transactions n3 died in is sent again before its
+   heartbeat is cluster_takeover_seconds old, and n1's or n2's server.log
+   says it took over n3's entries, with their number.
 
 WIZMAIL_SHARED_HOME_BASE: the folder the shared home is made in (default:
 the system's temp folder); scripts/test-glusterfs points it at a GlusterFS
