@@ -20,11 +20,11 @@ final dot arrived.
    (the spool entry stays claimed by A); A killed, B takes the entry over,
    runs the hook and stores the copy once.
 """
-import os, signal, smtplib, socket, subprocess, sys, threading, time
+import os, signal, smtplib, socket, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness
-from harness import SERVER, Home, check, free_port, poll, port_open
+from harness import Home, check, free_port, poll
 
 BIG = 8 * 1024 * 1024  # far more than the socket buffers hold
 
