@@ -256,6 +256,21 @@ def start_process(argv, **kw):
     return p
 
 
+def start_node(home, node, smtp_port, *args):
+    """wizmail-server --node NODE on the shared home (its ports in
+    HOME/nodes/NODE/node.dat), stdout and stderr appended to
+    HOME/stderr-NODE.log, killed at exit; returns once it listens on
+    smtp_port, fails the test if it exits first."""
+    log = open(os.path.join(home, f"stderr-{node}.log"), "ab")
+    p = subprocess.Popen([SERVER, "--home", home, "--node", node, "--threads", "1", *args], stdout=log, stderr=log)
+    _procs.append(p)
+    if not poll(lambda: p.poll() is not None or port_open(smtp_port), 20):
+        raise SystemExit(f"FAILED: node {node} did not listen")
+    if p.poll() is not None:
+        raise SystemExit(f"FAILED: node {node} exited: " + open(log.name).read())
+    return p
+
+
 def start_redis(port):
     """A throw-away redis-server on the loopback port (nothing saved, killed
     at exit); fails the test when redis-server is missing or does not

@@ -20,11 +20,11 @@ final dot arrived.
    (the spool entry stays claimed by A); A killed, B takes the entry over,
    runs the hook and stores the copy once.
 """
-import os, signal, smtplib, socket, subprocess, sys, threading, time
+import os, signal, smtplib, socket, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness
-from harness import SERVER, Home, check, free_port, poll, port_open
+from harness import Home, check, free_port, poll
 
 BIG = 8 * 1024 * 1024  # far more than the socket buffers hold
 
@@ -117,14 +117,7 @@ procs = {}
 
 
 def start(n):
-    log = open(os.path.join(H, f"stderr-{n}.log"), "ab")
-    p = subprocess.Popen([SERVER, "--home", H, "--node", n, "--threads", "1"], stdout=log, stderr=log)
-    harness._procs.append(p)
-    procs[n] = p
-    if not poll(lambda: p.poll() is not None or port_open(ports[n]), 20):
-        raise SystemExit(f"FAILED: node {n} did not listen")
-    if p.poll() is not None:
-        raise SystemExit(f"FAILED: node {n} exited: " + open(log.name).read())
+    procs[n] = harness.start_node(H, n, ports[n])
 
 
 def stop(n):

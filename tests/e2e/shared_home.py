@@ -37,14 +37,7 @@ procs = {}
 
 
 def start(n):
-    log = open(os.path.join(H, f"stderr-{n}.log"), "ab")
-    p = subprocess.Popen([SERVER, "--home", H, "--node", n, "--threads", "1"], stdout=log, stderr=log)
-    harness._procs.append(p)
-    procs[n] = p
-    if not poll(lambda: p.poll() is not None or port_open(ports[n]["smtp"]), 20):
-        raise SystemExit(f"FAILED: node {n} did not listen")
-    if p.poll() is not None:
-        raise SystemExit(f"FAILED: node {n} exited: " + open(log.name).read())
+    procs[n] = harness.start_node(H, n, ports[n]["smtp"])
 
 
 def cli(*args):

@@ -35,7 +35,9 @@
       const msg = el("span", { className: "row-msg" });
       const button = el("button", { type: "button" }, t("action.save"));
       button.addEventListener("click", async () => {
+        // Only this save's outcome is shown (never the last one's meanwhile).
         msg.className = "row-msg";
+        msg.textContent = "";
         try {
           await save(r.key, input.value);
           msg.textContent = t("saved");
