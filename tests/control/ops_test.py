@@ -494,6 +494,30 @@ def test_sendmail_forms_and_notify():
     check(r.returncode == 1, r.stderr)
 
 
+def test_a_home_deeper_than_a_socket_name():
+    """A home whose socket paths are longer than sun_path holds (107 bytes;
+    a home on a deep network file system mount): the server binds its
+    control and submission sockets through their folder, and wizmail and
+    wizmail-sendmail reach them the same way."""
+    base = tempfile.mkdtemp(prefix="wizmail-deep-")
+    atexit.register(shutil.rmtree, base, True)
+    deep = os.path.join(base, *(["a-folder-name-forty-characters-long-xxxx"] * 3))
+    os.makedirs(deep)
+    h = harness.Home(root=deep, accounts=(("alice", "secret"), ("postmaster", "pm")))
+    _homes.append(h)
+    sock = os.path.join(h.path, "var", "run", "control.sock")
+    check(len(sock.encode()) > 107, f"the control socket's path is longer than sun_path ({len(sock)})")
+    pid = start(h)
+    r = wizmail(h, "sessions")
+    check(r.returncode == 0, f"wizmail sessions over the deep control socket: {r.stderr}")
+    r = sendmail(h, "-i", "alice@localhost", input=b"Subject: deep home\n\nbody\n")
+    check(r.returncode == 0, f"wizmail-sendmail over the deep submission socket: {r.stderr}")
+    check([m["Subject"] for m in stored(h, "alice")] == ["deep home"], "the submitted message is stored")
+    r = wizmail(h, "stop")
+    check(r.returncode == 0, r.stderr)
+    wait_for(lambda: not is_server(pid), "the server stopped")
+
+
 def test_service_unit():
     h = make_home()
     r = wizmail(h, "service", "install", "--print")

@@ -1,5 +1,6 @@
 // Client side of the control socket, and the pid file checks.
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -18,14 +19,31 @@ namespace wizmail::control {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
+Result<UnixSocketName> UnixSocketName::make(const fs::path& path) {
+  constexpr std::size_t kMax = sizeof(sockaddr_un{}.sun_path) - 1;
+  if (path.native().size() <= kMax) return UnixSocketName(path.native(), -1);
+  auto folder = path.parent_path();
+  if (folder.empty()) folder = ".";
+  int dir = ::open(folder.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return fail_errno(util::cat("open ", folder.native()), errno);
+  UnixSocketName n(util::cat("/proc/self/fd/", std::to_string(dir), "/", path.filename().native()), dir);
+  if (n.name_.size() > kMax)
+    return fail(Errc::invalid_argument,
+                util::cat("socket name too long (max ", std::to_string(kMax), " bytes): ", path.filename().native()));
+  return n;
+}
+
+UnixSocketName::~UnixSocketName() {
+  if (dir_ >= 0) ::close(dir_);
+}
+
 Result<int> connect_unix(const fs::path& path) {
+  const auto& p = path.native();
+  auto name = UnixSocketName::make(path);
+  if (!name) return unexpected(name.error());
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  const auto& p = path.native();
-  if (p.size() >= sizeof addr.sun_path)
-    return fail(Errc::invalid_argument, "socket path too long (max " +
-                                            std::to_string(sizeof addr.sun_path - 1) + "): " + p);
-  std::memcpy(addr.sun_path, p.c_str(), p.size() + 1);
+  std::memcpy(addr.sun_path, name->name().c_str(), name->name().size() + 1);
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return fail_errno("socket", errno);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {

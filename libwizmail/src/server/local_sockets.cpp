@@ -81,12 +81,12 @@ bool peer_in_group(local::socket& s, gid_t gid) {
 Status bind_socket(local::acceptor& acc, const fs::path& path, mode_t mode) {
   auto tmp = path;
   tmp += ".new." + std::to_string(::getpid());
-  if (tmp.native().size() >= sizeof(sockaddr_un{}.sun_path))
-    return fail(Errc::invalid_argument, "socket path too long (max 107 bytes): " + tmp.string());
+  auto name = control::UnixSocketName::make(tmp);  // a deep home's path is longer than sun_path
+  if (!name) return unexpected(name.error());
   ::unlink(tmp.c_str());
   std::error_code ec;
   acc.open(local(), ec);
-  if (!ec) acc.bind(local::endpoint(tmp.native()), ec);
+  if (!ec) acc.bind(local::endpoint(name->name()), ec);
   if (ec) {
     acc.close(ec);
     return fail(Errc::io, "cannot bind " + tmp.string() + ": " + ec.message());
