@@ -3,7 +3,7 @@ tests/control, tests/outbound, tests/install): a temp home, free ports, a
 throwaway certificate, a wizmail-server that is always killed at exit,
 helper processes likewise, polling for an observable state, raw line reads,
 and a runner for scripts made of test_* functions."""
-import atexit, os, random, re, shutil, signal, socket, subprocess, sys, tempfile, time
+import atexit, os, poplib, random, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
 BUILD = os.environ.get("WIZMAIL_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SERVER = os.path.join(BUILD, "apps", "wizmail-server", "wizmail-server")
@@ -285,6 +285,20 @@ def start_redis(port):
     if not poll(lambda: port_open(port), 15):
         raise SystemExit("FAILED: redis-server did not start")
     return p
+
+
+def pop3_login_error(host, port, user, password):
+    """A POP3 login (USER/PASS, poplib): the -ERR line it got, or None when
+    it succeeded (then QUIT)."""
+    p = poplib.POP3(host, port, timeout=15)
+    p.user(user)
+    try:
+        p.pass_(password)
+    except poplib.error_proto as e:
+        p.close()
+        return e.args[0].decode()
+    p.quit()
+    return None
 
 
 def port_open(port):

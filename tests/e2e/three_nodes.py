@@ -431,15 +431,7 @@ def pop_login(n):
 
 
 def pop_error(n):
-    p = poplib.POP3(ADDR[n], ports[n]["pop"], timeout=15)
-    p.user("alice")
-    try:
-        p.pass_("secret")
-    except poplib.error_proto as e:
-        p.close()
-        return e.args[0].decode()
-    p.quit()
-    return None
+    return harness.pop3_login_error(ADDR[n], ports[n]["pop"], "alice", "secret")
 
 
 def lease_owner():
