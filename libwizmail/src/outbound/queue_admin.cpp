@@ -37,8 +37,8 @@ Status delete_queue_entry(const RelayQueue& queue, std::string_view id_view, boo
   }
   struct stat sb{};
   for (const auto& s : claimed)
-      if (::stat((s / id).c_str(), &sb) == 0)
-        return fail(Errc::busy, "queue entry " + id + " is being delivered right now; try again in a moment");
+    if (::stat((s / id).c_str(), &sb) == 0)
+      return fail(Errc::busy, "queue entry " + id + " is being delivered right now; try again in a moment");
   return fail(Errc::not_found, "no queue entry " + id);
 }
 
