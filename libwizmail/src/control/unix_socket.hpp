@@ -14,8 +14,8 @@ namespace wizmail::control {
 // path: sun_path holds 107 bytes, and a home on a deep mount (a network
 // file system's) makes longer ones. Such a path is reached through its
 // folder, opened here (O_PATH), as /proc/self/fd/N/NAME; bind() and
-// connect() resolve that while this object lives. A short path is used as
-// it is.
+// connect() resolve that while this object lives (Linux, with /proc
+// mounted). A short path is used as it is.
 class UnixSocketName {
  public:
   static Result<UnixSocketName> make(const std::filesystem::path& path);
