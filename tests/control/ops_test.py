@@ -501,7 +501,7 @@ def test_a_home_deeper_than_a_socket_name():
     wizmail-sendmail reach them the same way."""
     base = tempfile.mkdtemp(prefix="wizmail-deep-")
     atexit.register(shutil.rmtree, base, True)
-    deep = os.path.join(base, *(["a-folder-name-forty-characters-long-xxxx"] * 3))
+    deep = os.path.join(base, *(["nested-folder-of-a-deep-mount"] * 4))  # 120 bytes more
     os.makedirs(deep)
     h = harness.Home(root=deep, accounts=(("alice", "secret"), ("postmaster", "pm")))
     _homes.append(h)

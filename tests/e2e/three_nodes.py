@@ -330,7 +330,8 @@ def test_a_load_through_haproxy_with_a_node_killed():
                 with lock:
                     tried[token] = account
                 try:
-                    s = smtplib.SMTP("127.0.0.1", front["smtp"], timeout=30, source_address=(CLIENT, 0), local_hostname=EHLO)
+                    s = smtplib.SMTP("127.0.0.1", front["smtp"], timeout=30, source_address=(CLIENT, 0),
+                                     local_hostname=EHLO)
                     try:
                         s.ehlo(EHLO)
                         s.sendmail("sender@example.org", [f"{account}@localhost"],
@@ -417,7 +418,8 @@ def test_a_load_through_haproxy_with_a_node_killed():
 
     def one_via_haproxy(j):
         token = f"r{j:04d}"
-        with smtplib.SMTP("127.0.0.1", front["smtp"], timeout=30, source_address=(CLIENT, 0), local_hostname=EHLO) as s:
+        with smtplib.SMTP("127.0.0.1", front["smtp"], timeout=30, source_address=(CLIENT, 0),
+                          local_hostname=EHLO) as s:
             s.sendmail("sender@example.org", ["alice@localhost"], message(token, "alice@localhost", "back"))
         new = {p for p in mailbox_files("alice")} - before
         return any(writer(p) == "n1" for p in new)
